@@ -1,0 +1,105 @@
+"""The agent <-> dispatcher session protocol (swarmkit's dispatcher.proto, over a websocket).
+
+Transport: the agent opens ``wss://MANAGER:2377/session`` with its node certificate (mutual TLS,
+server name ``swarm-manager``). Every message is one JSON text frame encoding one of the structs
+below, told apart by ``Type``. Order of a session:
+
+    agent   -> Register      (its NodeDescription)
+    manager -> SessionInfo   (session id, heartbeat period, manager list, node role)
+    manager -> Assignments   (Full=True first: every task for the node with state >= ASSIGNED;
+                              then Full=False increments: changed tasks and removed IDs)
+    agent   -> Heartbeat     every HeartbeatPeriod; manager -> HeartbeatAck (next period)
+    agent   -> StatusUpdate  batched task statuses (latest per task wins)
+    manager -> SessionInfo   again whenever the manager list, period or role changes
+
+A node that misses 3 heartbeats is marked DOWN by the dispatcher. A session closed by the
+manager (node removed, certificate revoked) carries websocket close code 4403 and a reason.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+from shoal.model.objects import NodeDescription, Task, TaskStatus
+
+__all__ = [
+    "ManagerAddr",
+    "Register",
+    "SessionInfo",
+    "Assignments",
+    "Heartbeat",
+    "HeartbeatAck",
+    "TaskStatusUpdate",
+    "StatusUpdate",
+    "Message",
+    "encode_message",
+    "decode_message",
+    "CLOSE_REMOVED",
+]
+
+CLOSE_REMOVED = 4403  # websocket close code: this node may not hold a session any more
+
+
+class _Msg(msgspec.Struct, rename="pascal", kw_only=True, tag_field="Type", tag=True):
+    pass
+
+
+class ManagerAddr(msgspec.Struct, rename="pascal", kw_only=True):
+    node_i_d: str = msgspec.field(default="", name="NodeID")
+    addr: str = ""  # host:port of the manager's swarm listener
+
+
+class Register(_Msg, tag="register"):
+    description: NodeDescription
+    addr: str = ""  # the address the node advertises (its underlay IP)
+
+
+class SessionInfo(_Msg, tag="session"):
+    session_i_d: str = msgspec.field(name="SessionID")
+    node_i_d: str = msgspec.field(name="NodeID")
+    heartbeat_period: int  # nanoseconds
+    managers: list[ManagerAddr]
+    role: str  # "manager" | "worker": the role the node's certificate should carry
+
+
+class Assignments(_Msg, tag="assignments"):
+    full: bool
+    tasks: list[Task]  # new or changed tasks (the whole set when full)
+    removed: list[str] = []  # task IDs no longer assigned (incremental only)
+
+
+class Heartbeat(_Msg, tag="heartbeat"):
+    pass
+
+
+class HeartbeatAck(_Msg, tag="heartbeat_ack"):
+    period: int  # nanoseconds until the next heartbeat is due
+
+
+class TaskStatusUpdate(msgspec.Struct, rename="pascal", kw_only=True):
+    task_i_d: str = msgspec.field(name="TaskID")
+    status: TaskStatus
+
+
+class StatusUpdate(_Msg, tag="status"):
+    updates: list[TaskStatusUpdate]
+
+
+Message = Register | SessionInfo | Assignments | Heartbeat | HeartbeatAck | StatusUpdate
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(Message)
+
+
+def encode_message(msg: Message) -> str:
+    return _encoder.encode(msg).decode()
+
+
+def decode_message(data: str | bytes) -> Message:
+    return _decoder.decode(data)
+
+
+# Kept for type checkers that want the literal set of tags.
+Tag = Literal["register", "session", "assignments", "heartbeat", "heartbeat_ack", "status"]

@@ -1,0 +1,236 @@
+"""Stored objects: Node, Service, Task, Network, Cluster, in the Docker API's JSON shape.
+
+Every object carries ``Version.Index``: the store revision of its last write (the etcd
+mod_revision), filled in by the store on read. Fields the Docker API does not show (the CA key)
+live in separate structs that the API never encodes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, ClassVar
+
+import msgspec
+
+from shoal.model.specs import (
+    ClusterSpec,
+    EndpointSpec,
+    NetworkSpec,
+    NodeSpec,
+    Platform,
+    PortConfig,
+    ServiceSpec,
+    Struct,
+    TaskSpec,
+)
+from shoal.model.states import TaskState
+
+__all__ = [
+    "now",
+    "Version",
+    "StoredObject",
+    "EngineDescription",
+    "NodeResources",
+    "TLSInfo",
+    "NodeDescription",
+    "NodeStatus",
+    "ManagerStatus",
+    "Node",
+    "VirtualIP",
+    "Endpoint",
+    "UpdateStatus",
+    "JobStatus",
+    "Service",
+    "ContainerStatus",
+    "TaskStatus",
+    "NetworkAttachment",
+    "Task",
+    "Network",
+    "JoinTokens",
+    "RootCAState",
+    "Cluster",
+    "KINDS",
+]
+
+ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+def now() -> str:
+    """RFC 3339 with a zone, as the docker CLI requires."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Version(Struct):
+    index: int = 0
+
+
+class StoredObject(Struct):
+    """Fields every stored object has; ``kind`` names its table and etcd key prefix."""
+
+    kind: ClassVar[str] = ""
+    id: str = msgspec.field(name="ID")
+    version: Version = msgspec.field(default_factory=Version)
+    created_at: str = ZERO_TIME
+    updated_at: str = ZERO_TIME
+
+
+class EngineDescription(Struct):
+    engine_version: str = ""
+    labels: dict[str, str] | None = None
+    plugins: list[dict[str, str]] | None = None
+
+
+class NodeResources(Struct):
+    nano_cpus: int = msgspec.field(default=0, name="NanoCPUs")
+    memory_bytes: int = 0
+
+
+class TLSInfo(Struct):
+    trust_root: str = ""
+    cert_issuer_subject: str = ""
+    cert_issuer_public_key: str = ""
+
+
+class NodeDescription(Struct):
+    hostname: str = ""
+    platform: Platform = msgspec.field(default_factory=Platform)
+    resources: NodeResources = msgspec.field(default_factory=NodeResources)
+    engine: EngineDescription = msgspec.field(default_factory=EngineDescription)
+    t_l_s_info: TLSInfo | None = msgspec.field(default=None, name="TLSInfo")
+
+
+class NodeStatus(Struct):
+    state: str = "unknown"
+    message: str = ""
+    addr: str = ""
+
+
+class ManagerStatus(Struct):
+    leader: bool = False
+    reachability: str = "unknown"
+    addr: str = ""
+
+
+class Node(StoredObject, kw_only=True):
+    kind: ClassVar[str] = "nodes"
+    spec: NodeSpec = msgspec.field(default_factory=NodeSpec)
+    description: NodeDescription = msgspec.field(default_factory=NodeDescription)
+    status: NodeStatus = msgspec.field(default_factory=NodeStatus)
+    manager_status: ManagerStatus | None = None
+    # Internal: the role the node's certificate carries (Spec.Role is the desired role).
+    cert_role: str = ""
+
+
+class VirtualIP(Struct):
+    network_i_d: str = msgspec.field(default="", name="NetworkID")
+    addr: str = ""
+
+
+class Endpoint(Struct):
+    spec: EndpointSpec = msgspec.field(default_factory=EndpointSpec)
+    ports: list[PortConfig] | None = None
+    virtual_i_ps: list[VirtualIP] | None = msgspec.field(default=None, name="VirtualIPs")
+
+
+class UpdateStatus(Struct):
+    state: str = ""
+    started_at: str | None = None
+    completed_at: str | None = None
+    message: str = ""
+
+
+class JobStatus(Struct):
+    job_iteration: Version = msgspec.field(default_factory=Version)
+    last_execution: str | None = None
+
+
+class Service(StoredObject, kw_only=True):
+    kind: ClassVar[str] = "services"
+    spec: ServiceSpec = msgspec.field(default_factory=ServiceSpec)
+    previous_spec: ServiceSpec | None = None
+    endpoint: Endpoint = msgspec.field(default_factory=Endpoint)
+    update_status: UpdateStatus | None = None
+    job_status: JobStatus | None = None
+
+
+class ContainerStatus(Struct):
+    container_i_d: str = msgspec.field(default="", name="ContainerID")
+    p_i_d: int = msgspec.field(default=0, name="PID")
+    exit_code: int = 0
+
+
+class TaskStatus(Struct):
+    timestamp: str = ZERO_TIME
+    state: str = "new"
+    message: str = ""
+    err: str = ""
+    container_status: ContainerStatus | None = None
+    port_status: dict[str, Any] | None = None
+
+    @property
+    def task_state(self) -> TaskState:
+        return TaskState.parse(self.state)
+
+
+class NetworkAttachment(Struct):
+    network: dict[str, Any] = msgspec.field(default_factory=dict)
+    addresses: list[str] | None = None
+
+
+class Task(StoredObject, kw_only=True):
+    kind: ClassVar[str] = "tasks"
+    name: str = ""
+    labels: dict[str, str] | None = None
+    spec: TaskSpec = msgspec.field(default_factory=TaskSpec)
+    service_i_d: str = msgspec.field(default="", name="ServiceID")
+    slot: int = 0
+    node_i_d: str = msgspec.field(default="", name="NodeID")
+    status: TaskStatus = msgspec.field(default_factory=TaskStatus)
+    desired_state: str = "running"
+    networks_attachments: list[NetworkAttachment] | None = None
+    job_iteration: Version | None = None
+    # Internal: the service's endpoint spec when the task was made (for "is this task dirty").
+    endpoint_spec: EndpointSpec | None = None
+
+    @property
+    def state(self) -> TaskState:
+        return TaskState.parse(self.status.state)
+
+    @property
+    def desired(self) -> TaskState:
+        return TaskState.parse(self.desired_state)
+
+
+class Network(StoredObject, kw_only=True):
+    kind: ClassVar[str] = "networks"
+    spec: NetworkSpec = msgspec.field(default_factory=NetworkSpec)
+    driver_state: dict[str, Any] | None = None
+
+
+class JoinTokens(Struct):
+    worker: str = ""
+    manager: str = ""
+
+
+class RootCAState(Struct):
+    """The CA's key and certificate; never shown by the API (swarmkit keeps it in raft too)."""
+
+    ca_cert: str = msgspec.field(default="", name="CACert")
+    ca_key: str = msgspec.field(default="", name="CAKey")
+
+
+class Cluster(StoredObject, kw_only=True):
+    kind: ClassVar[str] = "clusters"
+    spec: ClusterSpec = msgspec.field(default_factory=ClusterSpec)
+    t_l_s_info: TLSInfo = msgspec.field(default_factory=TLSInfo, name="TLSInfo")
+    root_rotation_in_progress: bool = False
+    default_addr_pool: list[str] = msgspec.field(default_factory=lambda: ["10.0.0.0/8"])
+    subnet_size: int = 24
+    data_path_port: int = 4789
+    join_tokens: JoinTokens = msgspec.field(default_factory=JoinTokens)
+    root_c_a: RootCAState | None = msgspec.field(default=None, name="RootCA")
+
+
+KINDS: dict[str, type[StoredObject]] = {
+    cls.kind: cls for cls in (Node, Service, Task, Network, Cluster)
+}

@@ -1,0 +1,229 @@
+"""The store: in-memory tables that are a cache of the replicated backend, and transactions.
+
+Reads (``view()``) are local and immediate. Writes (``update(fn)``) run ``fn`` against the
+current view, which records creates/updates/deletes in a ``Tx``; the store commits them as one
+backend transaction that compares every touched key's revision (optimistic concurrency), then
+waits until its own cache has applied that revision, so a caller reads its own writes.
+The cache is fed only by the backend's watch (list, then watch from that revision); a watch that
+falls behind compaction re-lists.
+
+Called by controlapi, orchestrators, scheduler, dispatcher; see docs/architecture.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+from typing import TypeVar
+
+import msgspec
+
+from shoal.errors import SequenceConflict, Unavailable
+from shoal.model.objects import KINDS, StoredObject, now
+from shoal.store.backend import (
+    KV,
+    MAX_TXN_BYTES,
+    MAX_TXN_OPS,
+    Backend,
+    Compacted,
+    Compare,
+    Event,
+    EventType,
+    Op,
+)
+from shoal.store.tables import Tables
+from shoal.store.watch import Change, Subscription
+
+__all__ = ["Store", "Tx", "copy"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+O = TypeVar("O", bound=StoredObject)
+
+PREFIX = "/shoal/v1/"
+_decoders = {kind: msgspec.json.Decoder(cls) for kind, cls in KINDS.items()}
+_encoder = msgspec.json.Encoder()
+
+
+def copy(obj: O) -> O:
+    """A deep copy to modify: cached objects are shared and never mutated."""
+    return msgspec.json.decode(_encoder.encode(obj), type=type(obj))
+
+
+def _key(kind: str, obj_id: str) -> str:
+    return f"{PREFIX}{kind}/{obj_id}"
+
+
+class Tx:
+    """The writes of one ``Store.update`` call, with the revision each write expects."""
+
+    def __init__(self, view: Tables) -> None:
+        self.view = view
+        self._writes: dict[str, tuple[int, StoredObject | None]] = {}
+
+    def create(self, obj: StoredObject) -> None:
+        obj.created_at = obj.updated_at = now()
+        self._writes[_key(obj.kind, obj.id)] = (0, obj)
+
+    def update(self, obj: StoredObject) -> None:
+        """Write ``obj``; fails with SequenceConflict unless its Version.Index is the stored one."""
+        obj.updated_at = now()
+        self._writes[_key(obj.kind, obj.id)] = (obj.version.index, obj)
+
+    def delete(self, obj: StoredObject) -> None:
+        self._writes[_key(obj.kind, obj.id)] = (obj.version.index, None)
+
+    def __len__(self) -> int:
+        return len(self._writes)
+
+    def chunks(self) -> list[tuple[list[Compare], list[Op]]]:
+        """The writes split within the backend's per-transaction limits."""
+        out: list[tuple[list[Compare], list[Op]]] = []
+        compares: list[Compare] = []
+        ops: list[Op] = []
+        size = 0
+        for key, (expected, obj) in self._writes.items():
+            value = None if obj is None else _encoder.encode(obj)
+            n = len(key) + (len(value) if value else 0)
+            if ops and (len(ops) >= MAX_TXN_OPS or size + n > MAX_TXN_BYTES):
+                out.append((compares, ops))
+                compares, ops, size = [], [], 0
+            compares.append(Compare(key, expected))
+            ops.append(Op(key, value))
+            size += n
+        if ops:
+            out.append((compares, ops))
+        return out
+
+
+class Store:
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self._tables = Tables()
+        self.revision = 0
+        self._subs: list[Subscription] = []
+        self._applied = asyncio.Condition()
+        self._feeder: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()  # one writer at a time, as swarmkit's update lock
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def start(self) -> None:
+        await self._load()
+        self._feeder = asyncio.create_task(self._feed(), name="store-feed")
+
+    async def close(self) -> None:
+        if self._feeder is not None:
+            self._feeder.cancel()
+            try:
+                await self._feeder
+            except (asyncio.CancelledError, Exception):
+                pass
+            self._feeder = None
+
+    async def _load(self) -> None:
+        revision, kvs = await self.backend.list(PREFIX)
+        tables = Tables()
+        for kv in kvs:
+            obj = self._decode(kv)
+            if obj is not None:
+                tables.put(obj)
+        old, self._tables = self._tables, tables
+        self.revision = revision
+        changes = [Change(k, o, None, revision) for k, t in old.by_id.items() for o in t.values()]
+        changes += [Change(k, None, o, revision) for k, t in tables.by_id.items() for o in t.values()]
+        self._publish(changes)
+
+    async def _feed(self) -> None:
+        while True:
+            try:
+                async for events in self.backend.watch(PREFIX, self.revision + 1):
+                    await self._apply(events)
+                raise Unavailable("store watch ended")
+            except Compacted:
+                log.warning("store watch compacted at revision %d; re-listing", self.revision)
+                await self._load()
+            except Unavailable as exc:
+                log.warning("store watch broken (%s); retrying", exc)
+                await asyncio.sleep(0.5)
+
+    def _decode(self, kv: KV) -> StoredObject | None:
+        kind = kv.key[len(PREFIX) :].split("/", 1)[0]
+        decoder = _decoders.get(kind)
+        if decoder is None:
+            return None
+        obj = decoder.decode(kv.value)
+        obj.version.index = kv.mod_revision
+        return obj
+
+    async def _apply(self, events: list[Event]) -> None:
+        changes: list[Change] = []
+        for ev in events:
+            kind, _, obj_id = ev.kv.key[len(PREFIX) :].partition("/")
+            if kind not in KINDS:
+                continue
+            if ev.type is EventType.DELETE:
+                old = self._tables.delete(kind, obj_id)
+                if old is not None:
+                    changes.append(Change(kind, old, None, ev.revision))
+            else:
+                new = self._decode(ev.kv)
+                if new is not None:
+                    changes.append(Change(kind, self._tables.put(new), new, ev.revision))
+        self.revision = max(self.revision, events[-1].revision) if events else self.revision
+        self._publish(changes)
+        async with self._applied:
+            self._applied.notify_all()
+
+    def _publish(self, changes: list[Change]) -> None:
+        if changes:
+            for sub in list(self._subs):
+                sub.publish(changes)
+
+    # -- reads -----------------------------------------------------------------------------
+    def view(self) -> Tables:
+        return self._tables
+
+    def subscribe(self, kinds: Iterable[type[StoredObject]]) -> Subscription:
+        sub = Subscription(frozenset(k.kind for k in kinds), self._subs.remove)
+        self._subs.append(sub)
+        return sub
+
+    async def wait_for_revision(self, revision: int, timeout: float = 10.0) -> None:
+        async def _wait() -> None:
+            async with self._applied:
+                await self._applied.wait_for(lambda: self.revision >= revision)
+
+        try:
+            await asyncio.wait_for(_wait(), timeout)
+        except TimeoutError as exc:
+            raise Unavailable(f"store did not apply revision {revision} in {timeout}s") from exc
+
+    # -- writes ----------------------------------------------------------------------------
+    async def update(
+        self, fn: Callable[[Tx], T], *, retries: int = 0, atomic: bool = True
+    ) -> T:
+        """Run ``fn`` on the current view and commit what it wrote.
+
+        A revision conflict re-runs ``fn`` on the refreshed view up to ``retries`` times, then
+        raises SequenceConflict. With ``atomic=False`` large write sets are split into several
+        transactions (each atomic on its own), like swarmkit's ``Batch``.
+        """
+        for attempt in range(retries + 1):
+            async with self._lock:
+                tx = Tx(self._tables)
+                result = fn(tx)
+                chunks = tx.chunks()
+                if len(chunks) > 1 and atomic:
+                    raise ValueError(f"transaction too large: {len(tx)} writes")
+                ok, revision = True, self.revision
+                for compares, ops in chunks:
+                    res = await self.backend.txn(compares, ops)
+                    revision = res.revision
+                    ok = ok and res.succeeded
+                await self.wait_for_revision(revision)
+            if ok:
+                return result
+            if attempt < retries:
+                log.debug("store conflict, retry %d", attempt + 1)
+        raise SequenceConflict()
