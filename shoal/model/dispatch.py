@@ -18,7 +18,7 @@ manager (node removed, certificate revoked) carries websocket close code 4403 an
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, cast
 
 import msgspec
 
@@ -98,7 +98,7 @@ def encode_message(msg: Message) -> str:
 
 
 def decode_message(data: str | bytes) -> Message:
-    return _decoder.decode(data)
+    return cast(Message, _decoder.decode(data))
 
 
 # Kept for type checkers that want the literal set of tags.

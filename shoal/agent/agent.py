@@ -1,0 +1,145 @@
+"""Agent: keeps exactly one session with a manager and runs the worker (swarmkit agent.go).
+
+The daemon builds an Agent with its executor, state dir, TLS context factory and the managers
+it joined through, and runs ``run()`` in its task group. The agent restores the worker's tasks
+from disk first (they keep running without a manager), then loops: one Session at a time,
+rotating through the known managers (the list learnt from SessionInfo is persisted in
+``state.json`` and used after a restart) with backoff 100 ms doubling to 8 s, with jitter,
+reset once a session is established. ``NodeRemoved`` (close code 4403) ends ``run()`` with that
+error. ``stop()`` or cancellation ends the sessions and leaves tasks running; only
+``shutdown_all()`` (swarm leave) stops and removes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import ssl
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import aiohttp
+
+from shoal.agent.reporter import Reporter
+from shoal.agent.session import NodeRemoved, Session, SessionDropped
+from shoal.agent.storage import load_managers, save_managers
+from shoal.agent.worker import Worker
+from shoal.exec.executor import Executor
+from shoal.model.dispatch import Register, SessionInfo
+
+__all__ = ["Agent", "Backoff"]
+
+log = logging.getLogger(__name__)
+
+
+class Backoff:
+    """100 ms doubling to 8 s, each delay scaled by a random 0.8-1.2 (swarmkit's reconnect)."""
+
+    def __init__(self, *, base: float = 0.1, cap: float = 8.0, jitter: float = 0.2) -> None:
+        self._base, self._cap, self._jitter = base, cap, jitter
+        self._attempt = 0
+
+    def reset(self) -> None:
+        self._attempt = 0
+
+    def next(self) -> float:
+        delay = min(self._cap, self._base * (1 << self._attempt))
+        self._attempt = min(self._attempt + 1, 32)
+        return min(self._cap, delay * random.uniform(1 - self._jitter, 1 + self._jitter))
+
+
+class Agent:
+    def __init__(self, *, executor: Executor, state_dir: Path,
+                 ssl_context: Callable[[], ssl.SSLContext], managers: list[str], addr: str,
+                 on_session: Callable[[SessionInfo], Awaitable[None]] | None = None) -> None:
+        self._executor = executor
+        self._state_dir = Path(state_dir)
+        self._ssl_context = ssl_context
+        self._addr = addr
+        self._on_session = on_session
+        known = [m.addr for m in load_managers(self._state_dir) if m.addr]
+        self._managers = list(dict.fromkeys([*managers, *known]))
+        self._next = 0
+        self._current = ""
+        self.reporter = Reporter()
+        self.worker = Worker(executor, self._state_dir, self.reporter)
+        self.session_info: SessionInfo | None = None
+        self.connected = asyncio.Event()  # set while a session is established
+        self._loop_task: asyncio.Task[None] | None = None
+
+    @property
+    def managers(self) -> list[str]:
+        return list(self._managers)
+
+    async def run(self) -> None:
+        """Run until cancelled or ``stop()``; raises NodeRemoved if the swarm removed us."""
+        self._loop_task = asyncio.create_task(self._loop(), name="agent-sessions")
+        try:
+            await self._loop_task
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # run() itself was cancelled
+            # stop() cancelled the loop: a normal end
+        finally:
+            if not self._loop_task.done():
+                self._loop_task.cancel()
+                await asyncio.gather(self._loop_task, return_exceptions=True)
+
+    async def stop(self) -> None:
+        """End the session; tasks keep running."""
+        task = self._loop_task
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def shutdown_all(self) -> None:
+        """Shut down and remove every task of this node (swarm leave)."""
+        await self.worker.shutdown_all()
+
+    async def _loop(self) -> None:
+        await self.worker.init()
+        backoff = Backoff()
+        try:
+            async with aiohttp.ClientSession() as http:
+                while True:
+                    if not self._managers:
+                        raise SessionDropped("no manager address known")
+                    manager = self._managers[self._next % len(self._managers)]
+                    self._next += 1
+                    self._current = manager
+                    session = Session(
+                        manager, http=http, ssl_context=self._ssl_context(),
+                        register=Register(description=self._executor.describe(),
+                                          addr=self._addr),
+                        worker=self.worker, reporter=self.reporter, on_info=self._handle_info)
+                    try:
+                        await session.run()
+                    except NodeRemoved:
+                        log.error("the manager removed this node from the swarm")
+                        raise
+                    except SessionDropped as exc:
+                        log.warning("session with %s dropped: %s", manager, exc)
+                    finally:
+                        self.connected.clear()
+                    if session.established:
+                        backoff.reset()
+                    await asyncio.sleep(backoff.next())
+        finally:
+            await self.worker.close()
+
+    async def _handle_info(self, info: SessionInfo) -> None:
+        self.session_info = info
+        addrs = [m.addr for m in info.managers if m.addr]
+        if addrs:
+            if set(addrs) != set(self._managers):
+                log.info("managers: %s", ", ".join(addrs))
+            self._managers = addrs
+            # after this session drops, the rotation tries the others before this one again
+            current = self._current
+            self._next = addrs.index(current) + 1 if current in addrs else 0
+            save_managers(self._state_dir, info.managers)
+        self.connected.set()
+        if self._on_session is not None:
+            await self._on_session(info)

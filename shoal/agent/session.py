@@ -1,0 +1,175 @@
+"""Session: one websocket session with one manager's dispatcher (swarmkit agent/session.go).
+
+Order (shoal.model.dispatch): connect ``wss://MANAGER/session`` (server name swarm-manager),
+send Register, read SessionInfo (within REGISTER_TIMEOUT), then three loops side by side until
+one fails: the reader (SessionInfo, Assignments, HeartbeatAck), the heartbeat (send one every
+period; no ack within the period drops the session) and the reporter (StatusUpdates). The
+session ends only by an error: ``SessionDropped`` (reconnect elsewhere) or ``NodeRemoved``
+(close code 4403: stop the agent). Agent (agent.py) owns reconnects and backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, NoReturn
+
+import aiohttp
+import msgspec
+
+from shoal.agent.reporter import Reporter
+from shoal.agent.worker import Worker
+from shoal.errors import PermissionDenied, Unavailable
+from shoal.model.dispatch import (
+    CLOSE_REMOVED,
+    Assignments,
+    Heartbeat,
+    HeartbeatAck,
+    Message,
+    Register,
+    SessionInfo,
+    StatusUpdate,
+    decode_message,
+    encode_message,
+)
+
+__all__ = ["SERVER_NAME", "NodeRemoved", "Session", "SessionDropped"]
+
+log = logging.getLogger(__name__)
+
+SERVER_NAME = "swarm-manager"  # every manager's certificate carries this DNS name
+REGISTER_TIMEOUT = 10.0  # seconds for the manager to answer Register with SessionInfo
+DEFAULT_PERIOD = 5.0  # seconds between heartbeats until the manager says otherwise
+
+
+class SessionDropped(Unavailable):
+    """The session broke (connect failed, socket closed, heartbeat not acknowledged)."""
+
+
+class NodeRemoved(PermissionDenied):
+    """The manager closed the session with CLOSE_REMOVED: this node is no longer in the swarm."""
+
+
+OnInfo = Callable[[SessionInfo], Awaitable[None]]
+
+
+class Session:
+    def __init__(self, manager: str, *, http: aiohttp.ClientSession, ssl_context: ssl.SSLContext,
+                 register: Register, worker: Worker, reporter: Reporter,
+                 on_info: OnInfo) -> None:
+        self.manager = manager
+        self.established = False  # SessionInfo received
+        self._http = http
+        self._ssl = ssl_context
+        self._register = register
+        self._worker = worker
+        self._reporter = reporter
+        self._on_info = on_info
+        self._period = DEFAULT_PERIOD
+        self._acked = asyncio.Event()
+
+    async def run(self) -> NoReturn:
+        url = f"wss://{self.manager}/session"
+        try:
+            ws = await self._http.ws_connect(url, ssl=self._ssl, server_hostname=SERVER_NAME,
+                                             autoping=True, max_msg_size=0)
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise SessionDropped(f"cannot connect to {url}: {exc}") from exc
+        try:
+            await self._send(ws, self._register)
+            try:
+                first = await asyncio.wait_for(self._receive(ws), REGISTER_TIMEOUT)
+            except TimeoutError:
+                raise SessionDropped(f"{self.manager}: no SessionInfo after Register") from None
+            if not isinstance(first, SessionInfo):
+                raise SessionDropped(f"{self.manager}: expected SessionInfo, got {first!r}")
+            await self._handle_info(first)
+            self.established = True
+            log.info("session %s with %s established", first.session_i_d, self.manager)
+            await _first_error(
+                (self._read(ws), "agent-session-read"),
+                (self._heartbeat(ws), "agent-session-heartbeat"),
+                (self._reporter.run(lambda m: self._send(ws, m)), "agent-session-report"),
+            )
+        finally:
+            await ws.close()
+
+    async def _send(self, ws: aiohttp.ClientWebSocketResponse,
+                    msg: Register | Heartbeat | StatusUpdate) -> None:
+        try:
+            await ws.send_str(encode_message(msg))
+        except (aiohttp.ClientError, ConnectionError, OSError) as exc:
+            raise SessionDropped(f"{self.manager}: send failed: {exc}") from exc
+
+    async def _receive(self, ws: aiohttp.ClientWebSocketResponse) -> Message:
+        while True:
+            msg = await ws.receive()
+            if msg.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
+                try:
+                    return decode_message(msg.data)
+                except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                    log.warning("%s: ignoring an undecodable message: %s", self.manager, exc)
+                    continue
+            if msg.type == aiohttp.WSMsgType.ERROR:
+                raise SessionDropped(f"{self.manager}: {ws.exception()}")
+            code = ws.close_code
+            if msg.type == aiohttp.WSMsgType.CLOSE:
+                code = msg.data
+            if code == CLOSE_REMOVED:
+                reason = msg.extra if isinstance(msg.extra, str) and msg.extra else ""
+                raise NodeRemoved(reason or "this node was removed from the swarm")
+            raise SessionDropped(f"{self.manager} closed the session (code {code})")
+
+    async def _handle_info(self, info: SessionInfo) -> None:
+        if info.heartbeat_period > 0:
+            self._period = info.heartbeat_period / 1e9
+        await self._on_info(info)
+
+    async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        while True:
+            msg = await self._receive(ws)
+            if isinstance(msg, SessionInfo):
+                await self._handle_info(msg)
+            elif isinstance(msg, Assignments):
+                if msg.full:
+                    await self._worker.assign(msg.tasks)
+                else:
+                    await self._worker.update(msg.tasks, msg.removed)
+            elif isinstance(msg, HeartbeatAck):
+                if msg.period > 0:
+                    self._period = msg.period / 1e9
+                self._acked.set()
+            else:
+                log.debug("%s: ignoring %s", self.manager, type(msg).__name__)
+
+    async def _heartbeat(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            period = self._period
+            due = loop.time() + period
+            self._acked.clear()
+            await self._send(ws, Heartbeat())
+            try:
+                await asyncio.wait_for(self._acked.wait(), period)
+            except TimeoutError:
+                raise SessionDropped(
+                    f"{self.manager}: no heartbeat ack within {period:.1f} s") from None
+            await asyncio.sleep(max(0.0, due - loop.time()))
+
+
+async def _first_error(*jobs: tuple[Coroutine[Any, Any, None], str]) -> NoReturn:
+    """Run the loops side by side; when one ends, cancel the others and raise its error."""
+    tasks = [asyncio.create_task(coro, name=name) for coro, name in jobs]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    first = next(iter(done))
+    exc = first.exception()
+    if exc is None:
+        raise SessionDropped(f"session loop {first.get_name()} ended")
+    raise exc

@@ -1,0 +1,134 @@
+"""Worker: reconciles the manager's assignments with the task runners (swarmkit agent/worker.go).
+
+``assign(tasks)`` takes the full set: runners start for new tasks, changed tasks go to their
+runner, and tasks no longer assigned are shut down (if still live) and removed, in the
+background so a slow stop never holds up the session. ``update(tasks, removed)`` does the same
+for an increment. Each task, with its latest status, is kept in TaskStorage; ``init()`` reads
+them back so a worker that lost its manager keeps running its tasks (a running sim or runc
+container is re-attached: the runner resumes at RUNNING and waits). ``close()`` leaves
+containers running; ``shutdown_all()`` (swarm leave) shuts down and removes every task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from shoal.agent.reporter import Reporter
+from shoal.agent.runner import TaskRunner
+from shoal.agent.storage import TaskStorage
+from shoal.agent.task import transition
+from shoal.exec.executor import Executor
+from shoal.model.objects import Task, TaskStatus
+from shoal.model.states import TaskState
+
+__all__ = ["Worker"]
+
+log = logging.getLogger(__name__)
+
+
+class Worker:
+    def __init__(self, executor: Executor, state_dir: Path, reporter: Reporter) -> None:
+        self._executor = executor
+        self._storage = TaskStorage(state_dir)
+        self._reporter = reporter
+        self._runners: dict[str, TaskRunner] = {}
+        self._removing: dict[str, asyncio.Task[None]] = {}
+
+    @property
+    def tasks(self) -> dict[str, Task]:
+        """Assigned tasks as the agent knows them (the agent's status)."""
+        return {task_id: r.task for task_id, r in self._runners.items()}
+
+    async def init(self) -> None:
+        """Restart runners for the tasks on disk, and report their last status."""
+        for task in self._storage.load_all():
+            if task.id not in self._runners:
+                log.info("task %s: restored in state %s", task.id, task.status.state)
+                self._reporter.report(task.id, task.status)
+                self._start(task)
+
+    async def assign(self, tasks: list[Task]) -> None:
+        """The full set of tasks assigned to this node."""
+        wanted = {t.id for t in tasks}
+        for task_id in [i for i in self._runners if i not in wanted]:
+            self._remove(task_id)
+        for task in tasks:
+            await self._upsert(task)
+
+    async def update(self, tasks: list[Task], removed: list[str]) -> None:
+        """An increment: new or changed tasks, and IDs no longer assigned."""
+        for task_id in removed:
+            self._remove(task_id)
+        for task in tasks:
+            await self._upsert(task)
+
+    async def _upsert(self, task: Task) -> None:
+        pending = self._removing.get(task.id)
+        if pending is not None:
+            await asyncio.gather(pending, return_exceptions=True)
+        runner = self._runners.get(task.id)
+        if runner is None:
+            self._start(task)
+        elif runner.update(task):
+            self._storage.save(runner.task)
+
+    def _start(self, task: Task) -> None:
+        try:
+            controller = self._executor.controller(task)
+        except Exception as exc:  # noqa: BLE001 - swarmkit's Resolve: the task cannot run here
+            log.warning("task %s: no controller: %s", task.id, exc)
+            if task.state < TaskState.REJECTED:
+                status = transition(task.status, TaskState.REJECTED, "rejected", err=str(exc))
+                self._reporter.report(task.id, status)
+            return
+        self._storage.save(task)
+        runner = TaskRunner(task, controller, self._on_status)
+        self._runners[task.id] = runner
+        runner.start()
+
+    async def _on_status(self, task: Task, status: TaskStatus) -> None:
+        if self._runners.get(task.id) is None:
+            return  # removed meanwhile
+        self._storage.save(task)
+        self._reporter.report(task.id, status)
+
+    def _remove(self, task_id: str) -> None:
+        runner = self._runners.pop(task_id, None)
+        if runner is None:
+            return
+        log.info("task %s: no longer assigned, removing", task_id)
+
+        async def remove() -> None:
+            try:
+                final = await runner.remove()
+                if final is not None:
+                    self._reporter.report(task_id, final)
+                self._storage.delete(task_id)
+                self._reporter.forget(task_id)
+            finally:
+                self._removing.pop(task_id, None)
+
+        self._removing[task_id] = asyncio.create_task(remove(), name=f"task-remove-{task_id}")
+
+    async def close(self) -> None:
+        """Stop every runner, leaving the containers as they are; finish removals."""
+        await asyncio.gather(*(r.stop() for r in self._runners.values()))
+        self._runners.clear()
+        await asyncio.gather(*list(self._removing.values()), return_exceptions=True)
+
+    async def shutdown_all(self) -> None:
+        """Shut down and remove every task and forget them (swarm leave); works after
+        ``close()`` too, from the tasks on disk."""
+        for task in self._storage.load_all():
+            if task.id not in self._runners:
+                try:
+                    controller = self._executor.controller(task)
+                except Exception:  # noqa: BLE001 - nothing to stop then
+                    self._storage.delete(task.id)
+                    continue
+                self._runners[task.id] = TaskRunner(task, controller, self._on_status)
+        for task_id in list(self._runners):
+            self._remove(task_id)
+        await asyncio.gather(*list(self._removing.values()), return_exceptions=True)

@@ -1,0 +1,92 @@
+"""The driver interface between the agent and whatever runs tasks (swarmkit agent/exec).
+
+An ``Executor`` describes the node and makes one ``Controller`` per task; the agent's step
+function (shoal.agent.task) calls the controller's methods, one per state transition:
+
+    prepare()   PREPARING -> READY      pull the image, create the container (idempotent)
+    start()     STARTING  -> RUNNING    returns once running, and healthy with a health check
+    wait()      RUNNING   -> COMPLETE   returns the exit code 0; raises ExitError / Unhealthy
+    shutdown()  any       -> SHUTDOWN   stop gracefully (stop grace period)
+    terminate()             kill now
+    remove()                remove the container and everything the controller made
+    update(t)               a newer version of the task (spec or desired state)
+
+Optional abilities are separate small protocols (``ContainerStatuser``). Implementations:
+shoal.exec.sim (no processes) and shoal.exec.runc. This package imports only shoal.model and
+shoal.errors.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Protocol, runtime_checkable
+
+from shoal.model.objects import (
+    ContainerStatus,
+    EngineDescription,
+    NodeDescription,
+    NodeResources,
+    Task,
+)
+from shoal.model.specs import Platform
+
+__all__ = ["ContainerStatuser", "Controller", "Executor", "host_description"]
+
+
+class Controller(Protocol):
+    """Runs one task; every method may be called again after a restart (idempotent)."""
+
+    async def prepare(self) -> None: ...
+
+    async def start(self) -> None: ...
+
+    async def wait(self) -> int: ...
+
+    async def shutdown(self) -> None: ...
+
+    async def terminate(self) -> None: ...
+
+    async def remove(self) -> None: ...
+
+    def update(self, task: Task) -> None: ...
+
+
+@runtime_checkable
+class ContainerStatuser(Protocol):
+    """A controller that can say which container and process run the task."""
+
+    def status(self) -> ContainerStatus: ...
+
+
+class Executor(Protocol):
+    """Describes the node and makes controllers."""
+
+    def describe(self) -> NodeDescription: ...
+
+    def controller(self, task: Task) -> Controller: ...
+
+
+def _memory_bytes() -> int:
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def host_description(hostname: str, engine_labels: dict[str, str] | None = None,
+                     *, engine_version: str = "") -> NodeDescription:
+    """This machine as a NodeDescription: os.uname, CPUs in nano-CPUs, MemTotal in bytes."""
+    uname = os.uname()
+    return NodeDescription(
+        hostname=hostname,
+        platform=Platform(architecture=uname.machine, os=uname.sysname.lower()),
+        resources=NodeResources(
+            nano_cpus=(os.cpu_count() or 1) * 1_000_000_000, memory_bytes=_memory_bytes()
+        ),
+        engine=EngineDescription(engine_version=engine_version,
+                                 labels=dict(engine_labels or {})),
+    )

@@ -1,0 +1,248 @@
+"""The cluster root CA: creates the swarm-ca root and signs node certificates from CSRs.
+
+The root certificate and key live in the Cluster object so every manager can sign; the CA
+server (``/ca/join``, ``/ca/renew``) calls ``Signer.sign`` once it has decided the node's ID and
+role. ``RootCA`` is the local signer; an external CA would be another ``Signer``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from shoal.errors import FailedPrecondition, InvalidArgument
+from shoal.manager.ca.subjects import CA_CN, MANAGER_OU, Role, ou_for_role, parse_certificates
+
+__all__ = [
+    "BACKDATE",
+    "MIN_NODE_CERT_EXPIRY",
+    "NODE_CERT_EXPIRY",
+    "ROOT_CA_EXPIRY",
+    "RootCA",
+    "Signer",
+]
+
+ROOT_CA_EXPIRY = timedelta(seconds=630720000)  # 20 years, swarmkit RootCAExpiration
+NODE_CERT_EXPIRY = timedelta(days=90)  # swarmkit DefaultNodeCertExpiration (2160h)
+MIN_NODE_CERT_EXPIRY = timedelta(hours=1)  # swarmkit MinNodeCertExpiration
+BACKDATE = timedelta(hours=1)  # NotBefore in the past, against clock skew between nodes
+
+
+class Signer(Protocol):
+    """Turns a node's CSR into a certificate chain whose subject the CA chose."""
+
+    def sign(
+        self,
+        csr_pem: str,
+        *,
+        node_id: str,
+        role: Role,
+        cluster_id: str,
+        expiry: timedelta = NODE_CERT_EXPIRY,
+        san_ips: Sequence[str] = (),
+        san_dns: Sequence[str] = (),
+    ) -> str:
+        """The PEM chain (node certificate first) for ``csr_pem``."""
+        ...
+
+
+class RootCA:
+    """A root certificate and, on managers, its private key."""
+
+    def __init__(self, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey | None) -> None:
+        self._cert = cert
+        self._key = key
+        self._cert_pem = cert.public_bytes(serialization.Encoding.PEM).decode()
+
+    @classmethod
+    def create(cls, expiry: timedelta = ROOT_CA_EXPIRY) -> RootCA:
+        """A new self-signed root: ECDSA P-256, CN=swarm-ca."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, CA_CN)])
+        now = datetime.now(UTC)
+        public = key.public_key()
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(public)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - BACKDATE)
+            .not_valid_after(now + expiry)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(_CA_KEY_USAGE, critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+            .sign(key, hashes.SHA256())
+        )
+        return cls(cert, key)
+
+    @classmethod
+    def from_pem(cls, cert_pem: str, key_pem: str | None = None) -> RootCA:
+        """A root CA from stored PEM; without the key it can verify but not sign."""
+        cert = parse_certificates(cert_pem, what="root CA certificate")[0]
+        try:
+            constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+        except x509.ExtensionNotFound:
+            constraints = None
+        if constraints is None or not constraints.ca:
+            raise InvalidArgument("invalid root CA certificate: not a CA certificate")
+        if key_pem is None:
+            return cls(cert, None)
+        try:
+            key = serialization.load_pem_private_key(key_pem.encode(), password=None)
+        except (ValueError, TypeError) as exc:
+            raise InvalidArgument(f"invalid root CA key: {exc}") from exc
+        if not isinstance(key, ec.EllipticCurvePrivateKey) or key.public_key() != cert.public_key():
+            raise InvalidArgument("invalid root CA key: it does not match the root CA certificate")
+        return cls(cert, key)
+
+    @property
+    def certificate(self) -> x509.Certificate:
+        return self._cert
+
+    @property
+    def cert_pem(self) -> str:
+        return self._cert_pem
+
+    @property
+    def key_pem(self) -> str | None:
+        """The private key as unencrypted PKCS#8 PEM, or None on a verify-only CA."""
+        if self._key is None:
+            return None
+        return self._key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode()
+
+    @property
+    def can_sign(self) -> bool:
+        return self._key is not None
+
+    @property
+    def digest(self) -> bytes:
+        """SHA-256 of the DER certificate: the digest part of the join tokens."""
+        return hashlib.sha256(self._cert.public_bytes(serialization.Encoding.DER)).digest()
+
+    @property
+    def not_after(self) -> datetime:
+        return self._cert.not_valid_after_utc
+
+    def sign(
+        self,
+        csr_pem: str,
+        *,
+        node_id: str,
+        role: Role,
+        cluster_id: str,
+        expiry: timedelta = NODE_CERT_EXPIRY,
+        san_ips: Sequence[str] = (),
+        san_dns: Sequence[str] = (),
+    ) -> str:
+        """A node certificate for ``csr_pem``; the CSR's own subject and extensions are ignored."""
+        if self._key is None:
+            raise FailedPrecondition("this root CA has no signing key")
+        if expiry < MIN_NODE_CERT_EXPIRY:
+            raise InvalidArgument("minimum certificate expiry time is: 1h0m0s")
+        if not node_id or not cluster_id:
+            raise InvalidArgument("node ID and cluster ID must not be empty")
+        ou = ou_for_role(role)
+        public = _csr_public_key(csr_pem)
+        subject = x509.Name(
+            [
+                x509.NameAttribute(NameOID.COMMON_NAME, node_id),
+                x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, ou),
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, cluster_id),
+            ]
+        )
+        now = datetime.now(UTC)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(self._cert.subject)
+            .public_key(public)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - BACKDATE)
+            .not_valid_after(min(now + expiry, self.not_after))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(_NODE_KEY_USAGE, critical=True)
+            .add_extension(_NODE_EXT_KEY_USAGE, critical=False)
+            .add_extension(_sans(ou, node_id, role, san_ips, san_dns), critical=False)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key()),
+                critical=False,
+            )
+            .sign(self._key, hashes.SHA256())
+        )
+        return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+_CA_KEY_USAGE = x509.KeyUsage(
+    digital_signature=False,
+    content_commitment=False,
+    key_encipherment=False,
+    data_encipherment=False,
+    key_agreement=False,
+    key_cert_sign=True,
+    crl_sign=True,
+    encipher_only=False,
+    decipher_only=False,
+)
+_NODE_KEY_USAGE = x509.KeyUsage(
+    digital_signature=True,
+    content_commitment=False,
+    key_encipherment=True,
+    data_encipherment=False,
+    key_agreement=False,
+    key_cert_sign=False,
+    crl_sign=False,
+    encipher_only=False,
+    decipher_only=False,
+)
+_NODE_EXT_KEY_USAGE = x509.ExtendedKeyUsage(
+    [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+)
+
+_CSRKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey
+
+
+def _csr_public_key(csr_pem: str) -> _CSRKey:
+    """The public key of a CSR whose signature verifies; InvalidArgument otherwise."""
+    try:
+        csr = x509.load_pem_x509_csr(csr_pem.encode())
+    except ValueError as exc:
+        raise InvalidArgument(f"invalid CSR: {exc}") from exc
+    if not csr.is_signature_valid:
+        raise InvalidArgument("invalid CSR: signature does not verify")
+    public = csr.public_key()
+    if isinstance(public, ec.EllipticCurvePublicKey):
+        return public
+    if isinstance(public, rsa.RSAPublicKey) and public.key_size >= 2048:
+        return public
+    raise InvalidArgument("invalid CSR: key must be ECDSA or RSA of at least 2048 bits")
+
+
+def _sans(
+    ou: str, node_id: str, role: Role, ips: Sequence[str], dns: Sequence[str]
+) -> x509.SubjectAlternativeName:
+    """DNS names [OU, CN] (+ swarm-manager, swarm-ca for managers) and the given IPs."""
+    names = [ou, node_id]
+    if role == "manager":
+        names += [MANAGER_OU, CA_CN]
+    names += list(dns)
+    general: list[x509.GeneralName] = [x509.DNSName(n) for n in dict.fromkeys(names)]
+    for ip in dict.fromkeys(ips):
+        try:
+            general.append(x509.IPAddress(ipaddress.ip_address(ip)))
+        except ValueError as exc:
+            raise InvalidArgument(f"invalid IP address SAN {ip!r}") from exc
+    return x509.SubjectAlternativeName(general)

@@ -1,0 +1,127 @@
+"""The CA's HTTPS endpoints on the swarm port (swarmkit ca/server.go), protocol of shoal.node.join:
+
+    GET  /ca        the root CA certificate (no client certificate needed)
+    POST /ca/join   token + CSR -> a new node ID and its certificate (token-authenticated)
+    POST /ca/renew  CSR -> a certificate for the caller's node with its current desired role
+                    (authenticated by the caller's certificate; used on promote/demote)
+
+Joining creates the Node object, so the node shows in ``node ls`` before its first session.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from aiohttp import web
+
+from shoal.errors import InvalidArgument, PermissionDenied, ShoalError
+from shoal.manager.ca.rootca import RootCA
+from shoal.manager.ca.subjects import peer_identity
+from shoal.manager.ca.tokens import match_token
+from shoal.model.ids import new_id
+from shoal.model.objects import Cluster, ManagerStatus, Node, NodeDescription, NodeStatus
+from shoal.model.specs import NodeSpec
+from shoal.model.states import Availability, NodeRole
+from shoal.store.store import Store, Tx, copy
+
+__all__ = ["CAServer"]
+
+log = logging.getLogger(__name__)
+
+
+def _error(exc: ShoalError) -> web.Response:
+    return web.json_response({"message": exc.message}, status=exc.status)
+
+
+class CAServer:
+    def __init__(self, store: Store, *, swarm_port: int = 2377) -> None:
+        self._store = store
+        self._swarm_port = swarm_port
+
+    def _cluster(self) -> Cluster:
+        cluster = self._store.view().cluster()
+        if cluster is None or cluster.root_c_a is None:
+            raise PermissionDenied("this manager has no swarm CA")
+        return cluster
+
+    def _root(self) -> RootCA:
+        cluster = self._cluster()
+        assert cluster.root_c_a is not None
+        return RootCA.from_pem(cluster.root_c_a.ca_cert, cluster.root_c_a.ca_key)
+
+    def _expiry(self) -> timedelta:
+        return timedelta(microseconds=self._cluster().spec.c_a_config.node_cert_expiry // 1000)
+
+    def sign(self, csr: str, *, node_id: str, role: str, addr: str) -> str:
+        sans = ["127.0.0.1"] + ([addr] if addr and addr != "127.0.0.1" else [])
+        return self._root().sign(csr, node_id=node_id, role=role, cluster_id=self._cluster().id,  # type: ignore[arg-type]
+                                 expiry=self._expiry(), san_ips=sans if role == NodeRole.MANAGER else [])
+
+    async def get_ca(self, request: web.Request) -> web.StreamResponse:
+        try:
+            return web.Response(text=self._root().cert_pem, content_type="text/plain")
+        except ShoalError as exc:
+            return _error(exc)
+
+    async def join(self, request: web.Request) -> web.StreamResponse:
+        try:
+            body = await request.json()
+            cluster = self._cluster()
+            role = match_token(str(body.get("Token", "")), cluster.join_tokens.worker, cluster.join_tokens.manager)
+            if role is None:
+                raise PermissionDenied(
+                    "rpc error: code = InvalidArgument desc = A valid join token is necessary to join this cluster"
+                )
+            availability = body.get("Availability") or Availability.ACTIVE
+            if availability not in Availability.ALL:
+                raise InvalidArgument(f"invalid availability {availability!r}")
+            node_id = new_id()
+            addr = str(body.get("AdvertiseAddr") or request.remote or "")
+            cert = self.sign(str(body.get("CSR", "")), node_id=node_id, role=role, addr=addr)
+            node = Node(
+                id=node_id,
+                spec=NodeSpec(role=role, availability=availability, labels={}),
+                description=NodeDescription(hostname=str(body.get("Hostname", ""))),
+                status=NodeStatus(state="unknown", addr=addr),
+                manager_status=ManagerStatus(reachability="unknown", addr=f"{addr}:{self._swarm_port}")
+                if role == NodeRole.MANAGER else None,
+                cert_role=role,
+            )
+            await self._store.update(lambda tx: tx.create(node))
+            log.info("node %s joined as %s from %s", node_id, role, addr)
+            return web.json_response({"NodeID": node_id, "Certificate": cert, "RootCA": self._root().cert_pem})
+        except ShoalError as exc:
+            return _error(exc)
+        except ValueError as exc:
+            return _error(InvalidArgument(f"invalid join request: {exc}"))
+
+    async def renew(self, request: web.Request) -> web.StreamResponse:
+        try:
+            peer = peer_identity(request.transport.get_extra_info("ssl_object") if request.transport else None)
+            if peer is None or peer.cluster_id != self._cluster().id:
+                raise PermissionDenied("a node certificate of this swarm is required")
+            node = self._store.view().get(Node, peer.node_id)
+            if node is None:
+                raise PermissionDenied(f"node {peer.node_id} is not part of this swarm")
+            body = await request.json()
+            role = node.spec.role or NodeRole.WORKER
+            cert = self.sign(str(body.get("CSR", "")), node_id=node.id, role=role, addr=node.status.addr)
+
+            def fn(tx: Tx) -> None:
+                current = tx.view.get(Node, peer.node_id)
+                if current is not None and current.cert_role != role:
+                    updated = copy(current)
+                    updated.cert_role = role
+                    tx.update(updated)
+
+            await self._store.update(fn, retries=5)
+            log.info("node %s certificate renewed as %s", node.id, role)
+            return web.json_response({"Certificate": cert, "RootCA": self._root().cert_pem})
+        except ShoalError as exc:
+            return _error(exc)
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_get("/ca", self.get_ca)
+        app.router.add_post("/ca/join", self.join)
+        app.router.add_post("/ca/renew", self.renew)

@@ -1,0 +1,196 @@
+"""A node's TLS identity: its key, its certificate chain and the root CA, on disk and as SSL contexts.
+
+The daemon loads it at start (``NodeIdentity.load``; None means "not in a swarm yet"), the join
+client (``shoal.node.join``) makes it, the manager and agent endpoints take their SSL contexts
+from it. Files are swarmkit's: ``swarm-root-ca.crt``, ``swarm-node.crt``, ``swarm-node.key``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import ssl
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from shoal.errors import InvalidArgument
+from shoal.manager.ca.subjects import (
+    PeerIdentity,
+    Role,
+    identity_from_certificate,
+    parse_certificates,
+    peer_identity,
+)
+from shoal.model.ids import NodeID
+from shoal.node import _tls
+from shoal.node._tls import bootstrap_ssl_context
+
+__all__ = [
+    "NODE_CERT_FILE",
+    "NODE_KEY_FILE",
+    "ROOT_CA_FILE",
+    "NodeIdentity",
+    "PeerIdentity",
+    "bootstrap_ssl_context",
+    "generate_key_and_csr",
+    "peer_identity",
+]
+
+ROOT_CA_FILE = "swarm-root-ca.crt"
+NODE_CERT_FILE = "swarm-node.crt"
+NODE_KEY_FILE = "swarm-node.key"
+
+
+def generate_key_and_csr() -> tuple[str, str]:
+    """A new ECDSA P-256 key (PKCS#8 PEM) and a CSR for it; the CA chooses the subject."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([]))
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    return key_pem, csr.public_bytes(serialization.Encoding.PEM).decode()
+
+
+@dataclass(frozen=True)
+class NodeIdentity:
+    """A node certificate chain (node cert first), its private key and the root CA, validated."""
+
+    cert_pem: str
+    key_pem: str = field(repr=False)
+    ca_pem: str
+    _peer: PeerIdentity = field(init=False, repr=False, compare=False)
+    _leaf: x509.Certificate = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        chain = parse_certificates(self.cert_pem, what="node certificate")
+        roots = parse_certificates(self.ca_pem, what="root CA certificate")
+        try:
+            key = serialization.load_pem_private_key(self.key_pem.encode(), password=None)
+        except (ValueError, TypeError) as exc:
+            raise InvalidArgument(f"invalid node key: {exc}") from exc
+        if key.public_key() != chain[0].public_key():
+            raise InvalidArgument("node key does not match the node certificate")
+        _verify_chain(chain, roots)
+        peer = identity_from_certificate(chain[0])
+        if peer is None:
+            raise InvalidArgument("not a swarm node certificate (need CN, OU=swarm-*, O)")
+        object.__setattr__(self, "_peer", peer)
+        object.__setattr__(self, "_leaf", chain[0])
+
+    @property
+    def node_id(self) -> NodeID:
+        return self._peer.node_id
+
+    @property
+    def role(self) -> Role:
+        return self._peer.role
+
+    @property
+    def cluster_id(self) -> str:
+        return self._peer.cluster_id
+
+    @property
+    def peer(self) -> PeerIdentity:
+        """What a server's ``peer_identity`` reports for this node."""
+        return self._peer
+
+    @property
+    def not_after(self) -> datetime:
+        return self._leaf.not_valid_after_utc
+
+    @property
+    def certificate(self) -> x509.Certificate:
+        return self._leaf
+
+    def server_ssl_context(self) -> ssl.SSLContext:
+        """TLS >= 1.2 with this chain; client certs optional but verified against the root CA."""
+        return _tls.server_ssl_context(self.cert_pem, self.key_pem, self.ca_pem)
+
+    def client_ssl_context(self) -> ssl.SSLContext:
+        """Mutual TLS; connect with ``server_hostname="swarm-manager"``."""
+        return _tls.client_ssl_context(self.cert_pem, self.key_pem, self.ca_pem)
+
+    def save(self, directory: str | os.PathLike[str]) -> None:
+        """Write the three files, each atomically (temp file + rename); the key is mode 0600."""
+        path = Path(directory)
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        files = [
+            (ROOT_CA_FILE, self.ca_pem, 0o644),
+            (NODE_KEY_FILE, self.key_pem, 0o600),
+            (NODE_CERT_FILE, self.cert_pem, 0o644),
+        ]
+        temps: list[tuple[str, Path]] = []
+        try:
+            for name, data, mode in files:  # all written before any is replaced
+                temps.append((_write_temp(path, data, mode), path / name))
+            for tmp, final in temps:
+                os.replace(tmp, final)
+        finally:
+            for tmp, _ in temps:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+        _fsync_dir(path)
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike[str]) -> NodeIdentity | None:
+        """The identity saved in ``directory``, None if a file is missing; InvalidArgument if bad."""
+        path = Path(directory)
+        try:
+            ca_pem = (path / ROOT_CA_FILE).read_text()
+            cert_pem = (path / NODE_CERT_FILE).read_text()
+            key_pem = (path / NODE_KEY_FILE).read_text()
+        except FileNotFoundError:
+            return None
+        try:
+            return cls(cert_pem=cert_pem, key_pem=key_pem, ca_pem=ca_pem)
+        except InvalidArgument as exc:
+            raise InvalidArgument(f"invalid node identity in {path}: {exc.message}") from exc
+
+
+def _verify_chain(chain: list[x509.Certificate], roots: list[x509.Certificate]) -> None:
+    """Each certificate is signed by the next, the last by one of the roots."""
+    for i, cert in enumerate(chain):
+        issuers = chain[i + 1 : i + 2] or roots
+        if not any(_issued_by(cert, issuer) for issuer in issuers):
+            raise InvalidArgument("node certificate is not signed by the root CA")
+
+
+def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def _write_temp(directory: Path, data: str, mode: int) -> str:
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "w") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return tmp
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

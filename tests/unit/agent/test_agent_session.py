@@ -1,0 +1,296 @@
+"""The agent end to end against a fake dispatcher (aiohttp websocket server with mutual TLS)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import ipaddress
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from shoal.agent import Agent, NodeRemoved
+from shoal.agent.reporter import Reporter
+from shoal.exec.sim import SimExecutor
+from shoal.model.dispatch import (
+    CLOSE_REMOVED,
+    Assignments,
+    Heartbeat,
+    HeartbeatAck,
+    ManagerAddr,
+    Message,
+    Register,
+    SessionInfo,
+    StatusUpdate,
+    decode_message,
+    encode_message,
+)
+from shoal.model.objects import Task, TaskStatus
+from shoal.model.specs import TaskSpec
+
+Wait = Callable[..., Awaitable[None]]
+PERIOD_NS = 200_000_000  # 200 ms heartbeats keep the test quick
+
+
+def _cert(subject: str, issuer: tuple[x509.Name, ec.EllipticCurvePrivateKey] | None,
+          *, ca: bool = False, dns: list[str] | None = None
+          ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
+    issuer_name, issuer_key = issuer if issuer else (name, key)
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (x509.CertificateBuilder().subject_name(name).issuer_name(issuer_name)
+               .public_key(key.public_key()).serial_number(x509.random_serial_number())
+               .not_valid_before(now - datetime.timedelta(minutes=1))
+               .not_valid_after(now + datetime.timedelta(hours=1))
+               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+    if dns:
+        builder = builder.add_extension(x509.SubjectAlternativeName(
+            [x509.DNSName(d) for d in dns] + [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False)
+    return builder.sign(issuer_key, hashes.SHA256()), key
+
+
+def _write(tmp: Path, name: str, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey
+           ) -> tuple[str, str]:
+    cert_path, key_path = tmp / f"{name}.crt", tmp / f"{name}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return str(cert_path), str(key_path)
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> tuple[ssl.SSLContext, Callable[[], ssl.SSLContext]]:
+    tmp = tmp_path_factory.mktemp("tls")
+    ca_cert, ca_key = _cert("swarm-ca", None, ca=True)
+    ca_pem = ca_cert.public_bytes(serialization.Encoding.PEM).decode()
+    issuer = (ca_cert.subject, ca_key)
+    server = _write(tmp, "server", *_cert("manager-1", issuer, dns=["swarm-manager"]))
+    client = _write(tmp, "client", *_cert("node-1", issuer))
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(*server)
+    server_ctx.load_verify_locations(cadata=ca_pem)
+    server_ctx.verify_mode = ssl.CERT_REQUIRED
+
+    def client_ctx() -> ssl.SSLContext:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.load_verify_locations(cadata=ca_pem)
+        ctx.load_cert_chain(*client)
+        return ctx
+    return server_ctx, client_ctx
+
+
+class FakeDispatcher:
+    """Answers Register with SessionInfo + full Assignments; acks heartbeats; keeps statuses."""
+
+    def __init__(self, tasks: list[Task]) -> None:
+        self.tasks = tasks
+        self.registers: list[Register] = []
+        self.heartbeats = 0
+        self.sessions = 0
+        self.statuses: dict[str, TaskStatus] = {}
+        self.history: dict[str, list[str]] = {}
+        self.ws: web.WebSocketResponse | None = None
+        self.addr = ""
+        self.ack = True
+
+    async def handler(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        assert request.transport is not None
+        assert request.transport.get_extra_info("peercert") is not None  # mutual TLS
+        self.ws = ws
+        self.sessions += 1
+        try:
+            async for raw in ws:
+                if raw.type != aiohttp.WSMsgType.TEXT:
+                    break
+                await self._handle(ws, decode_message(raw.data))
+        finally:
+            if self.ws is ws:
+                self.ws = None
+        return ws
+
+    async def _handle(self, ws: web.WebSocketResponse, msg: Message) -> None:
+        if isinstance(msg, Register):
+            self.registers.append(msg)
+            await self.send(SessionInfo(
+                session_i_d=f"s{self.sessions}", node_i_d="node-1", heartbeat_period=PERIOD_NS,
+                managers=[ManagerAddr(node_i_d="m1", addr=self.addr)], role="worker"))
+            await self.send(Assignments(full=True, tasks=self.tasks))
+        elif isinstance(msg, Heartbeat):
+            self.heartbeats += 1
+            if self.ack:
+                await self.send(HeartbeatAck(period=PERIOD_NS))
+        elif isinstance(msg, StatusUpdate):
+            for u in msg.updates:
+                self.statuses[u.task_i_d] = u.status
+                self.history.setdefault(u.task_i_d, []).append(u.status.state)
+
+    async def send(self, msg: Any) -> None:
+        assert self.ws is not None, "no session"
+        await self.ws.send_str(encode_message(msg))
+
+    def state(self, task_id: str) -> str:
+        st = self.statuses.get(task_id)
+        return st.state if st else "<none>"
+
+
+def make_task(task_id: str, *env: str, desired: str = "running") -> Task:
+    return Task(id=task_id, node_i_d="node-1", desired_state=desired,
+                spec=TaskSpec(container_spec={"Image": "busybox", "Env": list(env)}),
+                status=TaskStatus(state="assigned"))
+
+
+@pytest.fixture
+async def dispatcher(tls: tuple[ssl.SSLContext, Any]) -> AsyncIterator[FakeDispatcher]:
+    fake = FakeDispatcher([make_task("run"), make_task("fail", "SIM_EXIT_CODE=1",
+                                                       "SIM_EXIT_AFTER=0.05")])
+    app = web.Application()
+    app.router.add_get("/session", fake.handler)
+    runner = web.AppRunner(app, shutdown_timeout=0.5)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=tls[0])
+    await site.start()
+    try:
+        fake.addr = f"127.0.0.1:{runner.addresses[0][1]}"
+        yield fake
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def agent(tmp_path: Path, dispatcher: FakeDispatcher,
+                tls: tuple[Any, Callable[[], ssl.SSLContext]]) -> AsyncIterator[Agent]:
+    infos: list[SessionInfo] = []
+
+    async def on_session(info: SessionInfo) -> None:
+        infos.append(info)
+
+    a = Agent(executor=SimExecutor(hostname="node-1", state_dir=tmp_path), state_dir=tmp_path,
+              ssl_context=tls[1], managers=[dispatcher.addr], addr="10.0.0.5",
+              on_session=on_session)
+    a.infos = infos  # type: ignore[attr-defined]
+    job = asyncio.create_task(a.run(), name="test-agent")
+    try:
+        yield a
+    finally:
+        await a.stop()
+        await asyncio.wait_for(job, 5)
+
+
+async def test_session_runs_tasks_and_heartbeats(agent: Agent, dispatcher: FakeDispatcher,
+                                                 tmp_path: Path, eventually: Wait) -> None:
+    await eventually(lambda: dispatcher.state("run") == "running", "task 'run' reported running")
+    await eventually(lambda: dispatcher.state("fail") == "failed", "task 'fail' reported failed")
+    assert dispatcher.statuses["fail"].err == "task: non-zero exit (1)"
+    assert dispatcher.history["run"][-1] == "running"
+    reg = dispatcher.registers[0]
+    assert reg.addr == "10.0.0.5" and reg.description.hostname == "node-1"
+    assert agent.infos and agent.infos[0].role == "worker"  # type: ignore[attr-defined]
+    assert dispatcher.addr in (tmp_path / "state.json").read_text()
+    await eventually(lambda: dispatcher.heartbeats >= 3, "three heartbeats")
+
+
+async def test_removed_assignment_is_shut_down_and_removed(
+        agent: Agent, dispatcher: FakeDispatcher, tmp_path: Path, eventually: Wait) -> None:
+    await eventually(lambda: dispatcher.state("run") == "running", "task 'run' reported running")
+    await dispatcher.send(Assignments(full=False, tasks=[], removed=["run"]))
+    await eventually(lambda: dispatcher.state("run") == "shutdown", "task 'run' shut down")
+    await eventually(lambda: not (tmp_path / "sim" / "run").exists(), "container removed")
+    assert not (tmp_path / "worker" / "run.json").exists()
+
+
+async def test_desired_shutdown(agent: Agent, dispatcher: FakeDispatcher,
+                                eventually: Wait) -> None:
+    await eventually(lambda: dispatcher.state("run") == "running", "task 'run' reported running")
+    await dispatcher.send(Assignments(full=False, tasks=[make_task("run", desired="shutdown")]))
+    await eventually(lambda: dispatcher.state("run") == "shutdown", "task 'run' shut down")
+
+
+async def test_dropped_connection_reconnects(agent: Agent, dispatcher: FakeDispatcher,
+                                             eventually: Wait) -> None:
+    await eventually(lambda: dispatcher.state("run") == "running", "task 'run' reported running")
+    assert dispatcher.ws is not None
+    dispatcher.statuses.clear()  # statuses are re-sent on the new session
+    await dispatcher.ws.close()
+    await eventually(lambda: dispatcher.sessions == 2 and dispatcher.ws is not None,
+                     "a second session")
+    await eventually(lambda: dispatcher.state("run") == "running", "status re-sent")
+
+
+async def test_missing_heartbeat_ack_drops_session(agent: Agent, dispatcher: FakeDispatcher,
+                                                   eventually: Wait) -> None:
+    await eventually(lambda: dispatcher.sessions == 1 and agent.connected.is_set(), "a session")
+    dispatcher.ack = False
+    await eventually(lambda: dispatcher.sessions >= 2, "a new session after missed acks")
+
+
+async def test_node_removed_stops_agent(tmp_path: Path, dispatcher: FakeDispatcher,
+                                        tls: tuple[Any, Callable[[], ssl.SSLContext]],
+                                        eventually: Wait) -> None:
+    executor = SimExecutor(hostname="node-1", state_dir=tmp_path)
+    agent = Agent(executor=executor, state_dir=tmp_path, ssl_context=tls[1],
+                  managers=[dispatcher.addr], addr="10.0.0.5")
+    job = asyncio.create_task(agent.run(), name="test-agent")
+    try:
+        await eventually(lambda: dispatcher.state("run") == "running", "task 'run' running")
+        assert dispatcher.ws is not None
+        await dispatcher.ws.close(code=CLOSE_REMOVED, message=b"node node-1 was removed")
+        with pytest.raises(NodeRemoved, match="node node-1 was removed"):
+            await asyncio.wait_for(job, 5)
+        assert executor.containers() == ["fail", "run"]  # tasks are left running
+    finally:
+        job.cancel()
+        await asyncio.gather(job, return_exceptions=True)
+        await agent.shutdown_all()
+    assert executor.containers() == []
+
+
+async def test_reconnect_to_unreachable_then_known_manager(
+        tmp_path: Path, dispatcher: FakeDispatcher,
+        tls: tuple[Any, Callable[[], ssl.SSLContext]], eventually: Wait) -> None:
+    agent = Agent(executor=SimExecutor(hostname="node-1", state_dir=tmp_path),
+                  state_dir=tmp_path, ssl_context=tls[1],
+                  managers=["127.0.0.1:1", dispatcher.addr], addr="10.0.0.5")
+    job = asyncio.create_task(agent.run(), name="test-agent")
+    try:
+        await eventually(lambda: dispatcher.state("run") == "running", "task 'run' running")
+        assert agent.managers == [dispatcher.addr]
+    finally:
+        await agent.stop()
+        await asyncio.wait_for(job, 5)
+
+
+async def test_reporter_latest_wins_and_resends() -> None:
+    reporter = Reporter(interval=0.01)
+    reporter.report("a", TaskStatus(state="preparing"))
+    reporter.report("a", TaskStatus(state="running"))
+    sent: list[StatusUpdate] = []
+
+    async def broken(msg: StatusUpdate) -> None:
+        raise ConnectionResetError("gone")
+
+    with pytest.raises(ConnectionResetError):
+        await reporter.run(broken)
+    assert reporter.pending["a"].state == "running"
+
+    async def send(msg: StatusUpdate) -> None:
+        sent.append(msg)
+
+    job = asyncio.create_task(reporter.run(send))
+    await asyncio.sleep(0.05)
+    job.cancel()
+    await asyncio.gather(job, return_exceptions=True)
+    assert [[u.status.state for u in m.updates] for m in sent] == [["running"]]
