@@ -1,0 +1,18 @@
+"""The Docker Engine API (swarm subset) served by shoald."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from shoal.api import routes_networks, routes_nodes, routes_services, routes_swarm, routes_system
+from shoal.api.engine import Engine, SwarmState
+from shoal.api.server import Router, make_app, serve
+
+__all__ = ["Engine", "SwarmState", "build_app", "serve"]
+
+
+def build_app(engine: Engine) -> web.Application:
+    router = Router()
+    for module in (routes_system, routes_swarm, routes_nodes, routes_services, routes_networks):
+        module.register(router)
+    return make_app(engine, router)

@@ -1,0 +1,55 @@
+"""Helpers every handler uses: the manager's store (or Docker's 503), JSON in and out."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from shoal.api.engine import Engine
+from shoal.errors import Unavailable
+from shoal.model.codec import decode, encode
+from shoal.store.store import Store
+
+__all__ = ["engine", "store", "param", "reply", "read", "NOT_MANAGER", "WORKER"]
+
+T = TypeVar("T")
+
+NOT_MANAGER = (
+    'This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" to connect '
+    "this node to swarm and try again."
+)
+WORKER = (
+    "This node is not a swarm manager. Worker nodes can't be used to view or modify cluster state. "
+    "Please run this command on a manager node or promote the current node to a manager."
+)
+
+
+def engine(request: web.Request) -> Engine:
+    eng: Engine = request.app["engine"]
+    return eng
+
+
+def store(request: web.Request) -> Store:
+    eng = engine(request)
+    st = eng.store
+    if st is None:
+        state = eng.swarm_state()
+        raise Unavailable(WORKER if state.local_node_state == "active" else NOT_MANAGER)
+    return st
+
+
+def param(request: web.Request, name: str) -> str:
+    value: str = request["params"][name]
+    return value
+
+
+def reply(data: Any, status: int = 200) -> web.Response:
+    if data is None:
+        return web.Response(status=status)
+    return web.Response(status=status, body=encode(data), content_type="application/json")
+
+
+async def read(request: web.Request, type_: type[T]) -> T:
+    body = await request.read()
+    return decode(body or b"{}", type_)

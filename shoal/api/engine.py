@@ -1,0 +1,39 @@
+"""What the API needs from the daemon: the local swarm state, the store on managers, and the
+swarm lifecycle calls. The daemon implements it (shoal.daemon.node.SwarmNode); tests may fake it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from shoal.model.requests import InitRequest, JoinRequest
+from shoal.store.store import Store
+
+__all__ = ["SwarmState", "Engine"]
+
+
+@dataclass
+class SwarmState:
+    local_node_state: str = "inactive"  # inactive | pending | active | error | locked
+    node_id: str = ""
+    node_addr: str = ""
+    control_available: bool = False
+    error: str = ""
+    remote_managers: list[tuple[str, str]] = field(default_factory=list)  # (node id, host:port)
+
+
+class Engine(Protocol):
+    hostname: str
+    engine_labels: dict[str, str]
+    data_root: str
+
+    def swarm_state(self) -> SwarmState: ...
+
+    @property
+    def store(self) -> Store | None: ...
+
+    async def init(self, req: InitRequest) -> str: ...
+
+    async def join(self, req: JoinRequest) -> None: ...
+
+    async def leave(self, force: bool) -> None: ...

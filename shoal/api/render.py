@@ -1,0 +1,130 @@
+"""Stored objects -> the Docker API's JSON: internal fields dropped, computed ones added
+(ServiceStatus, insertDefaults, the engine's network format)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shoal.model.codec import to_builtins
+from shoal.model.objects import Cluster, Network, Node, Service, Task
+from shoal.model.specs import SECOND
+from shoal.model.states import TaskState
+from shoal.store.tables import Tables
+
+__all__ = ["node_json", "task_json", "service_json", "network_json", "swarm_json", "local_networks"]
+
+
+def node_json(node: Node) -> dict[str, Any]:
+    out: dict[str, Any] = to_builtins(node)
+    out.pop("CertRole", None)
+    if out.get("ManagerStatus") is None:
+        out.pop("ManagerStatus", None)
+    return out
+
+
+def task_json(task: Task) -> dict[str, Any]:
+    out: dict[str, Any] = to_builtins(task)
+    out.pop("EndpointSpec", None)
+    if out.get("JobIteration") is None:
+        out.pop("JobIteration", None)
+    return out
+
+
+def _service_status(view: Tables, svc: Service) -> dict[str, int]:
+    tasks = view.tasks_of_service(svc.id)
+    mode = svc.spec.mode
+    iteration = svc.job_status.job_iteration.index if svc.job_status else None
+
+    def current(t: Task) -> bool:
+        return iteration is None or (t.job_iteration is not None and t.job_iteration.index == iteration)
+
+    running = sum(1 for t in tasks if t.status.state == "running" and current(t))
+    completed = sum(1 for t in tasks if t.status.state == "complete" and current(t))
+    if mode.replicated is not None:
+        desired = mode.replicated.replicas or 0
+    elif mode.replicated_job is not None:
+        desired = mode.replicated_job.max_concurrent or 0
+    elif mode.global_job is not None:
+        desired = sum(1 for t in tasks if t.desired_state == "complete" and t.status.state != "complete")
+    else:
+        desired = sum(1 for t in tasks if t.desired_state == "running")
+    return {"RunningTasks": running, "DesiredTasks": desired, "CompletedTasks": completed}
+
+
+def _insert_defaults(spec: dict[str, Any]) -> None:
+    tt = spec.setdefault("TaskTemplate", {})
+    cs = tt.get("ContainerSpec") or {}
+    tt["ContainerSpec"] = cs
+    cs.setdefault("StopGracePeriod", 10 * SECOND)
+    cs.setdefault("DNSConfig", {})
+    cs.setdefault("Isolation", "default")
+    tt["Resources"] = tt.get("Resources") or {"Limits": {}, "Reservations": {}}
+    rp = tt.get("RestartPolicy")
+    if rp is None:
+        tt["RestartPolicy"] = {"Condition": "any", "Delay": 5 * SECOND, "MaxAttempts": 0}
+    elif rp.get("Delay") is None:
+        rp["Delay"] = 5 * SECOND
+    tt["Placement"] = tt.get("Placement") or {}
+    for key in ("UpdateConfig", "RollbackConfig"):
+        cfg = spec.get(key)
+        if cfg is None:
+            spec[key] = {"Parallelism": 1, "FailureAction": "pause", "Monitor": 5 * SECOND,
+                         "MaxFailureRatio": 0, "Order": "stop-first"}
+        elif not cfg.get("Monitor"):
+            cfg["Monitor"] = 5 * SECOND
+
+
+def service_json(view: Tables, svc: Service, *, status: bool = False, insert_defaults: bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = to_builtins(svc)
+    for key in ("PreviousSpec", "UpdateStatus", "JobStatus"):
+        if out.get(key) is None:
+            out.pop(key, None)
+    if insert_defaults:
+        _insert_defaults(out["Spec"])
+    if status:
+        out["ServiceStatus"] = _service_status(view, svc)
+    return out
+
+
+def network_json(net: Network, view: Tables | None = None) -> dict[str, Any]:
+    spec = net.spec
+    ipam_cfg = [
+        {k: v for k, v in (("Subnet", c.subnet), ("IPRange", c.ip_range), ("Gateway", c.gateway)) if v}
+        for c in (spec.ipam.config if spec.ipam else None) or []
+    ]
+    options = dict(spec.options or {})
+    options.update((net.driver_state or {}).get("Options", {}))
+    return {
+        "Name": spec.name, "Id": net.id, "Created": net.created_at, "Scope": "swarm",
+        "Driver": spec.driver or "overlay", "EnableIPv4": True, "EnableIPv6": bool(spec.enable_ipv6),
+        "IPAM": {"Driver": (spec.ipam.driver if spec.ipam else "") or "default",
+                 "Options": spec.ipam.options if spec.ipam else None, "Config": ipam_cfg},
+        "Internal": spec.internal, "Attachable": spec.attachable, "Ingress": spec.ingress,
+        "ConfigFrom": {"Network": ""}, "ConfigOnly": False, "Containers": None,
+        "Options": options, "Labels": spec.labels or {},
+    }
+
+
+def local_networks() -> list[dict[str, Any]]:
+    """The engine's node-local networks (bridge, host, none), listed like dockerd does."""
+    out = []
+    for name, driver in (("bridge", "bridge"), ("host", "host"), ("none", "null")):
+        out.append({
+            "Name": name, "Id": (name.encode().hex() * 16)[:64], "Created": "0001-01-01T00:00:00Z",
+            "Scope": "local", "Driver": driver, "EnableIPv4": True, "EnableIPv6": False,
+            "IPAM": {"Driver": "default", "Options": None, "Config": []}, "Internal": False,
+            "Attachable": False, "Ingress": False, "ConfigFrom": {"Network": ""},
+            "ConfigOnly": False, "Containers": {}, "Options": {}, "Labels": {},
+        })
+    return out
+
+
+def swarm_json(cluster: Cluster, *, with_tokens: bool = True) -> dict[str, Any]:
+    out: dict[str, Any] = to_builtins(cluster)
+    out.pop("RootCA", None)
+    if not with_tokens:
+        out.pop("JoinTokens", None)
+    return out
+
+
+TERMINAL_STATES = {s.api for s in TaskState if s > TaskState.RUNNING}

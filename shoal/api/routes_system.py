@@ -1,0 +1,102 @@
+"""/_ping, /version, /info and /distribution: what every docker command asks first."""
+
+from __future__ import annotations
+
+import os
+import platform
+
+from aiohttp import web
+
+from shoal import __version__
+from shoal.api.common import engine, reply
+from shoal.api.server import API_VERSION, MIN_API_VERSION, Router
+from shoal.model.objects import Node
+from shoal.model.states import NodeRole
+
+__all__ = ["register"]
+
+
+def _swarm_header(request: web.Request) -> str:
+    state = engine(request).swarm_state()
+    if state.local_node_state != "active":
+        return state.local_node_state
+    return "active/manager" if state.control_available else "active/worker"
+
+
+async def ping(request: web.Request) -> web.StreamResponse:
+    headers = {
+        "Swarm": _swarm_header(request), "Docker-Experimental": "false", "Builder-Version": "2",
+        "Cache-Control": "no-cache, no-store, must-revalidate", "Pragma": "no-cache",
+    }
+    if request.method == "HEAD":
+        return web.Response(status=200, headers={**headers, "Content-Type": "text/plain; charset=utf-8", "Content-Length": "0"})
+    return web.Response(status=200, text="OK", headers=headers)
+
+
+def _version_body() -> dict[str, object]:
+    details = {"ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION, "Os": "linux",
+               "Arch": "amd64", "GitCommit": "shoal", "GoVersion": f"python{platform.python_version()}",
+               "BuildTime": "", "KernelVersion": platform.release(), "Experimental": "false"}
+    return {"Platform": {"Name": "Shoal"},
+            "Components": [{"Name": "Engine", "Version": __version__, "Details": details}],
+            "Version": __version__, **{k: v for k, v in details.items() if k != "Experimental"}}
+
+
+async def version(request: web.Request) -> web.StreamResponse:
+    return reply(_version_body())
+
+
+def _meminfo() -> int:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+async def info(request: web.Request) -> web.StreamResponse:
+    eng = engine(request)
+    state = eng.swarm_state()
+    swarm: dict[str, object] = {
+        "NodeID": state.node_id, "NodeAddr": state.node_addr, "LocalNodeState": state.local_node_state,
+        "ControlAvailable": state.control_available, "Error": state.error,
+        "RemoteManagers": [{"NodeID": n, "Addr": a} for n, a in state.remote_managers] or None,
+    }
+    st = eng.store
+    if st is not None and state.local_node_state == "active":
+        view = st.view()
+        nodes = view.all(Node)
+        swarm["Nodes"] = len(nodes)
+        swarm["Managers"] = sum(1 for n in nodes if n.spec.role == NodeRole.MANAGER)
+        cluster = view.cluster()
+        if cluster is not None:
+            from shoal.api.render import swarm_json
+            swarm["Cluster"] = swarm_json(cluster, with_tokens=False)
+    labels = [f"{k}={v}" for k, v in sorted(eng.engine_labels.items())]
+    body = {
+        "ID": state.node_id or "", "Name": eng.hostname, "ServerVersion": __version__,
+        "OperatingSystem": "Shoal", "OSType": "linux", "Architecture": platform.machine(),
+        "KernelVersion": platform.release(), "NCPU": os.cpu_count() or 1, "MemTotal": _meminfo(),
+        "DockerRootDir": eng.data_root, "Labels": labels, "Driver": "overlay2",
+        "Plugins": {"Volume": ["local"], "Network": ["overlay"], "Authorization": None, "Log": ["json-file"]},
+        "Containers": 0, "ContainersRunning": 0, "ContainersPaused": 0, "ContainersStopped": 0,
+        "Images": 0, "SecurityOptions": [], "Warnings": None, "Swarm": swarm,
+    }
+    return reply(body)
+
+
+async def distribution(request: web.Request) -> web.StreamResponse:
+    # No registry client yet (the image issue adds one): answer an empty digest, which the CLI
+    # takes as "do not pin" without a warning (engine-api.md 6.2).
+    return reply({"Descriptor": {"mediaType": "", "digest": "", "size": 0}, "Platforms": None})
+
+
+def register(router: Router) -> None:
+    router.add("GET", "/_ping", ping)
+    router.add("HEAD", "/_ping", ping)
+    router.add("GET", "/version", version)
+    router.add("GET", "/info", info)
+    router.add("GET", "/distribution/{name}/json", distribution)

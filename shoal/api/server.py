@@ -1,0 +1,124 @@
+"""The Docker Engine API server: version prefixes, common headers, one error mapping, routing.
+
+Paths are accepted with or without ``/vX.Y`` (1.24 to 1.50, engine-api.md 1.4); every response
+carries Api-Version, Server and Ostype as dockerd's VersionMiddleware sets them.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from aiohttp import web
+
+from shoal import __version__
+from shoal.api.engine import Engine
+from shoal.api.errors import error_response, json_error
+from shoal.errors import InvalidArgument
+
+__all__ = ["API_VERSION", "MIN_API_VERSION", "Router", "make_app", "serve"]
+
+log = logging.getLogger(__name__)
+
+API_VERSION = "1.50"
+MIN_API_VERSION = "1.24"
+SERVER = f"Shoal/{__version__} (linux)"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_VERSIONED = re.compile(r"^/v(\d+\.\d+)(/.*)$")
+
+
+def _ver(v: str) -> tuple[int, int]:
+    major, minor = v.split(".")
+    return int(major), int(minor)
+
+
+class Router:
+    def __init__(self) -> None:
+        self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
+
+    def add(self, method: str, pattern: str, handler: Handler) -> None:
+        regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern)
+        regex = regex.replace("(?P<name>[^/]+)/json", "(?P<name>.+)/json")  # /distribution/{name}/json
+        self._routes.append((method, re.compile(f"^{regex}$"), handler))
+
+    def match(self, method: str, path: str) -> tuple[Handler, dict[str, str]] | None:
+        allowed = False
+        for m, regex, handler in self._routes:
+            found = regex.match(path)
+            if found:
+                if m == method or (m == "GET" and method == "HEAD"):
+                    return handler, found.groupdict()
+                allowed = True
+        if allowed:
+            raise web.HTTPMethodNotAllowed(method, [])
+        return None
+
+
+def make_app(engine: Engine, router: Router) -> web.Application:
+    async def dispatch(request: web.Request) -> web.StreamResponse:
+        path = request.path
+        found = _VERSIONED.match(path)
+        version = API_VERSION
+        if found:
+            version, path = found.group(1), found.group(2)
+            if _ver(version) > _ver(API_VERSION):
+                return json_error(400, f"client version {version} is too new. Maximum supported API version is {API_VERSION}")
+            if _ver(version) < _ver(MIN_API_VERSION):
+                return json_error(
+                    400,
+                    f"client version {version} is too old. Minimum supported API version is "
+                    f"{MIN_API_VERSION}, please upgrade your client to a newer version",
+                )
+        request["api_version"] = version
+        try:
+            matched = router.match(request.method, path.rstrip("/") or "/")
+        except web.HTTPMethodNotAllowed:
+            return json_error(405, "method not allowed")
+        if matched is None:
+            return json_error(404, "page not found")
+        handler, params = matched
+        request["params"] = params
+        try:
+            return await handler(request)
+        except InvalidArgument as exc:
+            return error_response(exc)
+        except Exception as exc:  # noqa: BLE001 - the one place errors become responses
+            return error_response(exc)
+
+    @web.middleware
+    async def headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+        response = await handler(request)
+        response.headers["Api-Version"] = API_VERSION
+        response.headers["Server"] = SERVER
+        response.headers["Ostype"] = "linux"
+        return response
+
+    app = web.Application(middlewares=[headers], client_max_size=16 * 1024 * 1024)
+    app["engine"] = engine
+    app.router.add_route("*", "/{tail:.*}", dispatch)
+    return app
+
+
+async def serve(app: web.Application, hosts: list[str]) -> web.AppRunner:
+    """Listen on every ``unix://PATH`` / ``tcp://IP:PORT`` in ``hosts``."""
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    for host in hosts:
+        if host.startswith("unix://"):
+            path = Path(host[len("unix://") :])
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if path.is_socket():
+                path.unlink()
+            site: web.BaseSite = web.UnixSite(runner, str(path))
+            await site.start()
+            path.chmod(0o660)
+        elif host.startswith("tcp://"):
+            ip, _, port = host[len("tcp://") :].rpartition(":")
+            site = web.TCPSite(runner, ip.strip("[]") or "127.0.0.1", int(port))
+            await site.start()
+        else:
+            raise InvalidArgument(f"invalid host {host!r}: use unix://PATH or tcp://IP:PORT")
+        log.info("API listening on %s", host)
+    return runner

@@ -1,0 +1,79 @@
+"""shoald: one daemon per machine. Flags mirror dockerd; SIGTERM stops it cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+import sys
+from pathlib import Path
+
+import click
+
+from shoal.api import build_app, serve
+from shoal.daemon.node import NodeSettings, SwarmNode
+from shoal.errors import ShoalError
+
+__all__ = ["main"]
+
+log = logging.getLogger("shoald")
+
+
+def _labels(values: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for item in values:
+        key, eq, value = item.partition("=")
+        if not key or not eq:
+            raise click.BadParameter(f"invalid label {item!r}: expected key=value", param_hint="--label")
+        out[key] = value
+    return out
+
+
+async def _run(settings: NodeSettings, hosts: list[str]) -> None:
+    node = SwarmNode(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await node.start()
+    runner = await serve(build_app(node), hosts)
+    log.info("shoald ready (hostname %s, data root %s)", settings.hostname, settings.data_root)
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down")
+        await runner.cleanup()
+        await node.stop()
+        for host in hosts:
+            if host.startswith("unix://"):
+                Path(host[len("unix://"):]).unlink(missing_ok=True)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--data-root", default="/var/lib/shoal", show_default=True, help="Root of persistent state")
+@click.option("--exec-root", default="/run/shoal/exec", show_default=True, help="Root of runtime state")
+@click.option("-H", "--host", "hosts", multiple=True, help="Daemon socket(s): unix://PATH or tcp://IP:PORT")
+@click.option("--label", "labels", multiple=True, help="Engine label key=value (repeatable)")
+@click.option("--hostname", default=None, help="This node's hostname (default: the machine's)")
+@click.option("--executor", type=click.Choice(["sim", "runc"]), default="sim", show_default=True)
+@click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option("-D", "--debug", is_flag=True, help="Debug logging")
+def main(data_root: str, exec_root: str, hosts: tuple[str, ...], labels: tuple[str, ...],
+         hostname: str | None, executor: str, log_level: str, debug: bool) -> None:
+    """The Shoal daemon: Docker swarm mode, one per machine."""
+    logging.basicConfig(level="DEBUG" if debug else log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    if executor == "runc":
+        raise click.UsageError("the runc executor is not available yet; use --executor sim")
+    settings = NodeSettings(data_root=Path(data_root), exec_root=Path(exec_root),
+                            hostname=hostname or socket.gethostname(), engine_labels=_labels(labels),
+                            executor=executor)
+    settings.data_root.mkdir(parents=True, exist_ok=True)
+    settings.exec_root.mkdir(parents=True, exist_ok=True)
+    try:
+        asyncio.run(_run(settings, list(hosts) or ["unix:///run/shoal/shoal.sock"]))
+    except ShoalError as exc:
+        click.echo(f"shoald: {exc.message}", err=True)
+        sys.exit(1)

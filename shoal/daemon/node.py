@@ -1,0 +1,295 @@
+"""SwarmNode: this machine's membership in a swarm (swarmkit node/node.go).
+
+It owns the swarm lifecycle the API exposes (init, join, leave), the node's identity on disk,
+the agent (every node), and the manager (manager nodes). State lives under
+``<data-root>/swarm``: ``certificates/`` (the identity), ``state.json`` (addresses, managers),
+``etcd/`` (the manager's etcd member), ``worker/`` (the agent's tasks).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import shutil
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from shoal.agent import Agent
+from shoal.api.engine import SwarmState
+from shoal.errors import InvalidArgument, Unavailable
+from shoal.exec.sim import SimExecutor
+from shoal.manager.ca.rootca import RootCA
+from shoal.manager.ca.tokens import generate_token
+from shoal.manager.controlapi.cluster import apply_defaults
+from shoal.manager.manager import Manager, ManagerSettings
+from shoal.model.dispatch import SessionInfo
+from shoal.model.ids import new_id
+from shoal.model.objects import (
+    Cluster,
+    JoinTokens,
+    ManagerStatus,
+    Network,
+    Node,
+    NodeStatus,
+    RootCAState,
+)
+from shoal.model.requests import InitRequest, JoinRequest
+from shoal.model.specs import IPAM, IPAMConfig, NetworkSpec, NodeSpec
+from shoal.model.states import Availability, NodeRole, NodeState
+from shoal.node.identity import NodeIdentity, generate_key_and_csr
+from shoal.node.join import join as join_swarm, renew
+from shoal.store.store import Store, Tx
+
+__all__ = ["SwarmNode", "NodeSettings"]
+
+log = logging.getLogger(__name__)
+
+ALREADY = 'This node is already part of a swarm. Use "docker swarm leave" to leave this swarm and join another one.'
+LAST_MANAGER = (
+    "You are attempting to leave the swarm on a node that is participating as a manager. Removing the "
+    "last manager erases all current state of the swarm. Use `--force` to ignore this message. "
+)
+JOIN_TIMEOUT = 20.0  # seconds a join waits for the first session, as dockerd's join timeout
+
+
+@dataclass(kw_only=True)
+class NodeSettings:
+    data_root: Path
+    exec_root: Path
+    hostname: str
+    engine_labels: dict[str, str] = field(default_factory=dict)
+    executor: str = "sim"
+
+
+def _split_addr(addr: str, default_port: int = 2377) -> tuple[str, int]:
+    host, sep, port = addr.rpartition(":")
+    if not sep:
+        return addr, default_port
+    try:
+        return host.strip("[]"), int(port)
+    except ValueError:
+        raise InvalidArgument(f"invalid address {addr!r}") from None
+
+
+def _default_ip() -> str:
+    """The address the kernel would use for outbound traffic (no packet is sent)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("10.255.255.255", 1))
+            return str(s.getsockname()[0])
+        except OSError:
+            return "127.0.0.1"
+
+
+class SwarmNode:
+    def __init__(self, settings: NodeSettings) -> None:
+        self.settings = settings
+        self.hostname = settings.hostname
+        self.engine_labels = settings.engine_labels
+        self.data_root = str(settings.data_root)
+        self._dir = settings.data_root / "swarm"
+        self._identity: NodeIdentity | None = None
+        self._state: dict[str, Any] = {}
+        self._manager: Manager | None = None
+        self._agent: Agent | None = None
+        self._agent_task: asyncio.Task[None] | None = None
+        self._session = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._error = ""
+
+    # -- Engine protocol ------------------------------------------------------------------
+    @property
+    def store(self) -> Store | None:
+        return self._manager.store if self._manager is not None else None
+
+    def swarm_state(self) -> SwarmState:
+        if self._identity is None:
+            return SwarmState(local_node_state="pending" if self._lock.locked() else "inactive", error=self._error)
+        managers = [(m.get("NodeID", ""), m["Addr"]) for m in self._state.get("managers", [])]
+        return SwarmState(local_node_state="active", node_id=self._identity.node_id,
+                          node_addr=self._state.get("advertise_ip", ""),
+                          control_available=self._manager is not None, error=self._error,
+                          remote_managers=managers)
+
+    # -- lifecycle ------------------------------------------------------------------------
+    async def start(self) -> None:
+        identity = NodeIdentity.load(self._dir / "certificates")
+        state_file = self._dir / "state.json"
+        if identity is None or not state_file.exists():
+            return
+        self._identity = identity
+        self._state = json.loads(state_file.read_text())
+        log.info("resuming swarm membership as node %s (%s)", identity.node_id, identity.role)
+        if identity.role == NodeRole.MANAGER and (self._dir / "etcd").exists():
+            await self._start_manager(None)
+        self._start_agent()
+
+    async def stop(self) -> None:
+        """Daemon shutdown: tasks keep their state on disk; nothing is shut down."""
+        await self._stop_parts(shutdown_tasks=False)
+
+    def _save_state(self) -> None:
+        self._dir.mkdir(parents=True, exist_ok=True)
+        tmp = self._dir / "state.json.tmp"
+        tmp.write_text(json.dumps(self._state, indent=2))
+        tmp.replace(self._dir / "state.json")
+
+    async def _start_manager(self, bootstrap: Any) -> None:
+        assert self._identity is not None
+        listen_ip, port = self._state["listen_ip"], int(self._state["listen_port"])
+        self._manager = Manager(ManagerSettings(state_dir=self._dir, listen_ip=listen_ip, listen_port=port,
+                                                advertise_ip=self._state["advertise_ip"]), self._identity)
+        try:
+            await self._manager.start(bootstrap)
+        except BaseException:
+            await self._manager.stop()
+            self._manager = None
+            raise
+
+    def _start_agent(self) -> None:
+        assert self._identity is not None
+        if self.settings.executor != "sim":
+            raise InvalidArgument(f"executor {self.settings.executor!r} is not available yet (use sim)")
+        executor = SimExecutor(hostname=self.hostname, engine_labels=self.engine_labels,
+                               state_dir=self.settings.exec_root)
+        identity = self._identity
+        managers = [m["Addr"] for m in self._state.get("managers", [])]
+        self._agent = Agent(executor=executor, state_dir=self._dir, ssl_context=lambda: self._client_ctx(),
+                            managers=managers, addr=self._state["advertise_ip"], on_session=self._on_session)
+        self._agent_task = asyncio.create_task(self._agent.run(), name="agent")
+        del identity
+
+    def _client_ctx(self) -> Any:
+        assert self._identity is not None
+        return self._identity.client_ssl_context()
+
+    async def _on_session(self, info: SessionInfo) -> None:
+        self._session.set()
+        self._state["managers"] = [{"NodeID": m.node_i_d, "Addr": m.addr} for m in info.managers] or self._state.get("managers", [])
+        self._save_state()
+        assert self._identity is not None
+        if info.role and info.role != self._identity.role:
+            addr = self._state["managers"][0]["Addr"]
+            log.info("role changed to %s: renewing the node certificate", info.role)
+            self._identity = await renew(addr, self._identity)
+            self._identity.save(self._dir / "certificates")
+
+    async def _stop_parts(self, *, shutdown_tasks: bool) -> None:
+        if self._agent is not None:
+            if shutdown_tasks:
+                try:
+                    await asyncio.wait_for(self._agent.shutdown_all(), 30)
+                except (TimeoutError, Exception):  # noqa: BLE001 - leaving goes on regardless
+                    log.exception("could not shut every task down")
+            if self._agent_task is not None:
+                self._agent_task.cancel()
+                try:
+                    await self._agent_task
+                except (asyncio.CancelledError, Exception):
+                    pass
+        self._agent = self._agent_task = None
+        if self._manager is not None:
+            await self._manager.stop()
+            self._manager = None
+
+    # -- init / join / leave --------------------------------------------------------------
+    def _addresses(self, listen_addr: str, advertise_addr: str) -> None:
+        listen_ip, port = _split_addr(listen_addr or "0.0.0.0:2377")
+        adv_ip, _ = _split_addr(advertise_addr, port) if advertise_addr else (listen_ip, port)
+        if adv_ip in ("", "0.0.0.0"):
+            adv_ip = _default_ip()
+        if listen_ip in ("", "0.0.0.0"):
+            listen_ip = adv_ip  # several daemons share one machine: bind the advertised address
+        self._state.update(listen_ip=listen_ip, listen_port=port, advertise_ip=adv_ip)
+
+    async def init(self, req: InitRequest) -> str:
+        if self._identity is not None:
+            raise Unavailable(ALREADY)
+        if req.availability and req.availability not in Availability.ALL:
+            raise InvalidArgument(f"invalid availability {req.availability!r}")
+        spec = apply_defaults(req.spec)
+        async with self._lock:
+            self._state = {}
+            self._addresses(req.listen_addr, req.advertise_addr)
+            root = RootCA.create()
+            cluster_id, node_id = new_id(), new_id()
+            key, csr = generate_key_and_csr()
+            cert = root.sign(csr, node_id=node_id, role="manager", cluster_id=cluster_id,
+                             san_ips=sorted({"127.0.0.1", self._state["advertise_ip"]}))
+            identity = NodeIdentity(cert_pem=cert, key_pem=key, ca_pem=root.cert_pem)
+            addr = f"{self._state['advertise_ip']}:{self._state['listen_port']}"
+            self._state["managers"] = [{"NodeID": node_id, "Addr": addr}]
+            pool = req.default_addr_pool or ["10.0.0.0/8"]
+
+            def bootstrap(tx: Tx) -> None:
+                assert root.key_pem is not None
+                tx.create(Cluster(
+                    id=cluster_id, spec=spec, default_addr_pool=pool, subnet_size=req.subnet_size or 24,
+                    data_path_port=req.data_path_port or 4789,
+                    join_tokens=JoinTokens(worker=generate_token(root.digest), manager=generate_token(root.digest)),
+                    root_c_a=RootCAState(ca_cert=root.cert_pem, ca_key=root.key_pem),
+                ))
+                tx.create(Node(
+                    id=node_id,
+                    spec=NodeSpec(role=NodeRole.MANAGER, availability=req.availability or Availability.ACTIVE, labels={}),
+                    status=NodeStatus(state=NodeState.UNKNOWN, addr=self._state["advertise_ip"]),
+                    manager_status=ManagerStatus(leader=True, reachability="reachable", addr=addr),
+                    cert_role=NodeRole.MANAGER,
+                ))
+                tx.create(Network(id=new_id(), spec=NetworkSpec(
+                    name="ingress", driver="overlay", scope="swarm", ingress=True, labels={}, options={},
+                    ipam=IPAM(driver="default", config=[IPAMConfig(subnet="10.0.0.0/24", gateway="10.0.0.1")]))))
+
+            self._dir.mkdir(parents=True, exist_ok=True)
+            try:
+                self._identity = identity
+                await self._start_manager(bootstrap)
+            except BaseException:
+                self._identity = None
+                shutil.rmtree(self._dir, ignore_errors=True)
+                raise
+            identity.save(self._dir / "certificates")
+            self._save_state()
+            self._start_agent()
+        log.info("swarm initialised: cluster %s, node %s", cluster_id, node_id)
+        return node_id
+
+    async def join(self, req: JoinRequest) -> None:
+        if self._identity is not None:
+            raise Unavailable(ALREADY)
+        if not req.remote_addrs:
+            raise InvalidArgument("at least 1 RemoteAddr is required to join")
+        async with self._lock:
+            self._state = {}
+            self._addresses(req.listen_addr, req.advertise_addr)
+            remotes = [a if ":" in a else f"{a}:2377" for a in req.remote_addrs]
+            identity = await join_swarm(remotes, req.join_token, hostname=self.hostname,
+                                        availability=req.availability or "active")
+            self._state["managers"] = [{"NodeID": "", "Addr": a} for a in remotes]
+            self._identity = identity
+            identity.save(self._dir / "certificates")
+            self._save_state()
+            self._session.clear()
+            self._start_agent()
+            try:
+                await asyncio.wait_for(self._session.wait(), JOIN_TIMEOUT)
+            except TimeoutError:
+                raise Unavailable("Timeout was reached before node joined. The attempt to join the swarm will "
+                                  "continue in the background. Use the \"docker info\" command to see the "
+                                  "current swarm status of your node.") from None
+        log.info("joined swarm as node %s (%s)", identity.node_id, identity.role)
+
+    async def leave(self, force: bool) -> None:
+        if self._identity is None:
+            raise Unavailable("This node is not part of a swarm")
+        if self._manager is not None and not force:
+            raise Unavailable(LAST_MANAGER)
+        async with self._lock:
+            await self._stop_parts(shutdown_tasks=True)
+            self._identity = None
+            self._state = {}
+            shutil.rmtree(self._dir, ignore_errors=True)
+        log.info("left the swarm")

@@ -1,0 +1,1 @@
+"""Developer tooling: local swarms of shoald processes."""

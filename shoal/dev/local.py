@@ -1,0 +1,142 @@
+"""A swarm of real shoald processes on 127.0.x.y loopback addresses on this machine.
+
+Used by the integration tests and the demo (the networked ``shoal dev`` of a later issue builds
+on it). Each daemon gets its own data root, exec root, API socket and hostname
+(``<prefix>-N``), runs the sim executor, and is stopped (SIGTERM, then SIGKILL) by ``close()``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+SHOALD = [sys.executable, "-c", "from shoal.daemon import main; main()"]
+SHOAL = [sys.executable, "-c", "from shoal.cli.main import main; main()"]
+
+
+def wait_for(what: str, fn: Callable[[], T | None], timeout: float = 20.0, interval: float = 0.1) -> T:
+    """Poll ``fn`` until it returns something truthy; fail with ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = fn()
+        except Exception as exc:  # noqa: BLE001 - remembered for the failure message
+            last = exc
+        if last and not isinstance(last, Exception):
+            return last  # type: ignore[no-any-return]
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+@dataclass
+class Daemon:
+    index: int
+    ip: str
+    root: Path
+    labels: dict[str, str] = field(default_factory=dict)
+    prefix: str = "shoaltest"
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def hostname(self) -> str:
+        return f"{self.prefix}-{self.index}"
+
+    @property
+    def sock(self) -> Path:
+        return self.root / "api.sock"
+
+    @property
+    def host(self) -> str:
+        return f"unix://{self.sock}"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "shoald.log"
+
+    def start(self) -> None:
+        args = SHOALD + ["--data-root", str(self.root / "data"), "--exec-root", str(self.root / "exec"),
+                         "-H", self.host, "--hostname", self.hostname, "--executor", "sim"]
+        for k, v in self.labels.items():
+            args += ["--label", f"{k}={v}"]
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(args, stdout=log, stderr=log, start_new_session=True)
+        wait_for(f"{self.hostname} API socket", lambda: self.sock.exists(), timeout=15)
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+            self.proc.wait(timeout=15)
+        self.proc = None
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=15)
+        except ProcessLookupError:
+            pass
+        self.proc = None
+        self.sock.unlink(missing_ok=True)
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "DOCKER_HOST": self.host, "DOCKER_CLI_HINTS": "false"}
+
+    def docker(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return self._run(["docker", *args], check, timeout)
+
+    def shoal(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return self._run(SHOAL + list(args), check, timeout)
+
+    def _run(self, argv: list[str], check: bool, timeout: float) -> subprocess.CompletedProcess[str]:
+        res = subprocess.run(argv, env=self.env(), capture_output=True, text=True, timeout=timeout)
+        if check and res.returncode != 0:
+            raise AssertionError(f"{' '.join(argv[-6:])} failed ({res.returncode}): {res.stderr.strip()}\n{res.stdout}")
+        return res
+
+    def api(self, path: str) -> Any:
+        out = self.docker("system", "info", "--format", "{{json .}}") if path == "/info" else None
+        if out is not None:
+            return json.loads(out.stdout)
+        import httpx
+
+        with httpx.Client(transport=httpx.HTTPTransport(uds=str(self.sock)), base_url="http://shoal", timeout=10) as c:
+            r = c.get(path)
+            r.raise_for_status()
+            return r.json()
+
+
+class Swarm:
+    def __init__(self, root: Path, *, base_ip: str = "127.0.7", prefix: str = "shoaltest") -> None:
+        self.root = root
+        self.base_ip = base_ip
+        self.prefix = prefix
+        self.daemons: list[Daemon] = []
+
+    def add(self, labels: dict[str, str] | None = None, *, start: bool = True) -> Daemon:
+        i = len(self.daemons) + 1
+        d = Daemon(index=i, ip=f"{self.base_ip}.{i}", root=self.root / f"node{i}", labels=labels or {},
+                   prefix=self.prefix)
+        self.daemons.append(d)
+        if start:
+            d.start()
+        return d
+
+    def close(self) -> None:
+        for d in self.daemons:
+            d.stop()

@@ -1,0 +1,67 @@
+"""Swarm (cluster object) update: spec changes with optimistic concurrency, join token rotation."""
+
+from __future__ import annotations
+
+from shoal.errors import InvalidArgument, SequenceConflict, Unavailable
+from shoal.manager.ca.rootca import RootCA
+from shoal.manager.ca.tokens import generate_token
+from shoal.model.objects import Cluster
+from shoal.model.specs import SECOND, ClusterSpec
+from shoal.store.store import Store, Tx, copy
+
+__all__ = ["update_cluster", "DEFAULT_HEARTBEAT", "DEFAULT_HISTORY", "apply_defaults"]
+
+DEFAULT_HEARTBEAT = 5 * SECOND  # swarmkit's dispatcher default
+DEFAULT_HISTORY = 5  # swarmkit's defaultTaskHistoryRetentionLimit
+DEFAULT_CERT_EXPIRY = 90 * 24 * 3600 * SECOND  # 2160h, as swarmkit
+MIN_CERT_EXPIRY = 3600 * SECOND
+
+
+def apply_defaults(spec: ClusterSpec) -> ClusterSpec:
+    """Zero values mean "use the default" (engine-api.md: swarm init sends zeros)."""
+    spec.name = spec.name or "default"
+    if spec.labels is None:
+        spec.labels = {}
+    if spec.orchestration.task_history_retention_limit is None:
+        spec.orchestration.task_history_retention_limit = DEFAULT_HISTORY
+    spec.dispatcher.heartbeat_period = spec.dispatcher.heartbeat_period or DEFAULT_HEARTBEAT
+    if spec.dispatcher.heartbeat_period < 0:
+        raise InvalidArgument("heartbeat period must be positive")
+    spec.c_a_config.node_cert_expiry = spec.c_a_config.node_cert_expiry or DEFAULT_CERT_EXPIRY
+    if spec.c_a_config.node_cert_expiry < MIN_CERT_EXPIRY:
+        raise InvalidArgument(
+            "rpc error: code = InvalidArgument desc = minimum certificate expiry time is: 1h0m0s"
+        )
+    raft = spec.raft
+    raft.snapshot_interval = raft.snapshot_interval or 10000
+    raft.keep_old_snapshots = raft.keep_old_snapshots or 0
+    raft.log_entries_for_slow_followers = raft.log_entries_for_slow_followers or 500
+    raft.election_tick = raft.election_tick or 10
+    raft.heartbeat_tick = raft.heartbeat_tick or 1
+    return spec
+
+
+async def update_cluster(
+    store: Store, version: int, spec: ClusterSpec, *, rotate_worker: bool, rotate_manager: bool
+) -> Cluster:
+    apply_defaults(spec)
+
+    def fn(tx: Tx) -> Cluster:
+        current = tx.view.cluster()
+        if current is None:
+            raise Unavailable("This node is not a swarm manager.")
+        if current.version.index != version:
+            raise SequenceConflict()
+        cluster = copy(current)
+        cluster.spec = spec
+        if rotate_worker or rotate_manager:
+            assert cluster.root_c_a is not None
+            digest = RootCA.from_pem(cluster.root_c_a.ca_cert).digest
+            if rotate_worker:
+                cluster.join_tokens.worker = generate_token(digest)
+            if rotate_manager:
+                cluster.join_tokens.manager = generate_token(digest)
+        tx.update(cluster)
+        return cluster
+
+    return await store.update(fn)

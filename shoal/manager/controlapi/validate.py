@@ -1,0 +1,113 @@
+"""Spec validation shared by the control API calls (swarmkit manager/controlapi/common.go, service.go)."""
+
+from __future__ import annotations
+
+import re
+
+from shoal.errors import InvalidArgument
+from shoal.manager import constraint
+from shoal.model.specs import SECOND, ServiceSpec
+
+__all__ = ["validate_name", "validate_service_spec"]
+
+_NAME = re.compile(r"^[a-zA-Z0-9](?:[-_]*[A-Za-z0-9]+)*$")
+_MIN_CPU = 1_000_000  # 0.001 CPU
+_MIN_MEMORY = 4 * 1024 * 1024
+
+
+def validate_name(name: str, *, what: str = "name") -> None:
+    if not name:
+        raise InvalidArgument(f"{what} must be provided")
+    if len(name) > 63 or not _NAME.match(name):
+        raise InvalidArgument(
+            f"rpc error: code = InvalidArgument desc = {what} must be valid as a DNS name component"
+        )
+
+
+def _check_duration(value: int | None, what: str, minimum: int = 0) -> None:
+    if value is not None and value < minimum:
+        raise InvalidArgument(f"rpc error: code = InvalidArgument desc = {what} must be at least {minimum}ns")
+
+
+def validate_service_spec(spec: ServiceSpec) -> None:
+    validate_name(spec.name)
+    mode = spec.mode
+    if mode.replicated is not None and (mode.replicated.replicas or 0) < 0:
+        raise InvalidArgument("rpc error: code = InvalidArgument desc = replicas must be non-negative")
+    if mode.replicated_job is not None:
+        job = mode.replicated_job
+        if (job.max_concurrent or 0) < 0 or (job.total_completions or 0) < 0:
+            raise InvalidArgument("rpc error: code = InvalidArgument desc = job counts must be non-negative")
+        if spec.update_config is not None:
+            raise InvalidArgument("rpc error: code = InvalidArgument desc = jobs may not have an update config")
+    tt = spec.task_template
+    if not tt.image:
+        raise InvalidArgument("rpc error: code = InvalidArgument desc = ContainerSpec: image reference must be provided")
+    if tt.placement is not None:
+        constraint.parse(tt.placement.constraints)
+        for pref in tt.placement.preferences or []:
+            desc = pref.spread.spread_descriptor if pref.spread else ""
+            if not desc.startswith(("node.labels.", "engine.labels.")):
+                raise InvalidArgument(f"invalid placement preference spread={desc!r}: use node.labels.X or engine.labels.X")
+        if tt.placement.max_replicas < 0:
+            raise InvalidArgument("rpc error: code = InvalidArgument desc = max replicas must be non-negative")
+    res = tt.resources
+    for part in (res.limits, res.reservations) if res else ():
+        if part is None:
+            continue
+        if part.nano_cpus and part.nano_cpus < _MIN_CPU:
+            raise InvalidArgument("rpc error: code = InvalidArgument desc = invalid cpu value: must be at least 0.001")
+        if part.memory_bytes and part.memory_bytes < _MIN_MEMORY:
+            raise InvalidArgument("rpc error: code = InvalidArgument desc = invalid memory value: must be at least 4MiB")
+    rp = tt.restart_policy
+    if rp is not None:
+        if rp.condition not in (None, "", "none", "on-failure", "any"):
+            raise InvalidArgument(f"invalid restart condition {rp.condition!r}")
+        _check_duration(rp.delay, "restart delay")
+        _check_duration(rp.window, "restart window")
+        if (rp.max_attempts or 0) < 0:
+            raise InvalidArgument("rpc error: code = InvalidArgument desc = restart max attempts must be non-negative")
+    health = (tt.container_spec or {}).get("Healthcheck") or {}
+    for key in ("Interval", "Timeout", "StartPeriod", "StartInterval"):
+        value = health.get(key)
+        if value:
+            _check_duration(int(value), f"Healthcheck {key}", 1_000_000)
+    if int(health.get("Retries") or 0) < 0:
+        raise InvalidArgument("rpc error: code = InvalidArgument desc = Healthcheck Retries must be non-negative")
+    for cfg in (spec.update_config, spec.rollback_config):
+        if cfg is None:
+            continue
+        if cfg.failure_action not in ("", "pause", "continue", "rollback"):
+            raise InvalidArgument(f"invalid failure action {cfg.failure_action!r}")
+        if cfg.order not in ("", "stop-first", "start-first"):
+            raise InvalidArgument(f"invalid update order {cfg.order!r}")
+        if not 0 <= cfg.max_failure_ratio <= 1:
+            raise InvalidArgument("rpc error: code = InvalidArgument desc = max failure ratio must be between 0 and 1")
+        _check_duration(cfg.delay, "update delay")
+        _check_duration(cfg.monitor, "update monitor")
+    ep = spec.endpoint_spec
+    if ep is not None:
+        if ep.mode not in ("", "vip", "dnsrr"):
+            raise InvalidArgument(f"invalid endpoint mode {ep.mode!r}")
+        seen: set[tuple[int, str]] = set()
+        for port in ep.ports or []:
+            if port.protocol not in ("tcp", "udp", "sctp"):
+                raise InvalidArgument(f"invalid protocol {port.protocol!r}")
+            if not 0 < port.target_port < 65536 or not 0 <= port.published_port < 65536:
+                raise InvalidArgument("rpc error: code = InvalidArgument desc = port out of range")
+            if port.publish_mode not in ("ingress", "host"):
+                raise InvalidArgument(f"invalid publish mode {port.publish_mode!r}")
+            if port.publish_mode == "ingress" and ep.mode == "dnsrr":
+                raise InvalidArgument(
+                    "rpc error: code = InvalidArgument desc = EndpointSpec: port published with ingress mode can't be used with dnsrr mode"
+                )
+            if port.published_port:
+                key = (port.published_port, port.protocol)
+                if key in seen:
+                    raise InvalidArgument(
+                        f"rpc error: code = InvalidArgument desc = EndpointSpec: duplicate published ports provided"
+                    )
+                seen.add(key)
+
+
+SECONDS = SECOND  # re-exported for callers computing defaults

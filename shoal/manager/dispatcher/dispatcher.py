@@ -1,0 +1,272 @@
+"""The dispatcher: agent sessions, heartbeats, assignment pushes, batched status writes.
+
+Runs on the leader. Each agent holds one websocket session (protocol: shoal.model.dispatch).
+A node that misses 3 heartbeats is marked DOWN; the orchestrators replace its tasks. Task status
+reports are collected in a dict (latest wins) and written every 100 ms in one batch, never
+moving a task's state backwards (swarmkit manager/dispatcher/dispatcher.go).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from aiohttp import WSMsgType, web
+
+from shoal.manager.ca.subjects import peer_identity
+from shoal.model.dispatch import (
+    CLOSE_REMOVED,
+    Assignments,
+    Heartbeat,
+    HeartbeatAck,
+    ManagerAddr,
+    Register,
+    SessionInfo,
+    StatusUpdate,
+    decode_message,
+    encode_message,
+)
+from shoal.model.ids import new_id
+from shoal.model.objects import ManagerStatus, Node, NodeStatus, Task, TaskStatus
+from shoal.model.states import NodeRole, NodeState, TaskState
+from shoal.store.store import Store, Tx, copy
+from shoal.store.watch import Change, Subscription
+
+__all__ = ["Dispatcher", "GRACE_MULTIPLIER"]
+
+log = logging.getLogger(__name__)
+
+GRACE_MULTIPLIER = 3  # missed heartbeats before a node is DOWN (swarmkit)
+LEADER_GRACE = 6  # heartbeats a new leader waits before judging nodes (swarmkit)
+STATUS_FLUSH = 0.1  # seconds between status batch writes
+PUSH_GAP = 0.05  # assignment pushes are debounced this long
+
+
+def _assigned(task: Task | None) -> bool:
+    return task is not None and bool(task.node_i_d) and task.state >= TaskState.ASSIGNED
+
+
+class _Session:
+    def __init__(self, node_id: str, ws: web.WebSocketResponse) -> None:
+        self.node_id = node_id
+        self.ws = ws
+        self.changed: dict[str, Task] = {}
+        self.removed: set[str] = set()
+        self.wake = asyncio.Event()
+
+
+class Dispatcher:
+    def __init__(self, store: Store, *, cluster_id: str, swarm_port: int = 2377) -> None:
+        self._store = store
+        self._cluster_id = cluster_id
+        self._swarm_port = swarm_port
+        self._sessions: dict[str, _Session] = {}
+        self._last_seen: dict[str, float] = {}
+        self._statuses: dict[str, TaskStatus] = {}
+        self._running = False
+
+    # -- settings from the cluster object ---------------------------------------------------
+    def period(self) -> float:
+        cluster = self._store.view().cluster()
+        ns = cluster.spec.dispatcher.heartbeat_period if cluster else 0
+        return (ns or 5_000_000_000) / 1e9
+
+    def managers(self) -> list[ManagerAddr]:
+        return [
+            ManagerAddr(node_i_d=n.id, addr=n.manager_status.addr)
+            for n in self._store.view().all(Node)
+            if n.manager_status is not None and n.manager_status.addr
+        ]
+
+    # -- the leader part --------------------------------------------------------------------
+    async def run(self) -> None:
+        self._running = True
+        start = time.monotonic()
+        for node in self._store.view().all(Node):
+            self._last_seen.setdefault(node.id, start + (LEADER_GRACE - GRACE_MULTIPLIER) * self.period())
+        sub = self._store.subscribe([Task, Node])
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._flush_loop(), name="dispatcher-status")
+                tg.create_task(self._expiry_loop(), name="dispatcher-heartbeats")
+                tg.create_task(self._route_loop(sub), name="dispatcher-assignments")
+        finally:
+            sub.close()
+            self._running = False
+            for session in list(self._sessions.values()):
+                await session.ws.close(code=1012, message=b"dispatcher stopped")
+
+    async def _route_loop(self, sub: Subscription) -> None:
+        while True:
+            for change in await sub.next():
+                if change.kind == "tasks":
+                    self._route(change)
+                elif change.kind == "nodes" and change.new is not None and change.old is not None:
+                    self._maybe_session_info(change)
+
+    def _route(self, change: Change) -> None:
+        old, new = change.old, change.new
+        assert old is None or isinstance(old, Task)
+        assert new is None or isinstance(new, Task)
+        if _assigned(new):
+            assert new is not None
+            session = self._sessions.get(new.node_i_d)
+            interesting = (
+                not _assigned(old) or old is None or old.desired_state != new.desired_state
+                or old.node_i_d != new.node_i_d
+            )
+            if session is not None and interesting:
+                session.changed[new.id] = new
+                session.removed.discard(new.id)
+                session.wake.set()
+        if _assigned(old) and (new is None or new.node_i_d != old.node_i_d):  # type: ignore[union-attr]
+            assert old is not None
+            session = self._sessions.get(old.node_i_d)
+            if session is not None:
+                session.changed.pop(old.id, None)
+                session.removed.add(old.id)
+                session.wake.set()
+
+    def _maybe_session_info(self, change: Change) -> None:
+        old, new = change.old, change.new
+        assert isinstance(old, Node) and isinstance(new, Node)
+        session = self._sessions.get(new.id)
+        if session is not None and old.spec.role != new.spec.role:
+            asyncio.ensure_future(self._send_session_info(session, new))
+
+    async def _send_session_info(self, session: _Session, node: Node) -> None:
+        info = SessionInfo(session_i_d=new_id(), node_i_d=node.id,
+                           heartbeat_period=int(self.period() * 1e9), managers=self.managers(),
+                           role=node.spec.role or NodeRole.WORKER)
+        await session.ws.send_str(encode_message(info))
+
+    async def _expiry_loop(self) -> None:
+        while True:
+            period = self.period()
+            await asyncio.sleep(min(period / 4, 0.5))
+            deadline = time.monotonic() - GRACE_MULTIPLIER * period
+            expired = [
+                n.id for n in self._store.view().all(Node)
+                if n.status.state != NodeState.DOWN and self._last_seen.setdefault(n.id, time.monotonic()) < deadline
+            ]
+            if expired:
+                await self._set_node_state(expired, NodeState.DOWN, "heartbeat failure")
+
+    async def _set_node_state(self, node_ids: list[str], state: str, message: str) -> None:
+        def fn(tx: Tx) -> None:
+            for node_id in node_ids:
+                node = tx.view.get(Node, node_id)
+                if node is None or node.status.state == state:
+                    continue
+                node = copy(node)
+                log.info("node %s: %s->%s (%s)", node_id, node.status.state, state, message)
+                node.status = NodeStatus(state=state, message=message, addr=node.status.addr)
+                if node.manager_status is not None and state == NodeState.DOWN:
+                    node.manager_status.reachability = "unreachable"
+                tx.update(node)
+
+        try:
+            await self._store.update(fn, retries=3, atomic=False)
+        except Exception:  # noqa: BLE001 - retried on the next tick
+            log.exception("could not write node state")
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(STATUS_FLUSH)
+            if not self._statuses:
+                continue
+            batch, self._statuses = self._statuses, {}
+
+            def fn(tx: Tx) -> None:
+                for task_id, status in batch.items():
+                    task = tx.view.get(Task, task_id)
+                    if task is None or TaskState.parse(status.state) < task.state:
+                        continue  # gone, or a stale report: state never moves back
+                    if task.status == status:
+                        continue
+                    task = copy(task)
+                    task.status = status
+                    tx.update(task)
+
+            try:
+                await self._store.update(fn, retries=5, atomic=False)
+            except Exception:  # noqa: BLE001 - keep the newest reports for the next flush
+                log.exception("could not write %d task statuses", len(batch))
+                for task_id, status in batch.items():
+                    self._statuses.setdefault(task_id, status)
+
+    # -- sessions ---------------------------------------------------------------------------
+    async def session(self, request: web.Request) -> web.StreamResponse:
+        peer = peer_identity(request.transport.get_extra_info("ssl_object") if request.transport else None)
+        if peer is None or peer.cluster_id != self._cluster_id:
+            return web.json_response({"message": "a node certificate of this swarm is required"}, status=403)
+        ws = web.WebSocketResponse(heartbeat=None, max_msg_size=64 * 1024 * 1024)
+        await ws.prepare(request)
+        node = self._store.view().get(Node, peer.node_id)
+        if node is None or not self._running:
+            reason = "node is not part of this swarm" if node is None else "not the leader"
+            await ws.close(code=CLOSE_REMOVED if node is None else 1013, message=reason.encode())
+            return ws
+        session = _Session(peer.node_id, ws)
+        previous = self._sessions.pop(peer.node_id, None)
+        if previous is not None:
+            await previous.ws.close(code=1000, message=b"replaced by a new session")
+        self._sessions[peer.node_id] = session
+        pusher = asyncio.create_task(self._push(session), name=f"dispatcher-push-{peer.node_id}")
+        try:
+            await self._serve(session, request.remote or "")
+        finally:
+            pusher.cancel()
+            if self._sessions.get(peer.node_id) is session:
+                del self._sessions[peer.node_id]
+        return ws
+
+    async def _serve(self, session: _Session, remote: str) -> None:
+        ws = session.ws
+        async for msg in ws:
+            if msg.type != WSMsgType.TEXT:
+                break
+            message = decode_message(msg.data)
+            self._last_seen[session.node_id] = time.monotonic()
+            if isinstance(message, Heartbeat):
+                await ws.send_str(encode_message(HeartbeatAck(period=int(self.period() * 1e9))))
+            elif isinstance(message, StatusUpdate):
+                for update in message.updates:
+                    self._statuses[update.task_i_d] = update.status
+            elif isinstance(message, Register):
+                node = await self._register(session.node_id, message, remote)
+                await self._send_session_info(session, node)
+                full = [t for t in self._store.view().tasks_of_node(session.node_id) if _assigned(t)]
+                session.changed.clear()
+                session.removed.clear()
+                await ws.send_str(encode_message(Assignments(full=True, tasks=full)))
+
+    async def _register(self, node_id: str, reg: Register, remote: str) -> Node:
+        def fn(tx: Tx) -> Node:
+            current = tx.view.get(Node, node_id)
+            assert current is not None
+            node = copy(current)
+            node.description = reg.description
+            addr = reg.addr or remote
+            node.status = NodeStatus(state=NodeState.READY, addr=addr)
+            if node.spec.role == NodeRole.MANAGER or node.cert_role == NodeRole.MANAGER:
+                ms = node.manager_status or ManagerStatus()
+                node.manager_status = ManagerStatus(leader=ms.leader, reachability="reachable",
+                                                    addr=ms.addr or f"{addr}:{self._swarm_port}")
+            tx.update(node)
+            return node
+
+        node = await self._store.update(fn, retries=5)
+        log.info("node %s (%s) registered from %s", node_id, reg.description.hostname, reg.addr or remote)
+        return node
+
+    async def _push(self, session: _Session) -> None:
+        while True:
+            await session.wake.wait()
+            await asyncio.sleep(PUSH_GAP)
+            session.wake.clear()
+            changed, session.changed = list(session.changed.values()), {}
+            removed, session.removed = sorted(session.removed), set()
+            if changed or removed:
+                await session.ws.send_str(encode_message(Assignments(full=False, tasks=changed, removed=removed)))

@@ -1,0 +1,43 @@
+"""Fixtures: a swarm of shoald processes that is always torn down, and a leak check."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from shoal.dev.local import Daemon, Swarm, wait_for
+
+
+def _etcd_pids(root: Path) -> list[str]:
+    out = subprocess.run(["pgrep", "-f", f"etcd.*{root}"], capture_output=True, text=True)
+    return out.stdout.split()
+
+
+@pytest.fixture
+def swarm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Swarm]:
+    root = tmp_path_factory.mktemp("shoaltest")
+    s = Swarm(root)
+    try:
+        yield s
+    finally:
+        s.close()
+        leftover = wait_for("etcd processes to exit", lambda: not _etcd_pids(root) or None, timeout=15) if _etcd_pids(root) else None
+        del leftover
+
+
+def init_swarm(swarm: Swarm, workers: int, *, labels: dict[int, dict[str, str]] | None = None) -> tuple[Daemon, list[Daemon]]:
+    """One manager (heartbeat 1 s) and ``workers`` workers joined through the docker CLI."""
+    labels = labels or {}
+    manager = swarm.add(labels.get(1))
+    manager.docker("swarm", "init", "--advertise-addr", manager.ip, "--dispatcher-heartbeat", "1s")
+    token = manager.docker("swarm", "join-token", "-q", "worker").stdout.strip()
+    joined = []
+    for i in range(workers):
+        w = swarm.add(labels.get(i + 2))
+        w.docker("swarm", "join", "--token", token, "--advertise-addr", w.ip, f"{manager.ip}:2377")
+        joined.append(w)
+    wait_for("every node ready", lambda: manager.docker("node", "ls", "--format", "{{.Status}}").stdout.split().count("Ready") == workers + 1)
+    return manager, joined
