@@ -14,8 +14,22 @@ from shoal.store.tables import Tables
 __all__ = ["node_json", "task_json", "service_json", "network_json", "swarm_json", "local_networks"]
 
 
+def _builtins(obj: object) -> Any:
+    """Plain JSON data with null fields left out, as Go's omitempty pointers are (docker-py
+    tests ``'Global' in Spec['Mode']``)."""
+    return _strip(to_builtins(obj))
+
+
+def _strip(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _strip(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_strip(v) for v in value]
+    return value
+
+
 def node_json(node: Node) -> dict[str, Any]:
-    out: dict[str, Any] = to_builtins(node)
+    out: dict[str, Any] = _builtins(node)
     out.pop("CertRole", None)
     if out.get("ManagerStatus") is None:
         out.pop("ManagerStatus", None)
@@ -23,7 +37,7 @@ def node_json(node: Node) -> dict[str, Any]:
 
 
 def task_json(task: Task) -> dict[str, Any]:
-    out: dict[str, Any] = to_builtins(task)
+    out: dict[str, Any] = _builtins(task)
     out.pop("EndpointSpec", None)
     if out.get("JobIteration") is None:
         out.pop("JobIteration", None)
@@ -75,7 +89,7 @@ def _insert_defaults(spec: dict[str, Any]) -> None:
 
 
 def service_json(view: Tables, svc: Service, *, status: bool = False, insert_defaults: bool = False) -> dict[str, Any]:
-    out: dict[str, Any] = to_builtins(svc)
+    out: dict[str, Any] = _builtins(svc)
     for key in ("PreviousSpec", "UpdateStatus", "JobStatus"):
         if out.get(key) is None:
             out.pop(key, None)
@@ -120,7 +134,7 @@ def local_networks() -> list[dict[str, Any]]:
 
 
 def swarm_json(cluster: Cluster, *, with_tokens: bool = True) -> dict[str, Any]:
-    out: dict[str, Any] = to_builtins(cluster)
+    out: dict[str, Any] = _builtins(cluster)
     out.pop("RootCA", None)
     if not with_tokens:
         out.pop("JoinTokens", None)

@@ -21,6 +21,7 @@ from shoal.agent import Agent
 from shoal.api.engine import SwarmState
 from shoal.errors import InvalidArgument, Unavailable
 from shoal.exec.sim import SimExecutor
+from shoal.manager.ca.etcdtls import RAFT_CA_CN, issue_etcd_tls
 from shoal.manager.ca.rootca import RootCA
 from shoal.manager.ca.tokens import generate_token
 from shoal.manager.controlapi.cluster import apply_defaults
@@ -215,6 +216,7 @@ class SwarmNode:
             self._state = {}
             self._addresses(req.listen_addr, req.advertise_addr)
             root = RootCA.create()
+            raft_root = RootCA.create(common_name=RAFT_CA_CN)
             cluster_id, node_id = new_id(), new_id()
             key, csr = generate_key_and_csr()
             cert = root.sign(csr, node_id=node_id, role="manager", cluster_id=cluster_id,
@@ -230,7 +232,8 @@ class SwarmNode:
                     id=cluster_id, spec=spec, default_addr_pool=pool, subnet_size=req.subnet_size or 24,
                     data_path_port=req.data_path_port or 4789,
                     join_tokens=JoinTokens(worker=generate_token(root.digest), manager=generate_token(root.digest)),
-                    root_c_a=RootCAState(ca_cert=root.cert_pem, ca_key=root.key_pem),
+                    root_c_a=RootCAState(ca_cert=root.cert_pem, ca_key=root.key_pem,
+                                         raft_ca_cert=raft_root.cert_pem, raft_ca_key=raft_root.key_pem or ""),
                 ))
                 tx.create(Node(
                     id=node_id,
@@ -244,6 +247,8 @@ class SwarmNode:
                     ipam=IPAM(driver="default", config=[IPAMConfig(subnet="10.0.0.0/24", gateway="10.0.0.1")]))))
 
             self._dir.mkdir(parents=True, exist_ok=True)
+            issue_etcd_tls(raft_root, node_id=node_id, cluster_id=cluster_id,
+                           ips=[self._state["advertise_ip"]]).save(self._dir / "etcd-tls")
             try:
                 self._identity = identity
                 await self._start_manager(bootstrap)

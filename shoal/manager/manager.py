@@ -16,6 +16,8 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from shoal.errors import Unavailable
+from shoal.manager.ca.etcdtls import EtcdTLS
 from shoal.manager.ca.server import CAServer
 from shoal.manager.dispatcher.dispatcher import Dispatcher
 from shoal.node.identity import NodeIdentity
@@ -64,30 +66,35 @@ class Manager:
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[Any]] = []
 
+    @property
+    def etcd_tls_dir(self) -> Path:
+        return self.settings.state_dir / "etcd-tls"
+
     def _etcd_settings(self) -> EtcdMemberSettings:
-        tls = self.settings.state_dir / "etcd-tls"
-        tls.mkdir(parents=True, exist_ok=True, mode=0o700)
-        files = {"node.crt": self.identity.cert_pem, "node.key": self.identity.key_pem, "ca.crt": self.identity.ca_pem}
-        for name, pem in files.items():
-            path = tls / name
-            path.write_text(pem)
-            path.chmod(0o600)
+        cert, key, ca = self._etcd_tls().files(self.etcd_tls_dir)
         ip, port = self.settings.advertise_ip, self.settings.listen_port
         return EtcdMemberSettings(
             name=self.identity.node_id,
             data_dir=self.settings.state_dir / "etcd",
             client_url=f"https://{ip}:{port + self.settings.etcd_client_offset}",
             peer_url=f"https://{ip}:{port + self.settings.etcd_peer_offset}",
-            cert_file=tls / "node.crt", key_file=tls / "node.key", trusted_ca_file=tls / "ca.crt",
+            cert_file=cert, key_file=key, trusted_ca_file=ca,
             initial_cluster_token=self.identity.cluster_id,
         )
+
+    def _etcd_tls(self) -> EtcdTLS:
+        tls = EtcdTLS.load(self.etcd_tls_dir)
+        if tls is None:
+            raise Unavailable(f"no etcd certificate in {self.etcd_tls_dir}: this manager cannot start its store")
+        return tls
 
     async def start(self, bootstrap: Callable[[Tx], None] | None = None) -> None:
         settings = self._etcd_settings()
         self._member = EtcdMember(settings)
         await self._member.start()
         self._tasks.append(asyncio.create_task(self._member.run(), name="etcd-supervisor"))
-        self._backend = EtcdBackend([settings.client_url], ssl_context=self.identity.client_ssl_context())
+        self._backend = EtcdBackend([settings.client_url],
+                                    ssl_context=self._etcd_tls().client_ssl_context(self.etcd_tls_dir))
         await self._backend.start()
         self.store = Store(self._backend)
         await self.store.start()

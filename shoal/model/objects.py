@@ -213,10 +213,16 @@ class JoinTokens(Struct):
 
 
 class RootCAState(Struct):
-    """The CA's key and certificate; never shown by the API (swarmkit keeps it in raft too)."""
+    """The CA's key and certificate; never shown by the API (swarmkit keeps it in raft too).
+
+    The raft CA signs only managers' etcd certificates: etcd cannot check a certificate's OU, so
+    trusting the swarm CA would let a worker certificate into the store (raft.md, pitfall 6).
+    """
 
     ca_cert: str = msgspec.field(default="", name="CACert")
     ca_key: str = msgspec.field(default="", name="CAKey")
+    raft_ca_cert: str = msgspec.field(default="", name="RaftCACert")
+    raft_ca_key: str = msgspec.field(default="", name="RaftCAKey")
 
 
 class Cluster(StoredObject, kw_only=True):

@@ -63,10 +63,11 @@ class RootCA:
         self._cert_pem = cert.public_bytes(serialization.Encoding.PEM).decode()
 
     @classmethod
-    def create(cls, expiry: timedelta = ROOT_CA_EXPIRY) -> RootCA:
-        """A new self-signed root: ECDSA P-256, CN=swarm-ca."""
+    def create(cls, expiry: timedelta = ROOT_CA_EXPIRY, *, common_name: str = CA_CN) -> RootCA:
+        """A new self-signed root: ECDSA P-256, CN=swarm-ca (or ``common_name``: the managers'
+        separate etcd CA is CN=swarm-raft-ca)."""
         key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, CA_CN)])
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
         now = datetime.now(UTC)
         public = key.public_key()
         cert = (

@@ -4,6 +4,7 @@
     POST /ca/join   token + CSR -> a new node ID and its certificate (token-authenticated)
     POST /ca/renew  CSR -> a certificate for the caller's node with its current desired role
                     (authenticated by the caller's certificate; used on promote/demote)
+    POST /ca/raft   CSR -> an etcd certificate from the raft CA (manager certificates only)
 
 Joining creates the Node object, so the node shows in ``node ls`` before its first session.
 """
@@ -121,7 +122,28 @@ class CAServer:
         except ShoalError as exc:
             return _error(exc)
 
+    async def raft(self, request: web.Request) -> web.StreamResponse:
+        """Manager-only: a worker's certificate is refused with 403 before anything is signed."""
+        try:
+            peer = peer_identity(request.transport.get_extra_info("ssl_object") if request.transport else None)
+            cluster = self._cluster()
+            if peer is None or peer.cluster_id != cluster.id or peer.role != NodeRole.MANAGER:
+                raise PermissionDenied("permission denied: this call needs a swarm-manager certificate")
+            node = self._store.view().get(Node, peer.node_id)
+            if node is None or node.spec.role != NodeRole.MANAGER:
+                raise PermissionDenied(f"node {peer.node_id} is not a manager of this swarm")
+            assert cluster.root_c_a is not None
+            raft_ca = RootCA.from_pem(cluster.root_c_a.raft_ca_cert, cluster.root_c_a.raft_ca_key)
+            body = await request.json()
+            sans = sorted({"127.0.0.1", node.status.addr} - {""})
+            cert = raft_ca.sign(str(body.get("CSR", "")), node_id=node.id, role="manager",
+                                cluster_id=cluster.id, expiry=self._expiry(), san_ips=sans)
+            return web.json_response({"Certificate": cert, "RaftCA": raft_ca.cert_pem})
+        except ShoalError as exc:
+            return _error(exc)
+
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/ca", self.get_ca)
         app.router.add_post("/ca/join", self.join)
         app.router.add_post("/ca/renew", self.renew)
+        app.router.add_post("/ca/raft", self.raft)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from shoal.errors import FailedPrecondition, InvalidArgument, SequenceConflict
-from shoal.model.objects import Node
+from shoal.model.objects import ManagerStatus, Node
 from shoal.model.specs import NodeSpec
 from shoal.model.states import Availability, NodeRole, NodeState
 from shoal.store.store import Store, Tx, copy
@@ -33,6 +33,12 @@ async def update_node(store: Store, ref: str, version: int, spec: NodeSpec) -> N
             )
         node.spec = NodeSpec(name=spec.name, labels=spec.labels or {}, role=role,
                              availability=spec.availability or node.spec.availability)
+        if role == NodeRole.MANAGER and node.manager_status is None:
+            # Recorded now; the node joins the store's quorum once Raft membership exists, so its
+            # reachability stays "unknown" until then.
+            node.manager_status = ManagerStatus(reachability="unknown", addr=f"{node.status.addr}:2377")
+        elif role == NodeRole.WORKER:
+            node.manager_status = None
         tx.update(node)
         return node
 

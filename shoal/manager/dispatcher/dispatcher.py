@@ -250,10 +250,9 @@ class Dispatcher:
             node.description = reg.description
             addr = reg.addr or remote
             node.status = NodeStatus(state=NodeState.READY, addr=addr)
-            if node.spec.role == NodeRole.MANAGER or node.cert_role == NodeRole.MANAGER:
-                ms = node.manager_status or ManagerStatus()
-                node.manager_status = ManagerStatus(leader=ms.leader, reachability="reachable",
-                                                    addr=ms.addr or f"{addr}:{self._swarm_port}")
+            ms = node.manager_status
+            if ms is not None and ms.reachability == "unreachable":  # it was marked down; it is back
+                node.manager_status = ManagerStatus(leader=ms.leader, reachability="reachable", addr=ms.addr)
             tx.update(node)
             return node
 

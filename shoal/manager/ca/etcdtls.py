@@ -1,0 +1,62 @@
+"""The managers' etcd certificates, issued by the cluster's separate raft CA.
+
+etcd trusts only the raft CA (client and peer), and only managers get a certificate from it:
+the first manager at ``swarm init``, later ones through the manager-only ``POST /ca/raft``.
+So a worker's swarm certificate, valid as it is, is refused by etcd. Files live in
+``<data-root>/swarm/etcd-tls/`` (node.crt, node.key, ca.crt; mode 0600).
+"""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+
+from shoal.manager.ca.rootca import RootCA
+from shoal.node.identity import generate_key_and_csr
+
+__all__ = ["EtcdTLS", "issue_etcd_tls", "RAFT_CA_CN"]
+
+RAFT_CA_CN = "swarm-raft-ca"
+_FILES = ("node.crt", "node.key", "ca.crt")
+
+
+@dataclass(frozen=True, slots=True)
+class EtcdTLS:
+    cert_pem: str
+    key_pem: str
+    ca_pem: str
+
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for name, pem in zip(_FILES, (self.cert_pem, self.key_pem, self.ca_pem)):
+            tmp = directory / f".{name}.tmp"
+            tmp.write_text(pem)
+            tmp.chmod(0o600)
+            tmp.replace(directory / name)
+
+    @classmethod
+    def load(cls, directory: Path) -> EtcdTLS | None:
+        paths = [directory / name for name in _FILES]
+        if not all(p.exists() for p in paths):
+            return None
+        cert, key, ca = (p.read_text() for p in paths)
+        return cls(cert, key, ca)
+
+    def files(self, directory: Path) -> tuple[Path, Path, Path]:
+        cert, key, ca = (directory / name for name in _FILES)
+        return cert, key, ca
+
+    def client_ssl_context(self, directory: Path) -> ssl.SSLContext:
+        cert, key, ca = self.files(directory)
+        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca))
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.load_cert_chain(str(cert), str(key))
+        return ctx
+
+
+def issue_etcd_tls(raft_ca: RootCA, *, node_id: str, cluster_id: str, ips: list[str]) -> EtcdTLS:
+    key, csr = generate_key_and_csr()
+    cert = raft_ca.sign(csr, node_id=node_id, role="manager", cluster_id=cluster_id,
+                        san_ips=sorted(set(ips) | {"127.0.0.1"}))
+    return EtcdTLS(cert, key, raft_ca.cert_pem)
