@@ -70,9 +70,21 @@ class Daemon:
         for k, v in self.labels.items():
             args += ["--label", f"{k}={v}"]
         self.root.mkdir(parents=True, exist_ok=True)
+        self.sock.unlink(missing_ok=True)  # left behind by a SIGKILL
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(args, stdout=log, stderr=log, start_new_session=True)
-        wait_for(f"{self.hostname} API socket", lambda: self.sock.exists(), timeout=15)
+        wait_for(f"{self.hostname} API", self.ping, timeout=20)
+
+    def ping(self) -> bool:
+        import socket
+
+        with socket.socket(socket.AF_UNIX) as s:
+            try:
+                s.connect(str(self.sock))
+            except OSError:
+                return False
+            s.sendall(b"GET /_ping HTTP/1.0\r\n\r\n")
+            return s.recv(64).startswith(b"HTTP/1.")
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.proc is not None and self.proc.poll() is None:
