@@ -26,6 +26,8 @@ Contract (as Patroni's AbstractDCS states its own):
 
 from __future__ import annotations
 
+import builtins
+
 import abc
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -109,13 +111,13 @@ class Backend(abc.ABC):
         """Release connections; idempotent."""
 
     @abc.abstractmethod
-    async def list(self, prefix: str) -> tuple[int, list[KV]]:
+    async def list(self, prefix: str) -> tuple[int, builtins.list[KV]]:
         """Every key under ``prefix`` at one revision, and that revision."""
 
     @abc.abstractmethod
-    def watch(self, prefix: str, start_revision: int) -> AsyncIterator[list[Event]]:
+    def watch(self, prefix: str, start_revision: int) -> AsyncIterator[builtins.list[Event]]:
         """Changes under ``prefix`` from ``start_revision`` on, one list per revision."""
 
     @abc.abstractmethod
-    async def txn(self, compares: list[Compare], ops: list[Op]) -> TxnResult:
+    async def txn(self, compares: builtins.list[Compare], ops: builtins.list[Op]) -> TxnResult:
         """Apply ``ops`` at one new revision if every compare holds."""

@@ -7,6 +7,7 @@ etcd would only add noise. Never used by shoald.
 from __future__ import annotations
 
 import asyncio
+import builtins
 from collections.abc import AsyncIterator
 
 from shoal.store.backend import (
@@ -40,10 +41,10 @@ class MemoryBackend(Backend):
             queue.put_nowait(None)
         self._watchers.clear()
 
-    async def list(self, prefix: str) -> tuple[int, list[KV]]:
+    async def list(self, prefix: str) -> tuple[int, builtins.list[KV]]:
         return self._revision, [kv for k, kv in sorted(self._data.items()) if k.startswith(prefix)]
 
-    async def watch(self, prefix: str, start_revision: int) -> AsyncIterator[list[Event]]:
+    async def watch(self, prefix: str, start_revision: int) -> AsyncIterator[builtins.list[Event]]:
         oldest = self._revision - len(self._log) + 1
         if start_revision < oldest:
             raise Compacted(f"revision {start_revision} compacted (oldest kept {oldest})")
@@ -55,13 +56,16 @@ class MemoryBackend(Backend):
         entry = (prefix, queue)
         self._watchers.append(entry)
         try:
-            while (events := await queue.get()) is not None:
-                yield events
+            while True:
+                batch = await queue.get()
+                if batch is None:
+                    return
+                yield batch
         finally:
             if entry in self._watchers:
                 self._watchers.remove(entry)
 
-    async def txn(self, compares: list[Compare], ops: list[Op]) -> TxnResult:
+    async def txn(self, compares: builtins.list[Compare], ops: builtins.list[Op]) -> TxnResult:
         if len(ops) > MAX_TXN_OPS:
             raise ValueError(f"too many operations in one transaction: {len(ops)}")
         for cmp in compares:

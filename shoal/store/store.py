@@ -195,7 +195,8 @@ class Store:
                 await self._applied.wait_for(lambda: self.revision >= revision)
 
         try:
-            await asyncio.wait_for(_wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await _wait()
         except TimeoutError as exc:
             raise Unavailable(f"store did not apply revision {revision} in {timeout}s") from exc
 

@@ -49,9 +49,12 @@ class Subscription:
         self, *, gap: float = 0.05, max_latency: float = 1.0, idle: float | None = None
     ) -> list[Change]:
         """Changes after a quiet ``gap`` (at most ``max_latency`` after the first); [] if idle."""
+        # asyncio.timeout, not wait_for: in 3.11 wait_for can swallow a cancellation that
+        # arrives as the wait completes, and the caller's loop would never stop.
         loop = asyncio.get_running_loop()
         try:
-            batch = await asyncio.wait_for(self._queue.get(), idle)
+            async with asyncio.timeout(idle):
+                batch = await self._queue.get()
         except TimeoutError:
             return []
         deadline = loop.time() + max_latency
@@ -62,7 +65,8 @@ class Subscription:
             if remaining <= 0:
                 return batch
             try:
-                batch.extend(await asyncio.wait_for(self._queue.get(), min(gap, remaining)))
+                async with asyncio.timeout(min(gap, remaining)):
+                    batch.extend(await self._queue.get())
             except TimeoutError:
                 return batch
 

@@ -1,0 +1,48 @@
+"""Orchestrators: turn services into tasks, and keep them running, updated and tidy.
+
+Parts (each ``X(store, settings=None)`` with ``async def run()`` until cancelled; they meet the
+allocator, scheduler and dispatcher only in the store):
+- ``ReplicatedOrchestrator``: Replicas slots per replicated service;
+- ``GlobalOrchestrator``: one task per eligible node per global service;
+- ``TaskReaper``: deletes removed tasks and trims task history.
+Each orchestrator owns a ``RestartSupervisor`` and an ``UpdateSupervisor`` (rolling updates).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from shoal.manager.orchestrator.common import OrchestratorSettings, is_task_dirty, new_task
+from shoal.manager.orchestrator.global_ import GlobalOrchestrator
+from shoal.manager.orchestrator.replicated import ReplicatedOrchestrator
+from shoal.manager.orchestrator.restart import RestartSupervisor
+from shoal.manager.orchestrator.taskreaper import TaskReaper
+from shoal.manager.orchestrator.update import Updater, UpdateSupervisor
+from shoal.store.store import Store
+
+__all__ = [
+    "GlobalOrchestrator",
+    "OrchestratorSettings",
+    "Part",
+    "ReplicatedOrchestrator",
+    "RestartSupervisor",
+    "TaskReaper",
+    "UpdateSupervisor",
+    "Updater",
+    "is_task_dirty",
+    "new_task",
+    "orchestrators",
+]
+
+
+class Part(Protocol):
+    async def run(self) -> None: ...
+
+
+def orchestrators(store: Store, settings: OrchestratorSettings | None = None) -> list[Part]:
+    """The long-lived parts of this package, for the leader's TaskGroup."""
+    return [
+        ReplicatedOrchestrator(store, settings),
+        GlobalOrchestrator(store, settings),
+        TaskReaper(store, settings),
+    ]

@@ -1,0 +1,133 @@
+"""The level-triggered loop both orchestrators run, and a bounded wait on the store.
+
+``ServiceLoop.run`` subscribes, marks every service dirty, then per batch of store changes
+reconciles the services the changes touch (STYLE rule 5). A reconcile that loses a
+compare-and-set race keeps its service dirty for the next batch; any other failure is logged and
+left to the next event or the idle resync. Subclasses say which services a change touches and
+how to reconcile one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
+
+from shoal.errors import SequenceConflict
+from shoal.manager.orchestrator.common import OrchestratorSettings
+from shoal.model.objects import Cluster, Node, Service, StoredObject, Task
+from shoal.store.store import Store
+from shoal.store.tables import Tables
+from shoal.store.watch import Change, Subscription
+
+__all__ = ["ServiceLoop", "next_batch", "wait_for"]
+
+log = logging.getLogger(__name__)
+
+
+async def next_batch(
+    sub: Subscription, *, gap: float, max_latency: float, idle: float | None
+) -> list[Change]:
+    """``sub.next_batch`` that never loses a cancellation.
+
+    On Python 3.11 ``asyncio.wait_for`` (used by Subscription.next_batch) returns the result
+    instead of raising when the awaited item arrives together with the cancel (so do the
+    store's own waits); the task's ``cancelling()`` count still shows the request, so every
+    loop re-raises it here, before and after waiting.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():  # swallowed by an earlier await (store.update)
+        raise asyncio.CancelledError()
+    batch = await sub.next_batch(gap=gap, max_latency=max_latency, idle=idle)
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError()
+    return batch
+
+
+class ServiceLoop(ABC):
+    """Subscribe, full pass, then reconcile dirty service IDs per batch, until cancelled."""
+
+    def __init__(self, store: Store, settings: OrchestratorSettings | None = None) -> None:
+        self._store = store
+        self._settings = settings or OrchestratorSettings()
+        self._dirty: set[str] = set()
+
+    async def run(self) -> None:
+        s = self._settings
+        sub = self._store.subscribe([Service, Task, Node, Cluster])
+        try:
+            view = self._store.view()  # no await since subscribing: nothing is missed
+            self._dirty |= self._all_services(view)
+            self._startup(view)
+            await self._reconcile_dirty()
+            while True:
+                batch = await next_batch(sub, gap=s.gap, max_latency=s.max_latency, idle=s.resync)
+                view = self._store.view()
+                if not batch:
+                    self._dirty |= self._all_services(view)
+                for change in batch:
+                    self._dirty |= self._affected(view, change)
+                await self._reconcile_dirty()
+        finally:
+            sub.close()
+            await self._stop()
+
+    def _all_services(self, view: Tables) -> set[str]:
+        ids = {svc.id for svc in view.all(Service)}
+        return ids | {t.service_i_d for t in view.all(Task) if t.service_i_d}
+
+    def _affected(self, view: Tables, change: Change) -> set[str]:
+        out: set[str] = set()
+        for obj in (change.old, change.new):
+            if isinstance(obj, Service):
+                out.add(obj.id)
+            elif isinstance(obj, Task) and obj.service_i_d:
+                out.add(obj.service_i_d)
+            elif isinstance(obj, Node):
+                out |= self._services_for_node(view, obj)
+        return out
+
+    async def _reconcile_dirty(self) -> None:
+        todo, self._dirty = self._dirty, set()
+        for service_id in sorted(todo):
+            try:
+                await self._reconcile(service_id)
+            except SequenceConflict:
+                log.debug("service %s: write conflict, will retry", service_id)
+                self._dirty.add(service_id)
+            except Exception:
+                log.exception("service %s: reconcile failed", service_id)
+
+    @abstractmethod
+    def _services_for_node(self, view: Tables, node: Node) -> set[str]:
+        """The services a change of ``node`` may affect."""
+
+    @abstractmethod
+    async def _reconcile(self, service_id: str) -> None:
+        """Bring one service's tasks in line; raise SequenceConflict to stay dirty."""
+
+    def _startup(self, view: Tables) -> None:
+        """Work done once before the first pass (advancing tasks stuck in restart delay)."""
+
+    async def _stop(self) -> None:
+        """Cancel timers and helpers when the loop ends."""
+
+
+async def wait_for(
+    store: Store,
+    pred: Callable[[Tables], bool],
+    timeout: float | None,
+    kinds: Iterable[type[StoredObject]] = (Task, Node),
+) -> bool:
+    """Wait until ``pred(view)`` holds (True) or ``timeout`` seconds pass (False)."""
+    loop = asyncio.get_running_loop()
+    deadline = None if timeout is None else loop.time() + timeout
+    with store.subscribe(kinds) as sub:
+        while True:
+            if pred(store.view()):
+                return True
+            remaining = None if deadline is None else deadline - loop.time()
+            if remaining is not None and remaining <= 0:
+                return False
+            await next_batch(sub, gap=0.0, max_latency=0.0, idle=remaining)

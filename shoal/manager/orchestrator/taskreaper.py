@@ -1,0 +1,128 @@
+"""The task reaper: deletes tasks nobody needs any more, so the store (and the agents) forget them.
+
+Two rules, applied per service to the services touched by a batch of changes (every 250 ms):
+- a task with DesiredState REMOVE is deleted once it ended (state > running), never reached a
+  node (state < assigned), or its node is gone;
+- per slot (per node for global services) at most ``TaskHistoryRetentionLimit`` tasks are kept
+  (Cluster spec, default 5, negative keeps all; at least MaxAttempts + 1): ended tasks that are
+  no longer wanted are deleted oldest first (by Status.Timestamp).
+A delete that loses a compare-and-set race leaves its service dirty for the next batch.
+As in swarmkit ``manager/orchestrator/taskreaper/task_reaper.go``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+
+from shoal.errors import SequenceConflict, ShoalError
+from shoal.manager.orchestrator._loop import next_batch
+from shoal.manager.orchestrator.common import (
+    OrchestratorSettings,
+    history_limit,
+    is_live,
+    restart_policy,
+)
+from shoal.manager.orchestrator.update import slot_key
+from shoal.model.objects import Cluster, Node, Service, Task
+from shoal.model.states import TaskState
+from shoal.store.store import Store, Tx
+from shoal.store.tables import Tables
+
+__all__ = ["TaskReaper", "reapable"]
+
+log = logging.getLogger(__name__)
+
+
+def _ended(task: Task) -> bool:
+    return task.state > TaskState.RUNNING
+
+
+def reapable(view: Tables, service_id: str) -> list[Task]:
+    """The tasks of ``service_id`` to delete now."""
+    tasks = view.tasks_of_service(service_id)
+    out: dict[str, Task] = {}
+    for task in tasks:
+        if task.desired_state == "remove" and (
+            _ended(task) or task.state < TaskState.ASSIGNED or view.get(Node, task.node_i_d) is None
+        ):
+            out[task.id] = task
+    service = view.get(Service, service_id)
+    limit = history_limit(view)
+    if service is None or limit < 0:
+        return list(out.values())
+    attempts = restart_policy(service.spec.task_template).max_attempts
+    if attempts > 0:
+        limit = max(limit, attempts + 1)
+    slots: dict[str, list[Task]] = defaultdict(list)
+    for task in tasks:
+        if task.id not in out:
+            slots[slot_key(service, task)].append(task)
+    for slot in slots.values():
+        if len(slot) <= limit:
+            continue
+        history = sorted((t for t in slot if not is_live(t) and _ended(t)),
+                         key=lambda t: t.status.timestamp)
+        for task in history[: len(slot) - limit]:
+            out[task.id] = task
+    return list(out.values())
+
+
+class TaskReaper:
+    def __init__(self, store: Store, settings: OrchestratorSettings | None = None) -> None:
+        self._store = store
+        self._settings = settings or OrchestratorSettings()
+        self._dirty: set[str] = set()
+
+    async def run(self) -> None:
+        s = self._settings
+        with self._store.subscribe([Task, Service, Node, Cluster]) as sub:
+            self._dirty |= self._all(self._store.view())
+            await self._reap()
+            while True:
+                batch = await next_batch(
+                    sub, gap=s.reaper_interval, max_latency=s.reaper_interval, idle=s.resync)
+                view = self._store.view()
+                if not batch:
+                    self._dirty |= self._all(view)
+                for change in batch:
+                    obj = change.obj
+                    if isinstance(obj, Task) and obj.service_i_d:
+                        self._dirty.add(obj.service_i_d)
+                    elif isinstance(obj, Service):
+                        self._dirty.add(obj.id)
+                    elif isinstance(obj, Node):
+                        self._dirty |= {t.service_i_d for t in view.tasks_of_node(obj.id)}
+                    elif isinstance(obj, Cluster):
+                        self._dirty |= self._all(view)
+                await self._reap()
+
+    @staticmethod
+    def _all(view: Tables) -> set[str]:
+        return {t.service_i_d for t in view.all(Task) if t.service_i_d}
+
+    async def _reap(self) -> None:
+        todo, self._dirty = self._dirty, set()
+        view = self._store.view()
+        doomed = {sid: reapable(view, sid) for sid in sorted(todo)}
+        doomed = {sid: tasks for sid, tasks in doomed.items() if tasks}
+        if not doomed:
+            return
+
+        def delete(tx: Tx) -> None:
+            for tasks in doomed.values():
+                for task in tasks:
+                    tx.delete(task)
+
+        try:
+            await self._store.update(delete, atomic=False)
+        except SequenceConflict:
+            self._dirty |= set(doomed)  # some went through; the rest are re-read next batch
+            return
+        except ShoalError as exc:
+            log.warning("task reaper: delete failed: %s", exc)
+            self._dirty |= set(doomed)
+            return
+        for sid, tasks in doomed.items():
+            log.info("service %s: reaped %d tasks (%s)", sid, len(tasks),
+                     ",".join(t.id for t in tasks[:5]) + ("..." if len(tasks) > 5 else ""))

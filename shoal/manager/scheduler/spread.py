@@ -1,0 +1,168 @@
+"""The spread strategy: place a group of identical tasks over the nodes that pass the filters.
+
+The nodes passing the pipeline are arranged as a tree: one level per placement preference
+(``spread=node.labels.X`` / ``engine.labels.X``; nodes without the label form their own group),
+each level a min-heap of branches by how many tasks of the service they hold, the leaves a
+min-heap of nodes ordered by (sorted last if >= MAX_FAILURES recent failures of the service,
+tasks of the service, tasks in total, node ID). Each task takes the best leaf of the best branch,
+is counted on its node at once, and the node goes back in its heap with its new key: placing
+``n`` tasks over ``m`` nodes costs O(m + n log m) (swarmkit ``manager/scheduler/scheduler.go``
+``scheduleTaskGroup``, ``nodeset.go`` ``tree``).
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+import msgspec
+
+from shoal.manager.scheduler.nodeinfo import MAX_FAILURES, NodeInfo
+from shoal.manager.scheduler.pipeline import Pipeline
+from shoal.model.objects import Task, TaskStatus
+
+__all__ = ["ASSIGNED_MESSAGE", "Placement", "assigned_copy", "place_group"]
+
+ASSIGNED_MESSAGE = "scheduler assigned task to node"
+
+_Fits = Callable[[NodeInfo], bool]
+_Assign = Callable[[NodeInfo], None]
+
+
+@dataclass(slots=True)
+class Placement:
+    """What became of one group: assigned copies (already counted on their nodes), the rest."""
+
+    assigned: list[Task] = field(default_factory=list)
+    unplaced: list[Task] = field(default_factory=list)
+    explanation: str = ""
+
+
+def assigned_copy(task: Task, node_id: str, timestamp: str) -> Task:
+    """``task`` assigned to ``node_id``: a new object, the cached one is left untouched."""
+    status = TaskStatus(timestamp=timestamp, state="assigned", message=ASSIGNED_MESSAGE)
+    return msgspec.structs.replace(task, node_i_d=node_id, status=status)
+
+
+class _Leaf:
+    def __init__(self, nodes: list[NodeInfo], service_id: str, now: float) -> None:
+        self._service = service_id
+        self._now = now
+        self._heap = [self._entry(n) for n in nodes]
+        heapq.heapify(self._heap)
+
+    def _entry(self, info: NodeInfo) -> tuple[int, int, int, str, NodeInfo]:
+        failures = info.recent_failures(self._service, self._now)
+        return (
+            failures if failures >= MAX_FAILURES else 0,
+            info.active_by_service.get(self._service, 0),
+            info.active_total,
+            info.id,
+            info,
+        )
+
+    def place(self, fits: _Fits, assign: _Assign) -> NodeInfo | None:
+        heap = self._heap
+        while heap:
+            info = heapq.heappop(heap)[4]
+            if not fits(info):  # full after this group's earlier tasks: drop it
+                continue
+            assign(info)
+            heapq.heappush(heap, self._entry(info))
+            return info
+        return None
+
+
+class _Branch:
+    def __init__(self, children: list[tuple[int, int, _Leaf | _Branch]]) -> None:
+        self._heap = children
+        heapq.heapify(self._heap)
+
+    def place(self, fits: _Fits, assign: _Assign) -> NodeInfo | None:
+        heap = self._heap
+        while heap:
+            count, order, child = heapq.heappop(heap)
+            info = child.place(fits, assign)
+            if info is None:  # no node left under this label value
+                continue
+            heapq.heappush(heap, (count + 1, order, child))
+            return info
+        return None
+
+
+def _label(info: NodeInfo, descriptor: str) -> str | None:
+    node = info.node
+    if node is None:
+        return None
+    if descriptor.startswith("node.labels."):
+        return (node.spec.labels or {}).get(descriptor[len("node.labels.") :])
+    if descriptor.startswith("engine.labels."):
+        return (node.description.engine.labels or {}).get(descriptor[len("engine.labels.") :])
+    return None
+
+
+def _tree(
+    nodes: list[NodeInfo], descriptors: Sequence[str], service_id: str, now: float
+) -> _Leaf | _Branch:
+    if not descriptors:
+        return _Leaf(nodes, service_id, now)
+    groups: dict[str | None, list[NodeInfo]] = {}
+    for info in nodes:
+        groups.setdefault(_label(info, descriptors[0]), []).append(info)
+    ordered = sorted(groups.items(), key=lambda kv: (kv[0] is None, kv[0] or ""))
+    children: list[tuple[int, int, _Leaf | _Branch]] = []
+    for order, (_, members) in enumerate(ordered):
+        count = sum(m.active_by_service.get(service_id, 0) for m in members)
+        children.append((count, order, _tree(members, descriptors[1:], service_id, now)))
+    return _Branch(children)
+
+
+def _descriptors(task: Task) -> list[str]:
+    placement = task.spec.placement
+    prefs = (placement.preferences if placement is not None else None) or []
+    return [p.spread.spread_descriptor for p in prefs if p.spread and p.spread.spread_descriptor]
+
+
+class _Assigner:
+    """The ``assign`` callback: counts the current task on the chosen node."""
+
+    def __init__(self, timestamp: str) -> None:
+        self.timestamp = timestamp
+        self.task: Task | None = None
+        self.assigned: list[Task] = []
+
+    def __call__(self, info: NodeInfo) -> None:
+        assert self.task is not None
+        new = assigned_copy(self.task, info.id, self.timestamp)
+        info.add_task(new)
+        self.assigned.append(new)
+
+
+def place_group(
+    tasks: Sequence[Task],
+    nodes: Iterable[NodeInfo],
+    pipeline: Pipeline,
+    *,
+    now: float,
+    timestamp: str,
+) -> Placement:
+    """Place ``tasks`` (same service and spec) on ``nodes``, updating the NodeInfos as it goes."""
+    if not tasks:
+        return Placement()
+    nodes = list(nodes)
+    first = tasks[0]
+    pipeline.set_task(first)
+    feasible = [info for info in nodes if pipeline.process(info)]
+    tree = _tree(feasible, _descriptors(first), first.service_i_d, now)
+    assigner = _Assigner(timestamp)
+    fits = pipeline.check
+    for i, task in enumerate(tasks):
+        assigner.task = task
+        if tree.place(fits, assigner) is None:
+            # Explain against the nodes as they are now (some filled up during this group).
+            pipeline.set_task(first)
+            for info in nodes:
+                pipeline.process(info)
+            return Placement(assigner.assigned, list(tasks[i:]), pipeline.explain())
+    return Placement(assigner.assigned)

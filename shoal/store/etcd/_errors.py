@@ -1,0 +1,56 @@
+"""The one mapping from etcd's errors (gRPC codes, via the JSON gateway) to Shoal's tree.
+
+Called by ``client.py`` (non-200 answers) and ``_stream.py`` (error lines of a watch stream).
+Compaction is the one special case: it becomes ``shoal.store.backend.Compacted`` so the store
+re-lists.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from shoal import errors
+from shoal.store.backend import Compacted
+
+# --- errors -----------------------------------------------------------------------------------
+
+_BY_GRPC_CODE: dict[int, type[errors.ShoalError]] = {
+    1: errors.Unavailable,  # CANCELLED
+    3: errors.InvalidArgument,  # too many ops, duplicate key, request too large
+    4: errors.Unavailable,  # DEADLINE_EXCEEDED: request timed out
+    5: errors.NotFound,  # lease or member not found
+    6: errors.Conflict,  # ALREADY_EXISTS
+    7: errors.PermissionDenied,
+    8: errors.Unavailable,  # RESOURCE_EXHAUSTED: NOSPACE alarm, too many requests
+    9: errors.FailedPrecondition,  # member not promotable, peer URL exists
+    10: errors.Unavailable,  # ABORTED
+    11: errors.InvalidArgument,  # OUT_OF_RANGE: future revision (compacted is special-cased)
+    12: errors.Unimplemented,
+    14: errors.Unavailable,  # no leader, leader changed, unhealthy cluster, not capable
+    16: errors.PermissionDenied,  # UNAUTHENTICATED
+}
+
+
+def grpc_error(code: int, message: str, where: str) -> errors.ShoalError:
+    """The one mapping from an etcd (gRPC) error to Shoal's tree."""
+    text = f"etcd {where}: {message}"
+    if code == 11 and "compacted" in message:
+        return Compacted(text)
+    return _BY_GRPC_CODE.get(code, errors.ShoalError)(text)
+
+
+def error_from_body(status: int, body: bytes, where: str) -> errors.ShoalError:
+    """Map a non-200 gateway answer ``{"error", "message", "code"}``."""
+    try:
+        doc = msgspec.json.decode(body, type=dict[str, Any])
+        return grpc_error(int(doc.get("code", 2)), str(doc.get("message") or doc["error"]), where)
+    except (msgspec.DecodeError, msgspec.ValidationError, KeyError, TypeError, ValueError):
+        kind = errors.Unavailable if status >= 500 else errors.ShoalError
+        return kind(f"etcd {where}: HTTP {status}: {body[:200]!r}")
+
+
+def error_from_stream(error: dict[str, Any], where: str) -> errors.ShoalError:
+    """Map an ``{"error": {"grpc_code", "message"}}`` line of a streaming call."""
+    return grpc_error(int(error.get("grpc_code", 2)), str(error.get("message", error)), where)

@@ -1,0 +1,278 @@
+"""``EtcdMember``: start, health-check, restart and stop the one etcd process of a manager.
+
+Called by shoald on managers (and by tests): ``await member.start()`` returns once etcd serves
+client requests over mutual TLS (which needs a quorum: a lone new member, or a running cluster it
+joins); ``await member.run()`` supervises until cancelled, restarting etcd with bounded, jittered
+backoff when it exits and keeping ``healthy`` current so the manager stops acting as leader while
+etcd is down; ``await member.stop()`` ends it (SIGTERM, then SIGKILL after ``stop_timeout``).
+etcd runs in its own session with PR_SET_PDEATHSIG=SIGKILL, so it dies with shoald even when
+shoald is SIGKILLed. Its output goes to ``<data_dir>.log``. Settings and flags live in
+``settings.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import json
+import logging
+import os
+import signal
+import ssl
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
+from pathlib import Path
+from typing import BinaryIO
+
+from shoal.errors import ShoalError, Unavailable
+from shoal.store.etcd._backoff import Backoff
+from shoal.store.etcd.client import EtcdClient, Status, client_ssl_context
+from shoal.store.etcd.settings import EtcdMemberSettings, command_line, find_etcd
+
+__all__ = ["EtcdMember", "EtcdMemberSettings"]
+
+log = logging.getLogger(__name__)
+
+
+class EtcdMember:
+    def __init__(
+        self,
+        settings: EtcdMemberSettings,
+        *,
+        ssl_context: ssl.SSLContext | None = None,  # for health checks; default: from settings
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.settings = settings
+        self._ssl = ssl_context or client_ssl_context(
+            cert_file=settings.cert_file, key_file=settings.key_file,
+            ca_file=settings.trusted_ca_file)
+        self._sleep = sleep
+        self._backoff = Backoff(initial=settings.restart_backoff_initial,
+                                cap=settings.restart_backoff_max)
+        self._process: asyncio.subprocess.Process | None = None
+        self._probe: EtcdClient | None = None
+        self._launches = 0
+        self._served = False  # once etcd has served, --force-new-cluster is never passed again
+        self._started_at = 0.0
+        self._stopping = False
+        self._healthy = asyncio.Event()
+        self._unhealthy = asyncio.Event()
+        self._unhealthy.set()
+        self.status: Status | None = None  # the last answer to a health check
+
+    @property
+    def healthy(self) -> bool:
+        """etcd is running and answered its last health check."""
+        return self._healthy.is_set()
+
+    @property
+    def pid(self) -> int | None:
+        process = self._process
+        return process.pid if process is not None and process.returncode is None else None
+
+    @property
+    def restarts(self) -> int:
+        return max(0, self._launches - 1)
+
+    async def wait_healthy(self) -> None:
+        await self._healthy.wait()
+
+    async def wait_unhealthy(self) -> None:
+        await self._unhealthy.wait()
+
+    async def start(self) -> None:
+        """Spawn etcd and wait until it serves; raises Unavailable (and leaves nothing running)."""
+        self._stopping = False
+        if self.pid is None:
+            try:
+                await self._launch()
+            except BaseException:
+                await self.stop()
+                raise
+
+    async def run(self) -> None:
+        """Supervise until cancelled; then (or after ``stop()``) etcd is stopped."""
+        find_etcd(self.settings.etcd_binary)  # a missing binary is permanent: raise, no retries
+        self._stopping = False
+        try:
+            if self.pid is None:
+                await self._relaunch()
+            while not self._stopping:
+                process = self._process
+                assert process is not None
+                if await self._exited_or_probed(process):
+                    if self._stopping:
+                        break
+                    uptime = asyncio.get_running_loop().time() - self._started_at
+                    if uptime >= self.settings.restart_backoff_reset_after:
+                        self._backoff.reset()
+                    self._set_health(False, f"etcd exited with code {process.returncode} after "
+                                            f"{uptime:.1f} s ({log_tail(self.settings.log_path)})")
+                    await self._relaunch()
+        finally:
+            await self.stop()
+
+    async def stop(self) -> None:
+        """SIGTERM, wait up to ``stop_timeout``, then SIGKILL; reap. Idempotent."""
+        self._stopping = True
+        process, self._process = self._process, None
+        if process is not None:
+            await self._terminate(process)
+        self._set_health(False, "stopped")
+        if self._probe is not None:
+            probe, self._probe = self._probe, None
+            await probe.close()
+
+    async def _terminate(self, process: asyncio.subprocess.Process) -> None:
+        if process.returncode is not None:
+            return
+        with suppress(ProcessLookupError):
+            process.send_signal(signal.SIGTERM)
+        try:
+            async with asyncio.timeout(self.settings.stop_timeout):
+                await process.wait()
+        except TimeoutError:
+            log.warning("etcd %s ignored SIGTERM for %g s; killing it",
+                        self.settings.name, self.settings.stop_timeout)
+            with suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
+
+    async def _relaunch(self) -> None:
+        """Launch, retrying with backoff until it serves or ``stop()`` is called."""
+        while not self._stopping:
+            if self._launches:
+                delay = self._backoff.next()
+                log.warning("etcd %s: restarting in %.1f s (attempt %d)",
+                            self.settings.name, delay, self._backoff.attempt)
+                await self._sleep(delay)
+                if self._stopping:
+                    return
+            try:
+                await self._launch()
+                return
+            except Unavailable as e:
+                log.error("etcd %s: start failed: %s", self.settings.name, e)
+
+    async def _launch(self) -> None:
+        settings = self.settings
+        binary = find_etcd(settings.etcd_binary)
+        settings.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        args = command_line(binary, settings, first_launch=not self._served)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ETCD_")}
+        with _open_log(settings.log_path, args) as out:
+            process = await asyncio.create_subprocess_exec(
+                *args, stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out, env=env,
+                start_new_session=True, preexec_fn=die_with_parent(os.getpid()))
+        self._launches += 1
+        self._process = process
+        self._started_at = asyncio.get_running_loop().time()
+        if self._probe is None:
+            self._probe = EtcdClient([settings.client_url], ssl_context=self._ssl,
+                                     timeout=settings.probe_timeout)
+        try:
+            await self._wait_serving(process)
+        except BaseException:
+            self._process = None
+            await self._terminate(process)  # a failed start leaves nothing running
+            raise
+        self._served = True
+        self._set_health(True, f"serving on {settings.client_url} (pid {process.pid})")
+
+    async def _wait_serving(self, process: asyncio.subprocess.Process) -> None:
+        settings, probe = self.settings, self._probe
+        assert probe is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + settings.start_timeout
+        while True:
+            try:
+                self.status = await probe.status()
+                return
+            except ShoalError as e:
+                reason = e.message
+            if process.returncode is not None:
+                raise Unavailable(f"etcd {settings.name} exited with code {process.returncode} "
+                                  f"while starting: {log_tail(settings.log_path)}")
+            if loop.time() >= deadline:
+                raise Unavailable(f"etcd {settings.name} did not serve within "
+                                  f"{settings.start_timeout:g} s ({reason}); see "
+                                  f"{settings.log_path}")
+            with suppress(TimeoutError):
+                async with asyncio.timeout(0.05):  # poll period; returns at once if etcd exits
+                    await process.wait()
+
+    async def _exited_or_probed(self, process: asyncio.subprocess.Process) -> bool:
+        """Wait one health interval: True if etcd exited, else probe it and return False."""
+        try:
+            async with asyncio.timeout(self.settings.health_interval):
+                await process.wait()
+            return True
+        except TimeoutError:
+            pass
+        if self._probe is None:  # stop() is under way
+            return False
+        try:
+            self.status = await self._probe.status()
+            self._set_health(True, "answering again")
+        except ShoalError as e:
+            self._set_health(False, f"health check failed: {e.message}")
+        return False
+
+    def _set_health(self, healthy: bool, reason: str) -> None:
+        if healthy == self.healthy:
+            return
+        level = logging.INFO if healthy else logging.WARNING
+        before, after = ("unhealthy", "healthy") if healthy else ("healthy", "unhealthy")
+        log.log(level, "etcd %s: %s->%s: %s", self.settings.name, before, after, reason)
+        (self._healthy if healthy else self._unhealthy).set()
+        (self._unhealthy if healthy else self._healthy).clear()
+
+
+def _open_log(path: Path, args: list[str]) -> BinaryIO:
+    """etcd's log, opened for appending, with a marker line naming this launch."""
+    out = open(path, "ab")  # noqa: SIM115 - the caller closes it once etcd has it
+    out.write(f"--- shoal: {' '.join(args)}\n".encode())
+    out.flush()
+    return out
+
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+_prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up in the parent: no dlsym after fork
+
+
+def die_with_parent(parent_pid: int) -> Callable[[], None]:
+    """A ``preexec_fn``: the child gets SIGKILL when its parent dies (even by SIGKILL).
+
+    The signal fires when the *thread* that forked the child exits; asyncio forks from the event
+    loop's thread, which lives as long as shoald. If the parent is already gone, die at once.
+    """
+
+    def in_child() -> None:
+        if _prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+        if os.getppid() != parent_pid:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return in_child
+
+
+def log_tail(path: Path) -> str:
+    """The most telling line etcd wrote since its last launch (an error, else the last one)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - 16384))
+            text = f.read().decode(errors="replace")
+    except OSError:
+        return f"no log at {path}"
+    lines = [line for line in text.rsplit("--- shoal:", 1)[-1].splitlines()[1:] if line.strip()]
+    errors = [line for line in lines if any(f'"level":"{lv}"' in line for lv in _BAD_LEVELS)]
+    line = (errors or lines or [""])[-1]
+    try:
+        doc = json.loads(line)
+        line = f"{doc.get('msg', '')}: {doc['error']}" if "error" in doc else doc.get("msg", line)
+    except (ValueError, AttributeError):
+        pass
+    return f"{line[:300]} (log: {path})"
+
+
+_BAD_LEVELS = ("error", "fatal", "panic")
