@@ -10,6 +10,8 @@ keys in state.json are kept as they are.
 
 from __future__ import annotations
 
+import asyncio
+
 import json
 import logging
 import os
@@ -26,10 +28,11 @@ __all__ = ["TaskStorage", "atomic_write", "load_managers", "save_managers"]
 log = logging.getLogger(__name__)
 
 
-def atomic_write(path: Path, data: bytes, *, durable: bool = False) -> None:
+def atomic_write(path: Path, data: bytes, *, durable: bool = False, mkdir: bool = True) -> None:
     """Replace ``path`` with ``data`` in one step; ``durable`` also survives a power cut
     (fsync: too slow for every task status in a scale run, so only for state.json)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if mkdir:
+        path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "wb") as f:
         f.write(data)
@@ -40,10 +43,19 @@ def atomic_write(path: Path, data: bytes, *, durable: bool = False) -> None:
 
 
 class TaskStorage:
-    """Tasks of this node, one file each under ``<state_dir>/worker/``."""
+    """Tasks of this node, one file each under ``<state_dir>/worker/``.
 
-    def __init__(self, state_dir: Path) -> None:
+    Writes are behind by at most ``delay`` seconds: a task passes through five states in a few
+    milliseconds, and one file write per state was most of an agent's CPU in the scale run. A
+    crash inside the window loses only statuses the agent re-derives on restart (its controller
+    re-attaches and reports again; the manager re-sends assignments on the new session).
+    """
+
+    def __init__(self, state_dir: Path, *, delay: float = 0.2) -> None:
         self._dir = Path(state_dir) / "worker"
+        self._delay = delay
+        self._pending: dict[str, Task] = {}
+        self._timer: asyncio.TimerHandle | None = None
 
     def _path(self, task_id: str) -> Path:
         if not task_id or "/" in task_id or task_id.startswith("."):
@@ -51,12 +63,32 @@ class TaskStorage:
         return self._dir / f"{task_id}.json"
 
     def save(self, task: Task) -> None:
-        atomic_write(self._path(task.id), msgspec.json.encode(task))
+        self._path(task.id)  # validate now, not at flush time
+        self._pending[task.id] = task
+        if self._timer is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self.flush()
+                return
+            self._timer = loop.call_later(self._delay, self.flush)
+
+    def flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        pending, self._pending = self._pending, {}
+        if pending:
+            self._dir.mkdir(parents=True, exist_ok=True)
+        for task in pending.values():
+            atomic_write(self._path(task.id), msgspec.json.encode(task), mkdir=False)
 
     def delete(self, task_id: str) -> None:
+        self._pending.pop(task_id, None)
         self._path(task_id).unlink(missing_ok=True)
 
     def load_all(self) -> list[Task]:
+        self.flush()
         if not self._dir.is_dir():
             return []
         tasks = []

@@ -91,7 +91,10 @@ class Worker:
     async def _on_status(self, task: Task, status: TaskStatus) -> None:
         if self._runners.get(task.id) is None:
             return  # removed meanwhile
-        self._storage.save(task)
+        if status.task_state >= TaskState.RUNNING or status.task_state == TaskState.READY:
+            # The steps in between are re-derived on restart (the runner steps again from the
+            # last stored state and the controller re-attaches), so they are not written.
+            self._storage.save(task)
         self._reporter.report(task.id, status)
 
     def _remove(self, task_id: str) -> None:
@@ -112,11 +115,16 @@ class Worker:
 
         self._removing[task_id] = asyncio.create_task(remove(), name=f"task-remove-{task_id}")
 
+    def persist(self) -> None:
+        """Write every pending task state to disk now (writes are otherwise a moment behind)."""
+        self._storage.flush()
+
     async def close(self) -> None:
         """Stop every runner, leaving the containers as they are; finish removals."""
         await asyncio.gather(*(r.stop() for r in self._runners.values()))
         self._runners.clear()
         await asyncio.gather(*list(self._removing.values()), return_exceptions=True)
+        self._storage.flush()
 
     async def shutdown_all(self) -> None:
         """Shut down and remove every task and forget them (swarm leave); works after

@@ -34,10 +34,13 @@ class TaskState(IntEnum):
 
     @classmethod
     def parse(cls, name: str) -> TaskState:
-        try:
-            return cls[name.upper()]
-        except KeyError:
-            raise ValueError(f"invalid task state {name!r}") from None
+        state = _BY_NAME.get(name)  # hot: every task state read goes through here
+        if state is None:
+            raise ValueError(f"invalid task state {name!r}")
+        return state
+
+
+_BY_NAME: dict[str, TaskState] = {s.name.lower(): s for s in TaskState} | {s.name: s for s in TaskState}
 
 
 TERMINAL = frozenset(s for s in TaskState if s > TaskState.RUNNING)

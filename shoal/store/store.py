@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import zlib
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
@@ -51,6 +52,16 @@ def copy(obj: O) -> O:
     return msgspec.json.decode(_encoder.encode(obj), type=type(obj))
 
 
+def _pack(obj: StoredObject) -> bytes:
+    """An object as stored in etcd: its JSON, deflated (tasks shrink to half, and etcd's gateway,
+    base64 and TLS all cost by the byte). Plain JSON values (starting with "{") still load."""
+    return zlib.compress(_encoder.encode(obj), 1)
+
+
+def _unpack(value: bytes) -> bytes:
+    return value if value[:1] == b"{" else zlib.decompress(value)
+
+
 def _key(kind: str, obj_id: str) -> str:
     return f"{PREFIX}{kind}/{obj_id}"
 
@@ -84,7 +95,7 @@ class Tx:
         ops: list[Op] = []
         size = 0
         for key, (expected, obj) in self._writes.items():
-            value = None if obj is None else _encoder.encode(obj)
+            value = None if obj is None else _pack(obj)
             n = len(key) + (len(value) if value else 0)
             if ops and (len(ops) >= MAX_TXN_OPS or size + n > MAX_TXN_BYTES):
                 out.append((compares, ops))
@@ -152,7 +163,7 @@ class Store:
         decoder = _decoders.get(kind)
         if decoder is None:
             return None
-        obj = decoder.decode(kv.value)
+        obj = decoder.decode(_unpack(kv.value))
         obj.version.index = kv.mod_revision
         return obj
 
@@ -217,12 +228,11 @@ class Store:
                 chunks = tx.chunks()
                 if len(chunks) > 1 and atomic:
                     raise ValueError(f"transaction too large: {len(tx)} writes")
-                ok, revision = True, self.revision
-                for compares, ops in chunks:
-                    res = await self.backend.txn(compares, ops)
-                    revision = res.revision
-                    ok = ok and res.succeeded
-                await self.wait_for_revision(revision)
+                # Chunks touch distinct keys, so they go out together rather than one round
+                # trip after another (a 1,000-task fan-out is 9 of them).
+                results = await asyncio.gather(*(self.backend.txn(c, o) for c, o in chunks))
+                ok = all(r.succeeded for r in results)
+                await self.wait_for_revision(max((r.revision for r in results), default=self.revision))
             if ok:
                 return result
             if attempt < retries:

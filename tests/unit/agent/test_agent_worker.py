@@ -45,6 +45,7 @@ async def test_full_assign_runs_and_removes(worker: Worker, tmp_path: Path,
     await eventually(lambda: state(worker, "a") == "running", "task a running")
     await eventually(lambda: state(worker, "b") == "failed", "task b failed")
     assert worker.tasks["b"].status.err == "task: non-zero exit (1)"
+    worker.persist()
     assert sorted(p.stem for p in (tmp_path / "worker").glob("*.json")) == ["a", "b"]
     await worker.assign([make_task("b", "SIM_EXIT_AFTER=0", "SIM_EXIT_CODE=1")])
     await eventually(lambda: not (tmp_path / "sim" / "a").exists(), "container a removed")
@@ -100,6 +101,7 @@ async def test_restore_reattaches_running_task(tmp_path: Path, eventually: Wait)
         assert second.tasks["a"].status.container_status == cid  # not restarted
         executor.control_path("a").write_text("exit 0")
         await eventually(lambda: state(second, "a") == "complete", "restored task completes")
+        second.persist()
         data = msgspec.json.decode((tmp_path / "worker" / "a.json").read_bytes(), type=Task)
         assert data.status.state == "complete"
     finally:
