@@ -28,16 +28,19 @@ def swarm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Swarm]:
         del leftover
 
 
-def init_swarm(swarm: Swarm, workers: int, *, labels: dict[int, dict[str, str]] | None = None) -> tuple[Daemon, list[Daemon]]:
-    """One manager (heartbeat 1 s) and ``workers`` workers joined through the docker CLI."""
+def init_swarm(swarm: Swarm, workers: int, *, labels: dict[int, dict[str, str]] | None = None,
+               tool: str = "docker") -> tuple[Daemon, list[Daemon]]:
+    """One manager (heartbeat 1 s) and ``workers`` workers joined through the docker CLI (or
+    the shoal CLI with ``tool="shoal"``)."""
     labels = labels or {}
     manager = swarm.add(labels.get(1))
-    manager.docker("swarm", "init", "--advertise-addr", manager.ip, "--dispatcher-heartbeat", "1s")
-    token = manager.docker("swarm", "join-token", "-q", "worker").stdout.strip()
+    run = lambda d, *a: getattr(d, tool)(*a)
+    run(manager, "swarm", "init", "--advertise-addr", manager.ip, "--dispatcher-heartbeat", "1s")
+    token = run(manager, "swarm", "join-token", "-q", "worker").stdout.strip()
     joined = []
     for i in range(workers):
         w = swarm.add(labels.get(i + 2))
-        w.docker("swarm", "join", "--token", token, "--advertise-addr", w.ip, f"{manager.ip}:2377")
+        run(w, "swarm", "join", "--token", token, "--advertise-addr", w.ip, f"{manager.ip}:2377")
         joined.append(w)
-    wait_for("every node ready", lambda: manager.docker("node", "ls", "--format", "{{.Status}}").stdout.split().count("Ready") == workers + 1)
+    wait_for("every node ready", lambda: run(manager, "node", "ls", "--format", "{{.Status}}").stdout.split().count("Ready") == workers + 1)
     return manager, joined

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from pathlib import Path
 
 import aiohttp
 import pytest
