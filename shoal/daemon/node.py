@@ -23,7 +23,7 @@ from shoal.errors import InvalidArgument, Unavailable
 from shoal.exec.sim import SimExecutor
 from shoal.manager.ca.etcdtls import RAFT_CA_CN, issue_etcd_tls
 from shoal.manager.ca.rootca import RootCA
-from shoal.manager.ca.tokens import generate_token
+from shoal.pki.tokens import generate_token
 from shoal.manager.controlapi.cluster import apply_defaults
 from shoal.manager.manager import Manager, ManagerSettings
 from shoal.model.dispatch import SessionInfo
@@ -40,7 +40,7 @@ from shoal.model.objects import (
 from shoal.model.requests import InitRequest, JoinRequest
 from shoal.model.specs import IPAM, IPAMConfig, NetworkSpec, NodeSpec
 from shoal.model.states import Availability, NodeRole, NodeState
-from shoal.node.identity import NodeIdentity, generate_key_and_csr
+from shoal.pki.identity import NodeIdentity, generate_key_and_csr
 from shoal.node.join import join as join_swarm, renew
 from shoal.store.store import Store, Tx
 

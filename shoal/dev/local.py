@@ -122,9 +122,7 @@ class Daemon:
         return res
 
     def api(self, path: str) -> Any:
-        out = self.docker("system", "info", "--format", "{{json .}}") if path == "/info" else None
-        if out is not None:
-            return json.loads(out.stdout)
+        """GET ``path`` from this daemon's Engine API and return the decoded JSON."""
         import httpx
 
         with httpx.Client(transport=httpx.HTTPTransport(uds=str(self.sock)), base_url="http://shoal", timeout=10) as c:

@@ -20,7 +20,7 @@ from shoal.errors import Unavailable
 from shoal.manager.ca.etcdtls import EtcdTLS
 from shoal.manager.ca.server import CAServer
 from shoal.manager.dispatcher.dispatcher import Dispatcher
-from shoal.node.identity import NodeIdentity
+from shoal.pki.identity import NodeIdentity
 from shoal.store.etcd import EtcdBackend, EtcdMember, EtcdMemberSettings
 from shoal.store.store import Store, Tx
 

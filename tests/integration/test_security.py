@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from shoal.dev.local import Daemon, Swarm, wait_for
-from shoal.node.identity import NodeIdentity, generate_key_and_csr
+from shoal.pki.identity import NodeIdentity, generate_key_and_csr
 from tests.integration.conftest import init_swarm
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shoal.manager.ca.rootca import RootCA
-from shoal.node.identity import generate_key_and_csr
+from shoal.pki.identity import generate_key_and_csr
 
 __all__ = ["EtcdTLS", "issue_etcd_tls", "RAFT_CA_CN"]
 

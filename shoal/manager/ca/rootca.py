@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from shoal.errors import FailedPrecondition, InvalidArgument
-from shoal.manager.ca.subjects import CA_CN, MANAGER_OU, Role, ou_for_role, parse_certificates
+from shoal.pki.subjects import CA_CN, MANAGER_OU, Role, ou_for_role, parse_certificates
 
 __all__ = [
     "BACKDATE",

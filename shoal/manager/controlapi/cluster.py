@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from shoal.errors import InvalidArgument, SequenceConflict, Unavailable
 from shoal.manager.ca.rootca import RootCA
-from shoal.manager.ca.tokens import generate_token
+from shoal.pki.tokens import generate_token
 from shoal.model.objects import Cluster
 from shoal.model.specs import SECOND, ClusterSpec
 from shoal.store.store import Store, Tx, copy

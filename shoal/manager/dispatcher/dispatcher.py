@@ -14,7 +14,7 @@ import time
 
 from aiohttp import WSMsgType, web
 
-from shoal.manager.ca.subjects import peer_identity
+from shoal.pki.subjects import peer_identity
 from shoal.model.dispatch import (
     CLOSE_REMOVED,
     Assignments,

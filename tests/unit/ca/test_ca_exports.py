@@ -9,12 +9,12 @@ import pytest
 MODULES = [
     "shoal.manager.ca",
     "shoal.manager.ca.rootca",
-    "shoal.manager.ca.subjects",
-    "shoal.manager.ca.tokens",
+    "shoal.pki.subjects",
+    "shoal.pki.tokens",
     "shoal.node",
-    "shoal.node.identity",
+    "shoal.pki.identity",
     "shoal.node.join",
-    "shoal.node._tls",
+    "shoal.pki._tls",
 ]
 
 

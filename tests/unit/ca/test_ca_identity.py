@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from shoal.errors import InvalidArgument
 from shoal.manager.ca import RootCA
-from shoal.node import NodeIdentity, bootstrap_ssl_context, generate_key_and_csr, peer_identity
+from shoal.pki import NodeIdentity, bootstrap_ssl_context, generate_key_and_csr, peer_identity
 
 CLUSTER_ID = "cluster0000000000000000001"  # as conftest.py
 MakeIdentity = Callable[..., NodeIdentity]

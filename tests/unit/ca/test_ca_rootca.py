@@ -13,7 +13,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from shoal.errors import FailedPrecondition, InvalidArgument
 from shoal.manager.ca import RootCA, Signer
-from shoal.node import generate_key_and_csr
+from shoal.pki import generate_key_and_csr
 
 CLUSTER = "c1"
 

@@ -7,7 +7,8 @@ import re
 import pytest
 
 from shoal.errors import InvalidArgument
-from shoal.manager.ca import RootCA, digest_matches, generate_token, match_token, parse_token
+from shoal.manager.ca import RootCA
+from shoal.pki import digest_matches, generate_token, match_token, parse_token
 
 
 def test_format(root: RootCA) -> None:

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from shoal.errors import InvalidArgument
-from shoal.manager.ca.subjects import (
+from shoal.pki.subjects import (
     PeerIdentity,
     Role,
     identity_from_certificate,
@@ -29,8 +29,8 @@ from shoal.manager.ca.subjects import (
     peer_identity,
 )
 from shoal.model.ids import NodeID
-from shoal.node import _tls
-from shoal.node._tls import bootstrap_ssl_context
+from shoal.pki import _tls
+from shoal.pki._tls import bootstrap_ssl_context
 
 __all__ = [
     "NODE_CERT_FILE",

@@ -17,7 +17,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from shoal.errors import InvalidArgument
-from shoal.manager.ca.subjects import Role
+from shoal.pki.subjects import Role
 from shoal.model.ids import base36
 
 __all__ = [

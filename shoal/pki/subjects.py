@@ -1,7 +1,7 @@
 """Node certificate subjects: roles as OUs, PEM parsing and reading a peer's identity.
 
 Both sides use this module: the CA (``rootca``) writes ``CN=<node ID>, OU=swarm-manager|
-swarm-worker, O=<cluster ID>``; the node (``shoal.node.identity``) and the manager's TLS
+swarm-worker, O=<cluster ID>``; the node (``shoal.pki.identity``) and the manager's TLS
 endpoints read it back from a verified certificate with ``identity_from_certificate`` and
 ``peer_identity``.
 """
