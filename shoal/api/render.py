@@ -45,7 +45,9 @@ def task_json(task: Task) -> dict[str, Any]:
 
 
 def _service_status(view: Tables, svc: Service) -> dict[str, int]:
-    tasks = view.tasks_of_service(svc.id)
+    # As dockerd: tasks on nodes that are down do not count (their last report says running).
+    down = {n.id for n in view.all(Node) if n.status.state == "down"}
+    tasks = [t for t in view.tasks_of_service(svc.id) if t.node_i_d not in down]
     mode = svc.spec.mode
     iteration = svc.job_status.job_iteration.index if svc.job_status else None
 

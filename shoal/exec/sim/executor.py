@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from shoal import __version__
 from shoal.exec.executor import host_description
 from shoal.exec.sim.controller import SimController
 from shoal.model.objects import NodeDescription, Task
 
 __all__ = ["SimExecutor"]
 
-ENGINE_VERSION = "shoal-sim"
+ENGINE_VERSION = __version__  # the node runs this Shoal release; the executor shows in Plugins
 
 
 class SimExecutor:
