@@ -21,10 +21,10 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from shoal.agent import Agent  # noqa: E402
-from shoal.dev.local import Swarm  # noqa: E402
-from shoal.exec.sim import SimExecutor  # noqa: E402
-from shoal.node.join import join  # noqa: E402
+from shoal.agent import Agent
+from shoal.dev.local import Swarm
+from shoal.exec.sim import SimExecutor
+from shoal.node.join import join
 
 NODES = int(sys.argv[1]) if len(sys.argv) > 1 else 100
 REPLICAS = int(sys.argv[2]) if len(sys.argv) > 2 else 1000

@@ -16,15 +16,15 @@ The API maps them to status codes in one place (shoal.api.errors); everything el
 from __future__ import annotations
 
 __all__ = [
-    "ShoalError",
-    "NotFound",
-    "InvalidArgument",
-    "FailedPrecondition",
     "Conflict",
-    "SequenceConflict",
+    "FailedPrecondition",
+    "InvalidArgument",
+    "NotFound",
     "PermissionDenied",
-    "Unimplemented",
+    "SequenceConflict",
+    "ShoalError",
     "Unavailable",
+    "Unimplemented",
 ]
 
 

@@ -11,7 +11,6 @@ keys in state.json are kept as they are.
 from __future__ import annotations
 
 import asyncio
-
 import json
 import logging
 import os

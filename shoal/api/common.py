@@ -11,7 +11,7 @@ from shoal.errors import Unavailable
 from shoal.model.codec import decode, encode
 from shoal.store.store import Store
 
-__all__ = ["engine", "store", "param", "reply", "read", "NOT_MANAGER", "WORKER"]
+__all__ = ["NOT_MANAGER", "WORKER", "engine", "param", "read", "reply", "store"]
 
 T = TypeVar("T")
 

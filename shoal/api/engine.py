@@ -9,7 +9,7 @@ from typing import Protocol
 from shoal.model.requests import InitRequest, JoinRequest
 from shoal.store.store import Store
 
-__all__ = ["SwarmState", "Engine"]
+__all__ = ["Engine", "SwarmState"]
 
 
 @dataclass

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from shoal.errors import InvalidArgument
 
-__all__ = ["bool_value", "parse_bool", "filters", "version_param"]
+__all__ = ["bool_value", "filters", "parse_bool", "version_param"]
 
 Filters = dict[str, list[str]]
 

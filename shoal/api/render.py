@@ -8,10 +8,9 @@ from typing import Any
 from shoal.model.codec import to_builtins
 from shoal.model.objects import Cluster, Network, Node, Service, Task
 from shoal.model.specs import SECOND
-from shoal.model.states import TaskState
 from shoal.store.tables import Tables
 
-__all__ = ["node_json", "task_json", "service_json", "network_json", "swarm_json", "local_networks"]
+__all__ = ["local_networks", "network_json", "node_json", "service_json", "swarm_json", "task_json"]
 
 
 def _builtins(obj: object) -> Any:
@@ -31,16 +30,12 @@ def _strip(value: Any) -> Any:
 def node_json(node: Node) -> dict[str, Any]:
     out: dict[str, Any] = _builtins(node)
     out.pop("CertRole", None)
-    if out.get("ManagerStatus") is None:
-        out.pop("ManagerStatus", None)
     return out
 
 
 def task_json(task: Task) -> dict[str, Any]:
     out: dict[str, Any] = _builtins(task)
     out.pop("EndpointSpec", None)
-    if out.get("JobIteration") is None:
-        out.pop("JobIteration", None)
     return out
 
 
@@ -92,9 +87,6 @@ def _insert_defaults(spec: dict[str, Any]) -> None:
 
 def service_json(view: Tables, svc: Service, *, status: bool = False, insert_defaults: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = _builtins(svc)
-    for key in ("PreviousSpec", "UpdateStatus", "JobStatus"):
-        if out.get(key) is None:
-            out.pop(key, None)
     if insert_defaults:
         _insert_defaults(out["Spec"])
     if status:
@@ -102,7 +94,7 @@ def service_json(view: Tables, svc: Service, *, status: bool = False, insert_def
     return out
 
 
-def network_json(net: Network, view: Tables | None = None) -> dict[str, Any]:
+def network_json(net: Network) -> dict[str, Any]:
     spec = net.spec
     ipam_cfg = [
         {k: v for k, v in (("Subnet", c.subnet), ("IPRange", c.ip_range), ("Gateway", c.gateway)) if v}
@@ -142,5 +134,3 @@ def swarm_json(cluster: Cluster, *, with_tokens: bool = True) -> dict[str, Any]:
         out.pop("JoinTokens", None)
     return out
 
-
-TERMINAL_STATES = {s.api for s in TaskState if s > TaskState.RUNNING}

@@ -74,7 +74,7 @@ def task_name(view: Tables, task: Task) -> str:
     return f"{name}.{task.slot or task.node_i_d}.{task.id}"
 
 
-def _resolve_ids(view: Tables, cls: type[Service] | type[Node], refs: list[str]) -> set[str]:
+def _resolve_ids(view: Tables, cls: type[Service | Node], refs: list[str]) -> set[str]:
     ids: set[str] = set()
     for ref in refs:
         try:

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from shoal import __version__
 from shoal.api.common import engine, reply
+from shoal.api.render import swarm_json
 from shoal.api.server import API_VERSION, MIN_API_VERSION, Router
 from shoal.model.objects import Node
 from shoal.model.states import NodeRole
@@ -73,7 +74,6 @@ async def info(request: web.Request) -> web.StreamResponse:
         swarm["Managers"] = sum(1 for n in nodes if n.spec.role == NodeRole.MANAGER)
         cluster = view.cluster()
         if cluster is not None:
-            from shoal.api.render import swarm_json
             swarm["Cluster"] = swarm_json(cluster, with_tokens=False)
     labels = [f"{k}={v}" for k, v in sorted(eng.engine_labels.items())]
     body = {

@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from shoal.agent import Agent
+from shoal.aio import cancel_and_wait
 from shoal.api.engine import SwarmState
 from shoal.errors import InvalidArgument, Unavailable
 from shoal.exec.sim import SimExecutor
 from shoal.manager.ca.etcdtls import RAFT_CA_CN, issue_etcd_tls
 from shoal.manager.ca.rootca import RootCA
-from shoal.pki.tokens import generate_token
 from shoal.manager.controlapi.cluster import apply_defaults
 from shoal.manager.manager import Manager, ManagerSettings
 from shoal.model.dispatch import SessionInfo
@@ -40,11 +40,13 @@ from shoal.model.objects import (
 from shoal.model.requests import InitRequest, JoinRequest
 from shoal.model.specs import IPAM, IPAMConfig, NetworkSpec, NodeSpec
 from shoal.model.states import Availability, NodeRole, NodeState
+from shoal.node.join import join as join_swarm
+from shoal.node.join import renew
 from shoal.pki.identity import NodeIdentity, generate_key_and_csr
-from shoal.node.join import join as join_swarm, renew
+from shoal.pki.tokens import generate_token
 from shoal.store.store import Store, Tx
 
-__all__ = ["SwarmNode", "NodeSettings"]
+__all__ = ["NodeSettings", "SwarmNode"]
 
 log = logging.getLogger(__name__)
 
@@ -183,14 +185,9 @@ class SwarmNode:
             if shutdown_tasks:
                 try:
                     await asyncio.wait_for(self._agent.shutdown_all(), 30)
-                except (TimeoutError, Exception):  # noqa: BLE001 - leaving goes on regardless
+                except (TimeoutError, Exception):
                     log.exception("could not shut every task down")
-            if self._agent_task is not None:
-                self._agent_task.cancel()
-                try:
-                    await self._agent_task
-                except (asyncio.CancelledError, Exception):
-                    pass
+            await cancel_and_wait(self._agent_task)
         self._agent = self._agent_task = None
         if self._manager is not None:
             await self._manager.stop()

@@ -7,7 +7,6 @@ on it). Each daemon gets its own data root, exec root, API socket and hostname
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess

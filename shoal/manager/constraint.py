@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from shoal.errors import InvalidArgument
 from shoal.model.objects import Node
 
-__all__ = ["Constraint", "parse", "node_matches"]
+__all__ = ["Constraint", "node_matches", "parse"]
 
 _EXPR = re.compile(r"^\s*([^=!<>\s]+)\s*(==|!=)\s*(.*?)\s*$")
 _KEY = re.compile(r"^[a-z_][a-z0-9\-_.]+$", re.IGNORECASE)

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from shoal.aio import cancel_and_wait
 from shoal.errors import Unavailable
 from shoal.manager.ca.etcdtls import EtcdTLS
 from shoal.manager.ca.server import CAServer
@@ -127,18 +128,12 @@ class Manager:
                     log.info("leader parts started")
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - a crashed part restarts the set (logged at once)
+            except Exception:
                 log.exception("a leader part failed; restarting the leader parts")
                 await asyncio.sleep(1)
 
     async def stop(self) -> None:
-        for task in reversed(self._tasks):
-            task.cancel()
-        for task in self._tasks:
-            try:
-                await task
-            except (asyncio.CancelledError, Exception):
-                pass
+        await cancel_and_wait(*reversed(self._tasks))
         self._tasks.clear()
         if self._runner is not None:
             await self._runner.cleanup()

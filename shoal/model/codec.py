@@ -15,24 +15,20 @@ import msgspec
 
 from shoal.errors import InvalidArgument
 
-__all__ = ["decode", "encode", "to_builtins", "CONTAINER_SPEC_KEYS"]
+__all__ = ["CONTAINER_SPEC_KEYS", "decode", "encode", "to_builtins"]
 
 T = TypeVar("T")
 
 # ContainerSpec passes through as a dict; these are its keys (api/types/swarm/container.go).
-CONTAINER_SPEC_KEYS = (
-    "Image Labels Command Args Hostname Env Dir User Groups Privileges Init StopSignal TTY "
-    "OpenStdin ReadOnly Mounts StopGracePeriod Healthcheck Hosts DNSConfig Secrets Configs "
-    "Isolation Sysctls CapabilityAdd CapabilityDrop Ulimits OomScoreAdj"
-).split()
-_HEALTH_KEYS = "Test Interval Timeout StartPeriod StartInterval Retries".split()
+CONTAINER_SPEC_KEYS = ["Image", "Labels", "Command", "Args", "Hostname", "Env", "Dir", "User", "Groups", "Privileges", "Init", "StopSignal", "TTY", "OpenStdin", "ReadOnly", "Mounts", "StopGracePeriod", "Healthcheck", "Hosts", "DNSConfig", "Secrets", "Configs", "Isolation", "Sysctls", "CapabilityAdd", "CapabilityDrop", "Ulimits", "OomScoreAdj"]
+_HEALTH_KEYS = ["Test", "Interval", "Timeout", "StartPeriod", "StartInterval", "Retries"]
 _CANON: dict[str, dict[str, str]] = {
     "ContainerSpec": {k.lower(): k for k in CONTAINER_SPEC_KEYS},
     "Healthcheck": {k.lower(): k for k in _HEALTH_KEYS},
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _fields(cls: type) -> dict[str, tuple[str, Any]]:
     """lower-case key -> (canonical key, field type info) for a Struct type."""
     info = msgspec.inspect.type_info(cls)

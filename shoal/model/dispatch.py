@@ -25,18 +25,18 @@ import msgspec
 from shoal.model.objects import NodeDescription, Task, TaskStatus
 
 __all__ = [
-    "ManagerAddr",
-    "Register",
-    "SessionInfo",
+    "CLOSE_REMOVED",
     "Assignments",
     "Heartbeat",
     "HeartbeatAck",
-    "TaskStatusUpdate",
-    "StatusUpdate",
+    "ManagerAddr",
     "Message",
-    "encode_message",
+    "Register",
+    "SessionInfo",
+    "StatusUpdate",
+    "TaskStatusUpdate",
     "decode_message",
-    "CLOSE_REMOVED",
+    "encode_message",
 ]
 
 CLOSE_REMOVED = 4403  # websocket close code: this node may not hold a session any more

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from typing import NewType
 
-__all__ = ["NodeID", "ServiceID", "TaskID", "NetworkID", "new_id", "base36"]
+__all__ = ["NetworkID", "NodeID", "ServiceID", "TaskID", "base36", "new_id"]
 
 NodeID = NewType("NodeID", str)
 ServiceID = NewType("ServiceID", str)

@@ -7,7 +7,7 @@ live in separate structs that the API never encodes.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import msgspec
@@ -26,30 +26,30 @@ from shoal.model.specs import (
 from shoal.model.states import TaskState
 
 __all__ = [
-    "now",
-    "Version",
-    "StoredObject",
-    "EngineDescription",
-    "NodeResources",
-    "TLSInfo",
-    "NodeDescription",
-    "NodeStatus",
-    "ManagerStatus",
-    "Node",
-    "VirtualIP",
-    "Endpoint",
-    "UpdateStatus",
-    "JobStatus",
-    "Service",
-    "ContainerStatus",
-    "TaskStatus",
-    "NetworkAttachment",
-    "Task",
-    "Network",
-    "JoinTokens",
-    "RootCAState",
-    "Cluster",
     "KINDS",
+    "Cluster",
+    "ContainerStatus",
+    "Endpoint",
+    "EngineDescription",
+    "JobStatus",
+    "JoinTokens",
+    "ManagerStatus",
+    "Network",
+    "NetworkAttachment",
+    "Node",
+    "NodeDescription",
+    "NodeResources",
+    "NodeStatus",
+    "RootCAState",
+    "Service",
+    "StoredObject",
+    "TLSInfo",
+    "Task",
+    "TaskStatus",
+    "UpdateStatus",
+    "Version",
+    "VirtualIP",
+    "now",
 ]
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -57,7 +57,7 @@ ZERO_TIME = "0001-01-01T00:00:00Z"
 
 def now() -> str:
     """RFC 3339 with a zone, as the docker CLI requires."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class Version(Struct):

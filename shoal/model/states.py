@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-__all__ = ["TaskState", "NodeState", "NodeRole", "Availability", "TERMINAL"]
+__all__ = ["TERMINAL", "Availability", "NodeRole", "NodeState", "TaskState"]
 
 
 class TaskState(IntEnum):

@@ -25,10 +25,10 @@ from typing import Any
 import aiohttp
 
 from shoal.errors import InvalidArgument, PermissionDenied, ShoalError, Unavailable
-from shoal.pki.subjects import SERVER_NAME
-from shoal.pki.tokens import digest_matches, parse_token
 from shoal.pki._tls import bootstrap_ssl_context, ca_verifying_ssl_context
 from shoal.pki.identity import NodeIdentity, generate_key_and_csr
+from shoal.pki.subjects import SERVER_NAME
+from shoal.pki.tokens import digest_matches, parse_token
 
 __all__ = ["AVAILABILITIES", "SWARM_PORT", "join", "renew"]
 

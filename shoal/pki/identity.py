@@ -21,6 +21,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from shoal.errors import InvalidArgument
+from shoal.model.ids import NodeID
+from shoal.pki import _tls
+from shoal.pki._tls import bootstrap_ssl_context
 from shoal.pki.subjects import (
     PeerIdentity,
     Role,
@@ -28,9 +31,6 @@ from shoal.pki.subjects import (
     parse_certificates,
     peer_identity,
 )
-from shoal.model.ids import NodeID
-from shoal.pki import _tls
-from shoal.pki._tls import bootstrap_ssl_context
 
 __all__ = [
     "NODE_CERT_FILE",

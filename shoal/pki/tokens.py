@@ -17,8 +17,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from shoal.errors import InvalidArgument
-from shoal.pki.subjects import Role
 from shoal.model.ids import base36
+from shoal.pki.subjects import Role
 
 __all__ = [
     "TOKEN_PREFIX",

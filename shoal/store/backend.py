@@ -26,9 +26,8 @@ Contract (as Patroni's AbstractDCS states its own):
 
 from __future__ import annotations
 
-import builtins
-
 import abc
+import builtins
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from enum import Enum
@@ -36,16 +35,16 @@ from enum import Enum
 from shoal.errors import ShoalError
 
 __all__ = [
-    "MAX_TXN_OPS",
-    "MAX_TXN_BYTES",
     "KV",
-    "EventType",
-    "Event",
+    "MAX_TXN_BYTES",
+    "MAX_TXN_OPS",
+    "Backend",
+    "Compacted",
     "Compare",
+    "Event",
+    "EventType",
     "Op",
     "TxnResult",
-    "Compacted",
-    "Backend",
 ]
 
 # etcd's defaults: 128 operations per transaction, 1.5 MiB per request; keep a margin.

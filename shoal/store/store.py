@@ -20,6 +20,7 @@ from typing import TypeVar
 
 import msgspec
 
+from shoal.aio import cancel_and_wait
 from shoal.errors import SequenceConflict, Unavailable
 from shoal.model.objects import KINDS, StoredObject, now
 from shoal.store.backend import (
@@ -124,13 +125,8 @@ class Store:
         self._feeder = asyncio.create_task(self._feed(), name="store-feed")
 
     async def close(self) -> None:
-        if self._feeder is not None:
-            self._feeder.cancel()
-            try:
-                await self._feeder
-            except (asyncio.CancelledError, Exception):
-                pass
-            self._feeder = None
+        await cancel_and_wait(self._feeder)
+        self._feeder = None
 
     async def _load(self) -> None:
         revision, kvs = await self.backend.list(PREFIX)

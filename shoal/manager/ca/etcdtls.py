@@ -15,7 +15,7 @@ from pathlib import Path
 from shoal.manager.ca.rootca import RootCA
 from shoal.pki.identity import generate_key_and_csr
 
-__all__ = ["EtcdTLS", "issue_etcd_tls", "RAFT_CA_CN"]
+__all__ = ["RAFT_CA_CN", "EtcdTLS", "issue_etcd_tls"]
 
 RAFT_CA_CN = "swarm-raft-ca"
 _FILES = ("node.crt", "node.key", "ca.crt")

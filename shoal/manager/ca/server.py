@@ -18,12 +18,12 @@ from aiohttp import web
 
 from shoal.errors import InvalidArgument, PermissionDenied, ShoalError
 from shoal.manager.ca.rootca import RootCA
-from shoal.pki.subjects import peer_identity
-from shoal.pki.tokens import match_token
 from shoal.model.ids import new_id
 from shoal.model.objects import Cluster, ManagerStatus, Node, NodeDescription, NodeStatus
 from shoal.model.specs import NodeSpec
 from shoal.model.states import Availability, NodeRole
+from shoal.pki.subjects import peer_identity
+from shoal.pki.tokens import match_token
 from shoal.store.store import Store, Tx, copy
 
 __all__ = ["CAServer"]

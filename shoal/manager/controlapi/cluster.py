@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from shoal.errors import InvalidArgument, SequenceConflict, Unavailable
 from shoal.manager.ca.rootca import RootCA
-from shoal.pki.tokens import generate_token
 from shoal.model.objects import Cluster
 from shoal.model.specs import SECOND, ClusterSpec
+from shoal.pki.tokens import generate_token
 from shoal.store.store import Store, Tx, copy
 
-__all__ = ["update_cluster", "DEFAULT_HEARTBEAT", "DEFAULT_HISTORY", "apply_defaults"]
+__all__ = ["DEFAULT_HEARTBEAT", "DEFAULT_HISTORY", "apply_defaults", "update_cluster"]
 
 DEFAULT_HEARTBEAT = 5 * SECOND  # swarmkit's dispatcher default
 DEFAULT_HISTORY = 5  # swarmkit's defaultTaskHistoryRetentionLimit

@@ -12,7 +12,7 @@ from shoal.model.objects import Network, Service
 from shoal.model.specs import NetworkSpec
 from shoal.store.store import Store, Tx
 
-__all__ = ["create_network", "remove_network", "LOCAL_NETWORKS"]
+__all__ = ["LOCAL_NETWORKS", "create_network", "remove_network"]
 
 # Node-local networks every engine lists (bridge, host, none); they are not swarm-scoped.
 LOCAL_NETWORKS = ("bridge", "host", "none")

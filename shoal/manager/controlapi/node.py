@@ -8,7 +8,7 @@ from shoal.model.specs import NodeSpec
 from shoal.model.states import Availability, NodeRole, NodeState
 from shoal.store.store import Store, Tx, copy
 
-__all__ = ["update_node", "remove_node"]
+__all__ = ["remove_node", "update_node"]
 
 
 def _managers(tx: Tx) -> list[Node]:

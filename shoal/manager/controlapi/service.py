@@ -9,7 +9,14 @@ from __future__ import annotations
 
 import random
 
-from shoal.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound, SequenceConflict, Unimplemented
+from shoal.errors import (
+    Conflict,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    SequenceConflict,
+    Unimplemented,
+)
 from shoal.manager.controlapi.validate import validate_service_spec
 from shoal.model.ids import new_id
 from shoal.model.objects import Endpoint, JobStatus, Network, Service, UpdateStatus, Version, now
@@ -17,11 +24,11 @@ from shoal.model.specs import EndpointSpec, PortConfig, Replicated, ServiceSpec
 from shoal.store.store import Store, Tx, copy
 from shoal.store.tables import Tables
 
-__all__ = ["create_service", "update_service", "remove_service", "random_name"]
+__all__ = ["create_service", "random_name", "remove_service", "update_service"]
 
 DYNAMIC_PORTS = range(30000, 32768)
-_LEFT = "admiring brave clever eager festive gallant happy jolly keen lucid merry nifty quirky serene vibrant".split()
-_RIGHT = "babbage curie darwin euler fermi gauss hopper knuth lovelace noether pascal ritchie shannon turing wozniak".split()
+_LEFT = ["admiring", "brave", "clever", "eager", "festive", "gallant", "happy", "jolly", "keen", "lucid", "merry", "nifty", "quirky", "serene", "vibrant"]
+_RIGHT = ["babbage", "curie", "darwin", "euler", "fermi", "gauss", "hopper", "knuth", "lovelace", "noether", "pascal", "ritchie", "shannon", "turing", "wozniak"]
 
 
 def random_name() -> str:

@@ -6,7 +6,7 @@ import re
 
 from shoal.errors import InvalidArgument
 from shoal.manager import constraint
-from shoal.model.specs import SECOND, ServiceSpec
+from shoal.model.specs import ServiceSpec
 
 __all__ = ["validate_name", "validate_service_spec"]
 
@@ -102,12 +102,10 @@ def validate_service_spec(spec: ServiceSpec) -> None:
                     "rpc error: code = InvalidArgument desc = EndpointSpec: port published with ingress mode can't be used with dnsrr mode"
                 )
             if port.published_port:
-                key = (port.published_port, port.protocol)
-                if key in seen:
+                published = (port.published_port, port.protocol)
+                if published in seen:
                     raise InvalidArgument(
-                        f"rpc error: code = InvalidArgument desc = EndpointSpec: duplicate published ports provided"
+                        "rpc error: code = InvalidArgument desc = EndpointSpec: duplicate published ports provided"
                     )
-                seen.add(key)
+                seen.add(published)
 
-
-SECONDS = SECOND  # re-exported for callers computing defaults

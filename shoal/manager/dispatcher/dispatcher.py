@@ -14,7 +14,6 @@ import time
 
 from aiohttp import WSMsgType, web
 
-from shoal.pki.subjects import peer_identity
 from shoal.model.dispatch import (
     CLOSE_REMOVED,
     Assignments,
@@ -30,10 +29,11 @@ from shoal.model.dispatch import (
 from shoal.model.ids import new_id
 from shoal.model.objects import ManagerStatus, Node, NodeStatus, Task, TaskStatus
 from shoal.model.states import NodeRole, NodeState, TaskState
+from shoal.pki.subjects import peer_identity
 from shoal.store.store import Store, Tx, copy
 from shoal.store.watch import Change, Subscription
 
-__all__ = ["Dispatcher", "GRACE_MULTIPLIER"]
+__all__ = ["GRACE_MULTIPLIER", "Dispatcher"]
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +168,7 @@ class Dispatcher:
 
         try:
             await self._store.update(fn, retries=3, atomic=False)
-        except Exception:  # noqa: BLE001 - retried on the next tick
+        except Exception:
             log.exception("could not write node state")
 
     async def _flush_loop(self) -> None:
@@ -178,7 +178,7 @@ class Dispatcher:
                 continue
             batch, self._statuses = self._statuses, {}
 
-            def fn(tx: Tx) -> None:
+            def fn(tx: Tx, batch: dict[str, TaskStatus] = batch) -> None:
                 for task_id, status in batch.items():
                     task = tx.view.get(Task, task_id)
                     if task is None or TaskState.parse(status.state) < task.state:
@@ -191,7 +191,7 @@ class Dispatcher:
 
             try:
                 await self._store.update(fn, retries=5, atomic=False)
-            except Exception:  # noqa: BLE001 - keep the newest reports for the next flush
+            except Exception:
                 log.exception("could not write %d task statuses", len(batch))
                 for task_id, status in batch.items():
                     self._statuses.setdefault(task_id, status)

@@ -8,9 +8,8 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from shoal.manager.ca import RootCA
-from shoal.pki import Role
 from shoal.model.ids import new_id
-from shoal.pki import NodeIdentity, generate_key_and_csr
+from shoal.pki import NodeIdentity, Role, generate_key_and_csr
 
 CLUSTER_ID = "cluster0000000000000000001"
 

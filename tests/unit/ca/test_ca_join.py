@@ -14,10 +14,9 @@ from cryptography import x509
 
 from shoal.errors import InvalidArgument, PermissionDenied, ShoalError, Unavailable
 from shoal.manager.ca import RootCA
-from shoal.pki import Role, generate_token, match_token, peer_identity
 from shoal.model.ids import new_id
 from shoal.node import join, renew
-from shoal.pki import NodeIdentity
+from shoal.pki import NodeIdentity, Role, generate_token, match_token, peer_identity
 from shoal.pki._tls import ca_verifying_ssl_context
 
 CLUSTER_ID = "cluster0000000000000000001"  # as conftest.py
