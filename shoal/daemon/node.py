@@ -36,6 +36,7 @@ from shoal.model.objects import (
     Node,
     NodeStatus,
     RootCAState,
+    TLSInfo,
 )
 from shoal.model.requests import InitRequest, JoinRequest
 from shoal.model.specs import IPAM, IPAMConfig, NetworkSpec, NodeSpec
@@ -229,6 +230,7 @@ class SwarmNode:
                     id=cluster_id, spec=spec, default_addr_pool=pool, subnet_size=req.subnet_size or 24,
                     data_path_port=req.data_path_port or 4789,
                     join_tokens=JoinTokens(worker=generate_token(root.digest), manager=generate_token(root.digest)),
+                    t_l_s_info=TLSInfo(*root.tls_info()),
                     root_c_a=RootCAState(ca_cert=root.cert_pem, ca_key=root.key_pem,
                                          raft_ca_cert=raft_root.cert_pem, raft_ca_key=raft_root.key_pem or ""),
                 ))

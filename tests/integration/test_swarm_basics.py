@@ -32,3 +32,18 @@ def test_wrong_and_rotated_tokens_are_refused(swarm: Swarm) -> None:
     assert res.returncode == 1 and "fingerprint" in res.stderr
     assert w.api("/info")["Swarm"]["LocalNodeState"] == "inactive"
     w.docker("swarm", "join", "--token", new, "--advertise-addr", w.ip, f"{manager.ip}:2377")
+
+
+def test_swarm_update_changes_cluster_settings(swarm: Swarm) -> None:
+    manager, _ = init_swarm(swarm, 0)
+    manager.docker("swarm", "update", "--dispatcher-heartbeat", "2s", "--task-history-limit", "3")
+    spec = manager.api("/swarm")["Spec"]
+    assert spec["Dispatcher"]["HeartbeatPeriod"] == 2_000_000_000
+    assert spec["Orchestration"]["TaskHistoryRetentionLimit"] == 3
+    swarm_json = manager.api("/swarm")
+    assert "PRIVATE KEY" not in str(swarm_json) and "RootCA" not in swarm_json
+    assert swarm_json["TLSInfo"]["TrustRoot"].startswith("-----BEGIN CERTIFICATE-----")
+    res = manager.docker("swarm", "init", "--advertise-addr", manager.ip, check=False)
+    assert res.returncode == 1 and "already part of a swarm" in res.stderr
+    out = manager.docker("node", "inspect", "--pretty", "self").stdout
+    assert "Hostname:" in out and manager.hostname in out and "Manager Status:" in out

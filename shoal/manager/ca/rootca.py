@@ -7,6 +7,8 @@ role. ``RootCA`` is the local signer; an external CA would be another ``Signer``
 
 from __future__ import annotations
 
+import base64
+
 import hashlib
 import ipaddress
 from collections.abc import Sequence
@@ -127,6 +129,15 @@ class RootCA:
     @property
     def can_sign(self) -> bool:
         return self._key is not None
+
+    def tls_info(self) -> tuple[str, str, str]:
+        """(TrustRoot PEM, issuer subject DER, issuer public key DER) as the API's TLSInfo shows
+        them (the two DER fields base64-encoded)."""
+        cert = self.certificate
+        spki = cert.public_key().public_bytes(serialization.Encoding.DER,
+                                              serialization.PublicFormat.SubjectPublicKeyInfo)
+        return (self.cert_pem, base64.b64encode(cert.subject.public_bytes()).decode(),
+                base64.b64encode(spki).decode())
 
     @property
     def digest(self) -> bytes:

@@ -65,6 +65,7 @@ class Dispatcher:
         self._last_seen: dict[str, float] = {}
         self._statuses: dict[str, TaskStatus] = {}
         self._running = False
+        self._background: set[asyncio.Task[None]] = set()
 
     # -- settings from the cluster object ---------------------------------------------------
     def period(self) -> float:
@@ -133,7 +134,9 @@ class Dispatcher:
         assert isinstance(old, Node) and isinstance(new, Node)
         session = self._sessions.get(new.id)
         if session is not None and old.spec.role != new.spec.role:
-            asyncio.ensure_future(self._send_session_info(session, new))
+            task = asyncio.create_task(self._send_session_info(session, new), name=f"session-info-{new.id}")
+            self._background.add(task)  # keep a reference until it is done
+            task.add_done_callback(self._background.discard)
 
     async def _send_session_info(self, session: _Session, node: Node) -> None:
         info = SessionInfo(session_i_d=new_id(), node_i_d=node.id,
@@ -248,6 +251,9 @@ class Dispatcher:
             assert current is not None
             node = copy(current)
             node.description = reg.description
+            cluster = tx.view.cluster()
+            if cluster is not None and node.description.t_l_s_info is None:
+                node.description.t_l_s_info = cluster.t_l_s_info
             addr = reg.addr or remote
             node.status = NodeStatus(state=NodeState.READY, addr=addr)
             ms = node.manager_status
