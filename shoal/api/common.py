@@ -6,7 +6,8 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from shoal.api.engine import Engine
+from shoal.api.engine import ENGINE, Engine
+from shoal.api.server import PATH_PARAMS
 from shoal.errors import Unavailable
 from shoal.model.codec import decode, encode
 from shoal.store.store import Store
@@ -26,8 +27,7 @@ WORKER = (
 
 
 def engine(request: web.Request) -> Engine:
-    eng: Engine = request.app["engine"]
-    return eng
+    return request.app[ENGINE]
 
 
 def store(request: web.Request) -> Store:
@@ -40,8 +40,7 @@ def store(request: web.Request) -> Store:
 
 
 def param(request: web.Request, name: str) -> str:
-    value: str = request["params"][name]
-    return value
+    return PATH_PARAMS.get()[name]
 
 
 def reply(data: Any, status: int = 200) -> web.Response:

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from aiohttp import web
+
 from shoal.model.requests import InitRequest, JoinRequest
 from shoal.store.store import Store
 
@@ -37,3 +39,6 @@ class Engine(Protocol):
     async def join(self, req: JoinRequest) -> None: ...
 
     async def leave(self, force: bool) -> None: ...
+
+
+ENGINE: web.AppKey[Engine] = web.AppKey("engine")

@@ -6,6 +6,7 @@ carries Api-Version, Server and Ostype as dockerd's VersionMiddleware sets them.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -14,11 +15,11 @@ from pathlib import Path
 from aiohttp import web
 
 from shoal import __version__
-from shoal.api.engine import Engine
+from shoal.api.engine import ENGINE, Engine
 from shoal.api.errors import error_response, json_error
 from shoal.errors import InvalidArgument
 
-__all__ = ["API_VERSION", "MIN_API_VERSION", "Router", "make_app", "serve"]
+__all__ = ["API_VERSION", "MIN_API_VERSION", "PATH_PARAMS", "API_VERSION_IN_USE", "Router", "make_app", "serve"]
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,9 @@ API_VERSION = "1.50"
 MIN_API_VERSION = "1.24"
 SERVER = f"Shoal/{__version__} (linux)"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# Per request (each runs in its own task): the path parameters and the API version asked for.
+PATH_PARAMS: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("path_params")
+API_VERSION_IN_USE: contextvars.ContextVar[str] = contextvars.ContextVar("api_version", default="1.50")
 _VERSIONED = re.compile(r"^/v(\d+\.\d+)(/.*)$")
 
 
@@ -71,7 +75,7 @@ def make_app(engine: Engine, router: Router) -> web.Application:
                     f"client version {version} is too old. Minimum supported API version is "
                     f"{MIN_API_VERSION}, please upgrade your client to a newer version",
                 )
-        request["api_version"] = version
+        API_VERSION_IN_USE.set(version)
         try:
             matched = router.match(request.method, path.rstrip("/") or "/")
         except web.HTTPMethodNotAllowed:
@@ -79,7 +83,7 @@ def make_app(engine: Engine, router: Router) -> web.Application:
         if matched is None:
             return json_error(404, "page not found")
         handler, params = matched
-        request["params"] = params
+        PATH_PARAMS.set(params)
         try:
             return await handler(request)
         except InvalidArgument as exc:
@@ -96,7 +100,7 @@ def make_app(engine: Engine, router: Router) -> web.Application:
         return response
 
     app = web.Application(middlewares=[headers], client_max_size=16 * 1024 * 1024)
-    app["engine"] = engine
+    app[ENGINE] = engine
     app.router.add_route("*", "/{tail:.*}", dispatch)
     return app
 

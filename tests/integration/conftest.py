@@ -27,8 +27,19 @@ def swarm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Swarm]:
         s.close()
         try:
             wait_for("etcd processes to exit", lambda: not _etcd_pids(root), timeout=15)
+            crashes = {d.hostname: _tracebacks(d.log) for d in s.daemons}
+            assert not any(crashes.values()), f"unexpected exceptions in daemon logs: {crashes}"
         finally:
             shutil.rmtree(root, ignore_errors=True)  # etcd preallocates 64 MB of WAL per member
+
+
+def _tracebacks(log: Path) -> list[str]:
+    """The first lines of every traceback and warning from Python in a daemon's log."""
+    if not log.exists():
+        return []
+    lines = log.read_text(errors="replace").splitlines()
+    return [lines[i + 1] if i + 1 < len(lines) else line for i, line in enumerate(lines)
+            if line.startswith("Traceback") or "Warning:" in line]
 
 
 def init_swarm(swarm: Swarm, workers: int, *, labels: dict[int, dict[str, str]] | None = None,

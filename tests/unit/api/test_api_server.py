@@ -1,0 +1,133 @@
+"""The Engine API in process: version prefixes, headers, error bodies, filters in both encodings,
+the 503s of a node outside a swarm. A real Store over the in-memory backend stands behind it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from shoal.api import SwarmState, build_app
+from shoal.model.objects import Cluster, Node
+from shoal.model.requests import InitRequest, JoinRequest
+from shoal.model.specs import NodeSpec
+from shoal.store.membackend import MemoryBackend
+from shoal.store.store import Store
+
+
+class FakeEngine:
+    """The daemon side of the API: a swarm state and (on a manager) a store."""
+
+    hostname = "apitest"
+    engine_labels = {"k": "v"}
+    data_root = "/nonexistent"
+
+    def __init__(self, store: Store | None) -> None:
+        self._store = store
+
+    def swarm_state(self) -> SwarmState:
+        if self._store is None:
+            return SwarmState()
+        return SwarmState(local_node_state="active", node_id="n1", control_available=True)
+
+    @property
+    def store(self) -> Store | None:
+        return self._store
+
+    async def init(self, req: InitRequest) -> str:
+        raise NotImplementedError
+
+    async def join(self, req: JoinRequest) -> None:
+        raise NotImplementedError
+
+    async def leave(self, force: bool) -> None:
+        raise NotImplementedError
+
+
+@pytest.fixture
+async def manager() -> AsyncIterator[TestClient]:
+    store = Store(MemoryBackend())
+    await store.start()
+
+    def seed(tx):  # type: ignore[no-untyped-def]
+        tx.create(Cluster(id="c1"))
+        tx.create(Node(id="n1", spec=NodeSpec(role="manager", availability="active")))
+        tx.create(Node(id="n2", spec=NodeSpec(role="worker", availability="active", labels={"zone": "a"})))
+
+    await store.update(seed)
+    client = TestClient(TestServer(build_app(FakeEngine(store))))
+    await client.start_server()
+    try:
+        yield client
+    finally:
+        await client.close()
+        await store.close()
+
+
+async def test_ping_headers_and_version_prefixes(manager: TestClient) -> None:
+    r = await manager.head("/_ping")
+    assert r.status == 200 and r.headers["Api-Version"] == "1.50" and r.headers["Swarm"] == "active/manager"
+    assert (await manager.get("/v1.24/version")).status == 200
+    r = await manager.get("/v1.51/version")
+    assert r.status == 400 and r.headers["Content-Type"] == "application/json"
+    assert "is too new" in (await r.json())["message"]
+    r = await manager.get("/v1.12/version")
+    assert r.status == 400 and "too old" in (await r.json())["message"]
+
+
+async def test_errors_are_docker_shaped(manager: TestClient) -> None:
+    r = await manager.get("/v1.50/services/nosuch")
+    assert r.status == 404 and r.headers["Content-Type"] == "application/json"
+    assert await r.json() == {"message": "service nosuch not found"}
+    r = await manager.get("/v1.50/nodes", params={"filters": json.dumps({"bogus": {"x": True}})})
+    assert r.status == 400 and (await r.json())["message"] == "invalid filter 'bogus'"
+    r = await manager.post("/v1.50/services/create", data=b"{not json", headers={"Content-Type": "application/json"})
+    assert r.status == 400
+
+
+async def test_filters_in_both_encodings(manager: TestClient) -> None:
+    cli = await manager.get("/nodes", params={"filters": json.dumps({"role": {"worker": True}})})
+    py = await manager.get("/nodes", params={"filters": json.dumps({"role": ["worker"]})})
+    assert [n["ID"] for n in await cli.json()] == [n["ID"] for n in await py.json()] == ["n2"]
+    labelled = await manager.get("/nodes", params={"filters": json.dumps({"node.label": ["zone=a"]})})
+    assert [n["ID"] for n in await labelled.json()] == ["n2"]
+
+
+async def test_service_create_normalises_and_stale_update_is_refused(manager: TestClient) -> None:
+    body = {"name": "web", "TaskTemplate": {"ContainerSpec": {"image": "x", "Command": None}},
+            "Mode": {"replicated": {}}}
+    r = await manager.post("/v1.50/services/create", json=body)
+    assert r.status == 201
+    svc = await (await manager.get("/v1.50/services/web")).json()
+    assert svc["Spec"]["Mode"]["Replicated"]["Replicas"] == 1 and "Global" not in svc["Spec"]["Mode"]
+    assert svc["Spec"]["TaskTemplate"]["ContainerSpec"] == {"Image": "x"}
+    version = svc["Version"]["Index"]
+    spec = svc["Spec"]
+    spec["Labels"] = {"a": "b"}
+    r = await manager.post(f"/v1.50/services/{svc['ID'][:5]}/update", params={"version": str(version)}, json=spec)
+    assert r.status == 200
+    r = await manager.post(f"/v1.50/services/{svc['ID']}/update", params={"version": str(version)}, json=spec)
+    assert r.status == 500 and "update out of sequence" in (await r.json())["message"]
+    spec["Mode"] = {"Global": {}}
+    latest = (await (await manager.get("/v1.50/services/web")).json())["Version"]["Index"]
+    r = await manager.post("/v1.50/services/web/update", params={"version": str(latest)}, json=spec)
+    assert r.status == 501 and (await r.json())["message"] == "service mode change is not allowed"
+    listed = await (await manager.get("/v1.50/services", params={"status": "true"})).json()
+    assert listed[0]["ServiceStatus"] == {"RunningTasks": 0, "DesiredTasks": 1, "CompletedTasks": 0}
+
+
+async def test_not_in_a_swarm_gets_503() -> None:
+    client = TestClient(TestServer(build_app(FakeEngine(None))))
+    await client.start_server()
+    try:
+        r = await client.get("/v1.50/services")
+        assert r.status == 503 and "not a swarm manager" in (await r.json())["message"]
+        assert (await client.get("/_ping")).headers["Swarm"] == "inactive"
+        info = await (await client.get("/info")).json()
+        assert info["Swarm"]["LocalNodeState"] == "inactive" and "k=v" in info["Labels"]
+        networks = await (await client.get("/networks")).json()
+        assert {n["Name"] for n in networks} == {"bridge", "host", "none"}
+    finally:
+        await client.close()
