@@ -6,9 +6,9 @@ from aiohttp import web
 
 from shoal.api import routes_networks, routes_nodes, routes_services, routes_swarm, routes_system
 from shoal.api.engine import Engine, SwarmState
-from shoal.api.server import Router, make_app, serve
+from shoal.api.server import APITLS, Router, make_app, serve
 
-__all__ = ["Engine", "SwarmState", "build_app", "serve"]
+__all__ = ["APITLS", "Engine", "SwarmState", "build_app", "serve"]
 
 
 def build_app(engine: Engine) -> web.Application:

@@ -7,9 +7,12 @@ carries Api-Version, Server and Ostype as dockerd's VersionMiddleware sets them.
 from __future__ import annotations
 
 import contextvars
+import ipaddress
 import logging
 import re
+import ssl
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
@@ -19,7 +22,7 @@ from shoal.api.engine import ENGINE, Engine
 from shoal.api.errors import error_response, json_error
 from shoal.errors import InvalidArgument
 
-__all__ = ["API_VERSION", "MIN_API_VERSION", "PATH_PARAMS", "API_VERSION_IN_USE", "Router", "make_app", "serve"]
+__all__ = ["API_VERSION", "MIN_API_VERSION", "PATH_PARAMS", "API_VERSION_IN_USE", "APITLS", "Router", "make_app", "serve"]
 
 log = logging.getLogger(__name__)
 
@@ -105,24 +108,67 @@ def make_app(engine: Engine, router: Router) -> web.Application:
     return app
 
 
-async def serve(app: web.Application, hosts: list[str]) -> web.AppRunner:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class APITLS:
+    """dockerd's --tls/--tlsverify flags: the API's certificate, and the CA that client
+    certificates must chain to when ``verify`` is set."""
+
+    cert: Path
+    key: Path
+    ca: Path | None = None
+    verify: bool = False
+
+    def context(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.load_cert_chain(str(self.cert), str(self.key))
+        if self.verify:
+            if self.ca is None:
+                raise InvalidArgument("--tlsverify needs --tlscacert")
+            ctx.load_verify_locations(str(self.ca))
+            ctx.verify_mode = ssl.CERT_REQUIRED
+        return ctx
+
+
+def _tcp_address(host: str, tls: APITLS | None) -> tuple[str, int]:
+    ip, _, port = host[len("tcp://") :].rpartition(":")
+    ip = ip.strip("[]") or "127.0.0.1"
+    try:
+        address = ipaddress.ip_address(ip)
+        number = int(port)
+    except ValueError:
+        raise InvalidArgument(f"invalid host {host!r}: use tcp://IP:PORT") from None
+    # No insecure mode: plain HTTP would hand the swarm to anyone who reaches the port.
+    if tls is None and not address.is_loopback:
+        raise InvalidArgument(
+            f"refusing to serve the API on {host} without TLS: use a loopback address, a unix "
+            "socket, or --tlsverify with --tlscacert, --tlscert and --tlskey"
+        )
+    return ip, number
+
+
+async def serve(app: web.Application, hosts: list[str], *, tls: APITLS | None = None) -> web.AppRunner:
     """Listen on every ``unix://PATH`` / ``tcp://IP:PORT`` in ``hosts``."""
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
-    for host in hosts:
-        if host.startswith("unix://"):
-            path = Path(host[len("unix://") :])
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if path.is_socket():
-                path.unlink()
-            site: web.BaseSite = web.UnixSite(runner, str(path))
-            await site.start()
-            path.chmod(0o660)
-        elif host.startswith("tcp://"):
-            ip, _, port = host[len("tcp://") :].rpartition(":")
-            site = web.TCPSite(runner, ip.strip("[]") or "127.0.0.1", int(port))
-            await site.start()
-        else:
-            raise InvalidArgument(f"invalid host {host!r}: use unix://PATH or tcp://IP:PORT")
-        log.info("API listening on %s", host)
+    try:
+        for host in hosts:
+            if host.startswith("unix://"):
+                path = Path(host[len("unix://") :])
+                path.parent.mkdir(parents=True, exist_ok=True)
+                if path.is_socket():
+                    path.unlink()
+                site: web.BaseSite = web.UnixSite(runner, str(path))
+                await site.start()
+                path.chmod(0o660)
+            elif host.startswith("tcp://"):
+                ip, port = _tcp_address(host, tls)
+                site = web.TCPSite(runner, ip, port, ssl_context=tls.context() if tls else None)
+                await site.start()
+            else:
+                raise InvalidArgument(f"invalid host {host!r}: use unix://PATH or tcp://IP:PORT")
+            log.info("API listening on %s%s", host, " (TLS)" if tls and host.startswith("tcp://") else "")
+    except BaseException:
+        await runner.cleanup()
+        raise
     return runner

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from shoal.api import build_app, serve
+from shoal.api import APITLS, build_app, serve
 from shoal.daemon.node import NodeSettings, SwarmNode
 from shoal.errors import ShoalError
 
@@ -30,14 +30,18 @@ def _labels(values: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
-async def _run(settings: NodeSettings, hosts: list[str]) -> None:
+async def _run(settings: NodeSettings, hosts: list[str], tls: APITLS | None) -> None:
     node = SwarmNode(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await node.start()
-    runner = await serve(build_app(node), hosts)
+    try:
+        runner = await serve(build_app(node), hosts, tls=tls)
+    except BaseException:
+        await node.stop()
+        raise
     log.info("shoald ready (hostname %s, data root %s)", settings.hostname, settings.data_root)
     try:
         await stop.wait()
@@ -50,7 +54,7 @@ async def _run(settings: NodeSettings, hosts: list[str]) -> None:
                 Path(host[len("unix://"):]).unlink(missing_ok=True)
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "SHOAL"})
 @click.option("--data-root", default="/var/lib/shoal", show_default=True, help="Root of persistent state")
 @click.option("--exec-root", default="/run/shoal/exec", show_default=True, help="Root of runtime state")
 @click.option("-H", "--host", "hosts", multiple=True, help="Daemon socket(s): unix://PATH or tcp://IP:PORT")
@@ -59,9 +63,17 @@ async def _run(settings: NodeSettings, hosts: list[str]) -> None:
 @click.option("--executor", type=click.Choice(["sim", "runc"]), default="sim", show_default=True)
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
 @click.option("-D", "--debug", is_flag=True, help="Debug logging")
+@click.option("--tls", is_flag=True, help="Serve TCP hosts with TLS (implied by --tlsverify)")
+@click.option("--tlsverify", is_flag=True, help="Serve TCP hosts with TLS and require client certificates")
+@click.option("--tlscacert", type=click.Path(dir_okay=False), help="CA that client certificates must chain to")
+@click.option("--tlscert", type=click.Path(dir_okay=False), help="The API's TLS certificate")
+@click.option("--tlskey", type=click.Path(dir_okay=False), help="The API's TLS key")
 def main(data_root: str, exec_root: str, hosts: tuple[str, ...], labels: tuple[str, ...],
-         hostname: str | None, executor: str, log_level: str, debug: bool) -> None:
-    """The Shoal daemon: Docker swarm mode, one per machine."""
+         hostname: str | None, executor: str, log_level: str, debug: bool, tls: bool,
+         tlsverify: bool, tlscacert: str | None, tlscert: str | None, tlskey: str | None) -> None:
+    """The Shoal daemon: Docker swarm mode, one per machine.
+
+    Every flag can also come from the environment as SHOAL_<FLAG> (SHOAL_DATA_ROOT=...)."""
     logging.basicConfig(level="DEBUG" if debug else log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
@@ -72,8 +84,14 @@ def main(data_root: str, exec_root: str, hosts: tuple[str, ...], labels: tuple[s
                             executor=executor)
     settings.data_root.mkdir(parents=True, exist_ok=True)
     settings.exec_root.mkdir(parents=True, exist_ok=True)
+    api_tls = None
+    if tls or tlsverify:
+        if not tlscert or not tlskey:
+            raise click.UsageError("--tls and --tlsverify need --tlscert and --tlskey")
+        api_tls = APITLS(cert=Path(tlscert), key=Path(tlskey), ca=Path(tlscacert) if tlscacert else None,
+                         verify=tlsverify)
     try:
-        asyncio.run(_run(settings, list(hosts) or ["unix:///run/shoal/shoal.sock"]))
+        asyncio.run(_run(settings, list(hosts) or ["unix:///run/shoal/shoal.sock"], api_tls))
     except ShoalError as exc:
         click.echo(f"shoald: {exc.message}", err=True)
         sys.exit(1)
