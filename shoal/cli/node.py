@@ -22,7 +22,7 @@ from shoal.cli.node_format import (
     NodeRow,
 )
 from shoal.cli.pretty_pages import NODE_PRETTY
-from shoal.cli.tasks import Resolver, print_tasks
+from shoal.cli.tasks import Resolver, print_tasks, task_list_options
 from shoal.cli.templates import TemplateError
 
 __all__ = ["node", "node_reference"]
@@ -223,18 +223,7 @@ def rm(app: App, force: bool, args: tuple[str, ...]) -> None:
 
 
 @node.command("ps", use="[OPTIONS] [NODE...]", arity=(0, None))
-@click.option(
-    "-f",
-    "--filter",
-    "filters",
-    type=ft.FILTER,
-    multiple=True,
-    help="Filter output based on conditions provided",
-)
-@click.option("--format", "fmt", default="", help="Pretty-print tasks using a Go template")
-@click.option("--no-resolve", is_flag=True, help="Do not map IDs to Names")
-@click.option("--no-trunc", is_flag=True, help="Do not truncate output")
-@click.option("-q", "--quiet", is_flag=True, help="Only display task IDs")
+@task_list_options
 @click.argument("args", nargs=-1)
 @pass_app
 def ps(

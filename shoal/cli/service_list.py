@@ -17,7 +17,7 @@ from shoal.cli.node import node_reference
 from shoal.cli.pretty_pages import SERVICE_PRETTY
 from shoal.cli.service_format import SERVICE_HEADER, SERVICE_RAW, SERVICE_TABLE, ServiceRow
 from shoal.cli.service_pretty import ServicePretty
-from shoal.cli.tasks import Resolver, print_tasks
+from shoal.cli.tasks import Resolver, print_tasks, task_list_options
 from shoal.cli.templates import TemplateError
 
 __all__ = ["find_services", "inspect", "ls", "ps"]
@@ -131,18 +131,7 @@ def find_services(app: App, refs: tuple[str, ...]) -> tuple[list[str], list[str]
 
 
 @click.command("ps", cls=ShoalCommand, use="[OPTIONS] SERVICE [SERVICE...]", arity=(1, None))
-@click.option(
-    "-f",
-    "--filter",
-    "filters",
-    type=ft.FILTER,
-    multiple=True,
-    help="Filter output based on conditions provided",
-)
-@click.option("--format", "fmt", default="", help="Pretty-print tasks using a Go template")
-@click.option("--no-resolve", is_flag=True, help="Do not map IDs to Names")
-@click.option("--no-trunc", is_flag=True, help="Do not truncate output")
-@click.option("-q", "--quiet", is_flag=True, help="Only display task IDs")
+@task_list_options
 @click.argument("args", nargs=-1)
 @pass_app
 def ps(

@@ -6,6 +6,9 @@ from collections.abc import Callable
 from functools import cmp_to_key
 from typing import Any
 
+import click
+
+from shoal.cli import flagtypes as ft
 from shoal.cli.app import App
 from shoal.cli.client import DaemonError
 from shoal.cli.formatting import list_format, render_list
@@ -15,7 +18,7 @@ from shoal.cli.node_format import pretty_print
 from shoal.cli.templates import Fields
 from shoal.cli.timefmt import human_duration, parse_timestamp, since
 
-__all__ = ["TASK_TABLE", "Resolver", "TaskRow", "ellipsis", "print_tasks"]
+__all__ = ["TASK_TABLE", "Resolver", "TaskRow", "ellipsis", "print_tasks", "task_list_options"]
 
 TASK_TABLE = (
     "table {{.ID}}\t{{.Name}}\t{{.Image}}\t{{.Node}}\t{{.DesiredState}}\t{{.CurrentState}}"
@@ -164,3 +167,17 @@ def print_tasks(
         node = resolver.node(str(task.get("NodeID", "")))
         rows.append(TaskRow(task, name=shown, node=node, trunc=trunc, now_ns=now))
     app.out(render_list(source, rows, TASK_HEADER))
+
+
+def task_list_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The flags `node ps` and `service ps` share, as docker declares them."""
+    for option in reversed([
+        click.option("-f", "--filter", "filters", type=ft.FILTER, multiple=True,
+                     help="Filter output based on conditions provided"),
+        click.option("--format", "fmt", default="", help="Pretty-print tasks using a Go template"),
+        click.option("--no-resolve", is_flag=True, help="Do not map IDs to Names"),
+        click.option("--no-trunc", is_flag=True, help="Do not truncate output"),
+        click.option("-q", "--quiet", is_flag=True, help="Only display task IDs"),
+    ]):
+        fn = option(fn)
+    return fn

@@ -128,15 +128,14 @@ class EtcdMember:
             return
         with suppress(ProcessLookupError):
             process.send_signal(signal.SIGTERM)
-        try:
-            async with asyncio.timeout(self.settings.stop_timeout):
-                await process.wait()
-        except TimeoutError:
-            log.warning("etcd %s ignored SIGTERM for %g s; killing it",
-                        self.settings.name, self.settings.stop_timeout)
-            with suppress(ProcessLookupError):
-                process.kill()
-            await process.wait()
+        if await _reaped(process, self.settings.stop_timeout):
+            return
+        log.warning("etcd %s ignored SIGTERM for %g s; killing it",
+                    self.settings.name, self.settings.stop_timeout)
+        with suppress(ProcessLookupError):
+            process.kill()
+        if not await _reaped(process, self.settings.stop_timeout):
+            log.error("etcd %s (pid %d) did not exit after SIGKILL", self.settings.name, process.pid)
 
     async def _relaunch(self) -> None:
         """Launch, retrying with backoff until it serves or ``stop()`` is called."""
@@ -238,6 +237,31 @@ def _open_log(path: Path, args: list[str]) -> BinaryIO:
 
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 _prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up in the parent: no dlsym after fork
+
+
+async def _reaped(process: asyncio.subprocess.Process, timeout: float) -> bool:
+    """Whether ``process`` is gone within ``timeout``. The child watcher's wake-up can be lost
+    (its callback goes to the loop that started the process), so the process table is checked
+    as well: a bounded wait, never a hang."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        try:
+            async with asyncio.timeout(0.2):
+                await process.wait()
+            return True
+        except TimeoutError:
+            if not _alive(process.pid):
+                return True
+    return not _alive(process.pid)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
 
 
 def die_with_parent(parent_pid: int) -> Callable[[], None]:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import pytest
 
@@ -42,13 +41,3 @@ def make_identity(root: RootCA) -> MakeIdentity:
         return NodeIdentity(cert_pem=cert, key_pem=key_pem, ca_pem=signer.cert_pem)
 
     return make
-
-
-@pytest.fixture(autouse=True)
-async def no_leaked_tasks() -> AsyncIterator[None]:
-    """Fail a test that leaves asyncio tasks running."""
-    before = asyncio.all_tasks()
-    yield
-    current = asyncio.current_task()
-    leaked = [t for t in asyncio.all_tasks() - before if t is not current and not t.done()]
-    assert not leaked, f"test leaked asyncio tasks: {leaked}"

@@ -1,4 +1,4 @@
-"""Fixtures for the executor tests: a leaked-task check and a bounded wait."""
+"""Fixtures for every unit test: a leaked-asyncio-task check and a bounded wait."""
 
 from __future__ import annotations
 
