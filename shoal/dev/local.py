@@ -72,7 +72,11 @@ class Daemon:
         self.sock.unlink(missing_ok=True)  # left behind by a SIGKILL
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(args, stdout=log, stderr=log, start_new_session=True)
-        wait_for(f"{self.hostname} API", self.ping, timeout=20)
+        try:
+            wait_for(f"{self.hostname} API", self.ping, timeout=20)
+        except AssertionError as exc:
+            tail = self.log.read_text(errors="replace").splitlines()[-15:]
+            raise AssertionError(f"{exc}\n--- {self.log} ---\n" + "\n".join(tail)) from None
 
     def ping(self) -> bool:
         import socket
@@ -115,9 +119,11 @@ class Daemon:
         return self._run(SHOAL + list(args), check, timeout)
 
     def _run(self, argv: list[str], check: bool, timeout: float) -> subprocess.CompletedProcess[str]:
-        res = subprocess.run(argv, env=self.env(), capture_output=True, text=True, timeout=timeout)
+        res = subprocess.run(argv, env=self.env(), capture_output=True, text=True, timeout=timeout, check=False)
         if check and res.returncode != 0:
-            raise AssertionError(f"{' '.join(argv[-6:])} failed ({res.returncode}): {res.stderr.strip()}\n{res.stdout}")
+            tail = "\n".join(self.log.read_text(errors="replace").splitlines()[-10:]) if self.log.exists() else ""
+            raise AssertionError(f"{' '.join(argv[-6:])} failed ({res.returncode}): {res.stderr.strip()}\n"
+                                 f"{res.stdout}\n--- {self.log} ---\n{tail}")
         return res
 
     def api(self, path: str) -> Any:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -80,10 +79,9 @@ async def test_a_silent_server_is_unavailable_within_the_timeout(member: EtcdMem
     try:
         async with EtcdClient([f"https://127.0.0.1:{port}"], timeout=0.3,
                               ssl_context=client_context(member.settings)) as client:
-            began = time.monotonic()
             with pytest.raises(Unavailable, match="no answer within 0.3 s"):
-                await client.range(b"/")
-            assert time.monotonic() - began < 1.0
+                async with asyncio.timeout(10):  # the client's own timeout ends it, not this one
+                    await client.range(b"/")
     finally:
         server.close()
         await server.wait_closed()
