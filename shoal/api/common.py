@@ -35,6 +35,12 @@ def store(request: web.Request) -> Store:
     st = eng.store
     if st is None:
         state = eng.swarm_state()
+        if state.local_node_state == "active" and state.role == "manager":
+            leader = next((addr for _, addr in state.remote_managers), "the first manager")
+            raise Unavailable(
+                "This node is a manager but holds no copy of the swarm state yet: until managers "
+                f"form a Raft quorum, run this command on the first manager ({leader})."
+            )
         raise Unavailable(WORKER if state.local_node_state == "active" else NOT_MANAGER)
     return st
 

@@ -20,6 +20,7 @@ class SwarmState:
     node_id: str = ""
     node_addr: str = ""
     control_available: bool = False
+    role: str = ""  # the role this node's certificate carries
     error: str = ""
     remote_managers: list[tuple[str, str]] = field(default_factory=list)  # (node id, host:port)
 

@@ -116,6 +116,7 @@ class SwarmNode:
         return SwarmState(local_node_state="active", node_id=self._identity.node_id,
                           node_addr=self._state.get("advertise_ip", ""),
                           control_available=self._manager is not None, error=self._error,
+                          role=self._identity.role,
                           remote_managers=managers)
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -271,7 +272,8 @@ class SwarmNode:
             self._addresses(req.listen_addr, req.advertise_addr)
             remotes = [a if ":" in a else f"{a}:2377" for a in req.remote_addrs]
             identity = await join_swarm(remotes, req.join_token, hostname=self.hostname,
-                                        availability=req.availability or "active")
+                                        availability=req.availability or "active",
+                                        advertise_addr=self._state["advertise_ip"])
             self._state["managers"] = [{"NodeID": "", "Addr": a} for a in remotes]
             self._identity = identity
             identity.save(self._dir / "certificates")

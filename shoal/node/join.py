@@ -5,7 +5,7 @@ Protocol (the manager's CA endpoints on the swarm port, HTTPS):
 - ``GET /ca`` -> 200 text/plain root CA PEM; fetched without verification, then checked
   against the digest in the join token.
 - ``POST /ca/join`` (server verified against that CA as ``swarm-manager``) with JSON
-  ``{"Token", "CSR", "Availability", "Hostname"}`` -> ``{"NodeID", "Certificate", "RootCA"}``.
+  ``{"Token", "CSR", "Availability", "Hostname", "AdvertiseAddr"}`` -> ``{"NodeID", "Certificate", "RootCA"}``.
 - ``POST /ca/renew`` over mutual TLS with ``{"CSR"}`` -> ``{"Certificate"}`` (and optionally
   ``"RootCA"``).
 
@@ -45,6 +45,7 @@ async def join(
     *,
     hostname: str,
     availability: str = "active",
+    advertise_addr: str = "",
     timeout: float = 20.0,
 ) -> NodeIdentity:
     """Join through the first manager in ``addrs`` that answers; return the new identity.
@@ -58,7 +59,10 @@ async def join(
     if not addrs:
         raise InvalidArgument("no manager address to join")
     key_pem, csr_pem = generate_key_and_csr()
-    body = {"Token": token, "CSR": csr_pem, "Availability": availability, "Hostname": hostname}
+    # AdvertiseAddr: where managers reach this node (its manager status address, and the IP a
+    # manager's certificate carries for etcd); the connection's source address is not it.
+    body = {"Token": token, "CSR": csr_pem, "Availability": availability, "Hostname": hostname,
+            "AdvertiseAddr": advertise_addr}
     errors: list[str] = []
     try:
         async with asyncio.timeout(timeout):

@@ -73,3 +73,16 @@ def test_promote_and_demote_renew_the_node_certificate(swarm: Swarm) -> None:
     wait_for("worker certificate", lambda: _identity(worker).role == "worker")
     res = manager.docker("node", "demote", manager.hostname, check=False)
     assert res.returncode == 1 and "last manager" in res.stderr
+
+
+def test_joining_with_the_manager_token_records_a_manager(swarm: Swarm) -> None:
+    manager, _ = init_swarm(swarm, 0)
+    token = manager.docker("swarm", "join-token", "-q", "manager").stdout.strip()
+    second = swarm.add()
+    out = second.docker("swarm", "join", "--token", token, "--advertise-addr", second.ip, f"{manager.ip}:2377").stdout
+    assert "joined a swarm" in out
+    assert _identity(second).role == "manager"
+    node = manager.api(f"/nodes/{second.hostname}")
+    assert node["Spec"]["Role"] == "manager" and node["ManagerStatus"]["Addr"] == f"{second.ip}:2377"
+    res = second.docker("service", "ls", check=False)
+    assert res.returncode == 1 and "first manager" in res.stderr
