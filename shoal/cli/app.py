@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import httpx
 
-from shoal.cli.client import Client
+from shoal.cli.client import Client, TLSOptions
 from shoal.cli.errors import CliError
 
 __all__ = ["App"]
@@ -29,6 +29,7 @@ class App:
         *,
         host: str | None = None,
         transport: httpx.BaseTransport | None = None,
+        tls: TLSOptions | None = None,
         tty: bool | None = None,
         width: int | None = None,
         sleep: Callable[[float], None] = time.sleep,
@@ -36,6 +37,7 @@ class App:
         now_ns: Callable[[], int] = time.time_ns,
     ) -> None:
         self.host = host
+        self.tls = tls
         self._transport = transport
         self._client: Client | None = None
         self._tty = tty
@@ -48,7 +50,7 @@ class App:
     def client(self) -> Client:
         if self._client is None:
             try:
-                self._client = Client(self.host, transport=self._transport)
+                self._client = Client(self.host, transport=self._transport, tls=self.tls)
             except ValueError as exc:
                 raise CliError(str(exc)) from exc
         return self._client

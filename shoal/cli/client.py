@@ -7,8 +7,11 @@ returning parsed JSON and raising `DaemonError` for error answers.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import json
 import os
+import ssl
 import re
 import socket
 from collections.abc import Mapping
@@ -20,6 +23,7 @@ import httpx
 from httpcore._backends.sync import SyncStream  # the stream httpcore's own backend returns
 
 __all__ = [
+    "TLSOptions",
     "DEFAULT_HOST",
     "MAX_API_VERSION",
     "Client",
@@ -111,6 +115,38 @@ def filters_param(filters: Mapping[str, list[str]]) -> str:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class TLSOptions:
+    """docker's --tls/--tlsverify/--tlscacert/--tlscert/--tlskey, with its environment
+    (DOCKER_TLS, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH) and default files (~/.docker/*.pem)."""
+
+    verify: bool
+    cacert: str
+    cert: str
+    key: str
+
+    @classmethod
+    def from_flags(cls, *, tls: bool, tlsverify: bool, cacert: str | None, cert: str | None,
+                   key: str | None) -> TLSOptions | None:
+        verify = tlsverify or bool(os.environ.get("DOCKER_TLS_VERIFY"))
+        if not (tls or verify or os.environ.get("DOCKER_TLS")):
+            return None
+        base = os.environ.get("DOCKER_CERT_PATH") or os.path.expanduser("~/.docker")
+        return cls(verify=verify, cacert=cacert or os.path.join(base, "ca.pem"),
+                   cert=cert or os.path.join(base, "cert.pem"), key=key or os.path.join(base, "key.pem"))
+
+    def context(self) -> ssl.SSLContext:
+        if self.verify:
+            ctx = ssl.create_default_context(cafile=self.cacert)
+        else:
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        if os.path.exists(self.cert) and os.path.exists(self.key):
+            ctx.load_cert_chain(self.cert, self.key)
+        return ctx
+
+
 class Client:
     """A small synchronous Engine API client (one connection pool per instance)."""
 
@@ -120,9 +156,10 @@ class Client:
         *,
         transport: httpx.BaseTransport | None = None,
         version: str | None = None,
+        tls: TLSOptions | None = None,
     ) -> None:
         self.host = resolve_host(host)
-        base_url, default_transport = self._transport_for(self.host)
+        base_url, default_transport = self._transport_for(self.host, tls)
         self._http = httpx.Client(
             base_url=base_url,
             transport=transport or default_transport,
@@ -132,14 +169,18 @@ class Client:
         self._version = version or os.environ.get("DOCKER_API_VERSION") or None
 
     @staticmethod
-    def _transport_for(host: str) -> tuple[str, httpx.BaseTransport]:
+    def _transport_for(host: str, tls: TLSOptions | None = None) -> tuple[str, httpx.BaseTransport]:
         parts = urlsplit(host)
         if parts.scheme == "unix":
             return _UNIX_BASE_URL, _UnixTransport(parts.path)
+        if parts.scheme in ("tcp", "http", "https") and (tls is not None or parts.scheme == "https"):
+            try:
+                ctx = tls.context() if tls is not None else ssl.create_default_context()
+            except (OSError, ssl.SSLError) as exc:
+                raise ValueError(f"could not read the TLS certificates: {exc}") from exc
+            return f"https://{parts.netloc}", httpx.HTTPTransport(verify=ctx)
         if parts.scheme in ("tcp", "http"):
             return f"http://{parts.netloc}", httpx.HTTPTransport()
-        if parts.scheme == "https":
-            return f"https://{parts.netloc}", httpx.HTTPTransport()
         raise ValueError(f"unable to parse docker host `{host}`")
 
     # -- version negotiation ---------------------------------------------------------------

@@ -13,7 +13,7 @@ import httpx
 
 from shoal import __version__
 from shoal.cli.app import App
-from shoal.cli.client import DaemonError, DaemonUnreachable
+from shoal.cli.client import DaemonError, DaemonUnreachable, TLSOptions
 from shoal.cli.command import BIN, ShoalGroup, usage_line
 from shoal.cli.errors import CliError, Interrupted
 
@@ -117,12 +117,21 @@ def _version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     callback=_version,
     help="Print version information and quit",
 )
+@click.option("--tls", is_flag=True, help="Use TLS; implied by --tlsverify")
+@click.option("--tlsverify", is_flag=True, help="Use TLS and verify the remote")
+@click.option("--tlscacert", metavar="string", help='Trust certs signed only by this CA (default "~/.docker/ca.pem")')
+@click.option("--tlscert", metavar="string", help='Path to TLS certificate file (default "~/.docker/cert.pem")')
+@click.option("--tlskey", metavar="string", help='Path to TLS key file (default "~/.docker/key.pem")')
 @click.pass_context
-def cli(ctx: click.Context, host: str | None) -> None:
+def cli(ctx: click.Context, host: str | None, tls: bool, tlsverify: bool, tlscacert: str | None,
+        tlscert: str | None, tlskey: str | None) -> None:
     """A self-sufficient runtime for swarm services (the swarm subset of the docker CLI)."""
     app = ctx.ensure_object(App)
     if host:
         app.host = host
+    options = TLSOptions.from_flags(tls=tls, tlsverify=tlsverify, cacert=tlscacert, cert=tlscert, key=tlskey)
+    if options is not None:
+        app.tls = options
 
 
 def _register() -> None:

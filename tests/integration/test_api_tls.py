@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shoal.dev.local import SHOALD, wait_for
+from shoal.dev.local import SHOAL, SHOALD, wait_for
 from shoal.store.etcd.testing import free_port, make_pki
 
 
@@ -42,6 +42,11 @@ def test_tlsverify_api_and_no_plain_tcp_off_loopback(tmp_path: Path) -> None:
         tls = {**host, "DOCKER_TLS_VERIFY": "1", "DOCKER_CERT_PATH": str(certs)}
         out = wait_for("the TLS API", lambda: _docker(tls, "info", "--format", "{{.Name}}").stdout.strip() or None)
         assert out == "shoaltest-tls"
+        shoal = subprocess.run(SHOAL + ["-H", f"tcp://127.0.0.1:{port}", "--tlsverify", "--tlscacert",
+                                        str(pki.ca_file), "--tlscert", str(pki.cert_file), "--tlskey",
+                                        str(pki.key_file), "network", "ls", "--format", "{{.Name}}"],
+                               capture_output=True, text=True, timeout=30, check=False)
+        assert shoal.returncode == 0 and "bridge" in shoal.stdout, shoal.stderr
         plain = _docker(host, "info", "--format", "{{.Name}}")
         assert plain.returncode != 0  # plain HTTP to a TLS port gets nothing
         no_client_cert = ssl.create_default_context(cafile=str(pki.ca_file))
