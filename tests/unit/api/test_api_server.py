@@ -131,3 +131,35 @@ async def test_not_in_a_swarm_gets_503() -> None:
         assert {n["Name"] for n in networks} == {"bridge", "host", "none"}
     finally:
         await client.close()
+
+
+@pytest.mark.parametrize(("spec", "status", "message"), [
+    ({"Name": "bad name!"}, 400, "valid as a DNS name"),
+    ({"Name": "c", "TaskTemplate": {"Placement": {"Constraints": ["node.role=manager"]}}}, 400, "invalid constraint"),
+    ({"Name": "c", "TaskTemplate": {"Placement": {"Constraints": ["foo.bar==x"]}}}, 400, "unknown key"),
+    ({"Name": "c", "Mode": {"Replicated": {"Replicas": -2}}}, 400, "non-negative"),
+    ({"Name": "c", "TaskTemplate": {"Resources": {"Limits": {"MemoryBytes": 1024}}}}, 400, "4MiB"),
+    ({"Name": "c", "TaskTemplate": {"Networks": [{"Target": "nosuchnet"}]}}, 404, "network nosuchnet not found"),
+    ({"Name": "c", "EndpointSpec": {"Mode": "dnsrr", "Ports": [{"TargetPort": 80, "PublishedPort": 80}]}}, 400,
+     "can't be used with dnsrr"),
+])
+async def test_bad_service_specs_are_refused_and_nothing_is_written(
+    manager: TestClient, spec: dict, status: int, message: str  # type: ignore[type-arg]
+) -> None:
+    spec = {"TaskTemplate": {}, **spec}
+    spec["TaskTemplate"].setdefault("ContainerSpec", {"Image": "x"})
+    r = await manager.post("/v1.50/services/create", json=spec)
+    assert r.status == status and message in (await r.json())["message"]
+    assert await (await manager.get("/v1.50/services")).json() == []
+
+
+async def test_published_port_conflict(manager: TestClient) -> None:
+    spec = {"Name": "a", "TaskTemplate": {"ContainerSpec": {"Image": "x"}},
+            "EndpointSpec": {"Ports": [{"TargetPort": 80, "PublishedPort": 8080}]}}
+    assert (await manager.post("/v1.50/services/create", json=spec)).status == 201
+    r = await manager.post("/v1.50/services/create", json={**spec, "Name": "b"})
+    assert r.status == 400 and "port '8080' is already in use by service 'a'" in (await r.json())["message"]
+    dynamic = {**spec, "Name": "d", "EndpointSpec": {"Ports": [{"TargetPort": 80}]}}
+    assert (await manager.post("/v1.50/services/create", json=dynamic)).status == 201
+    ports = (await (await manager.get("/v1.50/services/d")).json())["Endpoint"]["Ports"]
+    assert 30000 <= ports[0]["PublishedPort"] <= 32767
