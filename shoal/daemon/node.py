@@ -13,6 +13,7 @@ import json
 import logging
 import shutil
 import socket
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -160,14 +161,14 @@ class SwarmNode:
             raise InvalidArgument(f"executor {self.settings.executor!r} is not available yet (use sim)")
         executor = SimExecutor(hostname=self.hostname, engine_labels=self.engine_labels,
                                state_dir=self.settings.exec_root)
-        identity = self._identity
         managers = [m["Addr"] for m in self._state.get("managers", [])]
-        self._agent = Agent(executor=executor, state_dir=self._dir, ssl_context=lambda: self._client_ctx(),
+        # The context is built per connection, so a renewed certificate (promote/demote) is used
+        # from the next session on.
+        self._agent = Agent(executor=executor, state_dir=self._dir, ssl_context=self._client_ctx,
                             managers=managers, addr=self._state["advertise_ip"], on_session=self._on_session)
         self._agent_task = asyncio.create_task(self._agent.run(), name="agent")
-        del identity
 
-    def _client_ctx(self) -> Any:
+    def _client_ctx(self) -> ssl.SSLContext:
         assert self._identity is not None
         return self._identity.client_ssl_context()
 
