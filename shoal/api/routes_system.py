@@ -11,6 +11,7 @@ from shoal import __version__
 from shoal.api.common import engine, reply
 from shoal.api.render import swarm_json
 from shoal.api.server import API_VERSION, MIN_API_VERSION, Router
+from shoal.exec.executor import memory_bytes
 from shoal.model.objects import Node
 from shoal.model.states import NodeRole
 
@@ -47,17 +48,6 @@ async def version(request: web.Request) -> web.StreamResponse:
     return reply(_version_body())
 
 
-def _meminfo() -> int:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemTotal:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
-
-
 async def info(request: web.Request) -> web.StreamResponse:
     eng = engine(request)
     state = eng.swarm_state()
@@ -79,7 +69,7 @@ async def info(request: web.Request) -> web.StreamResponse:
     body = {
         "ID": state.node_id or "", "Name": eng.hostname, "ServerVersion": __version__,
         "OperatingSystem": "Shoal", "OSType": "linux", "Architecture": platform.machine(),
-        "KernelVersion": platform.release(), "NCPU": os.cpu_count() or 1, "MemTotal": _meminfo(),
+        "KernelVersion": platform.release(), "NCPU": os.cpu_count() or 1, "MemTotal": memory_bytes(),
         "DockerRootDir": eng.data_root, "Labels": labels, "Driver": "overlay2",
         "Plugins": {"Volume": ["local"], "Network": ["overlay"], "Authorization": None, "Log": ["json-file"]},
         "Containers": 0, "ContainersRunning": 0, "ContainersPaused": 0, "ContainersStopped": 0,

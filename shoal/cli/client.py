@@ -7,14 +7,13 @@ returning parsed JSON and raising `DaemonError` for error answers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import json
 import os
-import ssl
 import re
 import socket
+import ssl
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Self
 from urllib.parse import quote, urlsplit
 

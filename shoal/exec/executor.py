@@ -30,7 +30,7 @@ from shoal.model.objects import (
 )
 from shoal.model.specs import Platform
 
-__all__ = ["ContainerStatuser", "Controller", "Executor", "host_description"]
+__all__ = ["ContainerStatuser", "Controller", "Executor", "host_description", "memory_bytes"]
 
 
 class Controller(Protocol):
@@ -66,7 +66,8 @@ class Executor(Protocol):
     def controller(self, task: Task) -> Controller: ...
 
 
-def _memory_bytes() -> int:
+def memory_bytes() -> int:
+    """MemTotal from /proc/meminfo, in bytes (0 when unknown)."""
     try:
         with open("/proc/meminfo", encoding="ascii") as f:
             for line in f:
@@ -85,7 +86,7 @@ def host_description(hostname: str, engine_labels: dict[str, str] | None = None,
         hostname=hostname,
         platform=Platform(architecture=uname.machine, os=uname.sysname.lower()),
         resources=NodeResources(
-            nano_cpus=(os.cpu_count() or 1) * 1_000_000_000, memory_bytes=_memory_bytes()
+            nano_cpus=(os.cpu_count() or 1) * 1_000_000_000, memory_bytes=memory_bytes()
         ),
         engine=EngineDescription(engine_version=engine_version,
                                  labels=dict(engine_labels or {})),

@@ -11,7 +11,6 @@ voter that cannot allocate yet, leaves the task dirty for the next batch; idle f
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Sequence
@@ -31,14 +30,6 @@ __all__ = ["PENDING_MESSAGE", "Allocator", "AllocatorSettings"]
 log = logging.getLogger(__name__)
 
 PENDING_MESSAGE = "pending task scheduling"
-
-
-def _raise_if_cancelled() -> None:
-    """Python 3.11's ``asyncio.wait_for`` (used by ``next_batch``) can swallow a cancellation
-    that arrives as its inner wait completes; honour it here so ``run`` still ends when asked."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +66,6 @@ class Allocator:
                 batch = await changes.next_batch(
                     gap=s.commit_debounce_gap, max_latency=s.max_latency, idle=s.resync_interval
                 )
-                _raise_if_cancelled()
                 if not batch:
                     self._dirty |= self._all_waiting(self._store.view())
                 for change in batch:

@@ -8,7 +8,6 @@ role. ``RootCA`` is the local signer; an external CA would be another ``Signer``
 from __future__ import annotations
 
 import base64
-
 import hashlib
 import ipaddress
 from collections.abc import Sequence

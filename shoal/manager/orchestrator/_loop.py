@@ -19,30 +19,11 @@ from shoal.manager.orchestrator.common import OrchestratorSettings
 from shoal.model.objects import Cluster, Node, Service, StoredObject, Task
 from shoal.store.store import Store
 from shoal.store.tables import Tables
-from shoal.store.watch import Change, Subscription
+from shoal.store.watch import Change
 
-__all__ = ["ServiceLoop", "next_batch", "wait_for"]
+__all__ = ["ServiceLoop", "wait_for"]
 
 log = logging.getLogger(__name__)
-
-
-async def next_batch(
-    sub: Subscription, *, gap: float, max_latency: float, idle: float | None
-) -> list[Change]:
-    """``sub.next_batch`` that never loses a cancellation.
-
-    On Python 3.11 ``asyncio.wait_for`` (used by Subscription.next_batch) returns the result
-    instead of raising when the awaited item arrives together with the cancel (so do the
-    store's own waits); the task's ``cancelling()`` count still shows the request, so every
-    loop re-raises it here, before and after waiting.
-    """
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():  # swallowed by an earlier await (store.update)
-        raise asyncio.CancelledError()
-    batch = await sub.next_batch(gap=gap, max_latency=max_latency, idle=idle)
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError()
-    return batch
 
 
 class ServiceLoop(ABC):
@@ -62,7 +43,7 @@ class ServiceLoop(ABC):
             self._startup(view)
             await self._reconcile_dirty()
             while True:
-                batch = await next_batch(sub, gap=s.gap, max_latency=s.max_latency, idle=s.resync)
+                batch = await sub.next_batch(gap=s.gap, max_latency=s.max_latency, idle=s.resync)
                 view = self._store.view()
                 if not batch:
                     self._dirty |= self._all_services(view)
@@ -130,4 +111,4 @@ async def wait_for(
             remaining = None if deadline is None else deadline - loop.time()
             if remaining is not None and remaining <= 0:
                 return False
-            await next_batch(sub, gap=0.0, max_latency=0.0, idle=remaining)
+            await sub.next_batch(gap=0.0, max_latency=0.0, idle=remaining)

@@ -16,7 +16,6 @@ import logging
 from collections import defaultdict
 
 from shoal.errors import SequenceConflict, ShoalError
-from shoal.manager.orchestrator._loop import next_batch
 from shoal.manager.orchestrator.common import (
     OrchestratorSettings,
     history_limit,
@@ -80,8 +79,7 @@ class TaskReaper:
             self._dirty |= self._all(self._store.view())
             await self._reap()
             while True:
-                batch = await next_batch(
-                    sub, gap=s.reaper_interval, max_latency=s.reaper_interval, idle=s.resync)
+                batch = await sub.next_batch(gap=s.reaper_interval, max_latency=s.reaper_interval, idle=s.resync)
                 view = self._store.view()
                 if not batch:
                     self._dirty |= self._all(view)

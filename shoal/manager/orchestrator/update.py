@@ -17,7 +17,6 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from shoal.manager.orchestrator._loop import next_batch
 from shoal.manager.orchestrator.common import (
     OrchestratorSettings,
     fingerprint,
@@ -194,7 +193,7 @@ class Updater:
             remaining = None if deadline is None else deadline - loop.time()
             if remaining is not None and remaining <= 0:
                 return False
-            self._note(await next_batch(self._sub, gap=0.0, max_latency=0.0, idle=remaining))
+            self._note(await self._sub.next_batch(gap=0.0, max_latency=0.0, idle=remaining))
 
     def _note(self, batch: list[Change]) -> None:
         t = asyncio.get_running_loop().time()

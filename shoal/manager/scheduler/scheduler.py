@@ -34,14 +34,6 @@ log = logging.getLogger(__name__)
 NO_SUITABLE_NODE = "no suitable node"
 
 
-def _raise_if_cancelled() -> None:
-    """Python 3.11's ``asyncio.wait_for`` (used by ``next_batch``) can swallow a cancellation
-    that arrives as its inner wait completes; honour it here so ``run`` still ends when asked."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
-
-
 @dataclass(frozen=True, slots=True)
 class SchedulerSettings:
     commit_debounce_gap: float = 0.05  # swarmkit commitDebounceGap: let a burst of tasks gather
@@ -80,7 +72,6 @@ class Scheduler:
                 batch = await changes.next_batch(
                     gap=s.commit_debounce_gap, max_latency=s.max_latency, idle=s.resync_interval
                 )
-                _raise_if_cancelled()
                 self._tracker.apply(batch, loop.time())
 
     async def _tick(self) -> None:

@@ -13,7 +13,6 @@ import pytest
 
 from shoal.errors import ShoalError
 from shoal.manager.orchestrator import OrchestratorSettings
-from shoal.manager.orchestrator._loop import next_batch
 from shoal.model.objects import Node, NodeStatus, Service, Task, now
 from shoal.model.specs import (
     SECOND,
@@ -182,7 +181,7 @@ class Cluster:
                     await self.store.update(self._step, atomic=False)
                 except ShoalError:
                     pass
-                await next_batch(sub, gap=0.005, max_latency=0.05, idle=0.2)
+                await sub.next_batch(gap=0.005, max_latency=0.05, idle=0.2)
 
     def _step(self, tx: Tx) -> None:
         view = tx.view
