@@ -10,7 +10,7 @@ from shoal.model.objects import Cluster, Network, Node, Service, Task
 from shoal.model.specs import SECOND
 from shoal.store.tables import Tables
 
-__all__ = ["local_networks", "network_json", "node_json", "service_json", "swarm_json", "task_json"]
+__all__ = ["down_nodes", "local_networks", "network_json", "node_json", "service_json", "swarm_json", "task_json"]
 
 
 def _builtins(obj: object) -> Any:
@@ -39,9 +39,12 @@ def task_json(task: Task) -> dict[str, Any]:
     return out
 
 
-def _service_status(view: Tables, svc: Service) -> dict[str, int]:
+def down_nodes(view: Tables) -> frozenset[str]:
+    return frozenset(n.id for n in view.all(Node) if n.status.state == "down")
+
+
+def _service_status(view: Tables, svc: Service, down: frozenset[str]) -> dict[str, int]:
     # As dockerd: tasks on nodes that are down do not count (their last report says running).
-    down = {n.id for n in view.all(Node) if n.status.state == "down"}
     tasks = [t for t in view.tasks_of_service(svc.id) if t.node_i_d not in down]
     mode = svc.spec.mode
     iteration = svc.job_status.job_iteration.index if svc.job_status else None
@@ -85,12 +88,14 @@ def _insert_defaults(spec: dict[str, Any]) -> None:
             cfg["Monitor"] = 5 * SECOND
 
 
-def service_json(view: Tables, svc: Service, *, status: bool = False, insert_defaults: bool = False) -> dict[str, Any]:
+def service_json(view: Tables, svc: Service, *, status: bool = False, insert_defaults: bool = False,
+                 down: frozenset[str] | None = None) -> dict[str, Any]:
+    """``down``: the down nodes, when the caller renders many services at once."""
     out: dict[str, Any] = _builtins(svc)
     if insert_defaults:
         _insert_defaults(out["Spec"])
     if status:
-        out["ServiceStatus"] = _service_status(view, svc)
+        out["ServiceStatus"] = _service_status(view, svc, down_nodes(view) if down is None else down)
     return out
 
 

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from shoal.api.common import param, read, reply, store
 from shoal.api.params import filters, label_match, parse_bool, version_param
-from shoal.api.render import service_json, task_json
+from shoal.api.render import down_nodes, service_json, task_json
 from shoal.api.server import Router
 from shoal.errors import NotFound
 from shoal.manager.controlapi.service import create_service, remove_service, update_service
@@ -39,7 +39,8 @@ async def list_services(request: web.Request) -> web.StreamResponse:
     f = filters(request, _SERVICE_FILTERS)
     status = parse_bool(request, "status")
     services = sorted(view.all(Service), key=lambda s: s.spec.name)
-    return reply([service_json(view, s, status=status) for s in services if _service_matches(s, f)])
+    down = down_nodes(view) if status else frozenset()
+    return reply([service_json(view, s, status=status, down=down) for s in services if _service_matches(s, f)])
 
 
 async def create(request: web.Request) -> web.StreamResponse:

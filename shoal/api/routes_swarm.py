@@ -5,10 +5,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from shoal.api.common import engine, read, reply, store
-from shoal.api.params import bool_value, parse_bool
+from shoal.api.params import bool_value, parse_bool, version_param
 from shoal.api.render import swarm_json
 from shoal.api.server import Router
-from shoal.errors import InvalidArgument, Unavailable
+from shoal.errors import Unavailable
 from shoal.manager.controlapi.cluster import update_cluster
 from shoal.model.requests import InitRequest, JoinRequest
 from shoal.model.specs import ClusterSpec
@@ -42,11 +42,7 @@ async def inspect(request: web.Request) -> web.StreamResponse:
 
 async def update(request: web.Request) -> web.StreamResponse:
     st = store(request)
-    raw = request.query.get("version", "")
-    try:
-        version = int(raw)
-    except ValueError:
-        raise InvalidArgument(f"invalid swarm version '{raw}'") from None
+    version = version_param(request, what="swarm version")
     spec = await read(request, ClusterSpec)
     await update_cluster(
         st, version, spec,

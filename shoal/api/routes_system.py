@@ -89,4 +89,4 @@ def register(router: Router) -> None:
     router.add("HEAD", "/_ping", ping)
     router.add("GET", "/version", version)
     router.add("GET", "/info", info)
-    router.add("GET", "/distribution/{name}/json", distribution)
+    router.add("GET", "/distribution/{name*}/json", distribution)

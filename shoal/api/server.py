@@ -46,8 +46,9 @@ class Router:
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
 
     def add(self, method: str, pattern: str, handler: Handler) -> None:
-        regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern)
-        regex = regex.replace("(?P<name>[^/]+)/json", "(?P<name>.+)/json")  # /distribution/{name}/json
+        # {id} is one path segment; {name*} may span several (image names: /distribution/a/b:c/json).
+        regex = re.sub(r"\{(\w+)\*\}", r"(?P<\1>.+)", pattern)
+        regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", regex)
         self._routes.append((method, re.compile(f"^{regex}$"), handler))
 
     def match(self, method: str, path: str) -> tuple[Handler, dict[str, str]] | None:
@@ -89,8 +90,6 @@ def make_app(engine: Engine, router: Router) -> web.Application:
         PATH_PARAMS.set(params)
         try:
             return await handler(request)
-        except InvalidArgument as exc:
-            return error_response(exc)
         except Exception as exc:  # noqa: BLE001 - the one place errors become responses
             return error_response(exc)
 

@@ -14,6 +14,7 @@ import logging
 import shutil
 import socket
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,7 +104,6 @@ class SwarmNode:
         self._agent_task: asyncio.Task[None] | None = None
         self._session = asyncio.Event()
         self._lock = asyncio.Lock()
-        self._error = ""
 
     # -- Engine protocol ------------------------------------------------------------------
     @property
@@ -112,12 +112,11 @@ class SwarmNode:
 
     def swarm_state(self) -> SwarmState:
         if self._identity is None:
-            return SwarmState(local_node_state="pending" if self._lock.locked() else "inactive", error=self._error)
+            return SwarmState(local_node_state="pending" if self._lock.locked() else "inactive")
         managers = [(m.get("NodeID", ""), m["Addr"]) for m in self._state.get("managers", [])]
         return SwarmState(local_node_state="active", node_id=self._identity.node_id,
                           node_addr=self._state.get("advertise_ip", ""),
-                          control_available=self._manager is not None, error=self._error,
-                          role=self._identity.role,
+                          control_available=self._manager is not None, role=self._identity.role,
                           remote_managers=managers)
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -143,7 +142,7 @@ class SwarmNode:
         tmp.write_text(json.dumps(self._state, indent=2))
         tmp.replace(self._dir / "state.json")
 
-    async def _start_manager(self, bootstrap: Any) -> None:
+    async def _start_manager(self, bootstrap: Callable[[Tx], None] | None) -> None:
         assert self._identity is not None
         listen_ip, port = self._state["listen_ip"], int(self._state["listen_port"])
         self._manager = Manager(ManagerSettings(state_dir=self._dir, listen_ip=listen_ip, listen_port=port,

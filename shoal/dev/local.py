@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -16,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+
+import httpx
 
 T = TypeVar("T")
 
@@ -79,8 +82,6 @@ class Daemon:
             raise AssertionError(f"{exc}\n--- {self.log} ---\n" + "\n".join(tail)) from None
 
     def ping(self) -> bool:
-        import socket
-
         with socket.socket(socket.AF_UNIX) as s:
             try:
                 s.connect(str(self.sock))
@@ -128,8 +129,6 @@ class Daemon:
 
     def api(self, path: str) -> Any:
         """GET ``path`` from this daemon's Engine API and return the decoded JSON."""
-        import httpx
-
         with httpx.Client(transport=httpx.HTTPTransport(uds=str(self.sock)), base_url="http://shoal", timeout=10) as c:
             r = c.get(path)
             r.raise_for_status()

@@ -12,15 +12,18 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from aiohttp import web
 
 from shoal.aio import cancel_and_wait
 from shoal.errors import Unavailable
+from shoal.manager.allocator import Allocator
 from shoal.manager.ca.etcdtls import EtcdTLS
 from shoal.manager.ca.server import CAServer
 from shoal.manager.dispatcher.dispatcher import Dispatcher
+from shoal.manager.orchestrator import Part, orchestrators
+from shoal.manager.scheduler import Scheduler
 from shoal.pki.identity import NodeIdentity
 from shoal.store.etcd import EtcdBackend, EtcdMember, EtcdMemberSettings
 from shoal.store.store import Store, Tx
@@ -28,10 +31,6 @@ from shoal.store.store import Store, Tx
 __all__ = ["Manager", "ManagerSettings", "leader_parts"]
 
 log = logging.getLogger(__name__)
-
-
-class Part(Protocol):
-    async def run(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -47,10 +46,6 @@ class ManagerSettings:
 
 def leader_parts(store: Store, dispatcher: Dispatcher) -> list[tuple[str, Part]]:
     """Everything that runs only on the leader, in pipeline order."""
-    from shoal.manager.allocator import Allocator
-    from shoal.manager.orchestrator import orchestrators
-    from shoal.manager.scheduler import Scheduler
-
     parts: list[tuple[str, Part]] = [(type(p).__name__, p) for p in orchestrators(store)]
     parts += [("allocator", Allocator(store)), ("scheduler", Scheduler(store)), ("dispatcher", dispatcher)]
     return parts

@@ -14,12 +14,12 @@ last write and is what the API shows as ``Version.Index``.
 Contract (as Patroni's AbstractDCS states its own):
 
 * ``list`` is a consistent read at one revision, returned with the objects.
-* ``watch`` yields every change after ``start_revision`` in revision order, grouped by revision
+* ``watch`` yields every change from ``start_revision`` on (inclusive, as etcd), in revision order, grouped by revision
   (one list per committed transaction). If ``start_revision`` was compacted it raises
   ``Compacted``; the caller re-lists.
 * ``txn`` is atomic and compare-and-set: all compares hold and every op is applied at one new
   revision, or nothing is applied and ``succeeded`` is False. At most ``MAX_TXN_OPS`` ops and about
-  ``MAX_TXN_BYTES`` bytes per call; the store splits larger batches.
+  ``MAX_TXN_BYTES`` bytes per call (more is InvalidArgument); the store splits larger batches.
 * Every method is time-bounded: a backend that cannot answer within its timeout raises
   ``shoal.errors.Unavailable``; it never hangs.
 """

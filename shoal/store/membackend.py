@@ -10,6 +10,7 @@ import asyncio
 import builtins
 from collections.abc import AsyncIterator
 
+from shoal.errors import InvalidArgument
 from shoal.store.backend import (
     KV,
     MAX_TXN_OPS,
@@ -67,7 +68,7 @@ class MemoryBackend(Backend):
 
     async def txn(self, compares: builtins.list[Compare], ops: builtins.list[Op]) -> TxnResult:
         if len(ops) > MAX_TXN_OPS:
-            raise ValueError(f"too many operations in one transaction: {len(ops)}")
+            raise InvalidArgument(f"too many operations in one transaction: {len(ops)}")
         for cmp in compares:
             current = self._data.get(cmp.key)
             if (current.mod_revision if current else 0) != cmp.mod_revision:

@@ -104,9 +104,13 @@ def test_seed_scenario(swarm: Swarm, tool: str) -> None:
     victim.start()
     wait_for("victim ready", lambda: "Ready" in cli(manager, "node", "ls", "--filter", f"name={victim.hostname}").stdout)
     stale_ids = {t["ID"] for t in before}
-    wait_for("stale tasks shut down", lambda: all(
-        t["CurrentState"].split()[0] in ("Shutdown", "Complete", "Failed", "Orphaned")
-        for t in tasks(cli, manager, "frontend", desired="shutdown") if t["ID"] in stale_ids) or None)
+
+    def stale_stopped() -> bool:
+        states = {t["ID"]: t["CurrentState"].split()[0]
+                  for t in tasks(cli, manager, "frontend", desired="shutdown") if t["ID"] in stale_ids}
+        return states.keys() == stale_ids and all(s in ("Shutdown", "Complete", "Failed") for s in states.values())
+
+    wait_for("the returning node's stale tasks shut down", stale_stopped)
 
     # drain empties a node
     drained = workers[3]

@@ -159,8 +159,7 @@ async def update_service(
                 raise Unimplemented("service mode change is not allowed")
             svc.previous_spec = svc.spec
             svc.update_status = None
-        _normalise(tx.view, new_spec)
-        svc.spec = new_spec
+        svc.spec = new_spec  # normalised: the stored previous spec, or just above
         assert new_spec.endpoint_spec is not None
         svc.endpoint = Endpoint(spec=new_spec.endpoint_spec,
                                 ports=_allocate_ports(tx.view, svc.id, new_spec.endpoint_spec, current.endpoint),

@@ -53,6 +53,7 @@ class _Session:
         self.ws = ws
         self.changed: dict[str, Task] = {}
         self.removed: set[str] = set()
+        self.info: Node | None = None  # a SessionInfo is due (the node's role changed)
         self.wake = asyncio.Event()
 
 
@@ -65,7 +66,6 @@ class Dispatcher:
         self._last_seen: dict[str, float] = {}
         self._statuses: dict[str, TaskStatus] = {}
         self._running = False
-        self._background: set[asyncio.Task[None]] = set()
 
     # -- settings from the cluster object ---------------------------------------------------
     def period(self) -> float:
@@ -110,19 +110,17 @@ class Dispatcher:
         old, new = change.old, change.new
         assert old is None or isinstance(old, Task)
         assert new is None or isinstance(new, Task)
-        if _assigned(new):
-            assert new is not None
+        if new is not None and _assigned(new):
+            decided = (old is None or not _assigned(old) or old.node_i_d != new.node_i_d
+                       or old.desired_state != new.desired_state)
             session = self._sessions.get(new.node_i_d)
-            interesting = (
-                not _assigned(old) or old is None or old.desired_state != new.desired_state
-                or old.node_i_d != new.node_i_d
-            )
-            if session is not None and interesting:
+            # The agent's own status reports come back here too; only what the manager decides
+            # (a new assignment, a desired state) is pushed.
+            if session is not None and decided:
                 session.changed[new.id] = new
                 session.removed.discard(new.id)
                 session.wake.set()
-        if _assigned(old) and (new is None or new.node_i_d != old.node_i_d):  # type: ignore[union-attr]
-            assert old is not None
+        if old is not None and _assigned(old) and (new is None or new.node_i_d != old.node_i_d):
             session = self._sessions.get(old.node_i_d)
             if session is not None:
                 session.changed.pop(old.id, None)
@@ -134,9 +132,8 @@ class Dispatcher:
         assert isinstance(old, Node) and isinstance(new, Node)
         session = self._sessions.get(new.id)
         if session is not None and old.spec.role != new.spec.role:
-            task = asyncio.create_task(self._send_session_info(session, new), name=f"session-info-{new.id}")
-            self._background.add(task)  # keep a reference until it is done
-            task.add_done_callback(self._background.discard)
+            session.info = new  # sent by the session's pusher, in order with its assignments
+            session.wake.set()
 
     async def _send_session_info(self, session: _Session, node: Node) -> None:
         info = SessionInfo(session_i_d=new_id(), node_i_d=node.id,
@@ -148,11 +145,13 @@ class Dispatcher:
         while True:
             period = self.period()
             await asyncio.sleep(min(period / 4, 0.5))
-            deadline = time.monotonic() - GRACE_MULTIPLIER * period
-            expired = [
-                n.id for n in self._store.view().all(Node)
-                if n.status.state != NodeState.DOWN and self._last_seen.setdefault(n.id, time.monotonic()) < deadline
-            ]
+            now = time.monotonic()
+            deadline = now - GRACE_MULTIPLIER * period
+            expired = []
+            for node in self._store.view().all(Node):
+                seen = self._last_seen.setdefault(node.id, now)  # a node never seen starts its clock
+                if node.status.state != NodeState.DOWN and seen < deadline:
+                    expired.append(node.id)
             if expired:
                 await self._set_node_state(expired, NodeState.DOWN, "heartbeat failure")
 
@@ -271,6 +270,9 @@ class Dispatcher:
             await session.wake.wait()
             await asyncio.sleep(PUSH_GAP)
             session.wake.clear()
+            if session.info is not None:
+                node, session.info = session.info, None
+                await self._send_session_info(session, node)
             changed, session.changed = list(session.changed.values()), {}
             removed, session.removed = sorted(session.removed), set()
             if changed or removed:

@@ -163,3 +163,8 @@ async def test_published_port_conflict(manager: TestClient) -> None:
     assert (await manager.post("/v1.50/services/create", json=dynamic)).status == 201
     ports = (await (await manager.get("/v1.50/services/d")).json())["Endpoint"]["Ports"]
     assert 30000 <= ports[0]["PublishedPort"] <= 32767
+
+
+async def test_distribution_takes_image_names_with_slashes(manager: TestClient) -> None:
+    r = await manager.get("/v1.50/distribution/prom/prometheus:latest/json")
+    assert r.status == 200 and (await r.json())["Descriptor"]["digest"] == ""
