@@ -31,6 +31,15 @@ def _task_iteration(task: Task) -> int | None:
     return None if iteration is None else int(iteration.get("Index", 0))
 
 
+
+def _job_bar(ident: str, task: dict[str, Any]) -> Progress:
+    """One job task's progress line: its error, or its state as a bar."""
+    if task_error(task):
+        return Progress(id=ident, action=truncate_error(task_error(task)))
+    return Progress(id=ident, action=task_state(task).ljust(LONGEST_STATE),
+                    current=STATE_ORDER.get(task_state(task), 0), total=MAX_JOB_PROGRESS,
+                    hide_counts=True)
+
 class ReplicatedJobUpdater:
     """docker's ``replicatedJobProgressUpdater``: completed out of TotalCompletions."""
 
@@ -67,18 +76,7 @@ class ReplicatedJobUpdater:
             task = by_slot.get(slot, {})
             if task and self.total <= MAX_BARS:
                 ident = f"{slot + 1}/{self.total}"
-                if task_error(task):
-                    self.out(Progress(id=ident, action=truncate_error(task_error(task))))
-                else:
-                    self.out(
-                        Progress(
-                            id=ident,
-                            action=task_state(task).ljust(LONGEST_STATE),
-                            current=STATE_ORDER.get(task_state(task), 0),
-                            total=MAX_JOB_PROGRESS,
-                            hide_counts=True,
-                        )
-                    )
+                self.out(_job_bar(ident, task))
             if STATE_ORDER.get(task_state(task), 0) < STATE_ORDER["complete"]:
                 active_count += 1
             if task_state(task) == "complete":
@@ -141,18 +139,7 @@ class GlobalJobUpdater:
         for node_id in sorted(by_node):
             task = by_node[node_id]
             if self.total <= MAX_BARS:
-                if task_error(task):
-                    self.out(Progress(id=node_id, action=truncate_error(task_error(task))))
-                else:
-                    self.out(
-                        Progress(
-                            id=node_id,
-                            action=task_state(task).ljust(LONGEST_STATE),
-                            current=STATE_ORDER.get(task_state(task), 0),
-                            total=MAX_JOB_PROGRESS,
-                            hide_counts=True,
-                        )
-                    )
+                self.out(_job_bar(node_id, task))
             if task_state(task) == "complete":
                 complete += 1
         self._overall(complete)
