@@ -85,6 +85,8 @@ async def test_rolling_update_completes_after_monitor(
     await eventually(lambda: status(cluster).state == "completed", "update completed", 5)
     st = status(cluster)
     assert st.message == "update completed" and st.started_at and st.completed_at
+    # The recorder reads the same changes from its own subscription: let it catch up.
+    await eventually(lambda: rec.names()[-1:] == ["completed"], "recorder saw completed", 5)
     assert rec.names() == ["updating", "completed"]
     live = cluster.live()
     assert sorted(t.slot for t in live) == [1, 2, 3]
@@ -136,6 +138,7 @@ async def test_failure_rolls_back(store: Store, runner: Runner, cluster: Cluster
     await cluster.update_service("svc1", set_image("bad:1"))
     await eventually(lambda: status(cluster).state == "rollback_completed", "rolled back", 5)
     assert status(cluster).message == "rollback completed"
+    await eventually(lambda: rec.names()[-1:] == ["rollback_completed"], "recorder saw rollback_completed", 5)
     assert rec.names() == ["updating", "rollback_started", "rollback_completed"]
     svc = cluster.get()
     assert svc.spec.task_template.image == "nginx:1"
