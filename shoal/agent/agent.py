@@ -5,7 +5,8 @@ it joined through, and runs ``run()`` in its task group. The agent restores the 
 from disk first (they keep running without a manager), then loops: one Session at a time,
 rotating through the known managers (the list learnt from SessionInfo is persisted in
 ``state.json`` and used after a restart) with backoff 100 ms doubling to 8 s, with jitter,
-reset once a session is established. ``NodeRemoved`` (close code 4403) ends ``run()`` with that
+reset once a session is established. A manager that is not the leader names the leader, and the
+next attempt goes there. ``NodeRemoved`` (close code 4403) ends ``run()`` with that
 error. ``stop()`` or cancellation ends the sessions and leaves tasks running; only
 ``shutdown_all()`` (swarm leave) stops and removes them.
 """
@@ -22,7 +23,7 @@ from pathlib import Path
 import aiohttp
 
 from shoal.agent.reporter import Reporter
-from shoal.agent.session import NodeRemoved, Session, SessionDropped
+from shoal.agent.session import NodeRemoved, NotLeader, Session, SessionDropped
 from shoal.agent.storage import load_managers, save_managers
 from shoal.agent.worker import Worker
 from shoal.exec.executor import Executor
@@ -119,6 +120,12 @@ class Agent:
                     except NodeRemoved:
                         log.error("the manager removed this node from the swarm")
                         raise
+                    except NotLeader as exc:
+                        log.info("%s", exc.message)
+                        if exc.leader:  # go straight to the leader
+                            if exc.leader not in self._managers:
+                                self._managers.append(exc.leader)
+                            self._next = self._managers.index(exc.leader)
                     except SessionDropped as exc:
                         log.warning("session with %s dropped: %s", manager, exc)
                     finally:

@@ -23,6 +23,7 @@ from shoal.agent.reporter import Reporter
 from shoal.agent.worker import Worker
 from shoal.errors import PermissionDenied, Unavailable
 from shoal.model.dispatch import (
+    CLOSE_NOT_LEADER,
     CLOSE_REMOVED,
     Assignments,
     Heartbeat,
@@ -35,7 +36,7 @@ from shoal.model.dispatch import (
     encode_message,
 )
 
-__all__ = ["SERVER_NAME", "NodeRemoved", "Session", "SessionDropped"]
+__all__ = ["SERVER_NAME", "NodeRemoved", "NotLeader", "Session", "SessionDropped"]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,14 @@ DEFAULT_PERIOD = 5.0  # seconds between heartbeats until the manager says otherw
 
 class SessionDropped(Unavailable):
     """The session broke (connect failed, socket closed, heartbeat not acknowledged)."""
+
+
+class NotLeader(SessionDropped):
+    """The manager is not the leader; ``leader`` is the leader's address when it knows it."""
+
+    def __init__(self, manager: str, leader: str) -> None:
+        super().__init__(f"{manager} is not the leader" + (f"; the leader is {leader}" if leader else ""))
+        self.leader = leader
 
 
 class NodeRemoved(PermissionDenied):
@@ -117,9 +126,11 @@ class Session:
             code = ws.close_code
             if msg.type == aiohttp.WSMsgType.CLOSE:
                 code = msg.data
+            reason = msg.extra if isinstance(msg.extra, str) and msg.extra else ""
             if code == CLOSE_REMOVED:
-                reason = msg.extra if isinstance(msg.extra, str) and msg.extra else ""
                 raise NodeRemoved(reason or "this node was removed from the swarm")
+            if code == CLOSE_NOT_LEADER:
+                raise NotLeader(self.manager, reason)
             raise SessionDropped(f"{self.manager} closed the session (code {code})")
 
     async def _handle_info(self, info: SessionInfo) -> None:

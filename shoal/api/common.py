@@ -10,7 +10,7 @@ from shoal.api.engine import ENGINE, Engine
 from shoal.api.server import PATH_PARAMS
 from shoal.errors import Unavailable
 from shoal.model.codec import decode, encode
-from shoal.store.store import Store
+from shoal.store.store import NO_LEADER, Store
 
 __all__ = ["NOT_MANAGER", "WORKER", "engine", "param", "read", "reply", "store"]
 
@@ -36,11 +36,7 @@ def store(request: web.Request) -> Store:
     if st is None:
         state = eng.swarm_state()
         if state.local_node_state == "active" and state.role == "manager":
-            leader = next((addr for _, addr in state.remote_managers), "the first manager")
-            raise Unavailable(
-                "This node is a manager but holds no copy of the swarm state yet: until managers "
-                f"form a Raft quorum, run this command on the first manager ({leader})."
-            )
+            raise Unavailable(state.error or NO_LEADER)
         raise Unavailable(WORKER if state.local_node_state == "active" else NOT_MANAGER)
     return st
 

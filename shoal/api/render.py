@@ -30,6 +30,7 @@ def _strip(value: Any) -> Any:
 def node_json(node: Node) -> dict[str, Any]:
     out: dict[str, Any] = _builtins(node)
     out.pop("CertRole", None)
+    out.pop("Role", None)
     return out
 
 

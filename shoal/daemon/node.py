@@ -14,7 +14,7 @@ import logging
 import shutil
 import socket
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,9 +22,9 @@ from typing import Any
 from shoal.agent import Agent
 from shoal.aio import cancel_and_wait
 from shoal.api.engine import SwarmState
-from shoal.errors import InvalidArgument, Unavailable
+from shoal.errors import InvalidArgument, ShoalError, Unavailable
 from shoal.exec.sim import SimExecutor
-from shoal.manager.ca.etcdtls import RAFT_CA_CN, issue_etcd_tls
+from shoal.manager.ca.etcdtls import RAFT_CA_CN, EtcdTLS, issue_etcd_tls
 from shoal.manager.ca.rootca import RootCA
 from shoal.manager.controlapi.cluster import apply_defaults
 from shoal.manager.manager import Manager, ManagerSettings
@@ -44,10 +44,10 @@ from shoal.model.requests import InitRequest, JoinRequest
 from shoal.model.specs import IPAM, IPAMConfig, NetworkSpec, NodeSpec
 from shoal.model.states import Availability, NodeRole, NodeState
 from shoal.node.join import join as join_swarm
-from shoal.node.join import renew
+from shoal.node.join import raft_certificate, renew
 from shoal.pki.identity import NodeIdentity, generate_key_and_csr
 from shoal.pki.tokens import generate_token
-from shoal.store.store import Store, Tx
+from shoal.store.store import NO_LEADER, Store, Tx
 
 __all__ = ["NodeSettings", "SwarmNode"]
 
@@ -104,20 +104,26 @@ class SwarmNode:
         self._agent_task: asyncio.Task[None] | None = None
         self._session = asyncio.Event()
         self._lock = asyncio.Lock()
+        self._background: set[asyncio.Task[None]] = set()
 
     # -- Engine protocol ------------------------------------------------------------------
     @property
     def store(self) -> Store | None:
-        return self._manager.store if self._manager is not None else None
+        manager = self._manager
+        return manager.store if manager is not None and manager.ready.is_set() else None
 
     def swarm_state(self) -> SwarmState:
         if self._identity is None:
             return SwarmState(local_node_state="pending" if self._lock.locked() else "inactive")
         managers = [(m.get("NodeID", ""), m["Addr"]) for m in self._state.get("managers", [])]
+        error = ""
+        if self._identity.role == NodeRole.MANAGER and self.store is None:
+            error = ("This manager's copy of the swarm state is not ready yet: " + NO_LEADER
+                     if self._manager is not None else "This node is becoming a manager; try again shortly.")
         return SwarmState(local_node_state="active", node_id=self._identity.node_id,
                           node_addr=self._state.get("advertise_ip", ""),
-                          control_available=self._manager is not None, role=self._identity.role,
-                          remote_managers=managers)
+                          control_available=self.store is not None, role=self._identity.role,
+                          remote_managers=managers, error=error)
 
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
@@ -128,12 +134,18 @@ class SwarmNode:
         self._identity = identity
         self._state = json.loads(state_file.read_text())
         log.info("resuming swarm membership as node %s (%s)", identity.node_id, identity.role)
-        if identity.role == NodeRole.MANAGER and (self._dir / "etcd").exists():
-            await self._start_manager(None)
+        if identity.role == NodeRole.MANAGER:
+            if (self._dir / "etcd").exists():
+                # In the background: without a quorum yet (all managers restarting) the store
+                # waits for the others, and shoald serves meanwhile.
+                await self._start_manager(wait=False)
+            else:
+                self._spawn(self._become_manager(), "become-manager")  # a join cut short
         self._start_agent()
 
     async def stop(self) -> None:
         """Daemon shutdown: tasks keep their state on disk; nothing is shut down."""
+        await cancel_and_wait(*self._background)
         await self._stop_parts(shutdown_tasks=False)
 
     def _save_state(self) -> None:
@@ -142,17 +154,60 @@ class SwarmNode:
         tmp.write_text(json.dumps(self._state, indent=2))
         tmp.replace(self._dir / "state.json")
 
-    async def _start_manager(self, bootstrap: Callable[[Tx], None] | None) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _eligible(self) -> bool:
+        """This manager may lead unless it is being demoted."""
+        store, identity = self.store, self._identity
+        node = store.view().get(Node, identity.node_id) if store is not None and identity is not None else None
+        return node is None or node.spec.role != NodeRole.WORKER
+
+    async def _start_manager(self, *, bootstrap: Callable[[Tx], None] | None = None, join: list[str] | None = None,
+                             force_new_cluster: bool = False, wait: bool = True) -> None:
         assert self._identity is not None
         listen_ip, port = self._state["listen_ip"], int(self._state["listen_port"])
-        self._manager = Manager(ManagerSettings(state_dir=self._dir, listen_ip=listen_ip, listen_port=port,
-                                                advertise_ip=self._state["advertise_ip"]), self._identity)
+        manager = Manager(ManagerSettings(state_dir=self._dir, listen_ip=listen_ip, listen_port=port,
+                                          advertise_ip=self._state["advertise_ip"]), self._identity,
+                          eligible=self._eligible)
+        self._manager = manager
         try:
-            await self._manager.start(bootstrap)
+            await manager.start(bootstrap=bootstrap, join=join, force_new_cluster=force_new_cluster, wait=wait)
         except BaseException:
-            await self._manager.stop()
+            await manager.stop()
             self._manager = None
             raise
+
+    async def _join_managers(self) -> None:
+        """Get an etcd certificate from the leader and join the etcd membership."""
+        assert self._identity is not None
+        addrs = [m["Addr"] for m in self._state.get("managers", [])]
+        grant = await raft_certificate(addrs, self._identity)
+        EtcdTLS(grant.cert_pem, grant.key_pem, grant.ca_pem).save(self._dir / "etcd-tls")
+        await self._start_manager(join=grant.endpoints)
+        log.info("this node is a manager now")
+
+    async def _become_manager(self) -> None:
+        """After a promotion: retry until this node is a manager (or is demoted again)."""
+        delay = 1.0
+        while self._manager is None and self._identity is not None and self._identity.role == NodeRole.MANAGER:
+            try:
+                await self._join_managers()
+            except (ShoalError, OSError) as exc:
+                log.warning("could not join the managers yet: %s", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    async def _stop_managing(self) -> None:
+        """After a demotion (the leader removed our etcd member first): a worker from now on."""
+        manager, self._manager = self._manager, None
+        if manager is not None:
+            await manager.stop()
+        shutil.rmtree(self._dir / "etcd", ignore_errors=True)
+        shutil.rmtree(self._dir / "etcd-tls", ignore_errors=True)
+        log.info("this node is a worker now")
 
     def _start_agent(self) -> None:
         assert self._identity is not None
@@ -181,6 +236,10 @@ class SwarmNode:
             log.info("role changed to %s: renewing the node certificate", info.role)
             self._identity = await renew(addr, self._identity)
             self._identity.save(self._dir / "certificates")
+            if self._identity.role == NodeRole.MANAGER and self._manager is None:
+                self._spawn(self._become_manager(), "become-manager")
+            elif self._identity.role == NodeRole.WORKER and self._manager is not None:
+                self._spawn(self._stop_managing(), "stop-managing")
 
     async def _stop_parts(self, *, shutdown_tasks: bool) -> None:
         if self._agent is not None:
@@ -206,6 +265,8 @@ class SwarmNode:
         self._state.update(listen_ip=listen_ip, listen_port=port, advertise_ip=adv_ip)
 
     async def init(self, req: InitRequest) -> str:
+        if self._identity is not None and req.force_new_cluster:
+            return await self._force_new_cluster()
         if self._identity is not None:
             raise Unavailable(ALREADY)
         if req.availability and req.availability not in Availability.ALL:
@@ -241,6 +302,7 @@ class SwarmNode:
                     status=NodeStatus(state=NodeState.UNKNOWN, addr=self._state["advertise_ip"]),
                     manager_status=ManagerStatus(leader=True, reachability="reachable", addr=addr),
                     cert_role=NodeRole.MANAGER,
+                    role=NodeRole.MANAGER,
                 ))
                 tx.create(Network(id=new_id(), spec=NetworkSpec(
                     name="ingress", driver="overlay", scope="swarm", ingress=True, labels={}, options={},
@@ -251,7 +313,7 @@ class SwarmNode:
                            ips=[self._state["advertise_ip"]]).save(self._dir / "etcd-tls")
             try:
                 self._identity = identity
-                await self._start_manager(bootstrap)
+                await self._start_manager(bootstrap=bootstrap)
             except BaseException:
                 self._identity = None
                 shutil.rmtree(self._dir, ignore_errors=True)
@@ -278,6 +340,12 @@ class SwarmNode:
             self._identity = identity
             identity.save(self._dir / "certificates")
             self._save_state()
+            if identity.role == NodeRole.MANAGER:
+                try:
+                    await self._join_managers()
+                except ShoalError as exc:
+                    log.warning("joining the managers failed (%s); retrying in the background", exc.message)
+                    self._spawn(self._become_manager(), "become-manager")
             self._session.clear()
             self._start_agent()
             try:
@@ -288,12 +356,55 @@ class SwarmNode:
                                   "current swarm status of your node.") from None
         log.info("joined swarm as node %s (%s)", identity.node_id, identity.role)
 
+    async def _force_new_cluster(self) -> str:
+        """``swarm init --force-new-cluster`` on a manager: etcd's own force-new-cluster on this
+        manager's data, so it goes on alone with every service, task and node it had."""
+        identity = self._identity
+        assert identity is not None
+        if identity.role != NodeRole.MANAGER or not (self._dir / "etcd").exists():
+            raise Unavailable("This node is not a manager: --force-new-cluster needs a manager's copy of the swarm state")
+        async with self._lock:
+            manager, self._manager = self._manager, None
+            if manager is not None:
+                await manager.stop()
+            await self._start_manager(force_new_cluster=True)
+        log.warning("forced a new one-manager cluster from this manager's data")
+        return identity.node_id
+
+    def _leave_refusal(self) -> str | None:
+        """Docker's refusal of a manager's leave without --force (moby daemon/cluster/swarm.go)."""
+        if self._identity is None or self._identity.role != NodeRole.MANAGER:
+            return None
+        msg = "You are attempting to leave the swarm on a node that is participating as a manager. "
+        store = self.store
+        if store is None:
+            msg += "Doing so may lose the consensus of your cluster. "
+        else:
+            managers = [n for n in store.view().all(Node) if n.actual_role() == NodeRole.MANAGER]
+            reachable = sum(1 for n in managers if n.manager_status is not None
+                            and n.manager_status.reachability == "reachable")
+            unreachable = len(managers) - reachable
+            if reachable - 1 <= unreachable:
+                if reachable <= 1 and unreachable == 0:
+                    return LAST_MANAGER
+                msg += (f"Removing this node leaves {reachable - 1} managers out of {reachable + unreachable}. "
+                        "Without a Raft quorum your swarm will be inaccessible. ")
+        return msg + ("The only way to restore a swarm that has lost consensus is to reinitialize it with "
+                      "`--force-new-cluster`. Use `--force` to suppress this message.")
+
     async def leave(self, force: bool) -> None:
         if self._identity is None:
             raise Unavailable("This node is not part of a swarm")
-        if self._manager is not None and not force:
-            raise Unavailable(LAST_MANAGER)
+        refusal = None if force else self._leave_refusal()
+        if refusal is not None:
+            raise Unavailable(refusal)
         async with self._lock:
+            await cancel_and_wait(*self._background)
+            if self._manager is not None:
+                try:
+                    await self._manager.leave()
+                except ShoalError as exc:
+                    log.warning("could not remove this manager from the etcd membership: %s", exc.message)
             await self._stop_parts(shutdown_tasks=True)
             self._identity = None
             self._state = {}

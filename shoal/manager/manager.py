@@ -1,36 +1,52 @@
 """A manager: its etcd member, the store cache over it, the swarm listener (CA and dispatcher on
-mutual TLS), and the leader-only parts run in one TaskGroup (swarmkit manager/manager.go).
+mutual TLS), the leader election, and the leader-only parts (swarmkit manager/manager.go).
 
-One manager per swarm in this issue, so it is always the leader; the leader gate is the place
-where leadership (an etcd lease) will start and stop the parts.
+Every manager serves the API from its own store; any of them writes to etcd. Only the leader
+runs the orchestrators, allocator, scheduler, dispatcher, role manager and CA signing: they start
+when this manager wins the election, after its cache has caught up with etcd (so their first
+reconciliation sees everything committed before), under the term's fence, and are cancelled when
+the term ends.
+
+Three ways to start: ``bootstrap`` (swarm init: a new one-member etcd, then the first objects),
+``join`` (the client URLs of existing members: become a learner, start, promote; see
+membership.py), or neither (a restart: etcd resumes from its data dir; with ``wait=False`` the
+store comes up in the background, as a manager restarting without quorum must not block shoald).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
+import ssl
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from shoal.aio import cancel_and_wait
-from shoal.errors import Unavailable
+from shoal.errors import ShoalError, Unavailable
+from shoal.manager import membership
 from shoal.manager.allocator import Allocator
 from shoal.manager.ca.etcdtls import EtcdTLS
 from shoal.manager.ca.server import CAServer
 from shoal.manager.dispatcher.dispatcher import Dispatcher
+from shoal.manager.leadership import Elector, Term
 from shoal.manager.orchestrator import Part, orchestrators
+from shoal.manager.roles import RoleManager
 from shoal.manager.scheduler import Scheduler
 from shoal.pki.identity import NodeIdentity
 from shoal.store.etcd import EtcdBackend, EtcdMember, EtcdMemberSettings
-from shoal.store.store import Store, Tx
+from shoal.store.etcd.client import EtcdClient
+from shoal.store.store import NO_LEADER, PREFIX, Store, Tx, fenced
 
 __all__ = ["Manager", "ManagerSettings", "leader_parts"]
 
 log = logging.getLogger(__name__)
+
+QUORUM_POLL = 0.5  # seconds between looks at the local member's view of the etcd leader
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -43,39 +59,56 @@ class ManagerSettings:
     etcd_client_offset: int = 2  # 2379 beside 2377
     etcd_peer_offset: int = 3  # 2380
 
+    @property
+    def swarm_addr(self) -> str:
+        return f"{self.advertise_ip}:{self.listen_port}"
+
 
 def leader_parts(store: Store, dispatcher: Dispatcher) -> list[tuple[str, Part]]:
-    """Everything that runs only on the leader, in pipeline order."""
+    """The pipeline that runs only on the leader, in pipeline order."""
     parts: list[tuple[str, Part]] = [(type(p).__name__, p) for p in orchestrators(store)]
     parts += [("allocator", Allocator(store)), ("scheduler", Scheduler(store)), ("dispatcher", dispatcher)]
     return parts
 
 
 class Manager:
-    def __init__(self, settings: ManagerSettings, identity: NodeIdentity) -> None:
+    def __init__(self, settings: ManagerSettings, identity: NodeIdentity, *,
+                 eligible: Callable[[], bool] = lambda: True) -> None:
         self.settings = settings
         self.identity = identity
+        self._eligible = eligible  # may this manager lead (not while it is being demoted)
         self._member: EtcdMember | None = None
         self._backend: EtcdBackend | None = None
-        self.store: Store | None = None
+        self.store: Store | None = None  # set once the store serves
+        self.elector: Elector | None = None
         self.dispatcher: Dispatcher | None = None
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[Any]] = []
+        self.ready = asyncio.Event()
 
     @property
     def etcd_tls_dir(self) -> Path:
         return self.settings.state_dir / "etcd-tls"
 
-    def _etcd_settings(self) -> EtcdMemberSettings:
+    @property
+    def etcd_dir(self) -> Path:
+        return self.settings.state_dir / "etcd"
+
+    @property
+    def is_leader(self) -> bool:
+        return self.elector is not None and self.elector.is_leader
+
+    def _etcd_settings(self, **overrides: Any) -> EtcdMemberSettings:
         cert, key, ca = self._etcd_tls().files(self.etcd_tls_dir)
         ip, port = self.settings.advertise_ip, self.settings.listen_port
         return EtcdMemberSettings(
             name=self.identity.node_id,
-            data_dir=self.settings.state_dir / "etcd",
+            data_dir=self.etcd_dir,
             client_url=f"https://{ip}:{port + self.settings.etcd_client_offset}",
             peer_url=f"https://{ip}:{port + self.settings.etcd_peer_offset}",
             cert_file=cert, key_file=key, trusted_ca_file=ca,
             initial_cluster_token=self.identity.cluster_id,
+            **overrides,
         )
 
     def _etcd_tls(self) -> EtcdTLS:
@@ -84,27 +117,77 @@ class Manager:
             raise Unavailable(f"no etcd certificate in {self.etcd_tls_dir}: this manager cannot start its store")
         return tls
 
-    async def start(self, bootstrap: Callable[[Tx], None] | None = None) -> None:
-        settings = self._etcd_settings()
-        self._member = EtcdMember(settings)
-        await self._member.start()
-        self._tasks.append(asyncio.create_task(self._member.run(), name="etcd-supervisor"))
-        self._backend = EtcdBackend([settings.client_url],
-                                    ssl_context=self._etcd_tls().client_ssl_context(self.etcd_tls_dir))
-        await self._backend.start()
-        self.store = Store(self._backend)
-        await self.store.start()
-        if bootstrap is not None:
-            await self.store.update(bootstrap)
-        self.dispatcher = Dispatcher(self.store, cluster_id=self.identity.cluster_id,
-                                     swarm_port=self.settings.listen_port)
-        await self._listen()
-        self._tasks.append(asyncio.create_task(self._lead(), name="leader"))
+    def _ssl(self) -> ssl.SSLContext:
+        return self._etcd_tls().client_ssl_context(self.etcd_tls_dir)
 
-    async def _listen(self) -> None:
-        assert self.store is not None and self.dispatcher is not None
+    def connect(self, *endpoints: str, timeout: float = 5.0) -> EtcdClient:
+        """An etcd client with this manager's etcd certificate."""
+        return EtcdClient(list(endpoints), ssl_context=self._ssl(), timeout=timeout)
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def start(self, *, bootstrap: Callable[[Tx], None] | None = None, join: list[str] | None = None,
+                    force_new_cluster: bool = False, wait: bool = True) -> None:
+        if join is not None:
+            await self._join_etcd(join)
+        else:
+            self._member = EtcdMember(self._etcd_settings(force_new_cluster=force_new_cluster))
+            if wait:
+                await self._member.start()
+        assert self._member is not None
+        self._tasks.append(asyncio.create_task(self._member.run(), name="etcd-supervisor"))
+        if wait:
+            await self._serve(bootstrap)
+        else:
+            self._tasks.append(asyncio.create_task(self._serve_when_ready(), name="manager-start"))
+
+    async def _join_etcd(self, endpoints: list[str]) -> None:
+        settings = self._etcd_settings()
+        async with self.connect(*endpoints) as client:
+            me, members = await membership.add_learner(client, name=settings.name, peer_url=settings.peer_url)
+            shutil.rmtree(self.etcd_dir, ignore_errors=True)  # a member starts from nothing
+            settings = replace(settings, initial_cluster=membership.initial_cluster(me, settings.name, members),
+                               initial_cluster_state="existing", start_timeout=60.0)
+            self._member = EtcdMember(settings)
+            await self._member.start()
+            await membership.promote(client, me.id)
+
+    async def _serve_when_ready(self) -> None:
+        assert self._member is not None
+        while True:
+            await self._member.wait_healthy()
+            try:
+                await self._serve(None)
+                return
+            except ShoalError as exc:
+                log.warning("manager store not ready yet: %s", exc.message)
+                await self._close_store()
+                await asyncio.sleep(1.0)
+
+    async def _serve(self, bootstrap: Callable[[Tx], None] | None) -> None:
+        assert self._member is not None
+        settings = self._member.settings
+        self._backend = EtcdBackend([settings.client_url], ssl_context=self._ssl())
+        await self._backend.start()
+        store = Store(self._backend)
+        await store.start()
+        if bootstrap is not None:
+            await store.update(bootstrap)
+        self.store = store
+        self.elector = Elector(self.connect(settings.client_url, timeout=2.0), node_id=self.identity.node_id,
+                               addr=self.settings.swarm_addr, eligible=self._eligible)
+        self.dispatcher = Dispatcher(store, cluster_id=self.identity.cluster_id,
+                                     swarm_port=self.settings.listen_port, leadership=self.elector)
+        await self._listen(store, self.elector)
+        self._tasks.append(asyncio.create_task(self._watch_quorum(store), name="quorum-watch"))
+        self._tasks.append(asyncio.create_task(self.elector.run(), name="elector"))
+        self._tasks.append(asyncio.create_task(self._lead(), name="leader"))
+        self.ready.set()
+
+    async def _listen(self, store: Store, elector: Elector) -> None:
+        assert self.dispatcher is not None and self._backend is not None
         app = web.Application()
-        CAServer(self.store, swarm_port=self.settings.listen_port).add_routes(app)
+        CAServer(store, swarm_port=self.settings.listen_port, leadership=elector,
+                 etcd=self._backend.client).add_routes(app)
         app.router.add_get("/session", self.dispatcher.session)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
@@ -113,28 +196,85 @@ class Manager:
         await site.start()
         log.info("swarm listener on %s:%d", self.settings.listen_ip, self.settings.listen_port)
 
+    async def _watch_quorum(self, store: Store) -> None:
+        """Writes fail at once, with Docker's message, while the local member sees no leader."""
+        member = self._member
+        assert member is not None
+        while True:
+            status = member.status
+            if not member.healthy:
+                reason: str | None = "this manager's store (etcd) is not running"
+            elif status is not None and status.leader == 0:
+                reason = NO_LEADER
+            else:
+                reason = None
+            if reason != store.unavailable:
+                log.warning("store writes: %s", reason or "available again")
+                store.unavailable = reason
+            await asyncio.sleep(QUORUM_POLL)
+
     async def _lead(self) -> None:
-        assert self.store is not None and self.dispatcher is not None
+        assert self.elector is not None
+        while True:
+            term = await self.elector.wait_for_term()
+            with fenced(term.fence):
+                parts = asyncio.create_task(self._run_term(term), name="leader-parts")
+            lost = asyncio.create_task(term.lost.wait(), name="leader-term")
+            try:
+                await asyncio.wait({parts, lost}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                await cancel_and_wait(parts, lost)
+            log.info("leader parts stopped (term %d)", term.leader.term)
+
+    async def _run_term(self, term: Term) -> None:
+        store, dispatcher, elector, backend = self.store, self.dispatcher, self.elector, self._backend
+        assert store is not None and dispatcher is not None and elector is not None and backend is not None
+        # A full pass first: the cache holds everything etcd committed before this term.
+        current = await backend.client.range(PREFIX.encode(), count_only=True)
+        await store.wait_for_revision(current.header.revision)
+        roles = RoleManager(store, backend.client, node_id=self.identity.node_id,
+                            swarm_port=self.settings.listen_port,
+                            connect=lambda url: self.connect(url, timeout=1.0), resign=elector.resign)
         while True:
             try:
                 async with asyncio.TaskGroup() as tg:
-                    for name, part in leader_parts(self.store, self.dispatcher):
+                    for name, part in [*leader_parts(store, dispatcher), ("roles", roles)]:
                         tg.create_task(part.run(), name=name)
-                    log.info("leader parts started")
+                    log.info("leader parts started (term %d)", term.leader.term)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("a leader part failed; restarting the leader parts")
                 await asyncio.sleep(1)
 
+    async def leave(self) -> None:
+        """Remove this manager's etcd member (swarm leave): through the other members."""
+        member = self._member
+        if member is None:
+            return
+        client = self.connect(member.settings.client_url)
+        try:
+            await membership.remove_self(client, member.settings.name)
+        finally:
+            await client.close()
+
+    async def _close_store(self) -> None:
+        if self.store is not None:
+            await self.store.close()
+            self.store = None
+        if self._backend is not None:
+            await self._backend.close()
+            self._backend = None
+
     async def stop(self) -> None:
         await cancel_and_wait(*reversed(self._tasks))
         self._tasks.clear()
+        self.ready.clear()
         if self._runner is not None:
             await self._runner.cleanup()
-        if self.store is not None:
-            await self.store.close()
-        if self._backend is not None:
-            await self._backend.close()
+            self._runner = None
+        if self.elector is not None:
+            await self.elector.close()
+        await self._close_store()
         if self._member is not None:
             await self._member.stop()

@@ -25,6 +25,7 @@ import msgspec
 from shoal.model.objects import NodeDescription, Task, TaskStatus
 
 __all__ = [
+    "CLOSE_NOT_LEADER",
     "CLOSE_REMOVED",
     "Assignments",
     "Heartbeat",
@@ -40,6 +41,7 @@ __all__ = [
 ]
 
 CLOSE_REMOVED = 4403  # websocket close code: this node may not hold a session any more
+CLOSE_NOT_LEADER = 4421  # close code of a manager that is not the leader; the reason is the leader's address
 
 
 class _Msg(msgspec.Struct, rename="pascal", kw_only=True, tag_field="Type", tag=True):

@@ -119,6 +119,12 @@ class Node(StoredObject, kw_only=True):
     manager_status: ManagerStatus | None = None
     # Internal: the role the node's certificate carries (Spec.Role is the desired role).
     cert_role: str = ""
+    # Internal: the role the swarm gives the node now (swarmkit's Node.Role). The role manager
+    # moves it to Spec.Role once the quorum allows (a demoted manager leaves etcd first).
+    role: str = ""
+
+    def actual_role(self) -> str:
+        return self.role or self.spec.role or "worker"
 
 
 class VirtualIP(Struct):

@@ -20,6 +20,7 @@ import json
 import logging
 import ssl
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -30,7 +31,7 @@ from shoal.pki.identity import NodeIdentity, generate_key_and_csr
 from shoal.pki.subjects import SERVER_NAME
 from shoal.pki.tokens import digest_matches, parse_token
 
-__all__ = ["AVAILABILITIES", "SWARM_PORT", "join", "renew"]
+__all__ = ["AVAILABILITIES", "SWARM_PORT", "RaftGrant", "join", "raft_certificate", "renew"]
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,34 @@ async def renew(addr: str, identity: NodeIdentity, *, timeout: float = 20.0) -> 
     if new.node_id != identity.node_id or new.cluster_id != identity.cluster_id:
         raise Unavailable(f"{addr}: renewal returned a certificate for another node or cluster")
     return new
+
+
+@dataclass(frozen=True, slots=True)
+class RaftGrant:
+    """A manager's etcd certificate (from the raft CA) and the members to join through."""
+
+    cert_pem: str
+    key_pem: str
+    ca_pem: str
+    endpoints: list[str]
+
+
+async def raft_certificate(addrs: list[str], identity: NodeIdentity, *, timeout: float = 20.0) -> RaftGrant:
+    """``POST /ca/raft`` with a manager certificate, trying each manager in turn."""
+    key_pem, csr_pem = generate_key_and_csr()
+    errors: list[str] = []
+    for addr in addrs:
+        try:
+            reply = await _call(addr, "POST", "/ca/raft", ssl_ctx=identity.client_ssl_context(),
+                                body={"CSR": csr_pem}, timeout=timeout)
+            endpoints = reply.get("Endpoints") if isinstance(reply, dict) else None
+            if not isinstance(endpoints, list) or not endpoints:
+                raise Unavailable(f"{addr}: no etcd member to join through")
+            return RaftGrant(_field(reply, "Certificate", addr), key_pem, _field(reply, "RaftCA", addr),
+                             [str(e) for e in endpoints])
+        except Unavailable as exc:
+            errors.append(exc.message)
+    raise Unavailable("could not get an etcd certificate: " + "; ".join(errors))
 
 
 async def _join_one(

@@ -18,7 +18,9 @@ Contract (as Patroni's AbstractDCS states its own):
   (one list per committed transaction). If ``start_revision`` was compacted it raises
   ``Compacted``; the caller re-lists.
 * ``txn`` is atomic and compare-and-set: all compares hold and every op is applied at one new
-  revision, or nothing is applied and ``succeeded`` is False. At most ``MAX_TXN_OPS`` ops and about
+  revision, or nothing is applied and ``succeeded`` is False. An optional ``fence`` (the leader
+  key's create_revision, see shoal.manager.leadership) must hold as well; when it is what failed,
+  ``fenced`` is True, so a deposed leader learns that it was deposed rather than of a conflict. At most ``MAX_TXN_OPS`` ops and about
   ``MAX_TXN_BYTES`` bytes per call (more is InvalidArgument); the store splits larger batches.
 * Every method is time-bounded: a backend that cannot answer within its timeout raises
   ``shoal.errors.Unavailable``; it never hangs.
@@ -43,6 +45,7 @@ __all__ = [
     "Compare",
     "Event",
     "EventType",
+    "Fence",
     "Op",
     "TxnResult",
 ]
@@ -81,6 +84,14 @@ class Compare:
 
 
 @dataclass(frozen=True, slots=True)
+class Fence:
+    """``key`` must exist with this ``create_revision`` (the leader's term)."""
+
+    key: str
+    create_revision: int
+
+
+@dataclass(frozen=True, slots=True)
 class Op:
     """A put (``value`` is bytes) or a delete (``value`` is None)."""
 
@@ -92,6 +103,7 @@ class Op:
 class TxnResult:
     succeeded: bool
     revision: int  # the store revision after the call (the new one when it succeeded)
+    fenced: bool = False  # not applied because the fence did not hold
 
 
 class Compacted(ShoalError):
@@ -118,5 +130,7 @@ class Backend(abc.ABC):
         """Changes under ``prefix`` from ``start_revision`` on, one list per revision."""
 
     @abc.abstractmethod
-    async def txn(self, compares: builtins.list[Compare], ops: builtins.list[Op]) -> TxnResult:
-        """Apply ``ops`` at one new revision if every compare holds."""
+    async def txn(
+        self, compares: builtins.list[Compare], ops: builtins.list[Op], fence: Fence | None = None
+    ) -> TxnResult:
+        """Apply ``ops`` at one new revision if every compare (and the fence) holds."""

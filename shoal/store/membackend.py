@@ -19,6 +19,7 @@ from shoal.store.backend import (
     Compare,
     Event,
     EventType,
+    Fence,
     Op,
     TxnResult,
 )
@@ -66,9 +67,15 @@ class MemoryBackend(Backend):
             if entry in self._watchers:
                 self._watchers.remove(entry)
 
-    async def txn(self, compares: builtins.list[Compare], ops: builtins.list[Op]) -> TxnResult:
+    async def txn(
+        self, compares: builtins.list[Compare], ops: builtins.list[Op], fence: Fence | None = None
+    ) -> TxnResult:
         if len(ops) > MAX_TXN_OPS:
             raise InvalidArgument(f"too many operations in one transaction: {len(ops)}")
+        if fence is not None:
+            holder = self._data.get(fence.key)
+            if holder is None or holder.create_revision != fence.create_revision:
+                return TxnResult(False, self._revision, fenced=True)
         for cmp in compares:
             current = self._data.get(cmp.key)
             if (current.mod_revision if current else 0) != cmp.mod_revision:

@@ -7,15 +7,22 @@ waits until its own cache has applied that revision, so a caller reads its own w
 The cache is fed only by the backend's watch (list, then watch from that revision); a watch that
 falls behind compaction re-lists.
 
+Several managers write to the same backend, so what one process's lock cannot guarantee is kept in
+the backend: names of services and networks are reserved by a key of their own (created only if
+absent), and the leader's parts write under a fence (``fenced``): the leader key's create_revision,
+so a deposed leader's writes are refused (``LostLeadership``) instead of applied.
+
 Called by controlapi, orchestrators, scheduler, dispatcher; see docs/architecture.md.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 import msgspec
@@ -32,18 +39,46 @@ from shoal.store.backend import (
     Compare,
     Event,
     EventType,
+    Fence,
     Op,
 )
 from shoal.store.tables import Tables
 from shoal.store.watch import Change, Subscription
 
-__all__ = ["Store", "Tx", "copy"]
+__all__ = ["NO_LEADER", "LostLeadership", "Store", "Tx", "copy", "current_fence", "fenced"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 O = TypeVar("O", bound=StoredObject)
 
 PREFIX = "/shoal/v1/"
+NAMES = "/shoal/names/"  # name reservations: outside PREFIX, so never loaded as objects
+_NAMED = frozenset({"services", "networks"})  # kinds whose names are unique swarm-wide
+NO_LEADER = ("The swarm does not have a leader. It's possible that too few managers are online. "
+             "Make sure more than half of the managers are online.")
+
+_FENCE: contextvars.ContextVar[Fence | None] = contextvars.ContextVar("shoal_store_fence", default=None)
+
+
+class LostLeadership(Unavailable):
+    """A fenced write was refused: another manager holds the leadership now."""
+
+    def __init__(self) -> None:
+        super().__init__("this manager is no longer the leader; the write was refused")
+
+
+@contextmanager
+def fenced(fence: Fence) -> Iterator[None]:
+    """Writes from this context (and tasks created in it) carry ``fence``."""
+    token = _FENCE.set(fence)
+    try:
+        yield
+    finally:
+        _FENCE.reset(token)
+
+
+def current_fence() -> Fence | None:
+    return _FENCE.get()
 _decoders = {kind: msgspec.json.Decoder(cls) for kind, cls in KINDS.items()}
 _encoder = msgspec.json.Encoder()
 
@@ -67,16 +102,23 @@ def _key(kind: str, obj_id: str) -> str:
     return f"{PREFIX}{kind}/{obj_id}"
 
 
+def _name_key(obj: StoredObject) -> str:
+    return f"{NAMES}{obj.kind}/{getattr(getattr(obj, 'spec', None), 'name', '')}"
+
+
 class Tx:
     """The writes of one ``Store.update`` call, with the revision each write expects."""
 
     def __init__(self, view: Tables) -> None:
         self.view = view
         self._writes: dict[str, tuple[int, StoredObject | None]] = {}
+        self._names: dict[str, bytes | None] = {}  # name key -> owner ID (create) or None (delete)
 
     def create(self, obj: StoredObject) -> None:
         obj.created_at = obj.updated_at = now()
         self._writes[_key(obj.kind, obj.id)] = (0, obj)
+        if obj.kind in _NAMED:
+            self._names[_name_key(obj)] = obj.id.encode()
 
     def update(self, obj: StoredObject) -> None:
         """Write ``obj``; fails with SequenceConflict unless its Version.Index is the stored one."""
@@ -85,6 +127,8 @@ class Tx:
 
     def delete(self, obj: StoredObject) -> None:
         self._writes[_key(obj.kind, obj.id)] = (obj.version.index, None)
+        if obj.kind in _NAMED:
+            self._names[_name_key(obj)] = None
 
     def __len__(self) -> int:
         return len(self._writes)
@@ -95,13 +139,18 @@ class Tx:
         compares: list[Compare] = []
         ops: list[Op] = []
         size = 0
-        for key, (expected, obj) in self._writes.items():
-            value = None if obj is None else _pack(obj)
+        writes: list[tuple[str, int | None, bytes | None]] = [
+            (key, expected, None if obj is None else _pack(obj)) for key, (expected, obj) in self._writes.items()]
+        # A new name must be free (compare: absent); a freed name is deleted without a compare.
+        writes += [(key, 0 if owner is not None else None, owner) for key, owner in self._names.items()]
+        for key, expected, value in writes:
             n = len(key) + (len(value) if value else 0)
-            if ops and (len(ops) >= MAX_TXN_OPS or size + n > MAX_TXN_BYTES):
+            if ops and (len(ops) >= MAX_TXN_OPS or len(compares) >= MAX_TXN_OPS
+                        or size + n > MAX_TXN_BYTES):
                 out.append((compares, ops))
                 compares, ops, size = [], [], 0
-            compares.append(Compare(key, expected))
+            if expected is not None:
+                compares.append(Compare(key, expected))
             ops.append(Op(key, value))
             size += n
         if ops:
@@ -118,6 +167,8 @@ class Store:
         self._applied = asyncio.Condition()
         self._feeder: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()  # one writer at a time, as swarmkit's update lock
+        # Set by the manager while its etcd member reports no leader: writes fail at once.
+        self.unavailable: str | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -209,15 +260,20 @@ class Store:
 
     # -- writes ----------------------------------------------------------------------------
     async def update(
-        self, fn: Callable[[Tx], T], *, retries: int = 0, atomic: bool = True
+        self, fn: Callable[[Tx], T], *, retries: int = 0, atomic: bool = True,
+        fence: Fence | None = None,
     ) -> T:
         """Run ``fn`` on the current view and commit what it wrote.
 
         A revision conflict re-runs ``fn`` on the refreshed view up to ``retries`` times, then
         raises SequenceConflict. With ``atomic=False`` large write sets are split into several
-        transactions (each atomic on its own), like swarmkit's ``Batch``.
+        transactions (each atomic on its own), like swarmkit's ``Batch``. The fence is ``fence``
+        or the one of the calling context (``fenced``); a write it refuses raises LostLeadership.
         """
+        fence = fence or _FENCE.get()
         for attempt in range(retries + 1):
+            if self.unavailable is not None:
+                raise Unavailable(self.unavailable)
             async with self._lock:
                 tx = Tx(self._tables)
                 result = fn(tx)
@@ -226,7 +282,13 @@ class Store:
                     raise ValueError(f"transaction too large: {len(tx)} writes")
                 # Chunks touch distinct keys, so they go out together rather than one round
                 # trip after another (a 1,000-task fan-out is 9 of them).
-                results = await asyncio.gather(*(self.backend.txn(c, o) for c, o in chunks))
+                try:
+                    results = await asyncio.gather(*(self.backend.txn(c, o, fence) for c, o in chunks))
+                except Unavailable as exc:
+                    log.warning("store write failed: %s", exc.message)
+                    raise Unavailable(NO_LEADER) from exc
+                if any(r.fenced for r in results):
+                    raise LostLeadership()
                 ok = all(r.succeeded for r in results)
                 await self.wait_for_revision(max((r.revision for r in results), default=self.revision))
             if ok:

@@ -2,17 +2,22 @@
 
     GET  /ca        the root CA certificate (no client certificate needed)
     POST /ca/join   token + CSR -> a new node ID and its certificate (token-authenticated)
-    POST /ca/renew  CSR -> a certificate for the caller's node with its current desired role
+    POST /ca/renew  CSR -> a certificate for the caller's node with its current role
                     (authenticated by the caller's certificate; used on promote/demote)
-    POST /ca/raft   CSR -> an etcd certificate from the raft CA (manager certificates only)
+    POST /ca/raft   CSR -> an etcd certificate from the raft CA, and the etcd client URLs of the
+                    members to join through (manager certificates only)
 
 Joining creates the Node object, so the node shows in ``node ls`` before its first session.
+Only the leader signs: another manager answers the signing calls with a 307 redirect to the
+leader (the client resends the same request there), or 503 while there is no leader.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import Protocol
 
 from aiohttp import web
 
@@ -24,7 +29,8 @@ from shoal.model.specs import NodeSpec
 from shoal.model.states import Availability, NodeRole
 from shoal.pki.subjects import peer_identity
 from shoal.pki.tokens import match_token
-from shoal.store.store import Store, Tx, copy
+from shoal.store.etcd.client import EtcdClient
+from shoal.store.store import NO_LEADER, Store, Tx, copy
 
 __all__ = ["CAServer"]
 
@@ -35,10 +41,35 @@ def _error(exc: ShoalError) -> web.Response:
     return web.json_response({"message": exc.message}, status=exc.status)
 
 
+class Leadership(Protocol):
+    @property
+    def is_leader(self) -> bool: ...
+
+    @property
+    def leader_addr(self) -> str: ...
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
 class CAServer:
-    def __init__(self, store: Store, *, swarm_port: int = 2377) -> None:
+    def __init__(self, store: Store, *, swarm_port: int = 2377, leadership: Leadership | None = None,
+                 etcd: EtcdClient | None = None) -> None:
         self._store = store
         self._swarm_port = swarm_port
+        self._leadership = leadership  # None: a lone manager that always signs (tests)
+        self._etcd = etcd
+
+    def _leader_only(self, handler: Handler) -> Handler:
+        async def wrapped(request: web.Request) -> web.StreamResponse:
+            lead = self._leadership
+            if lead is None or lead.is_leader:
+                return await handler(request)
+            if not lead.leader_addr:
+                return web.json_response({"message": NO_LEADER}, status=503)
+            return web.Response(status=307, headers={"Location": f"https://{lead.leader_addr}{request.path}"})
+
+        return wrapped
 
     def _cluster(self) -> Cluster:
         cluster = self._store.view().cluster()
@@ -88,6 +119,7 @@ class CAServer:
                 manager_status=ManagerStatus(reachability="unknown", addr=f"{addr}:{self._swarm_port}")
                 if role == NodeRole.MANAGER else None,
                 cert_role=role,
+                role=role,
             )
             await self._store.update(lambda tx: tx.create(node))
             log.info("node %s joined as %s from %s", node_id, role, addr)
@@ -106,7 +138,7 @@ class CAServer:
             if node is None:
                 raise PermissionDenied(f"node {peer.node_id} is not part of this swarm")
             body = await request.json()
-            role = node.spec.role or NodeRole.WORKER
+            role = node.actual_role()
             cert = self.sign(str(body.get("CSR", "")), node_id=node.id, role=role, addr=node.status.addr)
 
             def fn(tx: Tx) -> None:
@@ -130,7 +162,7 @@ class CAServer:
             if peer is None or peer.cluster_id != cluster.id or peer.role != NodeRole.MANAGER:
                 raise PermissionDenied("permission denied: this call needs a swarm-manager certificate")
             node = self._store.view().get(Node, peer.node_id)
-            if node is None or node.spec.role != NodeRole.MANAGER:
+            if node is None or node.actual_role() != NodeRole.MANAGER:
                 raise PermissionDenied(f"node {peer.node_id} is not a manager of this swarm")
             assert cluster.root_c_a is not None
             raft_ca = RootCA.from_pem(cluster.root_c_a.raft_ca_cert, cluster.root_c_a.raft_ca_key)
@@ -138,12 +170,16 @@ class CAServer:
             sans = sorted({"127.0.0.1", node.status.addr} - {""})
             cert = raft_ca.sign(str(body.get("CSR", "")), node_id=node.id, role="manager",
                                 cluster_id=cluster.id, expiry=self._expiry(), san_ips=sans)
-            return web.json_response({"Certificate": cert, "RaftCA": raft_ca.cert_pem})
+            endpoints: list[str] = []
+            if self._etcd is not None:
+                members = await self._etcd.member_list()
+                endpoints = [url for m in members if not m.is_learner for url in m.client_urls]
+            return web.json_response({"Certificate": cert, "RaftCA": raft_ca.cert_pem, "Endpoints": endpoints})
         except ShoalError as exc:
             return _error(exc)
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/ca", self.get_ca)
-        app.router.add_post("/ca/join", self.join)
-        app.router.add_post("/ca/renew", self.renew)
-        app.router.add_post("/ca/raft", self.raft)
+        app.router.add_post("/ca/join", self._leader_only(self.join))
+        app.router.add_post("/ca/renew", self._leader_only(self.renew))
+        app.router.add_post("/ca/raft", self._leader_only(self.raft))

@@ -54,7 +54,7 @@ async def create_network(store: Store, spec: NetworkSpec) -> Network:
         tx.create(net)
         return net
 
-    return await store.update(fn)
+    return await store.update(fn, retries=1)  # a name taken meanwhile: Conflict on retry
 
 
 async def remove_network(store: Store, ref: str) -> None:

@@ -3,16 +3,31 @@
 from __future__ import annotations
 
 from shoal.errors import FailedPrecondition, InvalidArgument, SequenceConflict
-from shoal.model.objects import ManagerStatus, Node
+from shoal.model.objects import Node
 from shoal.model.specs import NodeSpec
 from shoal.model.states import Availability, NodeRole, NodeState
 from shoal.store.store import Store, Tx, copy
 
-__all__ = ["remove_node", "update_node"]
+__all__ = ["QUORUM_LOSS", "can_remove_manager", "remove_node", "update_node"]
+
+
+QUORUM_LOSS = ("rpc error: code = FailedPrecondition desc = can't remove member from the raft: "
+               "this would result in a loss of quorum")
 
 
 def _managers(tx: Tx) -> list[Node]:
     return [n for n in tx.view.all(Node) if n.spec.role == NodeRole.MANAGER]
+
+
+def can_remove_manager(managers: list[Node], node_id: str) -> bool:
+    """Whether the managers left once ``node_id`` is gone still make a quorum of the smaller
+    membership (swarmkit raft.CanRemoveMember), judged by the reachability the role manager keeps."""
+    members = [n for n in managers if n.actual_role() == NodeRole.MANAGER]
+    if all(n.id != node_id for n in members):
+        return True
+    reachable = sum(1 for n in members if n.id != node_id and n.manager_status is not None
+                    and n.manager_status.reachability == "reachable")
+    return reachable >= (len(members) - 1) // 2 + 1
 
 
 async def update_node(store: Store, ref: str, version: int, spec: NodeSpec) -> Node:
@@ -27,18 +42,17 @@ async def update_node(store: Store, ref: str, version: int, spec: NodeSpec) -> N
             raise SequenceConflict()
         node = copy(current)
         role = spec.role or node.spec.role
-        if node.spec.role == NodeRole.MANAGER and role == NodeRole.WORKER and len(_managers(tx)) <= 1:
-            raise FailedPrecondition(
-                "rpc error: code = FailedPrecondition desc = attempting to demote the last manager of the swarm"
-            )
+        if node.spec.role == NodeRole.MANAGER and role == NodeRole.WORKER:
+            if len(_managers(tx)) <= 1:
+                raise FailedPrecondition(
+                    "rpc error: code = FailedPrecondition desc = attempting to demote the last manager of the swarm"
+                )
+            if not can_remove_manager(list(tx.view.all(Node)), node.id):
+                raise FailedPrecondition(QUORUM_LOSS)
+        # Only the desired role changes here; the role manager (on the leader) changes the etcd
+        # membership and then the node's role, one change at a time.
         node.spec = NodeSpec(name=spec.name, labels=spec.labels or {}, role=role,
                              availability=spec.availability or node.spec.availability)
-        if role == NodeRole.MANAGER and node.manager_status is None:
-            # Recorded now; the node joins the store's quorum once Raft membership exists, so its
-            # reachability stays "unknown" until then.
-            node.manager_status = ManagerStatus(reachability="unknown", addr=f"{node.status.addr}:2377")
-        elif role == NodeRole.WORKER:
-            node.manager_status = None
         tx.update(node)
         return node
 
@@ -48,7 +62,7 @@ async def update_node(store: Store, ref: str, version: int, spec: NodeSpec) -> N
 async def remove_node(store: Store, ref: str, *, force: bool) -> None:
     def fn(tx: Tx) -> None:
         node = tx.view.resolve(Node, ref)
-        if node.spec.role == NodeRole.MANAGER or node.cert_role == NodeRole.MANAGER:
+        if NodeRole.MANAGER in (node.spec.role, node.actual_role(), node.cert_role):
             raise FailedPrecondition(
                 f"rpc error: code = FailedPrecondition desc = node {node.id} is a cluster manager and is a "
                 "member of the raft cluster. It must be demoted to worker before removal"

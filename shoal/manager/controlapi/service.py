@@ -130,7 +130,7 @@ async def create_service(store: Store, spec: ServiceSpec) -> Service:
         tx.create(svc)
         return svc
 
-    return await store.update(fn)
+    return await store.update(fn, retries=1)  # a name taken meanwhile: Conflict on retry
 
 
 async def update_service(

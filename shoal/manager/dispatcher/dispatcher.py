@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Protocol
 
 from aiohttp import WSMsgType, web
 
 from shoal.model.dispatch import (
+    CLOSE_NOT_LEADER,
     CLOSE_REMOVED,
     Assignments,
     Heartbeat,
@@ -28,12 +30,13 @@ from shoal.model.dispatch import (
 )
 from shoal.model.ids import new_id
 from shoal.model.objects import ManagerStatus, Node, NodeStatus, Task, TaskStatus
-from shoal.model.states import NodeRole, NodeState, TaskState
+from shoal.model.states import NodeState, TaskState
 from shoal.pki.subjects import peer_identity
-from shoal.store.store import Store, Tx, copy
+from shoal.store.backend import Fence
+from shoal.store.store import Store, Tx, copy, current_fence
 from shoal.store.watch import Change, Subscription
 
-__all__ = ["GRACE_MULTIPLIER", "Dispatcher"]
+__all__ = ["GRACE_MULTIPLIER", "Dispatcher", "Leadership"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +50,13 @@ def _assigned(task: Task | None) -> bool:
     return task is not None and bool(task.node_i_d) and task.state >= TaskState.ASSIGNED
 
 
+class Leadership(Protocol):
+    """Where agents should go when this manager is not the leader."""
+
+    @property
+    def leader_addr(self) -> str: ...
+
+
 class _Session:
     def __init__(self, node_id: str, ws: web.WebSocketResponse) -> None:
         self.node_id = node_id
@@ -58,8 +68,11 @@ class _Session:
 
 
 class Dispatcher:
-    def __init__(self, store: Store, *, cluster_id: str, swarm_port: int = 2377) -> None:
+    def __init__(self, store: Store, *, cluster_id: str, swarm_port: int = 2377,
+                 leadership: Leadership | None = None) -> None:
         self._store = store
+        self._leadership = leadership
+        self._fence: Fence | None = None  # the term's fence, for writes made from sessions
         self._cluster_id = cluster_id
         self._swarm_port = swarm_port
         self._sessions: dict[str, _Session] = {}
@@ -83,6 +96,7 @@ class Dispatcher:
     # -- the leader part --------------------------------------------------------------------
     async def run(self) -> None:
         self._running = True
+        self._fence = current_fence()
         start = time.monotonic()
         for node in self._store.view().all(Node):
             self._last_seen.setdefault(node.id, start + (LEADER_GRACE - GRACE_MULTIPLIER) * self.period())
@@ -131,14 +145,14 @@ class Dispatcher:
         old, new = change.old, change.new
         assert isinstance(old, Node) and isinstance(new, Node)
         session = self._sessions.get(new.id)
-        if session is not None and old.spec.role != new.spec.role:
+        if session is not None and old.actual_role() != new.actual_role():
             session.info = new  # sent by the session's pusher, in order with its assignments
             session.wake.set()
 
     async def _send_session_info(self, session: _Session, node: Node) -> None:
         info = SessionInfo(session_i_d=new_id(), node_i_d=node.id,
                            heartbeat_period=int(self.period() * 1e9), managers=self.managers(),
-                           role=node.spec.role or NodeRole.WORKER)
+                           role=node.actual_role())
         await session.ws.send_str(encode_message(info))
 
     async def _expiry_loop(self) -> None:
@@ -206,9 +220,12 @@ class Dispatcher:
         ws = web.WebSocketResponse(heartbeat=None, max_msg_size=64 * 1024 * 1024)
         await ws.prepare(request)
         node = self._store.view().get(Node, peer.node_id)
-        if node is None or not self._running:
-            reason = "node is not part of this swarm" if node is None else "not the leader"
-            await ws.close(code=CLOSE_REMOVED if node is None else 1013, message=reason.encode())
+        if node is None:
+            await ws.close(code=CLOSE_REMOVED, message=b"node is not part of this swarm")
+            return ws
+        if not self._running:  # a follower: point the agent at the leader
+            leader = self._leadership.leader_addr if self._leadership is not None else ""
+            await ws.close(code=CLOSE_NOT_LEADER, message=leader.encode())
             return ws
         session = _Session(peer.node_id, ws)
         previous = self._sessions.pop(peer.node_id, None)
@@ -261,7 +278,7 @@ class Dispatcher:
             tx.update(node)
             return node
 
-        node = await self._store.update(fn, retries=5)
+        node = await self._store.update(fn, retries=5, fence=self._fence)
         log.info("node %s (%s) registered from %s", node_id, reg.description.hostname, reg.addr or remote)
         return node
 

@@ -9,7 +9,8 @@ The backend owns an ``EtcdClient`` (exposed as ``client`` for leases and members
   response's events are split by ``mod_revision`` into one list per revision. etcd never splits one
   revision across watch responses (we do not ask for ``fragment``).
 * ``txn``: compares on ``mod_revision`` (0: the key must not exist, i.e. ``create_revision == 0``),
-  puts and deletes in ``success``, nothing in ``failure``.
+  plus the fence's ``create_revision``; puts and deletes in ``success``; in ``failure`` nothing,
+  or a read of the fence key to tell a lost leadership from a conflict.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from shoal.store.backend import (
     Compare,
     Event,
     EventType,
+    Fence,
     Op,
     TxnResult,
 )
@@ -35,6 +37,7 @@ from shoal.store.etcd.client import (
     DeleteOp,
     EtcdClient,
     PutOp,
+    RangeOp,
     TxnCompare,
     WatchEvent,
     prefix_end,
@@ -100,7 +103,9 @@ class EtcdBackend(Backend):
                 for group in _by_revision(events):
                     yield group
 
-    async def txn(self, compares: builtins.list[Compare], ops: builtins.list[Op]) -> TxnResult:
+    async def txn(
+        self, compares: builtins.list[Compare], ops: builtins.list[Op], fence: Fence | None = None
+    ) -> TxnResult:
         if len(ops) > MAX_TXN_OPS or len(compares) > MAX_TXN_OPS:
             raise InvalidArgument(f"a transaction holds at most {MAX_TXN_OPS} operations and "
                                   f"compares; got {len(ops)} and {len(compares)}")
@@ -111,8 +116,19 @@ class EtcdBackend(Backend):
         ]
         writes = [PutOp(o.key.encode(), o.value) if o.value is not None
                   else DeleteOp(o.key.encode()) for o in ops]
-        answer = await self.client.txn(checks, writes)
-        return TxnResult(answer.succeeded, answer.header.revision)
+        if fence is None:
+            answer = await self.client.txn(checks, writes)
+            return TxnResult(answer.succeeded, answer.header.revision)
+        key = fence.key.encode()
+        checks.append(TxnCompare(key, "CREATE", fence.create_revision))
+        # On failure, read the fence key back: it tells a conflict from a lost leadership.
+        answer = await self.client.txn(checks, writes, [RangeOp(key)])
+        fenced = False
+        if not answer.succeeded and answer.responses:
+            found = answer.responses[0].response_range
+            kvs = found.kvs if found is not None else ()
+            fenced = not kvs or kvs[0].create_revision != fence.create_revision
+        return TxnResult(answer.succeeded, answer.header.revision, fenced)
 
 
 def _bounds(prefix: bytes) -> tuple[bytes, bytes]:

@@ -132,6 +132,8 @@ class Cluster:
         await self.store.update(fn, retries=5)
 
     async def service(self, s: ServiceSpec, service_id: str = "svc1") -> str:
+        if self.store.view().by_name(Service, s.name):
+            s.name = service_id  # names are unique swarm-wide
         await self.store.update(lambda tx: tx.create(Service(id=service_id, spec=s)))
         return service_id
 

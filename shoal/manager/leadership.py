@@ -1,0 +1,200 @@
+"""Leader election among the managers: an etcd lease plus one key (etcd's election recipe).
+
+Every manager runs an ``Elector``. While no one leads, an eligible manager grants a lease and
+creates ``/shoal/leader`` bound to it, if absent, in one transaction. The winner's term is the
+key's create_revision: the leader parts write under that fence (shoal.store.store.fenced), so once
+the key is gone or belongs to another term their writes are refused. The leader keeps the lease
+alive every ttl/3 and steps down on its own once it could not renew for most of the TTL, so a
+paused or partitioned leader stops acting before a successor can exist. Followers watch the key
+and campaign when it is deleted (resignation) or expires (the leader died).
+
+Callers: the Manager (gates the leader parts on ``wait_for_term``), the dispatcher and CA server
+(``leader_addr``: where to send agents and joining nodes), the role manager (``resign``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from contextlib import aclosing, suppress
+from dataclasses import dataclass, field
+
+from shoal.errors import NotFound, ShoalError, Unavailable
+from shoal.store.backend import Fence
+from shoal.store.etcd.client import EtcdClient, KeyValue, PutOp, RangeOp, TxnCompare
+
+__all__ = ["LEADER_KEY", "Elector", "Leader", "Term"]
+
+log = logging.getLogger(__name__)
+
+LEADER_KEY = "/shoal/leader"
+LEASE_TTL = 3  # seconds; etcd's minimum is 1.5 election timeouts (2 s with the 1 s default)
+RETRY = 0.5  # seconds between attempts while etcd cannot be reached
+
+
+@dataclass(frozen=True, slots=True)
+class Leader:
+    node_id: str
+    addr: str  # the leader's swarm address, host:port
+    term: int  # the leader key's create_revision
+
+
+@dataclass(slots=True)
+class Term:
+    """One leadership of this manager; ``lost`` is set when it ends."""
+
+    leader: Leader
+    lost: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def fence(self) -> Fence:
+        return Fence(LEADER_KEY, self.leader.term)
+
+
+class Elector:
+    def __init__(self, client: EtcdClient, *, node_id: str, addr: str, ttl: int = LEASE_TTL,
+                 eligible: Callable[[], bool] = lambda: True) -> None:
+        self._client = client
+        self.node_id = node_id
+        self.addr = addr
+        self._ttl = ttl
+        self._eligible = eligible
+        self.leader: Leader | None = None  # as last seen; None while unknown
+        self.term: Term | None = None  # set while this manager leads
+        self._changed = asyncio.Event()
+        self._resign = asyncio.Event()
+
+    @property
+    def is_leader(self) -> bool:
+        return self.term is not None and not self.term.lost.is_set()
+
+    @property
+    def leader_addr(self) -> str:
+        """The current leader's swarm address ("" while unknown)."""
+        return self.leader.addr if self.leader is not None else ""
+
+    async def wait_for_term(self) -> Term:
+        while True:
+            term = self.term
+            if term is not None and not term.lost.is_set():
+                return term
+            self._changed.clear()
+            await self._changed.wait()
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    def resign(self) -> None:
+        """Give the leadership up now (the lease is revoked, so a successor need not wait)."""
+        self._resign.set()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self._round()
+            except ShoalError as exc:
+                log.warning("leader election: %s", exc.message)
+                self._observe(None)
+                await asyncio.sleep(RETRY)
+
+    async def _round(self) -> None:
+        found = await self._client.range(LEADER_KEY.encode())
+        if found.kvs:
+            self._observe(_decode(found.kvs[0]))
+            await self._watch_until_gone(found.header.revision)
+            return
+        if not self._eligible():
+            self._observe(None)
+            await asyncio.sleep(RETRY)  # not a candidate (being demoted): look again later
+            return
+        await self._campaign()
+
+    async def _campaign(self) -> None:
+        lease = await self._client.lease_grant(self._ttl)
+        value = json.dumps({"NodeID": self.node_id, "Addr": self.addr}).encode()
+        key = LEADER_KEY.encode()
+        try:
+            answer = await self._client.txn([TxnCompare(key, "CREATE", 0)],
+                                            [PutOp(key, value, lease.id)], [RangeOp(key)])
+        except BaseException:
+            await self._revoke(lease.id)
+            raise
+        if not answer.succeeded:
+            await self._revoke(lease.id)
+            found = answer.responses[0].response_range if answer.responses else None
+            if found is not None and found.kvs:
+                self._observe(_decode(found.kvs[0]))
+                await self._watch_until_gone(answer.header.revision)
+            return
+        term = Term(Leader(self.node_id, self.addr, answer.header.revision))
+        self._resign.clear()
+        self.term = term
+        self._observe(term.leader)
+        log.info("this manager is the leader (term %d)", term.leader.term)
+        try:
+            await self._hold(lease.id, lease.ttl or self._ttl)
+        finally:
+            term.lost.set()
+            self.term = None
+            self._observe(None)
+            log.warning("this manager is no longer the leader (term %d)", term.leader.term)
+            await self._revoke(lease.id)
+
+    async def _hold(self, lease_id: int, ttl: int) -> None:
+        """Renew until the lease is lost, cannot be renewed in time, or we resign."""
+        loop = asyncio.get_running_loop()
+        renewed = loop.time()
+        # Step down before the lease can expire in etcd, so two leaders never act at once.
+        margin = min(1.0, ttl / 3)
+        while True:
+            with suppress(TimeoutError):
+                async with asyncio.timeout(ttl / 3):
+                    await self._resign.wait()
+            if self._resign.is_set():
+                log.info("resigning the leadership")
+                return
+            try:
+                async with asyncio.timeout(max(0.1, renewed + ttl - margin - loop.time())):
+                    await self._client.lease_keepalive(lease_id)
+                renewed = loop.time()
+            except NotFound:
+                log.warning("the leader lease expired")
+                return
+            except (Unavailable, TimeoutError) as exc:
+                if loop.time() >= renewed + ttl - margin:
+                    log.warning("could not renew the leader lease for %.1f s (%s)",
+                                loop.time() - renewed, exc)
+                    return
+
+    async def _watch_until_gone(self, revision: int) -> None:
+        stream = self._client.watch(LEADER_KEY.encode(), start_revision=revision + 1,
+                                    progress_notify=True, idle_timeout=30.0)
+        async with aclosing(stream):
+            async for events in stream:
+                for event in events:
+                    if event.type == "DELETE":
+                        self._observe(None)
+                        return
+                    self._observe(_decode(event.kv))
+
+    async def _revoke(self, lease_id: int) -> None:
+        with suppress(ShoalError, TimeoutError):
+            async with asyncio.timeout(1.0):
+                await self._client.lease_revoke(lease_id)
+
+    def _observe(self, leader: Leader | None) -> None:
+        if leader != self.leader:
+            if leader is not None:
+                log.info("leader: %s at %s (term %d)", leader.node_id, leader.addr, leader.term)
+            self.leader = leader
+        self._changed.set()
+
+
+def _decode(kv: KeyValue) -> Leader:
+    try:
+        doc = json.loads(kv.value)
+        return Leader(str(doc["NodeID"]), str(doc["Addr"]), kv.create_revision)
+    except (ValueError, KeyError, TypeError):
+        return Leader("", "", kv.create_revision)
