@@ -31,6 +31,7 @@ def node_json(node: Node) -> dict[str, Any]:
     out: dict[str, Any] = _builtins(node)
     out.pop("CertRole", None)
     out.pop("Role", None)
+    out.pop("EtcdMember", None)
     return out
 
 

@@ -89,6 +89,9 @@ def make_app(engine: Engine, router: Router) -> web.Application:
         handler, params = matched
         PATH_PARAMS.set(params)
         try:
+            store = engine.store
+            if request.method == "GET" and store is not None:
+                await store.sync()  # linearizable reads on every manager, not only the leader
             return await handler(request)
         except Exception as exc:  # noqa: BLE001 - the one place errors become responses
             return error_response(exc)

@@ -303,6 +303,7 @@ class SwarmNode:
                     manager_status=ManagerStatus(leader=True, reachability="reachable", addr=addr),
                     cert_role=NodeRole.MANAGER,
                     role=NodeRole.MANAGER,
+                    etcd_member=True,
                 ))
                 tx.create(Network(id=new_id(), spec=NetworkSpec(
                     name="ingress", driver="overlay", scope="swarm", ingress=True, labels={}, options={},

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from shoal.errors import NotFound, ShoalError, Unavailable
 from shoal.store.backend import Fence
-from shoal.store.etcd.client import EtcdClient, KeyValue, PutOp, RangeOp, TxnCompare
+from shoal.store.etcd.client import DeleteOp, EtcdClient, KeyValue, PutOp, RangeOp, TxnCompare
 
 __all__ = ["LEADER_KEY", "Elector", "Leader", "Term"]
 
@@ -101,6 +101,12 @@ class Elector:
 
     async def _round(self) -> None:
         found = await self._client.range(LEADER_KEY.encode())
+        if found.kvs and _decode(found.kvs[0]).node_id == self.node_id:
+            # Left by this manager before a restart: its lease is not ours to renew any more.
+            key = LEADER_KEY.encode()
+            await self._client.txn([TxnCompare(key, "CREATE", found.kvs[0].create_revision)], [DeleteOp(key)])
+            log.info("removed the leader key left by this manager's previous run")
+            return
         if found.kvs:
             self._observe(_decode(found.kvs[0]))
             await self._watch_until_gone(found.header.revision)

@@ -40,7 +40,7 @@ from shoal.manager.scheduler import Scheduler
 from shoal.pki.identity import NodeIdentity
 from shoal.store.etcd import EtcdBackend, EtcdMember, EtcdMemberSettings
 from shoal.store.etcd.client import EtcdClient
-from shoal.store.store import NO_LEADER, PREFIX, Store, Tx, fenced
+from shoal.store.store import NO_LEADER, Store, Tx, fenced
 
 __all__ = ["Manager", "ManagerSettings", "leader_parts"]
 
@@ -230,8 +230,7 @@ class Manager:
         store, dispatcher, elector, backend = self.store, self.dispatcher, self.elector, self._backend
         assert store is not None and dispatcher is not None and elector is not None and backend is not None
         # A full pass first: the cache holds everything etcd committed before this term.
-        current = await backend.client.range(PREFIX.encode(), count_only=True)
-        await store.wait_for_revision(current.header.revision)
+        await store.wait_for_revision(await backend.revision())
         roles = RoleManager(store, backend.client, node_id=self.identity.node_id,
                             swarm_port=self.settings.listen_port,
                             connect=lambda url: self.connect(url, timeout=1.0), resign=elector.resign)
@@ -241,10 +240,13 @@ class Manager:
                     for name, part in [*leader_parts(store, dispatcher), ("roles", roles)]:
                         tg.create_task(part.run(), name=name)
                     log.info("leader parts started (term %d)", term.leader.term)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("a leader part failed; restarting the leader parts")
+            except ExceptionGroup as group:
+                # A lost quorum or leadership stops the parts; the term ends or they restart.
+                expected, unexpected = group.split(Unavailable)
+                if unexpected is not None:
+                    log.error("a leader part failed; restarting the leader parts", exc_info=unexpected)
+                elif expected is not None:
+                    log.warning("leader parts stopped: %s", "; ".join(str(e) for e in expected.exceptions))
                 await asyncio.sleep(1)
 
     async def leave(self) -> None:

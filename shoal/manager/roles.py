@@ -110,6 +110,7 @@ class RoleManager:
             updated = copy(current)
             updated.role = NodeRole.WORKER
             updated.manager_status = None
+            updated.etcd_member = False
             tx.update(updated)
 
         await self._store.update(fn, retries=3)
@@ -135,9 +136,12 @@ class RoleManager:
                 reach = "unknown"  # promoted or joining: not a member yet
             leader = node.id == self._node_id
             current = node.manager_status or ManagerStatus()
-            if (current.leader, current.reachability) != (leader, reach) or not current.addr:
+            is_member = member is not None
+            if (current.leader, current.reachability, node.etcd_member) != (leader, reach, is_member) \
+                    or not current.addr:
                 updated = copy(node)
                 updated.role = NodeRole.MANAGER
+                updated.etcd_member = is_member
                 updated.manager_status = ManagerStatus(
                     leader=leader, reachability=reach,
                     addr=current.addr or f"{node.status.addr}:{self._swarm_port}")

@@ -122,6 +122,9 @@ class Node(StoredObject, kw_only=True):
     # Internal: the role the swarm gives the node now (swarmkit's Node.Role). The role manager
     # moves it to Spec.Role once the quorum allows (a demoted manager leaves etcd first).
     role: str = ""
+    # Internal: whether the node is a member of the managers' etcd cluster (kept by the role
+    # manager); a manager cut off by force-new-cluster is not, and can be demoted freely.
+    etcd_member: bool = False
 
     def actual_role(self) -> str:
         return self.role or self.spec.role or "worker"

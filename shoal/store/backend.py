@@ -126,6 +126,10 @@ class Backend(abc.ABC):
         """Every key under ``prefix`` at one revision, and that revision."""
 
     @abc.abstractmethod
+    async def revision(self) -> int:
+        """The latest committed revision, read through the quorum (a read barrier)."""
+
+    @abc.abstractmethod
     def watch(self, prefix: str, start_revision: int) -> AsyncIterator[builtins.list[Event]]:
         """Changes under ``prefix`` from ``start_revision`` on, one list per revision."""
 

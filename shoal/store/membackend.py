@@ -46,6 +46,9 @@ class MemoryBackend(Backend):
     async def list(self, prefix: str) -> tuple[int, builtins.list[KV]]:
         return self._revision, [kv for k, kv in sorted(self._data.items()) if k.startswith(prefix)]
 
+    async def revision(self) -> int:
+        return self._revision
+
     async def watch(self, prefix: str, start_revision: int) -> AsyncIterator[builtins.list[Event]]:
         oldest = self._revision - len(self._log) + 1
         if start_revision < oldest:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -51,11 +52,15 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 O = TypeVar("O", bound=StoredObject)
 
-PREFIX = "/shoal/v1/"
+ROOT = "/shoal/"  # every key shoal writes; the cache watches all of it, so its revision
+# follows every commit (the leader key's too), which the read barrier relies on
+PREFIX = "/shoal/v1/"  # the objects
 NAMES = "/shoal/names/"  # name reservations: outside PREFIX, so never loaded as objects
 _NAMED = frozenset({"services", "networks"})  # kinds whose names are unique swarm-wide
 NO_LEADER = ("The swarm does not have a leader. It's possible that too few managers are online. "
              "Make sure more than half of the managers are online.")
+
+STALE_READS_AFTER = 5.0  # seconds without a quorum after which reads skip the barrier
 
 _FENCE: contextvars.ContextVar[Fence | None] = contextvars.ContextVar("shoal_store_fence", default=None)
 
@@ -167,8 +172,8 @@ class Store:
         self._applied = asyncio.Condition()
         self._feeder: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()  # one writer at a time, as swarmkit's update lock
-        # Set by the manager while its etcd member reports no leader: writes fail at once.
-        self.unavailable: str | None = None
+        self._unavailable: str | None = None
+        self._unavailable_since = 0.0
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -195,7 +200,7 @@ class Store:
     async def _feed(self) -> None:
         while True:
             try:
-                async for events in self.backend.watch(PREFIX, self.revision + 1):
+                async for events in self.backend.watch(ROOT, self.revision + 1):
                     await self._apply(events)
                 raise Unavailable("store watch ended")
             except Compacted:
@@ -217,6 +222,8 @@ class Store:
     async def _apply(self, events: list[Event]) -> None:
         changes: list[Change] = []
         for ev in events:
+            if not ev.kv.key.startswith(PREFIX):
+                continue
             kind, _, obj_id = ev.kv.key[len(PREFIX) :].partition("/")
             if kind not in KINDS:
                 continue
@@ -257,6 +264,32 @@ class Store:
                 await _wait()
         except TimeoutError as exc:
             raise Unavailable(f"store did not apply revision {revision} in {timeout}s") from exc
+
+    @property
+    def unavailable(self) -> str | None:
+        """Why writes fail at once (set by the manager while its etcd member sees no leader)."""
+        return self._unavailable
+
+    @unavailable.setter
+    def unavailable(self, reason: str | None) -> None:
+        if reason is not None and self._unavailable is None:
+            self._unavailable_since = time.monotonic()
+        self._unavailable = reason
+
+    async def sync(self, timeout: float = 2.0) -> None:
+        """Wait until the cache holds every write committed before this call (a read barrier,
+        like etcd's ReadIndex), so a read on any manager sees what another acknowledged. Without
+        a quorum the barrier cannot be had: reads are then served from the cache as it is (at
+        once when the quorum has been gone for a while, after ``timeout`` during an election)."""
+        if self._unavailable is not None and time.monotonic() - self._unavailable_since > STALE_READS_AFTER:
+            return
+        try:
+            async with asyncio.timeout(timeout):
+                revision = await self.backend.revision()
+        except (Unavailable, TimeoutError) as exc:
+            log.debug("read barrier skipped: %s", exc)
+            return
+        await self.wait_for_revision(revision, timeout)
 
     # -- writes ----------------------------------------------------------------------------
     async def update(

@@ -34,12 +34,19 @@ def swarm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Swarm]:
 
 
 def _tracebacks(log: Path) -> list[str]:
-    """The first lines of every traceback and warning from Python in a daemon's log."""
+    """Every traceback (its log line, its last frame and its exception) and every warning from
+    Python in a daemon's log."""
     if not log.exists():
         return []
     lines = log.read_text(errors="replace").splitlines()
-    return [lines[i + 1] if i + 1 < len(lines) else line for i, line in enumerate(lines)
-            if line.startswith("Traceback") or "Warning:" in line]
+    found = []
+    for i, line in enumerate(lines):
+        if "Warning:" in line:
+            found.append(line)
+        elif line.startswith("Traceback"):
+            end = next((j for j in range(i + 1, len(lines)) if not lines[j].startswith(" ")), len(lines) - 1)
+            found.append(" | ".join([lines[i - 1] if i else "", lines[end - 2].strip(), lines[end]]))
+    return found
 
 
 def init_swarm(swarm: Swarm, workers: int, *, labels: dict[int, dict[str, str]] | None = None,

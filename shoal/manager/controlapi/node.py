@@ -22,7 +22,7 @@ def _managers(tx: Tx) -> list[Node]:
 def can_remove_manager(managers: list[Node], node_id: str) -> bool:
     """Whether the managers left once ``node_id`` is gone still make a quorum of the smaller
     membership (swarmkit raft.CanRemoveMember), judged by the reachability the role manager keeps."""
-    members = [n for n in managers if n.actual_role() == NodeRole.MANAGER]
+    members = [n for n in managers if n.actual_role() == NodeRole.MANAGER and n.etcd_member]
     if all(n.id != node_id for n in members):
         return True
     reachable = sum(1 for n in members if n.id != node_id and n.manager_status is not None
@@ -62,7 +62,7 @@ async def update_node(store: Store, ref: str, version: int, spec: NodeSpec) -> N
 async def remove_node(store: Store, ref: str, *, force: bool) -> None:
     def fn(tx: Tx) -> None:
         node = tx.view.resolve(Node, ref)
-        if NodeRole.MANAGER in (node.spec.role, node.actual_role(), node.cert_role):
+        if NodeRole.MANAGER in (node.spec.role, node.actual_role()):
             raise FailedPrecondition(
                 f"rpc error: code = FailedPrecondition desc = node {node.id} is a cluster manager and is a "
                 "member of the raft cluster. It must be demoted to worker before removal"

@@ -15,6 +15,7 @@ from typing import Protocol
 
 from aiohttp import WSMsgType, web
 
+from shoal.errors import ShoalError
 from shoal.model.dispatch import (
     CLOSE_NOT_LEADER,
     CLOSE_REMOVED,
@@ -184,8 +185,8 @@ class Dispatcher:
 
         try:
             await self._store.update(fn, retries=3, atomic=False)
-        except Exception:
-            log.exception("could not write node state")
+        except ShoalError as exc:
+            log.warning("could not write node state: %s", exc.message)
 
     async def _flush_loop(self) -> None:
         while True:
@@ -207,8 +208,8 @@ class Dispatcher:
 
             try:
                 await self._store.update(fn, retries=5, atomic=False)
-            except Exception:
-                log.exception("could not write %d task statuses", len(batch))
+            except ShoalError as exc:
+                log.warning("could not write %d task statuses: %s", len(batch), exc.message)
                 for task_id, status in batch.items():
                     self._statuses.setdefault(task_id, status)
 
@@ -235,6 +236,9 @@ class Dispatcher:
         pusher = asyncio.create_task(self._push(session), name=f"dispatcher-push-{peer.node_id}")
         try:
             await self._serve(session, request.remote or "")
+        except ShoalError as exc:  # the store refused a write (no quorum, leadership lost)
+            log.warning("session of node %s ends: %s", peer.node_id, exc.message)
+            await ws.close(code=1013, message=b"try again later")
         finally:
             pusher.cancel()
             if self._sessions.get(peer.node_id) is session:

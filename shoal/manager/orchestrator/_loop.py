@@ -14,7 +14,7 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 
-from shoal.errors import SequenceConflict
+from shoal.errors import SequenceConflict, Unavailable
 from shoal.manager.orchestrator.common import OrchestratorSettings
 from shoal.model.objects import Cluster, Node, Service, StoredObject, Task
 from shoal.store.store import Store
@@ -76,6 +76,9 @@ class ServiceLoop(ABC):
                 await self._reconcile(service_id)
             except SequenceConflict:
                 log.debug("service %s: write conflict, will retry", service_id)
+                self._dirty.add(service_id)
+            except Unavailable as exc:  # no quorum, or no longer the leader
+                log.warning("service %s: %s", service_id, exc.message)
                 self._dirty.add(service_id)
             except Exception:
                 log.exception("service %s: reconcile failed", service_id)

@@ -17,6 +17,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
+from shoal.errors import Unavailable
 from shoal.manager.orchestrator.common import (
     OrchestratorSettings,
     fingerprint,
@@ -324,6 +325,8 @@ class UpdateSupervisor:
             await updater.run()
         except asyncio.CancelledError:
             raise
+        except Unavailable as exc:
+            log.warning("service %s: updater stopped: %s", updater._service_id, exc.message)
         except Exception:
             log.exception("service %s: updater failed", updater._service_id)
 

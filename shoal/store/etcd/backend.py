@@ -91,6 +91,10 @@ class EtcdBackend(Backend):
                 return revision, kvs
             key = page.kvs[-1].key + b"\x00"
 
+    async def revision(self) -> int:
+        # A linearizable (ReadIndex) count-only range: no data, just the quorum's revision.
+        return (await self.client.range(b"\x00", b"\x00", count_only=True)).header.revision
+
     async def watch(
         self, prefix: str, start_revision: int
     ) -> AsyncGenerator[builtins.list[Event], None]:
