@@ -65,6 +65,7 @@ class Elector:
         self.term: Term | None = None  # set while this manager leads
         self._changed = asyncio.Event()
         self._resign = asyncio.Event()
+        self._quiet_until = 0.0  # after resigning, leave the election to the others for a while
 
     @property
     def is_leader(self) -> bool:
@@ -111,9 +112,9 @@ class Elector:
             self._observe(_decode(found.kvs[0]))
             await self._watch_until_gone(found.header.revision)
             return
-        if not self._eligible():
+        if not self._eligible() or asyncio.get_running_loop().time() < self._quiet_until:
             self._observe(None)
-            await asyncio.sleep(RETRY)  # not a candidate (being demoted): look again later
+            await asyncio.sleep(RETRY)  # not a candidate now (resigned, being demoted): look again later
             return
         await self._campaign()
 
@@ -160,6 +161,7 @@ class Elector:
                     await self._resign.wait()
             if self._resign.is_set():
                 log.info("resigning the leadership")
+                self._quiet_until = loop.time() + 2 * ttl
                 return
             try:
                 async with asyncio.timeout(max(0.1, renewed + ttl - margin - loop.time())):

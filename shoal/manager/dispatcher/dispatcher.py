@@ -239,6 +239,8 @@ class Dispatcher:
         except ShoalError as exc:  # the store refused a write (no quorum, leadership lost)
             log.warning("session of node %s ends: %s", peer.node_id, exc.message)
             await ws.close(code=1013, message=b"try again later")
+        except ConnectionError as exc:  # the agent went away while we wrote to it
+            log.info("session of node %s lost: %s", peer.node_id, exc)
         finally:
             pusher.cancel()
             if self._sessions.get(peer.node_id) is session:
