@@ -126,6 +126,8 @@ class Agent:
                             if exc.leader not in self._managers:
                                 self._managers.append(exc.leader)
                             self._next = self._managers.index(exc.leader)
+                        # The managers are up and electing: ask again soon, without backing off.
+                        backoff.reset()
                     except SessionDropped as exc:
                         log.warning("session with %s dropped: %s", manager, exc)
                     finally:

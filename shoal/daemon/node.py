@@ -341,20 +341,22 @@ class SwarmNode:
             self._identity = identity
             identity.save(self._dir / "certificates")
             self._save_state()
+            self._session.clear()
+            self._start_agent()  # first, so the node heartbeats while it joins etcd
+            try:
+                await asyncio.wait_for(self._session.wait(), JOIN_TIMEOUT)
+            except TimeoutError:
+                if identity.role == NodeRole.MANAGER:
+                    self._spawn(self._become_manager(), "become-manager")
+                raise Unavailable("Timeout was reached before node joined. The attempt to join the swarm will "
+                                  "continue in the background. Use the \"docker info\" command to see the "
+                                  "current swarm status of your node.") from None
             if identity.role == NodeRole.MANAGER:
                 try:
                     await self._join_managers()
                 except ShoalError as exc:
                     log.warning("joining the managers failed (%s); retrying in the background", exc.message)
                     self._spawn(self._become_manager(), "become-manager")
-            self._session.clear()
-            self._start_agent()
-            try:
-                await asyncio.wait_for(self._session.wait(), JOIN_TIMEOUT)
-            except TimeoutError:
-                raise Unavailable("Timeout was reached before node joined. The attempt to join the swarm will "
-                                  "continue in the background. Use the \"docker info\" command to see the "
-                                  "current swarm status of your node.") from None
         log.info("joined swarm as node %s (%s)", identity.node_id, identity.role)
 
     async def _force_new_cluster(self) -> str:

@@ -6,7 +6,11 @@ key's create_revision: the leader parts write under that fence (shoal.store.stor
 the key is gone or belongs to another term their writes are refused. The leader keeps the lease
 alive every ttl/3 and steps down on its own once it could not renew for most of the TTL, so a
 paused or partitioned leader stops acting before a successor can exist. Followers watch the key
-and campaign when it is deleted (resignation) or expires (the leader died).
+and campaign when it is deleted (resignation) or expires (the leader died). A leader whose
+process died takes its etcd member with it (PR_SET_PDEATHSIG), so followers also probe the
+leader's member: when it has not answered for ``DEAD_AFTER`` they revoke the leader's lease
+rather than wait out the TTL, which etcd restarts in full on its own leader change. That is
+always safe: the fence refuses any write of a leader whose key is gone.
 
 Callers: the Manager (gates the leader parts on ``wait_for_term``), the dispatcher and CA server
 (``leader_addr``: where to send agents and joining nodes), the role manager (``resign``).
@@ -32,6 +36,8 @@ log = logging.getLogger(__name__)
 LEADER_KEY = "/shoal/leader"
 LEASE_TTL = 3  # seconds; etcd's minimum is 1.5 election timeouts (2 s with the 1 s default)
 RETRY = 0.5  # seconds between attempts while etcd cannot be reached
+PROBE_PERIOD = 0.4  # seconds between probes of the leader's etcd member
+DEAD_AFTER = 2  # failed probes in a row before the leader is taken for dead
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +45,7 @@ class Leader:
     node_id: str
     addr: str  # the leader's swarm address, host:port
     term: int  # the leader key's create_revision
+    lease: int = 0  # the lease the key is bound to
 
 
 @dataclass(slots=True)
@@ -55,8 +62,11 @@ class Term:
 
 class Elector:
     def __init__(self, client: EtcdClient, *, node_id: str, addr: str, ttl: int = LEASE_TTL,
-                 eligible: Callable[[], bool] = lambda: True) -> None:
+                 eligible: Callable[[], bool] = lambda: True,
+                 connect: Callable[[str], EtcdClient] | None = None) -> None:
         self._client = client
+        self._connect = connect  # a client for one member's URL (probes); None: no probing
+        self._probes: dict[str, EtcdClient] = {}
         self.node_id = node_id
         self.addr = addr
         self._ttl = ttl
@@ -85,7 +95,9 @@ class Elector:
             await self._changed.wait()
 
     async def close(self) -> None:
-        await self._client.close()
+        probes, self._probes = list(self._probes.values()), {}
+        for client in [self._client, *probes]:
+            await client.close()
 
     def resign(self) -> None:
         """Give the leadership up now (the lease is revoked, so a successor need not wait)."""
@@ -135,7 +147,7 @@ class Elector:
                 self._observe(_decode(found.kvs[0]))
                 await self._watch_until_gone(answer.header.revision)
             return
-        term = Term(Leader(self.node_id, self.addr, answer.header.revision))
+        term = Term(Leader(self.node_id, self.addr, answer.header.revision, lease.id))
         self._resign.clear()
         self.term = term
         self._observe(term.leader)
@@ -177,6 +189,60 @@ class Elector:
                     return
 
     async def _watch_until_gone(self, revision: int) -> None:
+        leader = self.leader
+        if self._connect is None or leader is None or leader.node_id == self.node_id or not leader.lease:
+            await self._watch_key(revision)
+            return
+        watch = asyncio.create_task(self._watch_key(revision), name="elector-watch")
+        probe = asyncio.create_task(self._until_dead(leader), name="elector-probe")
+        try:
+            done, _ = await asyncio.wait({watch, probe}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (watch, probe):
+                task.cancel()
+            await asyncio.gather(watch, probe, return_exceptions=True)
+        if watch in done:
+            watch.result()  # re-raise a broken watch
+
+    async def _until_dead(self, leader: Leader) -> None:
+        """Return once the leader's etcd member stopped answering and its lease is revoked."""
+        misses = 0
+        while True:
+            await asyncio.sleep(PROBE_PERIOD)
+            misses = 0 if await self._member_answers(leader.node_id) else misses + 1
+            if misses < DEAD_AFTER:
+                continue
+            log.warning("the leader's etcd member (%s) does not answer: revoking its lease", leader.node_id)
+            try:
+                async with asyncio.timeout(0.5):  # fails fast while etcd elects; tried again
+                    await self._client.lease_revoke(leader.lease)
+                return
+            except (ShoalError, TimeoutError) as exc:
+                log.info("revoking the dead leader's lease: %s", exc)
+
+    async def _member_answers(self, name: str) -> bool:
+        """Whether the etcd member called ``name`` answers; True when that cannot be judged."""
+        assert self._connect is not None
+        try:
+            async with asyncio.timeout(1.0):
+                members = await self._client.member_list()
+        except (ShoalError, TimeoutError):
+            return True  # our own member does not answer: judge nothing
+        member = next((m for m in members if m.name == name and m.client_urls), None)
+        if member is None:
+            return True
+        url = member.client_urls[0]
+        probe = self._probes.get(url)
+        if probe is None:
+            probe = self._probes[url] = self._connect(url)
+        try:
+            async with asyncio.timeout(PROBE_PERIOD):
+                await probe.status(timeout=PROBE_PERIOD)
+            return True
+        except (ShoalError, TimeoutError):
+            return False
+
+    async def _watch_key(self, revision: int) -> None:
         stream = self._client.watch(LEADER_KEY.encode(), start_revision=revision + 1,
                                     progress_notify=True, idle_timeout=30.0)
         async with aclosing(stream):
@@ -203,6 +269,6 @@ class Elector:
 def _decode(kv: KeyValue) -> Leader:
     try:
         doc = json.loads(kv.value)
-        return Leader(str(doc["NodeID"]), str(doc["Addr"]), kv.create_revision)
+        return Leader(str(doc["NodeID"]), str(doc["Addr"]), kv.create_revision, kv.lease)
     except (ValueError, KeyError, TypeError):
-        return Leader("", "", kv.create_revision)
+        return Leader("", "", kv.create_revision, kv.lease)

@@ -174,7 +174,8 @@ class Manager:
             await store.update(bootstrap)
         self.store = store
         self.elector = Elector(self.connect(settings.client_url, timeout=2.0), node_id=self.identity.node_id,
-                               addr=self.settings.swarm_addr, eligible=self._eligible)
+                               addr=self.settings.swarm_addr, eligible=self._eligible,
+                               connect=lambda url: self.connect(url, timeout=1.0))
         self.dispatcher = Dispatcher(store, cluster_id=self.identity.cluster_id,
                                      swarm_port=self.settings.listen_port, leadership=self.elector)
         await self._listen(store, self.elector)

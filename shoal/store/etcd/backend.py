@@ -55,12 +55,16 @@ class EtcdBackend(Backend):
         *,
         ssl_context: ssl.SSLContext,
         timeout: float = 5.0,  # per call; the contract's time bound
+        # A write in flight when etcd's leader dies is lost and would wait out etcd's own 7 s;
+        # bounding it lets the next write go through the new leader (failover, bench_quorum).
+        txn_timeout: float = 2.0,
         page_size: int = 1000,  # keys per range call; ~1000 objects stay well under 1.5 MiB
         watch_idle_timeout: float | None = 30.0,  # members send progress every 5 s (member.py)
     ) -> None:
         self.client = EtcdClient(endpoints, ssl_context=ssl_context, timeout=timeout)
         self._page_size = page_size
         self._watch_idle_timeout = watch_idle_timeout
+        self._txn_timeout = txn_timeout
 
     async def start(self) -> None:
         """Check that a member answers (raises Unavailable otherwise)."""
@@ -121,12 +125,12 @@ class EtcdBackend(Backend):
         writes = [PutOp(o.key.encode(), o.value) if o.value is not None
                   else DeleteOp(o.key.encode()) for o in ops]
         if fence is None:
-            answer = await self.client.txn(checks, writes)
+            answer = await self.client.txn(checks, writes, timeout=self._txn_timeout)
             return TxnResult(answer.succeeded, answer.header.revision)
         key = fence.key.encode()
         checks.append(TxnCompare(key, "CREATE", fence.create_revision))
         # On failure, read the fence key back: it tells a conflict from a lost leadership.
-        answer = await self.client.txn(checks, writes, [RangeOp(key)])
+        answer = await self.client.txn(checks, writes, [RangeOp(key)], timeout=self._txn_timeout)
         fenced = False
         if not answer.succeeded and answer.responses:
             found = answer.responses[0].response_range

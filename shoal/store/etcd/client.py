@@ -148,11 +148,11 @@ class EtcdClient:
 
     async def txn(
         self, compare: Sequence[TxnCompare], success: Sequence[TxnOp],
-        failure: Sequence[TxnOp] = (),
+        failure: Sequence[TxnOp] = (), *, timeout: float | None = None,
     ) -> TxnResponse:
         body = {"compare": [c.encode() for c in compare], "success": [o.encode() for o in success],
                 "failure": [o.encode() for o in failure]}
-        return decode(await self._post("/v3/kv/txn", body), TxnResponse)
+        return decode(await self._post("/v3/kv/txn", body, timeout), TxnResponse)
 
     async def compact(self, revision: int, *, physical: bool = False) -> ResponseHeader:
         body = {"revision": str(revision), "physical": physical}
