@@ -105,6 +105,8 @@ class SwarmNode:
         self._session = asyncio.Event()
         self._lock = asyncio.Lock()
         self._background: set[asyncio.Task[None]] = set()
+        self._role_change = False  # a certificate renewal for a new role is under way
+        self._wanted_role = ""  # the role the last SessionInfo gave this node
 
     # -- Engine protocol ------------------------------------------------------------------
     @property
@@ -231,15 +233,43 @@ class SwarmNode:
         self._state["managers"] = [{"NodeID": m.node_i_d, "Addr": m.addr} for m in info.managers] or self._state.get("managers", [])
         self._save_state()
         assert self._identity is not None
-        if info.role and info.role != self._identity.role:
-            addr = self._state["managers"][0]["Addr"]
-            log.info("role changed to %s: renewing the node certificate", info.role)
-            self._identity = await renew(addr, self._identity)
-            self._identity.save(self._dir / "certificates")
-            if self._identity.role == NodeRole.MANAGER and self._manager is None:
-                self._spawn(self._become_manager(), "become-manager")
-            elif self._identity.role == NodeRole.WORKER and self._manager is not None:
-                self._spawn(self._stop_managing(), "stop-managing")
+        if info.role:
+            self._wanted_role = info.role
+        if self._wanted_role and self._wanted_role != self._identity.role and not self._role_change:
+            self._role_change = True
+            self._spawn(self._follow_role(), "role-change")
+
+    async def _follow_role(self) -> None:
+        """Renew the certificate for the role the swarm gives this node (through any manager: the
+        leader signs), then start or stop this node's manager. Retried until it works; a session
+        drop does not stop it."""
+        delay = 0.5
+        try:
+            while self._identity is not None and self._identity.role != self._wanted_role:
+                addrs = [m["Addr"] for m in self._state.get("managers", [])]
+                for addr in addrs:
+                    try:
+                        identity = await renew(addr, self._identity)
+                        break
+                    except ShoalError as exc:
+                        log.info("certificate renewal via %s: %s", addr, exc.message)
+                else:
+                    await asyncio.sleep(delay)
+                    delay = min(2 * delay, 5.0)
+                    continue
+                log.info("certificate renewed with role %s", identity.role)
+                self._identity = identity
+                identity.save(self._dir / "certificates")
+                if identity.role != self._wanted_role:
+                    await asyncio.sleep(delay)  # the swarm changed the role again meanwhile
+        finally:
+            self._role_change = False
+        if self._identity is None:
+            return
+        if self._identity.role == NodeRole.MANAGER and self._manager is None:
+            await self._become_manager()
+        elif self._identity.role == NodeRole.WORKER and self._manager is not None:
+            await self._stop_managing()
 
     async def _stop_parts(self, *, shutdown_tasks: bool) -> None:
         if self._agent is not None:

@@ -67,7 +67,8 @@ def test_promote_and_demote_renew_the_node_certificate(swarm: Swarm) -> None:
     out = manager.docker("node", "promote", worker.hostname).stdout
     assert f"Node {worker.hostname} promoted to a manager in the swarm." in out
     wait_for("manager certificate", lambda: _identity(worker).role == "manager")
-    assert "Unknown" in manager.docker("node", "ls", "--filter", f"name={worker.hostname}").stdout
+    wait_for("the promoted node reachable", lambda: "Reachable" in manager.docker(
+        "node", "ls", "--filter", f"name={worker.hostname}").stdout, timeout=60)
     out = manager.docker("node", "demote", worker.hostname).stdout
     assert "demoted" in out
     wait_for("worker certificate", lambda: _identity(worker).role == "worker")
@@ -84,5 +85,6 @@ def test_joining_with_the_manager_token_records_a_manager(swarm: Swarm) -> None:
     assert _identity(second).role == "manager"
     node = manager.api(f"/nodes/{second.hostname}")
     assert node["Spec"]["Role"] == "manager" and node["ManagerStatus"]["Addr"] == f"{second.ip}:2377"
-    res = second.docker("service", "ls", check=False)
-    assert res.returncode == 1 and "first manager" in res.stderr
+    # It holds the swarm state too: its own socket answers manager commands.
+    assert second.docker("service", "ls").returncode == 0
+    assert _identity(second).role == "manager"
