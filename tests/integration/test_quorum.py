@@ -50,6 +50,9 @@ def test_leader_kill_and_pause_keep_every_acknowledged_write(swarm: Swarm, manag
     views = {d.hostname: wait_for(f"{d.hostname} serving", lambda d=d: _service_labels(d), timeout=30)
              for d in mgrs}
     assert len({tuple(sorted(v.items())) for v in views.values()}) == 1, views
+    # The worker joined through the first (killed) manager and found the others on its own.
+    wait_for("every node ready", lambda: statuses(mgrs[1]) == {"Ready": managers + 1, "managers": managers},
+             timeout=60)
 
 
 def test_full_restart_keeps_services_nodes_and_tasks(swarm: Swarm) -> None:

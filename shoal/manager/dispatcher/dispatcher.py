@@ -74,6 +74,7 @@ class Dispatcher:
         self._store = store
         self._leadership = leadership
         self._fence: Fence | None = None  # the term's fence, for writes made from sessions
+        self._managers_sent: set[tuple[str, str]] = set()  # the manager list agents last got
         self._cluster_id = cluster_id
         self._swarm_port = swarm_port
         self._sessions: dict[str, _Session] = {}
@@ -98,6 +99,7 @@ class Dispatcher:
     async def run(self) -> None:
         self._running = True
         self._fence = current_fence()
+        self._managers_sent = {(m.node_i_d, m.addr) for m in self.managers()}
         start = time.monotonic()
         for node in self._store.view().all(Node):
             self._last_seen.setdefault(node.id, start + (LEADER_GRACE - GRACE_MULTIPLIER) * self.period())
@@ -149,6 +151,15 @@ class Dispatcher:
         if session is not None and old.actual_role() != new.actual_role():
             session.info = new  # sent by the session's pusher, in order with its assignments
             session.wake.set()
+        managers = {(m.node_i_d, m.addr) for m in self.managers()}
+        if managers != self._managers_sent:
+            # Every agent learns the new set of managers, to fail over to any of them.
+            self._managers_sent = managers
+            for node_id, other in self._sessions.items():
+                node = self._store.view().get(Node, node_id)
+                if node is not None and other.info is None:
+                    other.info = node
+                    other.wake.set()
 
     async def _send_session_info(self, session: _Session, node: Node) -> None:
         info = SessionInfo(session_i_d=new_id(), node_i_d=node.id,
