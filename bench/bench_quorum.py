@@ -55,6 +55,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from shoal.errors import ShoalError
+from shoal.store.etcd.grpc_client import GrpcEtcdClient
 from shoal.model.ids import new_id
 from shoal.model.objects import Task, TaskStatus, now
 from shoal.model.specs import TaskSpec
@@ -67,6 +68,7 @@ from shoal.store.etcd.testing import client_context, make_pki, member_settings
 from shoal.store.store import Store, Tx
 
 IPS = ("127.0.5.1", "127.0.5.2", "127.0.5.3")
+TRANSPORT = "json"  # set from --transport: the etcd client under each store
 TARGET_BATCH_WRITES_S = 10_000
 TARGET_P99_MS = 5.0
 TARGET_FAILOVER_S = 3.0
@@ -77,8 +79,9 @@ TARGETS = ">= 10,000 object writes/s in batches, p99 < 5 ms, failover < 3 s"
 class TimedBackend(EtcdBackend):
     """EtcdBackend that records each txn's round trip, to split update latency in two."""
 
-    def __init__(self, endpoints: list[str], *, ssl_context: ssl.SSLContext) -> None:
-        super().__init__(endpoints, ssl_context=ssl_context)
+    def __init__(self, endpoints: list[str], *, ssl_context: ssl.SSLContext,
+                 client: GrpcEtcdClient | None = None) -> None:
+        super().__init__(endpoints, ssl_context=ssl_context, client=client)
         self.txn_s: list[float] = []
 
     async def txn(self, *args: Any, **kwargs: Any) -> TxnResult:  # whatever the contract's is
@@ -186,7 +189,11 @@ class Quorum:
         urls = [s.client_url for s in self.settings]
         self.probes = [EtcdClient([u], ssl_context=self.ssl, timeout=1.0) for u in urls]
         for i in range(3):
-            backend = TimedBackend(urls[i:] + urls[:i], ssl_context=self.ssl)
+            order = urls[i:] + urls[:i]
+            s0 = self.settings[0]
+            grpc_client = (GrpcEtcdClient(order, cert_file=s0.cert_file, key_file=s0.key_file,
+                                          ca_file=s0.trusted_ca_file) if TRANSPORT == "grpc" else None)
+            backend = TimedBackend(order, ssl_context=self.ssl, client=grpc_client)
             self.backends.append(backend)
             await backend.start()
             store = Store(backend)
@@ -483,7 +490,10 @@ if __name__ == "__main__":
                         help="parent of the etcd data dirs (default: $TMPDIR or /tmp; "
                              "/dev/shm takes the disk's fsync out of the figures)")
     parser.add_argument("-v", "--verbose", action="store_true", help="show shoal's log lines")
+    parser.add_argument("--transport", choices=("json", "grpc"), default="json",
+                        help="the etcd client: etcd's JSON gateway or native gRPC")
     cli = parser.parse_args()
+    TRANSPORT = cli.transport
     logging.basicConfig(level=logging.INFO if cli.verbose else logging.ERROR,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     tmp = Path(tempfile.mkdtemp(prefix="shoalbench-quorum-", dir=cli.tmpdir))

@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 
 from shoal.errors import NotFound, ShoalError, Unavailable
 from shoal.store.backend import Fence
-from shoal.store.etcd.client import DeleteOp, EtcdClient, KeyValue, PutOp, RangeOp, TxnCompare
+from shoal.store.etcd import EtcdAPI
+from shoal.store.etcd.client import DeleteOp, KeyValue, PutOp, RangeOp, TxnCompare
 
 __all__ = ["LEADER_KEY", "Elector", "Leader", "Term"]
 
@@ -61,12 +62,12 @@ class Term:
 
 
 class Elector:
-    def __init__(self, client: EtcdClient, *, node_id: str, addr: str, ttl: int = LEASE_TTL,
+    def __init__(self, client: EtcdAPI, *, node_id: str, addr: str, ttl: int = LEASE_TTL,
                  eligible: Callable[[], bool] = lambda: True,
-                 connect: Callable[[str], EtcdClient] | None = None) -> None:
+                 connect: Callable[[str], EtcdAPI] | None = None) -> None:
         self._client = client
         self._connect = connect  # a client for one member's URL (probes); None: no probing
-        self._probes: dict[str, EtcdClient] = {}
+        self._probes: dict[str, EtcdAPI] = {}
         self.node_id = node_id
         self.addr = addr
         self._ttl = ttl

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
-import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -39,7 +38,7 @@ from shoal.manager.roles import RoleManager
 from shoal.manager.scheduler import Scheduler
 from shoal.pki.identity import NodeIdentity
 from shoal.store.etcd import EtcdBackend, EtcdMember, EtcdMemberSettings
-from shoal.store.etcd.client import EtcdClient
+from shoal.store.etcd.grpc_client import GrpcEtcdClient
 from shoal.store.store import NO_LEADER, Store, Tx, fenced
 
 __all__ = ["Manager", "ManagerSettings", "leader_parts"]
@@ -117,12 +116,10 @@ class Manager:
             raise Unavailable(f"no etcd certificate in {self.etcd_tls_dir}: this manager cannot start its store")
         return tls
 
-    def _ssl(self) -> ssl.SSLContext:
-        return self._etcd_tls().client_ssl_context(self.etcd_tls_dir)
-
-    def connect(self, *endpoints: str, timeout: float = 5.0) -> EtcdClient:
-        """An etcd client with this manager's etcd certificate."""
-        return EtcdClient(list(endpoints), ssl_context=self._ssl(), timeout=timeout)
+    def connect(self, *endpoints: str, timeout: float = 5.0) -> GrpcEtcdClient:
+        """An etcd client (native gRPC) with this manager's etcd certificate."""
+        cert, key, ca = self._etcd_tls().files(self.etcd_tls_dir)
+        return GrpcEtcdClient(list(endpoints), cert_file=cert, key_file=key, ca_file=ca, timeout=timeout)
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self, *, bootstrap: Callable[[Tx], None] | None = None, join: list[str] | None = None,
@@ -166,7 +163,7 @@ class Manager:
     async def _serve(self, bootstrap: Callable[[Tx], None] | None) -> None:
         assert self._member is not None
         settings = self._member.settings
-        self._backend = EtcdBackend([settings.client_url], ssl_context=self._ssl())
+        self._backend = EtcdBackend([settings.client_url], client=self.connect(settings.client_url))
         await self._backend.start()
         store = Store(self._backend)
         await store.start()

@@ -20,7 +20,8 @@ from functools import partial
 from typing import TypeVar
 
 from shoal.errors import ShoalError, Unavailable
-from shoal.store.etcd.client import EtcdClient, Member
+from shoal.store.etcd import EtcdAPI
+from shoal.store.etcd.client import Member
 
 __all__ = ["add_learner", "initial_cluster", "promote", "remove_self"]
 
@@ -43,7 +44,7 @@ async def _retry(what: str, call: Callable[[], Awaitable[T]], deadline: float) -
             await asyncio.sleep(RETRY)
 
 
-async def add_learner(client: EtcdClient, *, name: str, peer_url: str,
+async def add_learner(client: EtcdAPI, *, name: str, peer_url: str,
                       deadline: float = 60.0) -> tuple[Member, list[Member]]:
     """Add this manager as a learner (replacing a member left by an earlier attempt)."""
     for member in await _retry("etcd member list", client.member_list, deadline):
@@ -66,13 +67,13 @@ def initial_cluster(me: Member, name: str, members: list[Member]) -> str:
     return ",".join(parts)
 
 
-async def promote(client: EtcdClient, member_id: int, *, deadline: float = 60.0) -> None:
+async def promote(client: EtcdAPI, member_id: int, *, deadline: float = 60.0) -> None:
     """Make the learner a voter once etcd says it is in sync with the leader."""
     await _retry("etcd member promote", lambda: client.member_promote(member_id), deadline)
     log.info("etcd member %x is a voter now", member_id)
 
 
-async def remove_self(client: EtcdClient, name: str, *, deadline: float = 10.0) -> None:
+async def remove_self(client: EtcdAPI, name: str, *, deadline: float = 10.0) -> None:
     """Remove the member called ``name`` (this manager's), through any member that answers."""
     for member in await _retry("etcd member list", client.member_list, deadline):
         if member.name == name:

@@ -20,7 +20,8 @@ from contextlib import suppress
 from shoal.errors import ShoalError
 from shoal.model.objects import ManagerStatus, Node
 from shoal.model.states import NodeRole
-from shoal.store.etcd.client import EtcdClient, Member
+from shoal.store.etcd import EtcdAPI
+from shoal.store.etcd.client import Member
 from shoal.store.store import Store, Tx, copy
 
 __all__ = ["RoleManager"]
@@ -32,15 +33,15 @@ PROBE_TIMEOUT = 1.0
 
 
 class RoleManager:
-    def __init__(self, store: Store, etcd: EtcdClient, *, node_id: str, swarm_port: int,
-                 connect: Callable[[str], EtcdClient], resign: Callable[[], None]) -> None:
+    def __init__(self, store: Store, etcd: EtcdAPI, *, node_id: str, swarm_port: int,
+                 connect: Callable[[str], EtcdAPI], resign: Callable[[], None]) -> None:
         self._store = store
         self._etcd = etcd
         self._node_id = node_id
         self._swarm_port = swarm_port
         self._connect = connect  # an etcd client for one member's client URL (probes)
         self._resign = resign
-        self._probes: dict[str, EtcdClient] = {}
+        self._probes: dict[str, EtcdAPI] = {}
 
     async def run(self) -> None:
         sub = self._store.subscribe([Node])

@@ -29,7 +29,7 @@ from shoal.model.specs import NodeSpec
 from shoal.model.states import Availability, NodeRole
 from shoal.pki.subjects import peer_identity
 from shoal.pki.tokens import match_token
-from shoal.store.etcd.client import EtcdClient
+from shoal.store.etcd import EtcdAPI
 from shoal.store.store import NO_LEADER, Store, Tx, copy
 
 __all__ = ["CAServer"]
@@ -54,7 +54,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 class CAServer:
     def __init__(self, store: Store, *, swarm_port: int = 2377, leadership: Leadership | None = None,
-                 etcd: EtcdClient | None = None) -> None:
+                 etcd: EtcdAPI | None = None) -> None:
         self._store = store
         self._swarm_port = swarm_port
         self._leadership = leadership  # None: a lone manager that always signs (tests)

@@ -42,6 +42,7 @@ from shoal.store.etcd.client import (
     WatchEvent,
     prefix_end,
 )
+from shoal.store.etcd.grpc_client import GrpcEtcdClient
 
 __all__ = ["EtcdBackend"]
 
@@ -53,7 +54,8 @@ class EtcdBackend(Backend):
         self,
         endpoints: Sequence[str],
         *,
-        ssl_context: ssl.SSLContext,
+        ssl_context: ssl.SSLContext | None = None,
+        client: EtcdClient | GrpcEtcdClient | None = None,  # instead of endpoints + ssl_context
         timeout: float = 5.0,  # per call; the contract's time bound
         # A write in flight when etcd's leader dies is lost and would wait out etcd's own 7 s;
         # bounding it lets the next write go through the new leader (failover, bench_quorum).
@@ -61,7 +63,11 @@ class EtcdBackend(Backend):
         page_size: int = 1000,  # keys per range call; ~1000 objects stay well under 1.5 MiB
         watch_idle_timeout: float | None = 30.0,  # members send progress every 5 s (member.py)
     ) -> None:
-        self.client = EtcdClient(endpoints, ssl_context=ssl_context, timeout=timeout)
+        if client is None:
+            if ssl_context is None:
+                raise InvalidArgument("EtcdBackend needs an ssl_context or a client")
+            client = EtcdClient(endpoints, ssl_context=ssl_context, timeout=timeout)
+        self.client = client
         self._page_size = page_size
         self._watch_idle_timeout = watch_idle_timeout
         self._txn_timeout = txn_timeout

@@ -134,6 +134,6 @@ def test_prefix_end() -> None:
 def test_the_package_exports_what_it_lists() -> None:
     import shoal.store.etcd as package
 
-    assert sorted(package.__all__) == ["EtcdBackend", "EtcdClient", "EtcdMember",
-                                       "EtcdMemberSettings"]
+    assert sorted(package.__all__) == ["EtcdAPI", "EtcdBackend", "EtcdClient", "EtcdMember",
+                                       "EtcdMemberSettings", "GrpcEtcdClient"]
     assert all(hasattr(package, name) for name in package.__all__)
