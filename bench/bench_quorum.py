@@ -68,7 +68,7 @@ from shoal.store.etcd.testing import client_context, make_pki, member_settings
 from shoal.store.store import Store, Tx
 
 IPS = ("127.0.5.1", "127.0.5.2", "127.0.5.3")
-TRANSPORT = "json"  # set from --transport: the etcd client under each store
+TRANSPORT = "grpc"  # set from --transport: the etcd client under each store
 TARGET_BATCH_WRITES_S = 10_000
 TARGET_P99_MS = 5.0
 TARGET_FAILOVER_S = 3.0
@@ -490,7 +490,7 @@ if __name__ == "__main__":
                         help="parent of the etcd data dirs (default: $TMPDIR or /tmp; "
                              "/dev/shm takes the disk's fsync out of the figures)")
     parser.add_argument("-v", "--verbose", action="store_true", help="show shoal's log lines")
-    parser.add_argument("--transport", choices=("json", "grpc"), default="json",
+    parser.add_argument("--transport", choices=("json", "grpc"), default="grpc",
                         help="the etcd client: etcd's JSON gateway or native gRPC")
     cli = parser.parse_args()
     TRANSPORT = cli.transport

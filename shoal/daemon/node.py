@@ -36,6 +36,7 @@ from shoal.model.objects import (
     ManagerStatus,
     Network,
     Node,
+    NodeDescription,
     NodeStatus,
     RootCAState,
     TLSInfo,
@@ -329,6 +330,7 @@ class SwarmNode:
                 tx.create(Node(
                     id=node_id,
                     spec=NodeSpec(role=NodeRole.MANAGER, availability=req.availability or Availability.ACTIVE, labels={}),
+                    description=NodeDescription(hostname=self.hostname),  # usable by name at once
                     status=NodeStatus(state=NodeState.UNKNOWN, addr=self._state["advertise_ip"]),
                     manager_status=ManagerStatus(leader=True, reachability="reachable", addr=addr),
                     cert_role=NodeRole.MANAGER,
