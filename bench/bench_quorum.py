@@ -55,13 +55,13 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from shoal.errors import ShoalError
-from shoal.store.etcd.grpc_client import GrpcEtcdClient
 from shoal.model.ids import new_id
 from shoal.model.objects import Task, TaskStatus, now
 from shoal.model.specs import TaskSpec
 from shoal.store.backend import TxnResult
 from shoal.store.etcd.backend import EtcdBackend
 from shoal.store.etcd.client import EtcdClient
+from shoal.store.etcd.grpc_client import GrpcEtcdClient
 from shoal.store.etcd.member import EtcdMember
 from shoal.store.etcd.settings import EtcdMemberSettings
 from shoal.store.etcd.testing import client_context, make_pki, member_settings
@@ -299,12 +299,21 @@ async def bench_concurrent(q: Quorum, total: int) -> None:
     print(cpu.report(), flush=True)
 
 
-async def bench_batches(q: Quorum, size: int, count: int) -> None:
+async def bench_batches(q: Quorum, size: int, count: int, *, only_writer: bool = False) -> None:
     leader = await q.leader()
     i = (leader + 1) % 3
     store, backend = q.stores[i], q.backends[i]
-    print(f"c. Store.update(fn, atomic=False) batches: {count} x {size} task creates via a "
-          f"follower's member ({q.settings[i].name})", flush=True)
+    if only_writer:
+        # On real managers the other two caches run on their own machines; in this process they
+        # would take this machine's cores from the writer and from etcd.
+        for other in q.stores:
+            if other is not store:
+                await other.close()
+        print("c'. the same with only the writer's cache (the other managers' caches stopped)",
+              flush=True)
+    else:
+        print(f"c. Store.update(fn, atomic=False) batches: {count} x {size} task creates via a "
+              f"follower's member ({q.settings[i].name})", flush=True)
     per_batch: list[float] = []
     backend.txn_s.clear()
     cpu = CpuMeter(q)
@@ -342,17 +351,18 @@ async def bench_batches(q: Quorum, size: int, count: int) -> None:
 
 async def failover_trial(q: Quorum, trial: int, attempt_timeout: float) -> float:
     leader = await q.leader()
-    # a store whose etcd client talks to a follower (the one attached to the leader's member,
-    # or one that moved to it after an earlier kill, would lose its connection as well)
-    writer_index = via = -1
-    for i in ((leader + 1) % 3, (leader + 2) % 3):
-        via = await q.talks_to(i)
-        if via != leader:
-            writer_index = i
-            break
-    if writer_index < 0:
-        raise SystemExit(f"failover trial {trial}: every other store talks to the leader")
-    store = q.stores[writer_index]
+    # A store of its own for the trial, whose client talks to a follower's member first (a store
+    # attached to the leader's member would lose its connection with the leader).
+    writer_index = (leader + 1) % 3
+    urls = [q.settings[i].client_url for i in (writer_index, (leader + 2) % 3, leader)]
+    s0 = q.settings[0]
+    client = (GrpcEtcdClient(urls, cert_file=s0.cert_file, key_file=s0.key_file, ca_file=s0.trusted_ca_file)
+              if TRANSPORT == "grpc" else None)
+    trial_backend = TimedBackend(urls, ssl_context=q.ssl, client=client)
+    await trial_backend.start()
+    store = Store(trial_backend)
+    await store.start()
+    via = writer_index
     member = q.members[leader]
     assert member is not None and member.pid is not None
     pid = member.pid
@@ -415,6 +425,8 @@ async def failover_trial(q: Quorum, trial: int, attempt_timeout: float) -> float
         await task
         if watcher is not None and not watcher.done():
             watcher.cancel()
+        await store.close()
+        await trial_backend.close()
     first = next(done for issued, done in commits if issued > t_kill)
     seconds = first - t_kill
     new_leader = await q.leader()
@@ -472,6 +484,7 @@ async def main(args: argparse.Namespace, root: Path) -> None:
         await bench_batches(q, args.batch, args.batches)
         if not args.skip_failover and args.failover_trials > 0:
             await bench_failover(q, args.failover_trials, args.attempt_timeout)
+        await bench_batches(q, args.batch, args.batches, only_writer=True)  # stops 2 caches: last
     finally:
         await q.close()
 

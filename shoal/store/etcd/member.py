@@ -13,10 +13,10 @@ shoald is SIGKILLed. Its output goes to ``<data_dir>.log``. Settings and flags l
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import json
 import logging
 import os
+import shutil
 import signal
 import ssl
 from collections.abc import Awaitable, Callable
@@ -157,12 +157,12 @@ class EtcdMember:
         settings = self.settings
         binary = find_etcd(settings.etcd_binary)
         settings.data_dir.parent.mkdir(parents=True, exist_ok=True)
-        args = command_line(binary, settings, first_launch=not self._served)
+        args = die_with_parent(command_line(binary, settings, first_launch=not self._served))
         env = {k: v for k, v in os.environ.items() if not k.startswith("ETCD_")}
         with _open_log(settings.log_path, args) as out:
             process = await asyncio.create_subprocess_exec(
                 *args, stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out, env=env,
-                start_new_session=True, preexec_fn=die_with_parent(os.getpid()))
+                start_new_session=True)
         self._launches += 1
         self._process = process
         self._started_at = asyncio.get_running_loop().time()
@@ -235,10 +235,6 @@ def _open_log(path: Path, args: list[str]) -> BinaryIO:
     return out
 
 
-_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
-_prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up in the parent: no dlsym after fork
-
-
 async def _reaped(process: asyncio.subprocess.Process, timeout: float) -> bool:
     """Whether ``process`` is gone within ``timeout``. The child watcher's wake-up can be lost
     (its callback goes to the loop that started the process), so the process table is checked
@@ -264,20 +260,19 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def die_with_parent(parent_pid: int) -> Callable[[], None]:
-    """A ``preexec_fn``: the child gets SIGKILL when its parent dies (even by SIGKILL).
+def die_with_parent(args: list[str]) -> list[str]:
+    """``args`` run through setpriv(1) (util-linux), which sets PR_SET_PDEATHSIG=SIGKILL and
+    execs them: the child dies when shoald's event-loop thread does, even by SIGKILL.
 
-    The signal fires when the *thread* that forked the child exits; asyncio forks from the event
-    loop's thread, which lives as long as shoald. If the parent is already gone, die at once.
+    Not a ``preexec_fn``: Python code between fork and exec is unsafe in a threaded process (the
+    gRPC client's threads; a restarted etcd was seen to abort there), and without one Python
+    spawns with vfork, which runs no fork handlers at all.
     """
-
-    def in_child() -> None:
-        if _prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) != 0:
-            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
-        if os.getppid() != parent_pid:
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    return in_child
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        raise Unavailable("setpriv is not installed (Debian package util-linux): shoald needs it "
+                          "to tie etcd's life to its own")
+    return [setpriv, "--pdeathsig", "KILL", "--", *args]
 
 
 def log_tail(path: Path) -> str:
