@@ -13,7 +13,8 @@ from shoal.dev.local import Daemon, Swarm, wait_for
 
 
 def _etcd_pids(root: Path) -> list[str]:
-    out = subprocess.run(["pgrep", "-f", f"etcd.*{root}"], capture_output=True, text=True)
+    """etcd and shoald processes still running for this test's root."""
+    out = subprocess.run(["pgrep", "-f", f"(etcd|shoal.daemon).*{root}"], capture_output=True, text=True)
     return out.stdout.split()
 
 
@@ -26,7 +27,7 @@ def swarm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Swarm]:
     finally:
         s.close()
         try:
-            wait_for("etcd processes to exit", lambda: not _etcd_pids(root), timeout=15)
+            wait_for("etcd and shoald processes to exit", lambda: not _etcd_pids(root), timeout=15)
             crashes = {d.hostname: _tracebacks(d.log) for d in s.daemons}
             assert not any(crashes.values()), f"unexpected exceptions in daemon logs: {crashes}"
         finally:

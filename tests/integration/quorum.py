@@ -80,8 +80,8 @@ SPEC: dict[str, Any] = {"TaskTemplate": {"ContainerSpec": {"Image": "busybox"}},
 
 
 class Recorder:
-    """Client processes issuing creates, updates and reads of a few services through random live
-    managers, recording each operation as ok, fail (no effect) or unknown (it may have applied)."""
+    """Client processes issuing creates, updates (label and scale) and reads of a few services
+    through random live managers, recording each operation as ok, fail (no effect) or unknown (it may have applied)."""
 
     def __init__(self, daemons: list[Daemon], keys: list[str], processes: int = 3, seed: int = 7) -> None:
         self.daemons = daemons
@@ -137,7 +137,9 @@ class Recorder:
         service = read[1]
         value = self._value()
         op = self.history.invoke(process, "write", key, value)
-        spec = {**service["Spec"], "Labels": {"v": value}}
+        # A scale as well as a change: every write sets the replica count too.
+        spec = {**service["Spec"], "Labels": {"v": value},
+                "Mode": {"Replicated": {"Replicas": rng.randint(0, 3)}}}
         version = service["Version"]["Index"]
         self._finish(op, lambda: c.post(f"/services/{service['ID']}/update", params={"version": version},
                                         json=spec), ok=200)
