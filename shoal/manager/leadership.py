@@ -38,7 +38,7 @@ LEADER_KEY = "/shoal/leader"
 LEASE_TTL = 3  # seconds; etcd's minimum is 1.5 election timeouts (2 s with the 1 s default)
 RETRY = 0.5  # seconds between attempts while etcd cannot be reached
 PROBE_PERIOD = 0.4  # seconds between probes of the leader's etcd member
-DEAD_AFTER = 2  # failed probes in a row before the leader is taken for dead
+DEAD_AFTER = 3  # failed probes in a row before the leader is taken for dead (about 1.5 s)
 
 
 @dataclass(frozen=True, slots=True)

@@ -149,3 +149,25 @@ def test_quorum_loss_then_force_new_cluster(swarm: Swarm) -> None:
              lambda: sum(1 for n in m1.api("/nodes") if n.get("ManagerStatus")) == 1, timeout=30)
     m1.docker("node", "rm", "--force", m2.hostname, m3.hostname)
     assert len(m1.api("/nodes")) == 2
+
+
+def test_manager_leave(swarm: Swarm) -> None:
+    daemons = init_managers(swarm, 3)
+    m1, m2, m3 = daemons
+    refused = m3.docker("swarm", "leave", check=False)
+    assert refused.returncode != 0 and "participating as a manager" in refused.stderr
+    assert "--force-new-cluster" in refused.stderr
+    m3.docker("swarm", "leave", "--force")
+    assert m3.api("/info")["Swarm"]["LocalNodeState"] == "inactive"
+    # Two managers left, both members: the swarm still takes writes.
+    m2.docker("service", "create", "--detach", "--name", "after-leave", "busybox")
+    wait_for("the left manager unreachable", lambda: any(
+        n["Description"]["Hostname"] == m3.hostname and n["ManagerStatus"]["Reachability"] == "unreachable"
+        for n in m1.api("/nodes")), timeout=30)
+    m1.docker("node", "demote", m3.hostname)
+    wait_for("two managers", lambda: sum(1 for n in m1.api("/nodes") if n.get("ManagerStatus")) == 2, timeout=30)
+    wait_for("the left node down", lambda: any(
+        n["Description"]["Hostname"] == m3.hostname and n["Status"]["State"] == "down" for n in m1.api("/nodes")),
+        timeout=30)
+    m1.docker("node", "rm", m3.hostname)
+    assert sorted(n["Description"]["Hostname"] for n in m2.api("/nodes")) == [m1.hostname, m2.hostname]
