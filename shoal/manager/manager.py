@@ -223,12 +223,18 @@ class Manager:
             finally:
                 await cancel_and_wait(parts, lost)
             log.info("leader parts stopped (term %d)", term.leader.term)
+            if not term.lost.is_set():
+                await asyncio.sleep(1.0)  # they could not start (no quorum to catch up): retry
 
     async def _run_term(self, term: Term) -> None:
         store, dispatcher, elector, backend = self.store, self.dispatcher, self.elector, self._backend
         assert store is not None and dispatcher is not None and elector is not None and backend is not None
         # A full pass first: the cache holds everything etcd committed before this term.
-        await store.wait_for_revision(await backend.revision())
+        try:
+            await store.wait_for_revision(await backend.revision())
+        except Unavailable as exc:
+            log.warning("leader parts wait: cannot catch up with etcd: %s", exc.message)
+            return
         roles = RoleManager(store, backend.client, node_id=self.identity.node_id,
                             swarm_port=self.settings.listen_port,
                             connect=lambda url: self.connect(url, timeout=1.0), resign=elector.resign)
