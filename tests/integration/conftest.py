@@ -14,7 +14,8 @@ from shoal.dev.local import Daemon, Swarm, wait_for
 
 def _etcd_pids(root: Path) -> list[str]:
     """etcd and shoald processes still running for this test's root."""
-    out = subprocess.run(["pgrep", "-f", f"(etcd|shoal.daemon).*{root}"], capture_output=True, text=True)
+    out = subprocess.run(["pgrep", "-f", f"(etcd|shoal.daemon).*{root}"], capture_output=True, text=True,
+                         check=False)
     return out.stdout.split()
 
 

@@ -8,7 +8,7 @@ import random
 import signal
 import threading
 import time
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -57,8 +57,11 @@ def leader(daemons: list[Daemon]) -> Daemon | None:
 
 
 def wait_leader(daemons: list[Daemon], *, other_than: Daemon | None = None, timeout: float = 30) -> Daemon:
-    return wait_for("a leader", lambda: (lead := leader(daemons)) is not None and lead is not other_than and lead,
-                    timeout=timeout)
+    def new_leader() -> Daemon | None:
+        lead = leader(daemons)
+        return lead if lead is not None and lead is not other_than else None
+
+    return wait_for("a leader", new_leader, timeout=timeout)
 
 
 def pause(d: Daemon, seconds: float) -> None:
@@ -93,7 +96,7 @@ class Recorder:
         self._threads = [threading.Thread(target=self._run, args=(p, random.Random(seed + p)), daemon=True)
                          for p in range(processes)]
 
-    def __enter__(self) -> Recorder:
+    def __enter__(self) -> Self:
         for t in self._threads:
             t.start()
         return self

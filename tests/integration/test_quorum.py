@@ -12,7 +12,15 @@ import pytest
 
 from shoal.dev.linearizability import check
 from shoal.dev.local import Daemon, Swarm, wait_for
-from tests.integration.quorum import Recorder, client, init_managers, leader, pause, statuses, wait_leader
+from tests.integration.quorum import (
+    Recorder,
+    client,
+    init_managers,
+    leader,
+    pause,
+    statuses,
+    wait_leader,
+)
 
 
 def _service_labels(d: Daemon) -> dict[str, str | None]:

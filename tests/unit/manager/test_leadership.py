@@ -76,9 +76,8 @@ async def test_a_deposed_leaders_writes_are_refused(member: EtcdMember) -> None:
         run_b = asyncio.create_task(b.run())
         a.resign()
         await _leading(b)
-        with fenced(old.fence):
-            with pytest.raises(LostLeadership):
-                await store.update(lambda tx: tx.create(Service(id="s2", spec=ServiceSpec(name="two"))))
+        with fenced(old.fence), pytest.raises(LostLeadership):
+            await store.update(lambda tx: tx.create(Service(id="s2", spec=ServiceSpec(name="two"))))
         assert store.view().get(Service, "s2") is None
         # Writes without a fence (the API's) are not affected.
         await store.update(lambda tx: tx.create(Service(id="s3", spec=ServiceSpec(name="three"))))
