@@ -101,7 +101,8 @@ class TaskRunner:
 
     async def _idle(self, timeout: float | None) -> None:
         try:
-            await asyncio.wait_for(self._changed.wait(), timeout)
+            async with asyncio.timeout(timeout):  # not wait_for: see session.py
+                await self._changed.wait()
         except TimeoutError:
             pass
 

@@ -89,7 +89,10 @@ class Session:
         try:
             await self._send(ws, self._register)
             try:
-                first = await asyncio.wait_for(self._receive(ws), REGISTER_TIMEOUT)
+                # asyncio.timeout, not wait_for: 3.11's wait_for loses a cancellation that
+                # arrives as the inner call completes (the agent then never stopped).
+                async with asyncio.timeout(REGISTER_TIMEOUT):
+                    first = await self._receive(ws)
             except TimeoutError:
                 raise SessionDropped(f"{self.manager}: no SessionInfo after Register") from None
             if not isinstance(first, SessionInfo):
@@ -163,7 +166,8 @@ class Session:
             self._acked.clear()
             await self._send(ws, Heartbeat())
             try:
-                await asyncio.wait_for(self._acked.wait(), period)
+                async with asyncio.timeout(period):
+                    await self._acked.wait()
             except TimeoutError:
                 raise SessionDropped(
                     f"{self.manager}: no heartbeat ack within {period:.1f} s") from None

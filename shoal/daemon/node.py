@@ -276,7 +276,8 @@ class SwarmNode:
         if self._agent is not None:
             if shutdown_tasks:
                 try:
-                    await asyncio.wait_for(self._agent.shutdown_all(), 30)
+                    async with asyncio.timeout(30):
+                        await self._agent.shutdown_all()
                 except (TimeoutError, Exception):
                     log.exception("could not shut every task down")
             await cancel_and_wait(self._agent_task)
@@ -376,7 +377,8 @@ class SwarmNode:
             self._session.clear()
             self._start_agent()  # first, so the node heartbeats while it joins etcd
             try:
-                await asyncio.wait_for(self._session.wait(), JOIN_TIMEOUT)
+                async with asyncio.timeout(JOIN_TIMEOUT):
+                    await self._session.wait()
             except TimeoutError:
                 if identity.role == NodeRole.MANAGER:
                     self._spawn(self._become_manager(), "become-manager")
