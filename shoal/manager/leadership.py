@@ -26,6 +26,7 @@ from contextlib import aclosing, suppress
 from dataclasses import dataclass, field
 
 from shoal.errors import NotFound, ShoalError, Unavailable
+from shoal.manager.membership import MemberProbe
 from shoal.store.backend import Fence
 from shoal.store.etcd import EtcdAPI
 from shoal.store.etcd.client import DeleteOp, KeyValue, PutOp, RangeOp, TxnCompare
@@ -66,8 +67,8 @@ class Elector:
                  eligible: Callable[[], bool] = lambda: True,
                  connect: Callable[[str], EtcdAPI] | None = None) -> None:
         self._client = client
-        self._connect = connect  # a client for one member's URL (probes); None: no probing
-        self._probes: dict[str, EtcdAPI] = {}
+        # Probes of the leader's etcd member, when given a client factory for one member's URL.
+        self._probe = MemberProbe(connect) if connect is not None else None
         self.node_id = node_id
         self.addr = addr
         self._ttl = ttl
@@ -96,9 +97,9 @@ class Elector:
             await self._changed.wait()
 
     async def close(self) -> None:
-        probes, self._probes = list(self._probes.values()), {}
-        for client in [self._client, *probes]:
-            await client.close()
+        if self._probe is not None:
+            await self._probe.close()
+        await self._client.close()
 
     def resign(self) -> None:
         """Give the leadership up now (the lease is revoked, so a successor need not wait)."""
@@ -191,7 +192,7 @@ class Elector:
 
     async def _watch_until_gone(self, revision: int) -> None:
         leader = self.leader
-        if self._connect is None or leader is None or leader.node_id == self.node_id or not leader.lease:
+        if self._probe is None or leader is None or leader.node_id == self.node_id or not leader.lease:
             await self._watch_key(revision)
             return
         watch = asyncio.create_task(self._watch_key(revision), name="elector-watch")
@@ -223,25 +224,14 @@ class Elector:
 
     async def _member_answers(self, name: str) -> bool:
         """Whether the etcd member called ``name`` answers; True when that cannot be judged."""
-        assert self._connect is not None
+        assert self._probe is not None
         try:
             async with asyncio.timeout(1.0):
                 members = await self._client.member_list()
         except (ShoalError, TimeoutError):
             return True  # our own member does not answer: judge nothing
         member = next((m for m in members if m.name == name and m.client_urls), None)
-        if member is None:
-            return True
-        url = member.client_urls[0]
-        probe = self._probes.get(url)
-        if probe is None:
-            probe = self._probes[url] = self._connect(url)
-        try:
-            async with asyncio.timeout(PROBE_PERIOD):
-                await probe.status(timeout=PROBE_PERIOD)
-            return True
-        except (ShoalError, TimeoutError):
-            return False
+        return member is None or await self._probe.answers(member, PROBE_PERIOD)
 
     async def _watch_key(self, revision: int) -> None:
         stream = self._client.watch(LEADER_KEY.encode(), start_revision=revision + 1,

@@ -9,6 +9,9 @@ quorum, or while a member restarted less than 5 s ago ("unhealthy cluster"): tho
 until ``deadline``.
 
 Leave (``swarm leave --force`` on a manager): the member removes itself through the others.
+
+``MemberProbe``: whether a member answers etcd's status in time (the role manager's
+reachability, the elector's dead-leader check), with one client per member kept between probes.
 """
 
 from __future__ import annotations
@@ -23,12 +26,37 @@ from shoal.errors import ShoalError, Unavailable
 from shoal.store.etcd import EtcdAPI
 from shoal.store.etcd.client import Member
 
-__all__ = ["add_learner", "initial_cluster", "promote", "remove_self"]
+__all__ = ["MemberProbe", "add_learner", "initial_cluster", "promote", "remove_self"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 RETRY = 0.5  # seconds between attempts of a refused reconfiguration
+
+
+class MemberProbe:
+    def __init__(self, connect: Callable[[str], EtcdAPI]) -> None:
+        self._connect = connect  # an etcd client for one member's client URL
+        self._clients: dict[str, EtcdAPI] = {}
+
+    async def answers(self, member: Member, timeout: float) -> bool:
+        """Whether ``member`` answers a status call within ``timeout`` (never started: no)."""
+        if not member.client_urls:
+            return False
+        url = member.client_urls[0]
+        client = self._clients.get(url)
+        if client is None:
+            client = self._clients[url] = self._connect(url)
+        try:
+            async with asyncio.timeout(timeout):
+                await client.status(timeout=timeout)
+            return True
+        except (ShoalError, TimeoutError):
+            return False
+
+    async def close(self) -> None:
+        clients, self._clients = list(self._clients.values()), {}
+        await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
 
 
 async def _retry(what: str, call: Callable[[], Awaitable[T]], deadline: float) -> T:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from contextlib import suppress
 
 from shoal.errors import ShoalError
+from shoal.manager.membership import MemberProbe
 from shoal.model.objects import ManagerStatus, Node
 from shoal.model.states import NodeRole
 from shoal.store.etcd import EtcdAPI
@@ -39,9 +40,8 @@ class RoleManager:
         self._etcd = etcd
         self._node_id = node_id
         self._swarm_port = swarm_port
-        self._connect = connect  # an etcd client for one member's client URL (probes)
         self._resign = resign
-        self._probes: dict[str, EtcdAPI] = {}
+        self._probe = MemberProbe(connect)
 
     async def run(self) -> None:
         sub = self._store.subscribe([Node])
@@ -56,8 +56,7 @@ class RoleManager:
                         await sub.next()
         finally:
             sub.close()
-            probes, self._probes = list(self._probes.values()), {}
-            await asyncio.gather(*(p.close() for p in probes), return_exceptions=True)
+            await self._probe.close()
 
     async def _reconcile(self) -> None:
         members = await self._etcd.member_list()
@@ -71,21 +70,7 @@ class RoleManager:
                                  atomic=False)
 
     async def _reachable(self, members: list[Member]) -> dict[int, bool]:
-        async def probe(member: Member) -> bool:
-            if not member.client_urls:
-                return False  # added, never started
-            url = member.client_urls[0]
-            client = self._probes.get(url)
-            if client is None:
-                client = self._probes[url] = self._connect(url)
-            try:
-                async with asyncio.timeout(PROBE_TIMEOUT):
-                    await client.status(timeout=PROBE_TIMEOUT)
-                return True
-            except (ShoalError, TimeoutError):
-                return False
-
-        answers = await asyncio.gather(*(probe(m) for m in members))
+        answers = await asyncio.gather(*(self._probe.answers(m, PROBE_TIMEOUT) for m in members))
         return {m.id: ok for m, ok in zip(members, answers, strict=True)}
 
     async def _demote(self, node: Node, member: Member | None, members: list[Member],
