@@ -1,0 +1,92 @@
+"""Extract an image layer (a tar, plain or gzip) into a directory of its own, for overlayfs.
+
+Extraction is all or nothing: into ``<dest>.partial``, renamed to ``dest`` only when every entry
+is in, removed on any error. Safety (reference linux.md section 2): tarfile's 'tar' filter keeps
+every entry inside the directory (leading slashes stripped; a path, or a write through a symlink,
+that would land outside is refused); hard links must point inside too, which that filter does not
+check; the entry's own mode is kept (setuid bits and /tmp's 1777 are part of an image). Absolute
+symlinks are kept as they are: they resolve inside the container's root when it runs.
+
+OCI whiteouts become overlayfs ones: ``.wh.NAME`` a 0/0 character device NAME (a file deleted
+by this layer), ``.wh..wh..opq`` the ``trusted.overlay.opaque`` attribute on its directory.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import tarfile
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO
+
+from shoal.errors import InvalidArgument
+
+__all__ = ["OPAQUE", "WHITEOUT_PREFIX", "LayerError", "extract_layer"]
+
+WHITEOUT_PREFIX = ".wh."
+OPAQUE = ".wh..wh..opq"
+
+
+class LayerError(InvalidArgument):
+    """A layer that cannot be extracted safely (an entry escapes its directory, or is malformed)."""
+
+
+def _filter(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo:
+    try:
+        safe = tarfile.tar_filter(member, dest)
+    except tarfile.FilterError as exc:
+        raise LayerError(f"layer entry {member.name!r} refused: {exc}") from exc
+    if member.islnk():
+        target = os.path.realpath(os.path.join(dest, member.linkname.lstrip("/")))
+        if os.path.commonpath([target, dest]) != dest:
+            raise LayerError(f"layer entry {member.name!r} refused: hard link to {member.linkname!r} "
+                             "points outside the layer")
+    return safe.replace(mode=member.mode, deep=False)
+
+
+def _inside(root: str, relative: PurePosixPath) -> str:
+    """``root/relative`` with every symlink resolved, refused unless it stays under ``root``."""
+    path = os.path.realpath(os.path.join(root, str(relative).lstrip("/")))
+    if os.path.commonpath([path, root]) != root:
+        raise LayerError(f"layer entry {str(relative)!r} refused: it would land outside the layer")
+    return path
+
+
+def _whiteout(root: str, name: PurePosixPath) -> None:
+    parent = _inside(root, name.parent)
+    os.makedirs(parent, exist_ok=True)
+    if name.name == OPAQUE:
+        os.setxattr(parent, "trusted.overlay.opaque", b"y")
+        return
+    target = os.path.join(parent, name.name[len(WHITEOUT_PREFIX):])
+    if os.path.lexists(target):
+        if os.path.isdir(target) and not os.path.islink(target):
+            shutil.rmtree(target)
+        else:
+            os.unlink(target)
+    os.mknod(target, stat.S_IFCHR | 0o600, os.makedev(0, 0))
+
+
+def extract_layer(source: BinaryIO, dest: Path) -> None:
+    """Extract the layer tar read from ``source`` into ``dest`` (which must not exist yet)."""
+    if dest.exists():
+        raise LayerError(f"layer directory {dest} exists already")
+    partial = dest.with_name(dest.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)  # left by a crash
+    partial.mkdir(parents=True)
+    root = os.path.realpath(partial)
+    try:
+        with tarfile.open(fileobj=source, mode="r|*") as tar:
+            for member in tar:
+                name = PurePosixPath(member.name)
+                if name.name.startswith(WHITEOUT_PREFIX):
+                    _whiteout(root, name)
+                    continue
+                tar.extract(member, root, set_attrs=True, numeric_owner=True, filter=_filter)
+        os.rename(partial, dest)
+    except BaseException as exc:
+        shutil.rmtree(partial, ignore_errors=True)
+        if isinstance(exc, (tarfile.TarError, EOFError)) and not isinstance(exc, LayerError):
+            raise LayerError(f"layer is not a valid tar: {exc}") from exc
+        raise
