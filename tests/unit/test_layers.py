@@ -11,9 +11,8 @@ import shoal
 
 ROOT = Path(shoal.__file__).parent
 
-RANK = {"errors": 0, "aio": 0, "model": 1, "pki": 2, "store": 2, "exec": 3, "node": 3, "image": 3, "manager": 4,
-        "agent": 4,
-        "api": 5, "daemon": 6, "cli": 6, "dev": 6}
+RANK = {"errors": 0, "aio": 0, "model": 1, "pki": 2, "store": 2, "exec": 3, "node": 3, "image": 3,
+        "manager": 4, "agent": 4, "api": 5, "daemon": 6, "cli": 6, "dev": 6}
 # Within the manager, the parts that meet only in the store.
 PIPELINE = {"orchestrator", "allocator", "scheduler", "dispatcher"}
 
