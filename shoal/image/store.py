@@ -1,0 +1,151 @@
+"""The node's image store under ``<data-root>/image``: content-addressed blobs, image records by
+tag, and layers extracted once each (issue 4).
+
+    blobs/sha256/<hex>      every blob (manifests, configs, layers) as fetched, named by digest
+    layers/<12 hex>/        a layer blob extracted (short names: overlayfs mount data < 1 page)
+    images.json             {"docker.io/library/busybox:latest": {"manifest", "config", "layers"}}
+
+A blob is written to a temporary file while its sha256 is computed, and renamed into place only
+if the digest (and size, when known) match: a store never holds a blob under a wrong name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from shoal.errors import InvalidArgument, NotFound
+from shoal.image.layers import extract_layer
+from shoal.image.reference import Reference
+
+__all__ = ["ImageRecord", "ImageStore", "digest_of"]
+
+_CHUNK = 1 << 20
+
+
+def digest_of(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _hex(digest: str) -> str:
+    algo, _, value = digest.partition(":")
+    if algo != "sha256" or len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
+        raise InvalidArgument(f"unsupported or malformed digest {digest!r}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRecord:
+    manifest: str  # digest of the image manifest (what `docker service create` pins)
+    config: str  # digest of the image config (the image ID)
+    layers: tuple[str, ...]  # digests of the layer blobs, bottom first
+
+
+def _record(entry: dict[str, object]) -> ImageRecord:
+    layers = entry.get("layers")
+    return ImageRecord(str(entry["manifest"]), str(entry["config"]),
+                       tuple(str(x) for x in layers) if isinstance(layers, list) else ())
+
+
+class ImageStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._blobs = root / "blobs" / "sha256"
+        self._layers = root / "layers"
+        self._index = root / "images.json"
+
+    # -- blobs -------------------------------------------------------------------------------
+    def blob_path(self, digest: str) -> Path:
+        return self._blobs / _hex(digest)
+
+    def has_blob(self, digest: str) -> bool:
+        return self.blob_path(digest).exists()
+
+    def read_blob(self, digest: str) -> bytes:
+        try:
+            return self.blob_path(digest).read_bytes()
+        except FileNotFoundError:
+            raise NotFound(f"blob {digest} is not in the image store") from None
+
+    def ingest(self, source: BinaryIO | Iterable[bytes], *, digest: str | None = None,
+               size: int | None = None) -> str:
+        """Store the bytes of ``source``; returns their digest. With ``digest`` (and ``size``)
+        given, bytes that do not match are refused and nothing is kept."""
+        self._blobs.mkdir(parents=True, exist_ok=True)
+        hasher, count = hashlib.sha256(), 0
+        fd, tmp = tempfile.mkstemp(dir=self._blobs, prefix=".ingest-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                chunks = iter(lambda: source.read(_CHUNK), b"") if hasattr(source, "read") else source
+                for chunk in chunks:
+                    hasher.update(chunk)
+                    count += len(chunk)
+                    out.write(chunk)
+            actual = "sha256:" + hasher.hexdigest()
+            if digest is not None and actual != digest:
+                raise InvalidArgument(f"digest mismatch: expected {digest}, got {actual}")
+            if size is not None and count != size:
+                raise InvalidArgument(f"size mismatch for {actual}: expected {size} bytes, got {count}")
+            os.replace(tmp, self._blobs / _hex(actual))
+            return actual
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def put_blob(self, data: bytes, *, digest: str | None = None) -> str:
+        return self.ingest([data], digest=digest, size=len(data))
+
+    # -- layers ------------------------------------------------------------------------------
+    def layer_dir(self, digest: str) -> Path:
+        """The extracted layer (extracted now if it is not yet: once per node, shared by every
+        container using it)."""
+        path = self._layers / _hex(digest)[:12]
+        if not path.exists():
+            with open(self.blob_path(digest), "rb") as blob:
+                extract_layer(blob, path)
+        return path
+
+    # -- images ------------------------------------------------------------------------------
+    def _load_index(self) -> dict[str, dict[str, object]]:
+        try:
+            data = json.loads(self._index.read_text())
+        except FileNotFoundError:
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def _save_index(self, index: dict[str, dict[str, object]]) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self._index.with_suffix(".tmp")
+        tmp.write_text(json.dumps(index, indent=1, sort_keys=True))
+        os.replace(tmp, self._index)
+
+    def tag(self, ref: Reference, record: ImageRecord) -> None:
+        """Name ``record`` by ``ref`` (its tag; a digest reference names it too)."""
+        missing = [d for d in (record.manifest, record.config, *record.layers) if not self.has_blob(d)]
+        if missing:
+            raise InvalidArgument(f"cannot tag {ref}: blobs missing from the store: {', '.join(missing)}")
+        index = self._load_index()
+        index[str(ref)] = asdict(record) | {"layers": list(record.layers)}
+        self._save_index(index)
+
+    def get(self, ref: Reference) -> ImageRecord:
+        entry = self._load_index().get(str(ref))
+        if entry is None:
+            raise NotFound(f"No such image: {ref.familiar}:{ref.tag}" if ref.tag else f"No such image: {ref}")
+        return _record(entry)
+
+    def names(self) -> dict[str, ImageRecord]:
+        """Every name in the store and the image it names."""
+        return {name: _record(entry) for name, entry in self._load_index().items()}
+
+    def untag(self, ref: Reference) -> None:
+        index = self._load_index()
+        if index.pop(str(ref), None) is None:
+            raise NotFound(f"No such image: {ref}")
+        self._save_index(index)
