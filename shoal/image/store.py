@@ -18,13 +18,13 @@ import tempfile
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Self
 
 from shoal.errors import InvalidArgument, NotFound
 from shoal.image.layers import extract_layer
 from shoal.image.reference import Reference
 
-__all__ = ["ImageRecord", "ImageStore", "digest_of"]
+__all__ = ["BlobWriter", "ImageRecord", "ImageStore", "digest_of"]
 
 _CHUNK = 1 << 20
 
@@ -45,6 +45,45 @@ class ImageRecord:
     manifest: str  # digest of the image manifest (what `docker service create` pins)
     config: str  # digest of the image config (the image ID)
     layers: tuple[str, ...]  # digests of the layer blobs, bottom first
+
+
+class BlobWriter:
+    """A blob being written: to a temporary file, hashed as it goes; use as a context manager
+    (leaving it without ``commit()`` removes the temporary file)."""
+
+    def __init__(self, directory: Path, digest: str | None, size: int | None) -> None:
+        if digest is not None:
+            _hex(digest)
+        self._dir, self._digest, self._size = directory, digest, size
+        fd, name = tempfile.mkstemp(dir=directory, prefix=".ingest-")
+        self._tmp = Path(name)
+        self._file = os.fdopen(fd, "wb")
+        self._hash = hashlib.sha256()
+        self.written = 0
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._file.close()
+        self._tmp.unlink(missing_ok=True)  # gone already after a commit
+
+    def write(self, chunk: bytes) -> None:
+        self._hash.update(chunk)
+        self.written += len(chunk)
+        if self._size is not None and self.written > self._size:
+            raise InvalidArgument(f"size mismatch for {self._digest}: more than {self._size} bytes")
+        self._file.write(chunk)
+
+    def commit(self) -> str:
+        actual = "sha256:" + self._hash.hexdigest()
+        if self._digest is not None and actual != self._digest:
+            raise InvalidArgument(f"digest mismatch: expected {self._digest}, got {actual}")
+        if self._size is not None and self.written != self._size:
+            raise InvalidArgument(f"size mismatch for {actual}: expected {self._size} bytes, got {self.written}")
+        self._file.close()
+        os.replace(self._tmp, self._dir / _hex(actual))
+        return actual
 
 
 def _record(entry: dict[str, object]) -> ImageRecord:
@@ -73,30 +112,20 @@ class ImageStore:
         except FileNotFoundError:
             raise NotFound(f"blob {digest} is not in the image store") from None
 
+    def writer(self, *, digest: str | None = None, size: int | None = None) -> BlobWriter:
+        """A blob written piece by piece (a download); ``commit()`` verifies and names it."""
+        self._blobs.mkdir(parents=True, exist_ok=True)
+        return BlobWriter(self._blobs, digest, size)
+
     def ingest(self, source: BinaryIO | Iterable[bytes], *, digest: str | None = None,
                size: int | None = None) -> str:
         """Store the bytes of ``source``; returns their digest. With ``digest`` (and ``size``)
         given, bytes that do not match are refused and nothing is kept."""
-        self._blobs.mkdir(parents=True, exist_ok=True)
-        hasher, count = hashlib.sha256(), 0
-        fd, tmp = tempfile.mkstemp(dir=self._blobs, prefix=".ingest-")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                chunks = iter(lambda: source.read(_CHUNK), b"") if hasattr(source, "read") else source
-                for chunk in chunks:
-                    hasher.update(chunk)
-                    count += len(chunk)
-                    out.write(chunk)
-            actual = "sha256:" + hasher.hexdigest()
-            if digest is not None and actual != digest:
-                raise InvalidArgument(f"digest mismatch: expected {digest}, got {actual}")
-            if size is not None and count != size:
-                raise InvalidArgument(f"size mismatch for {actual}: expected {size} bytes, got {count}")
-            os.replace(tmp, self._blobs / _hex(actual))
-            return actual
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        chunks = iter(lambda: source.read(_CHUNK), b"") if hasattr(source, "read") else source
+        with self.writer(digest=digest, size=size) as out:
+            for chunk in chunks:
+                out.write(chunk)
+            return out.commit()
 
     def put_blob(self, data: bytes, *, digest: str | None = None) -> str:
         return self.ingest([data], digest=digest, size=len(data))

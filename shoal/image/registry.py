@@ -1,0 +1,178 @@
+"""Pulling images over the OCI distribution API into the node's image store (issue 4).
+
+``pull(store, ref)``: the manifest by tag or digest (a manifest list or OCI index picks the
+wanted platform, linux/amd64 by default), then the config and every layer not yet in the store,
+each checked against its digest and size while it streams; finally the name is tagged. Docker
+Hub's names go to registry-1.docker.io. A registry answers over HTTPS, or over HTTP only when
+named in ``insecure``. Authentication follows the registry's challenge: a bearer token from its
+realm (with the given credentials, if any), or basic auth.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import re
+from collections.abc import Iterable
+from typing import Any
+
+import httpx
+
+from shoal.errors import InvalidArgument, NotFound, PermissionDenied, ShoalError, Unavailable
+from shoal.image.reference import DEFAULT_DOMAIN, Reference
+from shoal.image.store import ImageRecord, ImageStore, digest_of
+
+__all__ = ["MANIFEST_TYPES", "Registry"]
+
+log = logging.getLogger(__name__)
+
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+MANIFEST_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST, OCI_INDEX, DOCKER_LIST)
+_CHALLENGE = re.compile(r'(\w+)="([^"]*)"')
+
+
+class Registry:
+    def __init__(self, *, insecure: Iterable[str] = (), credentials: tuple[str, str] | None = None,
+                 platform: tuple[str, str] = ("linux", "amd64"), timeout: float = 60.0) -> None:
+        self._insecure = set(insecure)
+        self._credentials = credentials
+        self._platform = platform
+        self._http = httpx.AsyncClient(timeout=timeout, follow_redirects=True)
+        self._auth: dict[str, str] = {}  # repository -> Authorization header value
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    def _base(self, ref: Reference) -> str:
+        host = "registry-1.docker.io" if ref.domain == DEFAULT_DOMAIN else ref.domain
+        scheme = "http" if ref.domain in self._insecure else "https"
+        return f"{scheme}://{host}/v2/{ref.path}"
+
+    async def _get(self, ref: Reference, path: str, accept: str = "") -> httpx.Response:
+        """GET with this repository's authorization, answering one auth challenge."""
+        url = f"{self._base(ref)}/{path}"
+        for attempt in range(2):
+            headers = {"Accept": accept} if accept else {}
+            if ref.repository in self._auth:
+                headers["Authorization"] = self._auth[ref.repository]
+            request = self._http.build_request("GET", url, headers=headers)
+            try:
+                response = await self._http.send(request, stream=True)
+            except httpx.HTTPError as exc:
+                raise Unavailable(f"cannot reach {ref.domain}: {exc}") from exc
+            if response.status_code == 401 and attempt == 0:
+                challenge = response.headers.get("WWW-Authenticate", "")
+                await response.aclose()
+                self._auth[ref.repository] = await self._authorize(ref, challenge)
+                continue
+            if response.status_code != 200:
+                body = (await response.aread()).decode(errors="replace")
+                await response.aclose()
+                raise _error(response.status_code, body, ref)
+            return response
+        raise AssertionError("unreachable")
+
+    async def _authorize(self, ref: Reference, challenge: str) -> str:
+        scheme, _, params = challenge.partition(" ")
+        fields = dict(_CHALLENGE.findall(params))
+        if scheme.lower() == "basic":
+            if self._credentials is None:
+                raise PermissionDenied(f"{ref.domain}: authentication required (no credentials given)")
+            user, password = self._credentials
+            return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+        if scheme.lower() != "bearer" or "realm" not in fields:
+            raise PermissionDenied(f"{ref.domain}: unsupported authentication challenge {challenge!r}")
+        query = {"service": fields.get("service", ""), "scope": f"repository:{ref.path}:pull"}
+        auth = httpx.BasicAuth(*self._credentials) if self._credentials else None
+        try:
+            answer = await self._http.get(fields["realm"], params=query, auth=auth)
+        except httpx.HTTPError as exc:
+            raise Unavailable(f"cannot reach the token service {fields['realm']}: {exc}") from exc
+        if answer.status_code != 200:
+            raise PermissionDenied(f"{ref.domain}: token refused ({answer.status_code}): {answer.text[:200]}")
+        doc = answer.json()
+        token = doc.get("token") or doc.get("access_token")
+        if not token:
+            raise PermissionDenied(f"{ref.domain}: the token service returned no token")
+        return f"Bearer {token}"
+
+    async def _manifest(self, ref: Reference, reference: str) -> tuple[bytes, str, str]:
+        """(bytes, media type, digest) of a manifest, checked against a digest reference."""
+        response = await self._get(ref, f"manifests/{reference}", accept=", ".join(MANIFEST_TYPES))
+        data = await response.aread()
+        await response.aclose()
+        digest = digest_of(data)
+        if reference.startswith("sha256:") and digest != reference:
+            raise InvalidArgument(f"manifest digest mismatch: expected {reference}, got {digest}")
+        media = response.headers.get("Content-Type", "").split(";")[0]
+        return data, media, digest
+
+    def _pick(self, index: dict[str, Any], ref: Reference) -> str:
+        os_, arch = self._platform
+        for entry in index.get("manifests") or []:
+            platform = entry.get("platform") or {}
+            if platform.get("os") == os_ and platform.get("architecture") == arch:
+                return str(entry["digest"])
+        raise NotFound(f"no matching manifest for {os_}/{arch} in the manifest list entries of {ref.familiar}")
+
+    async def _blob(self, store: ImageStore, ref: Reference, digest: str, size: int | None) -> None:
+        if store.has_blob(digest):
+            return
+        response = await self._get(ref, f"blobs/{digest}")
+        try:
+            with store.writer(digest=digest, size=size) as out:
+                async for chunk in response.aiter_bytes(1 << 20):
+                    out.write(chunk)
+                out.commit()
+        except httpx.HTTPError as exc:
+            raise Unavailable(f"{ref.domain}: download of {digest} failed: {exc}") from exc
+        finally:
+            await response.aclose()
+
+    async def pull(self, store: ImageStore, ref: Reference) -> ImageRecord:
+        """Pull ``ref`` into ``store`` and tag it there; returns the image's record."""
+        data, media, digest = await self._manifest(ref, ref.digest or ref.tag)
+        doc = _json(data, "manifest")
+        if media in (OCI_INDEX, DOCKER_LIST) or "manifests" in doc:
+            data, media, digest = await self._manifest(ref, self._pick(doc, ref))
+            doc = _json(data, "manifest")
+        config = doc.get("config") or {}
+        layers = doc.get("layers") or []
+        if not isinstance(config, dict) or "digest" not in config or not isinstance(layers, list):
+            raise InvalidArgument(f"{ref.familiar}: unsupported manifest ({media or 'no media type'})")
+        await self._blob(store, ref, str(config["digest"]), config.get("size"))
+        for layer in layers:
+            await self._blob(store, ref, str(layer["digest"]), layer.get("size"))
+        store.put_blob(data, digest=digest)
+        record = ImageRecord(digest, str(config["digest"]), tuple(str(layer["digest"]) for layer in layers))
+        store.tag(ref, record)
+        log.info("pulled %s (%s, %d layers)", ref, digest, len(layers))
+        return record
+
+
+def _json(data: bytes, what: str) -> dict[str, Any]:
+    try:
+        doc = json.loads(data)
+    except ValueError as exc:
+        raise InvalidArgument(f"invalid {what}: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise InvalidArgument(f"invalid {what}: not an object")
+    return doc
+
+
+def _error(status: int, body: str, ref: Reference) -> ShoalError:
+    """The registry's own reason (its ``errors[0].message``), as Docker reports it."""
+    try:
+        errors = json.loads(body).get("errors") or []
+        reason = "; ".join(str(e.get("message", e)) for e in errors) or body[:200]
+    except (ValueError, AttributeError):
+        reason = body[:200] or f"HTTP {status}"
+    if status == 404:
+        return NotFound(f"manifest for {ref.familiar}:{ref.tag or ref.digest} not found: {reason}")
+    if status in (401, 403):
+        return PermissionDenied(f"pull access denied for {ref.familiar}: {reason}")
+    return Unavailable(f"{ref.domain}: HTTP {status}: {reason}")
