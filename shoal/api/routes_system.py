@@ -85,8 +85,8 @@ async def distribution(request: web.Request) -> web.StreamResponse:
 
 
 def register(router: Router) -> None:
-    router.add("GET", "/_ping", ping)
-    router.add("HEAD", "/_ping", ping)
-    router.add("GET", "/version", version)
+    router.add("GET", "/_ping", ping, reads_store=False)
+    router.add("HEAD", "/_ping", ping, reads_store=False)
+    router.add("GET", "/version", version, reads_store=False)
     router.add("GET", "/info", info)
-    router.add("GET", "/distribution/{name*}/json", distribution)
+    router.add("GET", "/distribution/{name*}/json", distribution, reads_store=False)

@@ -43,21 +43,24 @@ def _ver(v: str) -> tuple[int, int]:
 
 class Router:
     def __init__(self) -> None:
-        self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
+        self._routes: list[tuple[str, re.Pattern[str], Handler, bool]] = []
 
-    def add(self, method: str, pattern: str, handler: Handler) -> None:
+    def add(self, method: str, pattern: str, handler: Handler, *, reads_store: bool = True) -> None:
+        """``reads_store=False`` for a GET that never reads the swarm state (``/_ping``): it then
+        skips the read barrier, which costs a quorum round trip and waits during an election."""
         # {id} is one path segment; {name*} may span several (image names: /distribution/a/b:c/json).
         regex = re.sub(r"\{(\w+)\*\}", r"(?P<\1>.+)", pattern)
         regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", regex)
-        self._routes.append((method, re.compile(f"^{regex}$"), handler))
+        self._routes.append((method, re.compile(f"^{regex}$"), handler, reads_store))
 
-    def match(self, method: str, path: str) -> tuple[Handler, dict[str, str]] | None:
+    def match(self, method: str, path: str) -> tuple[Handler, dict[str, str], bool] | None:
+        """The handler, its path parameters, and whether a GET of it needs the read barrier."""
         allowed = False
-        for m, regex, handler in self._routes:
+        for m, regex, handler, reads_store in self._routes:
             found = regex.match(path)
             if found:
                 if m == method or (m == "GET" and method == "HEAD"):
-                    return handler, found.groupdict()
+                    return handler, found.groupdict(), reads_store and method == "GET"
                 allowed = True
         if allowed:
             raise web.HTTPMethodNotAllowed(method, [])
@@ -86,11 +89,11 @@ def make_app(engine: Engine, router: Router) -> web.Application:
             return json_error(405, "method not allowed")
         if matched is None:
             return json_error(404, "page not found")
-        handler, params = matched
+        handler, params, barrier = matched
         PATH_PARAMS.set(params)
         try:
             store = engine.store
-            if request.method == "GET" and store is not None:
+            if barrier and store is not None:
                 await store.sync()  # linearizable reads on every manager, not only the leader
             return await handler(request)
         except Exception as exc:  # noqa: BLE001 - the one place errors become responses
