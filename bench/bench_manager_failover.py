@@ -36,31 +36,13 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from shoal.dev.local import Daemon, Swarm, wait_for
+from shoal.dev.local import Daemon, Swarm, leader, wait_for
 
 SPEC: dict[str, Any] = {"TaskTemplate": {"ContainerSpec": {"Image": "busybox"}}, "Mode": {"Replicated": {"Replicas": 1}}}
 
 
-def api(d: Daemon, timeout: float) -> httpx.Client:
-    return httpx.Client(transport=httpx.HTTPTransport(uds=str(d.sock)), base_url="http://shoal", timeout=timeout)
-
-
-def leader_name(daemons: list[Daemon]) -> str | None:
-    names = set()
-    for d in daemons:
-        if d.proc is None:
-            continue
-        try:
-            with api(d, 2) as c:
-                nodes = c.get("/nodes").json()
-        except (httpx.HTTPError, ValueError):
-            return None
-        names |= {n["Description"]["Hostname"] for n in nodes if (n.get("ManagerStatus") or {}).get("Leader")}
-    return names.pop() if len(names) == 1 else None
-
-
 def reachable(d: Daemon) -> int:
-    with api(d, 5) as c:
+    with d.client(5) as c:
         return sum(1 for n in c.get("/nodes").json()
                    if (n.get("ManagerStatus") or {}).get("Reachability") == "reachable")
 
@@ -87,7 +69,7 @@ class Writer(threading.Thread):
             name = f"fo{self.n}"
             issued = time.monotonic()
             try:
-                with api(self.target, self.attempt_timeout) as c:
+                with self.target.client(self.attempt_timeout) as c:
                     r = c.post("/services/create", json={**self.spec, "Name": name})
                 if r.status_code == 201:
                     self.ok.append((issued, time.monotonic(), name))
@@ -97,8 +79,8 @@ class Writer(threading.Thread):
 
 
 def trial(daemons: list[Daemon], attempt_timeout: float) -> tuple[float, float, float]:
-    lead_name = wait_for("a leader", lambda: leader_name(daemons), timeout=60)
-    lead = next(d for d in daemons if d.hostname == lead_name)
+    lead = wait_for("a leader", lambda: leader(daemons), timeout=60)
+    lead_name = lead.hostname
     follower = next(d for d in daemons if d is not lead)
     writer = Writer(follower, attempt_timeout, avoid=lead_name)
     writer.start()
@@ -108,12 +90,13 @@ def trial(daemons: list[Daemon], attempt_timeout: float) -> tuple[float, float, 
         lead.kill(signal.SIGKILL)
         write = wait_for("a committed write", lambda: next(
             (done for issued, done, _ in writer.ok if issued > killed), None), timeout=60) - killed
-        new = wait_for("a new leader", lambda: (n := leader_name(daemons)) not in (None, lead_name) and n, timeout=60)
+        new = wait_for("a new leader", lambda: (n := leader(daemons)) is not None and n is not lead and n.hostname,
+                   timeout=60)
         elected = time.monotonic() - killed
         first_after = next(name for issued, _, name in writer.ok if issued > killed)
 
         def running() -> bool:
-            with api(follower, 5) as c:
+            with follower.client(5) as c:
                 tasks = c.get("/tasks", params={"filters": f'{{"service":["{first_after}"]}}'}).json()
             return any(t["Status"]["State"] == "running" for t in tasks)
 

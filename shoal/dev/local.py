@@ -127,9 +127,14 @@ class Daemon:
                                  f"{res.stdout}\n--- {self.log} ---\n{tail}")
         return res
 
+    def client(self, timeout: float = 10) -> httpx.Client:
+        """An HTTP client on this daemon's Engine API socket."""
+        return httpx.Client(transport=httpx.HTTPTransport(uds=str(self.sock)), base_url="http://shoal",
+                            timeout=timeout)
+
     def api(self, path: str) -> Any:
         """GET ``path`` from this daemon's Engine API and return the decoded JSON."""
-        with httpx.Client(transport=httpx.HTTPTransport(uds=str(self.sock)), base_url="http://shoal", timeout=10) as c:
+        with self.client() as c:
             r = c.get(path)
             r.raise_for_status()
             return r.json()
@@ -154,3 +159,21 @@ class Swarm:
     def close(self) -> None:
         for d in self.daemons:
             d.stop()
+
+
+def leader(daemons: list[Daemon]) -> Daemon | None:
+    """The daemon the running managers among ``daemons`` that answer name as Leader in
+    ``node ls``, if they agree on one."""
+    names = set()
+    for d in daemons:
+        if d.proc is None:
+            continue
+        try:
+            nodes = d.api("/nodes")
+        except (httpx.HTTPError, OSError, ValueError):
+            continue
+        names |= {n["Description"]["Hostname"] for n in nodes if (n.get("ManagerStatus") or {}).get("Leader")}
+    if len(names) != 1:
+        return None
+    name = names.pop()
+    return next((d for d in daemons if d.hostname == name), None)

@@ -157,7 +157,7 @@ class Manager:
                 return
             except ShoalError as exc:
                 log.warning("manager store not ready yet: %s", exc.message)
-                await self._close_store()
+                await self._close_serving()
                 await asyncio.sleep(1.0)
 
     async def _serve(self, bootstrap: Callable[[Tx], None] | None) -> None:
@@ -165,11 +165,10 @@ class Manager:
         settings = self._member.settings
         self._backend = EtcdBackend([settings.client_url], client=self.connect(settings.client_url))
         await self._backend.start()
-        store = Store(self._backend)
+        store = self.store = Store(self._backend)  # callers use it once ``ready`` is set
         await store.start()
         if bootstrap is not None:
             await store.update(bootstrap)
-        self.store = store
         self.elector = Elector(self.connect(settings.client_url, timeout=2.0), node_id=self.identity.node_id,
                                addr=self.settings.swarm_addr, eligible=self._eligible,
                                connect=lambda url: self.connect(url, timeout=1.0))
@@ -264,7 +263,14 @@ class Manager:
         finally:
             await client.close()
 
-    async def _close_store(self) -> None:
+    async def _close_serving(self) -> None:
+        """Undo ``_serve`` (all of it, or what a failed attempt got to)."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self.elector is not None:
+            await self.elector.close()
+            self.elector = None
         if self.store is not None:
             await self.store.close()
             self.store = None
@@ -276,11 +282,6 @@ class Manager:
         await cancel_and_wait(*reversed(self._tasks))
         self._tasks.clear()
         self.ready.clear()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-        if self.elector is not None:
-            await self.elector.close()
-        await self._close_store()
+        await self._close_serving()
         if self._member is not None:
             await self._member.stop()

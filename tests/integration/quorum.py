@@ -13,7 +13,7 @@ from typing import Any, Self
 import httpx
 
 from shoal.dev.linearizability import History
-from shoal.dev.local import Daemon, Swarm, wait_for
+from shoal.dev.local import Daemon, Swarm, leader, wait_for
 
 
 def init_managers(swarm: Swarm, managers: int, workers: int = 0) -> list[Daemon]:
@@ -39,23 +39,6 @@ def statuses(d: Daemon) -> dict[str, int]:
     return {"Ready": ready, "managers": reachable}
 
 
-def leader(daemons: list[Daemon]) -> Daemon | None:
-    """The daemon every live manager names as leader, if they agree on one."""
-    names = set()
-    for d in daemons:
-        if d.proc is None:
-            continue
-        try:
-            nodes = d.api("/nodes")
-        except (httpx.HTTPError, OSError):
-            continue
-        names |= {n["Description"]["Hostname"] for n in nodes if (n.get("ManagerStatus") or {}).get("Leader")}
-    if len(names) != 1:
-        return None
-    name = names.pop()
-    return next((d for d in daemons if d.hostname == name), None)
-
-
 def wait_leader(daemons: list[Daemon], *, other_than: Daemon | None = None, timeout: float = 30) -> Daemon:
     def new_leader() -> Daemon | None:
         lead = leader(daemons)
@@ -72,10 +55,6 @@ def pause(d: Daemon, seconds: float) -> None:
         time.sleep(seconds)
     finally:
         os.killpg(d.proc.pid, signal.SIGCONT)
-
-
-def client(d: Daemon, timeout: float = 8.0) -> httpx.Client:
-    return httpx.Client(transport=httpx.HTTPTransport(uds=str(d.sock)), base_url="http://shoal", timeout=timeout)
 
 
 SPEC: dict[str, Any] = {"TaskTemplate": {"ContainerSpec": {"Image": "busybox"}},
@@ -121,7 +100,7 @@ class Recorder:
             d = rng.choice(live)
             key = rng.choice(self.keys)
             try:
-                with client(d) as c:
+                with d.client(8.0) as c:
                     self._one(c, process, key, rng)
             except OSError:
                 pass

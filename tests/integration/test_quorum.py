@@ -14,7 +14,6 @@ from shoal.dev.linearizability import check
 from shoal.dev.local import Daemon, Swarm, wait_for
 from tests.integration.quorum import (
     Recorder,
-    client,
     init_managers,
     leader,
     pause,
@@ -137,7 +136,7 @@ def test_quorum_loss_then_force_new_cluster(swarm: Swarm) -> None:
     assert out.returncode != 0 and "does not have a leader" in out.stderr, out.stderr
     assert time.monotonic() - start < 15
     assert "keep" in m1.docker("service", "ls", "--format", "{{.Name}}", timeout=30).stdout
-    with client(worker) as c:
+    with worker.client() as c:
         assert c.get("/_ping").status_code == 200
     # Recovery: this manager alone, from its own data.
     m1.docker("swarm", "init", "--force-new-cluster", "--advertise-addr", m1.ip)
