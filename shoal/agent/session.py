@@ -2,7 +2,8 @@
 
 Order (shoal.model.dispatch): connect ``wss://MANAGER/session`` (server name swarm-manager),
 send Register, read SessionInfo (within REGISTER_TIMEOUT), then three loops side by side until
-one fails: the reader (SessionInfo, Assignments, HeartbeatAck), the heartbeat (send one every
+one fails: the reader (SessionInfo, Assignments, HeartbeatAck, log subscriptions for the
+LogPublisher), the heartbeat (send one every
 period; no ack within the period drops the session) and the reporter (StatusUpdates). The
 session ends only by an error: ``SessionDropped`` (reconnect elsewhere) or ``NodeRemoved``
 (close code 4403: stop the agent). Agent (agent.py) owns reconnects and backoff.
@@ -19,6 +20,7 @@ from typing import Any, NoReturn
 import aiohttp
 import msgspec
 
+from shoal.agent.logs import LogPublisher
 from shoal.agent.reporter import Reporter
 from shoal.agent.worker import Worker
 from shoal.errors import PermissionDenied, Unavailable
@@ -28,10 +30,11 @@ from shoal.model.dispatch import (
     Assignments,
     Heartbeat,
     HeartbeatAck,
+    LogCancel,
+    LogSubscribe,
     Message,
     Register,
     SessionInfo,
-    StatusUpdate,
     decode_message,
     encode_message,
 )
@@ -100,16 +103,19 @@ class Session:
             await self._handle_info(first)
             self.established = True
             log.info("session %s with %s established", first.session_i_d, self.manager)
-            await _first_error(
-                (self._read(ws), "agent-session-read"),
-                (self._heartbeat(ws), "agent-session-heartbeat"),
-                (self._reporter.run(lambda m: self._send(ws, m)), "agent-session-report"),
-            )
+            logs = LogPublisher(self._worker.controller_of, lambda m: self._send(ws, m))
+            try:
+                await _first_error(
+                    (self._read(ws, logs), "agent-session-read"),
+                    (self._heartbeat(ws), "agent-session-heartbeat"),
+                    (self._reporter.run(lambda m: self._send(ws, m)), "agent-session-report"),
+                )
+            finally:
+                await logs.close()
         finally:
             await ws.close()
 
-    async def _send(self, ws: aiohttp.ClientWebSocketResponse,
-                    msg: Register | Heartbeat | StatusUpdate) -> None:
+    async def _send(self, ws: aiohttp.ClientWebSocketResponse, msg: Message) -> None:
         try:
             await ws.send_str(encode_message(msg))
         except (aiohttp.ClientError, ConnectionError, OSError) as exc:
@@ -141,7 +147,7 @@ class Session:
             self._period = info.heartbeat_period / 1e9
         await self._on_info(info)
 
-    async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+    async def _read(self, ws: aiohttp.ClientWebSocketResponse, logs: LogPublisher) -> None:
         while True:
             msg = await self._receive(ws)
             if isinstance(msg, SessionInfo):
@@ -155,6 +161,10 @@ class Session:
                 if msg.period > 0:
                     self._period = msg.period / 1e9
                 self._acked.set()
+            elif isinstance(msg, LogSubscribe):
+                logs.subscribe(msg)
+            elif isinstance(msg, LogCancel):
+                logs.cancel(msg.subscription_i_d)
             else:
                 log.debug("%s: ignoring %s", self.manager, type(msg).__name__)
 

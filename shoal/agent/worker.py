@@ -19,7 +19,7 @@ from shoal.agent.reporter import Reporter
 from shoal.agent.runner import TaskRunner
 from shoal.agent.storage import TaskStorage
 from shoal.agent.task import transition
-from shoal.exec.executor import Executor
+from shoal.exec.executor import Controller, Executor
 from shoal.model.objects import Task, TaskStatus
 from shoal.model.states import TaskState
 
@@ -40,6 +40,11 @@ class Worker:
     def tasks(self) -> dict[str, Task]:
         """Assigned tasks as the agent knows them (the agent's status)."""
         return {task_id: r.task for task_id, r in self._runners.items()}
+
+    def controller_of(self, task_id: str) -> Controller | None:
+        """The controller of an assigned task (to read its logs)."""
+        runner = self._runners.get(task_id)
+        return runner.controller if runner is not None else None
 
     async def init(self) -> None:
         """Restart runners for the tasks on disk, and report their last status."""

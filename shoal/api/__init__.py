@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from shoal.api import routes_networks, routes_nodes, routes_services, routes_swarm, routes_system
+from shoal.api import (
+    routes_logs,
+    routes_networks,
+    routes_nodes,
+    routes_services,
+    routes_swarm,
+    routes_system,
+)
 from shoal.api.engine import Engine, SwarmState
 from shoal.api.server import APITLS, Router, make_app, serve
 
@@ -13,6 +20,7 @@ __all__ = ["APITLS", "Engine", "SwarmState", "build_app", "serve"]
 
 def build_app(engine: Engine) -> web.Application:
     router = Router()
-    for module in (routes_system, routes_swarm, routes_nodes, routes_services, routes_networks):
+    for module in (routes_system, routes_swarm, routes_nodes, routes_services, routes_networks,
+                   routes_logs):
         module.register(router)
     return make_app(engine, router)

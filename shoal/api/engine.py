@@ -8,6 +8,7 @@ from typing import Protocol
 
 from aiohttp import web
 
+from shoal.manager.logbroker import LogBroker, RemoteLogs
 from shoal.model.requests import InitRequest, JoinRequest
 from shoal.store.store import Store
 
@@ -40,6 +41,10 @@ class Engine(Protocol):
     async def join(self, req: JoinRequest) -> None: ...
 
     async def leave(self, force: bool) -> None: ...
+
+    def logs(self) -> LogBroker | RemoteLogs | None:
+        """Where this manager reads service logs (None on a worker)."""
+        ...
 
 
 ENGINE: web.AppKey[Engine] = web.AppKey("engine")

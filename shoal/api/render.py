@@ -35,9 +35,18 @@ def node_json(node: Node) -> dict[str, Any]:
     return out
 
 
+def _hide_registry_auth(task_spec: dict[str, Any] | None) -> None:
+    # --with-registry-auth credentials travel to the nodes in the spec, but the API never
+    # shows them (swarmkit's convert drops PullOptions too).
+    cs = (task_spec or {}).get("ContainerSpec")
+    if isinstance(cs, dict):
+        cs.pop("PullOptions", None)
+
+
 def task_json(task: Task) -> dict[str, Any]:
     out: dict[str, Any] = _builtins(task)
     out.pop("EndpointSpec", None)
+    _hide_registry_auth(out.get("Spec"))
     return out
 
 
@@ -94,6 +103,8 @@ def service_json(view: Tables, svc: Service, *, status: bool = False, insert_def
                  down: frozenset[str] | None = None) -> dict[str, Any]:
     """``down``: the down nodes, when the caller renders many services at once."""
     out: dict[str, Any] = _builtins(svc)
+    for key in ("Spec", "PreviousSpec"):
+        _hide_registry_auth((out.get(key) or {}).get("TaskTemplate"))
     if insert_defaults:
         _insert_defaults(out["Spec"])
     if status:

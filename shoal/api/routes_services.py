@@ -43,8 +43,24 @@ async def list_services(request: web.Request) -> web.StreamResponse:
     return reply([service_json(view, s, status=status, down=down) for s in services if _service_matches(s, f)])
 
 
+def _with_registry_auth(request: web.Request, spec: ServiceSpec, current: Service | None) -> None:
+    """``--with-registry-auth``: the X-Registry-Auth header goes to the nodes in the spec; an
+    update without it keeps the credentials the service had (as moby's ServiceUpdate)."""
+    cs = spec.task_template.container_spec
+    if cs is None:
+        return
+    auth = request.headers.get("X-Registry-Auth", "")
+    if auth:
+        cs["PullOptions"] = {"RegistryAuth": auth}
+    elif current is not None:
+        kept = (current.spec.task_template.container_spec or {}).get("PullOptions")
+        if kept:
+            cs["PullOptions"] = kept
+
+
 async def create(request: web.Request) -> web.StreamResponse:
     spec = await read(request, ServiceSpec)
+    _with_registry_auth(request, spec, None)
     svc = await create_service(store(request), spec)
     return reply({"ID": svc.id, "Warnings": None}, status=201)
 
@@ -59,6 +75,11 @@ async def update(request: web.Request) -> web.StreamResponse:
     st = store(request)
     version = version_param(request)
     spec = await read(request, ServiceSpec)
+    try:
+        current: Service | None = st.view().resolve(Service, param(request, "id"))
+    except NotFound:
+        current = None  # update_service says so
+    _with_registry_auth(request, spec, current)
     rollback = request.query.get("rollback", "") == "previous"
     await update_service(st, param(request, "id"), version, spec, rollback=rollback)
     return reply({"Warnings": None})

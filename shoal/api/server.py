@@ -22,7 +22,7 @@ from shoal.api.engine import ENGINE, Engine
 from shoal.api.errors import error_response, json_error
 from shoal.errors import InvalidArgument
 
-__all__ = ["API_VERSION", "MIN_API_VERSION", "PATH_PARAMS", "API_VERSION_IN_USE", "APITLS", "Router", "make_app", "serve"]
+__all__ = ["APITLS", "API_VERSION", "API_VERSION_IN_USE", "MIN_API_VERSION", "PATH_PARAMS", "Router", "make_app", "parse_version", "serve"]
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ API_VERSION_IN_USE: contextvars.ContextVar[str] = contextvars.ContextVar("api_ve
 _VERSIONED = re.compile(r"^/v(\d+\.\d+)(/.*)$")
 
 
-def _ver(v: str) -> tuple[int, int]:
+def parse_version(v: str) -> tuple[int, int]:
     major, minor = v.split(".")
     return int(major), int(minor)
 
@@ -74,9 +74,9 @@ def make_app(engine: Engine, router: Router) -> web.Application:
         version = API_VERSION
         if found:
             version, path = found.group(1), found.group(2)
-            if _ver(version) > _ver(API_VERSION):
+            if parse_version(version) > parse_version(API_VERSION):
                 return json_error(400, f"client version {version} is too new. Maximum supported API version is {API_VERSION}")
-            if _ver(version) < _ver(MIN_API_VERSION):
+            if parse_version(version) < parse_version(MIN_API_VERSION):
                 return json_error(
                     400,
                     f"client version {version} is too old. Minimum supported API version is "

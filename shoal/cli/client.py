@@ -12,7 +12,8 @@ import os
 import re
 import socket
 import ssl
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Self
 from urllib.parse import quote, urlsplit
@@ -241,6 +242,19 @@ class Client:
         if response.status_code >= 400:
             raise self._error(response)
         return response
+
+    @contextmanager
+    def stream(self, path: str, params: Mapping[str, str] | None = None) -> Iterator[httpx.Response]:
+        """A versioned GET whose body is read as it arrives (logs); raises `DaemonError`."""
+        try:
+            with self._http.stream("GET", quote(f"/v{self.version}{path}", safe="/:@"),
+                                   params=params) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise self._error(response)
+                yield response
+        except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ConnectTimeout) as exc:
+            raise DaemonUnreachable(self.host) from exc
 
     def _send(
         self,

@@ -13,6 +13,7 @@ from shoal.cli.client import DaemonError
 from shoal.cli.command import ShoalGroup, changed, pass_app
 from shoal.cli.errors import CliError
 from shoal.cli.progress import wait_on_service
+from shoal.cli.registry_auth import HEADER, encoded_auth
 from shoal.cli.service_flags import create_flags, update_flags
 from shoal.cli.service_image import resolve_image
 from shoal.cli.service_spec import build_spec
@@ -51,7 +52,11 @@ def create(ctx: click.Context, /, **params: Any) -> None:
     warning = resolve_image(
         app, spec["TaskTemplate"], query_registry=not params["no_resolve_image"]
     )
-    response = app.client.post("/services/create", spec) or {}
+    headers = {}
+    if params["with_registry_auth"]:
+        image = str((spec["TaskTemplate"].get("ContainerSpec") or {}).get("Image", ""))
+        headers[HEADER] = encoded_auth(image)
+    response = app.client.post("/services/create", spec, headers=headers) or {}
     _print_warnings(app, (response.get("Warnings") or []) + ([warning] if warning else []))
     service_id = str(response.get("ID", ""))
     app.println(service_id)
@@ -86,9 +91,14 @@ def update(ctx: click.Context, /, **params: Any) -> None:
         query_registry=changed(ctx, "image") and not params["no_resolve_image"],
     )
     query["version"] = str((current.get("Version") or {}).get("Index", 0))
+    headers = {}
+    if params["with_registry_auth"]:
+        image = str(((spec.get("TaskTemplate") or {}).get("ContainerSpec") or {}).get("Image", ""))
+        headers[HEADER] = encoded_auth(image)
     response = (
         app.client.post(
-            f"/services/{current.get('ID', name)}/update", prune_empty(spec), params=query
+            f"/services/{current.get('ID', name)}/update", prune_empty(spec), params=query,
+            headers=headers,
         )
         or {}
     )
@@ -215,8 +225,9 @@ def rm(app: App, args: tuple[str, ...]) -> None:
 
 def _register_listing() -> None:
     from shoal.cli.service_list import inspect, ls, ps
+    from shoal.cli.service_logs import logs
 
-    for command in (ls, ps, inspect):
+    for command in (ls, ps, inspect, logs):
         service.add_command(command)
 
 

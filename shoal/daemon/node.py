@@ -27,6 +27,7 @@ from shoal.exec.sim import SimExecutor
 from shoal.manager.ca.etcdtls import RAFT_CA_CN, EtcdTLS, issue_etcd_tls
 from shoal.manager.ca.rootca import RootCA
 from shoal.manager.controlapi.cluster import apply_defaults
+from shoal.manager.logbroker import LogBroker, RemoteLogs
 from shoal.manager.manager import Manager, ManagerSettings
 from shoal.model.dispatch import SessionInfo
 from shoal.model.ids import new_id
@@ -428,6 +429,9 @@ class SwarmNode:
                         "Without a Raft quorum your swarm will be inaccessible. ")
         return msg + ("The only way to restore a swarm that has lost consensus is to reinitialize it with "
                       "`--force-new-cluster`. Use `--force` to suppress this message.")
+
+    def logs(self) -> LogBroker | RemoteLogs | None:
+        return self._manager.logs() if self._manager is not None else None
 
     async def leave(self, force: bool) -> None:
         if self._identity is None:

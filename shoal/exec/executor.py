@@ -11,15 +11,19 @@ function (shoal.agent.task) calls the controller's methods, one per state transi
     remove()                remove the container and everything the controller made
     update(t)               a newer version of the task (spec or desired state)
 
-Optional abilities are separate small protocols (``ContainerStatuser``). Implementations:
-shoal.exec.sim (no processes) and shoal.exec.runc. This package imports only shoal.model and
-shoal.errors.
+Optional abilities are separate small protocols (``ContainerStatuser``, ``LogSource``,
+``ProgressReporting``). Images reach an executor through ``ImageProvider`` (the daemon passes
+shoal.image's ImageService, which satisfies it structurally). Implementations: shoal.exec.sim (no
+processes) and shoal.exec.runc. This package imports only shoal.model and shoal.errors.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Protocol, runtime_checkable
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
 from shoal.model.objects import (
     ContainerStatus,
@@ -30,7 +34,19 @@ from shoal.model.objects import (
 )
 from shoal.model.specs import Platform
 
-__all__ = ["ContainerStatuser", "Controller", "Executor", "host_description", "memory_bytes"]
+__all__ = [
+    "ContainerStatuser",
+    "Controller",
+    "Executor",
+    "Image",
+    "ImageProvider",
+    "LogLine",
+    "LogOptions",
+    "LogSource",
+    "ProgressReporting",
+    "host_description",
+    "memory_bytes",
+]
 
 
 class Controller(Protocol):
@@ -56,6 +72,62 @@ class ContainerStatuser(Protocol):
     """A controller that can say which container and process run the task."""
 
     def status(self) -> ContainerStatus: ...
+
+
+@dataclass(frozen=True, slots=True)
+class LogOptions:
+    """Which of a container's log lines to read (``docker service logs`` flags)."""
+
+    follow: bool = False
+    tail: int | None = None  # the last N lines only; None = all
+    since: int = 0  # unix nanoseconds; 0 = from the start
+    until: int = 0  # unix nanoseconds; 0 = no end
+    stdout: bool = True
+    stderr: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class LogLine:
+    stream: str  # "stdout" | "stderr"
+    time: int  # unix nanoseconds, when the line was read from the container
+    data: bytes  # the line, with its newline (a partial last line has none)
+
+
+@runtime_checkable
+class LogSource(Protocol):
+    """A controller whose container's output can be read back."""
+
+    def logs(self, options: LogOptions) -> AsyncIterator[LogLine]: ...
+
+
+@runtime_checkable
+class ProgressReporting(Protocol):
+    """A controller that reports progress while preparing (image pull): the runner turns each
+    message into a status update in the same state."""
+
+    def on_progress(self, callback: Callable[[str], None]) -> None: ...
+
+
+class Image(Protocol):
+    """An image ready to run: its layers extracted on this node."""
+
+    @property
+    def id(self) -> str: ...  # "sha256:<config digest>"
+
+    @property
+    def layer_dirs(self) -> list[Path]: ...  # extracted layers, the bottom one first
+
+    @property
+    def config(self) -> dict[str, Any]: ...  # the image config's "config" object (Cmd, Env...)
+
+
+class ImageProvider(Protocol):
+    """Finds an image locally or pulls it (``registry_auth``: the X-Registry-Auth value from
+    ``--with-registry-auth``). Raises shoal.errors.NotFound / a ShoalError with the registry's
+    reason when it cannot."""
+
+    async def ensure(self, image: str, *, registry_auth: str = "",
+                     progress: Callable[[str], None] | None = None) -> Image: ...
 
 
 class Executor(Protocol):

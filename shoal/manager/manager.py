@@ -33,10 +33,13 @@ from shoal.manager.ca.etcdtls import EtcdTLS
 from shoal.manager.ca.server import CAServer
 from shoal.manager.dispatcher.dispatcher import Dispatcher
 from shoal.manager.leadership import Elector, Term
+from shoal.manager.logbroker import LogBroker, RemoteLogs
 from shoal.manager.orchestrator import Part, orchestrators
 from shoal.manager.roles import RoleManager
 from shoal.manager.scheduler import Scheduler
+from shoal.model.states import NodeRole
 from shoal.pki.identity import NodeIdentity
+from shoal.pki.subjects import peer_identity
 from shoal.store.etcd import EtcdBackend, EtcdMember, EtcdMemberSettings
 from shoal.store.etcd.grpc_client import GrpcEtcdClient
 from shoal.store.store import NO_LEADER, Store, Tx, fenced
@@ -81,6 +84,7 @@ class Manager:
         self.store: Store | None = None  # set once the store serves
         self.elector: Elector | None = None
         self.dispatcher: Dispatcher | None = None
+        self.log_broker = LogBroker()  # the sessions' logs, on the leader
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self.ready = asyncio.Event()
@@ -173,7 +177,8 @@ class Manager:
                                addr=self.settings.swarm_addr, eligible=self._eligible,
                                connect=lambda url: self.connect(url, timeout=1.0))
         self.dispatcher = Dispatcher(store, cluster_id=self.identity.cluster_id,
-                                     swarm_port=self.settings.listen_port, leadership=self.elector)
+                                     swarm_port=self.settings.listen_port, leadership=self.elector,
+                                     logs=self.log_broker)
         await self._listen(store, self.elector)
         self._tasks.append(asyncio.create_task(self._watch_quorum(store), name="quorum-watch"))
         self._tasks.append(asyncio.create_task(self.elector.run(), name="elector"))
@@ -186,12 +191,27 @@ class Manager:
         CAServer(store, swarm_port=self.settings.listen_port, leadership=elector,
                  etcd=self._backend.client).add_routes(app)
         app.router.add_get("/session", self.dispatcher.session)
+        app.router.add_get("/logs", self._serve_logs)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.listen_ip, self.settings.listen_port,
                            ssl_context=self.identity.server_ssl_context())
         await site.start()
         log.info("swarm listener on %s:%d", self.settings.listen_ip, self.settings.listen_port)
+
+    def logs(self) -> LogBroker | RemoteLogs:
+        """Where service logs are read: this manager's broker when it leads (it holds the
+        agents' sessions), else the leader's, over the swarm port."""
+        if self.is_leader or self.elector is None:
+            return self.log_broker
+        return RemoteLogs(self.elector.leader_addr, self.identity.client_ssl_context())
+
+    async def _serve_logs(self, request: web.Request) -> web.StreamResponse:
+        peer = peer_identity(request.transport.get_extra_info("ssl_object") if request.transport else None)
+        if peer is None or peer.cluster_id != self.identity.cluster_id or peer.role != NodeRole.MANAGER:
+            return web.json_response({"message": "permission denied: this call needs a swarm-manager "
+                                                 "certificate"}, status=403)
+        return await self.log_broker.serve(request)
 
     async def _watch_quorum(self, store: Store) -> None:
         """Writes fail at once, with Docker's message, while the local member sees no leader."""

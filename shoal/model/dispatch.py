@@ -11,6 +11,8 @@ below, told apart by ``Type``. Order of a session:
     agent   -> Heartbeat     every HeartbeatPeriod; manager -> HeartbeatAck (next period)
     agent   -> StatusUpdate  batched task statuses (latest per task wins)
     manager -> SessionInfo   again whenever the manager list, period or role changes
+    manager -> LogSubscribe  read these tasks' logs (service/task logs); LogCancel ends it
+    agent   -> LogBatch      log lines of a subscription; LogEnd once it has sent them all
 
 A node that misses 3 heartbeats is marked DOWN by the dispatcher. A session closed by the
 manager (node removed, certificate revoked) carries websocket close code 4403 and a reason.
@@ -30,6 +32,12 @@ __all__ = [
     "Assignments",
     "Heartbeat",
     "HeartbeatAck",
+    "LogBatch",
+    "LogCancel",
+    "LogEnd",
+    "LogEntry",
+    "LogSelector",
+    "LogSubscribe",
     "ManagerAddr",
     "Message",
     "Register",
@@ -89,7 +97,46 @@ class StatusUpdate(_Msg, tag="status"):
     updates: list[TaskStatusUpdate]
 
 
-Message = Register | SessionInfo | Assignments | Heartbeat | HeartbeatAck | StatusUpdate
+class LogSelector(msgspec.Struct, rename="pascal", kw_only=True):
+    """What to read (swarmkit's LogSubscriptionOptions): times are unix nanoseconds."""
+
+    task_i_ds: list[str] = msgspec.field(default_factory=list, name="TaskIDs")
+    follow: bool = False
+    tail: int = -1  # the last N lines of each task; -1 = all
+    since: int = 0
+    until: int = 0
+    stdout: bool = True
+    stderr: bool = True
+
+
+class LogSubscribe(_Msg, tag="log_subscribe"):
+    subscription_i_d: str = msgspec.field(name="SubscriptionID")
+    selector: LogSelector
+
+
+class LogCancel(_Msg, tag="log_cancel"):
+    subscription_i_d: str = msgspec.field(name="SubscriptionID")
+
+
+class LogEntry(msgspec.Struct, rename="pascal", kw_only=True, array_like=True):
+    task_i_d: str = msgspec.field(name="TaskID")
+    stream: int  # 1 stdout, 2 stderr (the multiplexed stream's numbers)
+    time: int  # unix nanoseconds
+    data: bytes
+
+
+class LogBatch(_Msg, tag="log_batch"):
+    subscription_i_d: str = msgspec.field(name="SubscriptionID")
+    entries: list[LogEntry]
+
+
+class LogEnd(_Msg, tag="log_end"):
+    subscription_i_d: str = msgspec.field(name="SubscriptionID")
+    error: str = ""  # why the node could not send every line ("" when it did)
+
+
+Message = (Register | SessionInfo | Assignments | Heartbeat | HeartbeatAck | StatusUpdate
+           | LogSubscribe | LogCancel | LogBatch | LogEnd)
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(Message)
@@ -104,4 +151,5 @@ def decode_message(data: str | bytes) -> Message:
 
 
 # Kept for type checkers that want the literal set of tags.
-Tag = Literal["register", "session", "assignments", "heartbeat", "heartbeat_ack", "status"]
+Tag = Literal["register", "session", "assignments", "heartbeat", "heartbeat_ack", "status",
+              "log_subscribe", "log_cancel", "log_batch", "log_end"]

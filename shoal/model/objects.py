@@ -166,6 +166,9 @@ class ContainerStatus(Struct):
     container_i_d: str = msgspec.field(default="", name="ContainerID")
     p_i_d: int = msgspec.field(default=0, name="PID")
     exit_code: int = 0
+    # Not in Docker's API (the docker CLI ignores it): the container's health check status,
+    # "starting" | "healthy" | "unhealthy", or "" when it has none.
+    health: str = ""
 
 
 class TaskStatus(Struct):

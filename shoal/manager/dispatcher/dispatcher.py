@@ -16,13 +16,17 @@ from typing import Protocol
 from aiohttp import WSMsgType, web
 
 from shoal.errors import ShoalError
+from shoal.manager.logbroker import LogBroker
 from shoal.model.dispatch import (
     CLOSE_NOT_LEADER,
     CLOSE_REMOVED,
     Assignments,
     Heartbeat,
     HeartbeatAck,
+    LogBatch,
+    LogEnd,
     ManagerAddr,
+    Message,
     Register,
     SessionInfo,
     StatusUpdate,
@@ -70,8 +74,9 @@ class _Session:
 
 class Dispatcher:
     def __init__(self, store: Store, *, cluster_id: str, swarm_port: int = 2377,
-                 leadership: Leadership | None = None) -> None:
+                 leadership: Leadership | None = None, logs: LogBroker | None = None) -> None:
         self._store = store
+        self._logs = logs if logs is not None else LogBroker()
         self._leadership = leadership
         self._fence: Fence | None = None  # the term's fence, for writes made from sessions
         self._managers_sent: set[tuple[str, str]] = set()  # the manager list agents last got
@@ -244,6 +249,11 @@ class Dispatcher:
         if previous is not None:
             await previous.ws.close(code=1000, message=b"replaced by a new session")
         self._sessions[peer.node_id] = session
+
+        async def send(msg: Message) -> None:
+            await ws.send_str(encode_message(msg))
+
+        self._logs.attach(peer.node_id, send)
         pusher = asyncio.create_task(self._push(session), name=f"dispatcher-push-{peer.node_id}")
         try:
             await self._serve(session, request.remote or "")
@@ -254,6 +264,7 @@ class Dispatcher:
             log.info("session of node %s lost: %s", peer.node_id, exc)
         finally:
             pusher.cancel()
+            self._logs.detach(peer.node_id, send)
             if self._sessions.get(peer.node_id) is session:
                 del self._sessions[peer.node_id]
         return ws
@@ -270,6 +281,8 @@ class Dispatcher:
             elif isinstance(message, StatusUpdate):
                 for update in message.updates:
                     self._statuses[update.task_i_d] = update.status
+            elif isinstance(message, (LogBatch, LogEnd)):
+                self._logs.deliver(session.node_id, message)
             elif isinstance(message, Register):
                 node = await self._register(session.node_id, message, remote)
                 await self._send_session_info(session, node)
