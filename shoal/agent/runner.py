@@ -6,7 +6,8 @@ task changes. A newer version of the task with another desired state cancels the
 flight (a ``wait()`` on a running task, a slow ``start()``) and steps again. The agent owns the
 status: a task from the manager keeps the runner's status unless the manager's is further on.
 ``stop()`` leaves the container as it is (daemon restart); ``remove()`` shuts it down if still
-live and removes it (the task is no longer assigned).
+live and removes it (the task is no longer assigned). A controller that reports progress while
+preparing (an image pull) has each message sent as a status in the PREPARING state.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ import msgspec
 
 from shoal.agent.task import step, transition
 from shoal.exec.errors import RETRY_DELAY, Temporary
-from shoal.exec.executor import Controller
-from shoal.model.objects import Task, TaskStatus
+from shoal.exec.executor import Controller, ProgressReporting
+from shoal.model.objects import Task, TaskStatus, now
 from shoal.model.states import TaskState
 
 __all__ = ["StatusCallback", "TaskRunner"]
@@ -48,6 +49,9 @@ class TaskRunner:
         self._changed = asyncio.Event()
         self._inflight: asyncio.Task[TaskStatus] | None = None
         self._job: asyncio.Task[None] | None = None
+        self._reports: set[asyncio.Future[None]] = set()
+        if isinstance(controller, ProgressReporting):
+            controller.on_progress(self._progress)
 
     @property
     def task(self) -> Task:
@@ -77,6 +81,16 @@ class TaskRunner:
             self._inflight.cancel()
         self._changed.set()
         return True
+
+    def _progress(self, message: str) -> None:
+        """A progress message while preparing (image pull): reported in the same state."""
+        if self._task.state != TaskState.PREPARING or message == self._task.status.message:
+            return
+        status = msgspec.structs.replace(self._task.status, message=message, timestamp=now())
+        self._task = msgspec.structs.replace(self._task, status=status)
+        report: asyncio.Future[None] = asyncio.ensure_future(self._on_status(self._task, status))
+        self._reports.add(report)
+        report.add_done_callback(self._reports.discard)
 
     async def stop(self) -> None:
         """Stop stepping; the container is left as it is."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from shoal.api import (
+    routes_images,
     routes_logs,
     routes_networks,
     routes_nodes,
@@ -21,6 +22,6 @@ __all__ = ["APITLS", "Engine", "SwarmState", "build_app", "serve"]
 def build_app(engine: Engine) -> web.Application:
     router = Router()
     for module in (routes_system, routes_swarm, routes_nodes, routes_services, routes_networks,
-                   routes_logs):
+                   routes_logs, routes_images):
         module.register(router)
     return make_app(engine, router)

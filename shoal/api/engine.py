@@ -8,6 +8,7 @@ from typing import Protocol
 
 from aiohttp import web
 
+from shoal.image.service import ImageService
 from shoal.manager.logbroker import LogBroker, RemoteLogs
 from shoal.model.requests import InitRequest, JoinRequest
 from shoal.store.store import Store
@@ -30,6 +31,7 @@ class Engine(Protocol):
     hostname: str
     engine_labels: dict[str, str]
     data_root: str
+    images: ImageService  # the node's images (/images, /distribution)
 
     def swarm_state(self) -> SwarmState: ...
 

@@ -1,4 +1,5 @@
-"""/_ping, /version, /info and /distribution: what every docker command asks first."""
+"""/_ping, /version and /info: what every docker command asks first (/distribution is in
+routes_images)."""
 
 from __future__ import annotations
 
@@ -78,15 +79,8 @@ async def info(request: web.Request) -> web.StreamResponse:
     return reply(body)
 
 
-async def distribution(request: web.Request) -> web.StreamResponse:
-    # No registry client yet (the image issue adds one): answer an empty digest, which the CLI
-    # takes as "do not pin" without a warning (engine-api.md 6.2).
-    return reply({"Descriptor": {"mediaType": "", "digest": "", "size": 0}, "Platforms": None})
-
-
 def register(router: Router) -> None:
     router.add("GET", "/_ping", ping, reads_store=False)
     router.add("HEAD", "/_ping", ping, reads_store=False)
     router.add("GET", "/version", version, reads_store=False)
     router.add("GET", "/info", info)
-    router.add("GET", "/distribution/{name*}/json", distribution, reads_store=False)

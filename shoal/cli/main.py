@@ -143,6 +143,14 @@ def _register() -> None:
 
     for command in (node, network, service, swarm, info, version):
         cli.add_command(command)
+    from shoal.cli.image import ALIASES, image
+
+    cli.add_command(image)
+    for alias in ALIASES:
+        cli.add_command(alias)
+    from shoal.dev.cli import dev  # local dev swarm tooling: starts processes, not an API client
+
+    cli.add_command(dev)
 
 
 _register()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import signal
 import socket
 import sys
@@ -54,13 +55,41 @@ async def _run(settings: NodeSettings, hosts: list[str], tls: APITLS | None) -> 
                 Path(host[len("unix://"):]).unlink(missing_ok=True)
 
 
+def _log_opts(opts: tuple[str, ...]) -> tuple[int, int]:
+    """dockerd's json-file ``--log-opt max-size=10m --log-opt max-file=3``."""
+    size, files = 10 * 1024 * 1024, 3
+    units = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+    for opt in opts:
+        key, _, value = opt.partition("=")
+        try:
+            if key == "max-size":
+                number = value.rstrip("bBkKmMgG")
+                size = int(float(number) * units[value[len(number):].lower().rstrip("b") or ""])
+            elif key == "max-file":
+                files = int(value)
+            else:
+                raise click.UsageError(f"unknown log opt '{key}' for json-file log driver")
+        except (KeyError, ValueError):
+            raise click.UsageError(f"invalid value for log opt {opt!r}") from None
+        if size < 1 or files < 1:
+            raise click.UsageError(f"invalid value for log opt {opt!r}")
+    return size, files
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "SHOAL"})
 @click.option("--data-root", default="/var/lib/shoal", show_default=True, help="Root of persistent state")
 @click.option("--exec-root", default="/run/shoal/exec", show_default=True, help="Root of runtime state")
 @click.option("-H", "--host", "hosts", multiple=True, help="Daemon socket(s): unix://PATH or tcp://IP:PORT")
 @click.option("--label", "labels", multiple=True, help="Engine label key=value (repeatable)")
+@click.option("--insecure-registry", "insecure_registries", multiple=True,
+              help="Registry (host[:port] or CIDR) spoken to over plain HTTP (repeatable)")
 @click.option("--hostname", default=None, help="This node's hostname (default: the machine's)")
-@click.option("--executor", type=click.Choice(["sim", "runc"]), default="sim", show_default=True)
+@click.option("--executor", type=click.Choice(["sim", "runc"]), default="runc", show_default=True,
+              help="runc: tasks are containers; sim: tasks run no process (tests, benches)")
+@click.option("--cgroup-parent", default="/shoal", show_default=True,
+              help="Parent cgroup of every container (under each controller's hierarchy)")
+@click.option("--log-opt", "log_opts", multiple=True,
+              help="Container log limits: max-size=10m, max-file=3 (repeatable)")
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
 @click.option("-D", "--debug", is_flag=True, help="Debug logging")
 @click.option("--tls", is_flag=True, help="Serve TCP hosts with TLS (implied by --tlsverify)")
@@ -69,7 +98,9 @@ async def _run(settings: NodeSettings, hosts: list[str], tls: APITLS | None) -> 
 @click.option("--tlscert", type=click.Path(dir_okay=False), help="The API's TLS certificate")
 @click.option("--tlskey", type=click.Path(dir_okay=False), help="The API's TLS key")
 def main(data_root: str, exec_root: str, hosts: tuple[str, ...], labels: tuple[str, ...],
-         hostname: str | None, executor: str, log_level: str, debug: bool, tls: bool,
+         insecure_registries: tuple[str, ...],
+         hostname: str | None, executor: str, cgroup_parent: str, log_opts: tuple[str, ...],
+         log_level: str, debug: bool, tls: bool,
          tlsverify: bool, tlscacert: str | None, tlscert: str | None, tlskey: str | None) -> None:
     """The Shoal daemon: Docker swarm mode, one per machine.
 
@@ -77,11 +108,15 @@ def main(data_root: str, exec_root: str, hosts: tuple[str, ...], labels: tuple[s
     logging.basicConfig(level="DEBUG" if debug else log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    if executor == "runc":
-        raise click.UsageError("the runc executor is not available yet; use --executor sim")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per registry request otherwise
+    if executor == "runc" and shutil.which("runc") is None:
+        raise click.UsageError("runc is not installed: apt-get install runc (or use --executor sim)")
+    max_size, max_files = _log_opts(log_opts)
     settings = NodeSettings(data_root=Path(data_root), exec_root=Path(exec_root),
                             hostname=hostname or socket.gethostname(), engine_labels=_labels(labels),
-                            executor=executor)
+                            executor=executor, insecure_registries=list(insecure_registries),
+                            cgroup_parent=cgroup_parent, log_max_size=max_size,
+                            log_max_files=max_files)
     settings.data_root.mkdir(parents=True, exist_ok=True)
     settings.exec_root.mkdir(parents=True, exist_ok=True)
     api_tls = None

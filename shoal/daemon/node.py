@@ -23,7 +23,10 @@ from shoal.agent import Agent
 from shoal.aio import cancel_and_wait
 from shoal.api.engine import SwarmState
 from shoal.errors import InvalidArgument, ShoalError, Unavailable
+from shoal.exec.executor import Executor
+from shoal.exec.runc import RuncExecutor
 from shoal.exec.sim import SimExecutor
+from shoal.image.service import ImageService
 from shoal.manager.ca.etcdtls import RAFT_CA_CN, EtcdTLS, issue_etcd_tls
 from shoal.manager.ca.rootca import RootCA
 from shoal.manager.controlapi.cluster import apply_defaults
@@ -70,6 +73,10 @@ class NodeSettings:
     hostname: str
     engine_labels: dict[str, str] = field(default_factory=dict)
     executor: str = "sim"
+    insecure_registries: list[str] = field(default_factory=list)  # --insecure-registry
+    cgroup_parent: str = "/shoal"
+    log_max_size: int = 10 * 1024 * 1024  # --log-opt max-size, per container log file
+    log_max_files: int = 3
 
 
 def _split_addr(addr: str, default_port: int = 2377) -> tuple[str, int]:
@@ -98,6 +105,8 @@ class SwarmNode:
         self.hostname = settings.hostname
         self.engine_labels = settings.engine_labels
         self.data_root = str(settings.data_root)
+        self.images = ImageService(Path(settings.data_root) / "image",
+                                   insecure_registries=settings.insecure_registries)
         self._dir = settings.data_root / "swarm"
         self._identity: NodeIdentity | None = None
         self._state: dict[str, Any] = {}
@@ -215,10 +224,16 @@ class SwarmNode:
 
     def _start_agent(self) -> None:
         assert self._identity is not None
-        if self.settings.executor != "sim":
-            raise InvalidArgument(f"executor {self.settings.executor!r} is not available yet (use sim)")
-        executor = SimExecutor(hostname=self.hostname, engine_labels=self.engine_labels,
-                               state_dir=self.settings.exec_root)
+        executor: Executor
+        if self.settings.executor == "runc":
+            executor = RuncExecutor(self.hostname, self.engine_labels, self.settings.data_root,
+                                    self.settings.exec_root, self.images,
+                                    cgroup_parent=self.settings.cgroup_parent,
+                                    log_max_size=self.settings.log_max_size,
+                                    log_max_files=self.settings.log_max_files)
+        else:
+            executor = SimExecutor(hostname=self.hostname, engine_labels=self.engine_labels,
+                                   state_dir=self.settings.exec_root)
         managers = [m["Addr"] for m in self._state.get("managers", [])]
         # The context is built per connection, so a renewed certificate (promote/demote) is used
         # from the next session on.

@@ -2,7 +2,8 @@
 
 Used by the integration tests and the demo (the networked ``shoal dev`` of a later issue builds
 on it). Each daemon gets its own data root, exec root, API socket and hostname
-(``<prefix>-N``), runs the sim executor, and is stopped (SIGTERM, then SIGKILL) by ``close()``.
+(``<prefix>-N``), runs the sim executor (unless told otherwise), and is stopped (SIGTERM, then
+SIGKILL) by ``close()``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+
+from shoal.dev import cleanup, procs
 
 T = TypeVar("T")
 
@@ -49,10 +52,17 @@ class Daemon:
     labels: dict[str, str] = field(default_factory=dict)
     prefix: str = "shoaltest"
     proc: subprocess.Popen[bytes] | None = None
+    executor: str = "sim"  # or "runc"
+    name: str = ""  # the hostname, when not ``<prefix>-<index>`` (``shoal dev``: node1...)
 
     @property
     def hostname(self) -> str:
-        return f"{self.prefix}-{self.index}"
+        return self.name or f"{self.prefix}-{self.index}"
+
+    @property
+    def cgroup_parent(self) -> str:
+        """Its containers' parent cgroup, named after the prefix so cleanup finds it."""
+        return f"/{self.prefix}-{self.index}"
 
     @property
     def sock(self) -> Path:
@@ -68,7 +78,9 @@ class Daemon:
 
     def start(self) -> None:
         args = SHOALD + ["--data-root", str(self.root / "data"), "--exec-root", str(self.root / "exec"),
-                         "-H", self.host, "--hostname", self.hostname, "--executor", "sim"]
+                         "-H", self.host, "--hostname", self.hostname, "--executor", self.executor]
+        if self.executor == "runc":
+            args += ["--cgroup-parent", self.cgroup_parent]
         for k, v in self.labels.items():
             args += ["--label", f"{k}={v}"]
         self.root.mkdir(parents=True, exist_ok=True)
@@ -110,6 +122,15 @@ class Daemon:
         self.proc = None
         self.sock.unlink(missing_ok=True)
 
+    def remove_containers(self) -> None:
+        """After ``stop()``: its runc containers (and their shims), overlay mounts, cgroups."""
+        inside = str(self.root) + "/"
+        for pid in procs.matching(inside):  # container shims
+            procs.terminate(pid, inside)
+        cleanup.remove_containers(self.root / "exec" / "runc")
+        cleanup.umount_under(self.root)
+        cleanup.remove_cgroups(self.cgroup_parent.lstrip("/"))
+
     def env(self) -> dict[str, str]:
         return {**os.environ, "DOCKER_HOST": self.host, "DOCKER_CLI_HINTS": "false"}
 
@@ -147,18 +168,25 @@ class Swarm:
         self.prefix = prefix
         self.daemons: list[Daemon] = []
 
-    def add(self, labels: dict[str, str] | None = None, *, start: bool = True) -> Daemon:
+    def add(self, labels: dict[str, str] | None = None, *, start: bool = True,
+            executor: str = "sim") -> Daemon:
         i = len(self.daemons) + 1
         d = Daemon(index=i, ip=f"{self.base_ip}.{i}", root=self.root / f"node{i}", labels=labels or {},
-                   prefix=self.prefix)
+                   prefix=self.prefix, executor=executor)
         self.daemons.append(d)
         if start:
             d.start()
         return d
 
     def close(self) -> None:
+        """Stop every daemon and remove what their containers leave (containers outlive
+        shoald on purpose: a restarted daemon re-attaches to them)."""
         for d in self.daemons:
             d.stop()
+        for d in self.daemons:
+            if d.executor == "runc":
+                d.remove_containers()
+
 
 
 def leader(daemons: list[Daemon]) -> Daemon | None:

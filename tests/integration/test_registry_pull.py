@@ -9,7 +9,6 @@ import gzip
 import io
 import json
 import shutil
-import subprocess
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shoal.dev.local import wait_for
+from shoal.dev.registry import LocalRegistry, push_blob, push_manifest
 from shoal.errors import NotFound
 from shoal.image.reference import parse
 from shoal.image.registry import Registry
@@ -30,23 +29,12 @@ pytestmark = pytest.mark.skipif(shutil.which("docker-registry") is None,
 
 @pytest.fixture
 def registry(tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    config = tmp_path / "registry.yml"
-    config.write_text(json.dumps({
-        "version": 0.1, "log": {"level": "warn", "accesslog": {"disabled": True}},
-        "storage": {"filesystem": {"rootdirectory": str(tmp_path / "data")},
-                    "maintenance": {"uploadpurging": {"enabled": False}}},
-        "http": {"addr": f"127.0.0.1:{port}"}}))
-    with open(tmp_path / "registry.log", "wb") as out:
-        proc = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=out, stderr=out)
-    addr = f"127.0.0.1:{port}"
+    reg = LocalRegistry(tmp_path / "registry", f"127.0.0.1:{free_port()}")
+    reg.start()
     try:
-        wait_for("the registry", lambda: httpx.get(f"http://{addr}/v2/", timeout=1).status_code == 200,
-                 timeout=20)
-        yield addr
+        yield reg.addr
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        reg.stop()
 
 
 def _layer(files: dict[str, bytes]) -> bytes:
@@ -59,31 +47,17 @@ def _layer(files: dict[str, bytes]) -> bytes:
     return gzip.compress(out.getvalue())
 
 
-def _push_blob(c: httpx.Client, repo: str, data: bytes) -> str:
-    digest = digest_of(data)
-    start = c.post(f"/v2/{repo}/blobs/uploads/")
-    assert start.status_code == 202
-    location = start.headers["Location"]
-    sep = "&" if "?" in location else "?"
-    done = c.put(f"{location}{sep}digest={digest}", content=data,
-                 headers={"Content-Type": "application/octet-stream"})
-    assert done.status_code == 201, done.text
-    return digest
-
-
 def _push_image(c: httpx.Client, repo: str, tag: str, layers: list[bytes], arch: str = "amd64") -> bytes:
     config = json.dumps({"architecture": arch, "os": "linux", "config": {"Cmd": ["sh"]},
                          "rootfs": {"type": "layers", "diff_ids": []}}).encode()
     manifest = json.dumps({
         "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
         "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                   "digest": _push_blob(c, repo, config), "size": len(config)},
+                   "digest": push_blob(c, repo, config), "size": len(config)},
         "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                    "digest": _push_blob(c, repo, layer), "size": len(layer)} for layer in layers],
+                    "digest": push_blob(c, repo, layer), "size": len(layer)} for layer in layers],
     }).encode()
-    r = c.put(f"/v2/{repo}/manifests/{tag}", content=manifest,
-              headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"})
-    assert r.status_code == 201, r.text
+    push_manifest(c, repo, tag, manifest)
     return manifest
 
 

@@ -13,6 +13,9 @@ ROOT = Path(shoal.__file__).parent
 
 RANK = {"errors": 0, "aio": 0, "model": 1, "pki": 2, "store": 2, "exec": 3, "node": 3, "image": 3,
         "manager": 4, "agent": 4, "api": 5, "daemon": 6, "cli": 6, "dev": 6}
+# Allowed arrows that the ranks would refuse: `shoal dev` is dev tooling that starts processes
+# (daemons, a registry) rather than talking to a daemon, so the CLI root hooks its group in.
+EXCEPTIONS = {("shoal.cli.main", "shoal.dev.cli")}
 # Within the manager, the parts that meet only in the store.
 PIPELINE = {"orchestrator", "allocator", "scheduler", "dispatcher"}
 
@@ -44,6 +47,8 @@ def test_imports_flow_one_way() -> None:
         for target in _imports(path):
             dst_top, dst_sub = _part(target)
             if dst_top not in RANK or dst_top == src_top and src_top != "manager":
+                continue
+            if (module, target) in EXCEPTIONS:
                 continue
             if src_top == "cli" and dst_top not in ("cli", "errors"):
                 bad.append(f"{module} -> {target} (the CLI talks HTTP only)")

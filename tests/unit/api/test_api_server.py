@@ -10,6 +10,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from shoal.api import SwarmState, build_app
+from shoal.errors import Unavailable
 from shoal.model.objects import Cluster, Node
 from shoal.model.requests import InitRequest, JoinRequest
 from shoal.model.specs import NodeSpec
@@ -17,8 +18,17 @@ from shoal.store.membackend import MemoryBackend
 from shoal.store.store import Store
 
 
+class NoRegistry:
+    """The node's images, with no registry reachable (no traffic leaves the test)."""
+
+    async def distribution(self, name: str, registry_auth: str = "") -> dict[str, object]:
+        raise Unavailable(f"cannot reach the registry of {name}")
+
+
 class FakeEngine:
     """The daemon side of the API: a swarm state and (on a manager) a store."""
+
+    images = NoRegistry()
 
     hostname = "apitest"
     engine_labels = {"k": "v"}

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from shoal.errors import InvalidArgument
-from shoal.image.config import HealthCheck, resolve
+from shoal.exec.containerspec import HealthCheck, resolve
 
 IMAGE: dict[str, Any] = {
     "Entrypoint": ["/entry.sh"], "Cmd": ["serve", "--port", "80"], "Env": ["PATH=/bin", "MODE=prod"],

@@ -1,0 +1,391 @@
+"""RuncController: one task's container, run by runc under a per-container shim.
+
+Where things live (``<data_root>/containers/``):
+
+    by-task/<task id>.json     {"id": cid}: how a new controller (daemon restart) finds it
+    <cid>/config.json          the OCI spec (written last in prepare: "prepared")
+    <cid>/rootfs upper work    the overlayfs root (lower = the image's layer dirs)
+    <cid>/hosts hostname resolv.conf, <cid>/volumes/ (anonymous volumes)
+    <cid>/shim.json            {shim_pid, pid}: the container runs (written by the shim)
+    <cid>/exit.json            {code, oom, finished_at} or {error}: written by the shim
+    <cid>/<cid>-json.log[.N]   the output in Docker's json-file format
+    <cid>/healthcheck.json     the health check (image + service), health.json its status
+
+Re-attach: the shim (shim.py) outlives the daemon; a controller waits for it with a pidfd,
+which works for a process that is not its child, then reads exit.json.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+from shoal.errors import ShoalError
+from shoal.exec import containerspec
+from shoal.exec.errors import ExecError, ExitError, TaskRejected, Unhealthy
+from shoal.exec.executor import LogLine, LogOptions
+from shoal.exec.runc import logfile, mounts, shim, spec
+from shoal.exec.runc.health import HEALTHY, STARTING, UNHEALTHY, HealthState, probe
+from shoal.exec.runc.state import (
+    RuncConfig,
+    read_json,
+    remove_container_files,
+    shim_alive,
+    wait_pid,
+    write_json,
+)
+from shoal.model.objects import ContainerStatus, Task
+
+__all__ = ["RuncConfig", "RuncController"]
+
+DEFAULT_GRACE = 10.0  # seconds, Docker's stop timeout
+KILL_WAIT = 10.0  # after SIGKILL, the longest we wait for the shim to report
+START_WAIT = 60.0  # the longest runc may take to start a container
+FOLLOW_POLL = 0.1
+OOM_MESSAGE = "OOMKilled: the container was killed because it ran out of memory"
+
+
+def _signal(value: Any) -> int:
+    """A StopSignal ("SIGTERM", "TERM", "15") as a number; SIGTERM when unset."""
+    text = str(value or "").strip().upper()
+    if not text:
+        return int(signal.SIGTERM)
+    if text.isdigit():
+        return int(text)
+    try:
+        return int(signal.Signals[text if text.startswith("SIG") else "SIG" + text])
+    except KeyError:
+        raise ExecError(f"invalid stop signal {value!r}") from None
+
+
+class RuncController:
+    """Implements Controller, ContainerStatuser, LogSource and ProgressReporting."""
+
+    def __init__(self, task: Task, config: RuncConfig) -> None:
+        self._task = task
+        self._cfg = config
+        self._progress: Callable[[str], None] | None = None
+        self._record_path = config.containers / "by-task" / f"{task.id}.json"
+        record = read_json(self._record_path)
+        self._cid: str | None = str(record["id"]) if record and "id" in record else None
+        self._health_check: containerspec.HealthCheck | None = None
+
+    # --- paths and state -------------------------------------------------------------------
+
+    @property
+    def container_id(self) -> str | None:
+        return self._cid
+
+    @property
+    def directory(self) -> Path:
+        if self._cid is None:
+            raise ExecError(f"runc: no container for task {self._task.id}")
+        return self._cfg.containers / self._cid
+
+    @property
+    def log_path(self) -> Path:
+        return self.directory / f"{self._cid}-json.log"
+
+    def _shim_info(self) -> dict[str, Any] | None:
+        return read_json(self.directory / "shim.json") if self._cid else None
+
+    def _exit_info(self) -> dict[str, Any] | None:
+        return read_json(self.directory / "exit.json") if self._cid else None
+
+    def _running_shim(self) -> int:
+        """The shim's pid while it runs, else 0."""
+        info = self._shim_info()
+        if info is None or self._cid is None:
+            return 0
+        pid = int(info.get("shim_pid", 0))
+        return pid if pid and shim_alive(pid, self._cid) else 0
+
+    def _health(self) -> HealthState:
+        return HealthState.load(self.directory / "health.json")
+
+    # --- protocol ----------------------------------------------------------------------------
+
+    def update(self, task: Task) -> None:
+        self._task = task
+
+    def on_progress(self, callback: Callable[[str], None]) -> None:
+        self._progress = callback
+
+    def status(self) -> ContainerStatus:
+        if self._cid is None or not self.directory.is_dir():
+            return ContainerStatus()
+        exit_info = self._exit_info()
+        shim_info = self._shim_info()
+        pid = int(shim_info.get("pid", 0)) if shim_info and exit_info is None else 0
+        code = int(exit_info.get("code", 0)) if exit_info else 0
+        health = ""
+        if shim_info is not None and (self.directory / "health.json").exists():
+            health = self._health().status
+        return ContainerStatus(container_i_d=self._cid, p_i_d=pid, exit_code=max(code, 0),
+                               health=health)
+
+    async def prepare(self) -> None:
+        cs = self._task.spec.container_spec or {}
+        auth = str((cs.get("PullOptions") or {}).get("RegistryAuth") or "")
+        try:
+            image = await self._cfg.images.ensure(str(cs.get("Image", "")), registry_auth=auth,
+                                                  progress=self._progress)
+        except ShoalError as exc:
+            raise TaskRejected(str(exc)) from exc
+        if self._cid is None:
+            self._cid = secrets.token_hex(32)
+            self._record_path.parent.mkdir(parents=True, exist_ok=True)
+            write_json(self._record_path, {"id": self._cid, "task_id": self._task.id})
+        d = self.directory
+        if (d / "shim.json").exists() or (d / "exit.json").exists():
+            return  # started already
+        try:
+            await asyncio.to_thread(self._create, image.layer_dirs, image.config)
+        except Exception:
+            # undo the half-made container; a cancelled prepare is resumed or removed later
+            await self.remove()
+            raise
+
+    def _create(self, layers: list[Path], image_config: dict[str, Any]) -> None:
+        assert self._cid is not None
+        cs = self._task.spec.container_spec or {}
+        d, rootfs = self.directory, self.directory / "rootfs"
+        for sub in ("rootfs", "upper", "work"):
+            (d / sub).mkdir(parents=True, exist_ok=True)
+        if not mounts.is_mounted(rootfs):
+            mounts.mount_overlay(list(reversed(layers)), d / "upper", d / "work", rootfs)
+        if (d / "config.json").exists():
+            return  # prepared; after a reboot only the mount was missing
+        try:
+            process = containerspec.resolve(image_config, cs)
+        except ShoalError as exc:
+            raise TaskRejected(str(exc)) from exc
+        hostname = process.hostname or self._cid[:12]
+        user = spec.resolve_user(rootfs, process.user)
+        mount_list = spec.build_mounts(cs, volumes_root=self._cfg.data_root / "volumes",
+                                       anon_root=d / "volumes", rootfs=rootfs)
+        files = spec.write_host_files(d, hostname)
+        oci = spec.build_spec(task=self._task, process=process, rootfs=rootfs, hostname=hostname,
+                              user=user, mounts=mount_list, host_files=files,
+                              cgroups_path=self._cfg.cgroups_path(self._cid))
+        if process.health is not None:
+            h = process.health
+            write_json(d / "healthcheck.json", {
+                "test": list(h.test), "interval": h.interval, "timeout": h.timeout,
+                "retries": h.retries, "start_period": h.start_period})
+        write_json(d / "config.json", oci)
+
+    def _check(self) -> containerspec.HealthCheck | None:
+        """The health check resolved at prepare (image's and service's), kept on disk."""
+        if self._health_check is None:
+            h = read_json(self.directory / "healthcheck.json")
+            if h:
+                self._health_check = containerspec.HealthCheck(
+                    tuple(h["test"]), float(h["interval"]), float(h["timeout"]),
+                    int(h["retries"]), float(h["start_period"]))
+        return self._health_check
+
+    async def start(self) -> None:
+        d = self.directory
+        if not (d / "config.json").exists():
+            raise ExecError(f"runc: container for task {self._task.id} is not prepared")
+        if self._shim_info() is None and self._exit_info() is None:
+            await self._spawn_shim()
+        exit_info = self._exit_info()
+        if exit_info is not None and "error" in exit_info:
+            raise ExecError(f"starting container failed: {exit_info['error']}")
+        if self._shim_info() is None:
+            raise ExecError(f"runc: container {self._cid} did not start (see {d}/shim.log)")
+        check = self._check()
+        if check is None or exit_info is not None:
+            return
+        health = self._health()
+        if health.status == STARTING:
+            await self._gate(check, health)
+
+    async def _spawn_shim(self) -> None:
+        assert self._cid is not None
+        d = self.directory
+        ready_r, ready_w = os.pipe()
+        args = {"runc": self._cfg.runc, "dir": str(d), "cid": self._cid,
+                "log": str(self.log_path), "max_size": self._cfg.log_max_size,
+                "max_files": self._cfg.log_max_files,
+                "cgroup": self._cfg.cgroups_path(self._cid), "ready_fd": ready_w}
+        (self._cfg.exec_root / "runc").mkdir(parents=True, exist_ok=True)
+        os.set_inheritable(ready_w, True)
+        argv = [sys.executable, "-I", "-S", shim.__file__, json.dumps(args)]
+        try:
+            os.posix_spawn(  # noqa: ASYNC221 - returns at once, the shim runs detached
+                sys.executable, argv, dict(os.environ), setsid=True, file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_OPEN, 1, str(d / "shim.log"),
+                 os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644),
+                (os.POSIX_SPAWN_DUP2, 1, 2),
+            ])
+        finally:
+            os.close(ready_w)
+        # the shim closes its end once running or failed (or when it dies)
+        loop = asyncio.get_running_loop()
+        eof = loop.create_future()
+
+        def readable() -> None:
+            if not os.read(ready_r, 64) and not eof.done():
+                eof.set_result(None)
+
+        loop.add_reader(ready_r, readable)
+        try:
+            await asyncio.wait_for(eof, START_WAIT)
+        except TimeoutError:
+            raise ExecError(f"runc did not start container {self._cid} within "
+                            f"{START_WAIT:.0f} s") from None
+        finally:
+            loop.remove_reader(ready_r)
+            os.close(ready_r)
+
+    async def _gate(self, check: containerspec.HealthCheck, health: HealthState) -> None:
+        """Probe until healthy (return), unhealthy (stop, raise) or exited (return)."""
+        result = await self._monitor(check, health, until_healthy=True)
+        if result == UNHEALTHY:
+            raise Unhealthy(await self._stop_unhealthy())
+
+    async def _monitor(self, check: containerspec.HealthCheck, health: HealthState, *,
+                       until_healthy: bool) -> str:
+        """Runs probes every interval; returns HEALTHY (with until_healthy), UNHEALTHY, or ""
+        when the container exited."""
+        assert self._cid is not None
+        started = (self.directory / "shim.json").stat().st_mtime
+        shim_pid = self._running_shim()
+        while True:
+            if shim_pid == 0 or await wait_pid(shim_pid, check.interval):
+                return ""
+            ok = await probe(self._cfg.runc, self._cid, check, self.directory / "health.pid")
+            in_start = time.time() - started < check.start_period
+            if health.record(ok, in_start_period=in_start) == HEALTHY and until_healthy:
+                return HEALTHY
+            if health.failed(check):
+                return UNHEALTHY
+
+    async def _stop_unhealthy(self) -> int:
+        await self.shutdown()
+        info = self._exit_info() or {}
+        code = int(info.get("code", 0))
+        return code if code > 0 else 137
+
+    async def wait(self) -> int:
+        shim_info = self._shim_info()
+        if shim_info is None and self._exit_info() is None:
+            raise ExecError(f"runc: container for task {self._task.id} was not started")
+        shim_pid = self._running_shim()
+        check = self._check()
+        if shim_pid and check is not None:
+            health = self._health()
+            if await self._monitor(check, health, until_healthy=False) == UNHEALTHY:
+                raise Unhealthy(await self._stop_unhealthy())
+        elif shim_pid:
+            await wait_pid(shim_pid)
+        return self._result()
+
+    def _result(self) -> int:
+        info = self._exit_info()
+        if info is None:
+            raise ExecError(f"runc: container {self._cid} is lost: its shim exited without "
+                            "recording an exit code")
+        if "error" in info:
+            raise ExecError(f"starting container failed: {info['error']}")
+        code = int(info["code"])
+        if (self.directory / "health.json").exists() and self._health().status == UNHEALTHY:
+            raise Unhealthy(code if code > 0 else 137)
+        if code == 0:
+            return 0
+        if info.get("oom"):
+            raise ExitError(code, f"task: non-zero exit ({code}): {OOM_MESSAGE}")
+        raise ExitError(code)
+
+    async def _runc(self, *args: str) -> tuple[int, str]:
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *self._cfg.runc, *args, stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        except OSError as exc:  # no runtime binary: nothing of it to clean up either
+            return 127, str(exc)
+        out, _ = await proc.communicate()
+        return proc.returncode or 0, out.decode(errors="replace")
+
+    async def _kill(self, sig: int, wait: float) -> bool:
+        """Send ``sig`` to the container's init; True once the shim recorded the exit."""
+        shim_pid = self._running_shim()
+        if not shim_pid:
+            return True
+        assert self._cid is not None
+        await self._runc("kill", self._cid, str(sig))
+        return await wait_pid(shim_pid, wait)
+
+    async def shutdown(self) -> None:
+        if self._cid is None or self._running_shim() == 0:
+            return
+        cs = self._task.spec.container_spec or {}
+        grace = cs.get("StopGracePeriod")
+        grace_s = int(grace) / 1e9 if grace is not None else DEFAULT_GRACE
+        if await self._kill(_signal(cs.get("StopSignal")), grace_s):
+            return
+        await self.terminate()
+
+    async def terminate(self) -> None:
+        if self._cid is None:
+            return
+        if not await self._kill(int(signal.SIGKILL), KILL_WAIT):
+            raise ExecError(f"runc: container {self._cid} did not stop after SIGKILL")
+
+    async def remove(self) -> None:
+        cid = self._cid
+        if cid is None:
+            return
+        d = self._cfg.containers / cid
+        shim_pid = self._running_shim() if d.is_dir() else 0
+        if shim_pid and not await self._kill(int(signal.SIGKILL), KILL_WAIT):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(shim_pid, signal.SIGKILL)
+            await wait_pid(shim_pid, KILL_WAIT)
+        await self._runc("delete", "--force", cid)
+        await asyncio.to_thread(remove_container_files, self._cfg, cid)
+        with contextlib.suppress(FileNotFoundError):
+            self._record_path.unlink()
+        self._cid = None
+        self._health_check = None
+
+    # --- logs ------------------------------------------------------------------------------
+
+    def _exited(self) -> bool:
+        return self._exit_info() is not None or self._running_shim() == 0
+
+    async def logs(self, options: LogOptions) -> AsyncIterator[LogLine]:
+        if self._cid is None:
+            return
+        path = str(self.log_path)
+        o = options
+        follower = logfile.Follower(path)
+        try:
+            history = [*logfile.read_entries(path, rotated_only=True), *follower.read_new()]
+            for e in logfile.select(history, since=o.since, until=o.until,
+                                    stdout=o.stdout, stderr=o.stderr, tail=o.tail):
+                yield LogLine(e.stream, e.time, e.data)
+            while options.follow:
+                done = self._exited()  # checked before reading: nothing can come after
+                for e in follower.read_new():
+                    if logfile.wanted(e, since=o.since, until=o.until, stdout=o.stdout,
+                                      stderr=o.stderr):
+                        yield LogLine(e.stream, e.time, e.data)
+                if done:
+                    return
+                await asyncio.sleep(FOLLOW_POLL)
+        finally:
+            follower.close()

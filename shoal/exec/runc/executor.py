@@ -1,0 +1,110 @@
+"""RuncExecutor: runs tasks as runc containers on this machine (root, cgroupfs driver).
+
+Containers live under ``<data_root>/containers`` (see controller.py for the layout), runc's
+own state under ``<exec_root>/runc``, cgroups under ``<cgroup_parent>/<cid>`` in every
+hierarchy, named volumes under ``<data_root>/volumes/<name>/_data`` (kept after their task).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from shoal import __version__
+from shoal.exec.executor import ImageProvider, host_description
+from shoal.exec.runc import cgroups, mounts
+from shoal.exec.runc.controller import RuncController
+from shoal.exec.runc.state import RuncConfig, read_json, remove_container_files, shim_alive
+from shoal.model.objects import NodeDescription, Task
+
+__all__ = ["RuncExecutor"]
+
+ENGINE_VERSION = __version__
+
+
+class RuncExecutor:
+    """Implements shoal.exec.Executor."""
+
+    def __init__(self, hostname: str, engine_labels: dict[str, str] | None, data_root: Path,
+                 exec_root: Path, images: ImageProvider, cgroup_parent: str = "/shoal",
+                 runtime: str = "runc", log_max_size: int = 10 * 1024 * 1024,
+                 log_max_files: int = 3) -> None:
+        self._hostname = hostname
+        self._labels = dict(engine_labels or {})
+        self.config = RuncConfig(data_root=Path(data_root), exec_root=Path(exec_root),
+                                 images=images, cgroup_parent=cgroup_parent, runtime=runtime,
+                                 log_max_size=log_max_size, log_max_files=log_max_files)
+
+    def describe(self) -> NodeDescription:
+        return host_description(self._hostname, self._labels, engine_version=ENGINE_VERSION)
+
+    def controller(self, task: Task) -> RuncController:
+        return RuncController(task, self.config)
+
+    def containers(self) -> list[str]:
+        """IDs of the containers on disk (prepared, running or exited)."""
+        root = self.config.containers
+        if not root.is_dir():
+            return []
+        return sorted(p.name for p in root.iterdir() if len(p.name) == 64 and p.is_dir())
+
+    def cleanup_all(self, *, volumes: bool = False) -> None:
+        """Remove every container this executor owns: its processes (``runc delete -f`` kills
+        them, and their shims then exit), mounts, cgroups and files; named volumes too when
+        asked (``swarm leave`` keeps them, as Docker does). Blocking; for leave and tests."""
+        cfg = self.config
+        runc = cfg.runc
+        ids = set(self.containers())
+        listed = _run([*runc, "list", "--format", "json"])
+        if listed.strip() not in ("", "null"):
+            ids.update(c["id"] for c in json.loads(listed))
+        shims = []
+        for cid in sorted(ids):
+            _run([*runc, "delete", "--force", cid])
+            info = read_json(cfg.containers / cid / "shim.json")
+            if info and shim_alive(int(info.get("shim_pid", 0)), cid):
+                shims.append(int(info["shim_pid"]))
+        _wait_gone(shims)  # each shim records its container's exit, then leaves the dir alone
+        for cid in sorted(ids):
+            remove_container_files(cfg, cid)
+        for point in mounts.mounts_under(cfg.containers):
+            mounts.umount(point)
+        cgroups.remove_parent(cfg.cgroup_parent)
+        # --one-file-system: never into a mount that could not be removed
+        _run(["rm", "-rf", "--one-file-system", str(cfg.containers)])
+        if volumes:
+            _run(["rm", "-rf", "--one-file-system", str(cfg.data_root / "volumes")])
+
+    remove_everything = cleanup_all
+
+
+def _wait_gone(pids: list[int], timeout: float = 10.0) -> None:
+    """Wait (bounded) until these processes have exited; reap those that are our children."""
+    deadline = time.monotonic() + timeout
+    left = list(pids)
+    while left and time.monotonic() < deadline:
+        for pid in list(left):
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+            stat = Path(f"/proc/{pid}/stat")
+            if not stat.exists() or stat.read_text().rsplit(")", 1)[-1].split()[0] == "Z":
+                left.remove(pid)
+        if left:
+            time.sleep(0.02)
+    for pid in left:  # a stuck shim: it must not outlive its container's files
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _run(argv: list[str]) -> str:
+    """Run a command; its stdout, or "" when it failed or does not exist."""
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+    except OSError:
+        return ""
+    return proc.stdout if proc.returncode == 0 else ""

@@ -1,0 +1,81 @@
+"""Health checks run inside a container with ``runc exec``, with Docker's rules.
+
+Each probe runs the check's argv as the container's process would (same user, env, cwd) and
+fails when it exits non-zero or outlasts the timeout (then its process is killed). Failures
+during the start period don't count, a success there makes the container healthy at once;
+``retries`` consecutive failures make it unhealthy. The status is kept in ``health.json`` in
+the container's directory so a re-attached controller knows it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+from shoal.exec.containerspec import HealthCheck
+
+__all__ = ["HealthState", "probe"]
+
+STARTING, HEALTHY, UNHEALTHY = "starting", "healthy", "unhealthy"
+
+
+@dataclass(slots=True)
+class HealthState:
+    path: Path
+    status: str = STARTING
+    failing_streak: int = 0
+
+    @classmethod
+    def load(cls, path: Path) -> HealthState:
+        try:
+            obj = json.loads(path.read_text())
+            return cls(path, str(obj["status"]), int(obj["failing_streak"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return cls(path)
+
+    def record(self, ok: bool, *, in_start_period: bool) -> str:
+        """Counts one probe's result; returns the new status."""
+        if ok:
+            self.status, self.failing_streak = HEALTHY, 0
+        elif not in_start_period:
+            self.failing_streak += 1
+        self._save()
+        return self.status
+
+    def failed(self, check: HealthCheck) -> bool:
+        if self.failing_streak >= check.retries:
+            self.status = UNHEALTHY
+            self._save()
+        return self.status == UNHEALTHY
+
+    def _save(self) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"status": self.status, "failing_streak": self.failing_streak}))
+        os.replace(tmp, self.path)
+
+
+async def probe(runc: list[str], cid: str, check: HealthCheck, pid_file: Path) -> bool:
+    """One check: True when it exited 0 within its timeout."""
+    with contextlib.suppress(FileNotFoundError):
+        pid_file.unlink()
+    proc = await asyncio.create_subprocess_exec(
+        *runc, "exec", "--pid-file", str(pid_file), cid, *check.argv,
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL)
+    try:
+        return await asyncio.wait_for(proc.wait(), check.timeout) == 0
+    except TimeoutError:
+        return False
+    finally:
+        if proc.returncode is None:
+            # runc exec cannot forward SIGKILL: kill the process it started in the container
+            with contextlib.suppress(OSError, ValueError):
+                os.kill(int(pid_file.read_text().strip()), signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()

@@ -1,0 +1,198 @@
+"""The per-container shim (like conmon): keeps a container's output and exit code.
+
+Started by the controller as ``python -I -S shim.py '<json args>'`` in a new session, so it
+outlives the daemon. It becomes a child subreaper, runs ``runc run --detach`` with the
+container's stdout/stderr on pipes, and then:
+
+* once running: writes ``shim.json`` {shim_pid, pid} atomically and closes the ready fd;
+* if runc failed: writes ``exit.json`` {"error": runc's message} and exits;
+* copies both pipes into the json-file log (logfile.py), rotating it;
+* when the container's init exits: reads the cgroup's OOM count (before anything deletes the
+  cgroup), drains the pipes, writes ``exit.json`` {code (128+signal for a signal), oom,
+  finished_at}, and exits.
+
+The daemon waits for this process with a pidfd, so a restarted daemon re-attaches to it.
+Stdlib only (and this package's stdlib-only logfile.py and cgroups.py).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import select
+import signal
+import sys
+import time
+from typing import Any
+
+try:
+    from shoal.exec.runc import cgroups, logfile
+except ImportError:  # started by path with -I -S: import the sibling modules directly
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import cgroups  # type: ignore[no-redef]
+    import logfile  # type: ignore[no-redef]
+
+PR_SET_CHILD_SUBREAPER = 36
+DRAIN_SECONDS = 2.0  # after the exit: output still in the pipes (the kernel killed the rest)
+
+
+def write_json(path: str, obj: dict[str, Any]) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(obj, f)  # no fsync: the records matter across a daemon crash, not a reboot
+    os.replace(tmp, path)
+
+
+def runc_error(log_path: str, stderr: bytes) -> str:
+    """runc's own error: the last error in its JSON log, else its stderr."""
+    msg = ""
+    try:
+        with open(log_path, "rb") as f:
+            for line in f:
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue
+                if entry.get("level") in ("error", "fatal") and entry.get("msg"):
+                    msg = str(entry["msg"])
+    except OSError:
+        pass
+    return msg or stderr.decode("utf-8", "replace").strip() or "runc failed"
+
+
+class Shim:
+    def __init__(self, args: dict[str, Any]) -> None:
+        self.args = args
+        self.dir: str = args["dir"]
+        self.statuses: dict[int, int] = {}
+        self.writer = logfile.LogWriter(args["log"], int(args["max_size"]), int(args["max_files"]))
+        self.splitters = {"stdout": logfile.LineSplitter(), "stderr": logfile.LineSplitter()}
+        self.early_stderr = b""  # what runc wrote before the container ran (its errors)
+
+    def spawn_runc(self) -> tuple[int, dict[int, str]]:
+        a = self.args
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        argv = [*a["runc"], "--log", os.path.join(self.dir, "runc.log"), "--log-format", "json",
+                "run", "--detach", "--bundle", self.dir,
+                "--pid-file", os.path.join(self.dir, "pid"), a["cid"]]
+        pid = os.posix_spawn(argv[0], argv, dict(os.environ), file_actions=[
+            (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_DUP2, out_w, 1),
+            (os.POSIX_SPAWN_DUP2, err_w, 2),
+        ])
+        os.close(out_w)
+        os.close(err_w)
+        return pid, {out_r: "stdout", err_r: "stderr"}
+
+    def reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            self.statuses[pid] = status
+
+    def pump(self, fd: int, stream: str, pipes: dict[int, str], poller: select.poll) -> None:
+        try:
+            chunk = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        now = time.time_ns()
+        lines = self.splitters[stream].feed(chunk) if chunk else self.splitters[stream].flush()
+        if stream == "stderr" and len(self.early_stderr) < 65536:
+            self.early_stderr += chunk
+        for line in lines:
+            self.writer.write(logfile.Entry(stream, now, line))
+        if not chunk:
+            poller.unregister(fd)
+            os.close(fd)
+            del pipes[fd]
+
+    def run(self) -> int:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_w, False)
+        signal.set_wakeup_fd(wake_w)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGPIPE):
+            signal.signal(sig, signal.SIG_IGN)
+        try:
+            runc_pid, pipes = self.spawn_runc()
+        except OSError as exc:
+            self.writer.close()
+            write_json(os.path.join(self.dir, "exit.json"), {
+                "error": f"{self.args['runc'][0]}: {exc.strerror}", "code": -1, "oom": False,
+                "finished_at": time.time_ns()})
+            return 1
+        poller = select.poll()
+        poller.register(wake_r, select.POLLIN)
+        for fd in pipes:
+            poller.register(fd, select.POLLIN)
+        ready_fd: int | None = int(self.args["ready_fd"])
+        container_pid = 0
+        exited_at = 0.0
+        status, oom = 0, False
+        while True:
+            timeout = None
+            if exited_at:
+                timeout = max(0, int((exited_at + DRAIN_SECONDS - time.monotonic()) * 1000))
+                if not pipes or timeout == 0:
+                    break
+            for fd, _ev in poller.poll(timeout):
+                if fd == wake_r:
+                    os.read(wake_r, 4096)
+                elif fd in pipes:
+                    self.pump(fd, pipes[fd], pipes, poller)
+            self.reap()
+            if not container_pid and runc_pid in self.statuses:
+                code = os.waitstatus_to_exitcode(self.statuses.pop(runc_pid))
+                if code != 0:
+                    return self.failed(pipes, poller, ready_fd)
+                with open(os.path.join(self.dir, "pid"), encoding="ascii") as f:
+                    container_pid = int(f.read().strip())
+                write_json(os.path.join(self.dir, "shim.json"),
+                           {"shim_pid": os.getpid(), "pid": container_pid})
+                if ready_fd is not None:
+                    os.close(ready_fd)
+                    ready_fd = None
+            if container_pid and container_pid in self.statuses and not exited_at:
+                exited_at = time.monotonic()
+                # read before the daemon's ``runc delete`` removes the cgroup
+                oom = cgroups.oom_killed(self.args["cgroup"])
+                status = self.statuses[container_pid]
+        code = os.waitstatus_to_exitcode(status)
+        for fd, stream in list(pipes.items()):  # output still pending after the drain time
+            for line in self.splitters[stream].flush():
+                self.writer.write(logfile.Entry(stream, time.time_ns(), line))
+            os.close(fd)
+        self.writer.close()
+        write_json(os.path.join(self.dir, "exit.json"), {
+            "code": 128 - code if code < 0 else code, "oom": oom, "finished_at": time.time_ns()})
+        return 0
+
+    def failed(self, pipes: dict[int, str], poller: select.poll, ready_fd: int | None) -> int:
+        deadline = time.monotonic() + DRAIN_SECONDS
+        while pipes and time.monotonic() < deadline:
+            for fd, _ev in poller.poll(100):
+                if fd in pipes:
+                    self.pump(fd, pipes[fd], pipes, poller)
+        self.writer.close()
+        msg = runc_error(os.path.join(self.dir, "runc.log"), self.early_stderr)
+        write_json(os.path.join(self.dir, "exit.json"), {"error": msg, "code": -1, "oom": False,
+                                                         "finished_at": time.time_ns()})
+        if ready_fd is not None:
+            os.close(ready_fd)
+        return 1
+
+
+def main() -> int:
+    return Shim(json.loads(sys.argv[1])).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

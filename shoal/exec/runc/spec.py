@@ -1,0 +1,257 @@
+"""The OCI runtime spec (config.json) for one task's container, as Docker would write it.
+
+The process comes from shoal.exec.containerspec (image config merged with the ContainerSpec);
+the user is resolved against the container's own /etc/passwd and /etc/group; Mounts (bind,
+volume, tmpfs) are checked and turned into OCI mounts; limits become cgroup resources under
+``cgroupsPath = <cgroup_parent>/<cid>``. The container gets its own network namespace (runc
+makes it and brings ``lo`` up) and bind mounts of the /etc/hosts, /etc/hostname and
+/etc/resolv.conf written into its directory. No rlimits: this host lacks CAP_SYS_RESOURCE.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from shoal.exec.containerspec import Process
+from shoal.exec.errors import TaskRejected
+from shoal.model.objects import Task
+
+__all__ = ["CAPS", "User", "build_mounts", "build_spec", "resolve_user", "write_host_files"]
+
+CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
+        "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
+        "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE"]
+ALL_CAPS = CAPS + [
+    "CAP_AUDIT_CONTROL", "CAP_AUDIT_READ", "CAP_BLOCK_SUSPEND", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+    "CAP_DAC_READ_SEARCH", "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_LEASE", "CAP_LINUX_IMMUTABLE",
+    "CAP_MAC_ADMIN", "CAP_MAC_OVERRIDE", "CAP_NET_ADMIN", "CAP_NET_BROADCAST", "CAP_PERFMON",
+    "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_MODULE", "CAP_SYS_NICE", "CAP_SYS_PACCT",
+    "CAP_SYS_PTRACE", "CAP_SYS_RAWIO", "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG",
+    "CAP_SYSLOG", "CAP_WAKE_ALARM"]
+DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+MASKED = ["/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+          "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
+          "/sys/firmware", "/sys/devices/virtual/powercap"]
+READONLY = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+CPU_PERIOD = 100_000  # microseconds, Docker's
+BASE_MOUNTS: list[dict[str, Any]] = [
+    {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec",
+                                                                           "nodev"]},
+    {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+     "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+    {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+     "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+    {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+     "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+    {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+     "options": ["nosuid", "noexec", "nodev"]},
+    {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+     "options": ["nosuid", "noexec", "nodev", "ro"]},
+    {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+     "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]},
+]
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    uid: int = 0
+    gid: int = 0
+    additional_gids: tuple[int, ...] = field(default=())
+
+
+def _inside(rootfs: Path, rel: str) -> list[list[str]]:
+    """The colon-separated entries of a file of the container (absent if it escapes root)."""
+    path = rootfs / rel
+    real = os.path.realpath(path)
+    if not real.startswith(str(rootfs.resolve()) + "/"):
+        return []
+    try:
+        with open(real, encoding="utf-8", errors="replace") as f:
+            return [line.rstrip("\n").split(":") for line in f if line.strip()]
+    except OSError:
+        return []
+
+
+def resolve_user(rootfs: Path, user: str) -> User:
+    """"name", "uid", "name:group" or "uid:gid" as Docker accepts; names from the container's
+    /etc/passwd and /etc/group, numbers pass through."""
+    if not user:
+        user = "0"
+    name, _, group = user.partition(":")
+    passwd = [e for e in _inside(rootfs, "etc/passwd") if len(e) >= 4]
+    groups = [e for e in _inside(rootfs, "etc/group") if len(e) >= 3]
+    entry = next((e for e in passwd if (e[2] if name.isdigit() else e[0]) == name), None)
+    if name.isdigit():
+        uid = int(name)
+        gid = int(entry[3]) if entry and entry[3].isdigit() else 0
+    elif entry is None or not entry[2].isdigit():
+        raise TaskRejected(f"unable to find user {name}: no matching entries in passwd file")
+    else:
+        uid, gid = int(entry[2]), int(entry[3]) if entry[3].isdigit() else 0
+    if group:
+        if group.isdigit():
+            gid = int(group)
+        else:
+            g = next((e for e in groups if e[0] == group and e[2].isdigit()), None)
+            if g is None:
+                raise TaskRejected(f"unable to find group {group}: no matching entries in "
+                                   "group file")
+            gid = int(g[2])
+    extra: list[int] = []
+    if entry is not None and not group:
+        members = [e for e in groups if len(e) >= 4 and entry[0] in e[3].split(",")]
+        extra = [int(e[2]) for e in members if e[2].isdigit() and int(e[2]) != gid]
+    return User(uid, gid, tuple(extra))
+
+
+def _volume(source: str, target: str, volumes_root: Path, rootfs: Path,
+            options: dict[str, Any]) -> str:
+    """A named volume's data dir, made on first use and filled with the image's content at
+    ``target`` (Docker's copy-up, unless NoCopy)."""
+    if "/" in source or source in (".", ".."):
+        raise TaskRejected(f"invalid mount config for type \"volume\": invalid volume name {source!r}")
+    data = volumes_root / source / "_data"
+    if not data.is_dir():
+        data.mkdir(parents=True)
+        seed = rootfs / target.lstrip("/")
+        if not options.get("NoCopy") and seed.is_dir() and not seed.is_symlink():
+            shutil.copytree(seed, data, symlinks=True, dirs_exist_ok=True)
+    return str(data)
+
+
+def build_mounts(container_spec: dict[str, Any], *, volumes_root: Path, anon_root: Path,
+                 rootfs: Path) -> list[dict[str, Any]]:
+    """The ContainerSpec's Mounts as OCI mounts; TaskRejected with Docker's wording when one is
+    wrong. A volume without a name gets a directory in ``anon_root`` (removed with the
+    container); named ones live in ``volumes_root/<name>/_data`` and outlive it."""
+    out = []
+    for m in container_spec.get("Mounts") or []:
+        kind = m.get("Type") or "volume"
+        target, source = m.get("Target") or "", m.get("Source") or ""
+        bad = f"invalid mount config for type \"{kind}\": "
+        if not target.startswith("/"):
+            raise TaskRejected(bad + f"invalid mount path: '{target}' mount path must be absolute")
+        ro = ["ro"] if m.get("ReadOnly") else []
+        if kind == "bind":
+            if not source.startswith("/"):
+                raise TaskRejected(bad + f"invalid mount path: '{source}' mount path must be absolute")
+            if not os.path.exists(source):
+                raise TaskRejected(bad + f"bind source path does not exist: {source}")
+            prop = ((m.get("BindOptions") or {}).get("Propagation") or "rprivate")
+            out.append({"destination": target, "type": "bind", "source": source,
+                        "options": ["rbind", prop, *ro]})
+        elif kind == "volume":
+            opts = m.get("VolumeOptions") or {}
+            if source:
+                data = _volume(source, target, volumes_root, rootfs, opts)
+            else:
+                anon = anon_root / str(len(out))
+                anon.mkdir(parents=True, exist_ok=True)
+                data = str(anon)
+            out.append({"destination": target, "type": "bind", "source": data,
+                        "options": ["rbind", "rprivate", *ro]})
+        elif kind == "tmpfs":
+            t = m.get("TmpfsOptions") or {}
+            opts = ["nosuid", "nodev", *ro]
+            if t.get("SizeBytes"):
+                opts.append(f"size={int(t['SizeBytes'])}")
+            if t.get("Mode"):
+                opts.append(f"mode={int(t['Mode']):o}")
+            out.append({"destination": target, "type": "tmpfs", "source": "tmpfs",
+                        "options": opts})
+        else:
+            raise TaskRejected(f"invalid mount config: mount type unknown: {kind!r}")
+    return out
+
+
+def write_host_files(directory: Path, hostname: str) -> dict[str, str]:
+    """/etc/hosts, /etc/hostname and /etc/resolv.conf for the container (destination: file)."""
+    files = {"/etc/hosts": directory / "hosts", "/etc/hostname": directory / "hostname",
+             "/etc/resolv.conf": directory / "resolv.conf"}
+    files["/etc/hosts"].write_text(
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+        f"127.0.1.1\t{hostname}\n")
+    files["/etc/hostname"].write_text(hostname + "\n")
+    try:
+        resolv = Path("/etc/resolv.conf").read_text()
+    except OSError:
+        resolv = ""
+    files["/etc/resolv.conf"].write_text(resolv)
+    return {dest: str(path) for dest, path in files.items()}
+
+
+def _caps(container_spec: dict[str, Any]) -> list[str]:
+    def norm(items: Any) -> list[str]:
+        names = [str(c).upper() for c in items or []]
+        return [n if n.startswith("CAP_") or n == "ALL" else "CAP_" + n for n in names]
+    add, drop = norm(container_spec.get("CapabilityAdd")), norm(container_spec.get("CapabilityDrop"))
+    caps = list(ALL_CAPS) if "ALL" in add else list(CAPS) + [c for c in add if c not in CAPS]
+    return [] if "ALL" in drop else [c for c in caps if c not in drop]
+
+
+def _annotations(task: Task, container_spec: dict[str, Any]) -> dict[str, str]:
+    out = {str(k): str(v) for k, v in (container_spec.get("Labels") or {}).items()}
+    out.update({"com.docker.swarm.task.id": task.id, "com.docker.swarm.task.name": task.name,
+                "com.docker.swarm.service.id": task.service_i_d,
+                "com.docker.swarm.node.id": task.node_i_d})
+    return out
+
+
+def _resources(task: Task) -> dict[str, Any]:
+    res: dict[str, Any] = {"devices": [{"allow": False, "access": "rwm"}]}
+    limits = task.spec.resources.limits if task.spec.resources else None
+    if limits is None:
+        return res
+    if limits.nano_cpus:
+        res["cpu"] = {"quota": max(1000, limits.nano_cpus * CPU_PERIOD // 1_000_000_000),
+                      "period": CPU_PERIOD}
+    if limits.memory_bytes:
+        res["memory"] = {"limit": limits.memory_bytes}
+    if limits.pids:
+        res["pids"] = {"limit": limits.pids}
+    return res
+
+
+def build_spec(*, task: Task, process: Process, rootfs: Path, hostname: str, user: User,
+               mounts: list[dict[str, Any]], host_files: dict[str, str],
+               cgroups_path: str) -> dict[str, Any]:
+    """config.json as a dict."""
+    container_spec = task.spec.container_spec or {}
+    readonly = bool(container_spec.get("ReadOnly"))
+    env = list(process.env)
+    if not any(e.startswith("PATH=") for e in env):
+        env.insert(0, DEFAULT_PATH)
+    env.insert(1, f"HOSTNAME={hostname}")
+    caps = _caps(container_spec)
+    ns = [{"type": t} for t in ("pid", "ipc", "uts", "mount", "network")]
+    files = [{"destination": dest, "type": "bind", "source": src,
+              "options": ["rbind", "rprivate", *(["ro"] if readonly else [])]}
+             for dest, src in host_files.items()]
+    sysctl = {str(k): str(v) for k, v in (container_spec.get("Sysctls") or {}).items()}
+    user_obj: dict[str, Any] = {"uid": user.uid, "gid": user.gid}
+    if user.additional_gids:
+        user_obj["additionalGids"] = list(user.additional_gids)
+    linux: dict[str, Any] = {
+        "namespaces": ns, "resources": _resources(task), "cgroupsPath": cgroups_path,
+        "maskedPaths": MASKED, "readonlyPaths": READONLY,
+    }
+    if sysctl:
+        linux["sysctl"] = sysctl
+    return {
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": False, "user": user_obj, "args": list(process.args), "env": env,
+            "cwd": process.cwd or "/",
+            "capabilities": {k: caps for k in ("bounding", "effective", "permitted")},
+            "noNewPrivileges": False,
+        },
+        "root": {"path": str(rootfs), "readonly": readonly},
+        "hostname": hostname,
+        "mounts": [*BASE_MOUNTS, *mounts, *files],
+        "annotations": _annotations(task, container_spec),
+        "linux": linux,
+    }
