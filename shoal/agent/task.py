@@ -19,6 +19,8 @@ goes to ContainerStatus.ExitCode. ``Temporary`` and cancellation propagate: the 
 
 from __future__ import annotations
 
+import msgspec
+
 from shoal.exec.errors import ExitError, Temporary
 from shoal.exec.executor import ContainerStatuser, Controller
 from shoal.model.objects import ContainerStatus, Task, TaskStatus, now
@@ -52,7 +54,7 @@ def _container(controller: Controller, exit_code: int | None = None) -> Containe
         return None if exit_code is None else ContainerStatus(exit_code=exit_code)
     cs = controller.status()
     if exit_code is not None and cs.exit_code != exit_code:
-        cs = ContainerStatus(container_i_d=cs.container_i_d, p_i_d=cs.p_i_d, exit_code=exit_code)
+        cs = msgspec.structs.replace(cs, exit_code=exit_code)
     return cs
 
 

@@ -221,7 +221,7 @@ def build_base_layer(busybox: Path = BUSYBOX) -> tuple[bytes, bytes]:
                _file("etc/passwd", PASSWD), _file("etc/group", GROUP),
                _file("etc/hostname", b""), _file("etc/hosts", b""), _file("etc/resolv.conf", b""),
                _dir("tmp", 0o1777), _dir("root", 0o700), _dir("proc"), _dir("sys"), _dir("dev"),
-               _dir("www"), _dir("data")]
+               _dir("www", 0o1777), _dir("data", 0o1777)]  # any --user may write them
     entries += [_link(path, "/bin/busybox") for path in _applets(busybox)]
     return layer(entries)
 
