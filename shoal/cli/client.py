@@ -23,12 +23,12 @@ import httpx
 from httpcore._backends.sync import SyncStream  # the stream httpcore's own backend returns
 
 __all__ = [
-    "TLSOptions",
     "DEFAULT_HOST",
     "MAX_API_VERSION",
     "Client",
     "DaemonError",
     "DaemonUnreachable",
+    "TLSOptions",
     "filters_param",
     "resolve_host",
 ]
@@ -244,11 +244,14 @@ class Client:
         return response
 
     @contextmanager
-    def stream(self, path: str, params: Mapping[str, str] | None = None) -> Iterator[httpx.Response]:
-        """A versioned GET whose body is read as it arrives (logs); raises `DaemonError`."""
+    def stream(self, path: str, params: Any = None, *, method: str = "GET",
+               content: Iterator[bytes] | None = None,
+               headers: Mapping[str, str] | None = None) -> Iterator[httpx.Response]:
+        """A versioned request whose answer is read as it arrives (logs, pulls, loads);
+        raises `DaemonError`."""
         try:
-            with self._http.stream("GET", quote(f"/v{self.version}{path}", safe="/:@"),
-                                   params=params) as response:
+            with self._http.stream(method, quote(f"/v{self.version}{path}", safe="/:@"),
+                                   params=params, content=content, headers=headers) as response:
                 if response.status_code >= 400:
                     response.read()
                     raise self._error(response)

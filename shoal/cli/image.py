@@ -14,14 +14,11 @@ import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from typing import IO, Any
-from urllib.parse import quote
 
 import click
-import httpx
 
 from shoal.cli import flagtypes as ft
 from shoal.cli.app import App
-from shoal.cli.client import DaemonUnreachable
 from shoal.cli.command import ShoalCommand, ShoalGroup, pass_app
 from shoal.cli.errors import CliError
 from shoal.cli.formatting import list_format, render_inspect, render_list
@@ -52,19 +49,9 @@ def _size(size: float) -> str:
 def _stream(app: App, method: str, path: str, *, params: Any = None,
             content: Iterator[bytes] | None = None) -> Iterator[dict[str, Any]]:
     """Send a request whose answer is a JSON-message stream; yield each message."""
-    client = app.client
-    http: httpx.Client = client._http
     headers = {"Content-Type": "application/x-tar"} if content is not None else {}
-    request = http.build_request(method, quote(f"/v{client.version}{path}", safe="/:@"),
-                                 params=params, content=content, headers=headers)
-    try:
-        response = http.send(request, stream=True)
-    except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ConnectTimeout) as exc:
-        raise DaemonUnreachable(client.host) from exc
-    try:
-        if response.status_code >= 400:
-            response.read()
-            raise client._error(response)
+    with app.client.stream(path, params, method=method, content=content,
+                           headers=headers) as response:
         for line in response.iter_lines():
             if not line.strip():
                 continue
@@ -77,8 +64,6 @@ def _stream(app: App, method: str, path: str, *, params: Any = None,
                     detail = message.get("errorDetail") or {}
                     raise CliError(str(detail.get("message") or message.get("error")))
                 yield message
-    finally:
-        response.close()
 
 
 def _chunks(source: IO[bytes]) -> Iterator[bytes]:

@@ -1,4 +1,4 @@
-"""Executors: the Protocols the agent drives (executor.py), their errors, and drivers (sim/)."""
+"""Executors: the Protocols the agent drives (executor.py), their errors, and drivers (runc/, sim/)."""
 
 from shoal.exec.errors import (
     RETRY_DELAY,

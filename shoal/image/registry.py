@@ -1,11 +1,20 @@
 """Pulling images over the OCI distribution API into the node's image store (issue 4).
 
-``pull(store, ref)``: the manifest by tag or digest (a manifest list or OCI index picks the
+``fetch(store, ref)``: the manifest by tag or digest (a manifest list or OCI index picks the
 wanted platform, linux/amd64 by default), then the config and every layer not yet in the store,
-each checked against its digest and size while it streams; finally the name is tagged. Docker
-Hub's names go to registry-1.docker.io. A registry answers over HTTPS, or over HTTP only when
-named in ``insecure``. Authentication follows the registry's challenge: a bearer token from its
-realm (with the given credentials, if any), or basic auth.
+each checked against its digest and size while it streams; ``pull`` also tags the name.
+``describe`` is the registry's descriptor of a manifest (``GET /distribution/{name}/json``).
+Docker Hub's names go to registry-1.docker.io. A registry answers over HTTPS, or over HTTP only
+when named in ``insecure``. Authentication follows the registry's challenge: a bearer token from
+its realm (with the given credentials, if any), or basic auth.
+
+``fetch`` reports its steps as Docker's JSON messages (what dockerd streams on
+``POST /images/create`` and the docker CLI prints)::
+
+    {"status": "Pulling from shoaltest/bb", "id": "1"}
+    {"status": "Pulling fs layer" | "Already exists", "progressDetail": {}, "id": "<12 hex>"}
+    {"status": "Download complete", "progressDetail": {}, "id": "<12 hex>"}
+    {"status": "Pull complete", "progressDetail": {}, "id": "<12 hex>"}   (after extraction)
 """
 
 from __future__ import annotations
@@ -14,7 +23,8 @@ import base64
 import json
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -23,7 +33,7 @@ from shoal.errors import InvalidArgument, NotFound, PermissionDenied, ShoalError
 from shoal.image.reference import DEFAULT_DOMAIN, Reference
 from shoal.image.store import ImageRecord, ImageStore, digest_of
 
-__all__ = ["MANIFEST_TYPES", "Registry"]
+__all__ = ["MANIFEST_TYPES", "Descriptor", "Event", "PullResult", "Registry"]
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +43,41 @@ OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 MANIFEST_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST, OCI_INDEX, DOCKER_LIST)
 _CHALLENGE = re.compile(r'(\w+)="([^"]*)"')
+
+
+Event = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Descriptor:
+    media_type: str
+    digest: str
+    size: int
+    platforms: list[dict[str, Any]]
+
+    def docker(self) -> dict[str, Any]:
+        return {"Descriptor": {"mediaType": self.media_type, "digest": self.digest, "size": self.size},
+                "Platforms": self.platforms}
+
+
+@dataclass(frozen=True, slots=True)
+class PullResult:
+    record: ImageRecord
+    digest: str  # the digest the registry knows the image by (the index's, for a manifest list)
+
+
+def _ignore(event: Event) -> None:
+    pass
+
+
+async def _nothing(digest: str) -> None:
+    pass
+
+
+def _platform(value: Any) -> dict[str, Any]:
+    value = value if isinstance(value, dict) else {}
+    keys = ("architecture", "os", "os.version", "os.features", "variant")
+    return {k: value[k] for k in keys if value.get(k)}
 
 
 class Registry:
@@ -135,23 +180,62 @@ class Registry:
 
     async def pull(self, store: ImageStore, ref: Reference) -> ImageRecord:
         """Pull ``ref`` into ``store`` and tag it there; returns the image's record."""
+        result = await self.fetch(store, ref)
+        store.tag(ref, result.record)
+        log.info("pulled %s (%s, %d layers)", ref, result.digest, len(result.record.layers))
+        return result.record
+
+    async def describe(self, ref: Reference) -> Descriptor:
         data, media, digest = await self._manifest(ref, ref.digest or ref.tag)
         doc = _json(data, "manifest")
         if media in (OCI_INDEX, DOCKER_LIST) or "manifests" in doc:
+            platforms = [_platform(m.get("platform")) for m in doc.get("manifests") or []
+                         if isinstance(m, dict) and m.get("platform")]
+        else:
+            config = doc.get("config") or {}
+            response = await self._get(ref, f"blobs/{config.get('digest', '')}")
+            try:
+                blob = await response.aread()
+            finally:
+                await response.aclose()
+            platforms = [_platform(_json(blob, "image config"))]
+        return Descriptor(media or str(doc.get("mediaType", "")), digest, len(data), platforms)
+
+    async def fetch(self, store: ImageStore, ref: Reference, *,
+                    emit: Callable[[Event], None] = _ignore,
+                    extract: Callable[[str], Awaitable[None]] = _nothing) -> PullResult:
+        """Fetch ``ref``'s manifest, config and layers into ``store`` (nothing is tagged);
+        ``extract(layer digest)`` runs after each layer is in."""
+        data, media, top = await self._manifest(ref, ref.digest or ref.tag)
+        doc = _json(data, "manifest")
+        digest = top
+        if media in (OCI_INDEX, DOCKER_LIST) or "manifests" in doc:
             data, media, digest = await self._manifest(ref, self._pick(doc, ref))
             doc = _json(data, "manifest")
+        # only now (a missing tag or a refusal is an error answer, not a stream, as in dockerd)
+        emit({"status": f"Pulling from {ref.path}", "id": ref.tag or ref.digest})
         config = doc.get("config") or {}
         layers = doc.get("layers") or []
         if not isinstance(config, dict) or "digest" not in config or not isinstance(layers, list):
             raise InvalidArgument(f"{ref.familiar}: unsupported manifest ({media or 'no media type'})")
+        digests = [str(layer["digest"]) for layer in layers]
+        present = {d for d in digests if store.has_blob(d)}
+        for d in digests:
+            short = d.split(":", 1)[1][:12]
+            emit({"status": "Already exists" if d in present else "Pulling fs layer",
+                  "progressDetail": {}, "id": short})
         await self._blob(store, ref, str(config["digest"]), config.get("size"))
-        for layer in layers:
-            await self._blob(store, ref, str(layer["digest"]), layer.get("size"))
+        for layer, d in zip(layers, digests, strict=True):
+            short = d.split(":", 1)[1][:12]
+            if d in present:
+                await extract(d)
+                continue
+            await self._blob(store, ref, d, layer.get("size"))
+            emit({"status": "Download complete", "progressDetail": {}, "id": short})
+            await extract(d)
+            emit({"status": "Pull complete", "progressDetail": {}, "id": short})
         store.put_blob(data, digest=digest)
-        record = ImageRecord(digest, str(config["digest"]), tuple(str(layer["digest"]) for layer in layers))
-        store.tag(ref, record)
-        log.info("pulled %s (%s, %d layers)", ref, digest, len(layers))
-        return record
+        return PullResult(ImageRecord(digest, str(config["digest"]), tuple(digests)), top)
 
 
 def _json(data: bytes, what: str) -> dict[str, Any]:

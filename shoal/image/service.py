@@ -39,8 +39,8 @@ from shoal.errors import Conflict, InvalidArgument, NotFound
 from shoal.image.archive import oci_manifest, read_archive
 from shoal.image.auth import decode_registry_auth
 from shoal.image.changes import apply_changes
-from shoal.image.pull import Descriptor, Event, ProgressRegistry, PullResult
 from shoal.image.reference import Reference, parse
+from shoal.image.registry import Descriptor, Event, PullResult, Registry
 from shoal.image.store import ImageRecord, ImageStore
 
 __all__ = ["ImageService", "LocalImage", "is_loopback_registry", "reference_matches"]
@@ -165,9 +165,9 @@ class ImageService:
                     continue
         return False
 
-    def _client(self, ref: Reference, registry_auth: str, timeout: float = 60.0) -> ProgressRegistry:
+    def _client(self, ref: Reference, registry_auth: str, timeout: float = 60.0) -> Registry:
         auth = decode_registry_auth(registry_auth)
-        return ProgressRegistry(insecure=[ref.domain] if self._insecure(ref.domain) else [],
+        return Registry(insecure=[ref.domain] if self._insecure(ref.domain) else [],
                                 credentials=auth.credentials, platform=self.platform, timeout=timeout)
 
     # -- names -----------------------------------------------------------------------------
@@ -346,7 +346,7 @@ class ImageService:
 
         client = self._client(ref, registry_auth)
         try:
-            result = await client.pull_with_progress(self.store, ref, broadcast, extract)
+            result = await client.fetch(self.store, ref, emit=broadcast, extract=extract)
         finally:
             await client.close()
         if ref.tag and not ref.digest:

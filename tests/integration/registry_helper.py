@@ -8,7 +8,6 @@ import io
 import json
 import os
 import shutil
-import subprocess
 import tarfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from shoal.dev.local import wait_for
+from shoal.dev.registry import LocalRegistry, push_blob, push_manifest
 from shoal.image.store import digest_of
 from shoal.store.etcd.testing import free_port
 
@@ -28,24 +27,12 @@ APPLETS = ("sh", "ls", "cat", "echo", "true", "sleep", "wget")
 @contextmanager
 def registry_server(root: Path) -> Iterator[str]:
     """A docker-registry on 127.0.0.1:<free port> storing under ``root``; yields host:port."""
-    port = free_port()
-    root.mkdir(parents=True, exist_ok=True)
-    config = root / "registry.yml"
-    config.write_text(json.dumps({
-        "version": 0.1, "log": {"level": "warn", "accesslog": {"disabled": True}},
-        "storage": {"filesystem": {"rootdirectory": str(root / "data")},
-                    "maintenance": {"uploadpurging": {"enabled": False}}},
-        "http": {"addr": f"127.0.0.1:{port}"}}))
-    with open(root / "registry.log", "wb") as out:
-        proc = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=out, stderr=out)
-    addr = f"127.0.0.1:{port}"
+    registry = LocalRegistry(root, f"127.0.0.1:{free_port()}")
+    registry.start()
     try:
-        wait_for("the registry", lambda: httpx.get(f"http://{addr}/v2/", timeout=1).status_code == 200,
-                 timeout=20)
-        yield addr
+        yield registry.addr
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        registry.stop()
 
 
 def tar_bytes(files: dict[str, bytes], symlinks: dict[str, str] | None = None) -> bytes:
@@ -72,20 +59,6 @@ def busybox_rootfs() -> bytes:
     return tar_bytes({"bin/busybox": BUSYBOX.read_bytes()}, {f"bin/{a}": "busybox" for a in APPLETS})
 
 
-def push_blob(c: httpx.Client, repo: str, data: bytes) -> str:
-    digest = digest_of(data)
-    if c.head(f"/v2/{repo}/blobs/{digest}").status_code == 200:
-        return digest
-    start = c.post(f"/v2/{repo}/blobs/uploads/")
-    assert start.status_code == 202, start.text
-    location = start.headers["Location"]
-    sep = "&" if "?" in location else "?"
-    done = c.put(f"{location}{sep}digest={digest}", content=data,
-                 headers={"Content-Type": "application/octet-stream"})
-    assert done.status_code == 201, done.text
-    return digest
-
-
 def push_image(addr: str, repo: str, tag: str, layers: list[bytes], *, arch: str = "amd64",
                config: dict[str, object] | None = None) -> bytes:
     """Push an image of (uncompressed) layer tars, gzipped on the way; returns the manifest."""
@@ -102,9 +75,7 @@ def push_image(addr: str, repo: str, tag: str, layers: list[bytes], *, arch: str
             "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
                         "digest": push_blob(c, repo, layer), "size": len(layer)} for layer in gz],
         }).encode()
-        r = c.put(f"/v2/{repo}/manifests/{tag}", content=manifest,
-                  headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"})
-        assert r.status_code == 201, r.text
+        push_manifest(c, repo, tag, manifest)
     return manifest
 
 
@@ -116,9 +87,7 @@ def push_index(addr: str, repo: str, tag: str, manifests: dict[str, bytes]) -> b
                                        "platform": {"os": "linux", "architecture": arch}}
                                       for arch, m in manifests.items()]}).encode()
     with httpx.Client(base_url=f"http://{addr}") as c:
-        r = c.put(f"/v2/{repo}/manifests/{tag}", content=index,
-                  headers={"Content-Type": "application/vnd.oci.image.index.v1+json"})
-        assert r.status_code == 201, r.text
+        push_manifest(c, repo, tag, index, media_type="application/vnd.oci.image.index.v1+json")
     return index
 
 

@@ -18,7 +18,7 @@ import pytest
 
 from shoal.errors import Conflict, InvalidArgument, NotFound
 from shoal.image.auth import decode_registry_auth
-from shoal.image.pull import ProgressRegistry
+from shoal.image.registry import Registry
 from shoal.image.service import ImageService, is_loopback_registry
 from shoal.image.store import digest_of
 from tests.integration.registry_helper import (
@@ -91,14 +91,14 @@ async def test_ensure_pulls_once_reports_progress_and_then_runs_locally(
     manifest = push_image(registry, "shoaltest/web", "1", [base, top],
                           config={"Cmd": ["httpd"], "Env": ["A=1"]})
     calls = 0
-    original = ProgressRegistry.pull_with_progress
+    original = Registry.fetch
 
-    async def counting(self: ProgressRegistry, *args: Any, **kwargs: Any) -> Any:
+    async def counting(self: Registry, *args: Any, **kwargs: Any) -> Any:
         nonlocal calls
         calls += 1
         return await original(self, *args, **kwargs)
 
-    monkeypatch.setattr(ProgressRegistry, "pull_with_progress", counting)
+    monkeypatch.setattr(Registry, "fetch", counting)
     seen: list[str] = []
     name = f"{registry}/shoaltest/web:1"
     first, second = await asyncio.gather(service.ensure(name, progress=seen.append),
