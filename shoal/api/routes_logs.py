@@ -9,6 +9,7 @@ docker CLI needs to print ``name.slot.task@node | line``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import struct
 from datetime import UTC, datetime
@@ -19,7 +20,7 @@ from shoal.api.common import engine, param, store
 from shoal.api.params import parse_bool
 from shoal.api.server import API_VERSION_IN_USE, Router, parse_version
 from shoal.errors import InvalidArgument, NotFound
-from shoal.manager.logbroker import LogLines
+from shoal.manager.logbroker import LogLines, until
 from shoal.model.dispatch import LogEntry, LogSelector
 from shoal.model.objects import Service, Task
 from shoal.model.states import TaskState
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 
 MULTIPLEXED = "application/vnd.docker.multiplexed-stream"
 RAW = "application/vnd.docker.raw-stream"
-SYSTEMERR = 3
+HANG_UP_POLL = 0.5  # seconds between checks that a following client is still there
 
 
 def since_ns(value: str) -> int:
@@ -112,22 +113,36 @@ async def _logs(request: web.Request, kind: str) -> web.StreamResponse:
     muxed = not tty and parse_version(API_VERSION_IN_USE.get()) >= (1, 42)
     by_id = {t.id: t for t in tasks}
     by_node = _tasks_by_node(tasks)
-    async with source.subscribe(by_node, selector) as items:
-        resp = web.StreamResponse(headers={"Content-Type": MULTIPLEXED if muxed else RAW})
-        resp.enable_chunked_encoding()
-        await resp.prepare(request)
-        async for item in items:
-            if isinstance(item, LogLines):
-                chunks = []
-                for entry in item.entries:
-                    line = format_line(entry, by_id.get(entry.task_i_d), item.node_id,
-                                       timestamps=timestamps, details=details)
-                    chunks.append(struct.pack(">BxxxL", entry.stream, len(line)) + line if muxed else line)
-                await resp.write(b"".join(chunks))
-            elif item.error:
-                log.warning("logs from node %s: %s", item.node_id, item.error)
-        await resp.write_eof()
+    resp = web.StreamResponse(headers={"Content-Type": MULTIPLEXED if muxed else RAW})
+    hung_up = asyncio.create_task(_hang_up(request))
+    try:
+        async with source.subscribe(by_node, selector) as items:
+            resp.enable_chunked_encoding()
+            await resp.prepare(request)
+            async for item in until(items, hung_up):
+                if isinstance(item, LogLines):
+                    chunks = []
+                    for entry in item.entries:
+                        line = format_line(entry, by_id.get(entry.task_i_d), item.node_id,
+                                           timestamps=timestamps, details=details)
+                        chunks.append(struct.pack(">BxxxL", entry.stream, len(line)) + line
+                                      if muxed else line)
+                    await resp.write(b"".join(chunks))
+                elif item.error:
+                    log.warning("logs from node %s: %s", item.node_id, item.error)
+            if not hung_up.done():
+                await resp.write_eof()
+    except ConnectionError:
+        pass  # the client went away (docker service logs -f ended with ^C): the subscription ends
+    finally:
+        hung_up.cancel()
     return resp
+
+
+async def _hang_up(request: web.Request) -> None:
+    """Returns once the client has closed the connection (aiohttp does not cancel handlers)."""
+    while request.transport is not None and not request.transport.is_closing():
+        await asyncio.sleep(HANG_UP_POLL)
 
 
 async def service_logs(request: web.Request) -> web.StreamResponse:

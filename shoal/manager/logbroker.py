@@ -37,7 +37,7 @@ from shoal.model.dispatch import (
 )
 from shoal.model.ids import new_id
 
-__all__ = ["LogBroker", "LogEnded", "LogLines", "NodeLogs", "RemoteLogs", "Sender"]
+__all__ = ["LogBroker", "LogEnded", "LogLines", "NodeLogs", "RemoteLogs", "Sender", "until"]
 
 log = logging.getLogger(__name__)
 
@@ -133,14 +133,14 @@ class LogBroker:
         ws = web.WebSocketResponse(heartbeat=None, max_msg_size=16 * 1024 * 1024)
         await ws.prepare(request)
         first = await ws.receive()
-        if first.type != WSMsgType.TEXT:
+        if first.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
             await ws.close()
             return ws
         req = msgspec.json.decode(first.data, type=_RemoteRequest)
         reader = asyncio.create_task(ws.receive())  # the caller hanging up ends the stream
         try:
             async with self.subscribe(req.tasks_by_node, req.selector) as lines:
-                async for item in _until(lines, reader):
+                async for item in until(lines, reader):
                     await ws.send_bytes(_encode_item(item))
         finally:
             reader.cancel()
@@ -171,7 +171,7 @@ async def _drain(sub: _Subscription) -> AsyncIterator[NodeLogs]:
         yield await sub.queue.get()
 
 
-async def _until(items: AsyncIterator[NodeLogs], stop: asyncio.Task[object]) -> AsyncIterator[NodeLogs]:
+async def until(items: AsyncIterator[NodeLogs], stop: asyncio.Task[object]) -> AsyncIterator[NodeLogs]:
     """``items`` until ``stop`` finishes first."""
     while True:
         nxt = asyncio.ensure_future(anext(items))

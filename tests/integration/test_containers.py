@@ -7,21 +7,27 @@ that no container, mount, cgroup or shim is left, and stops the swarm and the re
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import gzip
 import hashlib
 import io
 import json
 import os
+import select
 import shutil
 import signal
 import subprocess
 import tarfile
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 import pytest
+from aiohttp import web
 
 from shoal.dev import cleanup, procs
 from shoal.dev.images import build_all
@@ -181,7 +187,7 @@ def test_an_unhealthy_container_is_replaced(cluster: Cluster) -> None:
             sick = [t for t in tasks if "unhealthy" in t["Status"]["Err"]]
             return bool(sick) and len(tasks) > len(sick)
         wait_for("an unhealthy task and its replacement", replaced, timeout=60, interval=0.3)
-        sick = [t for t in cluster.tasks("shoaltest-sick") if "unhealthy" in t["Status"]["Err"]][0]
+        sick = next(t for t in cluster.tasks("shoaltest-sick") if "unhealthy" in t["Status"]["Err"])
         assert sick["Status"]["State"] == "failed"
         assert sick["Status"]["ContainerStatus"]["Health"] == "unhealthy"
         # never RUNNING: a task with a health check runs only once healthy
@@ -213,9 +219,32 @@ def test_service_logs_come_from_every_replica_through_the_docker_cli(cluster: Cl
         assert all(line[:4].isdigit() and "Z " in line for line in tail.stdout.splitlines())
         one = m.docker("service", "logs", "--raw", tasks[0]["ID"])  # a task's logs
         assert one.stdout.splitlines()[0].startswith("line 1 from")
-        # a follower of the leader's broker is not needed here: the manager leads
+        assert "line 3" in _follow(m, "shoaltest-talk", lines=6)
     finally:
         cluster.remove("shoaltest-talk")
+
+
+def _follow(d: Daemon, service: str, lines: int, timeout: float = 30) -> str:
+    """``docker service logs --follow``: it keeps streaming; read ``lines`` lines, then stop it."""
+    proc = subprocess.Popen(["docker", "service", "logs", "--follow", service], env=d.env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert proc.stdout is not None
+    out = b""
+    deadline = time.monotonic() + timeout
+    try:
+        while out.count(b"\n") < lines and time.monotonic() < deadline:
+            ready, _, _ = select.select([proc.stdout], [], [], 0.5)
+            if ready:
+                chunk = os.read(proc.stdout.fileno(), 65536)
+                if not chunk:
+                    break
+                out += chunk
+        assert proc.poll() is None, "a followed log stream ended by itself"
+    finally:
+        proc.kill()
+        proc.wait(10)
+        proc.stdout.close()
+    return out.decode()
 
 
 def test_an_oom_killed_task_says_so(cluster: Cluster) -> None:
@@ -303,3 +332,108 @@ def test_a_malicious_layer_is_refused(cluster: Cluster) -> None:
         assert not any(p.name.endswith(".partial") for p in layers.iterdir()) if layers.exists() else True
     finally:
         cluster.remove("shoaltest-evil")
+
+
+class _AuthProxy:
+    """The local registry behind basic auth (alice:secret): a small aiohttp reverse proxy in a
+    thread, on its own loopback port. Without credentials it answers 401 with a challenge."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        self.addr = f"127.0.0.1:{free_port()}"
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        assert self._ready.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        want = "Basic " + base64.b64encode(b"alice:secret").decode()
+        if request.headers.get("Authorization") != want:
+            return web.json_response({"errors": [{"code": "UNAUTHORIZED",
+                                                  "message": "authentication required"}]},
+                                     status=401, headers={"WWW-Authenticate": 'Basic realm="shoaltest"'})
+        async with httpx.AsyncClient(base_url=f"http://{self.upstream}") as c:
+            r = await c.request(request.method, request.path_qs,
+                                headers={k: v for k, v in request.headers.items()
+                                         if k.lower() in ("accept", "content-type")})
+        headers = {k: v for k, v in r.headers.items()
+                   if k.lower() in ("content-type", "docker-content-digest")}
+        return web.Response(status=r.status_code, body=r.content, headers=headers)
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        runner = web.AppRunner(app, access_log=None)
+        self._loop.run_until_complete(runner.setup())
+        host, port = self.addr.split(":")
+        self._loop.run_until_complete(web.TCPSite(runner, host, int(port)).start())
+        self._ready.set()
+        try:
+            self._loop.run_forever()
+        finally:
+            self._loop.run_until_complete(runner.cleanup())
+            self._loop.close()
+
+
+def test_with_registry_auth_reaches_the_nodes(cluster: Cluster, tmp_path: Path) -> None:
+    """A private registry: without --with-registry-auth the task is REJECTED with the registry's
+    reason; with it (credentials from the docker CLI's config) the image is pulled and runs, and
+    the credentials never show in the service."""
+    m = cluster.manager
+    with _AuthProxy(cluster.registry) as proxy:
+        image = f"{proxy.addr}/shoal/web:latest"
+        m.docker("service", "create", "-d", "--name", "shoaltest-private", "--restart-condition", "none",
+                 "--no-resolve-image", image)
+        try:
+            def rejected() -> dict[str, Any] | None:
+                return next((t for t in cluster.tasks("shoaltest-private")
+                             if t["Status"]["State"] == "rejected"), None)
+            task = wait_for("the pull refused", rejected, timeout=60, interval=0.3)
+            assert "authentication required" in task["Status"]["Err"], task["Status"]
+        finally:
+            cluster.remove("shoaltest-private")
+        config = tmp_path / "docker-config"
+        config.mkdir()
+        (config / "config.json").write_text(json.dumps(
+            {"auths": {proxy.addr: {"auth": base64.b64encode(b"alice:secret").decode()}}}))
+        env = {**m.env(), "DOCKER_CONFIG": str(config)}
+        subprocess.run(["docker", "service", "create", "-d", "--name", "shoaltest-private",
+                        "--with-registry-auth", "--no-resolve-image", image],
+                       env=env, check=True, capture_output=True, timeout=60)
+        try:
+            wait_for("the private image running", lambda: cluster.running("shoaltest-private"),
+                     timeout=90, interval=0.3)
+            spec = m.api("/services/shoaltest-private")["Spec"]["TaskTemplate"]["ContainerSpec"]
+            assert "PullOptions" not in spec
+        finally:
+            cluster.remove("shoaltest-private")
+
+
+def test_logs_through_a_follower_manager(cluster: Cluster) -> None:
+    """Sessions live on the leader; another manager's API reads logs through the leader's
+    broker over the swarm port."""
+    m, w = cluster.manager, cluster.worker
+    m.docker("service", "create", "-d", "--name", "shoaltest-echo", "--restart-condition", "none",
+             "--no-healthcheck", cluster.image("web"), "sh", "-c", "echo hello from $(hostname); exec sleep 600")
+    m.docker("node", "promote", w.hostname)
+    try:
+        wait_for("the worker a reachable manager", lambda: w.docker(
+            "node", "ls", "--format", "{{.Hostname}} {{.ManagerStatus}}", check=False).stdout.count("Reachable") == 1,
+            timeout=90, interval=0.5)
+        wait_for("the task running", lambda: cluster.running("shoaltest-echo"), timeout=60, interval=0.3)
+        out = w.docker("service", "logs", "shoaltest-echo", check=False)
+        assert out.returncode == 0 and out.stdout.count("hello from") == 1, (out.stdout, out.stderr)
+    finally:
+        cluster.remove("shoaltest-echo")
+        m.docker("node", "demote", w.hostname, check=False)
+        wait_for("the worker a worker again", lambda: "Reachable" not in m.docker(
+            "node", "ls", "--format", "{{.ManagerStatus}}").stdout, timeout=60, interval=0.5)
