@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import secrets
 import signal
@@ -222,7 +221,7 @@ class RuncController:
                 "cgroup": self._cfg.cgroups_path(self._cid), "ready_fd": ready_w}
         (self._cfg.exec_root / "runc").mkdir(parents=True, exist_ok=True)
         os.set_inheritable(ready_w, True)
-        argv = [sys.executable, "-I", "-S", shim.__file__, json.dumps(args)]
+        argv = [sys.executable, "-I", "-S", shim.__file__, *shim.shim_argv(args)]
         try:
             os.posix_spawn(  # noqa: ASYNC221 - returns at once, the shim runs detached
                 sys.executable, argv, dict(os.environ), setsid=True, file_actions=[

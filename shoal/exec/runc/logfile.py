@@ -3,18 +3,29 @@
 One JSON object a line: ``{"log":"hello\\n","stream":"stdout","time":"2026-11-26T01:02:03.123456789Z"}``.
 The file ``<cid>-json.log`` rotates at ``max_size`` bytes into ``.1`` (newest) ... ``.N-1``, so
 ``max_files`` counts the current file too, as Docker's ``max-file``. A line longer than 16 KiB
-is cut into pieces without a newline, like Docker's. Stdlib only: the shim imports it by path.
+is cut into pieces without a newline, like Docker's. Stdlib only: the shim imports it by path,
+and the writer's side imports as little as it can (the shim starts once per container): no
+``typing``, ``json`` or ``calendar`` until a reader needs them.
 """
 
 from __future__ import annotations
 
-import calendar
-import json
 import os
 import time
-from collections import deque
-from collections.abc import Iterable, Iterator
-from typing import IO, NamedTuple
+from _json import encode_basestring  # json.dumps(ensure_ascii=False)'s own, without json's re
+from collections import deque, namedtuple
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (mypy reads it by name)
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+    from typing import IO, NamedTuple
+
+    class Entry(NamedTuple):
+        stream: str
+        time: int  # unix nanoseconds
+        data: bytes
+else:
+    Entry = namedtuple("Entry", "stream time data")
 
 __all__ = [
     "MAX_LINE",
@@ -34,12 +45,6 @@ __all__ = [
 MAX_LINE = 16 * 1024
 
 
-class Entry(NamedTuple):
-    stream: str
-    time: int  # unix nanoseconds
-    data: bytes
-
-
 def format_time(ns: int) -> str:
     seconds, frac = divmod(ns, 1_000_000_000)
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{frac:09d}Z"
@@ -47,18 +52,23 @@ def format_time(ns: int) -> str:
 
 def parse_time(text: str) -> int:
     """RFC 3339 in UTC with up to 9 fraction digits, as this module and Docker write it."""
+    import calendar  # the reader's side only
+
     main, _, frac = text.rstrip("Z").partition(".")
     seconds = calendar.timegm(time.strptime(main, "%Y-%m-%dT%H:%M:%S"))
     return seconds * 1_000_000_000 + int((frac + "000000000")[:9] or 0)
 
 
 def encode(entry: Entry) -> bytes:
-    obj = {"log": entry.data.decode("utf-8", "replace"), "stream": entry.stream,
-           "time": format_time(entry.time)}
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+    """As ``json.dumps({"log", "stream", "time"}, ensure_ascii=False, separators=(",", ":"))``."""
+    text = entry.data.decode("utf-8", "replace")
+    return (f'{{"log":{encode_basestring(text)},"stream":{encode_basestring(entry.stream)},'
+            f'"time":"{format_time(entry.time)}"}}\n').encode()
 
 
 def parse_line(line: bytes) -> Entry | None:
+    import json  # the reader's side only
+
     try:
         obj = json.loads(line)
         return Entry(str(obj["stream"]), parse_time(str(obj["time"])), str(obj["log"]).encode())

@@ -1,7 +1,8 @@
 """The per-container shim (like conmon): keeps a container's output and exit code.
 
-Started by the controller as ``python -I -S shim.py '<json args>'`` in a new session, so it
-outlives the daemon. It becomes a child subreaper, runs ``runc run --detach`` with the
+Started by the controller as ``python -I -S shim.py key=value...`` in a new session, so it
+outlives the daemon. It imports as little as it can (no ``json``, ``typing``, ``signal``'s enums):
+Python's start-up is most of a container's start, once per container. It becomes a child subreaper, runs ``runc run --detach`` with the
 container's stdout/stderr on pipes, and then:
 
 * once running: writes ``shim.json`` {shim_pid, pid} atomically and closes the ready fd;
@@ -17,14 +18,17 @@ Stdlib only (and this package's stdlib-only logfile.py and cgroups.py).
 
 from __future__ import annotations
 
+import _signal as signal  # signal without its IntEnum wrappers (enum is costly to import)
 import ctypes
-import json
 import os
 import select
-import signal
 import sys
 import time
-from typing import Any
+from _json import encode_basestring
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (mypy reads it by name)
+if TYPE_CHECKING:
+    from typing import Any
 
 try:
     from shoal.exec.runc import cgroups, logfile
@@ -37,15 +41,45 @@ PR_SET_CHILD_SUBREAPER = 36
 DRAIN_SECONDS = 2.0  # after the exit: output still in the pipes (the kernel killed the rest)
 
 
-def write_json(path: str, obj: dict[str, Any]) -> None:
+def _json(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    return encode_basestring(str(value))
+
+
+def write_json(path: str, obj: dict[str, object]) -> None:
+    """A flat JSON object of strings, ints and bools, written atomically."""
     tmp = path + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f)  # no fsync: the records matter across a daemon crash, not a reboot
+        # no fsync: the records matter across a daemon crash, not a reboot
+        f.write("{" + ", ".join(f"{encode_basestring(k)}: {_json(v)}" for k, v in obj.items()) + "}")
     os.replace(tmp, path)
+
+
+def parse_args(argv: list[str]) -> dict[str, Any]:
+    """``key=value`` arguments; ``runc`` may repeat (the runtime's argv)."""
+    args: dict[str, Any] = {"runc": []}
+    for item in argv:
+        key, _, value = item.partition("=")
+        if key == "runc":
+            args["runc"].append(value)
+        else:
+            args[key] = value
+    return args
+
+
+def shim_argv(args: dict[str, Any]) -> list[str]:
+    """The inverse of ``parse_args``."""
+    out = [f"runc={part}" for part in args["runc"]]
+    return out + [f"{k}={v}" for k, v in args.items() if k != "runc"]
 
 
 def runc_error(log_path: str, stderr: bytes) -> str:
     """runc's own error: the last error in its JSON log, else its stderr."""
+    import json  # only when runc failed
+
     msg = ""
     try:
         with open(log_path, "rb") as f:
@@ -191,7 +225,7 @@ class Shim:
 
 
 def main() -> int:
-    return Shim(json.loads(sys.argv[1])).run()
+    return Shim(parse_args(sys.argv[1:])).run()
 
 
 if __name__ == "__main__":
