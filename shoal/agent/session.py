@@ -172,7 +172,7 @@ class Session:
         loop = asyncio.get_running_loop()
         while True:
             period = self._period
-            due = loop.time() + period
+            sent = loop.time()
             self._acked.clear()
             await self._send(ws, Heartbeat())
             try:
@@ -181,7 +181,9 @@ class Session:
             except TimeoutError:
                 raise SessionDropped(
                     f"{self.manager}: no heartbeat ack within {period:.1f} s") from None
-            await asyncio.sleep(max(0.0, due - loop.time()))
+            # the ack may announce a new period (swarm update --dispatcher-heartbeat): the next
+            # beat is due by that one, which the manager now expects
+            await asyncio.sleep(max(0.0, sent + self._period - loop.time()))
 
 
 async def _first_error(*jobs: tuple[Coroutine[Any, Any, None], str]) -> NoReturn:

@@ -83,7 +83,9 @@ class Dispatcher:
         self._cluster_id = cluster_id
         self._swarm_port = swarm_port
         self._sessions: dict[str, _Session] = {}
-        self._last_seen: dict[str, float] = {}
+        # per node, when it is DOWN unless it heartbeats: set at each heartbeat from the period
+        # that heartbeat's ack announced, so a shorter period never expires a node early
+        self._expires: dict[str, float] = {}
         self._statuses: dict[str, TaskStatus] = {}
         self._running = False
 
@@ -107,7 +109,7 @@ class Dispatcher:
         self._managers_sent = {(m.node_i_d, m.addr) for m in self.managers()}
         start = time.monotonic()
         for node in self._store.view().all(Node):
-            self._last_seen.setdefault(node.id, start + (LEADER_GRACE - GRACE_MULTIPLIER) * self.period())
+            self._expires.setdefault(node.id, start + LEADER_GRACE * self.period())
         sub = self._store.subscribe([Task, Node])
         try:
             async with asyncio.TaskGroup() as tg:
@@ -177,11 +179,11 @@ class Dispatcher:
             period = self.period()
             await asyncio.sleep(min(period / 4, 0.5))
             now = time.monotonic()
-            deadline = now - GRACE_MULTIPLIER * period
             expired = []
             for node in self._store.view().all(Node):
-                seen = self._last_seen.setdefault(node.id, now)  # a node never seen starts its clock
-                if node.status.state != NodeState.DOWN and seen < deadline:
+                # a node never seen starts its clock now
+                expires = self._expires.setdefault(node.id, now + GRACE_MULTIPLIER * period)
+                if node.status.state != NodeState.DOWN and expires < now:
                     expired.append(node.id)
             if expired:
                 await self._set_node_state(expired, NodeState.DOWN, "heartbeat failure")
@@ -197,6 +199,8 @@ class Dispatcher:
                 node.status = NodeStatus(state=state, message=message, addr=node.status.addr)
                 if node.manager_status is not None and state == NodeState.DOWN:
                     node.manager_status.reachability = "unreachable"
+                elif node.manager_status is not None and node.manager_status.reachability == "unreachable":
+                    node.manager_status.reachability = "reachable"
                 tx.update(node)
 
         try:
@@ -275,9 +279,14 @@ class Dispatcher:
             if msg.type != WSMsgType.TEXT:
                 break
             message = decode_message(msg.data)
-            self._last_seen[session.node_id] = time.monotonic()
+            period = self.period()
+            self._expires[session.node_id] = time.monotonic() + GRACE_MULTIPLIER * period
             if isinstance(message, Heartbeat):
-                await ws.send_str(encode_message(HeartbeatAck(period=int(self.period() * 1e9))))
+                await ws.send_str(encode_message(HeartbeatAck(period=int(period * 1e9))))
+                node = self._store.view().get(Node, session.node_id)
+                if node is not None and node.status.state == NodeState.DOWN:
+                    # marked down while its session lived on (a missed beat): it is back
+                    await self._set_node_state([session.node_id], NodeState.READY, "")
             elif isinstance(message, StatusUpdate):
                 for update in message.updates:
                     self._statuses[update.task_i_d] = update.status
