@@ -67,7 +67,8 @@ def dev() -> None:
 @click.option("--nodes", "-n", type=int, default=3, show_default=True, help="Number of daemons")
 @click.option("--managers", "-m", type=int, default=1, show_default=True,
               help="How many of them (the first ones) are managers")
-@click.option("--executor", type=click.Choice(["sim", "runc"]), default="sim", show_default=True)
+@click.option("--executor", type=click.Choice(["sim", "runc"]), default="runc", show_default=True,
+              help="runc: real containers; sim: tasks run no process")
 @click.option("--base-ip", default=cluster.DEFAULT_BASE, show_default=True,
               help="Daemons listen on <base>.1..N, the registry on <base>.254:5000")
 @_root_option

@@ -191,7 +191,7 @@ def _all_ready(first: Daemon, nodes: int, managers: int) -> bool:
     return len(ready) == nodes and len(reachable) == managers
 
 
-def up(root: Path, *, nodes: int, managers: int = 1, executor: str = "sim",
+def up(root: Path, *, nodes: int, managers: int = 1, executor: str = "runc",
        base_ip: str = DEFAULT_BASE, echo: Echo = lambda _: None, timeout: float = 120) -> DevState:
     """Start the registry, push the demo images, start ``nodes`` daemons (the first
     ``managers`` of them managers) and form the swarm; everything is removed again if a step
