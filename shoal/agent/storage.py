@@ -14,6 +14,7 @@ import asyncio
 import json
 import logging
 import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,12 @@ def atomic_write(path: Path, data: bytes, *, durable: bool = False, mkdir: bool 
     os.replace(tmp, path)
 
 
+def _log_failure(done: Future[None]) -> None:
+    exc = done.exception()
+    if exc is not None:
+        log.error("writing task states failed: %s", exc)
+
+
 class TaskStorage:
     """Tasks of this node, one file each under ``<state_dir>/worker/``.
 
@@ -48,6 +55,10 @@ class TaskStorage:
     milliseconds, and one file write per state was most of an agent's CPU in the scale run. A
     crash inside the window loses only statuses the agent re-derives on restart (its controller
     re-attaches and reports again; the manager re-sends assignments on the new session).
+
+    The timer's writes and the deletions run on one writer thread, in order (a deletion never
+    races a write of the same task), so the event loop never waits for the disk; ``flush()``
+    waits for them all.
     """
 
     def __init__(self, state_dir: Path, *, delay: float = 0.2) -> None:
@@ -55,6 +66,7 @@ class TaskStorage:
         self._delay = delay
         self._pending: dict[str, Task] = {}
         self._timer: asyncio.TimerHandle | None = None
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="task-storage")
 
     def _path(self, task_id: str) -> Path:
         if not task_id or "/" in task_id or task_id.startswith("."):
@@ -70,21 +82,32 @@ class TaskStorage:
             except RuntimeError:
                 self.flush()
                 return
-            self._timer = loop.call_later(self._delay, self.flush)
+            self._timer = loop.call_later(self._delay, self._write_behind)
 
-    def flush(self) -> None:
+    def _take(self) -> dict[str, bytes]:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         pending, self._pending = self._pending, {}
-        if pending:
+        return {task_id: msgspec.json.encode(task) for task_id, task in pending.items()}
+
+    def _write(self, encoded: dict[str, bytes]) -> None:
+        if encoded:
             self._dir.mkdir(parents=True, exist_ok=True)
-        for task in pending.values():
-            atomic_write(self._path(task.id), msgspec.json.encode(task), mkdir=False)
+        for task_id, data in encoded.items():
+            atomic_write(self._path(task_id), data, mkdir=False)
+
+    def _write_behind(self) -> None:
+        self._timer = None
+        self._writer.submit(self._write, self._take()).add_done_callback(_log_failure)
+
+    def flush(self) -> None:
+        """Write every pending task now, and wait until all earlier writes are done too."""
+        self._writer.submit(self._write, self._take()).result()
 
     def delete(self, task_id: str) -> None:
         self._pending.pop(task_id, None)
-        self._path(task_id).unlink(missing_ok=True)
+        self._writer.submit(self._path(task_id).unlink, missing_ok=True)
 
     def load_all(self) -> list[Task]:
         self.flush()

@@ -10,6 +10,8 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+from shoal.exec.runc.mounts import mounts_under
+
 __all__ = ["mounts_under", "remove_cgroups", "remove_containers", "umount_under"]
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -31,31 +33,6 @@ def remove_containers(runc_root: Path, echo: Echo = _quiet) -> None:
         subprocess.run([runc, "--root", str(runc_root), "delete", "--force", cid],
                        capture_output=True, timeout=30, check=False)
         echo(f"deleted container {cid}")
-
-
-def _unescape(field_: str) -> str:
-    """mountinfo escapes space, tab, newline and backslash as \\ooo."""
-    out, i = [], 0
-    while i < len(field_):
-        if field_[i] == "\\" and i + 3 < len(field_) and field_[i + 1:i + 4].isdigit():
-            out.append(chr(int(field_[i + 1:i + 4], 8)))
-            i += 4
-        else:
-            out.append(field_[i])
-            i += 1
-    return "".join(out)
-
-
-def mounts_under(root: Path) -> list[str]:
-    """Mount points at or under ``root``, deepest first."""
-    try:
-        lines = Path("/proc/self/mountinfo").read_text().splitlines()
-    except OSError:
-        return []
-    prefix = str(root).rstrip("/") + "/"
-    points = {_unescape(line.split()[4]) for line in lines if len(line.split()) > 4}
-    under = [p for p in points if p == str(root) or p.startswith(prefix)]
-    return sorted(under, key=lambda p: (-p.count("/"), p))
 
 
 def umount_under(root: Path, echo: Echo = _quiet) -> None:

@@ -147,6 +147,7 @@ class ImageService:
         self._lock = threading.RLock()  # the index and untagged.json; blob removal
         self._layer_locks: dict[str, threading.Lock] = {}
         self._pulls: dict[str, asyncio.Future[PullResult]] = {}
+        self._ready_images: dict[ImageRecord, LocalImage] = {}  # layers extracted, config read
         self._listeners: dict[str, list[Callable[[Event], None]]] = {}
 
     # -- registries ------------------------------------------------------------------------
@@ -267,10 +268,15 @@ class ImageService:
         return await asyncio.to_thread(self._extract_sync, digest)
 
     async def _ready(self, record: ImageRecord) -> LocalImage:
+        ready = self._ready_images.get(record)
+        if ready is not None and all(d.is_dir() for d in ready.layer_dirs):
+            return ready  # every task of a service asks for the same image
         dirs = [await self._extract(d) for d in record.layers]
         config = json.loads(self.store.read_blob(record.config))
         inner = config.get("config") if isinstance(config, dict) else None
-        return LocalImage(record.config, dirs, inner if isinstance(inner, dict) else {}, record)
+        ready = LocalImage(record.config, dirs, inner if isinstance(inner, dict) else {}, record)
+        self._ready_images[record] = ready
+        return ready
 
     async def ensure(self, image: str, *, registry_auth: str = "",
                      progress: Callable[[str], None] | None = None) -> LocalImage:
@@ -370,6 +376,9 @@ class ImageService:
         """Load a ``docker save`` or OCI layout archive; returns Docker's lines
         (``Loaded image: NAME`` / ``Loaded image ID: sha256:...``). All or nothing."""
         loaded = read_archive(self.store, fileobj, platform=self.platform)
+        for _ref, record in loaded:  # as dockerd: layers unpacked at load, not at first run
+            for digest in record.layers:
+                self._extract_sync(digest)
         lines = []
         for ref, record in loaded:
             if ref is None:
@@ -408,6 +417,7 @@ class ImageService:
                         pass
             except (tarfile.TarError, EOFError) as exc:
                 raise InvalidArgument(f"archive/tar: invalid tar header: {exc}") from exc
+            self._extract_sync(layer)  # as dockerd: unpacked at import, not at first run
             created = _now()
             os_, arch = self.platform
             config = {"architecture": arch, "os": os_, "created": created, "config": config_inner,

@@ -77,6 +77,8 @@ class RuncController:
         record = read_json(self._record_path)
         self._cid: str | None = str(record["id"]) if record and "id" in record else None
         self._health_check: containerspec.HealthCheck | None = None
+        self._shim_seen: dict[str, Any] | None = None
+        self._exit_seen: dict[str, Any] | None = None
 
     # --- paths and state -------------------------------------------------------------------
 
@@ -94,11 +96,17 @@ class RuncController:
     def log_path(self) -> Path:
         return self.directory / f"{self._cid}-json.log"
 
+    # shim.json and exit.json are written once each, atomically, by the shim: once read, they
+    # are kept (status() is asked at every transition; this spares the event loop the disk)
     def _shim_info(self) -> dict[str, Any] | None:
-        return read_json(self.directory / "shim.json") if self._cid else None
+        if self._shim_seen is None and self._cid:
+            self._shim_seen = read_json(self.directory / "shim.json")
+        return self._shim_seen
 
     def _exit_info(self) -> dict[str, Any] | None:
-        return read_json(self.directory / "exit.json") if self._cid else None
+        if self._exit_seen is None and self._cid:
+            self._exit_seen = read_json(self.directory / "exit.json")
+        return self._exit_seen
 
     def _running_shim(self) -> int:
         """The shim's pid while it runs, else 0."""
@@ -360,6 +368,7 @@ class RuncController:
             self._record_path.unlink()
         self._cid = None
         self._health_check = None
+        self._shim_seen = self._exit_seen = None
 
     # --- logs ------------------------------------------------------------------------------
 

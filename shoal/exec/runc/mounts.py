@@ -40,7 +40,8 @@ def mount_points() -> list[str]:
 
 
 def is_mounted(path: Path) -> bool:
-    return str(path) in mount_points()
+    # a stat, not a read of mountinfo: that grows with every container on the node
+    return os.path.ismount(path)
 
 
 def mounts_under(root: Path) -> list[str]:
