@@ -110,12 +110,19 @@ def _assert_nothing_left(swarm: Swarm) -> None:
         listed = json.loads(out or "null") or []
         assert not listed, f"{d.hostname}: containers left: {listed}"
         assert not cleanup.mounts_under(d.root), f"{d.hostname}: mounts left"
-        shims = [p for p in procs.matching(str(d.root) + "/") if "shim.py" in " ".join(procs.cmdline(p))]
+        shims = [p for p in procs.matching(str(d.root) + "/") if _comm(p) == "shoal-shim"]
         assert not shims, f"{d.hostname}: shims left: {shims}"
         for ctrl in Path("/sys/fs/cgroup").iterdir():
             parent = ctrl / d.cgroup_parent.lstrip("/")
             left = [p.name for p in parent.iterdir() if p.is_dir()] if parent.is_dir() else []
             assert not left, f"{d.hostname}: cgroups left under {parent}: {left}"
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
 
 
 def _proc(pid: int, name: str) -> str:

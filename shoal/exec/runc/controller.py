@@ -114,7 +114,7 @@ class RuncController:
         if info is None or self._cid is None:
             return 0
         pid = int(info.get("shim_pid", 0))
-        return pid if pid and shim_alive(pid, self._cid) else 0
+        return pid if pid and shim_alive(info, self._cid) else 0
 
     def _health(self) -> HealthState:
         return HealthState.load(self.directory / "health.json")
@@ -226,18 +226,12 @@ class RuncController:
         args = {"runc": self._cfg.runc, "dir": str(d), "cid": self._cid,
                 "log": str(self.log_path), "max_size": self._cfg.log_max_size,
                 "max_files": self._cfg.log_max_files,
-                "cgroup": self._cfg.cgroups_path(self._cid), "ready_fd": ready_w}
+                "cgroup": self._cfg.cgroups_path(self._cid)}
         (self._cfg.exec_root / "runc").mkdir(parents=True, exist_ok=True)
-        os.set_inheritable(ready_w, True)
-        argv = [sys.executable, "-I", "-S", shim.__file__, *shim.shim_argv(args)]
         try:
-            os.posix_spawn(  # noqa: ASYNC221 - returns at once, the shim runs detached
-                sys.executable, argv, dict(os.environ), setsid=True, file_actions=[
-                (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
-                (os.POSIX_SPAWN_OPEN, 1, str(d / "shim.log"),
-                 os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644),
-                (os.POSIX_SPAWN_DUP2, 1, 2),
-            ])
+            # forked by the shim server; its own Python process only if the server is not there
+            if not self._cfg.shims.spawn(shim.shim_argv(args), ready_w):
+                self._spawn_shim_process(args, ready_w)
         finally:
             os.close(ready_w)
         # the shim closes its end once running or failed (or when it dies)
@@ -257,6 +251,17 @@ class RuncController:
         finally:
             loop.remove_reader(ready_r)
             os.close(ready_r)
+
+    def _spawn_shim_process(self, args: dict[str, Any], ready_w: int) -> None:
+        os.set_inheritable(ready_w, True)
+        argv = [sys.executable, "-I", "-S", shim.__file__,
+                *shim.shim_argv({**args, "ready_fd": ready_w})]
+        os.posix_spawn(sys.executable, argv, dict(os.environ), setsid=True, file_actions=[
+            (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_OPEN, 1, str(self.directory / "shim.log"),
+             os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644),
+            (os.POSIX_SPAWN_DUP2, 1, 2),
+        ])
 
     async def _gate(self, check: containerspec.HealthCheck, health: HealthState) -> None:
         """Probe until healthy (return), unhealthy (stop, raise) or exited (return)."""

@@ -19,6 +19,7 @@ from shoal import __version__
 from shoal.exec.executor import ImageProvider, host_description
 from shoal.exec.runc import cgroups, mounts
 from shoal.exec.runc.controller import RuncController
+from shoal.exec.runc.shims import ShimServer
 from shoal.exec.runc.state import RuncConfig, read_json, remove_container_files, shim_alive
 from shoal.model.objects import NodeDescription, Task
 
@@ -38,7 +39,8 @@ class RuncExecutor:
         self._labels = dict(engine_labels or {})
         self.config = RuncConfig(data_root=Path(data_root), exec_root=Path(exec_root),
                                  images=images, cgroup_parent=cgroup_parent, runtime=runtime,
-                                 log_max_size=log_max_size, log_max_files=log_max_files)
+                                 log_max_size=log_max_size, log_max_files=log_max_files,
+                                 shims=ShimServer(str(exec_root)))
 
     def describe(self) -> NodeDescription:
         return host_description(self._hostname, self._labels, engine_version=ENGINE_VERSION)
@@ -67,7 +69,7 @@ class RuncExecutor:
         for cid in sorted(ids):
             _run([*runc, "delete", "--force", cid])
             info = read_json(cfg.containers / cid / "shim.json")
-            if info and shim_alive(int(info.get("shim_pid", 0)), cid):
+            if info and shim_alive(info, cid):
                 shims.append(int(info["shim_pid"]))
         _wait_gone(shims)  # each shim records its container's exit, then leaves the dir alone
         for cid in sorted(ids):

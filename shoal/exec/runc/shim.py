@@ -38,6 +38,13 @@ except ImportError:  # started by path with -I -S: import the sibling modules di
     import logfile  # type: ignore[no-redef]
 
 PR_SET_CHILD_SUBREAPER = 36
+PR_SET_NAME = 15  # comm "shoal-shim": how tools tell shims apart (a forked one keeps the server's cmdline)
+
+
+def start_time(pid: int | str = "self") -> int:
+    """The process's start time (clock ticks after boot): with the pid, its identity."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        return int(f.read().rsplit(b")", 1)[1].split()[19])
 DRAIN_SECONDS = 2.0  # after the exit: output still in the pipes (the kernel killed the rest)
 
 
@@ -149,6 +156,7 @@ class Shim:
     def run(self) -> int:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        libc.prctl(PR_SET_NAME, b"shoal-shim", 0, 0, 0)
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_w, False)
         signal.set_wakeup_fd(wake_w)
@@ -190,7 +198,8 @@ class Shim:
                 with open(os.path.join(self.dir, "pid"), encoding="ascii") as f:
                     container_pid = int(f.read().strip())
                 write_json(os.path.join(self.dir, "shim.json"),
-                           {"shim_pid": os.getpid(), "pid": container_pid})
+                           {"shim_pid": os.getpid(), "shim_start": start_time(),
+                            "pid": container_pid})
                 if ready_fd is not None:
                     os.close(ready_fd)
                     ready_fd = None

@@ -9,12 +9,13 @@ import contextlib
 import json
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from shoal.exec.executor import ImageProvider
 from shoal.exec.runc import cgroups, mounts
+from shoal.exec.runc.shims import ShimServer
 
 __all__ = ["RuncConfig", "read_json", "remove_container_files", "shim_alive", "wait_pid",
            "write_json"]
@@ -31,6 +32,7 @@ class RuncConfig:
     runtime: str = "runc"  # a path or a name on PATH
     log_max_size: int = 10 * 1024 * 1024
     log_max_files: int = 3
+    shims: ShimServer = field(default_factory=ShimServer)  # forks the shims (shimserver.py)
 
     @property
     def containers(self) -> Path:
@@ -58,9 +60,20 @@ def write_json(path: Path, obj: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def shim_alive(pid: int, cid: str) -> bool:
-    """Whether ``pid`` is still this container's shim (not a reused pid)."""
+def shim_alive(info: dict[str, Any], cid: str) -> bool:
+    """Whether the shim that wrote ``info`` (shim.json) still runs: the same pid with the same
+    start time, so a reused pid is not taken for it."""
+    pid = int(info.get("shim_pid", 0))
     try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return False
+    if fields[0] == b"Z":
+        return False  # exited, not reaped yet
+    if "shim_start" in info:
+        return int(fields[19]) == int(info["shim_start"])
+    try:  # a shim.json from before start times were recorded: its own process, by cmdline
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False

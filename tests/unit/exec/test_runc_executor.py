@@ -114,9 +114,9 @@ def leftovers(env: Env, *, parent: bool = True) -> list[str]:
     listed = subprocess.run([RUNC or "runc", "--root", str(env.base / "run/runc"), "list", "-q"],
                             capture_output=True, text=True, check=False).stdout.split()
     found += [f"container {c}" for c in listed]
-    ps = subprocess.run(["pgrep", "-f", f"shim.py.*{env.base}"], capture_output=True, text=True,
-                        check=False).stdout.split()
-    found += [f"shim {p}" for p in ps]
+    ps = subprocess.run(["pgrep", "-f", f"shim.*{env.base}"], capture_output=True, text=True,
+                        check=False).stdout.split()  # shims, and their server once the executor is gone
+    found += [f"shim {p}" for p in ps if Path(f"/proc/{p}/comm").read_text().strip() == "shoal-shim"]
     containers = env.base / "data/containers"
     if containers.exists():
         found += [f"file {p}" for p in containers.rglob("*")]
