@@ -105,6 +105,10 @@ class TaskStorage:
         """Write every pending task now, and wait until all earlier writes are done too."""
         self._writer.submit(self._write, self._take()).result()
 
+    async def settle(self) -> None:
+        """Like ``flush()``, without blocking the event loop."""
+        await asyncio.wrap_future(self._writer.submit(self._write, self._take()))
+
     def delete(self, task_id: str) -> None:
         self._pending.pop(task_id, None)
         self._writer.submit(self._path(task_id).unlink, missing_ok=True)

@@ -145,3 +145,4 @@ class Worker:
         for task_id in list(self._runners):
             self._remove(task_id)
         await asyncio.gather(*list(self._removing.values()), return_exceptions=True)
+        await self._storage.settle()  # the task files are gone once this returns

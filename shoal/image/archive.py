@@ -25,7 +25,7 @@ from typing import IO, Any
 
 from shoal.errors import InvalidArgument
 from shoal.image.reference import Reference, parse
-from shoal.image.store import ImageRecord, ImageStore, digest_of
+from shoal.image.store import ImageRecord, ImageStore, digest_of, json_object
 
 __all__ = ["Loaded", "load_docker_archive", "oci_manifest", "read_archive"]
 
@@ -133,13 +133,7 @@ def _oci_json(tar: tarfile.TarFile, descriptor: dict[str, Any], ingest: _Ingest)
     data = _member(tar, _blob_name(digest)).read()
     if digest_of(data) != digest:
         raise InvalidArgument(f"invalid archive: digest mismatch for {digest}")
-    try:
-        doc = json.loads(data)
-    except ValueError as exc:
-        raise InvalidArgument(f"invalid archive: {digest}: {exc}") from exc
-    if not isinstance(doc, dict):
-        raise InvalidArgument(f"invalid archive: {digest} is not a JSON object")
-    return doc
+    return json_object(data, f"archive: {digest}")
 
 
 def _oci_name(annotations: dict[str, Any]) -> Reference | None:

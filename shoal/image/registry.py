@@ -31,7 +31,7 @@ import httpx
 
 from shoal.errors import InvalidArgument, NotFound, PermissionDenied, ShoalError, Unavailable
 from shoal.image.reference import DEFAULT_DOMAIN, Reference
-from shoal.image.store import ImageRecord, ImageStore, digest_of
+from shoal.image.store import ImageRecord, ImageStore, digest_of, json_object
 
 __all__ = ["MANIFEST_TYPES", "Descriptor", "Event", "PullResult", "Registry"]
 
@@ -187,7 +187,7 @@ class Registry:
 
     async def describe(self, ref: Reference) -> Descriptor:
         data, media, digest = await self._manifest(ref, ref.digest or ref.tag)
-        doc = _json(data, "manifest")
+        doc = json_object(data, "manifest")
         if media in (OCI_INDEX, DOCKER_LIST) or "manifests" in doc:
             platforms = [_platform(m.get("platform")) for m in doc.get("manifests") or []
                          if isinstance(m, dict) and m.get("platform")]
@@ -198,7 +198,7 @@ class Registry:
                 blob = await response.aread()
             finally:
                 await response.aclose()
-            platforms = [_platform(_json(blob, "image config"))]
+            platforms = [_platform(json_object(blob, "image config"))]
         return Descriptor(media or str(doc.get("mediaType", "")), digest, len(data), platforms)
 
     async def fetch(self, store: ImageStore, ref: Reference, *,
@@ -207,11 +207,11 @@ class Registry:
         """Fetch ``ref``'s manifest, config and layers into ``store`` (nothing is tagged);
         ``extract(layer digest)`` runs after each layer is in."""
         data, media, top = await self._manifest(ref, ref.digest or ref.tag)
-        doc = _json(data, "manifest")
+        doc = json_object(data, "manifest")
         digest = top
         if media in (OCI_INDEX, DOCKER_LIST) or "manifests" in doc:
             data, media, digest = await self._manifest(ref, self._pick(doc, ref))
-            doc = _json(data, "manifest")
+            doc = json_object(data, "manifest")
         # only now (a missing tag or a refusal is an error answer, not a stream, as in dockerd)
         emit({"status": f"Pulling from {ref.path}", "id": ref.tag or ref.digest})
         config = doc.get("config") or {}
@@ -236,16 +236,6 @@ class Registry:
             emit({"status": "Pull complete", "progressDetail": {}, "id": short})
         store.put_blob(data, digest=digest)
         return PullResult(ImageRecord(digest, str(config["digest"]), tuple(digests)), top)
-
-
-def _json(data: bytes, what: str) -> dict[str, Any]:
-    try:
-        doc = json.loads(data)
-    except ValueError as exc:
-        raise InvalidArgument(f"invalid {what}: {exc}") from exc
-    if not isinstance(doc, dict):
-        raise InvalidArgument(f"invalid {what}: not an object")
-    return doc
 
 
 def _error(status: int, body: str, ref: Reference) -> ShoalError:

@@ -18,15 +18,26 @@ import tempfile
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import BinaryIO, Self
+from typing import Any, BinaryIO, Self
 
 from shoal.errors import InvalidArgument, NotFound
 from shoal.image.layers import extract_layer
 from shoal.image.reference import Reference
 
-__all__ = ["BlobWriter", "ImageRecord", "ImageStore", "digest_of"]
+__all__ = ["BlobWriter", "ImageRecord", "ImageStore", "digest_of", "json_object"]
 
 _CHUNK = 1 << 20
+
+
+def json_object(data: bytes, what: str) -> dict[str, Any]:
+    """A JSON object (a manifest, a config, an index), or InvalidArgument naming ``what``."""
+    try:
+        doc = json.loads(data)
+    except ValueError as exc:
+        raise InvalidArgument(f"invalid {what}: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise InvalidArgument(f"invalid {what}: not an object")
+    return doc
 
 
 def digest_of(data: bytes) -> str:

@@ -26,13 +26,19 @@ def swarm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Swarm]:
     try:
         yield s
     finally:
-        s.close()
-        try:
-            wait_for("etcd and shoald processes to exit", lambda: not _etcd_pids(root), timeout=15)
-            crashes = {d.hostname: _tracebacks(d.log) for d in s.daemons}
-            assert not any(crashes.values()), f"unexpected exceptions in daemon logs: {crashes}"
-        finally:
-            shutil.rmtree(root, ignore_errors=True)  # etcd preallocates 64 MB of WAL per member
+        close_and_check(s)
+
+
+def close_and_check(s: Swarm) -> None:
+    """Stop the swarm; fail on a daemon left running or an exception in a daemon's log; remove
+    its root either way."""
+    s.close()
+    try:
+        wait_for("etcd and shoald processes to exit", lambda: not _etcd_pids(s.root), timeout=15)
+        crashes = {d.hostname: _tracebacks(d.log) for d in s.daemons}
+        assert not any(crashes.values()), f"unexpected exceptions in daemon logs: {crashes}"
+    finally:
+        shutil.rmtree(s.root, ignore_errors=True)  # etcd preallocates 64 MB of WAL per member
 
 
 def _tracebacks(log: Path) -> list[str]:

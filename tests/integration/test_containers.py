@@ -34,7 +34,7 @@ from shoal.dev.images import build_all
 from shoal.dev.local import Daemon, Swarm, wait_for
 from shoal.dev.registry import LocalRegistry, push_blob, push_manifest
 from shoal.store.etcd.testing import free_port
-from tests.integration.conftest import _etcd_pids, _tracebacks
+from tests.integration.conftest import close_and_check
 
 pytestmark = [
     pytest.mark.integration,
@@ -93,14 +93,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         yield Cluster(manager, worker, registry.addr)
         _assert_nothing_left(swarm)
     finally:
-        swarm.close()
         registry.stop()
-        try:
-            wait_for("etcd and shoald to exit", lambda: not _etcd_pids(root), timeout=15)
-            crashes = {d.hostname: _tracebacks(d.log) for d in swarm.daemons}
-            assert not any(crashes.values()), f"unexpected exceptions in daemon logs: {crashes}"
-        finally:
-            shutil.rmtree(root, ignore_errors=True)
+        close_and_check(swarm)  # removes root, the registry's data too
 
 
 def _assert_nothing_left(swarm: Swarm) -> None:
