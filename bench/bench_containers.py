@@ -36,7 +36,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from shoal.dev.local import Swarm, wait_for  # noqa: E402
+from shoal.dev.local import Swarm, wait_for
 
 IMAGE = "shoalbench/bb:1"
 NETNS = "shoalbench-docker"
@@ -127,14 +127,19 @@ def docker_side(root: Path, data: bytes, first: int, then: int) -> tuple[float, 
     proc = None
     try:
         subprocess.run(["ip", "-n", NETNS, "link", "set", "lo", "up"], check=True)
-        log = open(root / "dockerd.log", "wb")
-        proc = subprocess.Popen(
-            # nsenter, not `ip netns exec`: that remounts /sys and hides the cgroup mounts
-            ["nsenter", f"--net=/run/netns/{NETNS}", dockerd, "--data-root", str(root / "data"),
-             "--exec-root", str(root / "exec"), "-H", f"unix://{sock}",
-             "--pidfile", str(root / "docker.pid"), "--cgroup-parent", "/shoalbench-docker"],
-            stdout=log, stderr=log, start_new_session=True)
-        wait_for("dockerd", lambda: sock.exists() and api(sock).get("/_ping").status_code == 200, timeout=60)
+        with open(root / "dockerd.log", "wb") as log:
+            proc = subprocess.Popen(
+                # nsenter, not `ip netns exec`: that remounts /sys and hides the cgroup mounts
+                ["nsenter", f"--net=/run/netns/{NETNS}", dockerd, "--data-root", str(root / "data"),
+                 "--exec-root", str(root / "exec"), "-H", f"unix://{sock}",
+                 "--pidfile", str(root / "docker.pid"), "--cgroup-parent", "/shoalbench-docker"],
+                stdout=log, stderr=log, start_new_session=True)
+
+        def ping() -> bool:
+            with api(sock) as c:
+                return sock.exists() and c.get("/_ping").status_code == 200
+
+        wait_for("dockerd", ping, timeout=60)
         env = {**os.environ, "DOCKER_HOST": f"unix://{sock}"}
         subprocess.run(["docker", "swarm", "init", "--advertise-addr", "127.0.0.1"], env=env, check=True,
                        capture_output=True)
