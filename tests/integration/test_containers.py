@@ -214,6 +214,8 @@ def test_service_logs_come_from_every_replica_through_the_docker_cli(cluster: Cl
             assert len(ours) == 3 and all("from " in line for line in ours), res.stdout
             assert f"shoaltest-talk.{t['Slot']}.{t['ID'][:12]}@" in ours[0]
         assert res.stderr.count("oops") == 2
+        ours = m.shoal("service", "logs", "shoaltest-talk")  # shoal's CLI prints the same lines
+        assert sorted(ours.stdout.splitlines()) == sorted(res.stdout.splitlines())
         tail = m.docker("service", "logs", "--tail", "2", "--timestamps", "shoaltest-talk")
         assert tail.stdout.count("line 3") == 2 and "line 2" not in tail.stdout
         assert tail.stderr.count("oops") == 2
