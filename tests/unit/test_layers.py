@@ -12,7 +12,7 @@ import shoal
 ROOT = Path(shoal.__file__).parent
 
 RANK = {"errors": 0, "aio": 0, "model": 1, "pki": 2, "store": 2, "exec": 3, "node": 3, "image": 3,
-        "manager": 4, "agent": 4, "api": 5, "daemon": 6, "cli": 6, "dev": 6}
+        "net": 3, "manager": 4, "agent": 4, "api": 5, "daemon": 6, "cli": 6, "dev": 6}
 # Allowed arrows that the ranks would refuse: `shoal dev` is dev tooling that starts processes
 # (daemons, a registry) rather than talking to a daemon, so the CLI root hooks its group in.
 EXCEPTIONS = {("shoal.cli.main", "shoal.dev.cli")}
