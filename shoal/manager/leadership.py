@@ -29,7 +29,7 @@ from shoal.errors import NotFound, ShoalError, Unavailable
 from shoal.manager.membership import MemberProbe
 from shoal.store.backend import Fence
 from shoal.store.etcd import EtcdAPI
-from shoal.store.etcd.client import DeleteOp, KeyValue, PutOp, RangeOp, TxnCompare
+from shoal.store.etcd.messages import DeleteOp, KeyValue, PutOp, RangeOp, TxnCompare
 
 __all__ = ["LEADER_KEY", "Elector", "Leader", "Term"]
 

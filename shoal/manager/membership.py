@@ -24,7 +24,7 @@ from typing import TypeVar
 
 from shoal.errors import ShoalError, Unavailable
 from shoal.store.etcd import EtcdAPI
-from shoal.store.etcd.client import Member
+from shoal.store.etcd.messages import Member
 
 __all__ = ["MemberProbe", "add_learner", "initial_cluster", "promote", "remove_self"]
 

@@ -22,7 +22,7 @@ from shoal.manager.membership import MemberProbe
 from shoal.model.objects import ManagerStatus, Node
 from shoal.model.states import NodeRole
 from shoal.store.etcd import EtcdAPI
-from shoal.store.etcd.client import Member
+from shoal.store.etcd.messages import Member
 from shoal.store.store import Store, Tx, copy
 
 __all__ = ["RoleManager"]

@@ -82,7 +82,6 @@ class RuncExecutor:
         if volumes:
             _run(["rm", "-rf", "--one-file-system", str(cfg.data_root / "volumes")])
 
-    remove_everything = cleanup_all
 
 
 def _wait_gone(pids: list[int], timeout: float = 10.0) -> None:

@@ -17,7 +17,7 @@ import aiohttp
 from shoal.errors import ShoalError, Unavailable
 from shoal.store.backend import Compacted
 from shoal.store.etcd._errors import error_from_stream
-from shoal.store.etcd._messages import StreamLine, WatchResult, decode
+from shoal.store.etcd.messages import StreamLine, WatchResult, decode
 
 # Errors of a connection that was made and then failed (reset, TLS alert, payload cut short).
 BROKEN = (aiohttp.ClientError, OSError)

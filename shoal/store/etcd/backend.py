@@ -33,16 +33,9 @@ from shoal.store.backend import (
     Op,
     TxnResult,
 )
-from shoal.store.etcd.client import (
-    DeleteOp,
-    EtcdClient,
-    PutOp,
-    RangeOp,
-    TxnCompare,
-    WatchEvent,
-    prefix_end,
-)
+from shoal.store.etcd.client import EtcdClient
 from shoal.store.etcd.grpc_client import GrpcEtcdClient
+from shoal.store.etcd.messages import DeleteOp, PutOp, RangeOp, TxnCompare, WatchEvent, prefix_end
 
 __all__ = ["EtcdBackend"]
 

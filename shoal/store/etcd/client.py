@@ -23,16 +23,15 @@ import msgspec
 
 from shoal.errors import InvalidArgument, NotFound, ShoalError, Unavailable
 from shoal.store.etcd._errors import error_from_body, error_from_stream
-from shoal.store.etcd._messages import (
+from shoal.store.etcd._stream import BROKEN, Deadline, LineReader, watch_result
+from shoal.store.etcd.messages import (
     DeleteOp,
     DeleteRangeResponse,
     HeaderOnly,
-    KeyValue,
     Lease,
     Member,
     PutOp,
     PutResponse,
-    RangeOp,
     RangeResponse,
     ResponseHeader,
     Status,
@@ -46,30 +45,9 @@ from shoal.store.etcd._messages import (
     _Status,
     b64,
     decode,
-    prefix_end,
 )
-from shoal.store.etcd._stream import BROKEN, Deadline, LineReader, watch_result
 
-__all__ = [
-    "DeleteOp",
-    "DeleteRangeResponse",
-    "EtcdClient",
-    "KeyValue",
-    "Lease",
-    "Member",
-    "PutOp",
-    "PutResponse",
-    "RangeOp",
-    "RangeResponse",
-    "ResponseHeader",
-    "Status",
-    "TxnCompare",
-    "TxnOp",
-    "TxnResponse",
-    "WatchEvent",
-    "client_ssl_context",
-    "prefix_end",
-]
+__all__ = ["EtcdClient", "client_ssl_context"]
 
 _HEADERS = {"Content-Type": "application/json"}
 _LARGE_BODY = 1 << 20  # aiohttp wants larger bodies as a stream, written in chunks

@@ -31,7 +31,8 @@ import grpc
 from shoal.errors import InvalidArgument, NotFound, ShoalError, Unavailable
 from shoal.store.backend import Compacted
 from shoal.store.etcd._errors import grpc_error
-from shoal.store.etcd._messages import (
+from shoal.store.etcd._pb import kv_pb2, rpc_pb2, rpc_pb2_grpc
+from shoal.store.etcd.messages import (
     DeleteOp,
     DeleteRangeResponse,
     KeyValue,
@@ -39,7 +40,6 @@ from shoal.store.etcd._messages import (
     Member,
     PutOp,
     PutResponse,
-    RangeOp,
     RangeResponse,
     ResponseHeader,
     ResponseOp,
@@ -48,29 +48,9 @@ from shoal.store.etcd._messages import (
     TxnOp,
     TxnResponse,
     WatchEvent,
-    prefix_end,
 )
-from shoal.store.etcd._pb import kv_pb2, rpc_pb2, rpc_pb2_grpc
 
-__all__ = [
-    "DeleteOp",
-    "DeleteRangeResponse",
-    "GrpcEtcdClient",
-    "KeyValue",
-    "Lease",
-    "Member",
-    "PutOp",
-    "PutResponse",
-    "RangeOp",
-    "RangeResponse",
-    "ResponseHeader",
-    "Status",
-    "TxnCompare",
-    "TxnOp",
-    "TxnResponse",
-    "WatchEvent",
-    "prefix_end",
-]
+__all__ = ["GrpcEtcdClient"]
 
 T = TypeVar("T")
 

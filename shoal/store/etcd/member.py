@@ -26,7 +26,8 @@ from typing import BinaryIO
 
 from shoal.errors import ShoalError, Unavailable
 from shoal.store.etcd._backoff import Backoff
-from shoal.store.etcd.client import EtcdClient, Status, client_ssl_context
+from shoal.store.etcd.client import EtcdClient, client_ssl_context
+from shoal.store.etcd.messages import Status
 from shoal.store.etcd.settings import EtcdMemberSettings, command_line, find_etcd
 
 __all__ = ["EtcdMember", "EtcdMemberSettings"]

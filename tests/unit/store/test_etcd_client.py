@@ -13,7 +13,8 @@ import pytest
 from shoal.errors import InvalidArgument, NotFound, Unavailable
 from shoal.store.backend import Compacted
 from shoal.store.etcd import EtcdClient, EtcdMember
-from shoal.store.etcd.client import PutOp, TxnCompare, client_ssl_context, prefix_end
+from shoal.store.etcd.client import client_ssl_context
+from shoal.store.etcd.messages import PutOp, TxnCompare, prefix_end
 from shoal.store.etcd.testing import client_context, free_port, make_pki, throwaway_member
 
 

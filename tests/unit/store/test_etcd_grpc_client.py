@@ -24,15 +24,8 @@ from shoal.errors import (
 from shoal.store.backend import MAX_TXN_OPS, Compacted, Compare, Op
 from shoal.store.etcd import EtcdBackend, EtcdMember
 from shoal.store.etcd._pb import rpc_pb2, rpc_pb2_grpc
-from shoal.store.etcd.grpc_client import (
-    DeleteOp,
-    GrpcEtcdClient,
-    PutOp,
-    RangeOp,
-    TxnCompare,
-    WatchEvent,
-    prefix_end,
-)
+from shoal.store.etcd.grpc_client import GrpcEtcdClient
+from shoal.store.etcd.messages import DeleteOp, PutOp, RangeOp, TxnCompare, WatchEvent, prefix_end
 from shoal.store.etcd.settings import EtcdMemberSettings
 from shoal.store.etcd.testing import client_context, free_port, make_pki, throwaway_member
 

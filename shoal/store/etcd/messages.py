@@ -4,8 +4,9 @@ Held here so ``client.py`` stays about transport. The gateway (grpc-gateway in e
 protobuf JSON: bytes are base64, int64 fields come back as strings, and zero values are left out
 (a failed txn has no ``succeeded``; a PUT event has no ``type``). Results are frozen dataclasses
 decoded by msgspec with ``strict=False`` (which turns ``"42"`` into ``42``); the few camelCase
-messages go through a private ``msgspec.Struct`` with ``rename``. Callers: ``client.py`` and
-``_stream.py``; users see the dataclasses through ``shoal.store.etcd.client``. Errors: ``_errors.py``.
+messages go through a private ``msgspec.Struct`` with ``rename``. Both clients (``client.py`` and
+``grpc_client.py``) answer with these dataclasses; callers import them from here. Errors:
+``_errors.py``.
 """
 
 from __future__ import annotations
