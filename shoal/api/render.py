@@ -148,6 +148,8 @@ def local_networks() -> list[dict[str, Any]]:
 def swarm_json(cluster: Cluster, *, with_tokens: bool = True) -> dict[str, Any]:
     out: dict[str, Any] = _builtins(cluster)
     out.pop("RootCA", None)
+    out.pop("NetworkBootstrapKeys", None)
+    out.pop("EncryptionKeyLamportClock", None)
     if not with_tokens:
         out.pop("JoinTokens", None)
     return out

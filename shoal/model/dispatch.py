@@ -11,6 +11,8 @@ below, told apart by ``Type``. Order of a session:
     agent   -> Heartbeat     every HeartbeatPeriod; manager -> HeartbeatAck (next period)
     agent   -> StatusUpdate  batched task statuses (latest per task wins)
     manager -> SessionInfo   again whenever the manager list, period or role changes
+    manager -> NetworkUpdate the gossip keys and the node's own network attachments (its ingress
+                             address), at the start and whenever either changes
     manager -> LogSubscribe  read these tasks' logs (service/task logs); LogCancel ends it
     agent   -> LogBatch      log lines of a subscription; LogEnd once it has sent them all
 
@@ -24,7 +26,13 @@ from typing import Literal, cast
 
 import msgspec
 
-from shoal.model.objects import NodeDescription, Task, TaskStatus
+from shoal.model.objects import (
+    EncryptionKey,
+    NetworkAttachment,
+    NodeDescription,
+    Task,
+    TaskStatus,
+)
 
 __all__ = [
     "CLOSE_NOT_LEADER",
@@ -40,6 +48,7 @@ __all__ = [
     "LogSubscribe",
     "ManagerAddr",
     "Message",
+    "NetworkUpdate",
     "Register",
     "SessionInfo",
     "StatusUpdate",
@@ -97,6 +106,11 @@ class StatusUpdate(_Msg, tag="status"):
     updates: list[TaskStatusUpdate]
 
 
+class NetworkUpdate(_Msg, tag="network"):
+    keys: list[EncryptionKey]  # the gossip keys, oldest first (the newest seals)
+    attachments: list[NetworkAttachment] = []  # the node's own (Node.Attachments)
+
+
 class LogSelector(msgspec.Struct, rename="pascal", kw_only=True):
     """What to read (swarmkit's LogSubscriptionOptions): times are unix nanoseconds."""
 
@@ -136,7 +150,7 @@ class LogEnd(_Msg, tag="log_end"):
 
 
 Message = (Register | SessionInfo | Assignments | Heartbeat | HeartbeatAck | StatusUpdate
-           | LogSubscribe | LogCancel | LogBatch | LogEnd)
+           | LogSubscribe | LogCancel | LogBatch | LogEnd | NetworkUpdate)
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(Message)
@@ -152,4 +166,4 @@ def decode_message(data: str | bytes) -> Message:
 
 # Kept for type checkers that want the literal set of tags.
 Tag = Literal["register", "session", "assignments", "heartbeat", "heartbeat_ack", "status",
-              "log_subscribe", "log_cancel", "log_batch", "log_end"]
+              "log_subscribe", "log_cancel", "log_batch", "log_end", "network"]

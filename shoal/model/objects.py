@@ -14,6 +14,7 @@ import msgspec
 
 from shoal.model.specs import (
     ClusterSpec,
+    IPAM,
     EndpointSpec,
     NetworkSpec,
     NodeSpec,
@@ -29,6 +30,7 @@ __all__ = [
     "KINDS",
     "Cluster",
     "ContainerStatus",
+    "EncryptionKey",
     "Endpoint",
     "EngineDescription",
     "JobStatus",
@@ -125,6 +127,9 @@ class Node(StoredObject, kw_only=True):
     # Internal: whether the node is a member of the managers' etcd cluster (kept by the role
     # manager); a manager cut off by force-new-cluster is not, and can be demoted freely.
     etcd_member: bool = False
+    # The node's own addresses on networks (swarmkit Node.Attachments): its address on the
+    # ingress network, which the routing mesh sends from.
+    attachments: list[NetworkAttachment] | None = None
 
     def actual_role(self) -> str:
         return self.role or self.spec.role or "worker"
@@ -185,8 +190,13 @@ class TaskStatus(Struct):
 
 
 class NetworkAttachment(Struct):
+    """A task's (or a node's load-balancer) place on a network: the whole Network object as the
+    allocator saw it (swarmkit copies it, so the agent needs no other lookup) and the
+    addresses allocated to it, "10.0.1.5/24"."""
+
     network: dict[str, Any] = msgspec.field(default_factory=dict)
     addresses: list[str] | None = None
+    aliases: list[str] | None = None
 
 
 class Task(StoredObject, kw_only=True):
@@ -201,6 +211,9 @@ class Task(StoredObject, kw_only=True):
     desired_state: str = "running"
     networks_attachments: list[NetworkAttachment] | None = None
     job_iteration: Version | None = None
+    # The service's endpoint (its VIPs and ports) when the task was allocated (swarmkit's
+    # Task.Endpoint): what the node needs to load-balance and answer DNS for it.
+    endpoint: Endpoint | None = None
     # Internal: the service's endpoint spec when the task was made (for "is this task dirty").
     endpoint_spec: EndpointSpec | None = None
 
@@ -217,6 +230,12 @@ class Network(StoredObject, kw_only=True):
     kind: ClassVar[str] = "networks"
     spec: NetworkSpec = msgspec.field(default_factory=NetworkSpec)
     driver_state: dict[str, Any] | None = None
+    # The allocated subnets and gateways (swarmkit Network.IPAM); None until allocated.
+    ipam_options: IPAM | None = msgspec.field(default=None, name="IPAM")
+
+    @property
+    def allocated(self) -> bool:
+        return self.ipam_options is not None
 
 
 class JoinTokens(Struct):
@@ -237,6 +256,16 @@ class RootCAState(Struct):
     raft_ca_key: str = msgspec.field(default="", name="RaftCAKey")
 
 
+class EncryptionKey(Struct):
+    """A gossip key (swarmkit EncryptionKey): AES-128-GCM, 16 random bytes; never shown by the
+    API. ``lamport_time`` orders keys: the newest is the one that seals."""
+
+    subsystem: str = "networking:gossip"
+    algorithm: str = "aes_128_gcm"
+    key: bytes = b""
+    lamport_time: int = 0
+
+
 class Cluster(StoredObject, kw_only=True):
     kind: ClassVar[str] = "clusters"
     spec: ClusterSpec = msgspec.field(default_factory=ClusterSpec)
@@ -247,6 +276,9 @@ class Cluster(StoredObject, kw_only=True):
     data_path_port: int = 4789
     join_tokens: JoinTokens = msgspec.field(default_factory=JoinTokens)
     root_c_a: RootCAState | None = msgspec.field(default=None, name="RootCA")
+    # Internal (never rendered): the gossip keys, oldest first, and the clock that stamps them.
+    network_bootstrap_keys: list[EncryptionKey] | None = None
+    encryption_key_lamport_clock: int = 0
 
 
 KINDS: dict[str, type[StoredObject]] = {
