@@ -8,7 +8,8 @@ rotating through the known managers (the list learnt from SessionInfo is persist
 reset once a session is established. A manager that is not the leader names the leader, and the
 next attempt goes there. ``NodeRemoved`` (close code 4403) ends ``run()`` with that
 error. ``stop()`` or cancellation ends the sessions and leaves tasks running; only
-``shutdown_all()`` (swarm leave) stops and removes them.
+``shutdown_all()`` (swarm leave) stops and removes them. The manager's NetworkUpdates (gossip
+keys, the node's own network attachments) are kept as ``network`` and handed to ``on_network``.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from shoal.agent.session import NodeRemoved, NotLeader, Session, SessionDropped
 from shoal.agent.storage import load_managers, save_managers
 from shoal.agent.worker import Worker
 from shoal.exec.executor import Executor
-from shoal.model.dispatch import Register, SessionInfo
+from shoal.model.dispatch import NetworkUpdate, Register, SessionInfo
 
 __all__ = ["Agent", "Backoff"]
 
@@ -53,12 +54,14 @@ class Backoff:
 class Agent:
     def __init__(self, *, executor: Executor, state_dir: Path,
                  ssl_context: Callable[[], ssl.SSLContext], managers: list[str], addr: str,
-                 on_session: Callable[[SessionInfo], Awaitable[None]] | None = None) -> None:
+                 on_session: Callable[[SessionInfo], Awaitable[None]] | None = None,
+                 on_network: Callable[[NetworkUpdate], None] | None = None) -> None:
         self._executor = executor
         self._state_dir = Path(state_dir)
         self._ssl_context = ssl_context
         self._addr = addr
         self._on_session = on_session
+        self._on_network = on_network
         known = [m.addr for m in load_managers(self._state_dir) if m.addr]
         self._managers = list(dict.fromkeys([*managers, *known]))
         self._next = 0
@@ -66,6 +69,9 @@ class Agent:
         self.reporter = Reporter()
         self.worker = Worker(executor, self._state_dir, self.reporter)
         self.session_info: SessionInfo | None = None
+        # The last NetworkUpdate: it outlives sessions (a new leader sends the same keys), so a
+        # part that starts late reads the keys here.
+        self.network: NetworkUpdate | None = None
         self.connected = asyncio.Event()  # set while a session is established
         self._loop_task: asyncio.Task[None] | None = None
 
@@ -114,7 +120,8 @@ class Agent:
                         manager, http=http, ssl_context=self._ssl_context(),
                         register=Register(description=self._executor.describe(),
                                           addr=self._addr),
-                        worker=self.worker, reporter=self.reporter, on_info=self._handle_info)
+                        worker=self.worker, reporter=self.reporter, on_info=self._handle_info,
+                        on_network=self._handle_network)
                     try:
                         await session.run()
                     except NodeRemoved:
@@ -152,3 +159,15 @@ class Agent:
         self.connected.set()
         if self._on_session is not None:
             await self._on_session(info)
+
+    def _handle_network(self, update: NetworkUpdate) -> None:
+        newest = max((k.lamport_time for k in update.keys), default=0)
+        log.info("network keys: %d (lamport %d), attachments: %d", len(update.keys), newest,
+                 len(update.attachments))  # never the keys themselves
+        self.network = update
+        if self._on_network is not None:
+            try:
+                self._on_network(update)
+            except Exception:
+                # the session (tasks, heartbeats) must not end for the network side's bug
+                log.exception("the network update handler failed")

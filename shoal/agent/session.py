@@ -2,8 +2,8 @@
 
 Order (shoal.model.dispatch): connect ``wss://MANAGER/session`` (server name swarm-manager),
 send Register, read SessionInfo (within REGISTER_TIMEOUT), then three loops side by side until
-one fails: the reader (SessionInfo, Assignments, HeartbeatAck, log subscriptions for the
-LogPublisher), the heartbeat (send one every
+one fails: the reader (SessionInfo, Assignments, HeartbeatAck, NetworkUpdate for the agent's
+``on_network``, log subscriptions for the LogPublisher), the heartbeat (send one every
 period; no ack within the period drops the session) and the reporter (StatusUpdates). The
 session ends only by an error: ``SessionDropped`` (reconnect elsewhere) or ``NodeRemoved``
 (close code 4403: stop the agent). Agent (agent.py) owns reconnects and backoff.
@@ -33,6 +33,7 @@ from shoal.model.dispatch import (
     LogCancel,
     LogSubscribe,
     Message,
+    NetworkUpdate,
     Register,
     SessionInfo,
     decode_message,
@@ -65,12 +66,13 @@ class NodeRemoved(PermissionDenied):
 
 
 OnInfo = Callable[[SessionInfo], Awaitable[None]]
+OnNetwork = Callable[[NetworkUpdate], None]
 
 
 class Session:
     def __init__(self, manager: str, *, http: aiohttp.ClientSession, ssl_context: ssl.SSLContext,
                  register: Register, worker: Worker, reporter: Reporter,
-                 on_info: OnInfo) -> None:
+                 on_info: OnInfo, on_network: OnNetwork | None = None) -> None:
         self.manager = manager
         self.established = False  # SessionInfo received
         self._http = http
@@ -79,6 +81,7 @@ class Session:
         self._worker = worker
         self._reporter = reporter
         self._on_info = on_info
+        self._on_network = on_network
         self._period = DEFAULT_PERIOD
         self._acked = asyncio.Event()
 
@@ -161,6 +164,9 @@ class Session:
                 if msg.period > 0:
                     self._period = msg.period / 1e9
                 self._acked.set()
+            elif isinstance(msg, NetworkUpdate):
+                if self._on_network is not None:
+                    self._on_network(msg)
             elif isinstance(msg, LogSubscribe):
                 logs.subscribe(msg)
             elif isinstance(msg, LogCancel):

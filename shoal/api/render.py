@@ -46,6 +46,7 @@ def _hide_registry_auth(task_spec: dict[str, Any] | None) -> None:
 def task_json(task: Task) -> dict[str, Any]:
     out: dict[str, Any] = _builtins(task)
     out.pop("EndpointSpec", None)
+    out.pop("ServiceName", None)
     _hide_registry_auth(out.get("Spec"))
     return out
 
@@ -113,18 +114,21 @@ def service_json(view: Tables, svc: Service, *, status: bool = False, insert_def
 
 
 def network_json(net: Network) -> dict[str, Any]:
+    """As dockerd shows a swarm network: the allocated IPAM (the requested one until the
+    allocator has run) and the VXLAN ID among the options."""
     spec = net.spec
+    ipam = net.ipam_options if net.ipam_options is not None else spec.ipam
     ipam_cfg = [
         {k: v for k, v in (("Subnet", c.subnet), ("IPRange", c.ip_range), ("Gateway", c.gateway)) if v}
-        for c in (spec.ipam.config if spec.ipam else None) or []
+        for c in (ipam.config if ipam else None) or []
     ]
     options = dict(spec.options or {})
     options.update((net.driver_state or {}).get("Options", {}))
     return {
         "Name": spec.name, "Id": net.id, "Created": net.created_at, "Scope": "swarm",
         "Driver": spec.driver or "overlay", "EnableIPv4": True, "EnableIPv6": bool(spec.enable_ipv6),
-        "IPAM": {"Driver": (spec.ipam.driver if spec.ipam else "") or "default",
-                 "Options": spec.ipam.options if spec.ipam else None, "Config": ipam_cfg},
+        "IPAM": {"Driver": (ipam.driver if ipam else "") or "default",
+                 "Options": ipam.options if ipam else None, "Config": ipam_cfg},
         "Internal": spec.internal, "Attachable": spec.attachable, "Ingress": spec.ingress,
         "ConfigFrom": {"Network": ""}, "ConfigOnly": False, "Containers": None,
         "Options": options, "Labels": spec.labels or {},

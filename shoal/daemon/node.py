@@ -27,12 +27,13 @@ from shoal.exec.executor import Executor
 from shoal.exec.runc import RuncExecutor
 from shoal.exec.sim import SimExecutor
 from shoal.image.service import ImageService
+from shoal.manager.allocator.ipam import AddressPool
 from shoal.manager.ca.etcdtls import RAFT_CA_CN, EtcdTLS, issue_etcd_tls
 from shoal.manager.ca.rootca import RootCA
 from shoal.manager.controlapi.cluster import apply_defaults
 from shoal.manager.logbroker import LogBroker, RemoteLogs
 from shoal.manager.manager import Manager, ManagerSettings
-from shoal.model.dispatch import SessionInfo
+from shoal.model.dispatch import NetworkUpdate, SessionInfo
 from shoal.model.ids import new_id
 from shoal.model.objects import (
     Cluster,
@@ -46,8 +47,10 @@ from shoal.model.objects import (
     TLSInfo,
 )
 from shoal.model.requests import InitRequest, JoinRequest
-from shoal.model.specs import IPAM, IPAMConfig, NetworkSpec, NodeSpec
+from shoal.model.specs import IPAM, NetworkSpec, NodeSpec
 from shoal.model.states import Availability, NodeRole, NodeState
+from shoal.net.dns import read_resolv_conf
+from shoal.net.netagent import NetworkAgent
 from shoal.node.join import join as join_swarm
 from shoal.node.join import raft_certificate, renew
 from shoal.pki.identity import NodeIdentity, generate_key_and_csr
@@ -113,6 +116,7 @@ class SwarmNode:
         self._manager: Manager | None = None
         self._agent: Agent | None = None
         self._agent_task: asyncio.Task[None] | None = None
+        self._network: NetworkAgent | None = None  # with the runc executor only
         self._session = asyncio.Event()
         self._lock = asyncio.Lock()
         self._background: set[asyncio.Task[None]] = set()
@@ -226,29 +230,45 @@ class SwarmNode:
         assert self._identity is not None
         executor: Executor
         if self.settings.executor == "runc":
+            # overlay networks need real containers: the sim executor runs without them
+            upstreams, search = read_resolv_conf()
+            self._network = NetworkAgent(node_id=self._identity.node_id,
+                                         advertise_ip=self._state["advertise_ip"],
+                                         netns_dir=self.settings.exec_root / "netns",
+                                         upstreams=upstreams, search=search)
             executor = RuncExecutor(self.hostname, self.engine_labels, self.settings.data_root,
                                     self.settings.exec_root, self.images,
                                     cgroup_parent=self.settings.cgroup_parent,
                                     log_max_size=self.settings.log_max_size,
-                                    log_max_files=self.settings.log_max_files)
+                                    log_max_files=self.settings.log_max_files,
+                                    network=self._network)
         else:
             executor = SimExecutor(hostname=self.hostname, engine_labels=self.engine_labels,
                                    state_dir=self.settings.exec_root)
         managers = [m["Addr"] for m in self._state.get("managers", [])]
+        if self._network is not None:
+            self._network.set_managers(managers)
         # The context is built per connection, so a renewed certificate (promote/demote) is used
         # from the next session on.
         self._agent = Agent(executor=executor, state_dir=self._dir, ssl_context=self._client_ctx,
-                            managers=managers, addr=self._state["advertise_ip"], on_session=self._on_session)
+                            managers=managers, addr=self._state["advertise_ip"], on_session=self._on_session,
+                            on_network=self._on_network)
         self._agent_task = asyncio.create_task(self._agent.run(), name="agent")
 
     def _client_ctx(self) -> ssl.SSLContext:
         assert self._identity is not None
         return self._identity.client_ssl_context()
 
+    def _on_network(self, msg: NetworkUpdate) -> None:
+        if self._network is not None:
+            self._spawn(self._network.update(msg), "network-update")
+
     async def _on_session(self, info: SessionInfo) -> None:
         self._session.set()
         self._state["managers"] = [{"NodeID": m.node_i_d, "Addr": m.addr} for m in info.managers] or self._state.get("managers", [])
         self._save_state()
+        if self._network is not None:
+            self._network.set_managers([m["Addr"] for m in self._state["managers"]])
         assert self._identity is not None
         if info.role:
             self._wanted_role = info.role
@@ -298,6 +318,12 @@ class SwarmNode:
                     log.exception("could not shut every task down")
             await cancel_and_wait(self._agent_task)
         self._agent = self._agent_task = None
+        if self._network is not None:
+            if shutdown_tasks:  # leaving: nothing of the networks may stay behind
+                await self._network.cleanup_all()
+            else:
+                await self._network.close()
+            self._network = None
         if self._manager is not None:
             await self._manager.stop()
             self._manager = None
@@ -333,6 +359,7 @@ class SwarmNode:
             addr = f"{self._state['advertise_ip']}:{self._state['listen_port']}"
             self._state["managers"] = [{"NodeID": node_id, "Addr": addr}]
             pool = req.default_addr_pool or ["10.0.0.0/8"]
+            AddressPool(pool, req.subnet_size or 24)  # a bad pool or size: InvalidArgument now
 
             def bootstrap(tx: Tx) -> None:
                 assert root.key_pem is not None
@@ -356,7 +383,7 @@ class SwarmNode:
                 ))
                 tx.create(Network(id=new_id(), spec=NetworkSpec(
                     name="ingress", driver="overlay", scope="swarm", ingress=True, labels={}, options={},
-                    ipam=IPAM(driver="default", config=[IPAMConfig(subnet="10.0.0.0/24", gateway="10.0.0.1")]))))
+                    ipam=IPAM(driver="default"))))  # its subnet: the pool's first, by the allocator
 
             self._dir.mkdir(parents=True, exist_ok=True)
             issue_etcd_tls(raft_root, node_id=node_id, cluster_id=cluster_id,

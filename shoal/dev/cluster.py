@@ -1,20 +1,28 @@
-"""``shoal dev``: a swarm of shoald daemons on this machine, with a local registry holding the demo
-images, that outlives the command which started it and that ``down`` removes without a trace.
+"""``shoal dev``: a swarm of shoald daemons on simulated hosts of this machine, with a local
+registry holding the demo images, that outlives the command which started it and that ``down``
+removes without a trace.
 
-Everything lives in one dev root (default ``/var/lib/shoal-dev``): ``state.json`` (the nodes,
-their addresses, sockets, pids and roles; the registry's address and pid), a marker file, and per
-node its data root, exec root, API socket and log. Daemons listen on ``<base>.1``...``<base>.N``
-(loopback; default base 127.0.10, the README demo uses 127.0.9 and the tests 127.0.7/127.0.8),
-the registry on ``<base>.254:5000``. Processes are stopped by pid, and only while
-``/proc/<pid>/cmdline`` still names the dev root, so a recycled pid is never signalled.
+Each node is a network namespace ``<prefix>-nodeN`` (default prefix shoaldev) on a virtual switch
+(shoal.dev.hosts), its shoald inside on the underlay address ``<base>.N`` (default base
+172.31.10; scripts/demo uses 172.31.9, the tests 172.31.7/172.31.8: every swarm's switch is its
+own, so only the prefixes must differ); the registry runs in ``<prefix>-registry`` on
+``<base>.254:5000``. The machine's own namespace gets nothing but, with ``--publish-host PORT``,
+a forwarder listening on 127.0.0.1:PORT that connects to node1's ``<base>.1:PORT``.
+
+Everything else lives in one dev root (default ``/var/lib/shoal-dev``): ``state.json`` (the
+prefix; the nodes, their addresses, namespaces, sockets, pids and roles; the registry's and the
+forwarder's), a marker file naming the prefix, and per node its data root, exec root, API socket
+and log. Processes are stopped by pid, and only while ``/proc/<pid>/cmdline`` still names the dev
+root, so a recycled pid is never signalled; the namespaces are found by prefix, so ``down`` works
+with a missing or stale state too.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 import shutil
+import socket
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -24,22 +32,26 @@ from typing import Any
 
 import httpx
 
-from shoal.dev import cleanup, procs
+from shoal.dev import cleanup, forward, hosts, procs
 from shoal.dev.images import build_all
 from shoal.dev.local import Daemon
-from shoal.dev.registry import LocalRegistry, RegistryError, check_free
+from shoal.dev.registry import LocalRegistry, RegistryError
+from shoal.errors import ShoalError
 
-__all__ = ["DEFAULT_BASE", "DEFAULT_ROOT", "DevError", "DevState", "NodeState", "RegistryState",
-           "default_root", "down", "env_line", "load_state", "node_running", "registry_running",
-           "status", "up"]
+__all__ = ["DEFAULT_BASE", "DEFAULT_ROOT", "PREFIX", "DevError", "DevState", "ForwarderState",
+           "NodeState", "RegistryState", "default_root", "down", "env_line", "exec_argv",
+           "forwarder_running", "load_state", "node_running", "registry_running", "status", "up"]
 
 DEFAULT_ROOT = Path("/var/lib/shoal-dev")
-DEFAULT_BASE = "127.0.10"
+DEFAULT_BASE = "172.31.10"
 PREFIX = "shoaldev"
+REGISTRY_HOST = "registry"
+REGISTRY_INDEX = 254
 REGISTRY_PORT = 5000
 SWARM_PORT = 2377
 MARKER = ".shoal-dev"
 STATE = "state.json"
+FORWARD_LOG = "forward.log"
 
 Echo = Callable[[str], None]
 
@@ -56,6 +68,7 @@ class NodeState:
     socket: str
     pid: int
     role: str  # "manager" or "worker"
+    netns: str = ""  # /run/netns/<prefix>-<hostname>
 
 
 @dataclass
@@ -63,6 +76,15 @@ class RegistryState:
     addr: str
     pid: int
     root: str
+    netns: str = ""
+
+
+@dataclass
+class ForwarderState:
+    pid: int
+    ports: list[int]
+    target: str  # node1's underlay IP
+    log: str  # under the dev root: it names the process for `down`
 
 
 @dataclass
@@ -70,9 +92,11 @@ class DevState:
     root: str
     base_ip: str
     executor: str
+    prefix: str = PREFIX
     nodes: list[NodeState] = field(default_factory=list)
     registry: RegistryState | None = None
     images: list[str] = field(default_factory=list)  # "<registry>/shoal/web:latest"...
+    forwarder: ForwarderState | None = None
 
     @property
     def path(self) -> Path:
@@ -104,10 +128,13 @@ def load_state(root: Path) -> DevState | None:
     try:
         doc: dict[str, Any] = json.loads(path.read_text())
         reg = doc.get("registry")
+        fwd = doc.get("forwarder")
         return DevState(root=doc["root"], base_ip=doc["base_ip"], executor=doc["executor"],
+                        prefix=doc.get("prefix") or PREFIX,
                         nodes=[NodeState(**n) for n in doc.get("nodes") or []],
                         registry=RegistryState(**reg) if reg else None,
-                        images=list(doc.get("images") or []))
+                        images=list(doc.get("images") or []),
+                        forwarder=ForwarderState(**fwd) if fwd else None)
     except (ValueError, KeyError, TypeError) as exc:
         raise DevError(f"{path} is unreadable ({exc}); remove the dev root by hand") from None
 
@@ -120,19 +147,24 @@ def registry_running(reg: RegistryState) -> bool:
     return procs.alive(reg.pid, reg.root)
 
 
+def forwarder_running(fwd: ForwarderState) -> bool:
+    return procs.alive(fwd.pid, fwd.log)
+
+
 def _check_base(base_ip: str) -> None:
     try:
-        ok = (base_ip.count(".") == 2
-              and ipaddress.ip_address(base_ip + ".1").is_loopback)
-    except ValueError:
-        ok = False
-    if not ok:
-        raise DevError(f"--base-ip {base_ip!r}: expected the first three octets of a loopback "
-                       "address, such as 127.0.10")
+        hosts.check_base(base_ip, allow_loopback=False)
+    except ShoalError as exc:
+        raise DevError(f"--base-ip: {exc}") from None
 
 
-def _prepare_root(root: Path, addrs: list[str]) -> None:
-    """Refuse a root in use (or not ours) and addresses in use, then mark the root as ours."""
+def _check_prefix(prefix: str) -> None:
+    if not hosts.PREFIX_RE.fullmatch(prefix):
+        raise DevError(f"--prefix {prefix!r}: expected lower-case letters, digits and '-'")
+
+
+def _prepare_root(root: Path, prefix: str) -> None:
+    """Refuse a root in use (or not ours) and a prefix in use, then mark the root as ours."""
     if (root / STATE).exists():
         state = load_state(root)
         running = state is not None and any(node_running(n) for n in state.nodes)
@@ -140,13 +172,25 @@ def _prepare_root(root: Path, addrs: list[str]) -> None:
         raise DevError(f"a dev swarm is {what} in {root}; run 'shoal dev down' first")
     if root.exists() and any(root.iterdir()) and not (root / MARKER).exists():
         raise DevError(f"{root} is not empty and is not a dev root; choose another --root")
-    for addr in addrs:
-        try:
-            check_free(addr)
-        except RegistryError as exc:
-            raise DevError(f"{exc}: another swarm on this --base-ip?") from None
+    taken = hosts.list_netns(prefix)
+    if taken:
+        raise DevError(f"network namespaces {', '.join(taken)} exist: another dev swarm uses "
+                       f"--prefix {prefix} (or one crashed: 'shoal dev down --prefix {prefix}' "
+                       "removes them)")
     root.mkdir(parents=True, exist_ok=True)
-    (root / MARKER).write_text("a shoal dev root: 'shoal dev down' deletes this directory\n")
+    (root / MARKER).write_text("a shoal dev root: 'shoal dev down' deletes this directory\n"
+                               f"prefix: {prefix}\n")
+
+
+def _marker_prefix(root: Path) -> str | None:
+    try:
+        text = (root / MARKER).read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("prefix: "):
+            return line.split(": ", 1)[1].strip() or None
+    return None
 
 
 def _api(d: Daemon, method: str, path: str, body: Any = None, timeout: float = 90) -> Any:
@@ -192,42 +236,57 @@ def _all_ready(first: Daemon, nodes: int, managers: int) -> bool:
 
 
 def up(root: Path, *, nodes: int, managers: int = 1, executor: str = "runc",
-       base_ip: str = DEFAULT_BASE, echo: Echo = lambda _: None, timeout: float = 120) -> DevState:
-    """Start the registry, push the demo images, start ``nodes`` daemons (the first
-    ``managers`` of them managers) and form the swarm; everything is removed again if a step
-    fails."""
+       base_ip: str = DEFAULT_BASE, prefix: str = PREFIX, publish: tuple[int, ...] = (),
+       echo: Echo = lambda _: None, timeout: float = 120) -> DevState:
+    """Build the simulated hosts, start the registry, push the demo images, start ``nodes``
+    daemons (the first ``managers`` of them managers), form the swarm, and forward each
+    ``publish`` port from 127.0.0.1 to node1; everything is removed again if a step fails."""
     if nodes < 1 or nodes > 250:
         raise DevError(f"--nodes {nodes}: expected 1 to 250")
     if managers < 1 or managers > nodes:
         raise DevError(f"--managers {managers}: expected 1 to --nodes ({nodes})")
     if executor not in ("sim", "runc"):
         raise DevError(f"--executor {executor!r}: expected sim or runc")
+    if any(not 1 <= p <= 65535 for p in publish) or len(set(publish)) != len(publish):
+        raise DevError(f"--publish-host {list(publish)}: expected distinct ports 1 to 65535")
     _check_base(base_ip)
+    _check_prefix(prefix)
     root = root.absolute()
-    _prepare_root(root, [f"{base_ip}.{i}:{SWARM_PORT}" for i in range(1, nodes + 1)]
-                  + [f"{base_ip}.254:{REGISTRY_PORT}"])
-    state = DevState(root=str(root), base_ip=base_ip, executor=executor)
-    state.save()
+    _prepare_root(root, prefix)
     try:
-        _up(state, nodes, managers, echo, timeout)
+        listeners = forward.bind(sorted(publish))  # a port in use fails before anything starts
+    except OSError as exc:
+        shutil.rmtree(root, ignore_errors=True)
+        raise DevError(f"--publish-host: 127.0.0.1: {exc.strerror}") from None
+    state = DevState(root=str(root), base_ip=base_ip, executor=executor, prefix=prefix)
+    try:
+        state.save()
+        _up(state, nodes, managers, listeners, echo, timeout)
     except BaseException:
+        for s in listeners:
+            s.close()
         echo("failed: removing what was started")
         down(root)
         raise
     return state
 
 
-def _up(state: DevState, nodes: int, managers: int, echo: Echo, timeout: float) -> None:
+def _up(state: DevState, nodes: int, managers: int, listeners: list[socket.socket], echo: Echo,
+        timeout: float) -> None:
     root = Path(state.root)
-    registry = LocalRegistry(root / "registry", f"{state.base_ip}.254:{REGISTRY_PORT}")
-    echo(f"starting the registry on {registry.addr}")
+    fabric = hosts.Fabric(state.prefix, state.base_ip)
+    reg_host = fabric.add_host(REGISTRY_HOST, REGISTRY_INDEX)
+    registry = LocalRegistry(root / "registry", f"{reg_host.ip}:{REGISTRY_PORT}",
+                             netns=reg_host.netns_path)
+    echo(f"starting the registry on {registry.addr} (netns {reg_host.netns})")
     try:
         registry.start()
     except RegistryError as exc:
         raise DevError(str(exc)) from None
     finally:
         if registry.pid:
-            state.registry = RegistryState(registry.addr, registry.pid, str(registry.root))
+            state.registry = RegistryState(registry.addr, registry.pid, str(registry.root),
+                                           reg_host.netns_path)
             state.save()
     images = build_all()
     for image in images:
@@ -239,18 +298,22 @@ def _up(state: DevState, nodes: int, managers: int, echo: Echo, timeout: float) 
         echo(f"pushed {image.reference(registry.addr)}")
     state.save()
 
-    daemons = [Daemon(index=i, ip=f"{state.base_ip}.{i}", root=root / f"node{i}", prefix=PREFIX,
-                      executor=state.executor, name=f"node{i}") for i in range(1, nodes + 1)]
-    # cgroups /shoaldev-N: `down` removes them by that prefix
-    echo(f"starting {nodes} shoald ({state.executor} executor) on "
-         f"{daemons[0].ip}..{daemons[-1].ip}")
+    daemons = []
+    for i in range(1, nodes + 1):
+        host = fabric.add_host(f"node{i}", i)
+        # cgroups /<prefix>-N: `down` removes them by that prefix
+        daemons.append(Daemon(index=i, ip=host.ip, root=root / f"node{i}", prefix=state.prefix,
+                              executor=state.executor, name=host.name, netns=host.netns_path,
+                              insecure_registries=[registry.addr]))
+    echo(f"starting {nodes} shoald ({state.executor} executor) in netns "
+         f"{state.prefix}-node1..{nodes} on {daemons[0].ip}..{daemons[-1].ip}")
     try:
         with ThreadPoolExecutor(max_workers=min(nodes, 4)) as pool:
             list(pool.map(_start_daemon, daemons))
     finally:
         state.nodes = [NodeState(d.hostname, d.ip, str(d.root), str(d.sock),
                                  d.proc.pid if d.proc else 0,
-                                 "manager" if d.index <= managers else "worker")
+                                 "manager" if d.index <= managers else "worker", d.netns or "")
                        for d in daemons]
         state.save()
 
@@ -268,6 +331,13 @@ def _up(state: DevState, nodes: int, managers: int, echo: Echo, timeout: float) 
         echo(f"{d.hostname}: joined as a {role}")
     _wait(f"{nodes} nodes ready and {managers} managers reachable",
           lambda: _all_ready(first, nodes, managers), timeout)
+    if listeners:
+        ports = [s.getsockname()[1] for s in listeners]
+        log = root / FORWARD_LOG
+        pid = forward.spawn(listeners, first.netns or "", first.ip, log).pid
+        state.forwarder = ForwarderState(pid, ports, first.ip, str(log))
+        state.save()
+        echo(f"forwarding 127.0.0.1:{','.join(map(str, ports))} to node1 ({first.ip})")
 
 
 def env_line(root: Path, node: str | None = None) -> str:
@@ -285,6 +355,24 @@ def env_line(root: Path, node: str | None = None) -> str:
     return f"export DOCKER_HOST=unix://{chosen.socket}"
 
 
+def exec_argv(root: Path, node: str, command: list[str]) -> tuple[list[str], dict[str, str]]:
+    """The argv (``nsenter --net=...``) and environment running ``command`` in ``node``'s
+    namespace (``registry``: the registry's); DOCKER_HOST names the node's daemon."""
+    state = _require(root)
+    env = dict(os.environ)
+    if node == REGISTRY_HOST and state.registry is not None:
+        path = state.registry.netns
+    else:
+        chosen = state.node(node)
+        path = chosen.netns
+        env["DOCKER_HOST"] = f"unix://{chosen.socket}"
+    if not path or not os.path.exists(path):
+        raise DevError(f"{node} has no network namespace (is the dev swarm up?)")
+    if not command:
+        raise DevError("no command given: shoal dev exec NODE -- COMMAND...")
+    return hosts.nsenter(path) + command, env
+
+
 def _require(root: Path) -> DevState:
     state = load_state(root.absolute())
     if state is None:
@@ -298,32 +386,55 @@ def status(root: Path) -> DevState:
 
 # -- down ---------------------------------------------------------------------------------------
 
-def down(root: Path, echo: Echo = lambda _: None) -> bool:
-    """Stop and remove the dev swarm in ``root``: daemons, registry, their children, runc
-    containers, mounts, cgroups, and the root itself. Idempotent; False when there was nothing."""
+def _remove_netns(prefix: str, echo: Echo) -> list[str]:
+    removed = hosts.remove_all(prefix)  # kills what still runs inside: `dev exec` leftovers
+    for name in removed:
+        echo(f"removed netns {name}")
+    return removed
+
+
+def down(root: Path, echo: Echo = lambda _: None, prefix: str | None = None) -> bool:
+    """Stop and remove the dev swarm in ``root``: daemons, registry, forwarder, their children,
+    runc containers, the ``<prefix>-*`` network namespaces, mounts, cgroups, and the root itself.
+    The prefix comes from the state, else from the root's marker, else from ``prefix``: with no
+    root at all, only an explicit ``prefix`` is cleaned (after a crash that lost the root).
+    Idempotent; False when there was nothing."""
     root = root.absolute()
+    if prefix is not None:
+        _check_prefix(prefix)
     if not root.exists():
-        return False
+        return bool(prefix and _remove_netns(prefix, echo))
     if not (root / MARKER).exists() and not (root / STATE).exists():
         if any(root.iterdir()):
             raise DevError(f"{root} is not a dev root (no {MARKER}); not removing it")
         root.rmdir()
-        return False
-    state = load_state(root) if (root / STATE).exists() else None
+        return bool(prefix and _remove_netns(prefix, echo))
+    try:
+        state = load_state(root) if (root / STATE).exists() else None
+    except DevError as exc:  # a torn state: clean by the root and the prefix instead
+        echo(str(exc))
+        state = None
+    prefix = state.prefix if state is not None else _marker_prefix(root) or prefix
     for node in state.nodes if state else []:
         if procs.terminate(node.pid, node.root):
             echo(f"stopped {node.hostname} (pid {node.pid})")
     reg = state.registry if state is not None else None
     if reg is not None and procs.terminate(reg.pid, reg.root, timeout=10):
         echo(f"stopped the registry (pid {reg.pid})")
+    fwd = state.forwarder if state is not None else None
+    if fwd is not None and procs.terminate(fwd.pid, fwd.log, timeout=5):
+        echo(f"stopped the forwarder (pid {fwd.pid})")
     inside = str(root) + "/"
-    for pid in procs.matching(inside):  # etcd, or a daemon missing from a partial state
+    for pid in procs.matching(inside):  # etcd, or a process missing from a partial state
         if procs.terminate(pid, inside):
             echo(f"stopped leftover process {pid}")
     for node_root in sorted(root.glob("node*")):
         cleanup.remove_containers(node_root / "exec" / "runc", echo)
+    if prefix:
+        _remove_netns(prefix, echo)
     cleanup.umount_under(root, echo)
-    cleanup.remove_cgroups(PREFIX, echo)
+    if prefix:
+        cleanup.remove_cgroups(prefix + "-", echo)
     shutil.rmtree(root, ignore_errors=True)
     if root.exists():
         shutil.rmtree(root)  # again, to report why

@@ -1,9 +1,11 @@
-"""A swarm of real shoald processes on 127.0.x.y loopback addresses on this machine.
+"""A swarm of real shoald processes on this machine: on 127.0.x.y loopback addresses, or each in
+a simulated host (its own network namespace on a virtual switch, shoal.dev.hosts) with
+``hosts=True``.
 
-Used by the integration tests and the demo (the networked ``shoal dev`` of a later issue builds
-on it). Each daemon gets its own data root, exec root, API socket and hostname
-(``<prefix>-N``), runs the sim executor (unless told otherwise), and is stopped (SIGTERM, then
-SIGKILL) by ``close()``.
+Used by the integration tests, the benches and ``shoal dev``. Each daemon gets its own data root,
+exec root, API socket and hostname (``<prefix>-N``), runs the sim executor (unless told
+otherwise), and is stopped (SIGTERM, then SIGKILL) by ``close()``. The API socket is a path, so it
+answers from the machine's own namespace wherever the daemon's network is.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from typing import Any, TypeVar
 import httpx
 
 from shoal.dev import cleanup, procs
+from shoal.dev.hosts import Fabric, nsenter
+from shoal.dev.registry import LocalRegistry
 
 T = TypeVar("T")
 
@@ -54,6 +58,8 @@ class Daemon:
     proc: subprocess.Popen[bytes] | None = None
     executor: str = "sim"  # or "runc"
     name: str = ""  # the hostname, when not ``<prefix>-<index>`` (``shoal dev``: node1...)
+    netns: str | None = None  # a simulated host's namespace path: shoald runs inside it
+    insecure_registries: list[str] = field(default_factory=list)  # plain-HTTP registries
 
     @property
     def hostname(self) -> str:
@@ -83,6 +89,10 @@ class Daemon:
             args += ["--cgroup-parent", self.cgroup_parent]
         for k, v in self.labels.items():
             args += ["--label", f"{k}={v}"]
+        for registry in self.insecure_registries:
+            args += ["--insecure-registry", registry]
+        if self.netns:
+            args = nsenter(self.netns) + args  # nsenter execs: the pid stays shoald's
         self.root.mkdir(parents=True, exist_ok=True)
         self.sock.unlink(missing_ok=True)  # left behind by a SIGKILL
         with open(self.log, "ab") as log:
@@ -131,6 +141,14 @@ class Daemon:
         cleanup.umount_under(self.root)
         cleanup.remove_cgroups(self.cgroup_parent.lstrip("/"))
 
+    def exec(self, *argv: str, check: bool = False, timeout: float = 60,
+             input: str | None = None) -> subprocess.CompletedProcess[str]:
+        """Run ``argv`` in this daemon's network namespace (the machine's own without one),
+        output captured as text, with DOCKER_HOST set to this daemon."""
+        prefix = nsenter(self.netns) if self.netns else []
+        return subprocess.run(prefix + list(argv), env=self.env(), capture_output=True, text=True,
+                              timeout=timeout, check=check, input=input)
+
     def env(self) -> dict[str, str]:
         return {**os.environ, "DOCKER_HOST": self.host, "DOCKER_CLI_HINTS": "false"}
 
@@ -161,31 +179,70 @@ class Daemon:
             return r.json()
 
 
+REGISTRY_INDEX = 254  # the registry's host: <base>.254
+REGISTRY_PORT = 5000
+
+
 class Swarm:
-    def __init__(self, root: Path, *, base_ip: str = "127.0.7", prefix: str = "shoaltest") -> None:
+    """Daemons ``<prefix>-1``...: on loopback ``<base_ip>.N`` (default 127.0.7), or with
+    ``hosts=True`` each in a simulated host ``<prefix>-nodeN`` on ``<base_ip>.N`` (default
+    172.31.7) of a `Fabric` of its own. Use a prefix no other swarm on the machine uses: the
+    fabric's namespaces are named, and removed, by it."""
+
+    def __init__(self, root: Path, *, base_ip: str | None = None, prefix: str = "shoaltest",
+                 hosts: bool = False) -> None:
         self.root = root
-        self.base_ip = base_ip
+        self.base_ip = base_ip or ("172.31.7" if hosts else "127.0.7")
         self.prefix = prefix
         self.daemons: list[Daemon] = []
+        self.fabric = Fabric(prefix, self.base_ip) if hosts else None
+        self.registry: LocalRegistry | None = None
+
+    @property
+    def registry_addr(self) -> str:
+        """Where `start_registry` puts the registry, as the nodes reach it."""
+        return f"{self.base_ip}.{REGISTRY_INDEX}:{REGISTRY_PORT}"
 
     def add(self, labels: dict[str, str] | None = None, *, start: bool = True,
             executor: str = "sim") -> Daemon:
         i = len(self.daemons) + 1
         d = Daemon(index=i, ip=f"{self.base_ip}.{i}", root=self.root / f"node{i}", labels=labels or {},
                    prefix=self.prefix, executor=executor)
+        if self.fabric is not None:
+            d.netns = self.fabric.add_host(f"node{i}", i).netns_path
+            d.insecure_registries = [self.registry_addr]  # plain HTTP, off loopback
         self.daemons.append(d)
         if start:
             d.start()
         return d
 
+    def start_registry(self) -> LocalRegistry:
+        """A docker-registry in host ``<prefix>-registry`` at `registry_addr` (needs
+        ``hosts=True``); its ``push``, ``get`` and ``catalog`` work from this namespace."""
+        if self.fabric is None:
+            raise ValueError("start_registry needs Swarm(hosts=True)")
+        if self.registry is None:
+            host = self.fabric.add_host("registry", REGISTRY_INDEX)
+            self.registry = LocalRegistry(self.root / "registry", self.registry_addr,
+                                          netns=host.netns_path)
+            self.registry.start()
+        return self.registry
+
     def close(self) -> None:
         """Stop every daemon and remove what their containers leave (containers outlive
-        shoald on purpose: a restarted daemon re-attaches to them)."""
-        for d in self.daemons:
-            d.stop()
-        for d in self.daemons:
-            if d.executor == "runc":
-                d.remove_containers()
+        shoald on purpose: a restarted daemon re-attaches to them), then the registry and the
+        simulated hosts."""
+        try:
+            for d in self.daemons:
+                d.stop()
+            for d in self.daemons:
+                if d.executor == "runc":
+                    d.remove_containers()
+            if self.registry is not None:
+                self.registry.stop()
+        finally:
+            if self.fabric is not None:
+                self.fabric.remove()
 
 
 

@@ -1,5 +1,7 @@
 """A local OCI registry for ``shoal dev`` and the tests: Debian's ``docker-registry`` (2.8) on a
-loopback address, no auth, storage under a directory of ours, and a minimal push over httpx.
+loopback address, or inside a simulated host's network namespace (shoal.dev.hosts), no auth,
+storage under a directory of ours, and a minimal push over httpx. In a namespace, the registry is
+reached from this process through sockets made by a thread that entered that namespace.
 
 Push (reference linux.md section 6): ``HEAD`` each blob and skip it if present, else ``POST
 /blobs/uploads/`` then ``PUT <Location>&digest=...`` with the bytes; then ``PUT`` the manifest
@@ -13,10 +15,13 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 
+from shoal.dev.hosts import nsenter, run_in_netns
 from shoal.dev.images import MANIFEST_TYPE, DemoImage
 from shoal.dev.procs import alive, terminate
 from shoal.image.store import digest_of
@@ -25,6 +30,7 @@ __all__ = ["REGISTRY_BIN", "LocalRegistry", "RegistryError", "check_free", "push
            "push_manifest"]
 
 REGISTRY_BIN = "docker-registry"
+T = TypeVar("T")
 
 
 class RegistryError(Exception):
@@ -60,7 +66,7 @@ def push_manifest(client: httpx.Client, repo: str, tag: str, manifest: bytes,
 
 def _config_yaml(data: Path, addr: str) -> str:
     return (
-        "# written by shoal dev: no auth, loopback only\n"
+        "# written by shoal dev: no auth, loopback or a simulated host only\n"
         "version: 0.1\n"
         "log: {level: warn, accesslog: {disabled: true}}\n"
         "storage:\n"
@@ -83,26 +89,30 @@ def check_free(addr: str) -> None:
             raise RegistryError(f"{addr} is in use ({exc.strerror})") from None
 
 
-def _check_loopback(addr: str) -> None:
+def _check_addr(addr: str, loopback: bool) -> None:
     host, sep, port = addr.rpartition(":")
     try:
-        loopback = bool(sep) and port.isdigit() and ipaddress.ip_address(host).is_loopback
+        ok = bool(sep) and port.isdigit() and (ipaddress.ip_address(host).is_loopback
+                                              or not loopback)
     except ValueError:
-        loopback = False
-    if not loopback:
-        raise RegistryError(f"registry address {addr!r} is not a loopback IP:PORT")
+        ok = False
+    if not ok:
+        raise RegistryError(f"registry address {addr!r} is not a "
+                            f"{'loopback ' if loopback else ''}IP:PORT")
 
 
 class LocalRegistry:
-    """``docker-registry serve`` on ``addr`` (a loopback ``IP:PORT``) with its config, data and
-    log under ``root``. Started in a session of its own, so it outlives the command that started
-    it; ``stop`` (or ``stop_pid`` from another process) kills it by pid."""
+    """``docker-registry serve`` on ``addr`` (a loopback ``IP:PORT``, or any ``IP:PORT`` inside
+    the network namespace at ``netns``) with its config, data and log under ``root``. Started in
+    a session of its own, so it outlives the command that started it; ``stop`` (or ``stop_pid``
+    from another process) kills it by pid."""
 
-    def __init__(self, root: Path, addr: str, pid: int = 0) -> None:
-        _check_loopback(addr)
+    def __init__(self, root: Path, addr: str, pid: int = 0, *, netns: str | None = None) -> None:
+        _check_addr(addr, loopback=netns is None)
         self.root = root
         self.addr = addr
         self.pid = pid
+        self.netns = netns  # a namespace path (/run/netns/NAME), or None: this namespace
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -122,11 +132,13 @@ class LocalRegistry:
         binary = shutil.which(REGISTRY_BIN)
         if binary is None:
             raise RegistryError(f"{REGISTRY_BIN} is not installed (apt-get install docker-registry)")
-        check_free(self.addr)
+        self._here(lambda: check_free(self.addr))
         self.root.mkdir(parents=True, exist_ok=True)
         self.config.write_text(_config_yaml(self.root / "data", self.addr))
+        argv = [binary, "serve", str(self.config)]
         with open(self.log, "ab") as log:
-            self._proc = subprocess.Popen([binary, "serve", str(self.config)], stdout=log,
+            self._proc = subprocess.Popen(nsenter(self.netns) + argv if self.netns else argv,
+                                          stdout=log,
                                           stderr=log, stdin=subprocess.DEVNULL,
                                           start_new_session=True)
         self.pid = self._proc.pid
@@ -135,7 +147,7 @@ class LocalRegistry:
             if self._proc.poll() is not None:
                 raise RegistryError(f"the registry exited ({self._proc.returncode}): {self._tail()}")
             try:
-                if httpx.get(f"{self.url}/v2/", timeout=1).status_code == 200:
+                if self._here(lambda: httpx.get(f"{self.url}/v2/", timeout=1).status_code) == 200:
                     return
             except httpx.HTTPError:
                 pass
@@ -149,18 +161,31 @@ class LocalRegistry:
         lines = self.log.read_text(errors="replace").strip().splitlines() if self.log.exists() else []
         return lines[-1] if lines else "no output"
 
+    def _here(self, fn: Callable[[], T]) -> T:
+        """``fn()`` where the registry's address is reachable: its namespace, if it has one
+        (sockets made there stay there)."""
+        return run_in_netns(self.netns, fn) if self.netns else fn()
+
     def running(self) -> bool:
         return alive(self.pid, str(self.config))
 
     def push(self, image: DemoImage, timeout: float = 60.0) -> str:
         """Push ``image`` as ``<addr>/<name>:<tag>``; returns the manifest digest."""
-        with httpx.Client(base_url=self.url, timeout=timeout) as client:
-            for data in (image.config, *image.layers):
-                push_blob(client, image.name, data)
-            return push_manifest(client, image.name, image.tag, image.manifest)
+        def push() -> str:
+            with httpx.Client(base_url=self.url, timeout=timeout) as client:
+                for data in (image.config, *image.layers):
+                    push_blob(client, image.name, data)
+                return push_manifest(client, image.name, image.tag, image.manifest)
+        return self._here(push)
+
+    def get(self, path: str, headers: dict[str, str] | None = None,
+            timeout: float = 10.0) -> httpx.Response:
+        """``GET <registry>/<path>`` (read in full), from the registry's namespace."""
+        return self._here(lambda: httpx.get(f"{self.url}{path}", headers=headers,
+                                            timeout=timeout))
 
     def catalog(self) -> list[str]:
-        r = httpx.get(f"{self.url}/v2/_catalog", timeout=5)
+        r = self.get("/v2/_catalog", timeout=5)
         r.raise_for_status()
         repos: list[str] = r.json().get("repositories") or []
         return repos

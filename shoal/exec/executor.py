@@ -13,7 +13,8 @@ function (shoal.agent.task) calls the controller's methods, one per state transi
 
 Optional abilities are separate small protocols (``ContainerStatuser``, ``LogSource``,
 ``ProgressReporting``). Images reach an executor through ``ImageProvider`` (the daemon passes
-shoal.image's ImageService, which satisfies it structurally). Implementations: shoal.exec.sim (no
+shoal.image's ImageService, which satisfies it structurally), networks through
+``NetworkAttacher`` (shoal.net's NetworkAgent). Implementations: shoal.exec.sim (no
 processes) and shoal.exec.runc. This package imports only shoal.model and shoal.errors.
 """
 
@@ -43,6 +44,7 @@ __all__ = [
     "LogLine",
     "LogOptions",
     "LogSource",
+    "NetworkAttacher",
     "ProgressReporting",
     "host_description",
     "memory_bytes",
@@ -128,6 +130,29 @@ class ImageProvider(Protocol):
 
     async def ensure(self, image: str, *, registry_auth: str = "",
                      progress: Callable[[str], None] | None = None) -> Image: ...
+
+
+class NetworkAttacher(Protocol):
+    """The node's overlay networks, as a container with network attachments uses them. Every
+    method is idempotent: after a daemon restart a running container is attached again."""
+
+    async def attach(self, task: Task, container_id: str) -> str:
+        """Make the container's network namespace, its interfaces and addresses on the task's
+        networks, its DNS server and load-balancing rules; the namespace's path."""
+        ...
+
+    async def announce(self, task: Task) -> None:
+        """The task serves (running, and healthy if it has a check): add it to every node's
+        backends and DNS answers."""
+        ...
+
+    async def withdraw(self, task: Task) -> None:
+        """The task is about to stop: take it out of every node's backends first."""
+        ...
+
+    async def detach(self, task: Task, container_id: str) -> None:
+        """Remove what attach made (after the container is gone)."""
+        ...
 
 
 class Executor(Protocol):

@@ -2,10 +2,10 @@
 mutual TLS), the leader election, and the leader-only parts (swarmkit manager/manager.go).
 
 Every manager serves the API from its own store; any of them writes to etcd. Only the leader
-runs the orchestrators, allocator, scheduler, dispatcher, role manager and CA signing: they start
-when this manager wins the election, after its cache has caught up with etcd (so their first
-reconciliation sees everything committed before), under the term's fence, and are cancelled when
-the term ends.
+runs the gossip key manager, orchestrators, allocator, scheduler, dispatcher, role manager and CA
+signing: they start when this manager wins the election, after its cache has caught up with etcd
+(so their first reconciliation sees everything committed before), under the term's fence, and are
+cancelled when the term ends.
 
 Three ways to start: ``bootstrap`` (swarm init: a new one-member etcd, then the first objects),
 ``join`` (the client URLs of existing members: become a learner, start, promote; see
@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from shoal.manager.allocator import Allocator
 from shoal.manager.ca.etcdtls import EtcdTLS
 from shoal.manager.ca.server import CAServer
 from shoal.manager.dispatcher.dispatcher import Dispatcher
+from shoal.manager.keymanager import DEFAULT_ROTATION_INTERVAL, KeyManager
 from shoal.manager.leadership import Elector, Term
 from shoal.manager.logbroker import LogBroker, RemoteLogs
 from shoal.manager.orchestrator import Part, orchestrators
@@ -49,6 +51,21 @@ __all__ = ["Manager", "ManagerSettings", "leader_parts"]
 log = logging.getLogger(__name__)
 
 QUORUM_POLL = 0.5  # seconds between looks at the local member's view of the etcd leader
+# Seconds between gossip key rotations, for tests that cannot wait the default 12 h (no flag:
+# dockerd has none either).
+KEY_ROTATION_ENV = "SHOAL_KEY_ROTATION_INTERVAL"
+
+
+def _key_rotation_interval() -> float:
+    value = os.environ.get(KEY_ROTATION_ENV, "")
+    try:
+        seconds = float(value) if value else DEFAULT_ROTATION_INTERVAL
+    except ValueError:
+        seconds = 0.0
+    if seconds <= 0:
+        log.warning("ignoring %s=%r: not a positive number of seconds", KEY_ROTATION_ENV, value)
+        return DEFAULT_ROTATION_INTERVAL
+    return seconds
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -60,15 +77,19 @@ class ManagerSettings:
     # etcd's ports sit next to the swarm port so several daemons can share one machine.
     etcd_client_offset: int = 2  # 2379 beside 2377
     etcd_peer_offset: int = 3  # 2380
+    key_rotation_interval: float = field(default_factory=_key_rotation_interval)  # seconds
 
     @property
     def swarm_addr(self) -> str:
         return f"{self.advertise_ip}:{self.listen_port}"
 
 
-def leader_parts(store: Store, dispatcher: Dispatcher) -> list[tuple[str, Part]]:
-    """The pipeline that runs only on the leader, in pipeline order."""
-    parts: list[tuple[str, Part]] = [(type(p).__name__, p) for p in orchestrators(store)]
+def leader_parts(store: Store, dispatcher: Dispatcher, *,
+                 key_rotation_interval: float = DEFAULT_ROTATION_INTERVAL) -> list[tuple[str, Part]]:
+    """The pipeline that runs only on the leader, in pipeline order (the gossip keys first:
+    the dispatcher sends them to every node)."""
+    parts: list[tuple[str, Part]] = [("keymanager", KeyManager(store, rotation_interval=key_rotation_interval))]
+    parts += [(type(p).__name__, p) for p in orchestrators(store)]
     parts += [("allocator", Allocator(store)), ("scheduler", Scheduler(store)), ("dispatcher", dispatcher)]
     return parts
 
@@ -260,7 +281,9 @@ class Manager:
         while True:
             try:
                 async with asyncio.TaskGroup() as tg:
-                    for name, part in [*leader_parts(store, dispatcher), ("roles", roles)]:
+                    parts = leader_parts(store, dispatcher,
+                                         key_rotation_interval=self.settings.key_rotation_interval)
+                    for name, part in [*parts, ("roles", roles)]:
                         tg.create_task(part.run(), name=name)
                     log.info("leader parts started (term %d)", term.leader.term)
             except ExceptionGroup as group:

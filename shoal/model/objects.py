@@ -13,8 +13,8 @@ from typing import Any, ClassVar
 import msgspec
 
 from shoal.model.specs import (
-    ClusterSpec,
     IPAM,
+    ClusterSpec,
     EndpointSpec,
     NetworkSpec,
     NodeSpec,
@@ -205,6 +205,9 @@ class Task(StoredObject, kw_only=True):
     labels: dict[str, str] | None = None
     spec: TaskSpec = msgspec.field(default_factory=TaskSpec)
     service_i_d: str = msgspec.field(default="", name="ServiceID")
+    # Internal: the service's name when the task was made (swarmkit's ServiceAnnotations), for
+    # the node's DNS and container names, which have no store to look it up in.
+    service_name: str = ""
     slot: int = 0
     node_i_d: str = msgspec.field(default="", name="NodeID")
     status: TaskStatus = msgspec.field(default_factory=TaskStatus)
@@ -220,6 +223,11 @@ class Task(StoredObject, kw_only=True):
     @property
     def state(self) -> TaskState:
         return TaskState.parse(self.status.state)
+
+    @property
+    def full_name(self) -> str:
+        """"web.1.<task id>" (global: "web.<node id>.<task id>"): the container's name."""
+        return f"{self.service_name or self.service_i_d}.{self.slot or self.node_i_d}.{self.id}"
 
     @property
     def desired(self) -> TaskState:

@@ -41,7 +41,7 @@ from dnslib import AAAA, EDNS0, OPCODE, PTR, QTYPE, RCODE, RR, A, DNSError, DNSH
 
 from shoal.aio import cancel_and_wait
 
-__all__ = ["DNSServer", "Forward", "Records", "Resolver", "sockets_in_netns"]
+__all__ = ["DNSServer", "Forward", "Records", "Resolver", "read_resolv_conf", "sockets_in_netns"]
 
 log = logging.getLogger(__name__)
 
@@ -282,6 +282,31 @@ async def _ask_tcp(upstream: Upstream, data: bytes) -> bytes:
         return await reader.readexactly(size)
     finally:
         writer.close()
+
+
+def read_resolv_conf(path: str = "/etc/resolv.conf") -> tuple[list[Upstream], list[str]]:
+    """The node's resolvers (port 53) and search domains, for forwarding. Loopback resolvers
+    (systemd-resolved's 127.0.0.53) are kept: forwarded queries leave from the daemon's own
+    namespace, where they answer."""
+    upstreams: list[Upstream] = []
+    search: list[str] = []
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return [], []
+    for line in lines:
+        words = line.split("#", 1)[0].split()
+        if len(words) >= 2 and words[0] == "nameserver":
+            with_zone = words[1].split("%", 1)[0]
+            try:
+                ipaddress.ip_address(with_zone)
+            except ValueError:
+                continue
+            upstreams.append((with_zone, 53))
+        elif words[:1] == ["search"]:
+            search = words[1:]
+    return upstreams, search
 
 
 def sockets_in_netns(ns_path: str, host: str = "127.0.0.11",

@@ -156,13 +156,45 @@ class RuncController:
         if (d / "shim.json").exists() or (d / "exit.json").exists():
             return  # started already
         try:
-            await asyncio.to_thread(self._create, image.layer_dirs, image.config)
+            netns = await self._attach()
+            await asyncio.to_thread(self._create, image.layer_dirs, image.config, netns)
         except Exception:
             # undo the half-made container; a cancelled prepare is resumed or removed later
             await self.remove()
             raise
 
-    def _create(self, layers: list[Path], image_config: dict[str, Any]) -> None:
+    # --- networks: attached before the container exists, announced once it serves -----------
+
+    def _networked(self) -> bool:
+        return self._cfg.network is not None and bool(self._task.networks_attachments)
+
+    async def _attach(self) -> str | None:
+        """The container's network namespace on the task's networks (idempotent), or None."""
+        if not self._networked() or self._cid is None:
+            return None
+        assert self._cfg.network is not None
+        try:
+            return await self._cfg.network.attach(self._task, self._cid)
+        except ShoalError as exc:
+            raise ExecError(f"network attach failed: {exc}") from exc
+
+    async def _announce(self) -> None:
+        if self._networked():
+            assert self._cfg.network is not None
+            await self._cfg.network.announce(self._task)
+
+    async def _withdraw(self) -> None:
+        if self._networked():
+            assert self._cfg.network is not None
+            await self._cfg.network.withdraw(self._task)
+
+    def _addresses(self) -> list[str] | None:
+        if not self._networked():
+            return None
+        return [a for att in self._task.networks_attachments or [] for a in att.addresses or []]
+
+    def _create(self, layers: list[Path], image_config: dict[str, Any],
+                netns: str | None = None) -> None:
         assert self._cid is not None
         cs = self._task.spec.container_spec or {}
         d, rootfs = self.directory, self.directory / "rootfs"
@@ -180,10 +212,10 @@ class RuncController:
         user = spec.resolve_user(rootfs, process.user)
         mount_list = spec.build_mounts(cs, volumes_root=self._cfg.data_root / "volumes",
                                        anon_root=d / "volumes", rootfs=rootfs)
-        files = spec.write_host_files(d, hostname)
+        files = spec.write_host_files(d, hostname, addresses=self._addresses())
         oci = spec.build_spec(task=self._task, process=process, rootfs=rootfs, hostname=hostname,
                               user=user, mounts=mount_list, host_files=files,
-                              cgroups_path=self._cfg.cgroups_path(self._cid))
+                              cgroups_path=self._cfg.cgroups_path(self._cid), netns=netns)
         if process.health is not None:
             h = process.health
             write_json(d / "healthcheck.json", {
@@ -213,11 +245,11 @@ class RuncController:
         if self._shim_info() is None:
             raise ExecError(f"runc: container {self._cid} did not start (see {d}/shim.log)")
         check = self._check()
-        if check is None or exit_info is not None:
+        if exit_info is not None:
             return
-        health = self._health()
-        if health.status == STARTING:
-            await self._gate(check, health)
+        if check is not None and self._health().status == STARTING:
+            await self._gate(check, self._health())
+        await self._announce()
 
     async def _spawn_shim(self) -> None:
         assert self._cid is not None
@@ -287,7 +319,7 @@ class RuncController:
                 return UNHEALTHY
 
     async def _stop_unhealthy(self) -> int:
-        await self.shutdown()
+        await self.shutdown()  # withdraws the task from the backends first
         info = self._exit_info() or {}
         code = int(info.get("code", 0))
         return code if code > 0 else 137
@@ -298,12 +330,18 @@ class RuncController:
             raise ExecError(f"runc: container for task {self._task.id} was not started")
         shim_pid = self._running_shim()
         check = self._check()
-        if shim_pid and check is not None:
-            health = self._health()
-            if await self._monitor(check, health, until_healthy=False) == UNHEALTHY:
-                raise Unhealthy(await self._stop_unhealthy())
-        elif shim_pid:
-            await wait_pid(shim_pid)
+        if shim_pid:
+            await self._attach()  # again after a daemon restart: DNS and rules live in it
+            await self._announce()
+        try:
+            if shim_pid and check is not None:
+                health = self._health()
+                if await self._monitor(check, health, until_healthy=False) == UNHEALTHY:
+                    raise Unhealthy(await self._stop_unhealthy())
+            elif shim_pid:
+                await wait_pid(shim_pid)
+        finally:
+            await self._withdraw()
         return self._result()
 
     def _result(self) -> int:
@@ -344,6 +382,7 @@ class RuncController:
     async def shutdown(self) -> None:
         if self._cid is None or self._running_shim() == 0:
             return
+        await self._withdraw()  # out of every node's backends before it stops
         cs = self._task.spec.container_spec or {}
         grace = cs.get("StopGracePeriod")
         grace_s = int(grace) / 1e9 if grace is not None else DEFAULT_GRACE
@@ -354,6 +393,7 @@ class RuncController:
     async def terminate(self) -> None:
         if self._cid is None:
             return
+        await self._withdraw()
         if not await self._kill(int(signal.SIGKILL), KILL_WAIT):
             raise ExecError(f"runc: container {self._cid} did not stop after SIGKILL")
 
@@ -368,6 +408,8 @@ class RuncController:
                 os.kill(shim_pid, signal.SIGKILL)
             await wait_pid(shim_pid, KILL_WAIT)
         await self._runc("delete", "--force", cid)
+        if self._cfg.network is not None:
+            await self._cfg.network.detach(self._task, cid)
         await asyncio.to_thread(remove_container_files, self._cfg, cid)
         with contextlib.suppress(FileNotFoundError):
             self._record_path.unlink()

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from shoal import __version__
-from shoal.exec.executor import ImageProvider, host_description
+from shoal.exec.executor import ImageProvider, NetworkAttacher, host_description
 from shoal.exec.runc import cgroups, mounts
 from shoal.exec.runc.controller import RuncController
 from shoal.exec.runc.shims import ShimServer
@@ -34,13 +34,13 @@ class RuncExecutor:
     def __init__(self, hostname: str, engine_labels: dict[str, str] | None, data_root: Path,
                  exec_root: Path, images: ImageProvider, cgroup_parent: str = "/shoal",
                  runtime: str = "runc", log_max_size: int = 10 * 1024 * 1024,
-                 log_max_files: int = 3) -> None:
+                 log_max_files: int = 3, network: NetworkAttacher | None = None) -> None:
         self._hostname = hostname
         self._labels = dict(engine_labels or {})
         self.config = RuncConfig(data_root=Path(data_root), exec_root=Path(exec_root),
                                  images=images, cgroup_parent=cgroup_parent, runtime=runtime,
                                  log_max_size=log_max_size, log_max_files=log_max_files,
-                                 shims=ShimServer(str(exec_root)))
+                                 shims=ShimServer(str(exec_root)), network=network)
 
     def describe(self) -> NodeDescription:
         return host_description(self._hostname, self._labels, engine_version=ENGINE_VERSION)

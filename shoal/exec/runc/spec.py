@@ -168,18 +168,30 @@ def build_mounts(container_spec: dict[str, Any], *, volumes_root: Path, anon_roo
     return out
 
 
-def write_host_files(directory: Path, hostname: str) -> dict[str, str]:
-    """/etc/hosts, /etc/hostname and /etc/resolv.conf for the container (destination: file)."""
+EMBEDDED_DNS = "127.0.0.11"
+
+
+def write_host_files(directory: Path, hostname: str, *,
+                     addresses: list[str] | None = None) -> dict[str, str]:
+    """/etc/hosts, /etc/hostname and /etc/resolv.conf for the container (destination: file).
+
+    ``addresses`` (the container's overlay addresses, "10.0.1.5/24"), when given, name the
+    hostname in /etc/hosts and make the embedded DNS the resolver, with the host's search
+    domains (as dockerd on a user network); otherwise the host's resolv.conf is copied."""
     files = {"/etc/hosts": directory / "hosts", "/etc/hostname": directory / "hostname",
              "/etc/resolv.conf": directory / "resolv.conf"}
+    own = [a.split("/")[0] for a in addresses or []]
+    mine = "".join(f"{ip}\t{hostname}\n" for ip in own) or f"127.0.1.1\t{hostname}\n"
     files["/etc/hosts"].write_text(
-        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-        f"127.0.1.1\t{hostname}\n")
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n" + mine)
     files["/etc/hostname"].write_text(hostname + "\n")
     try:
         resolv = Path("/etc/resolv.conf").read_text()
     except OSError:
         resolv = ""
+    if addresses is not None:
+        search = [line for line in resolv.splitlines() if line.split()[:1] == ["search"]]
+        resolv = "\n".join([f"nameserver {EMBEDDED_DNS}", *search[-1:], "options ndots:0"]) + "\n"
     files["/etc/resolv.conf"].write_text(resolv)
     return {dest: str(path) for dest, path in files.items()}
 
@@ -218,8 +230,9 @@ def _resources(task: Task) -> dict[str, Any]:
 
 def build_spec(*, task: Task, process: Process, rootfs: Path, hostname: str, user: User,
                mounts: list[dict[str, Any]], host_files: dict[str, str],
-               cgroups_path: str) -> dict[str, Any]:
-    """config.json as a dict."""
+               cgroups_path: str, netns: str | None = None) -> dict[str, Any]:
+    """config.json as a dict; ``netns``: the network namespace to join (the container's own
+    overlay sandbox), else a new one with only loopback."""
     container_spec = task.spec.container_spec or {}
     readonly = bool(container_spec.get("ReadOnly"))
     env = list(process.env)
@@ -227,7 +240,9 @@ def build_spec(*, task: Task, process: Process, rootfs: Path, hostname: str, use
         env.insert(0, DEFAULT_PATH)
     env.insert(1, f"HOSTNAME={hostname}")
     caps = _caps(container_spec)
-    ns = [{"type": t} for t in ("pid", "ipc", "uts", "mount", "network")]
+    ns: list[dict[str, str]] = [{"type": t} for t in ("pid", "ipc", "uts", "mount", "network")]
+    if netns:
+        ns[-1]["path"] = netns
     files = [{"destination": dest, "type": "bind", "source": src,
               "options": ["rbind", "rprivate", *(["ro"] if readonly else [])]}
              for dest, src in host_files.items()]

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shoal.exec.executor import ImageProvider
+from shoal.exec.executor import ImageProvider, NetworkAttacher
 from shoal.exec.runc import cgroups, mounts
 from shoal.exec.runc.shims import ShimServer
 
@@ -33,6 +33,7 @@ class RuncConfig:
     log_max_size: int = 10 * 1024 * 1024
     log_max_files: int = 3
     shims: ShimServer = field(default_factory=ShimServer)  # forks the shims (shimserver.py)
+    network: NetworkAttacher | None = None  # overlay networks; None: containers get loopback only
 
     @property
     def containers(self) -> Path:

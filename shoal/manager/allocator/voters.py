@@ -1,8 +1,8 @@
 """The allocation steps a task needs before it may be scheduled ("voters", as swarmkit's ballot).
 
 A task leaves NEW only when every voter has allocated what it owns for it (swarmkit
-``manager/allocator/allocator.go``: one voter per resource kind, today only "network"). Shoal has
-no voter yet: network attachments, VIPs and addresses are added by a later change as a voter.
+``manager/allocator/allocator.go``: one voter per resource kind, today only "network": the
+``NetworkAllocator``, which the ``Allocator`` always runs first).
 """
 
 from __future__ import annotations

@@ -1,16 +1,20 @@
-"""Network create and remove. Overlay networks are recorded now; addresses and the data path
-come with the allocator and net parts (a later issue)."""
+"""Network create and remove. A network is recorded here; the allocator gives it its subnet,
+gateway and VXLAN ID. A user's ``--subnet`` that overlaps another network's (allocated or asked
+for) is refused here, in the creating transaction, so the error reaches the user."""
 
 from __future__ import annotations
 
 import ipaddress
+from ipaddress import IPv4Network
 
 from shoal.errors import Conflict, FailedPrecondition, InvalidArgument
+from shoal.manager.allocator.ipam import POOL_OVERLAP, parse_subnet
 from shoal.manager.controlapi.validate import validate_name
 from shoal.model.ids import new_id
 from shoal.model.objects import Network, Service
 from shoal.model.specs import NetworkSpec
 from shoal.store.store import Store, Tx
+from shoal.store.tables import Tables
 
 __all__ = ["LOCAL_NETWORKS", "create_network", "remove_network"]
 
@@ -18,16 +22,43 @@ __all__ = ["LOCAL_NETWORKS", "create_network", "remove_network"]
 LOCAL_NETWORKS = ("bridge", "host", "none")
 
 
-def _check_ipam(spec: NetworkSpec) -> None:
+def _check_ipam(spec: NetworkSpec) -> list[IPv4Network]:
+    """The requested subnets, checked (IPv4 CIDR, gateway and range inside)."""
+    subnets = []
     for cfg in (spec.ipam.config if spec.ipam else None) or []:
+        if not cfg.subnet:
+            if cfg.gateway or cfg.ip_range:
+                raise InvalidArgument("invalid IPAM config: a gateway or ip-range needs a subnet")
+            continue
+        subnet = parse_subnet(cfg.subnet)
         try:
-            subnet = ipaddress.ip_network(cfg.subnet, strict=True) if cfg.subnet else None
-            if cfg.gateway:
-                gw = ipaddress.ip_address(cfg.gateway)
-                if subnet is not None and gw not in subnet:
-                    raise InvalidArgument(f"gateway {cfg.gateway} is not in subnet {cfg.subnet}")
+            if cfg.gateway and ipaddress.ip_address(cfg.gateway) not in subnet:
+                raise InvalidArgument(f"gateway {cfg.gateway} is not in subnet {cfg.subnet}")
+            if cfg.ip_range and not parse_subnet(cfg.ip_range, "ip-range").subnet_of(subnet):
+                raise InvalidArgument(f"ip-range {cfg.ip_range} is not in subnet {cfg.subnet}")
         except ValueError as exc:
             raise InvalidArgument(f"invalid IPAM config: {exc}") from exc
+        subnets.append(subnet)
+    return subnets
+
+
+def _subnets_of(net: Network) -> list[str]:
+    """What a network holds (allocated) or will hold (asked for)."""
+    ipam = net.ipam_options if net.ipam_options is not None else net.spec.ipam
+    return [c.subnet for c in (ipam.config if ipam else None) or [] if c.subnet]
+
+
+def _check_overlap(view: Tables, subnets: list[IPv4Network]) -> None:
+    for other in view.all(Network):
+        for text in _subnets_of(other):
+            try:
+                theirs = ipaddress.ip_network(text, strict=False)
+            except ValueError:
+                continue
+            for mine in subnets:
+                if mine.overlaps(theirs):
+                    raise Conflict(f"{POOL_OVERLAP}: {mine} overlaps {theirs} of network "
+                                   f"{other.spec.name}")
 
 
 async def create_network(store: Store, spec: NetworkSpec) -> Network:
@@ -40,7 +71,7 @@ async def create_network(store: Store, spec: NetworkSpec) -> Network:
         )
     if spec.name in LOCAL_NETWORKS:
         raise Conflict(f"network with name {spec.name} already exists")
-    _check_ipam(spec)
+    subnets = _check_ipam(spec)
     spec.scope = "swarm"
     spec.labels = spec.labels or {}
     spec.options = spec.options or {}
@@ -50,6 +81,7 @@ async def create_network(store: Store, spec: NetworkSpec) -> Network:
             raise Conflict(f"network with name {spec.name} already exists")
         if spec.ingress and any(n.spec.ingress for n in tx.view.all(Network)):
             raise FailedPrecondition("ingress network already exists")
+        _check_overlap(tx.view, subnets)
         net = Network(id=new_id(), spec=spec)
         tx.create(net)
         return net

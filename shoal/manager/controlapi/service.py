@@ -3,10 +3,13 @@
 Called by the API. Normalisation follows what the docker clients depend on (engine-api.md 5.5):
 Replicas defaults to 1, network targets are stored as IDs, Runtime is "container", published
 ingress ports are allocated here (explicit ones must be free, 0 takes one from 30000-32767).
+Create and update return once the allocator has written the service's VIPs (bounded): that write
+changes the service's version, which a client reading right after must see to update it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
 
 from shoal.errors import (
@@ -17,6 +20,7 @@ from shoal.errors import (
     SequenceConflict,
     Unimplemented,
 )
+from shoal.manager.allocator.network import ingress_network, vip_networks
 from shoal.manager.controlapi.validate import validate_service_spec
 from shoal.model.ids import new_id
 from shoal.model.objects import Endpoint, JobStatus, Network, Service, UpdateStatus, Version, now
@@ -27,6 +31,7 @@ from shoal.store.tables import Tables
 __all__ = ["create_service", "random_name", "remove_service", "update_service"]
 
 DYNAMIC_PORTS = range(30000, 32768)
+VIP_WAIT = 2.0  # seconds create/update wait for the allocator's VIPs (none free: return anyway)
 _LEFT = ["admiring", "brave", "clever", "eager", "festive", "gallant", "happy", "jolly", "keen", "lucid", "merry", "nifty", "quirky", "serene", "vibrant"]
 _RIGHT = ["babbage", "curie", "darwin", "euler", "fermi", "gauss", "hopper", "knuth", "lovelace", "noether", "pascal", "ritchie", "shannon", "turing", "wozniak"]
 
@@ -130,7 +135,30 @@ async def create_service(store: Store, spec: ServiceSpec) -> Service:
         tx.create(svc)
         return svc
 
-    return await store.update(fn, retries=1)  # a name taken meanwhile: Conflict on retry
+    svc = await store.update(fn, retries=1)  # a name taken meanwhile: Conflict on retry
+    await _await_vips(store, svc.id)
+    return svc
+
+
+async def _await_vips(store: Store, service_id: str, timeout: float = VIP_WAIT) -> None:
+    """Until the stored service has a VIP on each network it needs one on (the allocator, on the
+    leader, writes them), or ``timeout``."""
+
+    def done() -> bool:
+        view = store.view()
+        svc = view.get(Service, service_id)
+        if svc is None:
+            return True
+        have = sorted(v.network_i_d for v in svc.endpoint.virtual_i_ps or [] if v.addr)
+        return have == sorted(vip_networks(svc, ingress_network(view)))
+
+    with store.subscribe([Service]) as changes:  # subscribe, then look: nothing is missed
+        try:
+            async with asyncio.timeout(timeout):
+                while not done():
+                    await changes.next()
+        except TimeoutError:
+            pass
 
 
 async def update_service(
@@ -170,7 +198,9 @@ async def update_service(
         tx.update(svc)
         return svc
 
-    return await store.update(fn)
+    svc = await store.update(fn)
+    await _await_vips(store, svc.id)
+    return svc
 
 
 async def remove_service(store: Store, ref: str) -> None:

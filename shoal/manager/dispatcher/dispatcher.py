@@ -1,6 +1,8 @@
 """The dispatcher: agent sessions, heartbeats, assignment pushes, batched status writes.
 
 Runs on the leader. Each agent holds one websocket session (protocol: shoal.model.dispatch).
+Each session also gets a NetworkUpdate (the cluster's gossip keys and the node's own network
+attachments) right after its SessionInfo, and again whenever either changes.
 A node that misses 3 heartbeats is marked DOWN; the orchestrators replace its tasks. Task status
 reports are collected in a dict (latest wins) and written every 100 ms in one batch, never
 moving a task's state backwards (swarmkit manager/dispatcher/dispatcher.go).
@@ -27,6 +29,7 @@ from shoal.model.dispatch import (
     LogEnd,
     ManagerAddr,
     Message,
+    NetworkUpdate,
     Register,
     SessionInfo,
     StatusUpdate,
@@ -34,7 +37,7 @@ from shoal.model.dispatch import (
     encode_message,
 )
 from shoal.model.ids import new_id
-from shoal.model.objects import ManagerStatus, Node, NodeStatus, Task, TaskStatus
+from shoal.model.objects import Cluster, ManagerStatus, Node, NodeStatus, Task, TaskStatus
 from shoal.model.states import NodeState, TaskState
 from shoal.pki.subjects import peer_identity
 from shoal.store.backend import Fence
@@ -69,6 +72,9 @@ class _Session:
         self.changed: dict[str, Task] = {}
         self.removed: set[str] = set()
         self.info: Node | None = None  # a SessionInfo is due (the node's role changed)
+        self.registered = False  # its SessionInfo went out: other messages may follow
+        self.network_due = False  # the keys or the node's attachments changed
+        self.network_sent: NetworkUpdate | None = None  # the last one sent, to skip repeats
         self.wake = asyncio.Event()
 
 
@@ -110,7 +116,7 @@ class Dispatcher:
         start = time.monotonic()
         for node in self._store.view().all(Node):
             self._expires.setdefault(node.id, start + LEADER_GRACE * self.period())
-        sub = self._store.subscribe([Task, Node])
+        sub = self._store.subscribe([Task, Node, Cluster])
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._flush_loop(), name="dispatcher-status")
@@ -129,6 +135,9 @@ class Dispatcher:
                     self._route(change)
                 elif change.kind == "nodes" and change.new is not None and change.old is not None:
                     self._maybe_session_info(change)
+                    self._maybe_network(change)
+                elif change.kind == "clusters":
+                    self._maybe_network(change)
 
     def _route(self, change: Change) -> None:
         old, new = change.old, change.new
@@ -167,6 +176,43 @@ class Dispatcher:
                 if node is not None and other.info is None:
                     other.info = node
                     other.wake.set()
+
+    def _maybe_network(self, change: Change) -> None:
+        """A NetworkUpdate is due to every node when the keys change, to one node when its
+        attachments do (a few structs compared: keys are 3, attachments one per network)."""
+        old, new = change.old, change.new
+        if isinstance(old, Cluster) or isinstance(new, Cluster):
+            old_keys = old.network_bootstrap_keys if isinstance(old, Cluster) else None
+            new_keys = new.network_bootstrap_keys if isinstance(new, Cluster) else None
+            if (old_keys or []) != (new_keys or []):
+                for session in self._sessions.values():
+                    session.network_due = True
+                    session.wake.set()
+        elif isinstance(old, Node) and isinstance(new, Node):
+            mine = self._sessions.get(new.id)
+            if mine is not None and (old.attachments or []) != (new.attachments or []):
+                mine.network_due = True
+                mine.wake.set()
+
+    def network_update(self, node_id: str) -> NetworkUpdate | None:
+        """What a node should have now: the cluster's keys (oldest first) and its own
+        attachments; None while the cluster has no keys (gossip cannot start without one)."""
+        view = self._store.view()
+        cluster = view.cluster()
+        keys = sorted(cluster.network_bootstrap_keys or [], key=lambda k: k.lamport_time) if cluster else []
+        if not keys:
+            return None
+        node = view.get(Node, node_id)
+        attachments = list(node.attachments or []) if node is not None else []
+        return NetworkUpdate(keys=keys, attachments=attachments)
+
+    async def _send_network(self, session: _Session) -> None:
+        session.network_due = False
+        update = self.network_update(session.node_id)
+        if update is None or update == session.network_sent:
+            return
+        session.network_sent = update
+        await session.ws.send_str(encode_message(update))
 
     async def _send_session_info(self, session: _Session, node: Node) -> None:
         info = SessionInfo(session_i_d=new_id(), node_i_d=node.id,
@@ -295,6 +341,8 @@ class Dispatcher:
             elif isinstance(message, Register):
                 node = await self._register(session.node_id, message, remote)
                 await self._send_session_info(session, node)
+                session.registered = True
+                await self._send_network(session)  # before the tasks, which may need it
                 full = [t for t in self._store.view().tasks_of_node(session.node_id) if _assigned(t)]
                 session.changed.clear()
                 session.removed.clear()
@@ -329,6 +377,8 @@ class Dispatcher:
             if session.info is not None:
                 node, session.info = session.info, None
                 await self._send_session_info(session, node)
+            if session.network_due and session.registered:
+                await self._send_network(session)
             changed, session.changed = list(session.changed.values()), {}
             removed, session.removed = sorted(session.removed), set()
             if changed or removed:

@@ -88,6 +88,7 @@ def new_task(service: Service, *, slot: int = 0, node_id: str = "") -> Task:
         spec=clone(service.spec.task_template),
         endpoint_spec=clone(service.spec.endpoint_spec) if service.spec.endpoint_spec else None,
         service_i_d=service.id,
+        service_name=service.spec.name,
         slot=slot,
         node_i_d=node_id,
         status=TaskStatus(timestamp=now(), state="new", message="created"),

@@ -11,7 +11,15 @@ from shoal.agent.logs import LogPublisher
 from shoal.api.routes_logs import format_line, since_ns, timestamp
 from shoal.exec.executor import Controller, LogLine, LogOptions
 from shoal.manager.logbroker import LogBroker, LogEnded, LogLines, NodeLogs
-from shoal.model.dispatch import LogBatch, LogCancel, LogEnd, LogEntry, LogSelector, LogSubscribe, Message
+from shoal.model.dispatch import (
+    LogBatch,
+    LogCancel,
+    LogEnd,
+    LogEntry,
+    LogSelector,
+    LogSubscribe,
+    Message,
+)
 from shoal.model.objects import Task
 
 

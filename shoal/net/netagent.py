@@ -1,0 +1,447 @@
+"""NetworkAgent: one node's side of the overlay networks (libnetwork's role in dockerd).
+
+It owns, on this node:
+- the gossip node (started once the managers' keys arrive over the session), where this node
+  publishes an `Endpoint` for each of its serving tasks per network and one for its own
+  ingress address, and learns everyone else's;
+- per overlay network in use here: a bridge and a vxlan device, with a forwarding entry and a
+  neighbour entry for every endpoint another node holds (links.py);
+- per container: a network namespace with a veth per network, its embedded DNS server
+  (dns.py) and its VIP load-balancing table (nft.py, inside the container's namespace);
+- the routing mesh: one nft table in the node's namespace DNATing each published port to the
+  service's tasks, once some service publishes a port.
+
+The runc controllers call attach / announce / withdraw / detach (shoal.exec's
+NetworkAttacher); everything else follows from the gossip tables in `_reconcile`, which runs
+after each batch of changes and rewrites only what changed. Kernel state outlives the daemon
+(containers keep running); after a restart the controllers attach again, which rebuilds the
+in-memory part.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from shoal.aio import cancel_and_wait
+from shoal.errors import InvalidArgument
+from shoal.model.dispatch import NetworkUpdate
+from shoal.model.objects import EncryptionKey, NetworkAttachment, Task
+from shoal.net import links, netns, nft
+from shoal.net.dns import DNSServer, Resolver, sockets_in_netns
+from shoal.net.gossip import GossipConfig, GossipError, GossipNode
+from shoal.net.records import (
+    TABLE_PREFIX,
+    Directory,
+    Endpoint,
+    PublishedPort,
+    encode_endpoint,
+    table_name,
+)
+
+__all__ = ["GOSSIP_PORT", "NetworkAgent", "gossip_keys"]
+
+log = logging.getLogger(__name__)
+
+GOSSIP_PORT = 7946
+VXLAN_OPTION = "com.docker.network.driver.overlay.vxlanid_list"
+MESH_TABLE = "shoal_mesh"
+REJOIN_INTERVAL = 5.0  # while alone in the gossip, try the managers again this often
+
+
+def gossip_keys(keys: Sequence[EncryptionKey]) -> list[bytes]:
+    """The keyring order GossipNode wants (first seals, all open) from the cluster's keys
+    (oldest first): the second newest seals, so a new key is installed on every node before
+    anyone seals with it (libnetwork's primary key), then the newest, then the rest."""
+    ordered = [k.key for k in sorted(keys, key=lambda k: k.lamport_time) if k.key]
+    if len(ordered) < 2:
+        return ordered
+    sealing = ordered[-2]
+    return [sealing, ordered[-1], *ordered[:-2]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Net:
+    """One of a container's networks."""
+
+    id: str
+    name: str
+    vni: int
+    address: str  # "10.0.1.5/24"
+    aliases: tuple[str, ...]
+    ingress: bool
+
+    @property
+    def ip(self) -> str:
+        return self.address.split("/")[0]
+
+
+def _networks(task: Task) -> list[_Net]:
+    out = []
+    for att in task.networks_attachments or []:
+        net = att.network
+        nid = str(net.get("ID", ""))
+        vnis = _vnis(net)
+        if not nid or not vnis or not att.addresses:
+            raise InvalidArgument(f"task {task.id}: network {nid or '?'} is not allocated")
+        spec = net.get("Spec") or {}
+        out.append(_Net(nid, str(spec.get("Name", nid)), vnis[0], att.addresses[0],
+                        tuple(att.aliases or ()), bool(spec.get("Ingress"))))
+    return out
+
+
+def _vnis(network: dict[str, Any]) -> list[int]:
+    opts = (network.get("DriverState") or {}).get("Options") or {}
+    return [int(v) for v in str(opts.get(VXLAN_OPTION, "")).split(",") if v.strip()]
+
+
+@dataclass
+class _Container:
+    id: str
+    task: Task
+    netns: str
+    nets: list[_Net]
+    dns: DNSServer | None = None
+    rules: str = ""  # the nft text applied last
+
+
+@dataclass
+class _Settings:
+    node_id: str
+    advertise_ip: str
+    netns_dir: Path
+    gossip_port: int = GOSSIP_PORT
+    spread_delay: float = 0.3  # after a withdraw, time for the gossip to reach the others
+    gossip_overrides: dict[str, Any] = field(default_factory=dict)
+
+
+class NetworkAgent:
+    """Implements shoal.exec.executor.NetworkAttacher."""
+
+    def __init__(self, *, node_id: str, advertise_ip: str, netns_dir: Path,
+                 gossip_port: int = GOSSIP_PORT, upstreams: Sequence[tuple[str, int]] = (),
+                 search: Sequence[str] = (), spread_delay: float = 0.3,
+                 **gossip_overrides: Any) -> None:
+        self._s = _Settings(node_id, advertise_ip, Path(netns_dir), gossip_port, spread_delay,
+                            dict(gossip_overrides))
+        self.directory = Directory()
+        self._resolver = Resolver(self.directory, upstreams, search=search)
+        self._containers: dict[str, _Container] = {}
+        self._published: dict[tuple[str, str], bytes] = {}  # (table, key) -> value, ours
+        self._ingress: NetworkAttachment | None = None  # this node's own ingress address
+        self._gossip: GossipNode | None = None
+        self._seeds: list[tuple[str, int]] = []
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        # what was last written to the kernel, so a pass rewrites only what changed
+        self._overlays: dict[int, links.Overlay] = {}
+        self._remote: dict[int, dict[str, str]] = {}
+        self._mesh = ""
+        self._sysctls_done: set[str] = set()
+        self._lock = asyncio.Lock()  # one kernel writer at a time
+        self._updating = asyncio.Lock()
+
+    # -- from the daemon -------------------------------------------------------------------
+
+    def set_managers(self, addrs: Sequence[str]) -> None:
+        """The managers' swarm addresses ("host:port"): gossip joins through them."""
+        self._seeds = [(a.rsplit(":", 1)[0], self._s.gossip_port) for a in addrs if a]
+
+    async def update(self, msg: NetworkUpdate) -> None:
+        """New gossip keys or node attachments from the managers (one at a time)."""
+        async with self._updating:
+            try:
+                await self._update(msg)
+            except (OSError, GossipError) as exc:  # the next update, or a restart, tries again
+                log.error("network update failed: %s", exc)
+
+    async def _update(self, msg: NetworkUpdate) -> None:
+        keys = gossip_keys(msg.keys)
+        ingress = next((a for a in msg.attachments if (a.network.get("Spec") or {}).get("Ingress")),
+                       None)
+        if ingress is not None and ingress.addresses:
+            self._ingress = ingress
+            self._publish_node()
+        if not keys:
+            return
+        if self._gossip is None:
+            await self._start_gossip(keys)
+        else:
+            self._gossip.set_keys(keys)
+        self._wake.set()
+
+    async def close(self) -> None:
+        """Leave the gossip and stop serving DNS; kernel state stays for the containers."""
+        await cancel_and_wait(*self._tasks)
+        self._tasks.clear()
+        if self._gossip is not None:
+            with contextlib.suppress(OSError, GossipError):
+                await self._gossip.leave()
+            await self._gossip.close()
+            self._gossip = None
+        for c in self._containers.values():
+            if c.dns is not None:
+                await c.dns.close()
+                c.dns = None
+
+    async def cleanup_all(self) -> None:
+        """Remove everything this agent made in the kernel (``swarm leave``): containers'
+        namespaces, the overlays, the mesh table."""
+        await self.close()
+        self._containers.clear()
+
+        def clean() -> None:
+            if self._s.netns_dir.is_dir():
+                for path in self._s.netns_dir.iterdir():
+                    netns.remove(path)
+            for vni in list(self._overlays):
+                links.remove_overlay(vni)
+            nft.delete_table(MESH_TABLE)
+
+        await asyncio.to_thread(clean)
+        self._overlays.clear()
+        self._remote.clear()
+        self._mesh = ""
+
+    # -- gossip ----------------------------------------------------------------------------
+
+    async def _start_gossip(self, keys: list[bytes]) -> None:
+        s = self._s
+        cfg = GossipConfig(s.node_id, bind_host=s.advertise_ip, bind_port=s.gossip_port,
+                           advertise_host=s.advertise_ip, **_gossip_defaults(s.gossip_overrides))
+        node = GossipNode(cfg, keys)
+        await node.start()
+        self._gossip = node
+        for (table, key), value in self._published.items():
+            node.set(table, key, value)
+        self._tasks = [asyncio.create_task(self._watch(node), name="net-watch"),
+                       asyncio.create_task(self._join_loop(node), name="net-join"),
+                       asyncio.create_task(self._reconcile_loop(), name="net-reconcile")]
+        log.info("gossip started on %s:%d", s.advertise_ip, s.gossip_port)
+
+    async def _join_loop(self, node: GossipNode) -> None:
+        while True:
+            if len(node.live()) <= 1 and self._seeds:
+                with contextlib.suppress(GossipError):
+                    await node.join(self._seeds)
+            await asyncio.sleep(REJOIN_INTERVAL)
+
+    async def _watch(self, node: GossipNode) -> None:
+        async for _ in node.subscribe():
+            self._wake.set()
+
+    def _set(self, table: str, key: str, value: bytes) -> None:
+        if self._published.get((table, key)) == value:
+            return
+        self._published[(table, key)] = value
+        if self._gossip is not None:
+            self._gossip.set(table, key, value)
+        self._wake.set()
+
+    def _delete(self, table: str, key: str) -> bool:
+        if self._published.pop((table, key), None) is None:
+            return False
+        if self._gossip is not None:
+            self._gossip.delete(table, key)
+        self._wake.set()
+        return True
+
+    def _publish_node(self) -> None:
+        att = self._ingress
+        if att is None or not att.addresses:
+            return
+        ep = Endpoint(ip=att.addresses[0].split("/")[0], vtep=self._s.advertise_ip,
+                      node=self._s.node_id, kind="node")
+        self._set(table_name(str(att.network.get("ID", ""))), "node/" + self._s.node_id,
+                  encode_endpoint(ep))
+
+    # -- NetworkAttacher -------------------------------------------------------------------
+
+    def _netns_path(self, container_id: str) -> Path:
+        return self._s.netns_dir / container_id[:16]
+
+    async def attach(self, task: Task, container_id: str) -> str:
+        nets = _networks(task)
+        path = self._netns_path(container_id)
+        known = self._containers.get(container_id)
+        if known is not None:
+            return known.netns
+        async with self._lock:
+            try:
+                await asyncio.to_thread(self._plumb, nets, container_id, path)
+                udp, tcp = await asyncio.to_thread(sockets_in_netns, str(path))
+                dns = DNSServer(self._resolver, container_id, udp=udp, tcp=tcp)
+                await dns.start()
+            except BaseException:
+                await asyncio.to_thread(self._unplumb, container_id, len(nets), path)
+                raise
+        self._containers[container_id] = _Container(container_id, task, str(path), nets, dns)
+        self._wake.set()
+        return str(path)
+
+    def _plumb(self, nets: list[_Net], container_id: str, path: Path) -> None:
+        if not netns.exists(path):
+            netns.create(path)
+        for i, net in enumerate(nets):
+            self._ensure_overlay(net.vni, net.ingress)
+            links.attach(str(path), net.vni, links.host_ifname(container_id, i), net.address,
+                         ifname=f"eth{i}")
+
+    def _unplumb(self, container_id: str, count: int, path: Path) -> None:
+        for i in range(max(count, 4)):
+            links.detach(links.host_ifname(container_id, i))
+        netns.remove(path)
+
+    def _ensure_overlay(self, vni: int, ingress: bool) -> None:
+        address = None
+        if ingress and self._ingress is not None and self._ingress.addresses:
+            address = self._ingress.addresses[0]
+        ov = links.Overlay(vni, self._s.advertise_ip, address=address)
+        if self._overlays.get(vni) != ov:
+            links.ensure_overlay(ov)  # may recreate the vxlan, and lose its entries with it
+            self._overlays[vni] = ov
+            self._remote.pop(vni, None)
+
+    async def announce(self, task: Task) -> None:
+        vips = {v.network_i_d: v.addr.split("/")[0]
+                for v in (task.endpoint.virtual_i_ps if task.endpoint else None) or []}
+        ports = tuple(PublishedPort(p.protocol, p.published_port, p.target_port, p.publish_mode)
+                      for p in (task.endpoint.ports if task.endpoint else None) or []
+                      if p.published_port)
+        for net in _networks(task):
+            ep = Endpoint(ip=net.ip, vtep=self._s.advertise_ip, node=self._s.node_id,
+                          task=task.id, name=task.full_name,
+                          service=task.service_name or task.service_i_d,
+                          service_id=task.service_i_d, vip=vips.get(net.id, ""),
+                          aliases=net.aliases, ports=ports if net.ingress else ())
+            self._set(table_name(net.id), task.id, encode_endpoint(ep))
+        log.info("task %s serves: announced on %d networks", task.id, len(task.networks_attachments or []))
+
+    async def withdraw(self, task: Task) -> None:
+        gone = [self._delete(table_name(att.network.get("ID", "")), task.id)
+                for att in task.networks_attachments or []]
+        if any(gone):
+            log.info("task %s withdrawn from the backends", task.id)
+            # this node's rules at once; the other nodes' once the gossip reached them
+            await self._reconcile()
+            await asyncio.sleep(self._s.spread_delay)
+
+    async def detach(self, task: Task, container_id: str) -> None:
+        c = self._containers.pop(container_id, None)
+        if c is not None and c.dns is not None:
+            await c.dns.close()
+        count = len(c.nets) if c else len(task.networks_attachments or [])
+        path = self._netns_path(container_id)
+        async with self._lock:
+            await asyncio.to_thread(self._unplumb, container_id, count, path)
+        self._wake.set()
+
+    # -- reconciliation --------------------------------------------------------------------
+
+    async def _reconcile_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            await asyncio.sleep(0.01)  # let a burst of gossip changes land together
+            self._wake.clear()
+            try:
+                await self._reconcile()
+            except Exception:
+                log.exception("network reconcile failed; retrying")
+                await asyncio.sleep(1.0)
+                self._wake.set()
+
+    def _tables(self) -> dict[str, dict[str, bytes]]:
+        node = self._gossip
+        if node is None:  # not joined yet: our own entries only
+            out: dict[str, dict[str, bytes]] = {}
+            for (table, key), value in self._published.items():
+                out.setdefault(table[len(TABLE_PREFIX):], {})[key] = value
+            return out
+        return {t[len(TABLE_PREFIX):]: node.table(t) for t in node.tables()
+                if t.startswith(TABLE_PREFIX)}
+
+    async def _reconcile(self) -> None:
+        d = Directory.build(self._tables(), {
+            c.id: {n.id: n.name for n in c.nets} for c in self._containers.values()})
+        self.directory = self._resolver.records = d
+        async with self._lock:
+            await asyncio.to_thread(self._apply, d)
+
+    def _apply(self, d: Directory) -> None:
+        me = self._s.node_id
+        in_use: dict[int, tuple[str, bool]] = {}
+        for c in self._containers.values():
+            for n in c.nets:
+                in_use[n.vni] = (n.id, n.ingress)
+        mesh_ports, ingress = self._mesh_ports(d)
+        if ingress is not None and mesh_ports:
+            in_use[ingress[1]] = (ingress[0], True)
+        for vni, (net_id, is_ingress) in in_use.items():
+            self._ensure_overlay(vni, is_ingress)
+            remote = d.remote(net_id, me)
+            if self._remote.get(vni) != remote:
+                links.set_remote_endpoints(vni, remote)
+                self._remote[vni] = remote
+        for vni in [v for v in self._overlays if v not in in_use]:
+            links.remove_overlay(vni)
+            self._overlays.pop(vni, None)
+            self._remote.pop(vni, None)
+        for c in list(self._containers.values()):
+            vips: dict[str, list[str]] = {}
+            for n in c.nets:
+                vips.update(d.vip_backends(n.id))
+            text = nft.vip_table(vips)
+            if text != c.rules:
+                nft.apply(text, c.netns)
+                c.rules = text
+        self._apply_mesh(mesh_ports, ingress)
+
+    def _mesh_ports(self, d: Directory) -> tuple[list[nft.MeshPort], tuple[str, int] | None]:
+        att = self._ingress
+        if att is None:
+            return [], None
+        net_id = str(att.network.get("ID", ""))
+        vnis = _vnis(att.network)
+        if not vnis:
+            return [], None
+        found: dict[tuple[str, int], tuple[int, list[str]]] = {}
+        for ep in d.tasks(net_id):
+            for p in ep.ports:
+                if p.mode == "ingress" or ep.node == self._s.node_id:
+                    found.setdefault((p.protocol, p.published), (p.target, []))[1].append(ep.ip)
+        ports = [nft.MeshPort(proto, published, target, tuple(sorted(ips)))
+                 for (proto, published), (target, ips) in sorted(found.items())]
+        return ports, (net_id, vnis[0])
+
+    def _apply_mesh(self, ports: list[nft.MeshPort], ingress: tuple[str, int] | None) -> None:
+        if not ports or ingress is None or self._ingress is None:
+            if self._mesh:
+                nft.delete_table(MESH_TABLE)
+                self._mesh = ""
+            return
+        bridge = links.bridge_name(ingress[1])
+        for key in ("net.ipv4.ip_forward", f"net.ipv4.conf.{bridge}.route_localnet"):
+            if key not in self._sysctls_done:
+                netns.write_sysctl(key, "1")
+                self._sysctls_done.add(key)
+        addresses = self._ingress.addresses or []
+        text = nft.mesh_table(ports, ingress_bridge=bridge,
+                              snat_address=addresses[0].split("/")[0] if addresses else None,
+                              name=MESH_TABLE)
+        if text != self._mesh:
+            nft.apply(text)
+            self._mesh = text
+
+
+def _gossip_defaults(overrides: dict[str, Any]) -> dict[str, Any]:
+    """Faster failure detection than memberlist's LAN defaults: a dead host's backends must
+    leave every node's rules within about 2 s (probe 0.25 s, suspicion 3 probes)."""
+    base: dict[str, Any] = {"probe_interval": 0.25, "probe_timeout": 0.1, "suspicion_mult": 3.0,
+                            "gossip_interval": 0.1, "push_pull_interval": 10.0}
+    base.update(overrides)
+    return base
