@@ -220,6 +220,26 @@ def test_the_routing_mesh_answers_on_a_host_with_or_without_a_task(cluster: Clus
     assert fetch(hosts.nsenter(node3.netns or ""), "http://127.0.0.1:8080/") in by_node.values()
 
 
+def test_host_mode_opens_the_port_only_where_a_task_runs(cluster: Cluster,
+                                                         frontend: dict[str, Any]) -> None:
+    c = cluster
+    node1, node2, _ = c.nodes
+    c.docker("service", "create", "--detach", "--name", "hostport", "--publish",
+             "mode=host,published=8081,target=80", "--constraint",
+             f"node.hostname=={node2.hostname}", c.web)
+    try:
+        task = c.wait_running("hostport", 1)[0]
+        on2 = hosts.nsenter(node2.netns or "")
+        assert wait_for("node2:8081 answering", lambda: fetch(on2, f"http://{node2.ip}:8081/"),
+                        timeout=10) == cid(task)
+        assert fetch(hosts.nsenter(node1.netns or ""), f"http://{node2.ip}:8081/") == cid(task)
+        refused = node1.exec("/bin/busybox", "wget", "-q", "-O", "-", f"http://{node1.ip}:8081/",
+                             timeout=15)
+        assert refused.returncode != 0 and "Hello" not in refused.stdout
+    finally:
+        c.remove("hostport")
+
+
 def test_a_port_conflict_is_refused(cluster: Cluster, frontend: dict[str, Any]) -> None:
     res = cluster.docker("service", "create", "--detach", "--name", "clash", "--publish",
                          "8080:80", cluster.web, check=False)
