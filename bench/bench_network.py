@@ -8,8 +8,8 @@ shoald and the runc executor: shoal.dev.local.Swarm(hosts=True)), an overlay net
 the service `web` (shoal/web, one replica, constrained to node2, port 8080 published) and a
 client container `client` on node1 on the same network. The paths measured, all from node1:
 
-* direct: client container -> the task's overlay address (node1 -> vxlan -> node2)
-* vip:    client container -> the service VIP (nftables DNAT in the client's namespace)
+* direct: a client container -> the task's overlay address (node1 -> vxlan -> node2)
+* vip:    another client container -> the service VIP (nftables DNAT in its namespace)
 * mesh:   node1's own namespace -> node1's underlay address:8080 (DNAT onto the ingress
           network, then node1 -> vxlan -> node2), i.e. a host that runs no task
 * mesh-3: node1 -> node3's address:8080 (two hops: node1 -> node3 -> vxlan -> node2)
@@ -128,16 +128,18 @@ def main() -> None:
         node1.docker("network", "create", "-d", "overlay", "benchnet")
         node1.docker("service", "create", "--detach", "--name", "web", "--network", "benchnet",
                      "--publish", "8080:80", "--constraint", f"node.hostname=={node2.hostname}", web)
+        # two clients: the VIP's DNATed connections and the direct ones would otherwise share
+        # 4-tuples (and conntrack entries) and slow each other down
         node1.docker("service", "create", "--detach", "--name", "client", "--network", "benchnet",
-                     "--constraint", f"node.hostname=={node1.hostname}", web)
+                     "--replicas", "2", "--constraint", f"node.hostname=={node1.hostname}", web)
 
-        def running(service: str) -> dict[str, Any] | None:
+        def running(service: str, n: int) -> list[dict[str, Any]] | None:
             tasks = node1.api(f'/tasks?filters={{"service":["{service}"]}}')
             up = [t for t in tasks if t["Status"]["State"] == "running"]
-            return up[0] if up else None
+            return up if len(up) == n else None
 
-        task = wait_for("web running", lambda: running("web"), timeout=120)
-        client = wait_for("client running", lambda: running("client"), timeout=120)
+        task = wait_for("web running", lambda: running("web", 1), timeout=120)[0]
+        clients = wait_for("clients running", lambda: running("client", 2), timeout=120)
         net = json.loads(node1.docker("network", "inspect", "benchnet").stdout)[0]
         svc = json.loads(node1.docker("service", "inspect", "web").stdout)[0]
         vip = next(v["Addr"].split("/")[0] for v in svc["Endpoint"]["VirtualIPs"]
@@ -147,10 +149,11 @@ def main() -> None:
         subprocess.run(["nsenter", "-t", str(task["Status"]["ContainerStatus"]["PID"]), "-m", "--",
                         "/bin/busybox", "dd", "if=/dev/zero", "of=/www/big", "bs=1048576",
                         f"count={BIG_MB}"], check=True, capture_output=True)
-        client_ns = f"/proc/{client['Status']['ContainerStatus']['PID']}/ns/net"
+        direct_ns, vip_ns = (f"/proc/{c['Status']['ContainerStatus']['PID']}/ns/net"
+                             for c in clients)
         paths: dict[str, tuple[str, tuple[str, int]]] = {
-            "direct": (client_ns, (task_ip, 80)),
-            "vip": (client_ns, (vip, 80)),
+            "direct": (direct_ns, (task_ip, 80)),
+            "vip": (vip_ns, (vip, 80)),
             "mesh": (node1.netns or "", (node1.ip, 8080)),
             "mesh-3": (node1.netns or "", (node3.ip, 8080)),
         }
@@ -168,7 +171,9 @@ def main() -> None:
                 _, mbs = rate(path, addr, "/big", args.seconds, 2)
                 results[name]["rps"].append(rps)
                 results[name]["mbs"].append(mbs)
-            print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
+            print(f"round {r + 1}/{args.rounds}: " + "  ".join(
+                f"{n} {m['rps'][-1]:.0f} req/s {m['mbs'][-1]:.0f} MB/s p50 {m['p50'][-1]:.0f} us"
+                for n, m in results.items()), file=sys.stderr)
         med = {n: {k: statistics.median(v) for k, v in m.items()} for n, m in results.items()}
         d = med["direct"]
         print(f"{'path':<8} {'p50 us':>8} {'p99 us':>8} {'req/s':>8} {'MB/s':>8}   "

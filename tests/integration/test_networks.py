@@ -8,6 +8,7 @@ namespaces (what `docker exec` would do), with the image's own busybox and resol
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -125,6 +126,21 @@ def nft_rules(netns: str) -> str:
                           text=True, timeout=15, check=False).stdout
 
 
+@contextlib.contextmanager
+def _rotation_every(seconds: int) -> Iterator[None]:
+    """Daemons started inside rotate the gossip keys every ``seconds`` (their environment)."""
+    key = "SHOAL_KEY_ROTATION_INTERVAL"
+    saved = os.environ.get(key)
+    os.environ[key] = str(seconds)
+    try:
+        yield
+    finally:
+        if saved is None:
+            del os.environ[key]
+        else:
+            os.environ[key] = saved
+
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     root = tmp_path_factory.mktemp("shoaltest-net")
@@ -134,12 +150,15 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         registry = swarm.start_registry()
         for image in build_all():
             registry.push(image)
-        manager = swarm.add(executor="runc")
-        manager.docker("swarm", "init", "--advertise-addr", manager.ip, "--dispatcher-heartbeat", "1s")
-        token = manager.docker("swarm", "join-token", "-q", "worker").stdout.strip()
-        for _ in range(2):
-            w = swarm.add(executor="runc")
-            w.docker("swarm", "join", "--token", token, "--advertise-addr", w.ip, f"{manager.ip}:2377")
+        with _rotation_every(4):  # 12 h by default: here the tests run across rotations
+            manager = swarm.add(executor="runc")
+            manager.docker("swarm", "init", "--advertise-addr", manager.ip, "--dispatcher-heartbeat",
+                           "1s")
+            token = manager.docker("swarm", "join-token", "-q", "worker").stdout.strip()
+            for _ in range(2):
+                w = swarm.add(executor="runc")
+                w.docker("swarm", "join", "--token", token, "--advertise-addr", w.ip,
+                         f"{manager.ip}:2377")
         wait_for("3 nodes ready", lambda: manager.docker("node", "ls", "--format", "{{.Status}}")
                  .stdout.split().count("Ready") == 3, timeout=60)
         c = Cluster(swarm, swarm.registry_addr)
@@ -284,6 +303,42 @@ def _backends_everywhere(c: Cluster, ip: str, skip: Daemon | None = None) -> lis
         if d.proc is not None and ip in d.exec("nft", "list", "table", "ip", "shoal_mesh").stdout:
             where.append(d.hostname)
     return where
+
+
+def _lamport(d: Daemon) -> int:
+    """The newest gossip key's Lamport time this node's agent was given."""
+    times = re.findall(r"network keys: \d+ \(lamport (\d+)\)", d.log.read_text(errors="replace"))
+    return int(times[-1]) if times else -1
+
+
+def test_the_gossip_keeps_working_across_key_rotations(cluster: Cluster,
+                                                       frontend: dict[str, Any]) -> None:
+    """After three rotations none of the first keys is left: a node joining now gets only
+    newer ones, so it reaches the others only if they installed every rotation."""
+    c = cluster
+    before = {d.hostname: _lamport(d) for d in c.nodes}
+    wait_for("three key rotations on every node",
+             lambda: all(_lamport(d) >= before[d.hostname] + 3 for d in c.nodes), timeout=40,
+             interval=0.5)
+    token = c.docker("swarm", "join-token", "-q", "worker").stdout.strip()
+    node4 = c.swarm.add(executor="runc")
+    try:
+        node4.docker("swarm", "join", "--token", token, "--advertise-addr", node4.ip,
+                     f"{c.manager.ip}:2377")
+        c.docker("service", "create", "--detach", "--name", "late", "--network", "front",
+                 "--constraint", f"node.hostname=={node4.hostname}", c.web)
+        late = c.wait_running("late", 1)
+        ip = late[0]["NetworksAttachments"][0]["Addresses"][0].split("/")[0]
+        # node1's DNS learnt node4's endpoint, and node4's overlay reaches node1's client
+        wait_for("tasks.late from node1", lambda: nslookup(frontend, "tasks.late")[1] == [ip],
+                 timeout=10)
+        pid = str(frontend["Status"]["ContainerStatus"]["PID"])
+        assert fetch(["nsenter", "-t", pid, "-n", "-m", "--"], "http://late/") == cid(late[0])
+        c.remove("late")
+    finally:
+        node4.docker("swarm", "leave", "--force", check=False)
+        node4.stop()
+        c.docker("node", "rm", "--force", node4.hostname, check=False)
 
 
 def test_a_killed_task_leaves_every_nodes_rules(cluster: Cluster, frontend: dict[str, Any]) -> None:
