@@ -366,8 +366,10 @@ class NetworkAgent:
                 if t.startswith(TABLE_PREFIX)}
 
     async def _reconcile(self) -> None:
+        # the ingress network carries the routing mesh only: no names, no VIPs (as docker's)
         d = Directory.build(self._tables(), {
-            c.id: {n.id: n.name for n in c.nets} for c in self._containers.values()})
+            c.id: {n.id: n.name for n in c.nets if not n.ingress}
+            for c in self._containers.values()})
         self.directory = self._resolver.records = d
         async with self._lock:
             await asyncio.to_thread(self._apply, d)
@@ -394,7 +396,8 @@ class NetworkAgent:
         for c in list(self._containers.values()):
             vips: dict[str, list[str]] = {}
             for n in c.nets:
-                vips.update(d.vip_backends(n.id))
+                if not n.ingress:
+                    vips.update(d.vip_backends(n.id))
             text = nft.vip_table(vips)
             if text != c.rules:
                 nft.apply(text, c.netns)

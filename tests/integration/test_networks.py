@@ -219,6 +219,10 @@ def test_vip_and_dns_reach_all_three_replicas_on_three_hosts(cluster: Cluster,
     code, addrs = nslookup(frontend, "tasks.frontend")
     assert code == 0 and sorted(addrs) == task_ips
 
+    # a frontend task is on ingress too: ingress carries the mesh only, no names
+    assert nslookup(tasks[0], "frontend") == (0, [the_vip])
+    assert sorted(nslookup(tasks[0], "tasks.frontend")[1]) == task_ips
+
     pid = str(frontend["Status"]["ContainerStatus"]["PID"])
     seen = _answers(["nsenter", "-t", pid, "-n", "-m", "--"], "http://frontend/", {cid(t) for t in tasks})
     assert set(seen) == {cid(t) for t in tasks}, seen
