@@ -1,4 +1,5 @@
-"""Fixtures for every unit test: a leaked-asyncio-task check and a bounded wait."""
+"""Fixtures for every unit test: a leaked-asyncio-task check, a bounded wait, and a started
+store on the in-process backend."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
+
+from shoal.store.membackend import MemoryBackend
+from shoal.store.store import Store
 
 Eventually = Callable[[Callable[[], bool], str], Awaitable[None]]
 
@@ -33,3 +37,13 @@ def eventually() -> Callable[..., Awaitable[None]]:
                 raise AssertionError(f"timed out after {timeout} s waiting for: {what}")
             await asyncio.sleep(0.01)
     return wait
+
+
+@pytest.fixture
+async def store() -> AsyncIterator[Store]:
+    s = Store(MemoryBackend())
+    await s.start()
+    try:
+        yield s
+    finally:
+        await s.close()

@@ -28,20 +28,9 @@ from shoal.model.specs import (
     ServiceSpec,
     TaskSpec,
 )
-from shoal.store.membackend import MemoryBackend
 from shoal.store.store import Store, Tx, copy
 
 FAST = AllocatorSettings(commit_debounce_gap=0.005, max_latency=0.05, resync_interval=5)
-
-
-@pytest.fixture
-async def store() -> AsyncIterator[Store]:
-    s = Store(MemoryBackend())
-    await s.start()
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 async def _stop(task: asyncio.Task[None]) -> None:

@@ -8,18 +8,7 @@ import pytest
 from orch_helpers import FAST, Cluster, Runner
 
 from shoal.manager.orchestrator import OrchestratorSettings
-from shoal.store.membackend import MemoryBackend
 from shoal.store.store import Store
-
-
-@pytest.fixture
-async def store() -> AsyncIterator[Store]:
-    s = Store(MemoryBackend())
-    await s.start()
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 @pytest.fixture

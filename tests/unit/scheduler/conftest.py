@@ -20,21 +20,10 @@ from shoal.model.objects import (
     TaskStatus,
 )
 from shoal.model.specs import NodeSpec, Platform, TaskSpec
-from shoal.store.membackend import MemoryBackend
 from shoal.store.store import Store, Tx
 
 FAST_SCHED = SchedulerSettings(commit_debounce_gap=0.005, max_latency=0.05, resync_interval=5)
 FAST_ALLOC = AllocatorSettings(commit_debounce_gap=0.005, max_latency=0.05, resync_interval=5)
-
-
-@pytest.fixture
-async def store() -> AsyncIterator[Store]:
-    s = Store(MemoryBackend())
-    await s.start()
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 async def _run(coro: Awaitable[None], name: str) -> AsyncIterator[asyncio.Task[None]]:
