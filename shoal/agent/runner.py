@@ -20,7 +20,7 @@ import msgspec
 
 from shoal.agent.task import step, transition
 from shoal.exec.errors import RETRY_DELAY, Temporary
-from shoal.exec.executor import Controller, ProgressReporting
+from shoal.exec.executor import ContainerStatuser, Controller, ProgressReporting
 from shoal.model.objects import Task, TaskStatus, now
 from shoal.model.states import TaskState
 
@@ -83,10 +83,19 @@ class TaskRunner:
         return True
 
     def _progress(self, message: str) -> None:
-        """A progress message while preparing (image pull): reported in the same state."""
-        if self._task.state != TaskState.PREPARING or message == self._task.status.message:
+        """A progress message while preparing (image pull) or starting (the container runs,
+        not yet healthy): reported in the same state, with the container's status."""
+        if self._task.state not in (TaskState.PREPARING, TaskState.STARTING):
             return
-        status = msgspec.structs.replace(self._task.status, message=message, timestamp=now())
+        old = self._task.status
+        container = old.container_status
+        if isinstance(self._controller, ContainerStatuser):
+            now_status = self._controller.status()
+            container = now_status if now_status.container_i_d else container
+        if message == old.message and container == old.container_status:
+            return
+        status = msgspec.structs.replace(old, message=message, timestamp=now(),
+                                         container_status=container)
         self._task = msgspec.structs.replace(self._task, status=status)
         report: asyncio.Future[None] = asyncio.ensure_future(self._on_status(self._task, status))
         self._reports.add(report)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,6 +134,7 @@ class NetworkAgent:
         self._resolver = Resolver(self.directory, upstreams, search=search)
         self._containers: dict[str, _Container] = {}
         self._published: dict[tuple[str, str], bytes] = {}  # (table, key) -> value, ours
+        self._withdrawn: dict[str, float] = {}  # task ID -> when its endpoints were deleted
         self._ingress: NetworkAttachment | None = None  # this node's own ingress address
         self._gossip: GossipNode | None = None
         self._seeds: list[tuple[str, int]] = []
@@ -212,7 +214,11 @@ class NetworkAgent:
 
     async def _start_gossip(self, keys: list[bytes]) -> None:
         s = self._s
-        cfg = GossipConfig(s.node_id, bind_host=s.advertise_ip, bind_port=s.gossip_port,
+        # a new member name per start (as libnetwork's): a restarted daemon's tables start
+        # empty, so what its previous run published must go with that run's member, when the
+        # others find it dead, rather than stay as entries nobody owns any more
+        member = f"{s.node_id}-{secrets.token_hex(4)}"
+        cfg = GossipConfig(member, bind_host=s.advertise_ip, bind_port=s.gossip_port,
                            advertise_host=s.advertise_ip, **_gossip_defaults(s.gossip_overrides))
         node = GossipNode(cfg, keys)
         await node.start()
@@ -235,13 +241,14 @@ class NetworkAgent:
         async for _ in node.subscribe():
             self._wake.set()
 
-    def _set(self, table: str, key: str, value: bytes) -> None:
+    def _set(self, table: str, key: str, value: bytes) -> bool:
         if self._published.get((table, key)) == value:
-            return
+            return False
         self._published[(table, key)] = value
         if self._gossip is not None:
             self._gossip.set(table, key, value)
         self._wake.set()
+        return True
 
     def _delete(self, table: str, key: str) -> bool:
         if self._published.pop((table, key), None) is None:
@@ -272,15 +279,19 @@ class NetworkAgent:
         if known is not None:
             return known.netns
         async with self._lock:
+            fresh = not netns.exists(path)  # else a running container's, after a restart
             try:
                 await asyncio.to_thread(self._plumb, nets, container_id, path)
                 udp, tcp = await asyncio.to_thread(sockets_in_netns, str(path))
                 dns = DNSServer(self._resolver, container_id, udp=udp, tcp=tcp)
                 await dns.start()
             except BaseException:
-                await asyncio.to_thread(self._unplumb, container_id, len(nets), path)
+                if fresh:  # all or nothing; never cut a running container off
+                    await asyncio.to_thread(self._unplumb, container_id, len(nets), path)
                 raise
-        self._containers[container_id] = _Container(container_id, task, str(path), nets, dns)
+            self._containers[container_id] = _Container(container_id, task, str(path), nets, dns)
+        if not any((table_name(n.id), task.id) in self._published for n in nets):
+            self._publish(task, serving=False)  # reachable from the other nodes from now on
         self._wake.set()
         return str(path)
 
@@ -307,31 +318,47 @@ class NetworkAgent:
             self._overlays[vni] = ov
             self._remote.pop(vni, None)
 
-    async def announce(self, task: Task) -> None:
+    def _publish(self, task: Task, *, serving: bool) -> bool:
+        """The task's endpoints in the gossip; True when that changed something. An attached
+        task that does not serve is still published: the others keep their forwarding entries
+        for it, so a connection opened just before it stopped serving is not cut off."""
         vips = {v.network_i_d: v.addr.split("/")[0]
                 for v in (task.endpoint.virtual_i_ps if task.endpoint else None) or []}
         ports = tuple(PublishedPort(p.protocol, p.published_port, p.target_port, p.publish_mode)
                       for p in (task.endpoint.ports if task.endpoint else None) or []
                       if p.published_port)
+        changed = False
         for net in _networks(task):
             ep = Endpoint(ip=net.ip, vtep=self._s.advertise_ip, node=self._s.node_id,
                           task=task.id, name=task.full_name,
                           service=task.service_name or task.service_i_d,
                           service_id=task.service_i_d, vip=vips.get(net.id, ""),
-                          aliases=net.aliases, ports=ports if net.ingress else ())
-            self._set(table_name(net.id), task.id, encode_endpoint(ep))
-        log.info("task %s serves: announced on %d networks", task.id, len(task.networks_attachments or []))
+                          aliases=net.aliases, ports=ports if net.ingress else (),
+                          serving=serving)
+            changed |= self._set(table_name(net.id), task.id, encode_endpoint(ep))
+        return changed
+
+    async def announce(self, task: Task) -> None:
+        if self._publish(task, serving=True):
+            log.info("task %s serves: announced on %d networks", task.id,
+                     len(task.networks_attachments or []))
 
     async def withdraw(self, task: Task) -> None:
-        gone = [self._delete(table_name(att.network.get("ID", "")), task.id)
-                for att in task.networks_attachments or []]
-        if any(gone):
+        loop = asyncio.get_running_loop()
+        if self._publish(task, serving=False):
             log.info("task %s withdrawn from the backends", task.id)
-            # this node's rules at once; the other nodes' once the gossip reached them
-            await self._reconcile()
-            await asyncio.sleep(self._s.spread_delay)
+            self._withdrawn[task.id] = loop.time()
+            await self._reconcile()  # this node's rules at once
+        # the other nodes' once the gossip reached them: every caller waits for that, also one
+        # that comes right after another (a cancelled wait() withdrew, then shutdown())
+        since = self._withdrawn.get(task.id)
+        if since is not None:
+            await asyncio.sleep(max(0.0, since + self._s.spread_delay - loop.time()))
 
     async def detach(self, task: Task, container_id: str) -> None:
+        self._withdrawn.pop(task.id, None)
+        for att in task.networks_attachments or []:
+            self._delete(table_name(str(att.network.get("ID", ""))), task.id)
         c = self._containers.pop(container_id, None)
         if c is not None and c.dns is not None:
             await c.dns.close()
@@ -370,14 +397,18 @@ class NetworkAgent:
         d = Directory.build(self._tables(), {
             c.id: {n.id: n.name for n in c.nets if not n.ingress}
             for c in self._containers.values()})
-        self.directory = self._resolver.records = d
         async with self._lock:
-            await asyncio.to_thread(self._apply, d)
+            # taken under the lock, on the loop: a container attached while this pass waited
+            # is in it, so its network's bridge is never taken for unused and removed
+            containers = list(self._containers.values())
+            await asyncio.to_thread(self._apply, d, containers)
+        # only now: a name must not resolve before the rules that make its VIP answer are in
+        self.directory = self._resolver.records = d
 
-    def _apply(self, d: Directory) -> None:
+    def _apply(self, d: Directory, containers: list[_Container]) -> None:
         me = self._s.node_id
         in_use: dict[int, tuple[str, bool]] = {}
-        for c in self._containers.values():
+        for c in containers:
             for n in c.nets:
                 in_use[n.vni] = (n.id, n.ingress)
         mesh_ports, ingress = self._mesh_ports(d)
@@ -393,7 +424,7 @@ class NetworkAgent:
             links.remove_overlay(vni)
             self._overlays.pop(vni, None)
             self._remote.pop(vni, None)
-        for c in list(self._containers.values()):
+        for c in containers:
             vips: dict[str, list[str]] = {}
             for n in c.nets:
                 if not n.ingress:

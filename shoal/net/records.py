@@ -1,8 +1,8 @@
 """The network state nodes gossip, and the lookups built on it (DNS, load balancing, peers).
 
-Each node publishes one `Endpoint` per network for every task of its own that serves (running,
-and healthy when it has a health check), in the gossip table ``ep/<network ID>`` under the task
-ID, and one ``kind="node"`` endpoint in the ingress network's table for its own ingress address
+Each node publishes one `Endpoint` per network for every task of its own that is attached, in
+the gossip table ``ep/<network ID>`` under the task ID, marked serving once it runs (and is
+healthy when it has a health check) and not serving again before it is stopped, and one ``kind="node"`` endpoint in the ingress network's table for its own ingress address
 (the routing mesh sends from it). Every node sees every table; `Directory` turns them into
 dictionary lookups (``Records`` for the embedded DNS, backends for the VIPs and published ports,
 remote endpoints for the vxlan forwarding entries). It is rebuilt after each batch of gossip
@@ -48,6 +48,9 @@ class Endpoint(msgspec.Struct, omit_defaults=True, frozen=True):
     vip: str = ""  # the service's VIP on this network ("" in dnsrr mode)
     aliases: tuple[str, ...] = ()  # the service's aliases on this network
     ports: tuple[PublishedPort, ...] = ()  # published ports (on the ingress network only)
+    # False while the task is attached but not serving (starting, unhealthy, stopping): the
+    # others forward to it (its connections live on) but neither balance nor resolve to it
+    serving: bool = True
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -96,7 +99,8 @@ class Directory:
     # -- load balancing and forwarding --------------------------------------------------------
 
     def tasks(self, network_id: str) -> list[Endpoint]:
-        return [e for e in self.endpoints.get(network_id, ()) if e.kind == "task"]
+        """The serving tasks on the network."""
+        return [e for e in self.endpoints.get(network_id, ()) if e.kind == "task" and e.serving]
 
     def vip_backends(self, network_id: str) -> dict[str, list[str]]:
         """VIP -> the addresses of its service's serving tasks, on one network."""
@@ -141,7 +145,7 @@ class Directory:
 def _index(eps: Iterable[Endpoint]) -> _NetworkIndex:
     ix = _NetworkIndex()
     for ep in eps:
-        if ep.kind != "task":
+        if ep.kind != "task" or not ep.serving:
             continue
         names = [ep.service.lower(), *(a.lower() for a in ep.aliases)]
         for n in names:

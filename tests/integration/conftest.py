@@ -63,7 +63,11 @@ def init_swarm(swarm: Swarm, workers: int, *, labels: dict[int, dict[str, str]] 
     the shoal CLI with ``tool="shoal"``)."""
     labels = labels or {}
     manager = swarm.add(labels.get(1))
-    run = lambda d, *a: getattr(d, tool)(*a)
+
+    def run(d: Daemon, *args: str) -> subprocess.CompletedProcess[str]:
+        result: subprocess.CompletedProcess[str] = getattr(d, tool)(*args)
+        return result
+
     run(manager, "swarm", "init", "--advertise-addr", manager.ip, "--dispatcher-heartbeat", "1s")
     token = run(manager, "swarm", "join-token", "-q", "worker").stdout.strip()
     joined = []

@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import subprocess
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -116,7 +117,7 @@ def cid(task: dict[str, Any]) -> str:
 
 
 def vip(service: dict[str, Any], network_id: str) -> str:
-    return next(v["Addr"].split("/")[0] for v in service["Endpoint"]["VirtualIPs"]
+    return next(str(v["Addr"]).split("/")[0] for v in service["Endpoint"]["VirtualIPs"]
                 if v["NetworkID"] == network_id)
 
 
@@ -263,6 +264,57 @@ def test_host_mode_opens_the_port_only_where_a_task_runs(cluster: Cluster,
         c.remove("hostport")
 
 
+def test_a_task_joins_the_backends_only_once_healthy(cluster: Cluster,
+                                                     frontend: dict[str, Any]) -> None:
+    c = cluster
+    c.docker("service", "create", "--detach", "--name", "slow", "--network", "front",
+             "--health-interval", "4s", c.web)
+    try:
+        def started() -> dict[str, Any] | None:
+            for t in c.tasks("slow"):
+                if t["Status"]["State"] == "starting" and (t["Status"].get("ContainerStatus") or {}).get("PID"):
+                    return t
+            return None
+
+        task = wait_for("slow's container started, not yet healthy", started, timeout=60,
+                        interval=0.1)
+        ip = task["NetworksAttachments"][0]["Addresses"][0].split("/")[0]
+        assert not _backends_everywhere(c, ip)
+        assert nslookup(frontend, "tasks.slow")[1] == []
+        c.wait_running("slow", 1)
+        wait_for("slow's task in the client's rules", lambda: _backends_everywhere(c, ip), timeout=5)
+    finally:
+        c.remove("slow")
+
+
+def test_scaling_down_drops_no_request(cluster: Cluster, frontend: dict[str, Any]) -> None:
+    """A task leaves the backends before it is stopped: requests through the VIP keep being
+    answered while the service scales down."""
+    c = cluster
+    pid = str(frontend["Status"]["ContainerStatus"]["PID"])
+    answers: list[str | None] = []
+    done = threading.Event()
+
+    def client() -> None:
+        while not done.is_set() and len(answers) < 2000:
+            answers.append(fetch(["nsenter", "-t", pid, "-n", "-m", "--"], "http://frontend/"))
+
+    thread = threading.Thread(target=client)
+    thread.start()
+    try:
+        c.docker("service", "scale", "--detach", "frontend=2")
+        wait_for("2 frontend tasks", lambda: len(c.running("frontend")) == 2 and not any(
+            t["Status"]["State"] == "running" and t["DesiredState"] != "running"
+            for t in c.tasks("frontend")), timeout=60, interval=0.2)
+        time.sleep(0.5)
+    finally:
+        done.set()
+        thread.join(timeout=30)
+    assert answers and None not in answers, f"{answers.count(None)} of {len(answers)} failed"
+    c.docker("service", "scale", "--detach", "frontend=3")
+    c.wait_running("frontend", 3)
+
+
 def test_a_port_conflict_is_refused(cluster: Cluster, frontend: dict[str, Any]) -> None:
     res = cluster.docker("service", "create", "--detach", "--name", "clash", "--publish",
                          "8080:80", cluster.web, check=False)
@@ -343,6 +395,32 @@ def test_the_gossip_keeps_working_across_key_rotations(cluster: Cluster,
         node4.docker("swarm", "leave", "--force", check=False)
         node4.stop()
         c.docker("node", "rm", "--force", node4.hostname, check=False)
+
+
+def test_a_restarted_daemon_serves_its_running_tasks_again(cluster: Cluster,
+                                                            frontend: dict[str, Any]) -> None:
+    """SIGKILL node2's shoald and start it again: its container keeps running, the daemon
+    attaches it again (DNS, rules, gossip), and a later exit is still withdrawn."""
+    c = cluster
+    node2 = c.nodes[1]
+    task = next(t for t in c.running("frontend") if c.node_of(t) is node2)
+    ip = next(a["Addresses"][0].split("/")[0] for a in task["NetworksAttachments"]
+              if not a["Network"]["Spec"].get("Ingress"))
+    node2.kill()
+    node2.start()
+    wait_for("node2's task back in the rules", lambda: "container" in " ".join(
+        _backends_everywhere(c, ip)), timeout=20, interval=0.1)
+    wait_for("and in the DNS", lambda: ip in nslookup(frontend, "tasks.frontend")[1], timeout=10)
+    again = next(t for t in c.running("frontend") if t["ID"] == task["ID"])
+    assert cid(again) == cid(task)
+    pid = str(frontend["Status"]["ContainerStatus"]["PID"])
+    assert cid(task) in _answers(["nsenter", "-t", pid, "-n", "-m", "--"], f"http://{ip}/",
+                                 {cid(task)}, tries=3)
+    os.kill(again["Status"]["ContainerStatus"]["PID"], 9)
+    wait_for("its backends gone", lambda: not _backends_everywhere(c, ip), timeout=15,
+             interval=0.05)
+    wait_for("a replacement running", lambda: len(
+        [t for t in c.running("frontend") if t["ID"] != task["ID"]]) == 3, timeout=60, interval=0.2)
 
 
 def test_a_killed_task_leaves_every_nodes_rules(cluster: Cluster, frontend: dict[str, Any]) -> None:

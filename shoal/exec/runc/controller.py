@@ -248,6 +248,8 @@ class RuncController:
         if exit_info is not None:
             return
         if check is not None and self._health().status == STARTING:
+            if self._progress is not None:  # its PID shows while it is not yet healthy
+                self._progress("starting")
             await self._gate(check, self._health())
         await self._announce()
 

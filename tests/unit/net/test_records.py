@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import msgspec
+
 from shoal.model.objects import EncryptionKey
 from shoal.net.netagent import gossip_keys
 from shoal.net.records import Directory, Endpoint, PublishedPort, decode_endpoint, encode_endpoint
@@ -67,3 +69,15 @@ def test_the_second_newest_key_seals() -> None:
     assert gossip_keys(keys) == [b"\x02" * 16, b"\x03" * 16, b"\x01" * 16]
     assert gossip_keys(keys[:1]) == [b"\x03" * 16]
     assert gossip_keys([]) == []
+
+
+def test_an_endpoint_that_does_not_serve_is_forwarded_to_but_never_balanced_or_resolved() -> None:
+    stopping = msgspec.structs.replace(_ep("10.0.1.8", "n2", "frontend", vip="10.0.1.2"),
+                                       serving=False)
+    d = Directory.build({"net1": {"t8": encode_endpoint(stopping),
+                                  "t3": encode_endpoint(_ep("10.0.1.3", "n2", "frontend",
+                                                            vip="10.0.1.2"))}}, {})
+    assert d.vip_backends("net1") == {"10.0.1.2": ["10.0.1.3"]}
+    assert d.lookup_tasks("frontend", ["net1"]) == ["10.0.1.3"]
+    assert d.lookup_task_name("frontend.1.t8", ["net1"]) == []
+    assert d.remote("net1", "n1") == {"10.0.1.3": "172.31.7.2", "10.0.1.8": "172.31.7.2"}
