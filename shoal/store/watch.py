@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Self
 
 from shoal.model.objects import StoredObject
 
@@ -73,7 +74,7 @@ class Subscription:
     def close(self) -> None:
         self._on_close(self)
 
-    def __enter__(self) -> Subscription:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
