@@ -23,7 +23,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from shoal.dev.hosts import enter_netns
+from shoal.net import netns as netns_mod
 
 __all__ = ["bind", "main", "serve", "spawn"]
 
@@ -128,7 +128,7 @@ async def serve(listeners: list[tuple[socket.socket, int]], netns: str, target: 
     """Forward each (listening socket, port) to ``target:port`` in ``netns`` until SIGTERM or
     SIGINT."""
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="netns",
-                            initializer=enter_netns, initargs=(netns,)) as pool:
+                            initializer=netns_mod.enter, initargs=(netns,)) as pool:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(pool, lambda: None)  # fails now if the namespace is gone
         stop = asyncio.Event()

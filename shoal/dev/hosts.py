@@ -8,46 +8,37 @@ carry the prefix. Nothing is ever created in, or changed in, the machine's own n
 
 Namespaces are made with ``ip netns add`` (it sets up the shared ``/run/netns`` mount that a
 bind-mounted namespace needs) and configured over netlink from a short-lived thread that entered
-the namespace: ``setns`` moves only the calling thread, so the process stays where it is and no
-helper process is forked. `remove_all` needs no state: it scans ``/run/netns`` by prefix, which is
+the namespace (``shoal.net.netns.run_in``): ``setns`` moves only the calling thread, so the
+process stays where it is and no helper process is forked. `remove_all` needs no state: it scans ``/run/netns`` by prefix, which is
 what makes cleanup after a crash possible.
 """
 
 from __future__ import annotations
 
-import ctypes
-import errno
 import ipaddress
 import os
 import re
 import signal
-import socket
 import subprocess
-import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Self, TypeVar
+from typing import Self
 
 from pyroute2 import IPRoute
 
 from shoal.errors import Conflict, InvalidArgument, Unavailable
+from shoal.net import netns
 
-__all__ = ["NETNS_DIR", "SWITCH", "Fabric", "Host", "enter_netns", "list_netns", "netns_path",
-           "nsenter", "pids_in", "remove_all", "remove_netns", "run_in_netns", "socket_in_netns"]
-
-T = TypeVar("T")
+__all__ = ["NETNS_DIR", "SWITCH", "Fabric", "Host", "list_netns", "netns_path", "nsenter",
+           "pids_in", "remove_all", "remove_netns"]
 
 NETNS_DIR = Path("/run/netns")
 SWITCH = "sw"  # the switch namespace is <prefix>-sw
 BRIDGE = "br0"
-CLONE_NEWNET = 0x40000000
-MNT_DETACH = 2
 PREFIX_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 
-_libc = ctypes.CDLL(None, use_errno=True)
 
 
 def netns_path(name: str) -> str:
@@ -58,45 +49,6 @@ def nsenter(path: str) -> list[str]:
     """The argv prefix running a command in the namespace at ``path``. Not ``ip netns exec``: that
     remounts /sys in a new mount namespace, which hides the cgroup hierarchies shoald needs."""
     return ["nsenter", f"--net={path}"]
-
-
-def enter_netns(path: str) -> None:
-    """Move the calling thread (only it) into the network namespace at ``path``; sockets it
-    creates from then on belong to that namespace."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        if _libc.setns(fd, CLONE_NEWNET) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, f"setns {path}: {os.strerror(err)}")
-    finally:
-        os.close(fd)
-
-
-def run_in_netns(path: str, fn: Callable[[], T]) -> T:
-    """``fn()`` in a short-lived thread inside the namespace at ``path``; its result or exception
-    comes back to the caller. Sockets ``fn`` creates stay in that namespace whoever uses them."""
-    result: list[T] = []
-    failed: list[BaseException] = []
-
-    def inside() -> None:
-        try:
-            enter_netns(path)
-            result.append(fn())
-        except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread
-            failed.append(exc)
-
-    thread = threading.Thread(target=inside, name="shoal-dev-netns")
-    thread.start()
-    thread.join()
-    if failed:
-        raise failed[0]
-    return result[0]
-
-
-def socket_in_netns(path: str, family: int = socket.AF_INET,
-                    kind: int = socket.SOCK_STREAM) -> socket.socket:
-    """A new socket that belongs to the namespace at ``path`` (0.3 ms: no fork)."""
-    return run_in_netns(path, lambda: socket.socket(family, kind))
 
 
 def list_netns(prefix: str) -> list[str]:
@@ -164,14 +116,7 @@ def remove_netns(name: str) -> bool:
     path = netns_path(name)
     if not os.path.lexists(path):
         return False
-    if _libc.umount2(path.encode(), MNT_DETACH) != 0:
-        err = ctypes.get_errno()
-        if err not in (errno.EINVAL, errno.ENOENT):  # EINVAL: not mounted (a half-made one)
-            raise OSError(err, f"umount {path}: {os.strerror(err)}")
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
+    netns.remove(path)
     return True
 
 
@@ -258,7 +203,7 @@ class Fabric:
                 ipr.link("add", ifname=BRIDGE, kind="bridge")
                 ipr.link("set", index=_index(ipr, BRIDGE), state="up")
 
-        run_in_netns(path, setup)
+        netns.run_in(path, setup)
 
     def add_host(self, name: str, index: int) -> Host:
         """A host namespace ``<prefix>-<name>`` with ``eth0`` = ``<base>.<index>/24`` on the
@@ -296,8 +241,8 @@ class Fabric:
                 ipr.addr("add", index=eth0, address=host.ip, prefixlen=24)
                 ipr.link("set", index=eth0, state="up")
 
-        run_in_netns(self.switch_path, plug)
-        run_in_netns(host.netns_path, configure)
+        netns.run_in(self.switch_path, plug)
+        netns.run_in(host.netns_path, configure)
         return host
 
     def remove(self) -> list[str]:

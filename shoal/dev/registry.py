@@ -21,10 +21,11 @@ from typing import TypeVar
 
 import httpx
 
-from shoal.dev.hosts import nsenter, run_in_netns
+from shoal.dev.hosts import nsenter
 from shoal.dev.images import MANIFEST_TYPE, DemoImage
 from shoal.dev.procs import alive, terminate
 from shoal.image.store import digest_of
+from shoal.net import netns
 
 __all__ = ["REGISTRY_BIN", "LocalRegistry", "RegistryError", "check_free", "push_blob",
            "push_manifest"]
@@ -164,7 +165,7 @@ class LocalRegistry:
     def _here(self, fn: Callable[[], T]) -> T:
         """``fn()`` where the registry's address is reachable: its namespace, if it has one
         (sockets made there stay there)."""
-        return run_in_netns(self.netns, fn) if self.netns else fn()
+        return netns.run_in(self.netns, fn) if self.netns else fn()
 
     def running(self) -> bool:
         return alive(self.pid, str(self.config))

@@ -26,13 +26,10 @@ Forwarded queries leave from the daemon's own namespace.
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import ipaddress
 import logging
-import os
 import random
 import socket
-import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, Self, cast
@@ -40,6 +37,8 @@ from typing import Any, Protocol, Self, cast
 from dnslib import AAAA, EDNS0, OPCODE, PTR, QTYPE, RCODE, RR, A, DNSError, DNSHeader, DNSRecord
 
 from shoal.aio import cancel_and_wait
+from shoal.net import netns
+from shoal.net.errors import NetError
 
 __all__ = ["DNSServer", "Forward", "Records", "Resolver", "read_resolv_conf", "sockets_in_netns"]
 
@@ -49,7 +48,6 @@ Upstream = tuple[str, int]
 TTL = 600               # docker's answer TTL
 UDP_SIZE = 512          # a UDP answer without EDNS0 (RFC 1035); larger ones are truncated, TC set
 EDNS_SIZE = 4096        # the most we send over UDP to an asker that advertises more
-CLONE_NEWNET = 0x40000000
 
 
 class Records(Protocol):
@@ -312,41 +310,30 @@ def read_resolv_conf(path: str = "/etc/resolv.conf") -> tuple[list[Upstream], li
 def sockets_in_netns(ns_path: str, host: str = "127.0.0.11",
                      port: int = 53) -> tuple[socket.socket, socket.socket]:
     """A UDP and a listening TCP socket bound to (host, port) inside the network namespace at
-    ``ns_path`` (/run/netns/NAME, /proc/PID/ns/net), for `DNSServer`. setns() moves only the
-    calling thread, so a short-lived thread does it; a socket stays in the namespace it was
-    made in, whoever uses it later (0.3 ms, ../shared/reference/linux.md section 5). Needs
-    CAP_SYS_ADMIN, and ``lo`` up in that namespace for 127.0.0.11."""
-    made: list[socket.socket] = []
-    failed: list[OSError] = []
+    ``ns_path`` (/run/netns/NAME, /proc/PID/ns/net), for `DNSServer`; OSError when it cannot.
+    A socket stays in the namespace it was made in, whoever uses it later (0.3 ms,
+    ../shared/reference/linux.md section 5). Needs CAP_SYS_ADMIN, and ``lo`` up in that
+    namespace for 127.0.0.11."""
 
-    def inside() -> None:
+    def make() -> tuple[socket.socket, socket.socket]:
+        made: list[socket.socket] = []
         try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            fd = os.open(ns_path, os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                if libc.setns(fd, CLONE_NEWNET) != 0:
-                    raise OSError(ctypes.get_errno(), f"setns {ns_path}")
-            finally:
-                os.close(fd)
             for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
                 sock = socket.socket(_family(host), kind)
                 made.append(sock)
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 sock.bind((host, port))
             made[1].listen(128)
-        except OSError as e:            # raised again in the calling thread
-            failed.append(e)
+        except OSError:
+            for sock in made:
+                sock.close()
+            raise
+        return made[0], made[1]
 
-    thread = threading.Thread(target=inside, name="dns-setns")
-    thread.start()
-    thread.join()
-    if failed:
-        for sock in made:
-            sock.close()
-        raise failed[0]
-    return made[0], made[1]
-
-
+    try:
+        return netns.run_in(ns_path, make)
+    except NetError as exc:
+        raise OSError(str(exc)) from exc
 
 
 class DNSServer:

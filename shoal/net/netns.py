@@ -22,7 +22,7 @@ from typing import TypeVar
 
 from shoal.net.errors import NetError
 
-__all__ = ["create", "exists", "remove", "run_in", "write_sysctl"]
+__all__ = ["create", "enter", "exists", "remove", "run_in", "write_sysctl"]
 
 T = TypeVar("T")
 
@@ -61,7 +61,10 @@ def _in_thread(fn: Callable[[], T], name: str) -> T:
     return result[0]
 
 
-def _setns(path: str | Path) -> None:
+def enter(path: str | Path) -> None:
+    """Move the calling thread (only it) into the namespace at ``path``: sockets and netlink
+    handles it makes from then on belong there. For threads of one's own (a pool's
+    initializer); `run_in` is the usual way."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as e:
@@ -146,7 +149,7 @@ def run_in(path: str | Path, fn: Callable[[], T]) -> T:
     """fn() in a short-lived thread that has entered the namespace at ``path``; fn's result,
     or its exception raised here."""
     def inside() -> T:
-        _setns(path)
+        enter(path)
         return fn()
 
     return _in_thread(inside, "netns-run")

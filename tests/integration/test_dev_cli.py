@@ -24,6 +24,7 @@ import pytest
 from shoal.dev import cleanup, cluster, hosts, procs
 from shoal.dev.images import MANIFEST_TYPE, build_all
 from shoal.dev.local import SHOAL
+from shoal.net import netns
 
 pytestmark = pytest.mark.skipif(shutil.which("docker-registry") is None or os.geteuid() != 0,
                                 reason="needs root and docker-registry (scripts/setup installs it)")
@@ -152,11 +153,11 @@ def test_up_ls_env_exec_publish_down(dev_root: Path, prefix: str) -> None:
     # the registry serves the nodes (from node1's namespace; it is not reachable from here)
     registry = f"http://{BASE}.254:5000"
     node1 = f"/run/netns/{prefix}-node1"
-    catalog = hosts.run_in_netns(node1, lambda: httpx.get(f"{registry}/v2/_catalog",
+    catalog = netns.run_in(node1, lambda: httpx.get(f"{registry}/v2/_catalog",
                                                           timeout=10)).json()["repositories"]
     assert set(catalog) == {"shoal/web", "shoal/kv", "shoal/fail", "shoal/unhealthy"}
     web = next(i for i in build_all() if i.name == "shoal/web")
-    r = hosts.run_in_netns(node1, lambda: httpx.get(f"{registry}/v2/shoal/web/manifests/latest",
+    r = netns.run_in(node1, lambda: httpx.get(f"{registry}/v2/shoal/web/manifests/latest",
                                                     headers={"Accept": MANIFEST_TYPE}, timeout=10))
     assert r.headers["Docker-Content-Digest"] == web.manifest_digest  # same bytes as a new build
 

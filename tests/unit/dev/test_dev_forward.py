@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from shoal.dev import forward, hosts, procs
+from shoal.dev import forward, procs
 from shoal.dev.hosts import Fabric, Host
+from shoal.net import netns
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("nsenter") is None,
                                 reason="needs root and nsenter")
@@ -59,7 +60,7 @@ def test_forwards_to_the_host_and_stops_on_sigterm(host: Host, tmp_path: Path) -
     proc = forward.spawn(listeners, host.netns_path, host.ip, log)
     assert all(s.fileno() == -1 for s in listeners)  # handed over
     try:
-        server = hosts.run_in_netns(host.netns_path, lambda: socket.create_server((host.ip, live)))
+        server = netns.run_in(host.netns_path, lambda: socket.create_server((host.ip, live)))
         with server:
             server.settimeout(20)
             serving = threading.Thread(target=_echo_upper, args=(server,))

@@ -1,5 +1,5 @@
 """Simulated hosts (shoal.dev.hosts): two hosts on a fabric reach each other over the switch and
-nothing else; a socket made through ``socket_in_netns`` lives in the host; ``remove_all`` cleans
+nothing else; a socket made inside it (``shoal.net.netns.run_in``) lives in the host; ``remove_all`` cleans
 up after a crash with no state (processes inside included); the machine's own namespace is the
 same before, during and after; base addresses are checked."""
 
@@ -18,6 +18,7 @@ import pytest
 from shoal.dev import hosts
 from shoal.dev.hosts import Fabric, nsenter, remove_all
 from shoal.errors import Conflict, InvalidArgument
+from shoal.net import netns
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("nsenter") is None
                                 or shutil.which("busybox") is None,
@@ -75,8 +76,8 @@ def test_a_socket_made_in_a_host_talks_from_this_process(prefix: str) -> None:
     fabric = Fabric(prefix, BASE)
     a = fabric.add_host("node1", 1)
     b = fabric.add_host("node2", 2)
-    listener = hosts.run_in_netns(b.netns_path, lambda: _listen(b.ip))
-    client = hosts.socket_in_netns(a.netns_path)
+    listener = netns.run_in(b.netns_path, lambda: _listen(b.ip))
+    client = netns.run_in(a.netns_path, socket.socket)
     with listener, client:
         client.settimeout(10)
         client.connect((b.ip, listener.getsockname()[1]))
