@@ -89,7 +89,9 @@ class TaskRunner:
             return
         old = self._task.status
         container = old.container_status
-        if isinstance(self._controller, ContainerStatuser):
+        # only once it may run: a pull reports progress often, and this reads the disk
+        if self._task.state == TaskState.STARTING and isinstance(self._controller,
+                                                                 ContainerStatuser):
             now_status = self._controller.status()
             container = now_status if now_status.container_i_d else container
         if message == old.message and container == old.container_status:

@@ -304,7 +304,7 @@ class NetworkAgent:
                          ifname=f"eth{i}")
 
     def _unplumb(self, container_id: str, count: int, path: Path) -> None:
-        for i in range(max(count, 4)):
+        for i in range(count):
             links.detach(links.host_ifname(container_id, i))
         netns.remove(path)
 

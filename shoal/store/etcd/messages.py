@@ -233,16 +233,20 @@ class PutOp:
         return {"request_put": put}
 
 
+def _key_range(key: bytes, range_end: bytes) -> dict[str, str]:
+    body = {"key": b64(key)}
+    if range_end:
+        body["range_end"] = b64(range_end)
+    return body
+
+
 @dataclass(frozen=True, slots=True)
 class DeleteOp:
     key: bytes
     range_end: bytes = b""
 
     def encode(self) -> dict[str, Any]:
-        body = {"key": b64(self.key)}
-        if self.range_end:
-            body["range_end"] = b64(self.range_end)
-        return {"request_delete_range": body}
+        return {"request_delete_range": _key_range(self.key, self.range_end)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,10 +255,7 @@ class RangeOp:
     range_end: bytes = b""
 
     def encode(self) -> dict[str, Any]:
-        body = {"key": b64(self.key)}
-        if self.range_end:
-            body["range_end"] = b64(self.range_end)
-        return {"request_range": body}
+        return {"request_range": _key_range(self.key, self.range_end)}
 
 
 TxnOp = PutOp | DeleteOp | RangeOp

@@ -11,16 +11,6 @@ from shoal.store.membackend import MemoryBackend
 from shoal.store.store import Store, copy
 
 
-@pytest.fixture
-async def store():
-    s = Store(MemoryBackend())
-    await s.start()
-    try:
-        yield s
-    finally:
-        await s.close()
-
-
 async def test_create_read_your_write_and_version(store: Store) -> None:
     svc = Service(id="s1", spec=ServiceSpec(name="web"))
     await store.update(lambda tx: tx.create(svc))
