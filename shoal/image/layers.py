@@ -1,11 +1,12 @@
 """Extract an image layer (a tar, plain or gzip) into a directory of its own, for overlayfs.
 
 Extraction is all or nothing: into ``<dest>.partial``, renamed to ``dest`` only when every entry
-is in, removed on any error. Safety (reference linux.md section 2): tarfile's 'tar' filter keeps
-every entry inside the directory (leading slashes stripped; a path, or a write through a symlink,
-that would land outside is refused); hard links must point inside too, which that filter does not
-check; the entry's own mode is kept (setuid bits and /tmp's 1777 are part of an image). Absolute
-symlinks are kept as they are: they resolve inside the container's root when it runs.
+is in, removed on any error. Safety (reference linux.md section 2) is checked here, the same on
+every Python (tarfile's filters arrived in 3.11.4; Debian 12 has 3.11.2): every entry stays inside
+the directory (leading slashes stripped; a path, or a write through a symlink, that would land
+outside is refused, as tarfile's 'tar' filter does); hard links must point inside too; the entry's
+own mode is kept (setuid bits and /tmp's 1777 are part of an image). Absolute symlinks are kept as
+they are: they resolve inside the container's root when it runs.
 
 OCI whiteouts become overlayfs ones: ``.wh.NAME`` a 0/0 character device NAME (a file deleted
 by this layer), ``.wh..wh..opq`` the ``trusted.overlay.opaque`` attribute on its directory.
@@ -13,6 +14,7 @@ by this layer), ``.wh..wh..opq`` the ``trusted.overlay.opaque`` attribute on its
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import stat
@@ -32,17 +34,27 @@ class LayerError(InvalidArgument):
     """A layer that cannot be extracted safely (an entry escapes its directory, or is malformed)."""
 
 
-def _filter(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo:
-    try:
-        safe = tarfile.tar_filter(member, dest)
-    except tarfile.FilterError as exc:
-        raise LayerError(f"layer entry {member.name!r} refused: {exc}") from exc
+# Where tarfile has filters, say "fully trusted" (the checks are ours): from 3.14 on its default
+# is the 'data' filter, which would drop setuid bits and refuse absolute symlinks.
+_NO_FILTER: dict[str, str] = (
+    {"filter": "fully_trusted"} if hasattr(tarfile, "fully_trusted_filter") else {})
+
+
+def _checked(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo:
+    """``member`` with leading slashes stripped from its name (and a hard link's target, which
+    tarfile would otherwise take as a host path), refused if either would land outside ``dest``."""
+    safe = copy.copy(member)
+    safe.name = member.name.lstrip("/") or "."
+    target = os.path.realpath(os.path.join(dest, safe.name))
+    if os.path.commonpath([target, dest]) != dest:
+        raise LayerError(f"layer entry {member.name!r} refused: it would land outside the layer")
     if member.islnk():
-        target = os.path.realpath(os.path.join(dest, member.linkname.lstrip("/")))
-        if os.path.commonpath([target, dest]) != dest:
+        safe.linkname = member.linkname.lstrip("/")
+        linked = os.path.realpath(os.path.join(dest, safe.linkname))
+        if os.path.commonpath([linked, dest]) != dest:
             raise LayerError(f"layer entry {member.name!r} refused: hard link to {member.linkname!r} "
                              "points outside the layer")
-    return safe.replace(mode=member.mode, deep=False)
+    return safe
 
 
 def _inside(root: str, relative: PurePosixPath) -> str:
@@ -83,7 +95,8 @@ def extract_layer(source: BinaryIO, dest: Path) -> None:
                 if name.name.startswith(WHITEOUT_PREFIX):
                     _whiteout(root, name)
                     continue
-                tar.extract(member, root, set_attrs=True, numeric_owner=True, filter=_filter)
+                tar.extract(_checked(member, root), root, set_attrs=True, numeric_owner=True,
+                            **_NO_FILTER)
         os.rename(partial, dest)
     except BaseException as exc:
         shutil.rmtree(partial, ignore_errors=True)

@@ -65,6 +65,7 @@ def make_pki(directory: Path, *, ips: Sequence[str] = ("127.0.0.1",), cn: str = 
                                      content_commitment=False, key_encipherment=False,
                                      data_encipherment=False, key_agreement=False,
                                      encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
     key = ec.generate_private_key(ec.SECP256R1())
@@ -77,6 +78,10 @@ def make_pki(directory: Path, *, ips: Sequence[str] = ("127.0.0.1",), cn: str = 
         .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(x509.SubjectAlternativeName(sans), critical=False)
         .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+        # Python 3.13's default contexts verify strictly (RFC 5280): key identifiers required.
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                       critical=False)
         .sign(ca_key, hashes.SHA256())
     )
     pki = ThrowawayPKI(directory / "ca.pem", directory / "node.pem", directory / "node-key.pem")

@@ -97,3 +97,15 @@ def test_an_existing_layer_is_not_overwritten(tmp_path: Path) -> None:
     (tmp_path / "layer").mkdir()
     with pytest.raises(LayerError, match="exists already"):
         extract_layer(_tar(_file("a", b"1")), tmp_path / "layer")
+
+
+def test_an_absolute_hard_link_is_taken_inside_the_layer(tmp_path: Path) -> None:
+    """tarfile joins a hard link's target to the destination, so ``/abs/path`` would link a host
+    file into the layer: the leading slash is stripped, as for names."""
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"host only")
+    dest = tmp_path / "layer"
+    extract_layer(_tar(_dir(str(tmp_path).lstrip("/")), _file(str(secret).lstrip("/"), b"layer's"),
+                       _link("copy", str(secret), hard=True)), dest)
+    assert (dest / "copy").read_bytes() == b"layer's"
+    assert secret.stat().st_nlink == 1
