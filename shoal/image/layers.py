@@ -20,7 +20,7 @@ import shutil
 import stat
 import tarfile
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from shoal.errors import InvalidArgument
 
@@ -36,7 +36,7 @@ class LayerError(InvalidArgument):
 
 # Where tarfile has filters, say "fully trusted" (the checks are ours): from 3.14 on its default
 # is the 'data' filter, which would drop setuid bits and refuse absolute symlinks.
-_NO_FILTER: dict[str, str] = (
+_NO_FILTER: dict[str, Any] = (
     {"filter": "fully_trusted"} if hasattr(tarfile, "fully_trusted_filter") else {})
 
 

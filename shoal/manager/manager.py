@@ -107,6 +107,7 @@ class Manager:
         self.dispatcher: Dispatcher | None = None
         self.log_broker = LogBroker()  # the sessions' logs, on the leader
         self._runner: web.AppRunner | None = None
+        self._listener: asyncio.Server | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self.ready = asyncio.Event()
 
@@ -215,9 +216,15 @@ class Manager:
         app.router.add_get("/logs", self._serve_logs)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.settings.listen_ip, self.settings.listen_port,
-                           ssl_context=self.identity.server_ssl_context())
-        await site.start()
+        # An asyncio server of our own rather than aiohttp's TCPSite, so that closing it aborts
+        # the connections still in their TLS handshake too (aiohttp knows a connection only once
+        # it is made). Left to the garbage collector, each one makes Python 3.13 log
+        # "TypeError: 'NoneType' object is not iterable" from the server it belonged to.
+        handler = self._runner.server
+        assert handler is not None  # set up above
+        self._listener = await asyncio.get_running_loop().create_server(
+            handler, self.settings.listen_ip, self.settings.listen_port,
+            ssl=self.identity.server_ssl_context(), reuse_address=True)
         log.info("swarm listener on %s:%d", self.settings.listen_ip, self.settings.listen_port)
 
     def logs(self) -> LogBroker | RemoteLogs:
@@ -308,9 +315,16 @@ class Manager:
 
     async def _close_serving(self) -> None:
         """Undo ``_serve`` (all of it, or what a failed attempt got to)."""
+        if self._listener is not None:
+            self._listener.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._listener is not None:
+            abort = getattr(self._listener, "abort_clients", None)  # Python 3.13 and later
+            if abort is not None:
+                abort()
+            self._listener = None
         if self.elector is not None:
             await self.elector.close()
             self.elector = None

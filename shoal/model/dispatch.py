@@ -22,7 +22,7 @@ manager (node removed, certificate revoked) carries websocket close code 4403 an
 
 from __future__ import annotations
 
-from typing import Literal, cast
+from typing import Literal
 
 import msgspec
 
@@ -161,7 +161,7 @@ def encode_message(msg: Message) -> str:
 
 
 def decode_message(data: str | bytes) -> Message:
-    return cast(Message, _decoder.decode(data))
+    return _decoder.decode(data)
 
 
 # Kept for type checkers that want the literal set of tags.

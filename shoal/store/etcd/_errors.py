@@ -33,11 +33,20 @@ _BY_GRPC_CODE: dict[int, type[errors.ShoalError]] = {
 }
 
 
+# UNKNOWN errors that are a lost connection to etcd, not a refusal: etcd 3.5's gateway ends a
+# watch with "server closed the stream without sending trailers" when its member stops (3.4's
+# just hangs up), and a stream to a member that is going says "transport is closing".
+_LOST_CONNECTION = ("closed the stream without sending trailers", "transport is closing",
+                    "error reading from server")
+
+
 def grpc_error(code: int, message: str, where: str) -> errors.ShoalError:
     """The one mapping from an etcd (gRPC) error to Shoal's tree."""
     text = f"etcd {where}: {message}"
     if code == 11 and "compacted" in message:
         return Compacted(text)
+    if code == 2 and any(lost in message for lost in _LOST_CONNECTION):
+        return errors.Unavailable(text)
     return _BY_GRPC_CODE.get(code, errors.ShoalError)(text)
 
 
