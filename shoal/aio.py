@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+import sys
+from types import TracebackType
+from typing import Any, Self
 
-__all__ = ["cancel_and_wait"]
+__all__ = ["cancel_and_wait", "timeout"]
 
 log = logging.getLogger(__name__)
 
@@ -24,3 +26,41 @@ async def cancel_and_wait(*tasks: asyncio.Task[Any] | None) -> None:
             pass
         except Exception:
             log.exception("task %s failed while stopping", task.get_name())
+
+
+class _Timeout(asyncio.Timeout):  # type: ignore[misc]  # final in typeshed, not at run time
+    """asyncio.Timeout as Python 3.11.3 fixed it (gh-102780), for Debian 12's 3.11.2: there, in a
+    task that was ever cancelled without ending (a cancellation caught), an expiring timeout
+    raises CancelledError instead of TimeoutError, and the caller's ``except TimeoutError``
+    never runs (an etcd stop returned before etcd had exited)."""
+
+    _entry_cancelling = 0
+
+    async def __aenter__(self) -> Self:
+        await super().__aenter__()
+        task = asyncio.current_task()
+        self._entry_cancelling = task.cancelling() if task is not None else 0
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc_val: BaseException | None,
+                        exc_tb: TracebackType | None) -> None:
+        if not self.expired():
+            await super().__aexit__(exc_type, exc_val, exc_tb)
+            return
+        # What 3.11.3's __aexit__ does once the deadline fired (private state: 3.11.0-3.11.2 only).
+        state: Any = self
+        if state._timeout_handler is not None:
+            state._timeout_handler.cancel()
+            state._timeout_handler = None
+        state._state = type(state._state).EXPIRED
+        if (state._task.uncancel() <= self._entry_cancelling and exc_type is not None
+                and issubclass(exc_type, asyncio.CancelledError)):
+            raise TimeoutError from exc_val
+
+
+def timeout(delay: float | None) -> asyncio.Timeout:
+    """``asyncio.timeout``, with its 3.11.3 fix on older Pythons."""
+    if sys.version_info >= (3, 11, 3):
+        return asyncio.timeout(delay)
+    loop = asyncio.get_running_loop()
+    return _Timeout(loop.time() + delay if delay is not None else None)

@@ -15,6 +15,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from shoal import aio
 from shoal.exec.executor import Controller, LogLine, LogOptions, LogSource
 from shoal.model.dispatch import LogBatch, LogEnd, LogEntry, LogSelector, LogSubscribe, Message
 
@@ -88,7 +89,7 @@ class LogPublisher:
                     if not left or len(batch) >= BATCH_LINES or size >= BATCH_BYTES:
                         break
                     try:
-                        async with asyncio.timeout(max(0.0, deadline - loop.time())):
+                        async with aio.timeout(max(0.0, deadline - loop.time())):
                             item = await queue.get()
                     except TimeoutError:
                         break

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 
 import msgspec
 
+from shoal import aio
 from shoal.agent.task import step, transition
 from shoal.exec.errors import RETRY_DELAY, Temporary
 from shoal.exec.executor import ContainerStatuser, Controller, ProgressReporting
@@ -126,7 +127,7 @@ class TaskRunner:
 
     async def _idle(self, timeout: float | None) -> None:
         try:
-            async with asyncio.timeout(timeout):  # not wait_for: see session.py
+            async with aio.timeout(timeout):  # not wait_for: see session.py
                 await self._changed.wait()
         except TimeoutError:
             pass

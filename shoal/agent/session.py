@@ -20,6 +20,7 @@ from typing import Any, NoReturn
 import aiohttp
 import msgspec
 
+from shoal import aio
 from shoal.agent.logs import LogPublisher
 from shoal.agent.reporter import Reporter
 from shoal.agent.worker import Worker
@@ -97,7 +98,7 @@ class Session:
             try:
                 # asyncio.timeout, not wait_for: 3.11's wait_for loses a cancellation that
                 # arrives as the inner call completes (the agent then never stopped).
-                async with asyncio.timeout(REGISTER_TIMEOUT):
+                async with aio.timeout(REGISTER_TIMEOUT):
                     first = await self._receive(ws)
             except TimeoutError:
                 raise SessionDropped(f"{self.manager}: no SessionInfo after Register") from None
@@ -182,7 +183,7 @@ class Session:
             self._acked.clear()
             await self._send(ws, Heartbeat())
             try:
-                async with asyncio.timeout(period):
+                async with aio.timeout(period):
                     await self._acked.wait()
             except TimeoutError:
                 raise SessionDropped(

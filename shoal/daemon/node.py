@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from shoal import aio
 from shoal.agent import Agent
 from shoal.aio import cancel_and_wait
 from shoal.api.engine import SwarmState
@@ -312,7 +313,7 @@ class SwarmNode:
         if self._agent is not None:
             if shutdown_tasks:
                 try:
-                    async with asyncio.timeout(30):
+                    async with aio.timeout(30):
                         await self._agent.shutdown_all()
                 except (TimeoutError, Exception):
                     log.exception("could not shut every task down")
@@ -420,7 +421,7 @@ class SwarmNode:
             self._session.clear()
             self._start_agent()  # first, so the node heartbeats while it joins etcd
             try:
-                async with asyncio.timeout(JOIN_TIMEOUT):
+                async with aio.timeout(JOIN_TIMEOUT):
                     await self._session.wait()
             except TimeoutError:
                 if identity.role == NodeRole.MANAGER:

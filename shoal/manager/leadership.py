@@ -25,6 +25,7 @@ from collections.abc import Callable
 from contextlib import aclosing, suppress
 from dataclasses import dataclass, field
 
+from shoal import aio
 from shoal.errors import NotFound, ShoalError, Unavailable
 from shoal.manager.membership import MemberProbe
 from shoal.store.backend import Fence
@@ -171,14 +172,14 @@ class Elector:
         margin = min(1.0, ttl / 3)
         while True:
             with suppress(TimeoutError):
-                async with asyncio.timeout(ttl / 3):
+                async with aio.timeout(ttl / 3):
                     await self._resign.wait()
             if self._resign.is_set():
                 log.info("resigning the leadership")
                 self._quiet_until = loop.time() + 2 * ttl
                 return
             try:
-                async with asyncio.timeout(max(0.1, renewed + ttl - margin - loop.time())):
+                async with aio.timeout(max(0.1, renewed + ttl - margin - loop.time())):
                     await self._client.lease_keepalive(lease_id)
                 renewed = loop.time()
             except NotFound:
@@ -216,7 +217,7 @@ class Elector:
                 continue
             log.warning("the leader's etcd member (%s) does not answer: revoking its lease", leader.node_id)
             try:
-                async with asyncio.timeout(0.5):  # fails fast while etcd elects; tried again
+                async with aio.timeout(0.5):  # fails fast while etcd elects; tried again
                     await self._client.lease_revoke(leader.lease)
                 return
             except (ShoalError, TimeoutError) as exc:
@@ -226,7 +227,7 @@ class Elector:
         """Whether the etcd member called ``name`` answers; True when that cannot be judged."""
         assert self._probe is not None
         try:
-            async with asyncio.timeout(1.0):
+            async with aio.timeout(1.0):
                 members = await self._client.member_list()
         except (ShoalError, TimeoutError):
             return True  # our own member does not answer: judge nothing
@@ -246,7 +247,7 @@ class Elector:
 
     async def _revoke(self, lease_id: int) -> None:
         with suppress(ShoalError, TimeoutError):
-            async with asyncio.timeout(1.0):
+            async with aio.timeout(1.0):
                 await self._client.lease_revoke(lease_id)
 
     def _observe(self, leader: Leader | None) -> None:

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import TypeVar
 
+from shoal import aio
 from shoal.errors import ShoalError, Unavailable
 from shoal.store.etcd import EtcdAPI
 from shoal.store.etcd.messages import Member
@@ -48,7 +49,7 @@ class MemberProbe:
         if client is None:
             client = self._clients[url] = self._connect(url)
         try:
-            async with asyncio.timeout(timeout):
+            async with aio.timeout(timeout):
                 await client.status(timeout=timeout)
             return True
         except (ShoalError, TimeoutError):

@@ -17,6 +17,7 @@ import logging
 from collections.abc import Callable
 from contextlib import suppress
 
+from shoal import aio
 from shoal.errors import ShoalError
 from shoal.manager.membership import MemberProbe
 from shoal.model.objects import ManagerStatus, Node
@@ -52,7 +53,7 @@ class RoleManager:
                 except ShoalError as exc:
                     log.warning("role manager: %s", exc.message)
                 with suppress(TimeoutError):
-                    async with asyncio.timeout(PERIOD):
+                    async with aio.timeout(PERIOD):
                         await sub.next()
         finally:
             sub.close()

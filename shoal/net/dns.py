@@ -36,6 +36,7 @@ from typing import Any, Protocol, Self, cast
 
 from dnslib import AAAA, EDNS0, OPCODE, PTR, QTYPE, RCODE, RR, A, DNSError, DNSHeader, DNSRecord
 
+from shoal import aio
 from shoal.aio import cancel_and_wait
 from shoal.net import netns
 from shoal.net.errors import NetError
@@ -138,10 +139,10 @@ class Resolver:
             return query.servfail
         self._forwarding += 1
         try:
-            async with asyncio.timeout(self._budget):
+            async with aio.timeout(self._budget):
                 for upstream in list(self.upstreams):
                     try:
-                        async with asyncio.timeout(self._timeout):
+                        async with aio.timeout(self._timeout):
                             return await (_ask_tcp if tcp else _ask_udp)(upstream, query.data)
                     except (TimeoutError, OSError, EOFError) as e:
                         log.debug("upstream %s:%d: %r", upstream[0], upstream[1], e)

@@ -37,6 +37,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Self
 
+from shoal import aio
 from shoal.aio import cancel_and_wait
 from shoal.errors import Unavailable
 from shoal.net.gossip_config import GossipConfig
@@ -537,7 +538,7 @@ class GossipNode:
 
     async def _push_pull(self, addr: Addr) -> None:
         try:
-            async with asyncio.timeout(self.config.tcp_timeout):
+            async with aio.timeout(self.config.tcp_timeout):
                 reader, writer = await asyncio.open_connection(*addr)
                 try:
                     await self._write_frame(writer, SyncRequest(
@@ -569,7 +570,7 @@ class GossipNode:
     async def _serve_push_pull(self, reader: asyncio.StreamReader,
                                writer: asyncio.StreamWriter) -> None:
         try:
-            async with asyncio.timeout(self.config.tcp_timeout):
+            async with aio.timeout(self.config.tcp_timeout):
                 req = await self._read_frame(reader)
                 if not isinstance(req, SyncRequest):
                     return

@@ -15,7 +15,6 @@ anything else (and any connection failure) -> Unavailable.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import ssl
@@ -25,6 +24,7 @@ from typing import Any
 
 import aiohttp
 
+from shoal import aio
 from shoal.errors import InvalidArgument, PermissionDenied, ShoalError, Unavailable
 from shoal.pki._tls import bootstrap_ssl_context, ca_verifying_ssl_context
 from shoal.pki.identity import NodeIdentity, generate_key_and_csr
@@ -66,7 +66,7 @@ async def join(
             "AdvertiseAddr": advertise_addr}
     errors: list[str] = []
     try:
-        async with asyncio.timeout(timeout):
+        async with aio.timeout(timeout):
             for addr in addrs:
                 try:
                     return await _join_one(addr, token, body, key_pem, timeout)
@@ -82,7 +82,7 @@ async def renew(addr: str, identity: NodeIdentity, *, timeout: float = 20.0) -> 
     """A new key and certificate for ``identity`` (same node ID), authenticated by its cert."""
     key_pem, csr_pem = generate_key_and_csr()
     try:
-        async with asyncio.timeout(timeout):
+        async with aio.timeout(timeout):
             reply = await _call(
                 addr,
                 "POST",

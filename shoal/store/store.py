@@ -28,6 +28,7 @@ from typing import TypeVar
 
 import msgspec
 
+from shoal import aio
 from shoal.aio import cancel_and_wait
 from shoal.errors import SequenceConflict, Unavailable
 from shoal.model.objects import KINDS, StoredObject, now
@@ -261,7 +262,7 @@ class Store:
                 await self._applied.wait_for(lambda: self.revision >= revision)
 
         try:
-            async with asyncio.timeout(timeout):
+            async with aio.timeout(timeout):
                 await _wait()
         except TimeoutError as exc:
             raise Unavailable(f"store did not apply revision {revision} in {timeout}s") from exc
@@ -285,7 +286,7 @@ class Store:
         if self._unavailable is not None and time.monotonic() - self._unavailable_since > STALE_READS_AFTER:
             return
         try:
-            async with asyncio.timeout(timeout):
+            async with aio.timeout(timeout):
                 revision = await self.backend.revision()
         except (Unavailable, TimeoutError) as exc:
             log.debug("read barrier skipped: %s", exc)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Self
 
+from shoal import aio
 from shoal.model.objects import StoredObject
 
 __all__ = ["Change", "Subscription"]
@@ -54,7 +55,7 @@ class Subscription:
         # arrives as the wait completes, and the caller's loop would never stop.
         loop = asyncio.get_running_loop()
         try:
-            async with asyncio.timeout(idle):
+            async with aio.timeout(idle):
                 batch = await self._queue.get()
         except TimeoutError:
             return []
@@ -66,7 +67,7 @@ class Subscription:
             if remaining <= 0:
                 return batch
             try:
-                async with asyncio.timeout(min(gap, remaining)):
+                async with aio.timeout(min(gap, remaining)):
                     batch.extend(await self._queue.get())
             except TimeoutError:
                 return batch

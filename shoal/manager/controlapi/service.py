@@ -9,9 +9,9 @@ changes the service's version, which a client reading right after must see to up
 
 from __future__ import annotations
 
-import asyncio
 import random
 
+from shoal import aio
 from shoal.errors import (
     Conflict,
     FailedPrecondition,
@@ -154,7 +154,7 @@ async def _await_vips(store: Store, service_id: str, timeout: float = VIP_WAIT) 
 
     with store.subscribe([Service]) as changes:  # subscribe, then look: nothing is missed
         try:
-            async with asyncio.timeout(timeout):
+            async with aio.timeout(timeout):
                 while not done():
                     await changes.next()
         except TimeoutError:

@@ -8,12 +8,12 @@ line-size limit, since one watch message can carry many revisions of 1.5 MiB tra
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from types import TracebackType
 
 import aiohttp
 
+from shoal import aio
 from shoal.errors import ShoalError, Unavailable
 from shoal.store.backend import Compacted
 from shoal.store.etcd._errors import error_from_stream
@@ -28,7 +28,7 @@ class Deadline:
 
     def __init__(self, path: str, timeout: float, on_expiry: Callable[[], str]) -> None:
         self._path, self._timeout, self._on_expiry = path, timeout, on_expiry
-        self._scope = asyncio.timeout(timeout)
+        self._scope = aio.timeout(timeout)
 
     async def __aenter__(self) -> None:
         await self._scope.__aenter__()
@@ -64,7 +64,7 @@ class LineReader:
                 continue
             self._scanned = len(self._buffer)
             try:
-                async with asyncio.timeout(timeout):
+                async with aio.timeout(timeout):
                     chunk = await self._response.content.readany()
             except TimeoutError as e:
                 raise Unavailable(f"etcd watch: nothing received for {timeout:g} s") from e

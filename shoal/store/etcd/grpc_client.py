@@ -28,6 +28,7 @@ from typing import Any, Self, TypeVar
 
 import grpc
 
+from shoal import aio
 from shoal.errors import InvalidArgument, NotFound, ShoalError, Unavailable
 from shoal.store.backend import Compacted
 from shoal.store.etcd._errors import grpc_error
@@ -310,7 +311,7 @@ class GrpcEtcdClient:
         async def call(channel: _Channel, left: float) -> _Stream:
             stream = rpc(channel)()
             try:
-                async with asyncio.timeout(left):
+                async with aio.timeout(left):
                     await stream.write(request)
                     first = await stream.read()
             except BaseException:
@@ -370,7 +371,7 @@ class GrpcEtcdClient:
     async def _read(self, call: Any, timeout: float | None, where: str, url: str) -> Any:
         """The next message of an open stream; Unavailable on silence, a break or its end."""
         try:
-            async with asyncio.timeout(timeout):
+            async with aio.timeout(timeout):
                 message = await call.read()
         except TimeoutError:
             raise Unavailable(f"etcd {where}: nothing received for {timeout:g} s") from None
@@ -422,7 +423,7 @@ async def _connected(channel: Any, limit: float) -> bool:
     if state is _READY:
         return True
     try:
-        async with asyncio.timeout(limit):
+        async with aio.timeout(limit):
             while state not in _SETTLED:
                 await channel.wait_for_state_change(state)
                 state = channel.get_state(try_to_connect=True)

@@ -24,6 +24,7 @@ from contextlib import suppress
 from pathlib import Path
 from typing import BinaryIO
 
+from shoal import aio
 from shoal.errors import ShoalError, Unavailable
 from shoal.store.etcd._backoff import Backoff
 from shoal.store.etcd.client import EtcdClient, client_ssl_context
@@ -198,13 +199,13 @@ class EtcdMember:
                                   f"{settings.start_timeout:g} s ({reason}); see "
                                   f"{settings.log_path}")
             with suppress(TimeoutError):
-                async with asyncio.timeout(0.05):  # poll period; returns at once if etcd exits
+                async with aio.timeout(0.05):  # poll period; returns at once if etcd exits
                     await process.wait()
 
     async def _exited_or_probed(self, process: asyncio.subprocess.Process) -> bool:
         """Wait one health interval: True if etcd exited, else probe it and return False."""
         try:
-            async with asyncio.timeout(self.settings.health_interval):
+            async with aio.timeout(self.settings.health_interval):
                 await process.wait()
             return True
         except TimeoutError:
@@ -244,7 +245,7 @@ async def _reaped(process: asyncio.subprocess.Process, timeout: float) -> bool:
     deadline = loop.time() + timeout
     while loop.time() < deadline:
         try:
-            async with asyncio.timeout(0.2):
+            async with aio.timeout(0.2):
                 await process.wait()
             return True
         except TimeoutError:

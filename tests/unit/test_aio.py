@@ -1,0 +1,53 @@
+"""shoal.aio.timeout: a deadline is a TimeoutError on every supported Python, 3.11.2 included."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from shoal import aio
+
+
+async def _in_a_task_that_caught_a_cancellation() -> str:
+    task = asyncio.current_task()
+    assert task is not None
+    task.cancel()
+    try:
+        await asyncio.sleep(1)
+    except asyncio.CancelledError:
+        pass  # caught, not uncancelled: the task's cancelling() stays 1, as in a stop path
+    assert task.cancelling() == 1
+    with pytest.raises(TimeoutError):  # 3.11.2's asyncio.timeout raised CancelledError here
+        async with aio.timeout(0.01):
+            await asyncio.sleep(1)
+    async with aio.timeout(1):  # and one that does not fire changes nothing
+        await asyncio.sleep(0)
+    return "went on"
+
+
+async def test_a_deadline_is_a_timeout_error_even_after_a_caught_cancellation() -> None:
+    assert await asyncio.create_task(_in_a_task_that_caught_a_cancellation()) == "went on"
+
+
+async def test_a_cancellation_from_outside_stays_a_cancellation() -> None:
+    started = asyncio.Event()
+
+    async def waits() -> None:
+        async with aio.timeout(10):
+            started.set()
+            await asyncio.sleep(10)
+
+    task = asyncio.create_task(waits())
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+def test_shoal_code_uses_the_fixed_timeout() -> None:
+    root = Path(aio.__file__).parent
+    users = [str(p.relative_to(root)) for p in root.rglob("*.py")
+             if p.name != "aio.py" and "asyncio.timeout(" in p.read_text()]
+    assert users == [], "use shoal.aio.timeout, not asyncio.timeout (broken on Python 3.11.2)"
