@@ -76,4 +76,7 @@ def init_swarm(swarm: Swarm, workers: int, *, labels: dict[int, dict[str, str]] 
         run(w, "swarm", "join", "--token", token, "--advertise-addr", w.ip, f"{manager.ip}:2377")
         joined.append(w)
     wait_for("every node ready", lambda: run(manager, "node", "ls", "--format", "{{.Status}}").stdout.split().count("Ready") == workers + 1)
+    # And its ingress address allocated: that write bumps the node's version, and a `node
+    # update|promote` read before it fails "update out of sequence" (as docker's would).
+    wait_for("every node's ingress address", lambda: all(n.get("Attachments") for n in manager.api("/nodes")))
     return manager, joined
