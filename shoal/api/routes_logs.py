@@ -2,7 +2,7 @@
 
 The tasks are looked up in the store and grouped by the node that ran them; the manager's log
 source (its broker on the leader, the leader's over the swarm port elsewhere) reads them on
-those nodes. Every line is one frame of the multiplexed stream (API >= 1.42, no TTY), as
+those nodes. Every line is one frame of the multiplexed stream (no TTY, any API version), as
 ``[timestamp ]details message\\n``, where the details carry the node, service and task IDs the
 docker CLI needs to print ``name.slot.task@node | line``.
 """
@@ -110,10 +110,13 @@ async def _logs(request: web.Request, kind: str) -> web.StreamResponse:
                            since=since_ns(q.get("since", "")), until=since_ns(q.get("until", "")),
                            stdout=stdout, stderr=stderr)
     timestamps, details = parse_bool(request, "timestamps"), parse_bool(request, "details")
-    muxed = not tty and parse_version(API_VERSION_IN_USE.get()) >= (1, 42)
+    # Without a TTY the stream is multiplexed at every API version (as dockerd's: Debian 12's
+    # docker CLI 20.10 demultiplexes it); 1.42 only added the content type that says so.
+    muxed = not tty
+    labelled = muxed and parse_version(API_VERSION_IN_USE.get()) >= (1, 42)
     by_id = {t.id: t for t in tasks}
     by_node = _tasks_by_node(tasks)
-    resp = web.StreamResponse(headers={"Content-Type": MULTIPLEXED if muxed else RAW})
+    resp = web.StreamResponse(headers={"Content-Type": MULTIPLEXED if labelled else RAW})
     hung_up = asyncio.create_task(_hang_up(request))
     try:
         async with source.subscribe(by_node, selector) as items:

@@ -214,6 +214,12 @@ def test_service_logs_come_from_every_replica_through_the_docker_cli(cluster: Cl
             assert len(ours) == 3 and all("from " in line for line in ours), res.stdout
             assert f"shoaltest-talk.{t['Slot']}.{t['ID'][:12]}@" in ours[0]
         assert res.stderr.count("oops") == 2
+        # An older client (Debian 12's docker CLI speaks API 1.41) gets the same multiplexed lines.
+        old = subprocess.run(["docker", "service", "logs", "shoaltest-talk"], capture_output=True,
+                             text=True, timeout=60, check=False,
+                             env={**m.env(), "DOCKER_API_VERSION": "1.41"})
+        assert (old.returncode, sorted(old.stdout.splitlines()), old.stderr.count("oops")) == (
+            0, sorted(res.stdout.splitlines()), 2), old
         ours = m.shoal("service", "logs", "shoaltest-talk")  # shoal's CLI prints the same lines
         assert sorted(ours.stdout.splitlines()) == sorted(res.stdout.splitlines())
         tail = m.docker("service", "logs", "--tail", "2", "--timestamps", "shoaltest-talk")
