@@ -19,6 +19,8 @@ from pathlib import Path
 
 from shoal.exec.containerspec import HealthCheck
 
+EXEC_SETUP_WAIT = 2.0  # seconds runc exec gets to start a timed-out check's process, then to exit
+
 __all__ = ["HealthState", "probe"]
 
 STARTING, HEALTHY, UNHEALTHY = "starting", "healthy", "unhealthy"
@@ -73,9 +75,27 @@ async def probe(runc: list[str], cid: str, check: HealthCheck, pid_file: Path) -
         return False
     finally:
         if proc.returncode is None:
-            # runc exec cannot forward SIGKILL: kill the process it started in the container
-            with contextlib.suppress(OSError, ValueError):
-                os.kill(int(pid_file.read_text().strip()), signal.SIGKILL)
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
+            await _end_exec(proc, pid_file)
+
+
+async def _end_exec(proc: asyncio.subprocess.Process, pid_file: Path) -> None:
+    """Kill the check's process in the container, then reap ``runc exec``, which cannot forward
+    SIGKILL itself. Killed before it wrote the pid file, runc exec can leave its ``runc init``
+    half way into the container, where (runc 1.1.15, Debian 13) the container then cannot be
+    stopped: so the pid file is waited for, a bounded while."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + EXEC_SETUP_WAIT
+    while proc.returncode is None:
+        try:
+            os.kill(int(pid_file.read_text().strip()), signal.SIGKILL)
+            break
+        except (OSError, ValueError):  # not written yet (or gone already)
+            if loop.time() >= deadline:
+                break
+            await asyncio.sleep(0.02)
+    try:
+        await asyncio.wait_for(proc.wait(), EXEC_SETUP_WAIT)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
