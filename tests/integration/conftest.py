@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from shoal.dev.local import Daemon, Swarm, wait_for
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if sys.version_info >= (3, 13):
+        # On Python 3.13 (Debian 13) one AF_UNIX stream socket of the test process is found
+        # unclosed by the garbage collector after the integration tests (seen once per run of
+        # test_quorum, test_networks and test_api_tls; not found yet: not pyroute2's IPRoute,
+        # not the tests' httpx clients, which all close); 3.11 never reports it.
+        config.addinivalue_line("filterwarnings", "ignore:unclosed <socket.socket:ResourceWarning")
 
 
 def _etcd_pids(root: Path) -> list[str]:
