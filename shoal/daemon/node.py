@@ -21,7 +21,6 @@ from typing import Any
 
 from shoal import aio
 from shoal.agent import Agent
-from shoal.aio import cancel_and_wait
 from shoal.api.engine import SwarmState
 from shoal.errors import InvalidArgument, ShoalError, Unavailable
 from shoal.exec.executor import Executor
@@ -163,7 +162,7 @@ class SwarmNode:
 
     async def stop(self) -> None:
         """Daemon shutdown: tasks keep their state on disk; nothing is shut down."""
-        await cancel_and_wait(*self._background)
+        await aio.cancel_and_wait(*self._background)
         await self._stop_parts(shutdown_tasks=False)
 
     def _save_state(self) -> None:
@@ -317,7 +316,7 @@ class SwarmNode:
                         await self._agent.shutdown_all()
                 except (TimeoutError, Exception):
                     log.exception("could not shut every task down")
-            await cancel_and_wait(self._agent_task)
+            await aio.cancel_and_wait(self._agent_task)
         self._agent = self._agent_task = None
         if self._network is not None:
             if shutdown_tasks:  # leaving: nothing of the networks may stay behind
@@ -483,7 +482,7 @@ class SwarmNode:
         if refusal is not None:
             raise Unavailable(refusal)
         async with self._lock:
-            await cancel_and_wait(*self._background)
+            await aio.cancel_and_wait(*self._background)
             if self._manager is not None:
                 try:
                     await self._manager.leave()

@@ -37,7 +37,6 @@ from typing import Any, Protocol, Self, cast
 from dnslib import AAAA, EDNS0, OPCODE, PTR, QTYPE, RCODE, RR, A, DNSError, DNSHeader, DNSRecord
 
 from shoal import aio
-from shoal.aio import cancel_and_wait
 from shoal.net import netns
 from shoal.net.errors import NetError
 
@@ -398,7 +397,7 @@ class DNSServer:
             self._tcp_sock.close()
         for connection in list(self._connections):
             connection.close()
-        await cancel_and_wait(*self._forwards)
+        await aio.cancel_and_wait(*self._forwards)
         if self._udp is not None and self._udp_lost is not None:
             await self._udp_lost        # the transport closes its socket on the next loop turn
         if self._tcp is not None:

@@ -38,7 +38,6 @@ from dataclasses import dataclass, replace
 from typing import Any, Self
 
 from shoal import aio
-from shoal.aio import cancel_and_wait
 from shoal.errors import Unavailable
 from shoal.net.gossip_config import GossipConfig
 from shoal.net.gossip_members import GONE, Member, Membership
@@ -218,7 +217,7 @@ class GossipNode:
         if self._closed:
             return
         self._closed = True
-        await cancel_and_wait(*self._tasks)
+        await aio.cancel_and_wait(*self._tasks)
         for handle in self._suspicions.values():
             handle.cancel()
         self._suspicions.clear()

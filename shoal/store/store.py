@@ -29,7 +29,6 @@ from typing import TypeVar
 import msgspec
 
 from shoal import aio
-from shoal.aio import cancel_and_wait
 from shoal.errors import SequenceConflict, Unavailable
 from shoal.model.objects import KINDS, StoredObject, now
 from shoal.store.backend import (
@@ -183,7 +182,7 @@ class Store:
         self._feeder = asyncio.create_task(self._feed(), name="store-feed")
 
     async def close(self) -> None:
-        await cancel_and_wait(self._feeder)
+        await aio.cancel_and_wait(self._feeder)
         self._feeder = None
 
     async def _load(self) -> None:

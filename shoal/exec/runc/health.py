@@ -19,11 +19,10 @@ from pathlib import Path
 
 from shoal.exec.containerspec import HealthCheck
 
-EXEC_SETUP_WAIT = 2.0  # seconds runc exec gets to start a timed-out check's process, then to exit
-
 __all__ = ["HealthState", "probe"]
 
 STARTING, HEALTHY, UNHEALTHY = "starting", "healthy", "unhealthy"
+EXEC_SETUP_WAIT = 2.0  # seconds runc exec gets to start a timed-out check's process, then to exit
 
 
 @dataclass(slots=True)
