@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import asyncio.base_events
 import logging
 import sys
 from types import TracebackType
 from typing import Any, Self
 
-__all__ = ["cancel_and_wait", "timeout"]
+__all__ = ["cancel_and_wait", "guard_server_close_race", "timeout"]
 
 log = logging.getLogger(__name__)
 
@@ -64,3 +65,22 @@ def timeout(delay: float | None) -> asyncio.Timeout:
         return asyncio.timeout(delay)
     loop = asyncio.get_running_loop()
     return _Timeout(loop.time() + delay if delay is not None else None)
+
+
+def guard_server_close_race() -> None:
+    """Make a second wake-up of a closed asyncio server harmless (CPython 3.12 and later,
+    gh-109564, still open). A connection accepted in the same loop turn as ``Server.close()``
+    gets a transport that fails half made; its ``__del__`` wakes the server's waiters a second
+    time and logs "TypeError: 'NoneType' object is not iterable". Agents that reconnect while a
+    manager stops hit it. Idempotent; nothing to do on 3.11, whose transports never wake."""
+    server_cls: Any = asyncio.base_events.Server
+    if sys.version_info < (3, 12) or getattr(server_cls._wakeup, "_shoal_guarded", False):
+        return
+    wakeup = server_cls._wakeup
+
+    def _wakeup(server: Any) -> None:
+        if server._waiters is not None:
+            wakeup(server)
+
+    setattr(_wakeup, "_shoal_guarded", True)  # noqa: B010  # a mark on a function
+    server_cls._wakeup = _wakeup

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from shoal import aio
 from shoal.api import APITLS, build_app, serve
 from shoal.daemon.node import NodeSettings, SwarmNode
 from shoal.errors import ShoalError
@@ -125,6 +126,7 @@ def main(data_root: str, exec_root: str, hosts: tuple[str, ...], labels: tuple[s
             raise click.UsageError("--tls and --tlsverify need --tlscert and --tlskey")
         api_tls = APITLS(cert=Path(tlscert), key=Path(tlskey), ca=Path(tlscacert) if tlscacert else None,
                          verify=tlsverify)
+    aio.guard_server_close_race()
     try:
         asyncio.run(_run(settings, list(hosts) or ["unix:///run/shoal/shoal.sock"], api_tls))
     except ShoalError as exc:

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import sys
+import warnings
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -51,3 +55,37 @@ def test_shoal_code_uses_the_fixed_timeout() -> None:
     users = [str(p.relative_to(root)) for p in root.rglob("*.py")
              if p.name != "aio.py" and "asyncio.timeout(" in p.read_text()]
     assert users == [], "use shoal.aio.timeout, not asyncio.timeout (broken on Python 3.11.2)"
+
+
+async def _accept_in_the_turn_the_server_closes() -> None:
+    """gh-109564: the server's accept callback runs, and close() runs before the transport it
+    scheduled is made."""
+    server = await asyncio.start_server(lambda *_: None, "127.0.0.1", 0)
+    sock = server.sockets[0]
+    loop: Any = asyncio.get_running_loop()
+    accept, _ = loop._selector.get_key(sock.fileno()).data
+    connecting = asyncio.create_task(asyncio.open_connection(*sock.getsockname()[:2]))
+    for _ in range(50):
+        await asyncio.sleep(0)
+        if accept in loop._ready:
+            break
+    else:
+        pytest.fail("the server never saw the connection")
+    loop.call_soon(server.close)
+    _, writer = await connecting
+    for _ in range(3):
+        await asyncio.sleep(0)
+    gc.collect()
+    writer.close()
+    await server.wait_closed()
+
+
+def test_a_connection_accepted_as_its_server_closes_logs_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    aio.guard_server_close_race()
+    seen: list[Any] = []
+    monkeypatch.setattr(sys, "unraisablehook", seen.append)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)  # the half-made transport's own warning
+        for _ in range(5):
+            asyncio.run(_accept_in_the_turn_the_server_closes())
+    assert [str(u.exc_value) for u in seen] == []
