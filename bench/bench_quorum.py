@@ -97,7 +97,7 @@ _SPEC = TaskSpec(container_spec={"Image": "busybox:latest"})
 
 
 def make_task(slot: int) -> Task:
-    return Task(id=new_id(), service_i_d="shoalbench-svc", slot=slot, spec=_SPEC,
+    return Task(id=new_id(), service_id="shoalbench-svc", slot=slot, spec=_SPEC,
                 status=TaskStatus(state="pending", timestamp=now()))
 
 

@@ -53,7 +53,7 @@ def make_tasks(n: int, prefix: str = "task") -> list[Task]:
     return [
         Task(
             id=f"{prefix}{i:06}",
-            service_i_d="svc",
+            service_id="svc",
             slot=i + 1,
             spec=spec,
             status=TaskStatus(state="pending", timestamp=now()),

@@ -45,7 +45,7 @@ class LogPublisher:
         self._jobs: dict[str, asyncio.Task[None]] = {}
 
     def subscribe(self, msg: LogSubscribe) -> None:
-        sub_id = msg.subscription_i_d
+        sub_id = msg.subscription_id
         if sub_id not in self._jobs:
             job = asyncio.create_task(self._publish(sub_id, msg.selector), name=f"logs-{sub_id}")
             self._jobs[sub_id] = job
@@ -67,7 +67,7 @@ class LogPublisher:
         queue: asyncio.Queue[tuple[str, LogLine] | None] = asyncio.Queue(maxsize=4 * BATCH_LINES)
         readers: list[asyncio.Task[None]] = []
         errors: list[str] = []
-        for task_id in selector.task_i_ds:
+        for task_id in selector.task_ids:
             controller = self._controller_of(task_id)
             if isinstance(controller, LogSource):
                 readers.append(asyncio.create_task(_read(task_id, controller, options, queue, errors)))
@@ -83,7 +83,7 @@ class LogPublisher:
                         left -= 1
                     else:
                         task_id, line = item
-                        batch.append(LogEntry(task_i_d=task_id, stream=_STREAMS.get(line.stream, 1),
+                        batch.append(LogEntry(task_id=task_id, stream=_STREAMS.get(line.stream, 1),
                                               time=line.time, data=line.data))
                         size += len(line.data)
                     if not left or len(batch) >= BATCH_LINES or size >= BATCH_BYTES:
@@ -94,8 +94,8 @@ class LogPublisher:
                     except TimeoutError:
                         break
                 if batch:
-                    await self._send(LogBatch(subscription_i_d=sub_id, entries=batch))
-            await self._send(LogEnd(subscription_i_d=sub_id, error="; ".join(errors)))
+                    await self._send(LogBatch(subscription_id=sub_id, entries=batch))
+            await self._send(LogEnd(subscription_id=sub_id, error="; ".join(errors)))
         finally:
             for reader in readers:
                 reader.cancel()

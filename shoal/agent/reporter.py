@@ -55,7 +55,7 @@ class Reporter:
             batch = dict(list(self._pending.items())[:MAX_BATCH])
             for task_id in batch:
                 del self._pending[task_id]
-            msg = StatusUpdate(updates=[TaskStatusUpdate(task_i_d=k, status=v)
+            msg = StatusUpdate(updates=[TaskStatusUpdate(task_id=k, status=v)
                                         for k, v in batch.items()])
             try:
                 await send(msg)

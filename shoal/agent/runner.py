@@ -94,7 +94,7 @@ class TaskRunner:
         if self._task.state == TaskState.STARTING and isinstance(self._controller,
                                                                  ContainerStatuser):
             now_status = self._controller.status()
-            container = now_status if now_status.container_i_d else container
+            container = now_status if now_status.container_id else container
         if message == old.message and container == old.container_status:
             return
         status = msgspec.structs.replace(old, message=message, timestamp=now(),

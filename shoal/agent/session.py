@@ -106,7 +106,7 @@ class Session:
                 raise SessionDropped(f"{self.manager}: expected SessionInfo, got {first!r}")
             await self._handle_info(first)
             self.established = True
-            log.info("session %s with %s established", first.session_i_d, self.manager)
+            log.info("session %s with %s established", first.session_id, self.manager)
             logs = LogPublisher(self._worker.controller_of, lambda m: self._send(ws, m))
             try:
                 await _first_error(
@@ -171,7 +171,7 @@ class Session:
             elif isinstance(msg, LogSubscribe):
                 logs.subscribe(msg)
             elif isinstance(msg, LogCancel):
-                logs.cancel(msg.subscription_i_d)
+                logs.cancel(msg.subscription_id)
             else:
                 log.debug("%s: ignoring %s", self.manager, type(msg).__name__)
 

@@ -57,7 +57,7 @@ def down_nodes(view: Tables) -> frozenset[str]:
 
 def _service_status(view: Tables, svc: Service, down: frozenset[str]) -> dict[str, int]:
     # As dockerd: tasks on nodes that are down do not count (their last report says running).
-    tasks = [t for t in view.tasks_of_service(svc.id) if t.node_i_d not in down]
+    tasks = [t for t in view.tasks_of_service(svc.id) if t.node_id not in down]
     mode = svc.spec.mode
     iteration = svc.job_status.job_iteration.index if svc.job_status else None
 

@@ -67,9 +67,9 @@ def format_line(entry: LogEntry, task: Task | None, node_id: str, *, timestamps:
                 details: bool) -> bytes:
     prefix = timestamp(entry.time) + " " if timestamps else ""
     if details:
-        service_id = task.service_i_d if task is not None else ""
+        service_id = task.service_id if task is not None else ""
         prefix += (f"com.docker.swarm.node.id={node_id},com.docker.swarm.service.id={service_id},"
-                   f"com.docker.swarm.task.id={entry.task_i_d} ")
+                   f"com.docker.swarm.task.id={entry.task_id} ")
     data = entry.data if entry.data.endswith(b"\n") else entry.data + b"\n"
     return prefix.encode() + data
 
@@ -78,8 +78,8 @@ def _tasks_by_node(tasks: list[Task]) -> dict[str, list[str]]:
     by_node: dict[str, list[str]] = {}
     for task in tasks:
         # a task that never reached a node has no output; one that got there has, even if gone
-        if task.node_i_d and task.state >= TaskState.ASSIGNED:
-            by_node.setdefault(task.node_i_d, []).append(task.id)
+        if task.node_id and task.state >= TaskState.ASSIGNED:
+            by_node.setdefault(task.node_id, []).append(task.id)
     return by_node
 
 
@@ -126,7 +126,7 @@ async def _logs(request: web.Request, kind: str) -> web.StreamResponse:
                 if isinstance(item, LogLines):
                     chunks = []
                     for entry in item.entries:
-                        line = format_line(entry, by_id.get(entry.task_i_d), item.node_id,
+                        line = format_line(entry, by_id.get(entry.task_id), item.node_id,
                                            timestamps=timestamps, details=details)
                         chunks.append(struct.pack(">BxxxL", entry.stream, len(line)) + line
                                       if muxed else line)

@@ -91,9 +91,9 @@ async def remove(request: web.Request) -> web.StreamResponse:
 
 
 def task_name(view: Tables, task: Task) -> str:
-    svc = view.get(Service, task.service_i_d)
-    name = svc.spec.name if svc else task.service_i_d
-    return f"{name}.{task.slot or task.node_i_d}.{task.id}"
+    svc = view.get(Service, task.service_id)
+    name = svc.spec.name if svc else task.service_id
+    return f"{name}.{task.slot or task.node_id}.{task.id}"
 
 
 def _resolve_ids(view: Tables, cls: type[Service | Node], refs: list[str]) -> set[str]:
@@ -109,20 +109,20 @@ def _resolve_ids(view: Tables, cls: type[Service | Node], refs: list[str]) -> se
 def _task_matches(view: Tables, task: Task, f: dict[str, list[str]], services: set[str] | None, nodes: set[str] | None) -> bool:
     if "id" in f and not any(task.id.startswith(v) for v in f["id"]):
         return False
-    if services is not None and task.service_i_d not in services:
+    if services is not None and task.service_id not in services:
         return False
-    if nodes is not None and task.node_i_d not in nodes:
+    if nodes is not None and task.node_id not in nodes:
         return False
     if "desired-state" in f and task.desired_state not in f["desired-state"]:
         return False
     if "name" in f and not any(task_name(view, task).startswith(v) for v in f["name"]):
         return False
     if "label" in f:
-        svc = view.get(Service, task.service_i_d)
+        svc = view.get(Service, task.service_id)
         if svc is None or not label_match(svc.spec.labels, f["label"]):
             return False
     if "_up-to-date" in f:
-        svc = view.get(Service, task.service_i_d)
+        svc = view.get(Service, task.service_id)
         if svc is None or task.spec != svc.spec.task_template or task.endpoint_spec != svc.spec.endpoint_spec:
             return False
     return True
@@ -140,7 +140,7 @@ async def list_tasks(request: web.Request) -> web.StreamResponse:
     else:
         candidates = view.all(Task)
     tasks = [t for t in candidates if _task_matches(view, t, f, services, nodes)]
-    tasks.sort(key=lambda t: (t.service_i_d, t.slot, t.node_i_d, t.created_at))
+    tasks.sort(key=lambda t: (t.service_id, t.slot, t.node_id, t.created_at))
     return reply([task_json(t) for t in tasks])
 
 

@@ -265,7 +265,7 @@ class SwarmNode:
 
     async def _on_session(self, info: SessionInfo) -> None:
         self._session.set()
-        self._state["managers"] = [{"NodeID": m.node_i_d, "Addr": m.addr} for m in info.managers] or self._state.get("managers", [])
+        self._state["managers"] = [{"NodeID": m.node_id, "Addr": m.addr} for m in info.managers] or self._state.get("managers", [])
         self._save_state()
         if self._network is not None:
             self._network.set_managers([m["Addr"] for m in self._state["managers"]])
@@ -367,8 +367,8 @@ class SwarmNode:
                     id=cluster_id, spec=spec, default_addr_pool=pool, subnet_size=req.subnet_size or 24,
                     data_path_port=req.data_path_port or 4789,
                     join_tokens=JoinTokens(worker=generate_token(root.digest), manager=generate_token(root.digest)),
-                    t_l_s_info=TLSInfo(*root.tls_info()),
-                    root_c_a=RootCAState(ca_cert=root.cert_pem, ca_key=root.key_pem,
+                    tls_info=TLSInfo(*root.tls_info()),
+                    root_ca=RootCAState(ca_cert=root.cert_pem, ca_key=root.key_pem,
                                          raft_ca_cert=raft_root.cert_pem, raft_ca_key=raft_root.key_pem or ""),
                 ))
                 tx.create(Node(

@@ -89,7 +89,7 @@ class LogBroker:
             sub.end(node_id, f"node {node_id} lost its session with the manager")
 
     def deliver(self, node_id: str, msg: LogBatch | LogEnd) -> None:
-        sub = self._subs.get(msg.subscription_i_d)
+        sub = self._subs.get(msg.subscription_id)
         if sub is None or node_id not in sub.pending:
             return  # cancelled, or not asked of this node
         if isinstance(msg, LogBatch):
@@ -110,9 +110,9 @@ class LogBroker:
                 if send is None:
                     sub.end(node_id, f"node {node_id} is not connected to the manager")
                     continue
-                asked = msgspec.structs.replace(selector, task_i_ds=task_ids)
+                asked = msgspec.structs.replace(selector, task_ids=task_ids)
                 try:
-                    await send(LogSubscribe(subscription_i_d=sub.id, selector=asked))
+                    await send(LogSubscribe(subscription_id=sub.id, selector=asked))
                 except (ConnectionError, Unavailable, RuntimeError) as exc:
                     sub.end(node_id, f"node {node_id}: {exc}")
             yield _drain(sub)
@@ -122,7 +122,7 @@ class LogBroker:
                 send = self._senders.get(node_id)
                 if send is not None:
                     try:
-                        await send(LogCancel(subscription_i_d=sub.id))
+                        await send(LogCancel(subscription_id=sub.id))
                     except (ConnectionError, Unavailable, RuntimeError):
                         pass  # the session is going away; the agent stops reading with it
 

@@ -66,7 +66,7 @@ class _Msg(msgspec.Struct, rename="pascal", kw_only=True, tag_field="Type", tag=
 
 
 class ManagerAddr(msgspec.Struct, rename="pascal", kw_only=True):
-    node_i_d: str = msgspec.field(default="", name="NodeID")
+    node_id: str = msgspec.field(default="", name="NodeID")
     addr: str = ""  # host:port of the manager's swarm listener
 
 
@@ -76,8 +76,8 @@ class Register(_Msg, tag="register"):
 
 
 class SessionInfo(_Msg, tag="session"):
-    session_i_d: str = msgspec.field(name="SessionID")
-    node_i_d: str = msgspec.field(name="NodeID")
+    session_id: str = msgspec.field(name="SessionID")
+    node_id: str = msgspec.field(name="NodeID")
     heartbeat_period: int  # nanoseconds
     managers: list[ManagerAddr]
     role: str  # "manager" | "worker": the role the node's certificate should carry
@@ -98,7 +98,7 @@ class HeartbeatAck(_Msg, tag="heartbeat_ack"):
 
 
 class TaskStatusUpdate(msgspec.Struct, rename="pascal", kw_only=True):
-    task_i_d: str = msgspec.field(name="TaskID")
+    task_id: str = msgspec.field(name="TaskID")
     status: TaskStatus
 
 
@@ -114,7 +114,7 @@ class NetworkUpdate(_Msg, tag="network"):
 class LogSelector(msgspec.Struct, rename="pascal", kw_only=True):
     """What to read (swarmkit's LogSubscriptionOptions): times are unix nanoseconds."""
 
-    task_i_ds: list[str] = msgspec.field(default_factory=list, name="TaskIDs")
+    task_ids: list[str] = msgspec.field(default_factory=list, name="TaskIDs")
     follow: bool = False
     tail: int = -1  # the last N lines of each task; -1 = all
     since: int = 0
@@ -124,28 +124,28 @@ class LogSelector(msgspec.Struct, rename="pascal", kw_only=True):
 
 
 class LogSubscribe(_Msg, tag="log_subscribe"):
-    subscription_i_d: str = msgspec.field(name="SubscriptionID")
+    subscription_id: str = msgspec.field(name="SubscriptionID")
     selector: LogSelector
 
 
 class LogCancel(_Msg, tag="log_cancel"):
-    subscription_i_d: str = msgspec.field(name="SubscriptionID")
+    subscription_id: str = msgspec.field(name="SubscriptionID")
 
 
 class LogEntry(msgspec.Struct, rename="pascal", kw_only=True, array_like=True):
-    task_i_d: str = msgspec.field(name="TaskID")
+    task_id: str = msgspec.field(name="TaskID")
     stream: int  # 1 stdout, 2 stderr (the multiplexed stream's numbers)
     time: int  # unix nanoseconds
     data: bytes
 
 
 class LogBatch(_Msg, tag="log_batch"):
-    subscription_i_d: str = msgspec.field(name="SubscriptionID")
+    subscription_id: str = msgspec.field(name="SubscriptionID")
     entries: list[LogEntry]
 
 
 class LogEnd(_Msg, tag="log_end"):
-    subscription_i_d: str = msgspec.field(name="SubscriptionID")
+    subscription_id: str = msgspec.field(name="SubscriptionID")
     error: str = ""  # why the node could not send every line ("" when it did)
 
 

@@ -98,7 +98,7 @@ class NodeDescription(Struct):
     platform: Platform = msgspec.field(default_factory=Platform)
     resources: NodeResources = msgspec.field(default_factory=NodeResources)
     engine: EngineDescription = msgspec.field(default_factory=EngineDescription)
-    t_l_s_info: TLSInfo | None = msgspec.field(default=None, name="TLSInfo")
+    tls_info: TLSInfo | None = msgspec.field(default=None, name="TLSInfo")
 
 
 class NodeStatus(Struct):
@@ -136,14 +136,14 @@ class Node(StoredObject, kw_only=True):
 
 
 class VirtualIP(Struct):
-    network_i_d: str = msgspec.field(default="", name="NetworkID")
+    network_id: str = msgspec.field(default="", name="NetworkID")
     addr: str = ""
 
 
 class Endpoint(Struct):
     spec: EndpointSpec = msgspec.field(default_factory=EndpointSpec)
     ports: list[PortConfig] | None = None
-    virtual_i_ps: list[VirtualIP] | None = msgspec.field(default=None, name="VirtualIPs")
+    virtual_ips: list[VirtualIP] | None = msgspec.field(default=None, name="VirtualIPs")
 
 
 class UpdateStatus(Struct):
@@ -168,8 +168,8 @@ class Service(StoredObject, kw_only=True):
 
 
 class ContainerStatus(Struct):
-    container_i_d: str = msgspec.field(default="", name="ContainerID")
-    p_i_d: int = msgspec.field(default=0, name="PID")
+    container_id: str = msgspec.field(default="", name="ContainerID")
+    pid: int = msgspec.field(default=0, name="PID")
     exit_code: int = 0
     # Not in Docker's API (the docker CLI ignores it): the container's health check status,
     # "starting" | "healthy" | "unhealthy", or "" when it has none.
@@ -204,12 +204,12 @@ class Task(StoredObject, kw_only=True):
     name: str = ""
     labels: dict[str, str] | None = None
     spec: TaskSpec = msgspec.field(default_factory=TaskSpec)
-    service_i_d: str = msgspec.field(default="", name="ServiceID")
+    service_id: str = msgspec.field(default="", name="ServiceID")
     # Internal: the service's name when the task was made (swarmkit's ServiceAnnotations), for
     # the node's DNS and container names, which have no store to look it up in.
     service_name: str = ""
     slot: int = 0
-    node_i_d: str = msgspec.field(default="", name="NodeID")
+    node_id: str = msgspec.field(default="", name="NodeID")
     status: TaskStatus = msgspec.field(default_factory=TaskStatus)
     desired_state: str = "running"
     networks_attachments: list[NetworkAttachment] | None = None
@@ -227,7 +227,7 @@ class Task(StoredObject, kw_only=True):
     @property
     def full_name(self) -> str:
         """"web.1.<task id>" (global: "web.<node id>.<task id>"): the container's name."""
-        return f"{self.service_name or self.service_i_d}.{self.slot or self.node_i_d}.{self.id}"
+        return f"{self.service_name or self.service_id}.{self.slot or self.node_id}.{self.id}"
 
     @property
     def desired(self) -> TaskState:
@@ -277,13 +277,13 @@ class EncryptionKey(Struct):
 class Cluster(StoredObject, kw_only=True):
     kind: ClassVar[str] = "clusters"
     spec: ClusterSpec = msgspec.field(default_factory=ClusterSpec)
-    t_l_s_info: TLSInfo = msgspec.field(default_factory=TLSInfo, name="TLSInfo")
+    tls_info: TLSInfo = msgspec.field(default_factory=TLSInfo, name="TLSInfo")
     root_rotation_in_progress: bool = False
     default_addr_pool: list[str] = msgspec.field(default_factory=lambda: ["10.0.0.0/8"])
     subnet_size: int = 24
     data_path_port: int = 4789
     join_tokens: JoinTokens = msgspec.field(default_factory=JoinTokens)
-    root_c_a: RootCAState | None = msgspec.field(default=None, name="RootCA")
+    root_ca: RootCAState | None = msgspec.field(default=None, name="RootCA")
     # Internal (never rendered): the gossip keys, oldest first, and the clock that stamps them.
     network_bootstrap_keys: list[EncryptionKey] | None = None
     encryption_key_lamport_clock: int = 0

@@ -236,7 +236,7 @@ class DispatcherConfig(Struct):
 
 class CAConfig(Struct):
     node_cert_expiry: int = 0
-    external_c_as: list[dict[str, Any]] | None = msgspec.field(default=None, name="ExternalCAs")
+    external_cas: list[dict[str, Any]] | None = msgspec.field(default=None, name="ExternalCAs")
     signing_ca_cert: str = msgspec.field(default="", name="SigningCACert")
     signing_ca_key: str = msgspec.field(default="", name="SigningCAKey")
     force_rotate: int = 0
@@ -254,6 +254,6 @@ class ClusterSpec(Struct):
     orchestration: OrchestrationConfig = msgspec.field(default_factory=OrchestrationConfig)
     raft: RaftConfig = msgspec.field(default_factory=RaftConfig)
     dispatcher: DispatcherConfig = msgspec.field(default_factory=DispatcherConfig)
-    c_a_config: CAConfig = msgspec.field(default_factory=CAConfig, name="CAConfig")
+    ca_config: CAConfig = msgspec.field(default_factory=CAConfig, name="CAConfig")
     task_defaults: dict[str, Any] = msgspec.field(default_factory=dict)
     encryption_config: EncryptionConfig = msgspec.field(default_factory=EncryptionConfig)

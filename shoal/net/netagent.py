@@ -322,8 +322,8 @@ class NetworkAgent:
         """The task's endpoints in the gossip; True when that changed something. An attached
         task that does not serve is still published: the others keep their forwarding entries
         for it, so a connection opened just before it stopped serving is not cut off."""
-        vips = {v.network_i_d: v.addr.split("/")[0]
-                for v in (task.endpoint.virtual_i_ps if task.endpoint else None) or []}
+        vips = {v.network_id: v.addr.split("/")[0]
+                for v in (task.endpoint.virtual_ips if task.endpoint else None) or []}
         ports = tuple(PublishedPort(p.protocol, p.published_port, p.target_port, p.publish_mode)
                       for p in (task.endpoint.ports if task.endpoint else None) or []
                       if p.published_port)
@@ -331,8 +331,8 @@ class NetworkAgent:
         for net in _networks(task):
             ep = Endpoint(ip=net.ip, vtep=self._s.advertise_ip, node=self._s.node_id,
                           task=task.id, name=task.full_name,
-                          service=task.service_name or task.service_i_d,
-                          service_id=task.service_i_d, vip=vips.get(net.id, ""),
+                          service=task.service_name or task.service_id,
+                          service_id=task.service_id, vip=vips.get(net.id, ""),
                           aliases=net.aliases, ports=ports if net.ingress else (),
                           serving=serving)
             changed |= self._set(table_name(net.id), task.id, encode_endpoint(ep))

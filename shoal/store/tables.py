@@ -58,8 +58,8 @@ class Tables:
         if name is not None:
             self._names[obj.kind][name].add(obj.id)
         if isinstance(obj, Task):
-            self._tasks_by_service[obj.service_i_d].add(obj.id)
-            self._tasks_by_node[obj.node_i_d].add(obj.id)
+            self._tasks_by_service[obj.service_id].add(obj.id)
+            self._tasks_by_node[obj.node_id].add(obj.id)
             self._tasks_by_desired[obj.desired_state].add(obj.id)
 
     def _unindex(self, obj: StoredObject) -> None:
@@ -72,8 +72,8 @@ class Tables:
                     del self._names[obj.kind][name]
         if isinstance(obj, Task):
             for index, key in (
-                (self._tasks_by_service, obj.service_i_d),
-                (self._tasks_by_node, obj.node_i_d),
+                (self._tasks_by_service, obj.service_id),
+                (self._tasks_by_node, obj.node_id),
                 (self._tasks_by_desired, obj.desired_state),
             ):
                 ids = index.get(key)

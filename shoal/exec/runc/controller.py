@@ -137,7 +137,7 @@ class RuncController:
         health = ""
         if shim_info is not None and (self.directory / "health.json").exists():
             health = self._health().status
-        return ContainerStatus(container_i_d=self._cid, p_i_d=pid, exit_code=max(code, 0),
+        return ContainerStatus(container_id=self._cid, pid=pid, exit_code=max(code, 0),
                                health=health)
 
     async def prepare(self) -> None:

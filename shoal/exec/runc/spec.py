@@ -208,8 +208,8 @@ def _caps(container_spec: dict[str, Any]) -> list[str]:
 def _annotations(task: Task, container_spec: dict[str, Any]) -> dict[str, str]:
     out = {str(k): str(v) for k, v in (container_spec.get("Labels") or {}).items()}
     out.update({"com.docker.swarm.task.id": task.id, "com.docker.swarm.task.name": task.name,
-                "com.docker.swarm.service.id": task.service_i_d,
-                "com.docker.swarm.node.id": task.node_i_d})
+                "com.docker.swarm.service.id": task.service_id,
+                "com.docker.swarm.node.id": task.node_id})
     return out
 
 

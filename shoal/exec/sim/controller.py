@@ -76,7 +76,7 @@ class SimController:
         if rec is None:
             return ContainerStatus()
         pid = rec.pid if rec.state == "running" else 0
-        return ContainerStatus(container_i_d=rec.id, p_i_d=pid, exit_code=rec.exit_code)
+        return ContainerStatus(container_id=rec.id, pid=pid, exit_code=rec.exit_code)
 
     async def prepare(self) -> None:
         if self._knobs.reject is not None:

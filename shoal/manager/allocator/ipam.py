@@ -539,8 +539,8 @@ def rebuild(
 
     held: list[tuple[str, str, str]] = [(nid, addr, "extra") for nid, addr in extra]
     for svc in services:
-        held += [(v.network_i_d, v.addr, f"service {svc.id}")
-                 for v in svc.endpoint.virtual_i_ps or [] if v.addr]
+        held += [(v.network_id, v.addr, f"service {svc.id}")
+                 for v in svc.endpoint.virtual_ips or [] if v.addr]
     for task in tasks:
         for att in task.networks_attachments or []:
             nid = str(att.network.get("ID", ""))

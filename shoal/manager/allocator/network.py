@@ -69,7 +69,7 @@ def held_by_task(task: Task | None) -> frozenset[Hold]:
 def held_by_service(svc: Service | None) -> frozenset[Hold]:
     if svc is None:
         return frozenset()
-    return frozenset((v.network_i_d, v.addr) for v in svc.endpoint.virtual_i_ps or [] if v.addr)
+    return frozenset((v.network_id, v.addr) for v in svc.endpoint.virtual_ips or [] if v.addr)
 
 
 def held_by_node(node: Node | None) -> frozenset[Hold]:
@@ -265,19 +265,19 @@ class NetworkAllocator:
         ingress = ingress_network(view)
         for svc in view.all(Service):
             want = vip_networks(svc, ingress)
-            have = {v.network_i_d: v.addr for v in svc.endpoint.virtual_i_ps or [] if v.addr}
+            have = {v.network_id: v.addr for v in svc.endpoint.virtual_ips or [] if v.addr}
             if sorted(have) == sorted(want):
                 continue
             if not all(self._usable(view.get(Network, nid)) for nid in want):
                 continue  # a network not allocated yet: the next pass
             owner = ("service", svc.id)
             try:
-                vips = [VirtualIP(network_i_d=nid, addr=have.get(nid) or self._take(owner, nid))
+                vips = [VirtualIP(network_id=nid, addr=have.get(nid) or self._take(owner, nid))
                         for nid in want]
             except Exhausted as exc:
                 log.warning("service %s (%s): no VIP: %s", svc.spec.name, svc.id, exc.message)
                 continue  # what it took is given back by settle
-            endpoint = msgspec.structs.replace(svc.endpoint, virtual_i_ps=vips or None)
+            endpoint = msgspec.structs.replace(svc.endpoint, virtual_ips=vips or None)
             tx.update(msgspec.structs.replace(svc, endpoint=endpoint))
 
     # -- nodes -------------------------------------------------------------------------------
@@ -303,7 +303,7 @@ class NetworkAllocator:
     def allocate(self, task: Task, view: Tables) -> Task | None:
         """``task`` with an address on each of its networks and its service's endpoint, or None
         while a network or the service's VIPs are not allocated, or no address is free."""
-        svc = view.get(Service, task.service_i_d) if task.service_i_d else None
+        svc = view.get(Service, task.service_id) if task.service_id else None
         configs: dict[str, NetworkAttachmentConfig] = {}
         for att in task.spec.networks or []:
             configs.setdefault(att.target, att)
@@ -321,7 +321,7 @@ class NetworkAllocator:
             if net is None or not self._usable(net):
                 return None
             networks.append(net)
-        if svc is not None and sorted(v.network_i_d for v in svc.endpoint.virtual_i_ps or []) != \
+        if svc is not None and sorted(v.network_id for v in svc.endpoint.virtual_ips or []) != \
                 sorted(vip_networks(svc, ingress_network(view))):
             return None  # the service's VIPs first (a later pass)
         owner = ("task", task.id)

@@ -73,17 +73,17 @@ class CAServer:
 
     def _cluster(self) -> Cluster:
         cluster = self._store.view().cluster()
-        if cluster is None or cluster.root_c_a is None:
+        if cluster is None or cluster.root_ca is None:
             raise PermissionDenied("this manager has no swarm CA")
         return cluster
 
     def _root(self) -> RootCA:
         cluster = self._cluster()
-        assert cluster.root_c_a is not None
-        return RootCA.from_pem(cluster.root_c_a.ca_cert, cluster.root_c_a.ca_key)
+        assert cluster.root_ca is not None
+        return RootCA.from_pem(cluster.root_ca.ca_cert, cluster.root_ca.ca_key)
 
     def _expiry(self) -> timedelta:
-        return timedelta(microseconds=self._cluster().spec.c_a_config.node_cert_expiry // 1000)
+        return timedelta(microseconds=self._cluster().spec.ca_config.node_cert_expiry // 1000)
 
     def sign(self, csr: str, *, node_id: str, role: str, addr: str) -> str:
         sans = ["127.0.0.1"] + ([addr] if addr and addr != "127.0.0.1" else [])
@@ -164,8 +164,8 @@ class CAServer:
             node = self._store.view().get(Node, peer.node_id)
             if node is None or node.actual_role() != NodeRole.MANAGER:
                 raise PermissionDenied(f"node {peer.node_id} is not a manager of this swarm")
-            assert cluster.root_c_a is not None
-            raft_ca = RootCA.from_pem(cluster.root_c_a.raft_ca_cert, cluster.root_c_a.raft_ca_key)
+            assert cluster.root_ca is not None
+            raft_ca = RootCA.from_pem(cluster.root_ca.raft_ca_cert, cluster.root_ca.raft_ca_key)
             body = await request.json()
             sans = sorted({"127.0.0.1", node.status.addr} - {""})
             cert = raft_ca.sign(str(body.get("CSR", "")), node_id=node.id, role="manager",

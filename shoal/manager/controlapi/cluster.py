@@ -27,8 +27,8 @@ def apply_defaults(spec: ClusterSpec) -> ClusterSpec:
     spec.dispatcher.heartbeat_period = spec.dispatcher.heartbeat_period or DEFAULT_HEARTBEAT
     if spec.dispatcher.heartbeat_period < 0:
         raise InvalidArgument("heartbeat period must be positive")
-    spec.c_a_config.node_cert_expiry = spec.c_a_config.node_cert_expiry or DEFAULT_CERT_EXPIRY
-    if spec.c_a_config.node_cert_expiry < MIN_CERT_EXPIRY:
+    spec.ca_config.node_cert_expiry = spec.ca_config.node_cert_expiry or DEFAULT_CERT_EXPIRY
+    if spec.ca_config.node_cert_expiry < MIN_CERT_EXPIRY:
         raise InvalidArgument(
             "rpc error: code = InvalidArgument desc = minimum certificate expiry time is: 1h0m0s"
         )
@@ -55,8 +55,8 @@ async def update_cluster(
         cluster = copy(current)
         cluster.spec = spec
         if rotate_worker or rotate_manager:
-            assert cluster.root_c_a is not None
-            digest = RootCA.from_pem(cluster.root_c_a.ca_cert).digest
+            assert cluster.root_ca is not None
+            digest = RootCA.from_pem(cluster.root_ca.ca_cert).digest
             if rotate_worker:
                 cluster.join_tokens.worker = generate_token(digest)
             if rotate_manager:

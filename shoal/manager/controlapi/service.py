@@ -149,7 +149,7 @@ async def _await_vips(store: Store, service_id: str, timeout: float = VIP_WAIT) 
         svc = view.get(Service, service_id)
         if svc is None:
             return True
-        have = sorted(v.network_i_d for v in svc.endpoint.virtual_i_ps or [] if v.addr)
+        have = sorted(v.network_id for v in svc.endpoint.virtual_ips or [] if v.addr)
         return have == sorted(vip_networks(svc, ingress_network(view)))
 
     with store.subscribe([Service]) as changes:  # subscribe, then look: nothing is missed
@@ -191,7 +191,7 @@ async def update_service(
         assert new_spec.endpoint_spec is not None
         svc.endpoint = Endpoint(spec=new_spec.endpoint_spec,
                                 ports=_allocate_ports(tx.view, svc.id, new_spec.endpoint_spec, current.endpoint),
-                                virtual_i_ps=current.endpoint.virtual_i_ps)
+                                virtual_ips=current.endpoint.virtual_ips)
         if svc.job_status is not None:
             svc.job_status = JobStatus(job_iteration=Version(index=svc.job_status.job_iteration.index + 1),
                                        last_execution=now())

@@ -55,7 +55,7 @@ PUSH_GAP = 0.05  # assignment pushes are debounced this long
 
 
 def _assigned(task: Task | None) -> bool:
-    return task is not None and bool(task.node_i_d) and task.state >= TaskState.ASSIGNED
+    return task is not None and bool(task.node_id) and task.state >= TaskState.ASSIGNED
 
 
 class Leadership(Protocol):
@@ -103,7 +103,7 @@ class Dispatcher:
 
     def managers(self) -> list[ManagerAddr]:
         return [
-            ManagerAddr(node_i_d=n.id, addr=n.manager_status.addr)
+            ManagerAddr(node_id=n.id, addr=n.manager_status.addr)
             for n in self._store.view().all(Node)
             if n.manager_status is not None and n.manager_status.addr
         ]
@@ -112,7 +112,7 @@ class Dispatcher:
     async def run(self) -> None:
         self._running = True
         self._fence = current_fence()
-        self._managers_sent = {(m.node_i_d, m.addr) for m in self.managers()}
+        self._managers_sent = {(m.node_id, m.addr) for m in self.managers()}
         start = time.monotonic()
         for node in self._store.view().all(Node):
             self._expires.setdefault(node.id, start + LEADER_GRACE * self.period())
@@ -144,17 +144,17 @@ class Dispatcher:
         assert old is None or isinstance(old, Task)
         assert new is None or isinstance(new, Task)
         if new is not None and _assigned(new):
-            decided = (old is None or not _assigned(old) or old.node_i_d != new.node_i_d
+            decided = (old is None or not _assigned(old) or old.node_id != new.node_id
                        or old.desired_state != new.desired_state)
-            session = self._sessions.get(new.node_i_d)
+            session = self._sessions.get(new.node_id)
             # The agent's own status reports come back here too; only what the manager decides
             # (a new assignment, a desired state) is pushed.
             if session is not None and decided:
                 session.changed[new.id] = new
                 session.removed.discard(new.id)
                 session.wake.set()
-        if old is not None and _assigned(old) and (new is None or new.node_i_d != old.node_i_d):
-            session = self._sessions.get(old.node_i_d)
+        if old is not None and _assigned(old) and (new is None or new.node_id != old.node_id):
+            session = self._sessions.get(old.node_id)
             if session is not None:
                 session.changed.pop(old.id, None)
                 session.removed.add(old.id)
@@ -167,7 +167,7 @@ class Dispatcher:
         if session is not None and old.actual_role() != new.actual_role():
             session.info = new  # sent by the session's pusher, in order with its assignments
             session.wake.set()
-        managers = {(m.node_i_d, m.addr) for m in self.managers()}
+        managers = {(m.node_id, m.addr) for m in self.managers()}
         if managers != self._managers_sent:
             # Every agent learns the new set of managers, to fail over to any of them.
             self._managers_sent = managers
@@ -215,7 +215,7 @@ class Dispatcher:
         await session.ws.send_str(encode_message(update))
 
     async def _send_session_info(self, session: _Session, node: Node) -> None:
-        info = SessionInfo(session_i_d=new_id(), node_i_d=node.id,
+        info = SessionInfo(session_id=new_id(), node_id=node.id,
                            heartbeat_period=int(self.period() * 1e9), managers=self.managers(),
                            role=node.actual_role())
         await session.ws.send_str(encode_message(info))
@@ -335,7 +335,7 @@ class Dispatcher:
                     await self._set_node_state([session.node_id], NodeState.READY, "")
             elif isinstance(message, StatusUpdate):
                 for update in message.updates:
-                    self._statuses[update.task_i_d] = update.status
+                    self._statuses[update.task_id] = update.status
             elif isinstance(message, (LogBatch, LogEnd)):
                 self._logs.deliver(session.node_id, message)
             elif isinstance(message, Register):
@@ -355,8 +355,8 @@ class Dispatcher:
             node = copy(current)
             node.description = reg.description
             cluster = tx.view.cluster()
-            if cluster is not None and node.description.t_l_s_info is None:
-                node.description.t_l_s_info = cluster.t_l_s_info
+            if cluster is not None and node.description.tls_info is None:
+                node.description.tls_info = cluster.tls_info
             addr = reg.addr or remote
             node.status = NodeStatus(state=NodeState.READY, addr=addr)
             ms = node.manager_status

@@ -39,7 +39,7 @@ class Orchestrator(ServiceLoop):
 
     def _startup(self, view: Tables) -> None:
         for task in view.tasks_by_desired_state("ready"):
-            service = view.get(Service, task.service_i_d)
+            service = view.get(Service, task.service_id)
             if service is not None and self._mine(service):
                 self.restarts.advance(task)
 

@@ -56,15 +56,15 @@ class ServiceLoop(ABC):
 
     def _all_services(self, view: Tables) -> set[str]:
         ids = {svc.id for svc in view.all(Service)}
-        return ids | {t.service_i_d for t in view.all(Task) if t.service_i_d}
+        return ids | {t.service_id for t in view.all(Task) if t.service_id}
 
     def _affected(self, view: Tables, change: Change) -> set[str]:
         out: set[str] = set()
         for obj in (change.old, change.new):
             if isinstance(obj, Service):
                 out.add(obj.id)
-            elif isinstance(obj, Task) and obj.service_i_d:
-                out.add(obj.service_i_d)
+            elif isinstance(obj, Task) and obj.service_id:
+                out.add(obj.service_id)
             elif isinstance(obj, Node):
                 out |= self._services_for_node(view, obj)
         return out

@@ -87,10 +87,10 @@ def new_task(service: Service, *, slot: int = 0, node_id: str = "") -> Task:
         id=new_id(),
         spec=clone(service.spec.task_template),
         endpoint_spec=clone(service.spec.endpoint_spec) if service.spec.endpoint_spec else None,
-        service_i_d=service.id,
+        service_id=service.id,
         service_name=service.spec.name,
         slot=slot,
-        node_i_d=node_id,
+        node_id=node_id,
         status=TaskStatus(timestamp=now(), state="new", message="created"),
         desired_state="running",
         job_iteration=Version(index=job) if job is not None else None,
@@ -135,7 +135,7 @@ def old_task_stopped(view: Tables, task_id: str) -> bool:
     old = view.get(Task, task_id)
     if old is None or old.state > TaskState.RUNNING or old.state < TaskState.ASSIGNED:
         return True
-    node = view.get(Node, old.node_i_d)
+    node = view.get(Node, old.node_id)
     return node is None or node.status.state == "down"
 
 

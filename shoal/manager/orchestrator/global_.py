@@ -67,7 +67,7 @@ class GlobalOrchestrator(Orchestrator):
         rules = _constraints(service)
         by_node: dict[str, list[Task]] = defaultdict(list)
         for task in view.tasks_of_service(service.id):
-            by_node[task.node_i_d].append(task)
+            by_node[task.node_id].append(task)
 
         kept: set[str] = set()
         for node_id, tasks in by_node.items():

@@ -33,7 +33,7 @@ class ReplicatedOrchestrator(Orchestrator):
         return service.spec.mode.name == "replicated"
 
     def _services_for_node(self, view: Tables, node: Node) -> set[str]:
-        return {t.service_i_d for t in view.tasks_of_node(node.id) if t.service_i_d}
+        return {t.service_id for t in view.tasks_of_node(node.id) if t.service_id}
 
     def _plan(self, tx: Tx, service: Service) -> set[str]:
         if not self._mine(service):
@@ -44,7 +44,7 @@ class ReplicatedOrchestrator(Orchestrator):
         for task in list(tasks.values()):
             if not is_live(task):
                 continue
-            stranded = bool(task.node_i_d) and node_invalid(view.get(Node, task.node_i_d))
+            stranded = bool(task.node_id) and node_invalid(view.get(Node, task.node_id))
             if task.state > TaskState.RUNNING or stranded:
                 tasks[task.id] = copy(task)
                 tasks[task.id].desired_state = "shutdown"
@@ -103,9 +103,9 @@ def _removal_order(slots: set[int], live: dict[int, list[Task]]) -> list[int]:
     index: dict[int, int] = {}
     for slot in sorted(live, key=lambda s: (not running(s), s)):
         tasks = live[slot]
-        if len(tasks) == 1 and tasks[0].node_i_d:
-            per_node[tasks[0].node_i_d] += 1
-            index[slot] = per_node[tasks[0].node_i_d]
+        if len(tasks) == 1 and tasks[0].node_id:
+            per_node[tasks[0].node_id] += 1
+            index[slot] = per_node[tasks[0].node_id]
 
     def rank(slot: int) -> tuple[int, int, int, int]:
         if slot not in live:

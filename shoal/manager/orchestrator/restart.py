@@ -48,7 +48,7 @@ class _Staged:
 
 
 def _key(service: Service, task: Task) -> tuple[str, str]:
-    where = task.node_i_d if service.spec.mode.is_global else str(task.slot)
+    where = task.node_id if service.spec.mode.is_global else str(task.slot)
     return (service.id, where)
 
 
@@ -112,11 +112,11 @@ class RestartSupervisor:
             )
             return None
         if service.spec.mode.is_global:
-            new = new_task(service, node_id=task.node_i_d)
+            new = new_task(service, node_id=task.node_id)
         else:
             new = new_task(service, slot=task.slot)
         new.desired_state = "ready"
-        node = tx.view.get(Node, task.node_i_d)
+        node = tx.view.get(Node, task.node_id)
         policy = restart_policy(task.spec)
         delay = 0.0 if node is not None and node.spec.availability == "drain" else policy.delay
         wait_old = node is not None and node.status.state != "down"

@@ -43,7 +43,7 @@ def reapable(view: Tables, service_id: str) -> list[Task]:
     out: dict[str, Task] = {}
     for task in tasks:
         if task.desired_state == "remove" and (
-            _ended(task) or task.state < TaskState.ASSIGNED or view.get(Node, task.node_i_d) is None
+            _ended(task) or task.state < TaskState.ASSIGNED or view.get(Node, task.node_id) is None
         ):
             out[task.id] = task
     service = view.get(Service, service_id)
@@ -85,19 +85,19 @@ class TaskReaper:
                     self._dirty |= self._all(view)
                 for change in batch:
                     obj = change.obj
-                    if isinstance(obj, Task) and obj.service_i_d:
-                        self._dirty.add(obj.service_i_d)
+                    if isinstance(obj, Task) and obj.service_id:
+                        self._dirty.add(obj.service_id)
                     elif isinstance(obj, Service):
                         self._dirty.add(obj.id)
                     elif isinstance(obj, Node):
-                        self._dirty |= {t.service_i_d for t in view.tasks_of_node(obj.id)}
+                        self._dirty |= {t.service_id for t in view.tasks_of_node(obj.id)}
                     elif isinstance(obj, Cluster):
                         self._dirty |= self._all(view)
                 await self._reap()
 
     @staticmethod
     def _all(view: Tables) -> set[str]:
-        return {t.service_i_d for t in view.all(Task) if t.service_i_d}
+        return {t.service_id for t in view.all(Task) if t.service_id}
 
     async def _reap(self) -> None:
         todo, self._dirty = self._dirty, set()

@@ -44,14 +44,14 @@ _FAILURES = (TaskState.COMPLETE, TaskState.FAILED, TaskState.REJECTED, TaskState
 
 def slot_key(service: Service, task: Task) -> str:
     """Replicated tasks are grouped by slot number, global ones by node."""
-    return task.node_i_d if service.spec.mode.is_global else str(task.slot)
+    return task.node_id if service.spec.mode.is_global else str(task.slot)
 
 
 def _slot_dirty(view: Tables, service: Service, tasks: list[Task]) -> bool:
     live = [t for t in tasks if is_live(t)]
     if len(live) > 1:
         return True
-    return any(is_task_dirty(service, t, view.get(Node, t.node_i_d)) for t in live)
+    return any(is_task_dirty(service, t, view.get(Node, t.node_id)) for t in live)
 
 
 def _is_rollback(service: Service) -> bool:
@@ -125,7 +125,7 @@ class Updater:
                 live = [t for t in tx.view.tasks_of_service(service.id)
                         if is_live(t) and slot_key(service, t) == key]
                 fresh = [t for t in live
-                         if not is_task_dirty(service, t, tx.view.get(Node, t.node_i_d))]
+                         if not is_task_dirty(service, t, tx.view.get(Node, t.node_id))]
                 fresh.sort(key=lambda t: t.state, reverse=True)
                 if fresh:
                     stale = [t for t in live if t.id != fresh[0].id]

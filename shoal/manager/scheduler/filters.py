@@ -172,7 +172,7 @@ class MaxReplicasFilter(Filter):
     def set_task(self, task: Task) -> bool:
         placement = task.spec.placement
         self._max = placement.max_replicas if placement is not None else 0
-        self._service = task.service_i_d
+        self._service = task.service_id
         return self._max > 0
 
     def check(self, info: NodeInfo) -> bool:

@@ -24,7 +24,7 @@ HostPort = tuple[str, int]
 
 def occupies(task: Task) -> bool:
     """Whether ``task`` counts against its node (assigned, not past RUNNING, still wanted)."""
-    if not task.node_i_d:
+    if not task.node_id:
         return False
     state = TaskState.parse(task.status.state)
     return (
@@ -93,7 +93,7 @@ class NodeInfo:
         self.remove_task(task.id)
         self.tasks[task.id] = task
         self.active_total += 1
-        svc = task.service_i_d
+        svc = task.service_id
         self.active_by_service[svc] = self.active_by_service.get(svc, 0) + 1
         cpus, memory = _reservation(task)
         self.reserved_cpus += cpus
@@ -106,7 +106,7 @@ class NodeInfo:
         if task is None:
             return False
         self.active_total -= 1
-        svc = task.service_i_d
+        svc = task.service_id
         left = self.active_by_service[svc] - 1
         if left:
             self.active_by_service[svc] = left

@@ -118,7 +118,7 @@ class Scheduler:
         for tasks in groups.values():
             pipeline.set_task(tasks[0])
             for task in tasks:
-                info = tracker.nodes.get(task.node_i_d)
+                info = tracker.nodes.get(task.node_id)
                 if info is None or info.node is None:
                     continue  # the node is gone; the global orchestrator will clean up
                 if pipeline.process(info):
@@ -153,7 +153,7 @@ class Scheduler:
                     continue  # changed since we saw it: the resync requeues it
                 if TaskState.parse(current.desired_state) > TaskState.RUNNING:
                     continue  # no longer wanted: left alone
-                if new.node_i_d and tx.view.get(Node, new.node_i_d) is None:
+                if new.node_id and tx.view.get(Node, new.node_id) is None:
                     continue
                 tx.update(new)
                 written += 1

@@ -42,7 +42,7 @@ class Placement:
 def assigned_copy(task: Task, node_id: str, timestamp: str) -> Task:
     """``task`` assigned to ``node_id``: a new object, the cached one is left untouched."""
     status = TaskStatus(timestamp=timestamp, state="assigned", message=ASSIGNED_MESSAGE)
-    return msgspec.structs.replace(task, node_i_d=node_id, status=status)
+    return msgspec.structs.replace(task, node_id=node_id, status=status)
 
 
 class _Leaf:
@@ -154,7 +154,7 @@ def place_group(
     first = tasks[0]
     pipeline.set_task(first)
     feasible = [info for info in nodes if pipeline.process(info)]
-    tree = _tree(feasible, _descriptors(first), first.service_i_d, now)
+    tree = _tree(feasible, _descriptors(first), first.service_id, now)
     assigner = _Assigner(timestamp)
     fits = pipeline.check
     for i, task in enumerate(tasks):

@@ -27,7 +27,7 @@ _FAILED = (TaskState.FAILED, TaskState.REJECTED)
 
 def group_key(task: Task) -> GroupKey:
     """Tasks with equal keys are interchangeable for placement (swarmkit: service + spec version)."""
-    return task.service_i_d, _encoder.encode((task.spec, task.endpoint_spec))
+    return task.service_id, _encoder.encode((task.spec, task.endpoint_spec))
 
 
 def schedulable(task: Task) -> bool:
@@ -63,7 +63,7 @@ class Tracker:
                 old = change.old if isinstance(change.old, Task) else None
                 if new is not None and self._versions.get(obj.id, 0) >= new.version.index:
                     continue  # already applied (a resync after our commit) or older
-                if new is not None and old is not None and new.node_i_d:
+                if new is not None and old is not None and new.node_id:
                     self._note_failure(old, new, now)
                 self.apply_task(obj.id, new)
 
@@ -94,7 +94,7 @@ class Tracker:
         if occupies(task):
             self.assign(task)
         elif schedulable(task):
-            if task.node_i_d:
+            if task.node_id:
                 self.preassigned[task_id] = task
             else:
                 self.unassigned[task_id] = (task, group_key(task))
@@ -103,20 +103,20 @@ class Tracker:
 
     def assign(self, task: Task) -> None:
         """Count an occupying task on its node (also the scheduler's own uncommitted decisions)."""
-        info = self.nodes.get(task.node_i_d)
+        info = self.nodes.get(task.node_id)
         if info is None:
-            info = self.nodes[task.node_i_d] = NodeInfo(task.node_i_d)
+            info = self.nodes[task.node_id] = NodeInfo(task.node_id)
         info.add_task(task)
-        self._on_node[task.id] = task.node_i_d
+        self._on_node[task.id] = task.node_id
         self.unassigned.pop(task.id, None)
         self.preassigned.pop(task.id, None)
 
     def _note_failure(self, old: Task, new: Task, now: float) -> None:
         state = TaskState.parse(new.status.state)
         if state in _FAILED and old.status.state != new.status.state:
-            info = self.nodes.get(new.node_i_d)
+            info = self.nodes.get(new.node_id)
             if info is not None:
-                info.record_failure(new.service_i_d, now)
+                info.record_failure(new.service_id, now)
 
     # -- reading -----------------------------------------------------------------------------
     def candidates(self) -> list[NodeInfo]:

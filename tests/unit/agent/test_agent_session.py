@@ -129,8 +129,8 @@ class FakeDispatcher:
         if isinstance(msg, Register):
             self.registers.append(msg)
             await self.send(SessionInfo(
-                session_i_d=f"s{self.sessions}", node_i_d="node-1", heartbeat_period=PERIOD_NS,
-                managers=[ManagerAddr(node_i_d="m1", addr=self.addr)], role="worker"))
+                session_id=f"s{self.sessions}", node_id="node-1", heartbeat_period=PERIOD_NS,
+                managers=[ManagerAddr(node_id="m1", addr=self.addr)], role="worker"))
             await self.send(Assignments(full=True, tasks=self.tasks))
         elif isinstance(msg, Heartbeat):
             self.heartbeats += 1
@@ -138,8 +138,8 @@ class FakeDispatcher:
                 await self.send(HeartbeatAck(period=PERIOD_NS))
         elif isinstance(msg, StatusUpdate):
             for u in msg.updates:
-                self.statuses[u.task_i_d] = u.status
-                self.history.setdefault(u.task_i_d, []).append(u.status.state)
+                self.statuses[u.task_id] = u.status
+                self.history.setdefault(u.task_id, []).append(u.status.state)
 
     async def send(self, msg: Any) -> None:
         assert self.ws is not None, "no session"
@@ -151,7 +151,7 @@ class FakeDispatcher:
 
 
 def make_task(task_id: str, *env: str, desired: str = "running") -> Task:
-    return Task(id=task_id, node_i_d="node-1", desired_state=desired,
+    return Task(id=task_id, node_id="node-1", desired_state=desired,
                 spec=TaskSpec(container_spec={"Image": "busybox", "Env": list(env)}),
                 status=TaskStatus(state="assigned"))
 

@@ -51,7 +51,7 @@ class FakeController:
         self.calls.append("update")
 
     def status(self) -> ContainerStatus:
-        return ContainerStatus(container_i_d="c" * 64, p_i_d=42, exit_code=self.exit_code)
+        return ContainerStatus(container_id="c" * 64, pid=42, exit_code=self.exit_code)
 
 
 def task_in(state: TaskState, desired: TaskState = TaskState.RUNNING) -> Task:
@@ -81,7 +81,7 @@ async def test_forward_transitions(state: TaskState, expect: TaskState, message:
     assert ctl.calls == ([call] if call else [])
     if call:
         assert status.container_status is not None
-        assert status.container_status.container_i_d == "c" * 64
+        assert status.container_status.container_id == "c" * 64
 
 
 async def test_ready_waits_while_desired_ready() -> None:

@@ -285,9 +285,9 @@ def test_rebuild_from_objects_then_no_double_allocation() -> None:
         net("big", IPAMConfig(subnet="10.0.4.0/22", gateway="10.0.4.1",
                               ip_range="10.0.6.0/24"), vnis=(4099,)),
     ]
-    services = [Service(id="s1", endpoint=Endpoint(virtual_i_ps=[
-        VirtualIP(network_i_d="ing", addr="10.0.0.2/24"),
-        VirtualIP(network_i_d="web", addr="10.0.1.2/24")]))]
+    services = [Service(id="s1", endpoint=Endpoint(virtual_ips=[
+        VirtualIP(network_id="ing", addr="10.0.0.2/24"),
+        VirtualIP(network_id="web", addr="10.0.1.2/24")]))]
     tasks = [_task("t1", ("ing", ["10.0.0.3/24"]), ("web", ["10.0.1.3/24"])),
              _task("t2", ("web", ["10.0.1.5/24"]), ("big", ["10.0.6.0/22"]))]
     s, problems = rebuild(networks, services, tasks, extra=[("web", "10.0.1.9/24")])

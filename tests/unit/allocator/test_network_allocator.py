@@ -111,7 +111,7 @@ async def add_tasks(store: Store, svc: Service, n: int) -> list[str]:
 
     def fn(tx: Tx) -> None:
         for i, tid in enumerate(ids):
-            tx.create(Task(id=tid, service_i_d=svc.id, slot=i + 1, spec=svc.spec.task_template,
+            tx.create(Task(id=tid, service_id=svc.id, slot=i + 1, spec=svc.spec.task_template,
                            endpoint_spec=svc.spec.endpoint_spec))
 
     await store.update(fn)
@@ -235,12 +235,12 @@ async def test_service_vips_task_addresses_and_endpoint(store: Store, running: R
     await wait_for("3 pending", lambda: pending(store, ids))
     stored = store.view().get(Service, svc.id)
     assert stored is not None
-    vips = {v.network_i_d: v.addr for v in stored.endpoint.virtual_i_ps or []}
+    vips = {v.network_id: v.addr for v in stored.endpoint.virtual_ips or []}
     assert set(vips) == {net.id, ingress.id}
     assert vips[net.id].startswith("10.0.1.") and vips[net.id].endswith("/24")
     task = store.view().get(Task, ids[0])
     assert task is not None and task.endpoint is not None
-    assert task.endpoint.virtual_i_ps == stored.endpoint.virtual_i_ps
+    assert task.endpoint.virtual_ips == stored.endpoint.virtual_ips
     assert [(p.target_port, p.published_port) for p in task.endpoint.ports or []] == [(80, 8080)]
     atts = {str(a.network["ID"]): a for a in task.networks_attachments or []}
     assert set(atts) == {net.id, ingress.id}
@@ -262,7 +262,7 @@ async def test_dnsrr_has_no_vips_and_host_ports_still_attach_ingress(store: Stor
     ids = await add_tasks(store, svc, 1)
     await wait_for("pending", lambda: pending(store, ids))
     stored = store.view().get(Service, svc.id)
-    assert stored is not None and not stored.endpoint.virtual_i_ps
+    assert stored is not None and not stored.endpoint.virtual_ips
     assert set(addresses(store, ids[0])) == {net.id, ingress.id}
 
 
@@ -324,7 +324,7 @@ async def test_releases_on_terminal_tasks_removed_services_and_updates(store: St
     await update_service(store, svc.id, current.version.index, spec)
     await wait_for("b's VIP back", lambda: in_use(alloc, b.id) == 1)  # the running task keeps its
     updated = store.view().get(Service, svc.id)
-    assert updated is not None and [v.network_i_d for v in updated.endpoint.virtual_i_ps or []] == [a.id]
+    assert updated is not None and [v.network_id for v in updated.endpoint.virtual_ips or []] == [a.id]
 
     await remove_service(store, svc.id)
     await wait_for("a's VIP back", lambda: in_use(alloc, a.id) == 1)
@@ -369,7 +369,7 @@ async def test_new_leader_rebuilds_and_hands_out_nothing_twice(store: Store, run
     more = await add_tasks(store, svc, 2)
     await wait_for("new tasks pending", lambda: pending(store, more))
     live = [a for i in ids[1:] + more for a in addresses(store, i)[net.id]]
-    vip = store.view().get(Service, svc.id).endpoint.virtual_i_ps[0].addr  # type: ignore[union-attr,index]
+    vip = store.view().get(Service, svc.id).endpoint.virtual_ips[0].addr  # type: ignore[union-attr,index]
     assert len(set(live + [vip])) == 5
     assert in_use(second, net.id) == 5
     assert set(addresses(store, more[0])[net.id]).isdisjoint(addresses(store, ids[2])[net.id])
@@ -394,7 +394,7 @@ async def test_task_waits_for_its_service_vips(store: Store) -> None:
     current = msgspec.structs.replace(current, spec=msgspec.structs.replace(
         current.spec, task_template=spec))
     await store.update(lambda tx: tx.update(current))
-    task = Task(id="t1", service_i_d=svc.id, spec=spec)
+    task = Task(id="t1", service_id=svc.id, spec=spec)
     assert net_alloc.allocate(task, store.view()) is None  # the VIP is not allocated yet
     await store.update(net_alloc.allocate_services)
     assert net_alloc.settle(store.view())

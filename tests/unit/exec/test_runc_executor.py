@@ -174,7 +174,7 @@ async def test_process_sees_env_user_cwd_hostname(env: Env) -> None:
     ctl.on_progress(progress.append)
     try:
         assert await run_to_exit(ctl) == 0
-        cid = ctl.status().container_i_d
+        cid = ctl.status().container_id
         assert len(cid) == 64
         lines = text(await collect(ctl)).splitlines()
         assert lines[:5] == ["65534", "65534", "/tmp", "bar baz", cid[:12]]
@@ -201,7 +201,7 @@ async def test_exit_codes(env: Env) -> None:
     bad = env.controller(env.task(["sh", "-c", "echo oops >&2; exit 3"]))
     try:
         assert await run_to_exit(ok) == 0
-        assert ok.status().exit_code == 0 and ok.status().p_i_d == 0
+        assert ok.status().exit_code == 0 and ok.status().pid == 0
         with pytest.raises(ExitError) as err:
             await run_to_exit(bad)
         assert err.value.code == 3 and str(err.value) == "task: non-zero exit (3)"
@@ -269,7 +269,7 @@ async def test_stop_kills_after_the_grace_period(env: Env) -> None:
     try:
         await ctl.prepare()
         await ctl.start()
-        assert ctl.status().p_i_d > 0
+        assert ctl.status().pid > 0
         await asyncio.wait_for(ctl.shutdown(), 20)
         with pytest.raises(ExitError) as err:
             await ctl.wait()
@@ -364,7 +364,7 @@ async def test_failing_health_check_fails_start(env: Env) -> None:
         with pytest.raises(Unhealthy) as err:
             await asyncio.wait_for(ctl.start(), 30)
         assert "dockerexec: unhealthy container" in str(err.value)
-        assert ctl.status().health == "unhealthy" and ctl.status().p_i_d == 0
+        assert ctl.status().health == "unhealthy" and ctl.status().pid == 0
     finally:
         await ctl.remove()
 
@@ -409,11 +409,11 @@ async def test_reattach_after_the_controller_is_gone(env: Env) -> None:
     first = env.controller(task)
     await first.prepare()
     await first.start()
-    cid, pid = first.status().container_i_d, first.status().p_i_d
+    cid, pid = first.status().container_id, first.status().pid
     del first  # the daemon died: only the shim and the container remain
     second = env.controller(task)
     try:
-        assert second.status().container_i_d == cid and second.status().p_i_d == pid
+        assert second.status().container_id == cid and second.status().pid == pid
         await second.start()  # idempotent: already running
         waiter = asyncio.create_task(second.wait())
         await asyncio.sleep(0.05)
@@ -559,7 +559,7 @@ async def test_remove_leaves_nothing(env: Env) -> None:
     directory = ctl.directory
     assert mounts_under(env.base) and env.base.joinpath("data/containers/by-task").is_dir()
     await asyncio.wait_for(ctl.remove(), 30)
-    assert ctl.status().container_i_d == ""
+    assert ctl.status().container_id == ""
     assert not directory.exists()
     assert [x for x in leftovers(env, parent=False) if not x.endswith("/by-task")] == []
     await ctl.remove()  # again: nothing to do
@@ -571,7 +571,7 @@ async def test_remove_after_a_half_prepare(env: Env) -> None:
         await ctl.prepare()
     assert not mounts_under(env.base)
     await ctl.remove()
-    assert ctl.status().container_i_d == ""
+    assert ctl.status().container_id == ""
 
 
 async def test_cleanup_all_removes_running_containers(env: Env) -> None:
@@ -665,7 +665,7 @@ async def test_reattach_after_the_daemon_was_killed(env: Env, rootfs: Path) -> N
     assert await asyncio.wait_for(proc.wait(), 60) == -signal.SIGKILL
     ctl = env.controller(task)
     try:
-        assert ctl.status().p_i_d > 0  # still running without its daemon
+        assert ctl.status().pid > 0  # still running without its daemon
         (env.base / "flags/go").touch()
         with pytest.raises(ExitError) as err:
             await asyncio.wait_for(ctl.wait(), 30)

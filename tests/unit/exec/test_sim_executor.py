@@ -53,9 +53,9 @@ async def test_exit_zero_after(executor: SimExecutor) -> None:
     ctl = executor.controller(make_task(env=["SIM_EXIT_AFTER=0.05"]))
     await run_to_running(ctl)
     st = ctl.status()
-    assert len(st.container_i_d) == 64 and st.p_i_d > 0
+    assert len(st.container_id) == 64 and st.pid > 0
     assert await asyncio.wait_for(ctl.wait(), 2) == 0
-    assert ctl.status().p_i_d == 0
+    assert ctl.status().pid == 0
 
 
 async def test_exit_code_fails(executor: SimExecutor) -> None:
@@ -129,14 +129,14 @@ async def test_reattach_after_restart_and_remove(tmp_path: Path) -> None:
     first = SimExecutor(hostname="n", state_dir=tmp_path)
     ctl = first.controller(make_task(env=["SIM_EXIT_AFTER=0.3"]))
     await run_to_running(ctl)
-    cid = ctl.status().container_i_d
+    cid = ctl.status().container_id
     await asyncio.sleep(0.15)
     # the agent restarts: a new executor and controller for the same task
     second = SimExecutor(hostname="n", state_dir=tmp_path)
     again = second.controller(make_task(env=["SIM_EXIT_AFTER=0.3"]))
     await again.prepare()
     await again.start()  # already running: not restarted
-    assert again.status().container_i_d == cid
+    assert again.status().container_id == cid
     t0 = time.monotonic()
     assert await asyncio.wait_for(again.wait(), 2) == 0
     assert time.monotonic() - t0 < 0.25  # the timer counts from the first start

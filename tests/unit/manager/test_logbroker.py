@@ -53,7 +53,7 @@ def _node(broker: LogBroker, node_id: str, sources: dict[str, FakeSource]) -> Lo
         if isinstance(msg, LogSubscribe):
             publisher.subscribe(msg)
         elif isinstance(msg, LogCancel):
-            publisher.cancel(msg.subscription_i_d)
+            publisher.cancel(msg.subscription_id)
 
     async def to_manager(msg: Message) -> None:
         assert isinstance(msg, (LogBatch, LogEnd))
@@ -71,7 +71,7 @@ async def _collect(items: AsyncIterator[NodeLogs]) -> tuple[list[tuple[str, byte
     lines, ends = [], []
     async for item in items:
         if isinstance(item, LogLines):
-            lines += [(e.task_i_d, e.data) for e in item.entries]
+            lines += [(e.task_id, e.data) for e in item.entries]
         else:
             ends.append(item)
     return lines, ends
@@ -135,8 +135,8 @@ async def test_a_lost_session_ends_the_node_part() -> None:
 
 
 def test_line_format_as_the_docker_cli_parses_it() -> None:
-    task = Task(id="t1", service_i_d="s1", node_i_d="n1")
-    entry = LogEntry(task_i_d="t1", stream=1, time=1_700_000_000_123_000_000, data=b"hello")
+    task = Task(id="t1", service_id="s1", node_id="n1")
+    entry = LogEntry(task_id="t1", stream=1, time=1_700_000_000_123_000_000, data=b"hello")
     line = format_line(entry, task, "n1", timestamps=True, details=True)
     assert line == (b"2023-11-14T22:13:20.123000000Z com.docker.swarm.node.id=n1,"
                     b"com.docker.swarm.service.id=s1,com.docker.swarm.task.id=t1 hello\n")

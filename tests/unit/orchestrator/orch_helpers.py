@@ -156,7 +156,7 @@ class Cluster:
             t.status.state = state
             t.status.timestamp = now()
             if node_id is not None:
-                t.node_i_d = node_id
+                t.node_id = node_id
             tx.update(t)
 
         await self.store.update(fn, retries=5)
@@ -191,7 +191,7 @@ class Cluster:
                  if n.status.state == "ready" and n.spec.availability == "active"]
         load = {n.id: len(view.tasks_of_node(n.id)) for n in nodes}
         for task in view.all(Task):
-            node = view.get(Node, task.node_i_d)
+            node = view.get(Node, task.node_id)
             state, desired = task.state, task.desired
             new = copy(task)
             if desired > TaskState.RUNNING:
@@ -199,12 +199,12 @@ class Cluster:
                     new.status.state = "shutdown"
                 else:
                     continue
-            elif state == TaskState.NEW and not task.node_i_d:
+            elif state == TaskState.NEW and not task.node_id:
                 if not load:
                     continue
                 pick = min(load, key=lambda n: (load[n], n))
                 load[pick] += 1
-                new.node_i_d = pick
+                new.node_id = pick
                 new.status.state = "assigned"
             elif state < TaskState.READY and node is not None and node.status.state == "ready":
                 new.status.state = "ready"

@@ -10,7 +10,7 @@ from shoal.store.store import Store
 
 
 def by_node(cluster: Cluster) -> dict[str, str]:
-    return {t.node_i_d: t.id for t in cluster.live()}
+    return {t.node_id: t.id for t in cluster.live()}
 
 
 async def test_one_task_per_ready_node_and_joins(store: Store, runner: Runner,
@@ -67,7 +67,7 @@ async def test_failed_global_task_restarted_on_same_node(store: Store, runner: R
     (task,) = await eventually(cluster.live, "a task")
     await cluster.set_task(task.id, "failed")
     (new,) = await eventually(lambda: [t for t in cluster.live() if t.id != task.id], "restart")
-    assert new.node_i_d == "n1"
+    assert new.node_id == "n1"
     await eventually(lambda: store.view().get(Task, new.id).desired_state == "running",
                      "restart started")
 

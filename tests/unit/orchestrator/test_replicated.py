@@ -18,7 +18,7 @@ async def test_scale_up_and_down_by_slots(store: Store, runner: Runner, cluster:
     tasks = await eventually(lambda: len(cluster.live()) == 3 and cluster.live(), "3 tasks")
     assert [t.slot for t in tasks] == [1, 2, 3]
     assert all(t.status.state == "new" and t.desired_state == "running" for t in tasks)
-    assert all(t.spec.image == "nginx:1" and t.node_i_d == "" for t in tasks)
+    assert all(t.spec.image == "nginx:1" and t.node_id == "" for t in tasks)
 
     async def scale(n: int) -> None:
         def fn(svc: Service) -> None:
@@ -64,7 +64,7 @@ async def test_scale_down_prefers_most_loaded_node(store: Store, runner: Runner,
 
     await cluster.update_service("svc1", fn)
     live = await eventually(lambda: len(cluster.live()) == 2 and cluster.live(), "2 live")
-    assert sorted(t.node_i_d for t in live) == ["n1", "n2"]
+    assert sorted(t.node_id for t in live) == ["n1", "n2"]
 
 
 async def test_failed_task_replaced_in_same_slot_after_delay(
@@ -83,7 +83,7 @@ async def test_failed_task_replaced_in_same_slot_after_delay(
         return next((t for t in cluster.live() if t.id != task.id), None)
 
     new = await eventually(replacement, "a replacement task")
-    assert new.slot == 1 and new.desired_state == "ready" and new.node_i_d == ""
+    assert new.slot == 1 and new.desired_state == "ready" and new.node_id == ""
     old = store.view().get(Task, task.id)
     assert old is not None and old.desired_state == "shutdown"
     await eventually(lambda: (r := replacement()) and r.desired_state == "running",
@@ -140,7 +140,7 @@ async def test_node_down_replaces_its_tasks_unassigned(store: Store, runner: Run
     await cluster.set_node("n1", state="down")
     new = await eventually(
         lambda: [t for t in cluster.live() if t.id not in (a.id, b.id)], "replacement")
-    assert new[0].slot == a.slot and new[0].node_i_d == ""
+    assert new[0].slot == a.slot and new[0].node_id == ""
     assert store.view().get(Task, a.id).desired_state == "shutdown"  # type: ignore[union-attr]
     assert store.view().get(Task, b.id).desired_state == "running"  # type: ignore[union-attr]
     # The old node is down: no waiting for the old task to stop.

@@ -170,7 +170,7 @@ async def test_global_rolling_update(store: Store, runner: Runner, cluster: Clus
     await cluster.update_service("svc1", set_image("nginx:2"))
     await eventually(lambda: status(cluster).state == "completed", "global update completed", 5)
     live = cluster.live()
-    assert sorted(t.node_i_d for t in live) == ["n1", "n2"]
+    assert sorted(t.node_id for t in live) == ["n1", "n2"]
     assert all(t.spec.image == "nginx:2" and t.status.state == "running" for t in live)
 
 

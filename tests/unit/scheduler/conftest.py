@@ -91,10 +91,10 @@ def make_task(
 ) -> Task:
     return Task(
         id=task_id,
-        service_i_d=service,
+        service_id=service,
         spec=spec or TaskSpec(container_spec={"Image": "busybox"}),
         slot=slot,
-        node_i_d=node,
+        node_id=node,
         status=TaskStatus(state=state),
         desired_state=desired,
         **extra,
@@ -139,5 +139,5 @@ def assigned(store: Store, service: str = "svc") -> list[Task]:
 def per_node(store: Store, service: str = "svc") -> dict[str, int]:
     out: dict[str, int] = {}
     for t in assigned(store, service):
-        out[t.node_i_d] = out.get(t.node_i_d, 0) + 1
+        out[t.node_id] = out.get(t.node_id, 0) + 1
     return out

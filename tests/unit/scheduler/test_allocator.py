@@ -19,7 +19,7 @@ async def test_new_tasks_become_pending(store: Store, allocator: Allocator) -> N
         lambda: sum(t.status.state == "pending" for t in tasks(store)) == 301,
     )
     t = store.view().get(Task, "t7")
-    assert t is not None and t.status.message == PENDING_MESSAGE and t.node_i_d == ""
+    assert t is not None and t.status.message == PENDING_MESSAGE and t.node_id == ""
     await settle(store)
     unwanted = store.view().get(Task, "unwanted")
     assert unwanted is not None and unwanted.status.state == "new"

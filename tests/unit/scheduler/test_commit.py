@@ -31,7 +31,7 @@ async def test_conflict_requeues_the_task_and_frees_the_node(store: Store) -> No
     assert sched._tracker.nodes["n1"].active_total == 0
     await sched._commit(sched.decide(0.0).decisions)
     t0 = store.view().get(Task, "t0")
-    assert t0 is not None and t0.status.state == "assigned" and t0.node_i_d == "n1"
+    assert t0 is not None and t0.status.state == "assigned" and t0.node_id == "n1"
 
 
 async def test_task_no_longer_wanted_before_commit_is_left_alone(store: Store) -> None:
@@ -42,5 +42,5 @@ async def test_task_no_longer_wanted_before_commit_is_left_alone(store: Store) -
     await _change(store, "t0", desired_state="shutdown")
     await sched._commit(decided.decisions)
     t0 = store.view().get(Task, "t0")
-    assert t0 is not None and t0.status.state == "pending" and t0.node_i_d == ""
+    assert t0 is not None and t0.status.state == "pending" and t0.node_id == ""
     assert not sched._tracker.unassigned and sched._tracker.nodes["n1"].active_total == 0

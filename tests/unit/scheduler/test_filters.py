@@ -155,7 +155,7 @@ async def test_global_task_assigned_only_if_its_node_passes(
     await settle(store)
     drained = store.view().get(Task, "g-drained")
     assert drained is not None and drained.status.state == "pending"
-    assert drained.node_i_d == "drained"
+    assert drained.node_id == "drained"
 
 
 async def test_tasks_no_longer_wanted_are_left_alone(store: Store, scheduler: Scheduler) -> None:
@@ -164,4 +164,4 @@ async def test_tasks_no_longer_wanted_are_left_alone(store: Store, scheduler: Sc
     await wait_for("t1 assigned", lambda: len(assigned(store)) == 1)
     await settle(store)
     t0 = store.view().get(Task, "t0")
-    assert t0 is not None and t0.status.state == "pending" and t0.node_i_d == ""
+    assert t0 is not None and t0.status.state == "pending" and t0.node_id == ""

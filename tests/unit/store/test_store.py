@@ -41,7 +41,7 @@ async def test_create_twice_conflicts(store: Store) -> None:
 async def test_task_indexes_follow_updates_and_deletes(store: Store) -> None:
     def make(tx):
         for i in range(300):
-            tx.create(Task(id=f"t{i:03}", service_i_d="s1", node_i_d=f"n{i % 3}"))
+            tx.create(Task(id=f"t{i:03}", service_id="s1", node_id=f"n{i % 3}"))
 
     await store.update(make, atomic=False)
     view = store.view()
