@@ -104,6 +104,7 @@ def service_json(view: Tables, svc: Service, *, status: bool = False, insert_def
                  down: frozenset[str] | None = None) -> dict[str, Any]:
     """``down``: the down nodes, when the caller renders many services at once."""
     out: dict[str, Any] = _builtins(svc)
+    out.pop("PendingAllocation", None)
     for key in ("Spec", "PreviousSpec"):
         _hide_registry_auth((out.get(key) or {}).get("TaskTemplate"))
     if insert_defaults:

@@ -9,7 +9,6 @@ the agent (every node), and the manager (manager nodes). State lives under
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import shutil
 import socket
@@ -22,39 +21,25 @@ from typing import Any
 from shoal import aio
 from shoal.agent import Agent
 from shoal.api.engine import SwarmState
+from shoal.daemon.state import LocalState, ManagerAddr
 from shoal.errors import InvalidArgument, ShoalError, Unavailable
 from shoal.exec.executor import Executor
 from shoal.exec.runc import RuncExecutor
 from shoal.exec.sim import SimExecutor
 from shoal.image.service import ImageService
-from shoal.manager.allocator.ipam import AddressPool
-from shoal.manager.ca.etcdtls import RAFT_CA_CN, EtcdTLS, issue_etcd_tls
-from shoal.manager.ca.rootca import RootCA
-from shoal.manager.controlapi.cluster import apply_defaults
+from shoal.manager.bootstrap import new_swarm
+from shoal.manager.ca.etcdtls import EtcdTLS
 from shoal.manager.logbroker import LogBroker, RemoteLogs
 from shoal.manager.manager import Manager, ManagerSettings
 from shoal.model.dispatch import NetworkUpdate, SessionInfo
-from shoal.model.ids import new_id
-from shoal.model.objects import (
-    Cluster,
-    JoinTokens,
-    ManagerStatus,
-    Network,
-    Node,
-    NodeDescription,
-    NodeStatus,
-    RootCAState,
-    TLSInfo,
-)
+from shoal.model.objects import Node
 from shoal.model.requests import InitRequest, JoinRequest
-from shoal.model.specs import IPAM, NetworkSpec, NodeSpec
-from shoal.model.states import Availability, NodeRole, NodeState
+from shoal.model.states import NodeRole
 from shoal.net.dns import read_resolv_conf
 from shoal.net.netagent import NetworkAgent
 from shoal.node.join import join as join_swarm
 from shoal.node.join import raft_certificate, renew
-from shoal.pki.identity import NodeIdentity, generate_key_and_csr
-from shoal.pki.tokens import generate_token
+from shoal.pki.identity import NodeIdentity
 from shoal.store.store import NO_LEADER, Store, Tx
 
 __all__ = ["NodeSettings", "SwarmNode"]
@@ -102,6 +87,16 @@ def _default_ip() -> str:
             return "127.0.0.1"
 
 
+def _addresses(listen_addr: str, advertise_addr: str) -> LocalState:
+    listen_ip, port = _split_addr(listen_addr or "0.0.0.0:2377")
+    adv_ip, _ = _split_addr(advertise_addr, port) if advertise_addr else (listen_ip, port)
+    if adv_ip in ("", "0.0.0.0"):
+        adv_ip = _default_ip()
+    if listen_ip in ("", "0.0.0.0"):
+        listen_ip = adv_ip  # several daemons share one machine: bind the advertised address
+    return LocalState(listen_ip=listen_ip, listen_port=port, advertise_ip=adv_ip)
+
+
 class SwarmNode:
     def __init__(self, settings: NodeSettings) -> None:
         self.settings = settings
@@ -112,7 +107,7 @@ class SwarmNode:
                                    insecure_registries=settings.insecure_registries)
         self._dir = settings.data_root / "swarm"
         self._identity: NodeIdentity | None = None
-        self._state: dict[str, Any] = {}
+        self._state: LocalState | None = None  # in a swarm: set with _identity
         self._manager: Manager | None = None
         self._agent: Agent | None = None
         self._agent_task: asyncio.Task[None] | None = None
@@ -132,13 +127,15 @@ class SwarmNode:
     def swarm_state(self) -> SwarmState:
         if self._identity is None:
             return SwarmState(local_node_state="pending" if self._lock.locked() else "inactive")
-        managers = [(m.get("NodeID", ""), m["Addr"]) for m in self._state.get("managers", [])]
+        state = self._state
+        assert state is not None  # set with _identity
+        managers = [(m.node_id, m.addr) for m in state.managers]
         error = ""
         if self._identity.role == NodeRole.MANAGER and self.store is None:
             error = ("This manager's copy of the swarm state is not ready yet: " + NO_LEADER
                      if self._manager is not None else "This node is becoming a manager; try again shortly.")
         return SwarmState(local_node_state="active", node_id=self._identity.node_id,
-                          node_addr=self._state.get("advertise_ip", ""),
+                          node_addr=state.advertise_ip,
                           control_available=self.store is not None, role=self._identity.role,
                           remote_managers=managers, error=error)
 
@@ -149,7 +146,7 @@ class SwarmNode:
         if identity is None or not state_file.exists():
             return
         self._identity = identity
-        self._state = json.loads(state_file.read_text())
+        self._state = LocalState.load(state_file)
         log.info("resuming swarm membership as node %s (%s)", identity.node_id, identity.role)
         if identity.role == NodeRole.MANAGER:
             if (self._dir / "etcd").exists():
@@ -166,9 +163,10 @@ class SwarmNode:
         await self._stop_parts(shutdown_tasks=False)
 
     def _save_state(self) -> None:
+        assert self._state is not None
         self._dir.mkdir(parents=True, exist_ok=True)
         tmp = self._dir / "state.json.tmp"
-        tmp.write_text(json.dumps(self._state, indent=2))
+        tmp.write_bytes(self._state.encode())
         tmp.replace(self._dir / "state.json")
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
@@ -184,10 +182,11 @@ class SwarmNode:
 
     async def _start_manager(self, *, bootstrap: Callable[[Tx], None] | None = None, join: list[str] | None = None,
                              force_new_cluster: bool = False, wait: bool = True) -> None:
-        assert self._identity is not None
-        listen_ip, port = self._state["listen_ip"], int(self._state["listen_port"])
-        manager = Manager(ManagerSettings(state_dir=self._dir, listen_ip=listen_ip, listen_port=port,
-                                          advertise_ip=self._state["advertise_ip"]), self._identity,
+        state = self._state
+        assert self._identity is not None and state is not None
+        manager = Manager(ManagerSettings(state_dir=self._dir, listen_ip=state.listen_ip,
+                                          listen_port=state.listen_port, advertise_ip=state.advertise_ip),
+                          self._identity,
                           eligible=self._eligible)
         self._manager = manager
         try:
@@ -199,9 +198,8 @@ class SwarmNode:
 
     async def _join_managers(self) -> None:
         """Get an etcd certificate from the leader and join the etcd membership."""
-        assert self._identity is not None
-        addrs = [m["Addr"] for m in self._state.get("managers", [])]
-        grant = await raft_certificate(addrs, self._identity)
+        assert self._identity is not None and self._state is not None
+        grant = await raft_certificate(self._state.manager_addrs, self._identity)
         EtcdTLS(grant.cert_pem, grant.key_pem, grant.ca_pem).save(self._dir / "etcd-tls")
         await self._start_manager(join=grant.endpoints)
         log.info("this node is a manager now")
@@ -227,13 +225,14 @@ class SwarmNode:
         log.info("this node is a worker now")
 
     def _start_agent(self) -> None:
-        assert self._identity is not None
+        state = self._state
+        assert self._identity is not None and state is not None
         executor: Executor
         if self.settings.executor == "runc":
             # overlay networks need real containers: the sim executor runs without them
             upstreams, search = read_resolv_conf()
             self._network = NetworkAgent(node_id=self._identity.node_id,
-                                         advertise_ip=self._state["advertise_ip"],
+                                         advertise_ip=state.advertise_ip,
                                          netns_dir=self.settings.exec_root / "netns",
                                          upstreams=upstreams, search=search)
             executor = RuncExecutor(self.hostname, self.engine_labels, self.settings.data_root,
@@ -245,13 +244,13 @@ class SwarmNode:
         else:
             executor = SimExecutor(hostname=self.hostname, engine_labels=self.engine_labels,
                                    state_dir=self.settings.exec_root)
-        managers = [m["Addr"] for m in self._state.get("managers", [])]
+        managers = state.manager_addrs
         if self._network is not None:
             self._network.set_managers(managers)
         # The context is built per connection, so a renewed certificate (promote/demote) is used
         # from the next session on.
         self._agent = Agent(executor=executor, state_dir=self._dir, ssl_context=self._client_ctx,
-                            managers=managers, addr=self._state["advertise_ip"], on_session=self._on_session,
+                            managers=managers, addr=state.advertise_ip, on_session=self._on_session,
                             on_network=self._on_network)
         self._agent_task = asyncio.create_task(self._agent.run(), name="agent")
 
@@ -265,10 +264,14 @@ class SwarmNode:
 
     async def _on_session(self, info: SessionInfo) -> None:
         self._session.set()
-        self._state["managers"] = [{"NodeID": m.node_id, "Addr": m.addr} for m in info.managers] or self._state.get("managers", [])
+        state = self._state
+        if state is None:
+            return  # left the swarm meanwhile
+        if info.managers:
+            state.managers = [ManagerAddr(node_id=m.node_id, addr=m.addr) for m in info.managers]
         self._save_state()
         if self._network is not None:
-            self._network.set_managers([m["Addr"] for m in self._state["managers"]])
+            self._network.set_managers(state.manager_addrs)
         assert self._identity is not None
         if info.role:
             self._wanted_role = info.role
@@ -283,7 +286,7 @@ class SwarmNode:
         delay = 0.5
         try:
             while self._identity is not None and self._identity.role != self._wanted_role:
-                addrs = [m["Addr"] for m in self._state.get("managers", [])]
+                addrs = self._state.manager_addrs if self._state is not None else []
                 for addr in addrs:
                     try:
                         identity = await renew(addr, self._identity)
@@ -329,92 +332,43 @@ class SwarmNode:
             self._manager = None
 
     # -- init / join / leave --------------------------------------------------------------
-    def _addresses(self, listen_addr: str, advertise_addr: str) -> None:
-        listen_ip, port = _split_addr(listen_addr or "0.0.0.0:2377")
-        adv_ip, _ = _split_addr(advertise_addr, port) if advertise_addr else (listen_ip, port)
-        if adv_ip in ("", "0.0.0.0"):
-            adv_ip = _default_ip()
-        if listen_ip in ("", "0.0.0.0"):
-            listen_ip = adv_ip  # several daemons share one machine: bind the advertised address
-        self._state.update(listen_ip=listen_ip, listen_port=port, advertise_ip=adv_ip)
-
     async def init(self, req: InitRequest) -> str:
         if self._identity is not None and req.force_new_cluster:
             return await self._force_new_cluster()
         if self._identity is not None:
             raise Unavailable(ALREADY)
-        if req.availability and req.availability not in Availability.ALL:
-            raise InvalidArgument(f"invalid availability {req.availability!r}")
-        spec = apply_defaults(req.spec)
         async with self._lock:
-            self._state = {}
-            self._addresses(req.listen_addr, req.advertise_addr)
-            root = RootCA.create()
-            raft_root = RootCA.create(common_name=RAFT_CA_CN)
-            cluster_id, node_id = new_id(), new_id()
-            key, csr = generate_key_and_csr()
-            cert = root.sign(csr, node_id=node_id, role="manager", cluster_id=cluster_id,
-                             san_ips=sorted({"127.0.0.1", self._state["advertise_ip"]}))
-            identity = NodeIdentity(cert_pem=cert, key_pem=key, ca_pem=root.cert_pem)
-            addr = f"{self._state['advertise_ip']}:{self._state['listen_port']}"
-            self._state["managers"] = [{"NodeID": node_id, "Addr": addr}]
-            pool = req.default_addr_pool or ["10.0.0.0/8"]
-            AddressPool(pool, req.subnet_size or 24)  # a bad pool or size: InvalidArgument now
-
-            def bootstrap(tx: Tx) -> None:
-                assert root.key_pem is not None
-                tx.create(Cluster(
-                    id=cluster_id, spec=spec, default_addr_pool=pool, subnet_size=req.subnet_size or 24,
-                    data_path_port=req.data_path_port or 4789,
-                    join_tokens=JoinTokens(worker=generate_token(root.digest), manager=generate_token(root.digest)),
-                    tls_info=TLSInfo(*root.tls_info()),
-                    root_ca=RootCAState(ca_cert=root.cert_pem, ca_key=root.key_pem,
-                                         raft_ca_cert=raft_root.cert_pem, raft_ca_key=raft_root.key_pem or ""),
-                ))
-                tx.create(Node(
-                    id=node_id,
-                    spec=NodeSpec(role=NodeRole.MANAGER, availability=req.availability or Availability.ACTIVE, labels={}),
-                    description=NodeDescription(hostname=self.hostname),  # usable by name at once
-                    status=NodeStatus(state=NodeState.UNKNOWN, addr=self._state["advertise_ip"]),
-                    manager_status=ManagerStatus(leader=True, reachability="reachable", addr=addr),
-                    cert_role=NodeRole.MANAGER,
-                    role=NodeRole.MANAGER,
-                    etcd_member=True,
-                ))
-                tx.create(Network(id=new_id(), spec=NetworkSpec(
-                    name="ingress", driver="overlay", scope="swarm", ingress=True, labels={}, options={},
-                    ipam=IPAM(driver="default"))))  # its subnet: the pool's first, by the allocator
-
+            state = _addresses(req.listen_addr, req.advertise_addr)
+            addr = f"{state.advertise_ip}:{state.listen_port}"
+            swarm = new_swarm(req, hostname=self.hostname, advertise_ip=state.advertise_ip, manager_addr=addr)
+            state.managers = [ManagerAddr(node_id=swarm.node_id, addr=addr)]
             self._dir.mkdir(parents=True, exist_ok=True)
-            issue_etcd_tls(raft_root, node_id=node_id, cluster_id=cluster_id,
-                           ips=[self._state["advertise_ip"]]).save(self._dir / "etcd-tls")
+            swarm.etcd_tls.save(self._dir / "etcd-tls")
             try:
-                self._identity = identity
-                await self._start_manager(bootstrap=bootstrap)
+                self._identity, self._state = swarm.identity, state
+                await self._start_manager(bootstrap=swarm.write)
             except BaseException:
-                self._identity = None
+                self._identity = self._state = None
                 shutil.rmtree(self._dir, ignore_errors=True)
                 raise
-            identity.save(self._dir / "certificates")
+            swarm.identity.save(self._dir / "certificates")
             self._save_state()
             self._start_agent()
-        log.info("swarm initialised: cluster %s, node %s", cluster_id, node_id)
-        return node_id
-
+        log.info("swarm initialised: cluster %s, node %s", swarm.cluster_id, swarm.node_id)
+        return swarm.node_id
     async def join(self, req: JoinRequest) -> None:
         if self._identity is not None:
             raise Unavailable(ALREADY)
         if not req.remote_addrs:
             raise InvalidArgument("at least 1 RemoteAddr is required to join")
         async with self._lock:
-            self._state = {}
-            self._addresses(req.listen_addr, req.advertise_addr)
+            state = _addresses(req.listen_addr, req.advertise_addr)
             remotes = [a if ":" in a else f"{a}:2377" for a in req.remote_addrs]
             identity = await join_swarm(remotes, req.join_token, hostname=self.hostname,
                                         availability=req.availability or "active",
-                                        advertise_addr=self._state["advertise_ip"])
-            self._state["managers"] = [{"NodeID": "", "Addr": a} for a in remotes]
-            self._identity = identity
+                                        advertise_addr=state.advertise_ip)
+            state.managers = [ManagerAddr(addr=a) for a in remotes]
+            self._identity, self._state = identity, state
             identity.save(self._dir / "certificates")
             self._save_state()
             self._session.clear()
@@ -489,7 +443,6 @@ class SwarmNode:
                 except ShoalError as exc:
                     log.warning("could not remove this manager from the etcd membership: %s", exc.message)
             await self._stop_parts(shutdown_tasks=True)
-            self._identity = None
-            self._state = {}
+            self._identity = self._state = None
             shutil.rmtree(self._dir, ignore_errors=True)
         log.info("left the swarm")

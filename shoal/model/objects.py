@@ -165,6 +165,9 @@ class Service(StoredObject, kw_only=True):
     endpoint: Endpoint = msgspec.field(default_factory=Endpoint)
     update_status: UpdateStatus | None = None
     job_status: JobStatus | None = None
+    # Internal: set by every write of the spec, cleared by the allocator once the service has
+    # what its spec needs (VIPs); the API waits on it instead of knowing the allocator's rules.
+    pending_allocation: bool = False
 
 
 class ContainerStatus(Struct):

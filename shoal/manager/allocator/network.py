@@ -267,6 +267,8 @@ class NetworkAllocator:
             want = vip_networks(svc, ingress)
             have = {v.network_id: v.addr for v in svc.endpoint.virtual_ips or [] if v.addr}
             if sorted(have) == sorted(want):
+                if svc.pending_allocation:
+                    tx.update(msgspec.structs.replace(svc, pending_allocation=False))
                 continue
             if not all(self._usable(view.get(Network, nid)) for nid in want):
                 continue  # a network not allocated yet: the next pass
@@ -278,7 +280,7 @@ class NetworkAllocator:
                 log.warning("service %s (%s): no VIP: %s", svc.spec.name, svc.id, exc.message)
                 continue  # what it took is given back by settle
             endpoint = msgspec.structs.replace(svc.endpoint, virtual_ips=vips or None)
-            tx.update(msgspec.structs.replace(svc, endpoint=endpoint))
+            tx.update(msgspec.structs.replace(svc, endpoint=endpoint, pending_allocation=False))
 
     # -- nodes -------------------------------------------------------------------------------
     def allocate_nodes(self, tx: Tx) -> None:

@@ -20,7 +20,6 @@ from shoal.errors import (
     SequenceConflict,
     Unimplemented,
 )
-from shoal.manager.allocator.network import ingress_network, vip_networks
 from shoal.manager.controlapi.validate import validate_service_spec
 from shoal.model.ids import new_id
 from shoal.model.objects import Endpoint, JobStatus, Network, Service, UpdateStatus, Version, now
@@ -127,7 +126,7 @@ async def create_service(store: Store, spec: ServiceSpec) -> Service:
     def fn(tx: Tx) -> Service:
         _normalise(tx.view, spec)
         _check_name_free(tx.view, spec.name, "")
-        svc = Service(id=new_id(), spec=spec)
+        svc = Service(id=new_id(), spec=spec, pending_allocation=True)
         assert spec.endpoint_spec is not None
         svc.endpoint = Endpoint(spec=spec.endpoint_spec, ports=_allocate_ports(tx.view, svc.id, spec.endpoint_spec, None))
         if spec.mode.replicated_job is not None or spec.mode.global_job is not None:
@@ -136,21 +135,17 @@ async def create_service(store: Store, spec: ServiceSpec) -> Service:
         return svc
 
     svc = await store.update(fn, retries=1)  # a name taken meanwhile: Conflict on retry
-    await _await_vips(store, svc.id)
+    await _await_allocation(store, svc.id)
     return svc
 
 
-async def _await_vips(store: Store, service_id: str, timeout: float = VIP_WAIT) -> None:
-    """Until the stored service has a VIP on each network it needs one on (the allocator, on the
-    leader, writes them), or ``timeout``."""
+async def _await_allocation(store: Store, service_id: str, timeout: float = VIP_WAIT) -> None:
+    """Until the allocator (on the leader) has given the stored service what its spec needs,
+    or ``timeout`` (no VIP free: the call returns anyway, as before)."""
 
     def done() -> bool:
-        view = store.view()
-        svc = view.get(Service, service_id)
-        if svc is None:
-            return True
-        have = sorted(v.network_id for v in svc.endpoint.virtual_ips or [] if v.addr)
-        return have == sorted(vip_networks(svc, ingress_network(view)))
+        svc = store.view().get(Service, service_id)
+        return svc is None or not svc.pending_allocation
 
     with store.subscribe([Service]) as changes:  # subscribe, then look: nothing is missed
         try:
@@ -195,11 +190,12 @@ async def update_service(
         if svc.job_status is not None:
             svc.job_status = JobStatus(job_iteration=Version(index=svc.job_status.job_iteration.index + 1),
                                        last_execution=now())
+        svc.pending_allocation = True
         tx.update(svc)
         return svc
 
     svc = await store.update(fn)
-    await _await_vips(store, svc.id)
+    await _await_allocation(store, svc.id)
     return svc
 
 

@@ -231,6 +231,8 @@ async def test_service_vips_task_addresses_and_endpoint(store: Store, running: R
     net = await overlay(store, "front")
     await wait_for("front allocated", lambda: allocated(store, net.id))
     svc = await service(store, "web", [net.id], [PortConfig(target_port=80, published_port=8080)])
+    made = store.view().get(Service, svc.id)  # create returns once the allocator is done with it
+    assert made is not None and not made.pending_allocation and len(made.endpoint.virtual_ips or []) == 2
     ids = await add_tasks(store, svc, 3)
     await wait_for("3 pending", lambda: pending(store, ids))
     stored = store.view().get(Service, svc.id)
@@ -262,7 +264,7 @@ async def test_dnsrr_has_no_vips_and_host_ports_still_attach_ingress(store: Stor
     ids = await add_tasks(store, svc, 1)
     await wait_for("pending", lambda: pending(store, ids))
     stored = store.view().get(Service, svc.id)
-    assert stored is not None and not stored.endpoint.virtual_ips
+    assert stored is not None and not stored.endpoint.virtual_ips and not stored.pending_allocation
     assert set(addresses(store, ids[0])) == {net.id, ingress.id}
 
 

@@ -1,0 +1,34 @@
+"""The daemon's own swarm state on disk (``<data-root>/swarm/state.json``): where it listens,
+what it advertises and the managers it last knew. The file's JSON keys are as they were when
+this was a plain dict, so a node made by an older shoald resumes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+
+__all__ = ["LocalState", "ManagerAddr"]
+
+
+class ManagerAddr(msgspec.Struct, kw_only=True):
+    node_id: str = msgspec.field(default="", name="NodeID")  # "" until a session names it
+    addr: str = msgspec.field(name="Addr")  # "IP:PORT" of its swarm listener
+
+
+class LocalState(msgspec.Struct, kw_only=True):
+    listen_ip: str
+    listen_port: int
+    advertise_ip: str
+    managers: list[ManagerAddr] = msgspec.field(default_factory=list)
+
+    @property
+    def manager_addrs(self) -> list[str]:
+        return [m.addr for m in self.managers]
+
+    @classmethod
+    def load(cls, path: Path) -> LocalState:
+        return msgspec.json.decode(path.read_bytes(), type=cls)
+
+    def encode(self) -> bytes:
+        return msgspec.json.format(msgspec.json.encode(self), indent=2)

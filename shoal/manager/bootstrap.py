@@ -1,0 +1,103 @@
+"""A new swarm (swarmkit's manager bootstrap): its CAs, the first node's identity, and the
+first objects of the store, made by ``swarm init``.
+
+The daemon asks for a ``NewSwarm`` and hands ``NewSwarm.write`` to the manager's first start;
+what a swarm starts with is decided here, once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shoal.errors import InvalidArgument
+from shoal.manager.allocator.ipam import AddressPool
+from shoal.manager.ca.etcdtls import RAFT_CA_CN, EtcdTLS, issue_etcd_tls
+from shoal.manager.ca.rootca import RootCA
+from shoal.manager.controlapi.cluster import apply_defaults
+from shoal.model.ids import new_id
+from shoal.model.objects import (
+    Cluster,
+    JoinTokens,
+    ManagerStatus,
+    Network,
+    Node,
+    NodeDescription,
+    NodeStatus,
+    RootCAState,
+    TLSInfo,
+)
+from shoal.model.requests import InitRequest
+from shoal.model.specs import IPAM, NetworkSpec, NodeSpec
+from shoal.model.states import Availability, NodeRole, NodeState
+from shoal.pki.identity import NodeIdentity, generate_key_and_csr
+from shoal.pki.tokens import generate_token
+from shoal.store.store import Tx
+
+__all__ = ["DEFAULT_ADDR_POOL", "DEFAULT_DATA_PATH_PORT", "DEFAULT_SUBNET_SIZE", "NewSwarm", "new_swarm"]
+
+DEFAULT_ADDR_POOL = "10.0.0.0/8"
+DEFAULT_SUBNET_SIZE = 24
+DEFAULT_DATA_PATH_PORT = 4789
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewSwarm:
+    """Everything ``swarm init`` makes before the store exists; nothing is written yet."""
+
+    cluster_id: str
+    node_id: str
+    identity: NodeIdentity  # the first node's: a manager certificate from the new root CA
+    etcd_tls: EtcdTLS  # its etcd member's, from the raft CA
+    cluster: Cluster
+    node: Node
+    ingress: Network
+
+    def write(self, tx: Tx) -> None:
+        """The store's first transaction."""
+        tx.create(self.cluster)
+        tx.create(self.node)
+        tx.create(self.ingress)
+
+
+def new_swarm(req: InitRequest, *, hostname: str, advertise_ip: str, manager_addr: str) -> NewSwarm:
+    """A swarm whose first manager is this node (``hostname``), reached at ``manager_addr``
+    ("IP:PORT"); raises InvalidArgument for a request Docker would refuse."""
+    if req.availability and req.availability not in Availability.ALL:
+        raise InvalidArgument(f"invalid availability {req.availability!r}")
+    spec = apply_defaults(req.spec)
+    pool = req.default_addr_pool or [DEFAULT_ADDR_POOL]
+    subnet_size = req.subnet_size or DEFAULT_SUBNET_SIZE
+    AddressPool(pool, subnet_size)  # a bad pool or size: InvalidArgument now, not in the allocator
+    root = RootCA.create()
+    raft_root = RootCA.create(common_name=RAFT_CA_CN)
+    assert root.key_pem is not None and raft_root.key_pem is not None  # just made
+    cluster_id, node_id = new_id(), new_id()
+    key, csr = generate_key_and_csr()
+    cert = root.sign(csr, node_id=node_id, role="manager", cluster_id=cluster_id,
+                     san_ips=sorted({"127.0.0.1", advertise_ip}))
+    cluster = Cluster(
+        id=cluster_id, spec=spec, default_addr_pool=pool, subnet_size=subnet_size,
+        data_path_port=req.data_path_port or DEFAULT_DATA_PATH_PORT,
+        join_tokens=JoinTokens(worker=generate_token(root.digest), manager=generate_token(root.digest)),
+        tls_info=TLSInfo(*root.tls_info()),
+        root_ca=RootCAState(ca_cert=root.cert_pem, ca_key=root.key_pem,
+                            raft_ca_cert=raft_root.cert_pem, raft_ca_key=raft_root.key_pem),
+    )
+    node = Node(
+        id=node_id,
+        spec=NodeSpec(role=NodeRole.MANAGER, availability=req.availability or Availability.ACTIVE, labels={}),
+        description=NodeDescription(hostname=hostname),  # usable by name at once
+        status=NodeStatus(state=NodeState.UNKNOWN, addr=advertise_ip),
+        manager_status=ManagerStatus(leader=True, reachability="reachable", addr=manager_addr),
+        cert_role=NodeRole.MANAGER,
+        role=NodeRole.MANAGER,
+        etcd_member=True,
+    )
+    ingress = Network(id=new_id(), spec=NetworkSpec(
+        name="ingress", driver="overlay", scope="swarm", ingress=True, labels={}, options={},
+        ipam=IPAM(driver="default")))  # its subnet: the pool's first, by the allocator
+    return NewSwarm(
+        cluster_id=cluster_id, node_id=node_id,
+        identity=NodeIdentity(cert_pem=cert, key_pem=key, ca_pem=root.cert_pem),
+        etcd_tls=issue_etcd_tls(raft_root, node_id=node_id, cluster_id=cluster_id, ips=[advertise_ip]),
+        cluster=cluster, node=node, ingress=ingress)
