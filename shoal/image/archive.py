@@ -11,7 +11,8 @@ loaded manifest by manifest from ``index.json``: a nested index picks linux/amd6
 manifest is stored as it is (its digest is the registry's). Names come from the
 ``io.containerd.image.name`` annotation, else ``org.opencontainers.image.ref.name`` when that
 is a full name; an image without one is loaded untagged. A load is all or nothing: a failure
-removes the blobs it added.
+removes the blobs it added. As dockerd does, ``load_archive`` unpacks the layers at load, not at
+first run.
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ from functools import partial
 from typing import IO, Any
 
 from shoal.errors import InvalidArgument
+from shoal.image.catalog import Catalog
 from shoal.image.reference import Reference, parse
 from shoal.image.store import ImageRecord, ImageStore, digest_of, json_object
 
-__all__ = ["Loaded", "load_docker_archive", "oci_manifest", "read_archive"]
+__all__ = ["Loaded", "load_archive", "load_docker_archive", "oci_manifest", "read_archive"]
 
 MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
 CONFIG_TYPE = "application/vnd.oci.image.config.v1+json"
@@ -52,6 +54,13 @@ def _member(tar: tarfile.TarFile, name: str) -> IO[bytes]:
     if data is None:
         raise InvalidArgument(f"invalid archive: {name!r} is not a regular file")
     return data
+
+
+def _json_member(tar: tarfile.TarFile, name: str) -> Any:
+    try:
+        return json.load(_member(tar, name))
+    except ValueError as exc:
+        raise InvalidArgument(f"invalid archive: {name}: {exc}") from exc
 
 
 class _Ingest:
@@ -90,7 +99,7 @@ class _Ingest:
 
     def rollback(self) -> None:
         for digest in self.new:
-            self.store.blob_path(digest).unlink(missing_ok=True)
+            self.store.remove_blob(digest)
         self.new.clear()
 
 
@@ -98,10 +107,7 @@ Loaded = list[tuple[Reference | None, ImageRecord]]
 
 
 def _docker_entries(tar: tarfile.TarFile, ingest: _Ingest) -> Loaded:
-    try:
-        entries: Any = json.load(_member(tar, "manifest.json"))
-    except ValueError as exc:
-        raise InvalidArgument(f"invalid archive: manifest.json: {exc}") from exc
+    entries = _json_member(tar, "manifest.json")
     if not isinstance(entries, list) or not entries:
         raise InvalidArgument("invalid archive: manifest.json lists no image")
     loaded: Loaded = []
@@ -177,10 +183,7 @@ def _oci_manifest(tar: tarfile.TarFile, descriptor: dict[str, Any], ingest: _Ing
 
 
 def _oci_entries(tar: tarfile.TarFile, ingest: _Ingest, platform: tuple[str, str]) -> Loaded:
-    try:
-        index: Any = json.load(_member(tar, "index.json"))
-    except ValueError as exc:
-        raise InvalidArgument(f"invalid archive: index.json: {exc}") from exc
+    index = _json_member(tar, "index.json")
     manifests = index.get("manifests") if isinstance(index, dict) else None
     if not isinstance(manifests, list) or not manifests:
         raise InvalidArgument("invalid archive: index.json lists no image")
@@ -223,3 +226,27 @@ def load_docker_archive(store: ImageStore, archive: IO[bytes]) -> list[tuple[Ref
     for ref, record in loaded:
         store.tag(ref, record)
     return loaded
+
+
+def load_archive(catalog: Catalog, archive: IO[bytes], *, platform: tuple[str, str],
+                 extract: Callable[[str], object]) -> list[str]:
+    """``docker load``: every image of the archive named (or kept dangling) and its layers
+    unpacked with ``extract``; returns Docker's lines (``Loaded image: NAME`` / ``Loaded image
+    ID: sha256:...``). All or nothing."""
+    loaded = read_archive(catalog.store, archive, platform=platform)
+    for _ref, record in loaded:
+        for digest in record.layers:
+            extract(digest)
+    lines = []
+    for ref, record in loaded:
+        if ref is None:
+            catalog.keep_untagged(record)
+            lines.append(f"Loaded image ID: {record.config}")
+        else:
+            catalog.tag(ref, record)
+            # not ``ref.shown``: a name with both shows its tag here
+            if ref.digest and not ref.tag:
+                lines.append(f"Loaded image: {ref.familiar}@{ref.digest}")
+            else:
+                lines.append(f"Loaded image: {ref.familiar}:{ref.tag}")
+    return lines

@@ -41,6 +41,12 @@ class Reference:
             return self.path.removeprefix("library/")
         return self.repository
 
+    @property
+    def shown(self) -> str:
+        """One name as Docker prints it: familiar, with its digest if it has one, else its tag
+        (``redis:7``, ``me/app@sha256:...``)."""
+        return f"{self.familiar}@{self.digest}" if self.digest else f"{self.familiar}:{self.tag}"
+
     def __str__(self) -> str:
         out = self.repository
         if self.tag:

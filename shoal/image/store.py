@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -141,15 +142,26 @@ class ImageStore:
     def put_blob(self, data: bytes, *, digest: str | None = None) -> str:
         return self.ingest([data], digest=digest, size=len(data))
 
+    def remove_blob(self, digest: str) -> None:
+        """Delete a blob; one already gone is no error (a rollback may meet a half-done load)."""
+        self.blob_path(digest).unlink(missing_ok=True)
+
     # -- layers ------------------------------------------------------------------------------
     def layer_dir(self, digest: str) -> Path:
         """The extracted layer (extracted now if it is not yet: once per node, shared by every
         container using it)."""
-        path = self._layers / _hex(digest)[:12]
+        path = self._layer_path(digest)
         if not path.exists():
             with open(self.blob_path(digest), "rb") as blob:
                 extract_layer(blob, path)
         return path
+
+    def remove_layer(self, digest: str) -> None:
+        """Delete the extracted layer, if it was extracted."""
+        shutil.rmtree(self._layer_path(digest), ignore_errors=True)
+
+    def _layer_path(self, digest: str) -> Path:
+        return self._layers / _hex(digest)[:12]
 
     # -- images ------------------------------------------------------------------------------
     def _load_index(self) -> dict[str, dict[str, object]]:

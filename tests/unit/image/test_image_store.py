@@ -1,17 +1,14 @@
-"""The image store: blobs by verified digest, records by tag, layers extracted once; and
-`docker save` archives loaded into it."""
+"""The image store: blobs by verified digest, records by tag, layers extracted once."""
 
 from __future__ import annotations
 
 import io
-import json
 import tarfile
 from pathlib import Path
 
 import pytest
 
 from shoal.errors import InvalidArgument, NotFound
-from shoal.image.archive import load_docker_archive
 from shoal.image.reference import parse
 from shoal.image.store import ImageRecord, ImageStore, digest_of
 
@@ -61,37 +58,3 @@ def test_records_by_tag_and_layers_extracted_once(tmp_path: Path) -> None:
     store.untag(parse("busybox"))
     assert store.names() == {}
 
-
-def test_docker_save_archive_loads(tmp_path: Path) -> None:
-    layer = _tar_bytes({"bin/busybox": b"\x7fELF", "etc/hostname": b"x"})
-    config = json.dumps({"config": {"Cmd": ["sh"]}, "rootfs": {"type": "layers"}}).encode()
-    archive = _tar_bytes({
-        "manifest.json": json.dumps([{"Config": "abc.json", "RepoTags": ["busybox:latest", "me/tools:1"],
-                                      "Layers": ["l1/layer.tar"]}]).encode(),
-        "abc.json": config,
-        "l1/layer.tar": layer,
-    })
-    store = ImageStore(tmp_path / "images")
-    loaded = load_docker_archive(store, io.BytesIO(archive))
-    assert [str(ref) for ref, _ in loaded] == ["docker.io/library/busybox:latest", "docker.io/me/tools:1"]
-    record = store.get(parse("me/tools:1"))
-    assert record.config == digest_of(config) and record.layers == (digest_of(layer),)
-    manifest = json.loads(store.read_blob(record.manifest))
-    assert manifest["config"]["digest"] == record.config and manifest["layers"][0]["size"] == len(layer)
-    assert (store.layer_dir(record.layers[0]) / "bin/busybox").read_bytes() == b"\x7fELF"
-
-
-@pytest.mark.parametrize(("files", "message"), [
-    ({"other": b"x"}, "manifest.json"),
-    ({"manifest.json": b"not json"}, "manifest.json"),
-    ({"manifest.json": b"[]"}, "lists no image"),
-    ({"manifest.json": b'[{"Config": "gone.json", "Layers": []}]'}, "missing"),
-])
-def test_bad_archives_are_refused(tmp_path: Path, files: dict[str, bytes], message: str) -> None:
-    with pytest.raises(InvalidArgument, match=message):
-        load_docker_archive(ImageStore(tmp_path), io.BytesIO(_tar_bytes(files)))
-
-
-def test_not_a_tar_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(InvalidArgument, match="invalid archive"):
-        load_docker_archive(ImageStore(tmp_path), io.BytesIO(b"plain text, not a tar" * 100))

@@ -33,6 +33,11 @@ def test_str_is_the_canonical_name() -> None:
     assert str(parse(f"me/app@{DIGEST}")) == f"docker.io/me/app@{DIGEST}"
 
 
+def test_shown_is_the_familiar_name_with_its_digest_else_its_tag() -> None:
+    assert parse("redis").shown == "redis:latest"
+    assert parse(f"localhost:5000/app:1@{DIGEST}").shown == f"localhost:5000/app@{DIGEST}"
+
+
 @pytest.mark.parametrize("name", ["", " redis", "Redis", "redis:", "redis@sha256:abc", "a//b",
                                   "redis:bad tag", "-lead/x", "UPPER/case:1"])
 def test_bad_references_are_refused(name: str) -> None:
