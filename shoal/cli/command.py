@@ -10,11 +10,11 @@ from typing import Any, TypeVar
 import click
 from click.core import ParameterSource
 
-from shoal.cli import units
 from shoal.cli.app import App
 from shoal.cli.errors import UsageError
 from shoal.cli.flagtypes import flag_display
-from shoal.cli.printf import go_quote
+from shoal.cli.format import units
+from shoal.cli.template.printf import go_quote
 
 __all__ = ["BIN", "ShoalCommand", "ShoalGroup", "changed", "pass_app", "usage_line"]
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import click
 
-from shoal.cli import units
 from shoal.cli.client import filters_param
-from shoal.cli.printf import go_quote
+from shoal.cli.format import units
+from shoal.cli.template.printf import go_quote
 
 __all__ = [
     "COMMAND",

@@ -7,8 +7,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from shoal.cli.errors import CliError
-from shoal.cli.tabwriter import TabWriter
-from shoal.cli.templates import (
+from shoal.cli.format.tabwriter import TabWriter
+from shoal.cli.template.engine import (
     HEADER_FUNCTIONS,
     Fields,
     Template,
