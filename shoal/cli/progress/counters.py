@@ -1,78 +1,31 @@
 """Count a service's convergence as docker's progress updaters do, and emit `Progress` records.
 
 Replicated services count running tasks by slot, global services by node (ignoring nodes that
-are down), jobs count completed tasks of the current job iteration.
+are down); jobs are counted in `shoal.cli.progress.jobs`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 from shoal.cli.errors import CliError
 from shoal.cli.progress.render import Progress
+from shoal.cli.progress.states import (
+    LONGEST_STATE,
+    MAX_BARS,
+    STATE_ORDER,
+    Output,
+    Task,
+    known_states,
+    task_error,
+    task_state,
+    terminal,
+    truncate_error,
+)
 
-__all__ = [
-    "LONGEST_STATE",
-    "MAX_BARS",
-    "MAX_JOB_PROGRESS",
-    "STATE_ORDER",
-    "Updater",
-    "known_states",
-    "new_updater",
-    "task_error",
-    "task_state",
-    "terminal",
-    "truncate_error",
-]
+__all__ = ["GlobalUpdater", "ReplicatedUpdater"]
 
-Output = Callable[[Progress], None]
-Task = dict[str, Any]
-
-STATE_ORDER = {
-    "new": 1,
-    "allocated": 2,
-    "pending": 3,
-    "assigned": 4,
-    "accepted": 5,
-    "preparing": 6,
-    "ready": 7,
-    "starting": 8,
-    "running": 9,
-    "complete": 10,
-    "shutdown": 11,
-    "failed": 12,
-    "rejected": 13,
-}
-LONGEST_STATE = max(len(s) for s, n in STATE_ORDER.items() if n <= 10)  # "preparing", "allocated"
 _MAX_PROGRESS = 9
-MAX_JOB_PROGRESS = 10
-MAX_BARS = 20
-
-
-def terminal(state: str) -> bool:
-    return STATE_ORDER.get(state, 0) > STATE_ORDER["running"]
-
-
-def truncate_error(message: str) -> str:
-    """One line, at most 75 characters, as docker shows task errors in progress bars."""
-    message = message.replace("\n", " ")
-    return message[:74] + "…" if len(message) > 75 else message
-
-
-def task_state(task: Task) -> str:
-    return str((task.get("Status") or {}).get("State", ""))
-
-
-def task_error(task: Task) -> str:
-    return str((task.get("Status") or {}).get("Err", "") or "")
-
-
-def known_states(task: Task) -> bool:
-    return bool(
-        STATE_ORDER.get(str(task.get("DesiredState", "")), 0)
-        and STATE_ORDER.get(task_state(task), 0)
-    )
 
 
 def _prefer(existing: Task | None, task: Task) -> bool:
@@ -87,13 +40,6 @@ def _prefer(existing: Task | None, task: Task) -> bool:
         old_desired == new_desired
         and STATE_ORDER[task_state(existing)] <= STATE_ORDER[task_state(task)]
     )
-
-
-class Updater(Protocol):
-    def update(
-        self, service: dict[str, Any], tasks: list[Task], active: set[str], rollback: bool
-    ) -> bool:
-        """Emit progress for this poll; return whether the service has converged."""
 
 
 def _overall(out: Output, numerator: int, denominator: int, rollback: bool) -> None:
@@ -203,19 +149,3 @@ class GlobalUpdater:
             _overall(self.out, running, count, rollback)
             self.done = running == count
         return running == count
-
-
-def new_updater(service: dict[str, Any], out: Output) -> Updater:
-    """docker's ``initializeUpdater``: pick the counter for the service's mode."""
-    mode = (service.get("Spec") or {}).get("Mode") or {}
-    if mode.get("Replicated") is not None and mode["Replicated"].get("Replicas") is not None:
-        return ReplicatedUpdater(out)
-    if mode.get("Global") is not None:
-        return GlobalUpdater(out)
-    from shoal.cli.progress.jobs import GlobalJobUpdater, ReplicatedJobUpdater
-
-    if mode.get("ReplicatedJob") is not None:
-        return ReplicatedJobUpdater(service, out)
-    if mode.get("GlobalJob") is not None:
-        return GlobalJobUpdater(out)
-    raise CliError("unrecognized service mode")

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from shoal.cli.progress.counters import (
+from shoal.cli.progress.render import Progress
+from shoal.cli.progress.states import (
     LONGEST_STATE,
     MAX_BARS,
     MAX_JOB_PROGRESS,
@@ -17,7 +18,6 @@ from shoal.cli.progress.counters import (
     task_state,
     truncate_error,
 )
-from shoal.cli.progress.render import Progress
 
 __all__ = ["GlobalJobUpdater", "ReplicatedJobUpdater"]
 
@@ -31,14 +31,36 @@ def _task_iteration(task: Task) -> int | None:
     return None if iteration is None else int(iteration.get("Index", 0))
 
 
+def _less_advanced(existing: Task | None, task: Task) -> bool:
+    """Whether `task` replaces `existing` for its slot/node: the job shows its earliest state."""
+    if existing is None:
+        return True
+    return STATE_ORDER.get(task_state(existing), 0) > STATE_ORDER.get(task_state(task), 0)
+
 
 def _job_bar(ident: str, task: dict[str, Any]) -> Progress:
     """One job task's progress line: its error, or its state as a bar."""
     if task_error(task):
         return Progress(id=ident, action=truncate_error(task_error(task)))
-    return Progress(id=ident, action=task_state(task).ljust(LONGEST_STATE),
-                    current=STATE_ORDER.get(task_state(task), 0), total=MAX_JOB_PROGRESS,
-                    hide_counts=True)
+    return Progress(
+        id=ident,
+        action=task_state(task).ljust(LONGEST_STATE),
+        current=STATE_ORDER.get(task_state(task), 0),
+        total=MAX_JOB_PROGRESS,
+        hide_counts=True,
+    )
+
+
+def _completed(completed: int, total: int) -> Progress:
+    """The ``job progress`` line both job counters print."""
+    return Progress(
+        id="job progress",
+        action=f"{completed:>{len(str(total))}} out of {total} complete",
+        current=completed,
+        total=total,
+        hide_counts=True,
+    )
+
 
 class ReplicatedJobUpdater:
     """docker's ``replicatedJobProgressUpdater``: completed out of TotalCompletions."""
@@ -65,11 +87,7 @@ class ReplicatedJobUpdater:
             if _task_iteration(task) != self.iteration or not known_states(task):
                 continue
             slot = int(task.get("Slot") or 0)
-            existing = by_slot.get(slot)
-            if (
-                existing is None
-                or STATE_ORDER[task_state(existing)] > STATE_ORDER[task_state(task)]
-            ):
+            if _less_advanced(by_slot.get(slot), task):
                 by_slot[slot] = task
         active_count = complete = 0
         for slot in range(len(by_slot)):  # docker walks slots 0..n-1
@@ -85,16 +103,7 @@ class ReplicatedJobUpdater:
         return complete == self.total
 
     def _overall(self, active: int, completed: int) -> None:
-        digits = len(str(self.total))
-        self.out(
-            Progress(
-                id="job progress",
-                action=f"{completed:>{digits}} out of {self.total} complete",
-                current=completed,
-                total=self.total,
-                hide_counts=True,
-            )
-        )
+        self.out(_completed(completed, self.total))
         desired = min(self.total - completed, self.concurrent)
         width = len(str(self.concurrent))
         self.out(
@@ -130,10 +139,7 @@ class GlobalJobUpdater:
             node_id = str(task.get("NodeID", ""))
             if _task_iteration(task) != iteration or node_id not in self.nodes:
                 continue
-            existing = by_node.get(node_id)
-            if existing is None or STATE_ORDER.get(task_state(existing), 0) > STATE_ORDER.get(
-                task_state(task), 0
-            ):
+            if _less_advanced(by_node.get(node_id), task):
                 by_node[node_id] = task
         complete = 0
         for node_id in sorted(by_node):
@@ -146,13 +152,4 @@ class GlobalJobUpdater:
         return complete == self.total
 
     def _overall(self, complete: int) -> None:
-        digits = len(str(self.total))
-        self.out(
-            Progress(
-                id="job progress",
-                action=f"{complete:>{digits}} out of {self.total} complete",
-                current=complete,
-                total=self.total,
-                hide_counts=True,
-            )
-        )
+        self.out(_completed(complete, self.total))

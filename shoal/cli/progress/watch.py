@@ -1,7 +1,7 @@
 """Wait for a service to converge, as ``docker service create/update/scale`` do without ``-d``.
 
 Every 200 ms: read the service, its up-to-date tasks and the nodes; count (see
-`shoal.cli.progress.counters`); once converged, keep watching for the update monitor period
+`shoal.cli.progress.counters` and `shoal.cli.progress.jobs`); once converged, keep watching for the update monitor period
 (5 s unless the service says otherwise) and print ``verify: Service X converged``.
 """
 
@@ -13,10 +13,12 @@ from shoal.cli.app import App
 from shoal.cli.client import filters_param
 from shoal.cli.command import BIN
 from shoal.cli.errors import CliError, Interrupted
-from shoal.cli.progress.counters import Output, Updater, new_updater
+from shoal.cli.progress.counters import GlobalUpdater, ReplicatedUpdater
+from shoal.cli.progress.jobs import GlobalJobUpdater, ReplicatedJobUpdater
 from shoal.cli.progress.render import Progress, ProgressDisplay
+from shoal.cli.progress.states import Output, Updater
 
-__all__ = ["POLL_INTERVAL", "service_progress", "wait_on_service"]
+__all__ = ["POLL_INTERVAL", "new_updater", "service_progress", "wait_on_service"]
 
 POLL_INTERVAL = 0.2  # seconds between polls, as docker
 _DEFAULT_MONITOR = 5_000_000_000  # ns; swarmkit's default UpdateConfig.Monitor
@@ -37,6 +39,20 @@ def _active_nodes(app: App) -> set[str]:
         for node in app.client.get("/nodes") or []
         if (node.get("Status") or {}).get("State") != "down"
     }
+
+
+def new_updater(service: dict[str, Any], out: Output) -> Updater:
+    """docker's ``initializeUpdater``: pick the counter for the service's mode."""
+    mode = (service.get("Spec") or {}).get("Mode") or {}
+    if mode.get("Replicated") is not None and mode["Replicated"].get("Replicas") is not None:
+        return ReplicatedUpdater(out)
+    if mode.get("Global") is not None:
+        return GlobalUpdater(out)
+    if mode.get("ReplicatedJob") is not None:
+        return ReplicatedJobUpdater(service, out)
+    if mode.get("GlobalJob") is not None:
+        return GlobalJobUpdater(out)
+    raise CliError("unrecognized service mode")
 
 
 class _Watch:

@@ -10,8 +10,9 @@ import pytest
 
 from shoal.cli.app import App
 from shoal.cli.errors import CliError, Interrupted
-from shoal.cli.progress.counters import GlobalUpdater, ReplicatedUpdater, truncate_error
+from shoal.cli.progress.counters import GlobalUpdater, ReplicatedUpdater
 from shoal.cli.progress.render import Progress, ProgressDisplay, progress_bar
+from shoal.cli.progress.states import truncate_error
 from shoal.cli.progress.watch import service_progress
 
 NODES = [
