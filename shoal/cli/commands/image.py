@@ -19,11 +19,13 @@ import click
 
 from shoal.cli import flagtypes as ft
 from shoal.cli.app import App
+from shoal.cli.client import DaemonError
 from shoal.cli.command import ShoalCommand, ShoalGroup, pass_app
 from shoal.cli.errors import CliError
 from shoal.cli.format.timefmt import human_duration, since
-from shoal.cli.formatting import list_format, render_inspect, render_list
+from shoal.cli.formatting import list_format, print_inspect, render_list
 from shoal.cli.images import parse_image
+from shoal.cli.options import filter_option, inspect_format_option, list_format_option
 from shoal.cli.template.engine import Fields
 
 __all__ = ["ALIASES", "image"]
@@ -274,10 +276,8 @@ def _rows(items: list[dict[str, Any]], digests: bool, trunc: bool, now_ns: int) 
 @image.command("ls", use="[OPTIONS] [REPOSITORY[:TAG]]", arity=(0, 1))
 @click.option("-a", "--all", "all_", is_flag=True, help="Show all images (default hides intermediate images)")
 @click.option("--digests", is_flag=True, help="Show digests")
-@click.option("-f", "--filter", "filters", type=ft.FILTER, multiple=True,
-              help="Filter output based on conditions provided")
-@click.option("--format", "fmt", default="",
-              help="Format output using a custom template: 'table', 'table TEMPLATE', 'json' or 'TEMPLATE'")
+@filter_option()
+@list_format_option()
 @click.option("--no-trunc", is_flag=True, help="Don't truncate output")
 @click.option("-q", "--quiet", is_flag=True, help="Only show image IDs")
 @click.argument("args", nargs=-1)
@@ -302,18 +302,13 @@ def ls(app: App, all_: bool, digests: bool, filters: tuple[Any, ...], fmt: str, 
 
 
 @image.command("inspect", use="[OPTIONS] IMAGE [IMAGE...]", arity=(1, None))
-@click.option("-f", "--format", "fmt", default="",
-              help="Format output using a custom template: 'json' or 'TEMPLATE'")
+@inspect_format_option()
 @click.option("--platform", default="", help="Inspect a specific platform of the multi-platform image")
 @click.argument("args", nargs=-1)
 @pass_app
 def inspect(app: App, fmt: str, platform: str, args: tuple[str, ...]) -> None:
     """Display detailed information on one or more images"""
-    result = render_inspect(args, lambda ref: app.client.get(f"/images/{ref}/json"), fmt,
-                            describe=lambda exc, _ref: str(exc))
-    app.out(result.text)
-    if result.errors:
-        raise CliError("\n".join(result.errors))
+    print_inspect(app.out, args, lambda ref: app.client.get(f"/images/{ref}/json"), fmt)
 
 
 @image.command("rm", use="[OPTIONS] IMAGE [IMAGE...]", arity=(1, None))
@@ -323,8 +318,6 @@ def inspect(app: App, fmt: str, platform: str, args: tuple[str, ...]) -> None:
 @pass_app
 def rm(app: App, force: bool, no_prune: bool, args: tuple[str, ...]) -> None:
     """Remove one or more images"""
-    from shoal.cli.client import DaemonError
-
     params = {"force": "1" if force else "0", "noprune": "1" if no_prune else "0"}
     failed = []
     for name in args:

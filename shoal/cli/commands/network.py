@@ -15,7 +15,8 @@ from shoal.cli.command import ShoalGroup, changed, pass_app
 from shoal.cli.errors import CliError
 from shoal.cli.format.natsort import natural_sorted
 from shoal.cli.format.timefmt import go_time_string, parse_timestamp
-from shoal.cli.formatting import list_format, render_inspect, render_list
+from shoal.cli.formatting import list_format, print_inspect, render_list
+from shoal.cli.options import filter_option, inspect_format_option, list_format_option
 from shoal.cli.template.engine import Fields
 
 __all__ = ["NetworkRow", "ipam_config", "network"]
@@ -214,20 +215,8 @@ def create(ctx: click.Context, /, **params: Any) -> None:
 
 
 @network.command("ls", use="[OPTIONS]")
-@click.option(
-    "-f",
-    "--filter",
-    "filters",
-    type=ft.FILTER,
-    multiple=True,
-    help='Provide filter values (e.g. "driver=bridge")',
-)
-@click.option(
-    "--format",
-    "fmt",
-    default="",
-    help="Format output using a custom template: 'table', 'table TEMPLATE', 'json' or 'TEMPLATE'",
-)
+@filter_option('Provide filter values (e.g. "driver=bridge")')
+@list_format_option()
 @click.option("--no-trunc", is_flag=True, help="Do not truncate the output")
 @click.option("-q", "--quiet", is_flag=True, help="Only display network IDs")
 @click.argument("args", nargs=-1)
@@ -245,28 +234,14 @@ def ls(
 
 
 @network.command("inspect", use="[OPTIONS] NETWORK [NETWORK...]", arity=(1, None))
-@click.option(
-    "-f",
-    "--format",
-    "fmt",
-    default="",
-    help="Format output using a custom template: 'json' or 'TEMPLATE'",
-)
+@inspect_format_option()
 @click.option("-v", "--verbose", is_flag=True, help="Verbose output for diagnostics")
 @click.argument("args", nargs=-1)
 @pass_app
 def inspect(app: App, fmt: str, verbose: bool, args: tuple[str, ...]) -> None:
     """Display detailed information on one or more networks"""
     params = {"verbose": "true"} if verbose else None
-    result = render_inspect(
-        args,
-        lambda ref: app.client.get(f"/networks/{ref}", params),
-        fmt,
-        describe=lambda exc, _ref: str(exc),
-    )
-    app.out(result.text)
-    if result.errors:
-        raise CliError("\n".join(result.errors))
+    print_inspect(app.out, args, lambda ref: app.client.get(f"/networks/{ref}", params), fmt)
 
 
 @network.command("rm", use="NETWORK [NETWORK...]", arity=(1, None))

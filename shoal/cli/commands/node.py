@@ -11,10 +11,11 @@ from shoal.cli import flagtypes as ft
 from shoal.cli.app import App
 from shoal.cli.client import DaemonError
 from shoal.cli.command import ShoalGroup, changed, pass_app
+from shoal.cli.commands.common import remove_each
 from shoal.cli.commands.tasks import Resolver, print_tasks, task_list_options
 from shoal.cli.errors import CliError
 from shoal.cli.format.natsort import natural_sorted
-from shoal.cli.formatting import list_format, parse_template, render_inspect, render_list
+from shoal.cli.formatting import list_format, parse_template, print_inspect, render_list
 from shoal.cli.node.format import (
     NODE_HEADER,
     NODE_RAW,
@@ -23,15 +24,10 @@ from shoal.cli.node.format import (
 )
 from shoal.cli.node.pretty import NodePretty
 from shoal.cli.node.pretty_page import NODE_PRETTY
+from shoal.cli.options import filter_option, inspect_format_option, list_format_option
 from shoal.cli.template.engine import TemplateError
 
 __all__ = ["node", "node_reference"]
-
-_FORMAT_HELP = (
-    "Format output using a custom template: 'table', 'table TEMPLATE', 'json' or 'TEMPLATE'"
-)
-_INSPECT_FORMAT_HELP = "Format output using a custom template: 'json' or 'TEMPLATE'"
-
 
 def node_reference(app: App, ref: str) -> str:
     """docker's ``node.Reference``: ``self`` is this node's ID, read from /info."""
@@ -54,15 +50,8 @@ node.alias("remove", "rm")
 
 
 @node.command("ls", use="[OPTIONS]")
-@click.option(
-    "-f",
-    "--filter",
-    "filters",
-    type=ft.FILTER,
-    multiple=True,
-    help="Filter output based on conditions provided",
-)
-@click.option("--format", "fmt", default="", help=_FORMAT_HELP)
+@filter_option()
+@list_format_option()
 @click.option("-q", "--quiet", is_flag=True, help="Only display IDs")
 @click.argument("args", nargs=-1)
 @pass_app
@@ -84,7 +73,7 @@ def ls(app: App, filters: tuple[Any, ...], fmt: str, quiet: bool, args: tuple[st
 
 
 @node.command("inspect", use="[OPTIONS] self|NODE [NODE...]", arity=(1, None))
-@click.option("-f", "--format", "fmt", default="", help=_INSPECT_FORMAT_HELP)
+@inspect_format_option()
 @click.option("--pretty", is_flag=True, help="Print the information in a human friendly format")
 @click.argument("args", nargs=-1)
 @pass_app
@@ -110,10 +99,7 @@ def inspect(app: App, fmt: str, pretty: bool, args: tuple[str, ...]) -> None:
                 raise CliError(f"template parsing error: {exc}") from exc
         app.out("".join(pages))
         return
-    result = render_inspect(args, fetch, fmt, describe=lambda exc, _ref: str(exc))
-    app.out(result.text)
-    if result.errors:
-        raise CliError("\n".join(result.errors))
+    print_inspect(app.out, args, fetch, fmt)
 
 
 def _update_nodes(
@@ -210,16 +196,8 @@ _role_command(
 @pass_app
 def rm(app: App, force: bool, args: tuple[str, ...]) -> None:
     """Remove one or more nodes from the swarm"""
-    errors = []
-    for ref in args:
-        try:
-            app.client.delete(f"/nodes/{ref}", params={"force": "1"} if force else None)
-        except DaemonError as exc:
-            errors.append(str(exc))
-            continue
-        app.println(ref)
-    if errors:
-        raise CliError("\n".join(errors))
+    params = {"force": "1"} if force else None
+    remove_each(app, args, lambda ref: app.client.delete(f"/nodes/{ref}", params=params))
 
 
 @node.command("ps", use="[OPTIONS] [NODE...]", arity=(0, None))

@@ -10,6 +10,9 @@ import click
 from shoal.cli.app import App
 from shoal.cli.client import DaemonError
 from shoal.cli.command import ShoalGroup, changed, pass_app
+from shoal.cli.commands.common import remove_each
+from shoal.cli.commands.service_list import inspect, ls, ps
+from shoal.cli.commands.service_logs import logs
 from shoal.cli.errors import CliError
 from shoal.cli.format import units
 from shoal.cli.progress.watch import wait_on_service
@@ -211,24 +214,8 @@ def rollback(app: App, detach: bool, quiet: bool, args: tuple[str, ...]) -> None
 @pass_app
 def rm(app: App, args: tuple[str, ...]) -> None:
     """Remove one or more services"""
-    errors = []
-    for name in args:
-        try:
-            app.client.delete(f"/services/{name}")
-        except DaemonError as exc:
-            errors.append(str(exc))
-            continue
-        app.println(name)
-    if errors:
-        raise CliError("\n".join(errors))
+    remove_each(app, args, lambda name: app.client.delete(f"/services/{name}"))
 
 
-def _register_listing() -> None:
-    from shoal.cli.commands.service_list import inspect, ls, ps
-    from shoal.cli.commands.service_logs import logs
-
-    for command in (ls, ps, inspect, logs):
-        service.add_command(command)
-
-
-_register_listing()
+for _command in (ls, ps, inspect, logs):  # defined in their own modules, listed under `service`
+    service.add_command(_command)

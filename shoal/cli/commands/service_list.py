@@ -14,7 +14,8 @@ from shoal.cli.commands.node import node_reference
 from shoal.cli.commands.tasks import Resolver, print_tasks, task_list_options
 from shoal.cli.errors import CliError
 from shoal.cli.format.natsort import natural_sorted
-from shoal.cli.formatting import list_format, parse_template, render_inspect, render_list
+from shoal.cli.formatting import list_format, parse_template, print_inspect, render_list
+from shoal.cli.options import filter_option, inspect_format_option, list_format_option
 from shoal.cli.service.format import SERVICE_HEADER, SERVICE_RAW, SERVICE_TABLE, ServiceRow
 from shoal.cli.service.pretty import ServicePretty
 from shoal.cli.service.pretty_page import SERVICE_PRETTY
@@ -65,20 +66,8 @@ def _append_status(app: App, services: list[dict[str, Any]]) -> None:
 
 
 @click.command("ls", cls=ShoalCommand, use="[OPTIONS]")
-@click.option(
-    "-f",
-    "--filter",
-    "filters",
-    type=ft.FILTER,
-    multiple=True,
-    help="Filter output based on conditions provided",
-)
-@click.option(
-    "--format",
-    "fmt",
-    default="",
-    help="Format output using a custom template: 'table', 'table TEMPLATE', 'json' or 'TEMPLATE'",
-)
+@filter_option()
+@list_format_option()
 @click.option("-q", "--quiet", is_flag=True, help="Only display IDs")
 @click.argument("args", nargs=-1)
 @pass_app
@@ -176,13 +165,7 @@ def _network_names(app: App, service: dict[str, Any]) -> dict[str, str]:
 
 
 @click.command("inspect", cls=ShoalCommand, use="[OPTIONS] SERVICE [SERVICE...]", arity=(1, None))
-@click.option(
-    "-f",
-    "--format",
-    "fmt",
-    default="",
-    help="Format output using a custom template: 'json' or 'TEMPLATE'",
-)
+@inspect_format_option()
 @click.option("--pretty", is_flag=True, help="Print the information in a human friendly format")
 @click.argument("args", nargs=-1)
 @pass_app
@@ -216,7 +199,4 @@ def inspect(app: App, fmt: str, pretty: bool, args: tuple[str, ...]) -> None:
                 raise CliError(f"template parsing error: {exc}") from exc
         app.out("".join(pages))
         return
-    result = render_inspect(args, fetch, fmt, describe=lambda exc, _ref: str(exc))
-    app.out(result.text)
-    if result.errors:
-        raise CliError("\n".join(result.errors))
+    print_inspect(app.out, args, fetch, fmt)

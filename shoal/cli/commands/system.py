@@ -16,6 +16,7 @@ from shoal.cli.format.tabwriter import TabWriter
 from shoal.cli.format.timefmt import ansic, human_duration, parse_timestamp
 from shoal.cli.format.units import bytes_size
 from shoal.cli.formatting import parse_template
+from shoal.cli.options import inspect_format_option
 from shoal.cli.template.engine import TemplateError
 
 __all__ = ["info", "version"]
@@ -81,13 +82,7 @@ def _server_version(server: dict[str, Any]) -> dict[str, Any]:
 
 
 @click.command("version", cls=ShoalCommand, use="[OPTIONS]")
-@click.option(
-    "-f",
-    "--format",
-    "fmt",
-    default="",
-    help="Format output using a custom template: 'json' or 'TEMPLATE'",
-)
+@inspect_format_option()
 @click.argument("args", nargs=-1)
 @pass_app
 def version(app: App, fmt: str, args: tuple[str, ...]) -> None:
@@ -179,13 +174,7 @@ def _swarm_lines(swarm: dict[str, Any]) -> list[str]:
 
 
 @click.command("info", cls=ShoalCommand, use="[OPTIONS]")
-@click.option(
-    "-f",
-    "--format",
-    "fmt",
-    default="",
-    help="Format output using a custom template: 'json' or 'TEMPLATE'",
-)
+@inspect_format_option()
 @click.argument("args", nargs=-1)
 @pass_app
 def info(app: App, fmt: str, args: tuple[str, ...]) -> None:

@@ -8,7 +8,6 @@ from typing import Any
 
 import click
 
-from shoal.cli import flagtypes as ft
 from shoal.cli.app import App
 from shoal.cli.client import DaemonError
 from shoal.cli.format.fields import pretty_print
@@ -16,6 +15,7 @@ from shoal.cli.format.natsort import natural_less
 from shoal.cli.format.timefmt import human_duration, parse_timestamp, since
 from shoal.cli.formatting import list_format, render_list
 from shoal.cli.images import display_image
+from shoal.cli.options import filter_option
 from shoal.cli.template.engine import Fields
 
 __all__ = ["TASK_TABLE", "Resolver", "TaskRow", "ellipsis", "print_tasks", "task_list_options"]
@@ -172,8 +172,7 @@ def print_tasks(
 def task_list_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """The flags `node ps` and `service ps` share, as docker declares them."""
     for option in reversed([
-        click.option("-f", "--filter", "filters", type=ft.FILTER, multiple=True,
-                     help="Filter output based on conditions provided"),
+        filter_option(),
         click.option("--format", "fmt", default="", help="Pretty-print tasks using a Go template"),
         click.option("--no-resolve", is_flag=True, help="Do not map IDs to Names"),
         click.option("--no-trunc", is_flag=True, help="Do not truncate output"),
