@@ -13,9 +13,11 @@ from shoal.cli.service.flags import HEALTH_FLAGS, RESTART_FLAGS, ROLLBACK_FLAGS,
 from shoal.cli.service.opts import read_env_files
 
 __all__ = [
+    "Changed",
     "apply_restart_flags",
     "apply_update_flags",
     "build_spec",
+    "copy_changed",
     "default_restart_policy",
     "default_update_config",
     "effective_caps",
@@ -28,6 +30,15 @@ __all__ = [
 ]
 
 Changed = Callable[[str], bool]
+
+
+def copy_changed(
+    target: dict[str, Any], params: dict[str, Any], changed: Changed, fields: dict[str, str]
+) -> None:
+    """``target[field] = params[flag]`` for each ``field: flag`` whose flag was given."""
+    for field, flag in fields.items():
+        if changed(flag):
+            target[field] = params[flag]
 SECOND = 1_000_000_000
 
 
@@ -135,15 +146,17 @@ def default_restart_policy() -> dict[str, Any]:
 
 
 def apply_restart_flags(policy: dict[str, Any], params: dict[str, Any], changed: Changed) -> None:
-    if changed("restart_condition"):
-        policy["Condition"] = params["restart_condition"]
-    for key, name in (
-        ("Delay", "restart_delay"),
-        ("MaxAttempts", "restart_max_attempts"),
-        ("Window", "restart_window"),
-    ):
-        if changed(name):
-            policy[key] = params[name]
+    copy_changed(
+        policy,
+        params,
+        changed,
+        {
+            "Condition": "restart_condition",
+            "Delay": "restart_delay",
+            "MaxAttempts": "restart_max_attempts",
+            "Window": "restart_window",
+        },
+    )
 
 
 def _mode(params: dict[str, Any]) -> dict[str, Any]:

@@ -6,15 +6,16 @@ and the result is posted back whole.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from shoal.cli.app import App
 from shoal.cli.errors import CliError
 from shoal.cli.service.flags import HEALTH_FLAGS, RESTART_FLAGS, ROLLBACK_FLAGS, UPDATE_FLAGS
 from shoal.cli.service.spec import (
+    Changed,
     apply_restart_flags,
     apply_update_flags,
+    copy_changed,
     default_restart_policy,
     default_update_config,
     effective_caps,
@@ -24,8 +25,6 @@ from shoal.cli.service.spec import (
 )
 
 __all__ = ["port_key", "prune_empty", "update_spec"]
-
-Changed = Callable[[str], bool]
 
 
 def _env_key(item: str) -> str:
@@ -134,15 +133,18 @@ def _update_health(container: dict[str, Any], params: dict[str, Any], changed: C
         return
     if (health.get("Test") or [""])[0] == "NONE":
         health.pop("Test", None)
-    for key, name in (
-        ("Interval", "health_interval"),
-        ("Timeout", "health_timeout"),
-        ("StartPeriod", "health_start_period"),
-        ("StartInterval", "health_start_interval"),
-        ("Retries", "health_retries"),
-    ):
-        if changed(name):
-            health[key] = params[name]
+    copy_changed(
+        health,
+        params,
+        changed,
+        {
+            "Interval": "health_interval",
+            "Timeout": "health_timeout",
+            "StartPeriod": "health_start_period",
+            "StartInterval": "health_start_interval",
+            "Retries": "health_retries",
+        },
+    )
     if changed("health_cmd"):
         if params["health_cmd"]:
             health["Test"] = ["CMD-SHELL", params["health_cmd"]]
@@ -205,19 +207,21 @@ def update_spec(app: App, spec: dict[str, Any], params: dict[str, Any], changed:
     )
     if labels is not None:
         container["Labels"] = labels
-    for flag, key in (
-        ("image", "Image"),
-        ("workdir", "Dir"),
-        ("user", "User"),
-        ("hostname", "Hostname"),
-        ("isolation", "Isolation"),
-        ("stop_signal", "StopSignal"),
-    ):
-        if changed(flag):
-            container[key] = params[flag]
-    for flag, key in (("container_args", "Args"), ("entrypoint", "Command")):
-        if changed(flag):
-            container[key] = params[flag]
+    copy_changed(
+        container,
+        params,
+        changed,
+        {
+            "Image": "image",
+            "Dir": "workdir",
+            "User": "user",
+            "Hostname": "hostname",
+            "Isolation": "isolation",
+            "StopSignal": "stop_signal",
+            "Args": "container_args",
+            "Command": "entrypoint",
+        },
+    )
     if changed("env_add") or changed("env_rm"):
         container["Env"] = _update_env(
             container.get("Env") or [], params["env_add"], params["env_rm"]
@@ -238,10 +242,12 @@ def update_spec(app: App, spec: dict[str, Any], params: dict[str, Any], changed:
     if sysctls is not None:
         container["Sysctls"] = sysctls
     _update_resources(task, params, changed)
-    if changed("oom_score_adj"):
-        container["OomScoreAdj"] = params["oom_score_adj"]
-    if changed("stop_grace_period"):
-        container["StopGracePeriod"] = params["stop_grace_period"]
+    copy_changed(
+        container,
+        params,
+        changed,
+        {"OomScoreAdj": "oom_score_adj", "StopGracePeriod": "stop_grace_period"},
+    )
     if any(changed(name) for name in RESTART_FLAGS):
         policy = task.get("RestartPolicy") or default_restart_policy()
         apply_restart_flags(policy, params, changed)
@@ -295,32 +301,24 @@ def update_spec(app: App, spec: dict[str, Any], params: dict[str, Any], changed:
     if params["force"]:
         task["ForceUpdate"] = int(task.get("ForceUpdate") or 0) + 1
     _update_health(container, params, changed)
-    if changed("tty"):
-        container["TTY"] = params["tty"]
-    if changed("read_only"):
-        container["ReadOnly"] = params["read_only"]
+    copy_changed(container, params, changed, {"TTY": "tty", "ReadOnly": "read_only"})
     if changed("cap_add") or changed("cap_drop"):
         _update_caps(container, params)
 
 
 def _update_resources(task: dict[str, Any], params: dict[str, Any], changed: Changed) -> None:
-    for group, flags in (
-        (
-            "Limits",
-            (("NanoCPUs", "limit_cpu"), ("MemoryBytes", "limit_memory"), ("Pids", "limit_pids")),
-        ),
-        ("Reservations", (("NanoCPUs", "reserve_cpu"), ("MemoryBytes", "reserve_memory"))),
+    for group, fields in (
+        ("Limits", {"NanoCPUs": "limit_cpu", "MemoryBytes": "limit_memory", "Pids": "limit_pids"}),
+        ("Reservations", {"NanoCPUs": "reserve_cpu", "MemoryBytes": "reserve_memory"}),
     ):
-        if not any(changed(name) for _, name in flags):
+        if not any(changed(flag) for flag in fields.values()):
             continue
         resources = task.get("Resources") or {}
         task["Resources"] = resources
         for key in ("Limits", "Reservations"):
             if not resources.get(key):
                 resources[key] = {}
-        for key, name in flags:
-            if changed(name):
-                resources[group][key] = params[name]
+        copy_changed(resources[group], params, changed, fields)
 
 
 def _update_caps(container: dict[str, Any], params: dict[str, Any]) -> None:
