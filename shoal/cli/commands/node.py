@@ -12,7 +12,7 @@ from shoal.cli.app import App
 from shoal.cli.client import DaemonError
 from shoal.cli.command import ShoalGroup, changed, pass_app
 from shoal.cli.commands.common import remove_each
-from shoal.cli.commands.tasks import Resolver, print_tasks, task_list_options
+from shoal.cli.commands.tasks import print_tasks, task_list_options
 from shoal.cli.errors import CliError
 from shoal.cli.format.natsort import natural_sorted
 from shoal.cli.formatting import list_format, parse_template, print_inspect, render_list
@@ -225,13 +225,6 @@ def ps(
         except (DaemonError, CliError) as exc:
             errors.append(str(exc))
     if not errors or tasks:
-        print_tasks(
-            app,
-            tasks,
-            Resolver(app, enabled=not no_resolve),
-            trunc=not no_trunc,
-            quiet=quiet,
-            fmt=fmt,
-        )
+        print_tasks(app, tasks, resolve=not no_resolve, trunc=not no_trunc, quiet=quiet, fmt=fmt)
     if errors:
         raise CliError("\n".join(errors))

@@ -11,7 +11,7 @@ from shoal.cli.app import App
 from shoal.cli.client import DaemonError, filters_param
 from shoal.cli.command import ShoalCommand, pass_app
 from shoal.cli.commands.node import node_reference
-from shoal.cli.commands.tasks import Resolver, print_tasks, task_list_options
+from shoal.cli.commands.tasks import print_tasks, task_list_options
 from shoal.cli.errors import CliError
 from shoal.cli.format.natsort import natural_sorted
 from shoal.cli.formatting import list_format, parse_template, print_inspect, render_list
@@ -141,12 +141,7 @@ def ps(
         query["node"] = [node_reference(app, ref) for ref in query["node"]]
     tasks = app.client.get("/tasks", ft.filter_query(query)) or []
     print_tasks(
-        app,
-        tasks,
-        Resolver(app, enabled=not no_resolve),
-        trunc=not (no_trunc or quiet),
-        quiet=quiet,
-        fmt=fmt,
+        app, tasks, resolve=not no_resolve, trunc=not (no_trunc or quiet), quiet=quiet, fmt=fmt
     )
     if missing:
         raise CliError("\n".join(missing))

@@ -143,9 +143,11 @@ def _task_order(a: tuple[str, dict[str, Any]], b: tuple[str, dict[str, Any]]) ->
 
 
 def print_tasks(
-    app: App, tasks: list[dict[str, Any]], resolver: Resolver, *, trunc: bool, quiet: bool, fmt: str
+    app: App, tasks: list[dict[str, Any]], *, resolve: bool, trunc: bool, quiet: bool, fmt: str
 ) -> None:
-    """docker's ``task.Print``: name tasks, sort them, indent history rows, render."""
+    """docker's ``task.Print``: name tasks (service and node names unless not `resolve`), sort
+    them, indent history rows, render."""
+    resolver = Resolver(app, enabled=resolve)
     named = []
     for task in tasks:
         service = resolver.service(str(task.get("ServiceID", "")))

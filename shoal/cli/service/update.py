@@ -32,18 +32,15 @@ def _env_key(item: str) -> str:
 
 
 def _update_map(
-    current: dict[str, str] | None,
-    add: tuple[str, ...],
-    remove: tuple[str, ...],
-    add_changed: bool,
-    remove_changed: bool,
+    current: dict[str, str] | None, params: dict[str, Any], changed: Changed, flag: str
 ) -> dict[str, str] | None:
-    if current is not None and remove_changed:
-        for key in remove:
+    """Apply ``--FLAG-rm`` then ``--FLAG-add`` (given as `flag`, e.g. ``label``) to a map."""
+    if current is not None and changed(f"{flag}_rm"):
+        for key in params[f"{flag}_rm"]:
             current.pop(key, None)
-    if add_changed:
+    if changed(f"{flag}_add"):
         current = current if current is not None else {}
-        current.update(kv_map(add))
+        current.update(kv_map(params[f"{flag}_add"]))
     return current
 
 
@@ -191,20 +188,8 @@ def update_spec(app: App, spec: dict[str, Any], params: dict[str, Any], changed:
     """Apply the given ``service update`` flags to `spec` in place."""
     task = spec.setdefault("TaskTemplate", {})
     container = task.setdefault("ContainerSpec", {})
-    spec["Labels"] = _update_map(
-        spec.get("Labels"),
-        params["label_add"],
-        params["label_rm"],
-        changed("label_add"),
-        changed("label_rm"),
-    )
-    labels = _update_map(
-        container.get("Labels"),
-        params["container_label_add"],
-        params["container_label_rm"],
-        changed("container_label_add"),
-        changed("container_label_rm"),
-    )
+    spec["Labels"] = _update_map(spec.get("Labels"), params, changed, "label")
+    labels = _update_map(container.get("Labels"), params, changed, "container_label")
     if labels is not None:
         container["Labels"] = labels
     copy_changed(
@@ -232,13 +217,7 @@ def update_spec(app: App, spec: dict[str, Any], params: dict[str, Any], changed:
         container["Mounts"] = _update_mounts(
             container.get("Mounts") or [], list(params["mount_add"]), params["mount_rm"]
         )
-    sysctls = _update_map(
-        container.get("Sysctls"),
-        params["sysctl_add"],
-        params["sysctl_rm"],
-        changed("sysctl_add"),
-        changed("sysctl_rm"),
-    )
+    sysctls = _update_map(container.get("Sysctls"), params, changed, "sysctl")
     if sysctls is not None:
         container["Sysctls"] = sysctls
     _update_resources(task, params, changed)
