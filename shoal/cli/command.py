@@ -10,11 +10,10 @@ from typing import Any, TypeVar
 import click
 from click.core import ParameterSource
 
-from shoal.cli import units
 from shoal.cli.app import App
 from shoal.cli.errors import UsageError
-from shoal.cli.flagtypes import flag_display
-from shoal.cli.printf import go_quote
+from shoal.cli.flagtypes import invalid_argument
+from shoal.cli.format import units
 
 __all__ = ["BIN", "ShoalCommand", "ShoalGroup", "changed", "pass_app", "usage_line"]
 
@@ -118,11 +117,7 @@ class ShoalCommand(click.Command):
             try:
                 truth = units.parse_bool(value)
             except ValueError as exc:
-                raise click.BadParameter(
-                    f"invalid argument {go_quote(value)} for {go_quote(flag_display(param))} flag: {exc}",
-                    ctx=ctx,
-                    param=param,
-                ) from exc
+                raise invalid_argument(value, param, ctx, exc) from exc
             if truth:
                 out.append(name)
             else:

@@ -12,9 +12,9 @@ from typing import Any
 
 import click
 
-from shoal.cli import units
 from shoal.cli.client import filters_param
-from shoal.cli.printf import go_quote
+from shoal.cli.format import units
+from shoal.cli.template.printf import go_quote
 
 __all__ = [
     "COMMAND",
@@ -35,6 +35,7 @@ __all__ = [
     "filter_query",
     "filters_from",
     "flag_display",
+    "invalid_argument",
 ]
 
 
@@ -50,6 +51,17 @@ def flag_display(param: click.Parameter | None) -> str:
     return str((long or short or [param.name or ""])[0])
 
 
+def invalid_argument(
+    value: str, param: click.Parameter | None, ctx: click.Context | None, exc: ValueError
+) -> click.BadParameter:
+    """pflag's wording for a value its flag cannot parse."""
+    return click.BadParameter(
+        f"invalid argument {go_quote(value)} for {go_quote(flag_display(param))} flag: {exc}",
+        ctx=ctx,
+        param=param,
+    )
+
+
 class GoValue(click.ParamType[Any]):
     """A flag value parsed by `parser`; its ValueError message becomes pflag's error."""
 
@@ -63,11 +75,7 @@ class GoValue(click.ParamType[Any]):
         try:
             return self._parser(value)
         except ValueError as exc:
-            raise click.BadParameter(
-                f"invalid argument {go_quote(value)} for {go_quote(flag_display(param))} flag: {exc}",
-                ctx=ctx,
-                param=param,
-            ) from exc
+            raise invalid_argument(value, param, ctx, exc) from exc
 
 
 def _positive_duration(text: str) -> int:

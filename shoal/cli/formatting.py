@@ -7,8 +7,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from shoal.cli.errors import CliError
-from shoal.cli.tabwriter import TabWriter
-from shoal.cli.templates import (
+from shoal.cli.format.tabwriter import TabWriter
+from shoal.cli.template.engine import (
     HEADER_FUNCTIONS,
     Fields,
     Template,
@@ -16,7 +16,14 @@ from shoal.cli.templates import (
     TemplateSyntaxError,
 )
 
-__all__ = ["InspectResult", "list_format", "parse_template", "render_inspect", "render_list"]
+__all__ = [
+    "InspectResult",
+    "list_format",
+    "parse_template",
+    "print_inspect",
+    "render_inspect",
+    "render_list",
+]
 
 TABLE = "table"
 JSON = "json"
@@ -116,3 +123,14 @@ def render_inspect(
     else:
         text = (json.dumps(items, indent=4, ensure_ascii=False) if items else "[]") + "\n"
     return InspectResult(text, errors)
+
+
+def print_inspect(
+    out: Callable[[str], None], refs: Sequence[str], fetch: Callable[[str], Any], fmt: str
+) -> None:
+    """An inspect command's output: what rendered goes to `out`, then one `CliError` carrying
+    every reference that failed (one bad reference does not hide the others)."""
+    result = render_inspect(refs, fetch, fmt, describe=lambda exc, _ref: str(exc))
+    out(result.text)
+    if result.errors:
+        raise CliError("\n".join(result.errors))

@@ -135,15 +135,15 @@ def cli(ctx: click.Context, host: str | None, tls: bool, tlsverify: bool, tlscac
 
 
 def _register() -> None:
-    from shoal.cli.network import network
-    from shoal.cli.node import node
-    from shoal.cli.service import service
-    from shoal.cli.swarm import swarm
-    from shoal.cli.system import info, version
+    from shoal.cli.commands.network import network
+    from shoal.cli.commands.node import node
+    from shoal.cli.commands.service import service
+    from shoal.cli.commands.swarm import swarm
+    from shoal.cli.commands.system import info, version
 
     for command in (node, network, service, swarm, info, version):
         cli.add_command(command)
-    from shoal.cli.image import ALIASES, image
+    from shoal.cli.commands.image import ALIASES, image
 
     cli.add_command(image)
     for alias in ALIASES:

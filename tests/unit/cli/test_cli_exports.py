@@ -9,8 +9,8 @@ import shoal.cli
 
 
 def test_every_module_exports_what_it_declares() -> None:
-    for module_info in pkgutil.iter_modules(shoal.cli.__path__):
-        module = importlib.import_module(f"shoal.cli.{module_info.name}")
+    for module_info in pkgutil.walk_packages(shoal.cli.__path__, "shoal.cli."):
+        module = importlib.import_module(module_info.name)
         assert module.__doc__, f"{module.__name__} has no docstring"
         exported = getattr(module, "__all__", None)
         assert exported is not None, f"{module.__name__} has no __all__"

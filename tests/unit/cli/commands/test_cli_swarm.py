@@ -1,0 +1,131 @@
+"""``shoal swarm ...`` end to end."""
+
+from __future__ import annotations
+
+import pytest
+
+from ..conftest import Shoal
+from ..fake_daemon import FakeDaemon
+
+
+@pytest.fixture
+def daemon() -> FakeDaemon:
+    return FakeDaemon(swarm=False)
+
+
+def test_init(shoal: Shoal, daemon: FakeDaemon) -> None:
+    result = shoal("swarm", "init", "--advertise-addr", "127.0.0.1")
+    assert result.status == 0
+    node_id = daemon.nodes[0]["ID"]
+    assert result.out == (
+        f"Swarm initialized: current node ({node_id}) is now a manager.\n\n"
+        "To add a worker to this swarm, run the following command:\n\n"
+        "    shoal swarm join --token SWMTKN-1-worker 127.0.0.1:2377\n\n"
+        "To add a manager to this swarm, run 'shoal swarm join-token manager' and follow the instructions.\n"
+    )
+    assert daemon.calls("POST")[0][3] == {
+        "ListenAddr": "0.0.0.0:2377",
+        "AdvertiseAddr": "127.0.0.1",
+        "DataPathAddr": "",
+        "DataPathPort": 0,
+        "ForceNewCluster": False,
+        "Spec": {
+            "Labels": None,
+            "Orchestration": {},
+            "Raft": {"ElectionTick": 0, "HeartbeatTick": 0},
+            "Dispatcher": {},
+            "CAConfig": {},
+            "TaskDefaults": {},
+            "EncryptionConfig": {"AutoLockManagers": False},
+        },
+        "AutoLockManagers": False,
+        "Availability": "",
+        "DefaultAddrPool": [],
+        "SubnetSize": 24,
+    }
+    again = shoal("swarm", "init")
+    assert again.status == 1
+    assert again.err.startswith("Error response from daemon: This node is already part of a swarm.")
+
+
+def test_init_flags_and_autolock(shoal: Shoal, daemon: FakeDaemon) -> None:
+    result = shoal(
+        "swarm",
+        "init",
+        "--listen-addr",
+        "10.0.0.5",
+        "--availability",
+        "drain",
+        "--default-addr-pool",
+        "10.10.0.0/16",
+        "--default-addr-pool-mask-length",
+        "26",
+        "--task-history-limit",
+        "3",
+        "--dispatcher-heartbeat",
+        "10s",
+        "--autolock",
+    )
+    body = daemon.calls("POST")[0][3]
+    assert (
+        body["ListenAddr"],
+        body["Availability"],
+        body["DefaultAddrPool"],
+        body["SubnetSize"],
+    ) == ("10.0.0.5:2377", "drain", ["10.10.0.0/16"], 26)
+    assert body["Spec"]["Orchestration"] == {"TaskHistoryRetentionLimit": 3}
+    assert body["Spec"]["Dispatcher"] == {"HeartbeatPeriod": 10_000_000_000}
+    assert body["AutoLockManagers"] is True and body["Spec"]["EncryptionConfig"] == {
+        "AutoLockManagers": True
+    }
+    assert "    SWMKEY-1-secret\n" in result.out
+    bad = shoal("swarm", "init", "--availability", "bogus")
+    assert bad.err == 'invalid availability "bogus", only active, pause and drain are supported\n'
+
+
+def test_join_and_leave(shoal: Shoal, daemon: FakeDaemon) -> None:
+    result = shoal("swarm", "join", "--token", "T", "--listen-addr", ":4567", "10.0.0.1:2377")
+    assert (result.status, result.out) == (0, "This node joined a swarm as a worker.\n")
+    assert daemon.calls("POST")[0][3] == {
+        "ListenAddr": "0.0.0.0:4567",
+        "AdvertiseAddr": "",
+        "DataPathAddr": "",
+        "RemoteAddrs": ["10.0.0.1:2377"],
+        "JoinToken": "T",
+        "Availability": "",
+    }
+    assert shoal("swarm", "leave", "--force").out == "Node left the swarm.\n"
+    assert daemon.calls("POST", "/swarm/leave")[0][2] == {"force": "1"}
+    left = shoal("swarm", "leave")
+    assert (left.status, left.err) == (
+        1,
+        "Error response from daemon: This node is not part of a swarm\n",
+    )
+
+
+def test_join_token_and_update(shoal: Shoal, daemon: FakeDaemon) -> None:
+    shoal("swarm", "init")
+    assert shoal("swarm", "join-token", "-q", "worker").out == "SWMTKN-1-worker\n"
+    rotated = shoal("swarm", "join-token", "--rotate", "manager")
+    assert rotated.out.startswith(
+        "Successfully rotated manager join token.\n\n"
+        "To add a manager to this swarm, run the following command:"
+    )
+    _, _, query, _ = daemon.calls("POST", "/swarm/update")[0]
+    assert query == {
+        "rotateManagerToken": "true",
+        "rotateManagerUnlockKey": "false",
+        "rotateWorkerToken": "false",
+        "version": "1",
+    }
+    assert shoal("swarm", "join-token", "foo").err == "unknown role foo\n"
+    assert (
+        shoal("swarm", "update", "--task-history-limit", "10", "--cert-expiry", "48h").out
+        == "Swarm updated.\n"
+    )
+    spec = daemon.calls("POST", "/swarm/update")[-1][3]
+    assert spec["Orchestration"]["TaskHistoryRetentionLimit"] == 10
+    assert spec["CAConfig"]["NodeCertExpiry"] == 48 * 3600 * 1_000_000_000
+    assert spec["Dispatcher"] == {
+        "HeartbeatPeriod": 5_000_000_000
+    }  # untouched flags keep current values
