@@ -8,6 +8,7 @@ from typing import Any
 from shoal.model.codec import to_builtins
 from shoal.model.objects import Cluster, Network, Node, Service, Task
 from shoal.model.specs import SECOND
+from shoal.model.states import TaskState
 from shoal.store.tables import Tables
 
 __all__ = ["down_nodes", "local_networks", "network_json", "node_json", "service_json", "swarm_json", "task_json"]
@@ -64,16 +65,16 @@ def _service_status(view: Tables, svc: Service, down: frozenset[str]) -> dict[st
     def current(t: Task) -> bool:
         return iteration is None or (t.job_iteration is not None and t.job_iteration.index == iteration)
 
-    running = sum(1 for t in tasks if t.status.state == "running" and current(t))
-    completed = sum(1 for t in tasks if t.status.state == "complete" and current(t))
+    running = sum(1 for t in tasks if t.status.state == TaskState.RUNNING and current(t))
+    completed = sum(1 for t in tasks if t.status.state == TaskState.COMPLETE and current(t))
     if mode.replicated is not None:
         desired = mode.replicated.replicas or 0
     elif mode.replicated_job is not None:
         desired = mode.replicated_job.max_concurrent or 0
     elif mode.global_job is not None:
-        desired = sum(1 for t in tasks if t.desired_state == "complete" and t.status.state != "complete")
+        desired = sum(1 for t in tasks if t.desired_state == TaskState.COMPLETE and t.status.state != TaskState.COMPLETE)
     else:
-        desired = sum(1 for t in tasks if t.desired_state == "running")
+        desired = sum(1 for t in tasks if t.desired_state == TaskState.RUNNING)
     return {"RunningTasks": running, "DesiredTasks": desired, "CompletedTasks": completed}
 
 

@@ -178,15 +178,11 @@ class ContainerStatus(Struct):
 
 class TaskStatus(Struct):
     timestamp: str = ZERO_TIME
-    state: str = "new"
+    state: TaskState = TaskState.NEW
     message: str = ""
     err: str = ""
     container_status: ContainerStatus | None = None
     port_status: dict[str, Any] | None = None
-
-    @property
-    def task_state(self) -> TaskState:
-        return TaskState.parse(self.state)
 
 
 class NetworkAttachment(Struct):
@@ -211,7 +207,7 @@ class Task(StoredObject, kw_only=True):
     slot: int = 0
     node_id: str = msgspec.field(default="", name="NodeID")
     status: TaskStatus = msgspec.field(default_factory=TaskStatus)
-    desired_state: str = "running"
+    desired_state: TaskState = TaskState.RUNNING
     networks_attachments: list[NetworkAttachment] | None = None
     job_iteration: Version | None = None
     # The service's endpoint (its VIPs and ports) when the task was allocated (swarmkit's
@@ -222,16 +218,12 @@ class Task(StoredObject, kw_only=True):
 
     @property
     def state(self) -> TaskState:
-        return TaskState.parse(self.status.state)
+        return self.status.state
 
     @property
     def full_name(self) -> str:
         """"web.1.<task id>" (global: "web.<node id>.<task id>"): the container's name."""
         return f"{self.service_name or self.service_id}.{self.slot or self.node_id}.{self.id}"
-
-    @property
-    def desired(self) -> TaskState:
-        return TaskState.parse(self.desired_state)
 
 
 class Network(StoredObject, kw_only=True):

@@ -28,6 +28,7 @@ from shoal.model.specs import (
     ServiceSpec,
     TaskSpec,
 )
+from shoal.model.states import TaskState
 from shoal.store.store import Store, Tx, copy
 
 FAST = AllocatorSettings(commit_debounce_gap=0.005, max_latency=0.05, resync_interval=5)
@@ -149,7 +150,7 @@ def subnets(net: Network) -> list[str]:
 
 
 def pending(store: Store, ids: list[str]) -> bool:
-    return all((t := store.view().get(Task, i)) is not None and t.status.state == "pending" for i in ids)
+    return all((t := store.view().get(Task, i)) is not None and t.status.state == TaskState.PENDING for i in ids)
 
 
 def addresses(store: Store, task_id: str) -> dict[str, list[str]]:
@@ -279,7 +280,7 @@ async def test_task_waits_for_an_unallocatable_network(store: Store, running: Ru
     ids = await add_tasks(store, svc, 1)
     await asyncio.sleep(0.3)
     task = store.view().get(Task, ids[0])
-    assert task is not None and task.status.state == "new" and not task.networks_attachments
+    assert task is not None and task.status.state == TaskState.NEW and not task.networks_attachments
     assert not get_net(store, "bad").allocated
 
 
@@ -296,7 +297,7 @@ async def test_exhausted_subnet_leaves_the_task_new_until_an_address_frees(
     late = await add_tasks(store, svc, 1)
     await asyncio.sleep(0.3)
     task = store.view().get(Task, late[0])
-    assert task is not None and task.status.state == "new"
+    assert task is not None and task.status.state == TaskState.NEW
     await set_state(store, first[0], "failed")  # terminal: its address goes back
     await wait_for("the late task pending", lambda: pending(store, late))
     assert addresses(store, late[0]) == addresses(store, first[0])  # the only free one
