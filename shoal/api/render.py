@@ -118,10 +118,10 @@ def network_json(net: Network) -> dict[str, Any]:
     """As dockerd shows a swarm network: the allocated IPAM (the requested one until the
     allocator has run) and the VXLAN ID among the options."""
     spec = net.spec
-    ipam = net.ipam_options if net.ipam_options is not None else spec.ipam
+    ipam = net.current_ipam()
     ipam_cfg = [
         {k: v for k, v in (("Subnet", c.subnet), ("IPRange", c.ip_range), ("Gateway", c.gateway)) if v}
-        for c in (ipam.config if ipam else None) or []
+        for c in net.subnets()
     ]
     options = dict(spec.options or {})
     options.update((net.driver_state or {}).get("Options", {}))
