@@ -36,8 +36,8 @@ def merge(current: Task, incoming: Task) -> Task:
     """``incoming`` with the agent's status (unless the manager's is further) and a desired
     state that never goes back."""
     status = current.status if current.state >= incoming.state else incoming.status
-    desired = max(current.desired, incoming.desired)
-    return msgspec.structs.replace(incoming, status=status, desired_state=desired.api)
+    desired = max(current.desired_state, incoming.desired_state)
+    return msgspec.structs.replace(incoming, status=status, desired_state=desired)
 
 
 class TaskRunner:
@@ -76,9 +76,9 @@ class TaskRunner:
         self._task = new
         if new.spec != old.spec:
             self._controller.update(new)
-        if new.desired != old.desired and self._inflight is not None:
+        if new.desired_state != old.desired_state and self._inflight is not None:
             log.info("task %s: desired %s->%s, interrupting the step in flight",
-                     new.id, old.desired.api, new.desired.api)
+                     new.id, old.desired_state, new.desired_state)
             self._inflight.cancel()
         self._changed.set()
         return True
@@ -161,7 +161,7 @@ class TaskRunner:
             if status is task.status:
                 await self._idle(None)  # nothing to do until the task changes
                 continue
-            log.info("task %s: %s->%s %s", task.id, task.state.api, status.state,
+            log.info("task %s: %s->%s %s", task.id, task.state, status.state,
                      status.err or status.message)
             self._task = msgspec.structs.replace(self._task, status=status)
             try:

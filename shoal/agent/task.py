@@ -36,12 +36,12 @@ class StateRegression(ValueError):
 def transition(status: TaskStatus, state: TaskState, message: str, *, err: str = "",
                container: ContainerStatus | None = None) -> TaskStatus:
     """A new status in ``state``; raises StateRegression if that is not forward."""
-    previous = status.task_state
+    previous = status.state
     if state < previous:
-        raise StateRegression(f"task state may not go back: {previous.api}->{state.api}")
+        raise StateRegression(f"task state may not go back: {previous}->{state}")
     return TaskStatus(
         timestamp=now(),
-        state=state.api,
+        state=state,
         message=message,
         err=err,
         container_status=container if container is not None else status.container_status,
@@ -72,7 +72,7 @@ def _fatal(task: Task, controller: Controller, exc: Exception) -> TaskStatus:
 
 async def step(task: Task, controller: Controller) -> TaskStatus:
     """Advance ``task`` by at most one state; see the module docstring for the rules."""
-    state, desired, status = task.state, task.desired, task.status
+    state, desired, status = task.state, task.desired_state, task.status
     try:
         if desired >= TaskState.SHUTDOWN:
             if state >= TaskState.COMPLETE:

@@ -96,7 +96,7 @@ class Worker:
     async def _on_status(self, task: Task, status: TaskStatus) -> None:
         if self._runners.get(task.id) is None:
             return  # removed meanwhile
-        if status.task_state >= TaskState.RUNNING or status.task_state == TaskState.READY:
+        if status.state >= TaskState.RUNNING or status.state == TaskState.READY:
             # The steps in between are re-derived on restart (the runner steps again from the
             # last stored state and the controller re-attaches), so they are not written.
             self._storage.save(task)

@@ -8,6 +8,7 @@ from typing import Any
 from shoal.model.codec import to_builtins
 from shoal.model.objects import Cluster, Network, Node, Service, Task
 from shoal.model.specs import SECOND
+from shoal.model.states import TaskState
 from shoal.store.tables import Tables
 
 __all__ = ["down_nodes", "local_networks", "network_json", "node_json", "service_json", "swarm_json", "task_json"]
@@ -64,16 +65,16 @@ def _service_status(view: Tables, svc: Service, down: frozenset[str]) -> dict[st
     def current(t: Task) -> bool:
         return iteration is None or (t.job_iteration is not None and t.job_iteration.index == iteration)
 
-    running = sum(1 for t in tasks if t.status.state == "running" and current(t))
-    completed = sum(1 for t in tasks if t.status.state == "complete" and current(t))
+    running = sum(1 for t in tasks if t.status.state == TaskState.RUNNING and current(t))
+    completed = sum(1 for t in tasks if t.status.state == TaskState.COMPLETE and current(t))
     if mode.replicated is not None:
         desired = mode.replicated.replicas or 0
     elif mode.replicated_job is not None:
         desired = mode.replicated_job.max_concurrent or 0
     elif mode.global_job is not None:
-        desired = sum(1 for t in tasks if t.desired_state == "complete" and t.status.state != "complete")
+        desired = sum(1 for t in tasks if t.desired_state == TaskState.COMPLETE and t.status.state != TaskState.COMPLETE)
     else:
-        desired = sum(1 for t in tasks if t.desired_state == "running")
+        desired = sum(1 for t in tasks if t.desired_state == TaskState.RUNNING)
     return {"RunningTasks": running, "DesiredTasks": desired, "CompletedTasks": completed}
 
 
@@ -118,10 +119,10 @@ def network_json(net: Network) -> dict[str, Any]:
     """As dockerd shows a swarm network: the allocated IPAM (the requested one until the
     allocator has run) and the VXLAN ID among the options."""
     spec = net.spec
-    ipam = net.ipam_options if net.ipam_options is not None else spec.ipam
+    ipam = net.current_ipam()
     ipam_cfg = [
         {k: v for k, v in (("Subnet", c.subnet), ("IPRange", c.ip_range), ("Gateway", c.gateway)) if v}
-        for c in (ipam.config if ipam else None) or []
+        for c in net.subnets()
     ]
     options = dict(spec.options or {})
     options.update((net.driver_state or {}).get("Options", {}))

@@ -7,6 +7,7 @@ live in separate structs that the API never encodes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -16,6 +17,7 @@ from shoal.model.specs import (
     IPAM,
     ClusterSpec,
     EndpointSpec,
+    IPAMConfig,
     NetworkSpec,
     NodeSpec,
     Platform,
@@ -28,6 +30,7 @@ from shoal.model.states import TaskState
 
 __all__ = [
     "KINDS",
+    "VXLAN_ID_OPTION",
     "Cluster",
     "ContainerStatus",
     "EncryptionKey",
@@ -52,6 +55,8 @@ __all__ = [
     "Version",
     "VirtualIP",
     "now",
+    "overlay_driver_state",
+    "vxlan_ids_of",
 ]
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -181,15 +186,11 @@ class ContainerStatus(Struct):
 
 class TaskStatus(Struct):
     timestamp: str = ZERO_TIME
-    state: str = "new"
+    state: TaskState = TaskState.NEW
     message: str = ""
     err: str = ""
     container_status: ContainerStatus | None = None
     port_status: dict[str, Any] | None = None
-
-    @property
-    def task_state(self) -> TaskState:
-        return TaskState.parse(self.state)
 
 
 class NetworkAttachment(Struct):
@@ -197,7 +198,7 @@ class NetworkAttachment(Struct):
     allocator saw it (swarmkit copies it, so the agent needs no other lookup) and the
     addresses allocated to it, "10.0.1.5/24"."""
 
-    network: dict[str, Any] = msgspec.field(default_factory=dict)
+    network: Network
     addresses: list[str] | None = None
     aliases: list[str] | None = None
 
@@ -214,7 +215,7 @@ class Task(StoredObject, kw_only=True):
     slot: int = 0
     node_id: str = msgspec.field(default="", name="NodeID")
     status: TaskStatus = msgspec.field(default_factory=TaskStatus)
-    desired_state: str = "running"
+    desired_state: TaskState = TaskState.RUNNING
     networks_attachments: list[NetworkAttachment] | None = None
     job_iteration: Version | None = None
     # The service's endpoint (its VIPs and ports) when the task was allocated (swarmkit's
@@ -225,16 +226,28 @@ class Task(StoredObject, kw_only=True):
 
     @property
     def state(self) -> TaskState:
-        return TaskState.parse(self.status.state)
+        return self.status.state
 
     @property
     def full_name(self) -> str:
         """"web.1.<task id>" (global: "web.<node id>.<task id>"): the container's name."""
         return f"{self.service_name or self.service_id}.{self.slot or self.node_id}.{self.id}"
 
-    @property
-    def desired(self) -> TaskState:
-        return TaskState.parse(self.desired_state)
+
+# The overlay driver's option that lists a network's VXLAN IDs (libnetwork's name): the
+# allocator writes it, nodes read it, so both go through the two functions below.
+VXLAN_ID_OPTION = "com.docker.network.driver.overlay.vxlanid_list"
+
+
+def overlay_driver_state(vnis: Sequence[int]) -> dict[str, Any]:
+    """A Network's ``DriverState`` (swarmkit's) for the overlay driver: one VNI per subnet."""
+    return {"Name": "overlay", "Options": {VXLAN_ID_OPTION: ",".join(map(str, vnis))}}
+
+
+def vxlan_ids_of(driver_state: dict[str, Any] | None) -> list[int]:
+    """The VNIs in a driver state ("4097" or "4097,4098"); none before allocation."""
+    raw = str(((driver_state or {}).get("Options") or {}).get(VXLAN_ID_OPTION, ""))
+    return [int(v) for v in raw.split(",") if v.strip()]
 
 
 class Network(StoredObject, kw_only=True):
@@ -247,6 +260,18 @@ class Network(StoredObject, kw_only=True):
     @property
     def allocated(self) -> bool:
         return self.ipam_options is not None
+
+    def vxlan_ids(self) -> list[int]:
+        return vxlan_ids_of(self.driver_state)
+
+    def current_ipam(self) -> IPAM | None:
+        """The allocated IPAM, or the requested one until the allocator has run."""
+        return self.ipam_options if self.ipam_options is not None else self.spec.ipam
+
+    def subnets(self) -> list[IPAMConfig]:
+        """The subnets (and gateways) the network holds, or will hold once allocated."""
+        ipam = self.current_ipam()
+        return (ipam.config if ipam else None) or []
 
 
 class JoinTokens(Struct):

@@ -217,6 +217,10 @@ class NetworkSpec(Struct):
     options: dict[str, str] | None = None
     labels: dict[str, str] | None = None
 
+    def subnets(self) -> list[IPAMConfig]:
+        """The subnets (and gateways, ranges) the user asked for; none: the pool's choice."""
+        return (self.ipam.config if self.ipam else None) or []
+
 
 class OrchestrationConfig(Struct):
     task_history_retention_limit: int | None = None

@@ -1,46 +1,61 @@
 """Task states in their only allowed order, and the other small enumerations of the model.
 
-Task state only moves forward (swarmkit's invariant); the numeric values follow swarmkit's
-types.proto spacing so comparisons read the same as there.
+A task state is its wire string ("running"): the enum is a StrEnum, so msgspec encodes and
+decodes it by value and the JSON is unchanged. Task state only moves forward (swarmkit's
+invariant), so states compare by swarmkit's types.proto numbers, not alphabetically.
 """
 
 from __future__ import annotations
 
-from enum import IntEnum
+from enum import StrEnum
+from typing import Self
 
 __all__ = ["TERMINAL", "Availability", "NodeRole", "NodeState", "TaskState"]
 
 
-class TaskState(IntEnum):
-    NEW = 0
-    PENDING = 64
-    ASSIGNED = 192
-    ACCEPTED = 256
-    PREPARING = 320
-    READY = 384
-    STARTING = 448
-    RUNNING = 512
-    COMPLETE = 576
-    SHUTDOWN = 640
-    FAILED = 704
-    REJECTED = 768
-    REMOVE = 800
-    ORPHANED = 832
+class TaskState(StrEnum):
+    rank: int  # swarmkit's number: the order of the states
 
-    @property
-    def api(self) -> str:
-        """The lower-case name the Docker API uses ("running")."""
-        return self.name.lower()
+    NEW = "new", 0
+    PENDING = "pending", 64
+    ASSIGNED = "assigned", 192
+    ACCEPTED = "accepted", 256
+    PREPARING = "preparing", 320
+    READY = "ready", 384
+    STARTING = "starting", 448
+    RUNNING = "running", 512
+    COMPLETE = "complete", 576
+    SHUTDOWN = "shutdown", 640
+    FAILED = "failed", 704
+    REJECTED = "rejected", 768
+    REMOVE = "remove", 800
+    ORPHANED = "orphaned", 832
 
-    @classmethod
-    def parse(cls, name: str) -> TaskState:
-        state = _BY_NAME.get(name)  # hot: every task state read goes through here
-        if state is None:
-            raise ValueError(f"invalid task state {name!r}")
-        return state
+    def __new__(cls, value: str, rank: int) -> Self:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.rank = rank
+        return member
+
+    # str's comparisons would order alphabetically; these order by rank, and a plain str on
+    # either side is a TypeError (the reflected str comparison would be alphabetical again).
+    def __lt__(self, other: object) -> bool:
+        return self.rank < _rank(other)
+
+    def __le__(self, other: object) -> bool:
+        return self.rank <= _rank(other)
+
+    def __gt__(self, other: object) -> bool:
+        return self.rank > _rank(other)
+
+    def __ge__(self, other: object) -> bool:
+        return self.rank >= _rank(other)
 
 
-_BY_NAME: dict[str, TaskState] = {s.name.lower(): s for s in TaskState} | {s.name: s for s in TaskState}
+def _rank(other: object) -> int:
+    if isinstance(other, TaskState):
+        return other.rank
+    raise TypeError(f"a task state compares only with a task state, not {other!r}")
 
 
 TERMINAL = frozenset(s for s in TaskState if s > TaskState.RUNNING)

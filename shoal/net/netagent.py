@@ -50,7 +50,6 @@ __all__ = ["GOSSIP_PORT", "NetworkAgent", "gossip_keys"]
 log = logging.getLogger(__name__)
 
 GOSSIP_PORT = 7946
-VXLAN_OPTION = "com.docker.network.driver.overlay.vxlanid_list"
 MESH_TABLE = "shoal_mesh"
 REJOIN_INTERVAL = 5.0  # while alone in the gossip, try the managers again this often
 
@@ -86,19 +85,13 @@ def _networks(task: Task) -> list[_Net]:
     out = []
     for att in task.networks_attachments or []:
         net = att.network
-        nid = str(net.get("ID", ""))
-        vnis = _vnis(net)
+        nid = net.id
+        vnis = net.vxlan_ids()
         if not nid or not vnis or not att.addresses:
             raise InvalidArgument(f"task {task.id}: network {nid or '?'} is not allocated")
-        spec = net.get("Spec") or {}
-        out.append(_Net(nid, str(spec.get("Name", nid)), vnis[0], att.addresses[0],
-                        tuple(att.aliases or ()), bool(spec.get("Ingress"))))
+        out.append(_Net(nid, net.spec.name, vnis[0], att.addresses[0],
+                        tuple(att.aliases or ()), net.spec.ingress))
     return out
-
-
-def _vnis(network: dict[str, Any]) -> list[int]:
-    opts = (network.get("DriverState") or {}).get("Options") or {}
-    return [int(v) for v in str(opts.get(VXLAN_OPTION, "")).split(",") if v.strip()]
 
 
 @dataclass
@@ -164,8 +157,7 @@ class NetworkAgent:
 
     async def _update(self, msg: NetworkUpdate) -> None:
         keys = gossip_keys(msg.keys)
-        ingress = next((a for a in msg.attachments if (a.network.get("Spec") or {}).get("Ingress")),
-                       None)
+        ingress = next((a for a in msg.attachments if a.network.spec.ingress), None)
         if ingress is not None and ingress.addresses:
             self._ingress = ingress
             self._publish_node()
@@ -264,7 +256,7 @@ class NetworkAgent:
             return
         ep = Endpoint(ip=att.addresses[0].split("/")[0], vtep=self._s.advertise_ip,
                       node=self._s.node_id, kind="node")
-        self._set(table_name(str(att.network.get("ID", ""))), "node/" + self._s.node_id,
+        self._set(table_name(att.network.id), "node/" + self._s.node_id,
                   encode_endpoint(ep))
 
     # -- NetworkAttacher -------------------------------------------------------------------
@@ -358,7 +350,7 @@ class NetworkAgent:
     async def detach(self, task: Task, container_id: str) -> None:
         self._withdrawn.pop(task.id, None)
         for att in task.networks_attachments or []:
-            self._delete(table_name(str(att.network.get("ID", ""))), task.id)
+            self._delete(table_name(att.network.id), task.id)
         c = self._containers.pop(container_id, None)
         if c is not None and c.dns is not None:
             await c.dns.close()
@@ -439,8 +431,8 @@ class NetworkAgent:
         att = self._ingress
         if att is None:
             return [], None
-        net_id = str(att.network.get("ID", ""))
-        vnis = _vnis(att.network)
+        net_id = att.network.id
+        vnis = att.network.vxlan_ids()
         if not vnis:
             return [], None
         found: dict[tuple[str, int], tuple[int, list[str]]] = {}

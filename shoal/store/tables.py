@@ -14,10 +14,12 @@ from typing import TypeVar
 
 from shoal.errors import InvalidArgument, NotFound
 from shoal.model.objects import KINDS, Cluster, Network, Node, Service, StoredObject, Task
+from shoal.model.states import TaskState
 
 __all__ = ["Tables"]
 
 O = TypeVar("O", bound=StoredObject)
+K = TypeVar("K", str, TaskState)
 
 
 def _name_of(obj: StoredObject) -> str | None:
@@ -36,7 +38,7 @@ class Tables:
         self._names: dict[str, dict[str, set[str]]] = {kind: defaultdict(set) for kind in KINDS}
         self._tasks_by_service: dict[str, set[str]] = defaultdict(set)
         self._tasks_by_node: dict[str, set[str]] = defaultdict(set)
-        self._tasks_by_desired: dict[str, set[str]] = defaultdict(set)
+        self._tasks_by_desired: dict[TaskState, set[str]] = defaultdict(set)
 
     # -- apply (the store's apply loop is the only caller) -------------------------------
     def put(self, obj: StoredObject) -> StoredObject | None:
@@ -71,16 +73,9 @@ class Tables:
                 if not ids:
                     del self._names[obj.kind][name]
         if isinstance(obj, Task):
-            for index, key in (
-                (self._tasks_by_service, obj.service_id),
-                (self._tasks_by_node, obj.node_id),
-                (self._tasks_by_desired, obj.desired_state),
-            ):
-                ids = index.get(key)
-                if ids is not None:
-                    ids.discard(obj.id)
-                    if not ids:
-                        del index[key]
+            _discard(self._tasks_by_service, obj.service_id, obj.id)
+            _discard(self._tasks_by_node, obj.node_id, obj.id)
+            _discard(self._tasks_by_desired, obj.desired_state, obj.id)
 
     # -- reads -----------------------------------------------------------------------------
     def get(self, cls: type[O], obj_id: str) -> O | None:
@@ -105,7 +100,7 @@ class Tables:
     def tasks_of_node(self, node_id: str) -> list[Task]:
         return self._tasks(self._tasks_by_node.get(node_id, ()))
 
-    def tasks_by_desired_state(self, desired: str) -> list[Task]:
+    def tasks_by_desired_state(self, desired: TaskState) -> list[Task]:
         return self._tasks(self._tasks_by_desired.get(desired, ()))
 
     def count(self, cls: type[StoredObject]) -> int:
@@ -134,3 +129,11 @@ class Tables:
             n = max(len(matches), len(named))
             raise InvalidArgument(f"{what} {ref} is ambiguous ({n} matches found)")
         raise NotFound(f"{what} {ref} not found")
+
+
+def _discard(index: dict[K, set[str]], key: K, obj_id: str) -> None:
+    ids = index.get(key)
+    if ids is not None:
+        ids.discard(obj_id)
+        if not ids:
+            del index[key]

@@ -45,7 +45,7 @@ class AllocatorSettings:
 
 def waiting(task: Task) -> bool:
     """NEW and still wanted: the allocator's input."""
-    return task.status.state == "new" and TaskState.parse(task.desired_state) <= TaskState.RUNNING
+    return task.status.state == TaskState.NEW and task.desired_state <= TaskState.RUNNING
 
 
 class Allocator:
@@ -111,7 +111,7 @@ class Allocator:
                 log.debug("task %s: %s cannot allocate yet", task.id, voter.name)
                 return None
             task = allocated
-        status = TaskStatus(timestamp=timestamp, state="pending", message=PENDING_MESSAGE)
+        status = TaskStatus(timestamp=timestamp, state=TaskState.PENDING, message=PENDING_MESSAGE)
         return msgspec.structs.replace(task, status=status)
 
     async def _write(self, step: Callable[[Tx], None]) -> bool:

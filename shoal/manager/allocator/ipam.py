@@ -22,11 +22,11 @@ import bisect
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network, ip_address, ip_interface, ip_network
-from typing import Any, Protocol
+from typing import Any
 
 from shoal.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound
-from shoal.model.objects import Service, Task
-from shoal.model.specs import IPAM, IPAMConfig
+from shoal.model.objects import Network, Service, Task, overlay_driver_state
+from shoal.model.specs import IPAMConfig
 
 __all__ = [
     "ADDRESS_IN_USE",
@@ -35,25 +35,20 @@ __all__ = [
     "NO_ADDRESSES",
     "NO_MORE_SUBNETS",
     "POOL_OVERLAP",
-    "VXLAN_ID_OPTION",
     "VXLAN_ID_START",
     "AddressPool",
-    "AllocatedNetwork",
     "Exhausted",
     "IPAMState",
     "NetworkIPAM",
     "VXLANIDs",
-    "driver_state",
     "parse_subnet",
     "rebuild",
-    "vxlan_ids_of",
 ]
 
 DEFAULT_POOL = "10.0.0.0/8"
 DEFAULT_SUBNET_SIZE = 24
 VXLAN_ID_START = 4096
 VXLAN_ID_END = (1 << 24) - 1
-VXLAN_ID_OPTION = "com.docker.network.driver.overlay.vxlanid_list"
 
 # libnetwork's messages (ipamapi errors), as Docker users see them.
 POOL_OVERLAP = "invalid pool request: Pool overlaps with other one on this address space"
@@ -380,31 +375,6 @@ class VXLANIDs:
         self._bitmap.seek_after(vni)
 
 
-def driver_state(vnis: Sequence[int]) -> dict[str, Any]:
-    """The overlay driver state stored on a Network (swarmkit ``DriverState``)."""
-    return {"Name": "overlay", "Options": {VXLAN_ID_OPTION: ",".join(map(str, vnis))}}
-
-
-def vxlan_ids_of(state: dict[str, Any] | None) -> list[int]:
-    """The VNIs in a Network's driver state ("4097" or "4097,4098")."""
-    raw = str(((state or {}).get("Options") or {}).get(VXLAN_ID_OPTION, ""))
-    return [int(v) for v in raw.split(",") if v.strip()]
-
-
-class AllocatedNetwork(Protocol):
-    """What :func:`rebuild` reads of a Network: the allocated IPAM (swarmkit's
-    ``Network.IPAM``, Docker's "IPAM" in inspect) and the driver state with the VNIs."""
-
-    @property
-    def id(self) -> str: ...
-
-    @property
-    def ipam_options(self) -> IPAM | None: ...
-
-    @property
-    def driver_state(self) -> dict[str, Any] | None: ...
-
-
 @dataclass
 class IPAMState:
     """Everything allocated: subnets, the addresses of each network's subnets, VNIs."""
@@ -447,7 +417,7 @@ class IPAMState:
                 self.vxlan.release(vni)
             raise
         self.networks[network_id], self.vnis[network_id] = subnets, vnis
-        return [s.config() for s in subnets], driver_state(vnis)
+        return [s.config() for s in subnets], overlay_driver_state(vnis)
 
     def release_network(self, network_id: str) -> None:
         """Free a removed network's subnets and VNIs (idempotent)."""
@@ -497,7 +467,7 @@ class IPAMState:
 
 
 def rebuild(
-    networks: Iterable[AllocatedNetwork],
+    networks: Iterable[Network],
     services: Iterable[Service] = (),
     tasks: Iterable[Task] = (),
     *,
@@ -517,9 +487,8 @@ def rebuild(
     state = IPAMState(pool=AddressPool(pool, size), serial=serial)
     problems: list[str] = []
     for net in networks:
-        configs = (net.ipam_options.config if net.ipam_options else None) or []
         subnets: list[NetworkIPAM] = []
-        for cfg in configs:
+        for cfg in net.subnets() if net.allocated else ():  # not the requested ones
             try:
                 subnet = state.pool.reserve_subnet(cfg.subnet)
                 subnets.append(NetworkIPAM(subnet, cfg.gateway or None, cfg.ip_range or None,
@@ -527,7 +496,7 @@ def rebuild(
             except (InvalidArgument, Conflict) as exc:
                 problems.append(f"network {net.id}: subnet {cfg.subnet}: {exc.message}")
         vnis: list[int] = []
-        for vni in vxlan_ids_of(net.driver_state):
+        for vni in net.vxlan_ids():
             try:
                 state.vxlan.reserve(vni)
                 state.vxlan.seek_after(vni)
@@ -543,7 +512,7 @@ def rebuild(
                  for v in svc.endpoint.virtual_ips or [] if v.addr]
     for task in tasks:
         for att in task.networks_attachments or []:
-            nid = str(att.network.get("ID", ""))
+            nid = att.network.id
             held += [(nid, a, f"task {task.id}") for a in att.addresses or []]
     for nid, addr, owner in held:
         if nid not in state.networks:

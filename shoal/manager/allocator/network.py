@@ -55,7 +55,7 @@ Hold = tuple[str, str]  # (network ID, "10.0.1.5/24")
 
 def _attachment_holds(atts: Iterable[NetworkAttachment] | None) -> frozenset[Hold]:
     return frozenset(
-        (str(a.network.get("ID", "")), addr) for a in atts or [] for addr in a.addresses or []
+        (a.network.id, addr) for a in atts or [] for addr in a.addresses or []
     )
 
 
@@ -107,12 +107,6 @@ def vip_networks(svc: Service, ingress: Network | None) -> list[str]:
 
 def _unique(items: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(i for i in items if i))
-
-
-def _network_json(net: Network) -> dict[str, Any]:
-    """The whole Network as an attachment carries it (the node needs no other lookup)."""
-    out: dict[str, Any] = msgspec.to_builtins(net)
-    return out
 
 
 class NetworkAllocator:
@@ -238,7 +232,7 @@ class NetworkAllocator:
         pending = [n for n in tx.view.all(Network) if not n.allocated and n.id not in self.state.networks]
         pending.sort(key=lambda n: (not _explicit(n), n.created_at, n.id))
         for net in pending:
-            requested = (net.spec.ipam.config if net.spec.ipam else None) or []
+            requested = net.spec.subnets()
             try:
                 configs, state = self.state.allocate_network(net.id, requested)
             except (Exhausted, Conflict, InvalidArgument) as exc:
@@ -298,7 +292,7 @@ class NetworkAllocator:
             except Exhausted as exc:
                 log.warning("node %s: no ingress address: %s", node.id, exc.message)
                 return
-            att = NetworkAttachment(network=_network_json(ingress), addresses=[addr])
+            att = NetworkAttachment(network=ingress, addresses=[addr])
             tx.update(msgspec.structs.replace(node, attachments=[att]))
 
     # -- tasks (the voter) -------------------------------------------------------------------
@@ -331,7 +325,7 @@ class NetworkAllocator:
         try:
             for net in networks:
                 attachments.append(NetworkAttachment(
-                    network=_network_json(net), addresses=[self._take(owner, net.id)],
+                    network=net, addresses=[self._take(owner, net.id)],
                     aliases=configs[net.id].aliases or None))
         except Exhausted as exc:
             log.warning("task %s: no address: %s", task.id, exc.message)
@@ -344,5 +338,5 @@ class NetworkAllocator:
 
 
 def _explicit(net: Network) -> bool:
-    return any(c.subnet for c in (net.spec.ipam.config if net.spec.ipam else None) or [])
+    return any(c.subnet for c in net.spec.subnets())
 

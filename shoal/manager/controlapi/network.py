@@ -25,7 +25,7 @@ LOCAL_NETWORKS = ("bridge", "host", "none")
 def _check_ipam(spec: NetworkSpec) -> list[IPv4Network]:
     """The requested subnets, checked (IPv4 CIDR, gateway and range inside)."""
     subnets = []
-    for cfg in (spec.ipam.config if spec.ipam else None) or []:
+    for cfg in spec.subnets():
         if not cfg.subnet:
             if cfg.gateway or cfg.ip_range:
                 raise InvalidArgument("invalid IPAM config: a gateway or ip-range needs a subnet")
@@ -44,8 +44,7 @@ def _check_ipam(spec: NetworkSpec) -> list[IPv4Network]:
 
 def _subnets_of(net: Network) -> list[str]:
     """What a network holds (allocated) or will hold (asked for)."""
-    ipam = net.ipam_options if net.ipam_options is not None else net.spec.ipam
-    return [c.subnet for c in (ipam.config if ipam else None) or [] if c.subnet]
+    return [c.subnet for c in net.subnets() if c.subnet]
 
 
 def _check_overlap(view: Tables, subnets: list[IPv4Network]) -> None:

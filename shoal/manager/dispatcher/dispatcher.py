@@ -264,7 +264,7 @@ class Dispatcher:
             def fn(tx: Tx, batch: dict[str, TaskStatus] = batch) -> None:
                 for task_id, status in batch.items():
                     task = tx.view.get(Task, task_id)
-                    if task is None or TaskState.parse(status.state) < task.state:
+                    if task is None or status.state < task.state:
                         continue  # gone, or a stale report: state never moves back
                     if task.status == status:
                         continue

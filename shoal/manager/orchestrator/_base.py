@@ -15,6 +15,7 @@ from shoal.manager.orchestrator.common import OrchestratorSettings, is_live
 from shoal.manager.orchestrator.restart import RestartSupervisor
 from shoal.manager.orchestrator.update import UpdateSupervisor, slot_key
 from shoal.model.objects import Service, Task
+from shoal.model.states import TaskState
 from shoal.store.store import Store, Tx, copy
 from shoal.store.tables import Tables
 
@@ -38,7 +39,7 @@ class Orchestrator(ServiceLoop):
         """Write this service's task changes into ``tx``; return the slot keys kept."""
 
     def _startup(self, view: Tables) -> None:
-        for task in view.tasks_by_desired_state("ready"):
+        for task in view.tasks_by_desired_state(TaskState.READY):
             service = view.get(Service, task.service_id)
             if service is not None and self._mine(service):
                 self.restarts.advance(task)
@@ -80,7 +81,7 @@ class Orchestrator(ServiceLoop):
     async def _remove_all(self, service_id: str) -> None:
         """The service was deleted: every task goes to DesiredState REMOVE (the reaper deletes)."""
         view = self._store.view()
-        if all(t.desired_state == "remove" for t in view.tasks_of_service(service_id)):
+        if all(t.desired_state == TaskState.REMOVE for t in view.tasks_of_service(service_id)):
             return
         self.updates.cancel(service_id)
         self.restarts.clear_service(service_id)
@@ -88,9 +89,9 @@ class Orchestrator(ServiceLoop):
         def remove(tx: Tx) -> int:
             n = 0
             for task in tx.view.tasks_of_service(service_id):
-                if task.desired_state != "remove":
+                if task.desired_state != TaskState.REMOVE:
                     task = copy(task)
-                    task.desired_state = "remove"
+                    task.desired_state = TaskState.REMOVE
                     tx.update(task)
                     n += 1
             return n

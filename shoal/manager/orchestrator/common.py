@@ -91,8 +91,8 @@ def new_task(service: Service, *, slot: int = 0, node_id: str = "") -> Task:
         service_name=service.spec.name,
         slot=slot,
         node_id=node_id,
-        status=TaskStatus(timestamp=now(), state="new", message="created"),
-        desired_state="running",
+        status=TaskStatus(timestamp=now(), state=TaskState.NEW, message="created"),
+        desired_state=TaskState.RUNNING,
         job_iteration=Version(index=job) if job is not None else None,
     )
 
@@ -122,7 +122,7 @@ def is_task_dirty(service: Service, task: Task, node: Node | None = None) -> boo
 
 def is_live(task: Task) -> bool:
     """The orchestrator still wants this task: desired state at most RUNNING."""
-    return task.desired <= TaskState.RUNNING
+    return task.desired_state <= TaskState.RUNNING
 
 
 def node_invalid(node: Node | None) -> bool:

@@ -81,7 +81,7 @@ class GlobalOrchestrator(Orchestrator):
                                and node.status.state in ("unknown", "disconnected")):
                 for task in live:
                     task = copy(task)
-                    task.desired_state = "shutdown"
+                    task.desired_state = TaskState.SHUTDOWN
                     tx.update(task)
                 log.info("service %s: %s on %s, %d tasks desired shutdown", service.id, reason,
                          node_id, len(live))

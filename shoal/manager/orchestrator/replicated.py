@@ -47,7 +47,7 @@ class ReplicatedOrchestrator(Orchestrator):
             stranded = bool(task.node_id) and node_invalid(view.get(Node, task.node_id))
             if task.state > TaskState.RUNNING or stranded:
                 tasks[task.id] = copy(task)
-                tasks[task.id].desired_state = "shutdown"
+                tasks[task.id].desired_state = TaskState.SHUTDOWN
                 replacement = self.restarts.restart(tx, service, task)
                 if replacement is not None:
                     tasks[replacement.id] = replacement
@@ -79,9 +79,9 @@ class ReplicatedOrchestrator(Orchestrator):
             doomed = _removal_order(retired | set(live), live)[: have - want]
             for slot in doomed:
                 for task in live.pop(slot, None) or [max(by_slot[slot], key=_age_key)]:
-                    if task.desired_state != "remove":
+                    if task.desired_state != TaskState.REMOVE:
                         task = copy(task)
-                        task.desired_state = "remove"
+                        task.desired_state = TaskState.REMOVE
                         tx.update(task)
             log.info("service %s: scale down %d->%d, removing slots %s", service.id, have, want,
                      sorted(doomed))

@@ -93,7 +93,7 @@ class RestartSupervisor:
     def retired(self, service: Service, task: Task) -> bool:
         """A task that ended and that the policy declined to replace: its slot stays empty."""
         return (
-            task.desired_state == "shutdown"
+            task.desired_state == TaskState.SHUTDOWN
             and task.state in (TaskState.COMPLETE, TaskState.FAILED, TaskState.REJECTED)
             and not is_task_dirty(service, task)
             and not self.should_restart(service, task)
@@ -103,7 +103,7 @@ class RestartSupervisor:
     def restart(self, tx: Tx, service: Service, task: Task) -> Task | None:
         """Shut ``task`` down and, if allowed, create its replacement; returns it (staged)."""
         old = copy(task)
-        old.desired_state = "shutdown"
+        old.desired_state = TaskState.SHUTDOWN
         tx.update(old)
         if not self.should_restart(service, task):
             log.info(
@@ -115,7 +115,7 @@ class RestartSupervisor:
             new = new_task(service, node_id=task.node_id)
         else:
             new = new_task(service, slot=task.slot)
-        new.desired_state = "ready"
+        new.desired_state = TaskState.READY
         node = tx.view.get(Node, task.node_id)
         policy = restart_policy(task.spec)
         delay = 0.0 if node is not None and node.spec.availability == "drain" else policy.delay
@@ -176,10 +176,10 @@ class RestartSupervisor:
 
             def start(tx: Tx) -> bool:
                 task = tx.view.get(Task, new_id)
-                if task is None or task.desired_state != "ready":
+                if task is None or task.desired_state != TaskState.READY:
                     return False
                 task = copy(task)
-                task.desired_state = "running"
+                task.desired_state = TaskState.RUNNING
                 tx.update(task)
                 return True
 

@@ -42,7 +42,7 @@ def reapable(view: Tables, service_id: str) -> list[Task]:
     tasks = view.tasks_of_service(service_id)
     out: dict[str, Task] = {}
     for task in tasks:
-        if task.desired_state == "remove" and (
+        if task.desired_state == TaskState.REMOVE and (
             _ended(task) or task.state < TaskState.ASSIGNED or view.get(Node, task.node_id) is None
         ):
             out[task.id] = task

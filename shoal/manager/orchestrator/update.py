@@ -135,7 +135,7 @@ class Updater:
                     task = new_task(service, node_id=key)
                 else:
                     task = new_task(service, slot=int(key))
-                task.desired_state = "running" if start_first else "ready"
+                task.desired_state = TaskState.RUNNING if start_first else TaskState.READY
                 tx.create(task)
                 created.append(task.id)
                 old += [t.id for t in live]
@@ -163,16 +163,16 @@ class Updater:
     def _shutdown(tx: Tx, tasks: list[Task]) -> None:
         for task in tasks:
             task = copy(task)
-            task.desired_state = "shutdown"
+            task.desired_state = TaskState.SHUTDOWN
             tx.update(task)
 
     @staticmethod
     def _start(tx: Tx, ids: list[str]) -> None:
         for i in ids:
             task = tx.view.get(Task, i)
-            if task is not None and task.desired_state == "ready":
+            if task is not None and task.desired_state == TaskState.READY:
                 task = copy(task)
-                task.desired_state = "running"
+                task.desired_state = TaskState.RUNNING
                 tx.update(task)
 
     @staticmethod

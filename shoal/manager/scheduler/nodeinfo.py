@@ -26,10 +26,10 @@ def occupies(task: Task) -> bool:
     """Whether ``task`` counts against its node (assigned, not past RUNNING, still wanted)."""
     if not task.node_id:
         return False
-    state = TaskState.parse(task.status.state)
+    state = task.status.state
     return (
         TaskState.ASSIGNED <= state <= TaskState.RUNNING
-        and TaskState.parse(task.desired_state) <= TaskState.RUNNING
+        and task.desired_state <= TaskState.RUNNING
     )
 
 

@@ -21,6 +21,7 @@ import msgspec
 from shoal.manager.scheduler.nodeinfo import MAX_FAILURES, NodeInfo
 from shoal.manager.scheduler.pipeline import Pipeline
 from shoal.model.objects import Task, TaskStatus
+from shoal.model.states import TaskState
 
 __all__ = ["ASSIGNED_MESSAGE", "Placement", "assigned_copy", "place_group"]
 
@@ -41,7 +42,7 @@ class Placement:
 
 def assigned_copy(task: Task, node_id: str, timestamp: str) -> Task:
     """``task`` assigned to ``node_id``: a new object, the cached one is left untouched."""
-    status = TaskStatus(timestamp=timestamp, state="assigned", message=ASSIGNED_MESSAGE)
+    status = TaskStatus(timestamp=timestamp, state=TaskState.ASSIGNED, message=ASSIGNED_MESSAGE)
     return msgspec.structs.replace(task, node_id=node_id, status=status)
 
 

@@ -33,8 +33,8 @@ def group_key(task: Task) -> GroupKey:
 def schedulable(task: Task) -> bool:
     """PENDING and still wanted: the scheduler's input."""
     return (
-        task.status.state == "pending"
-        and TaskState.parse(task.desired_state) <= TaskState.RUNNING
+        task.status.state == TaskState.PENDING
+        and task.desired_state <= TaskState.RUNNING
     )
 
 
@@ -98,7 +98,7 @@ class Tracker:
                 self.preassigned[task_id] = task
             else:
                 self.unassigned[task_id] = (task, group_key(task))
-        elif TaskState.parse(task.status.state) > TaskState.RUNNING:
+        elif task.status.state > TaskState.RUNNING:
             self._versions.pop(task_id, None)  # done with it; a late stale event only retries
 
     def assign(self, task: Task) -> None:
@@ -112,7 +112,7 @@ class Tracker:
         self.preassigned.pop(task.id, None)
 
     def _note_failure(self, old: Task, new: Task, now: float) -> None:
-        state = TaskState.parse(new.status.state)
+        state = new.status.state
         if state in _FAILED and old.status.state != new.status.state:
             info = self.nodes.get(new.node_id)
             if info is not None:

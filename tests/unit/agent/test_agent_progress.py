@@ -37,11 +37,11 @@ async def test_progress_messages_are_reported_while_preparing() -> None:
 
     async def on_status(task: Task, status: TaskStatus) -> None:
         seen.append((status.state, status.message))
-        if status.task_state == TaskState.RUNNING:
+        if status.state == TaskState.RUNNING:
             done.set()
 
     controller.block_wait = True
-    runner = TaskRunner(Task(id="t1", status=TaskStatus(state="assigned"), desired_state="running"),
+    runner = TaskRunner(Task(id="t1", status=TaskStatus(state=TaskState.ASSIGNED), desired_state=TaskState.RUNNING),
                         controller, on_status)
     runner.start()
     await asyncio.wait_for(done.wait(), 5)

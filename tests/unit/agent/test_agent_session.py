@@ -36,6 +36,7 @@ from shoal.model.dispatch import (
 )
 from shoal.model.objects import Task, TaskStatus
 from shoal.model.specs import TaskSpec
+from shoal.model.states import TaskState
 
 Wait = Callable[..., Awaitable[None]]
 PERIOD_NS = 200_000_000  # 200 ms heartbeats keep the test quick
@@ -150,10 +151,10 @@ class FakeDispatcher:
         return st.state if st else "<none>"
 
 
-def make_task(task_id: str, *env: str, desired: str = "running") -> Task:
+def make_task(task_id: str, *env: str, desired: TaskState = TaskState.RUNNING) -> Task:
     return Task(id=task_id, node_id="node-1", desired_state=desired,
                 spec=TaskSpec(container_spec={"Image": "busybox", "Env": list(env)}),
-                status=TaskStatus(state="assigned"))
+                status=TaskStatus(state=TaskState.ASSIGNED))
 
 
 @pytest.fixture
@@ -195,8 +196,8 @@ async def agent(tmp_path: Path, dispatcher: FakeDispatcher,
 
 async def test_session_runs_tasks_and_heartbeats(agent: Agent, dispatcher: FakeDispatcher,
                                                  tmp_path: Path, eventually: Wait) -> None:
-    await eventually(lambda: dispatcher.state("run") == "running", "task 'run' reported running")
-    await eventually(lambda: dispatcher.state("fail") == "failed", "task 'fail' reported failed")
+    await eventually(lambda: dispatcher.state("run") == TaskState.RUNNING, "task 'run' reported running")
+    await eventually(lambda: dispatcher.state("fail") == TaskState.FAILED, "task 'fail' reported failed")
     assert dispatcher.statuses["fail"].err == "task: non-zero exit (1)"
     assert dispatcher.history["run"][-1] == "running"
     reg = dispatcher.registers[0]
@@ -208,29 +209,29 @@ async def test_session_runs_tasks_and_heartbeats(agent: Agent, dispatcher: FakeD
 
 async def test_removed_assignment_is_shut_down_and_removed(
         agent: Agent, dispatcher: FakeDispatcher, tmp_path: Path, eventually: Wait) -> None:
-    await eventually(lambda: dispatcher.state("run") == "running", "task 'run' reported running")
+    await eventually(lambda: dispatcher.state("run") == TaskState.RUNNING, "task 'run' reported running")
     await dispatcher.send(Assignments(full=False, tasks=[], removed=["run"]))
-    await eventually(lambda: dispatcher.state("run") == "shutdown", "task 'run' shut down")
+    await eventually(lambda: dispatcher.state("run") == TaskState.SHUTDOWN, "task 'run' shut down")
     await eventually(lambda: not (tmp_path / "sim" / "run").exists(), "container removed")
     assert not (tmp_path / "worker" / "run.json").exists()
 
 
 async def test_desired_shutdown(agent: Agent, dispatcher: FakeDispatcher,
                                 eventually: Wait) -> None:
-    await eventually(lambda: dispatcher.state("run") == "running", "task 'run' reported running")
-    await dispatcher.send(Assignments(full=False, tasks=[make_task("run", desired="shutdown")]))
-    await eventually(lambda: dispatcher.state("run") == "shutdown", "task 'run' shut down")
+    await eventually(lambda: dispatcher.state("run") == TaskState.RUNNING, "task 'run' reported running")
+    await dispatcher.send(Assignments(full=False, tasks=[make_task("run", desired=TaskState.SHUTDOWN)]))
+    await eventually(lambda: dispatcher.state("run") == TaskState.SHUTDOWN, "task 'run' shut down")
 
 
 async def test_dropped_connection_reconnects(agent: Agent, dispatcher: FakeDispatcher,
                                              eventually: Wait) -> None:
-    await eventually(lambda: dispatcher.state("run") == "running", "task 'run' reported running")
+    await eventually(lambda: dispatcher.state("run") == TaskState.RUNNING, "task 'run' reported running")
     assert dispatcher.ws is not None
     dispatcher.statuses.clear()  # statuses are re-sent on the new session
     await dispatcher.ws.close()
     await eventually(lambda: dispatcher.sessions == 2 and dispatcher.ws is not None,
                      "a second session")
-    await eventually(lambda: dispatcher.state("run") == "running", "status re-sent")
+    await eventually(lambda: dispatcher.state("run") == TaskState.RUNNING, "status re-sent")
 
 
 async def test_missing_heartbeat_ack_drops_session(agent: Agent, dispatcher: FakeDispatcher,
@@ -248,7 +249,7 @@ async def test_node_removed_stops_agent(tmp_path: Path, dispatcher: FakeDispatch
                   managers=[dispatcher.addr], addr="10.0.0.5")
     job = asyncio.create_task(agent.run(), name="test-agent")
     try:
-        await eventually(lambda: dispatcher.state("run") == "running", "task 'run' running")
+        await eventually(lambda: dispatcher.state("run") == TaskState.RUNNING, "task 'run' running")
         assert dispatcher.ws is not None
         await dispatcher.ws.close(code=CLOSE_REMOVED, message=b"node node-1 was removed")
         with pytest.raises(NodeRemoved, match="node node-1 was removed"):
@@ -269,7 +270,7 @@ async def test_reconnect_to_unreachable_then_known_manager(
                   managers=["127.0.0.1:1", dispatcher.addr], addr="10.0.0.5")
     job = asyncio.create_task(agent.run(), name="test-agent")
     try:
-        await eventually(lambda: dispatcher.state("run") == "running", "task 'run' running")
+        await eventually(lambda: dispatcher.state("run") == TaskState.RUNNING, "task 'run' running")
         assert agent.managers == [dispatcher.addr]
     finally:
         await agent.stop()
@@ -278,8 +279,8 @@ async def test_reconnect_to_unreachable_then_known_manager(
 
 async def test_reporter_latest_wins_and_resends() -> None:
     reporter = Reporter(interval=0.01)
-    reporter.report("a", TaskStatus(state="preparing"))
-    reporter.report("a", TaskStatus(state="running"))
+    reporter.report("a", TaskStatus(state=TaskState.PREPARING))
+    reporter.report("a", TaskStatus(state=TaskState.RUNNING))
     sent: list[StatusUpdate] = []
 
     async def broken(msg: StatusUpdate) -> None:

@@ -55,7 +55,7 @@ class FakeController:
 
 
 def task_in(state: TaskState, desired: TaskState = TaskState.RUNNING) -> Task:
-    return Task(id="t1", status=TaskStatus(state=state.api), desired_state=desired.api)
+    return Task(id="t1", status=TaskStatus(state=state), desired_state=desired)
 
 
 def test_fake_is_a_controller() -> None:
@@ -77,7 +77,7 @@ async def test_forward_transitions(state: TaskState, expect: TaskState, message:
                                    call: str | None) -> None:
     ctl = FakeController()
     status = await step(task_in(state), ctl)
-    assert (status.task_state, status.message, status.err) == (expect, message, "")
+    assert (status.state, status.message, status.err) == (expect, message, "")
     assert ctl.calls == ([call] if call else [])
     if call:
         assert status.container_status is not None
@@ -99,7 +99,7 @@ async def test_state_past_desired_is_noop() -> None:
 async def test_desired_shutdown(state: TaskState) -> None:
     ctl = FakeController()
     status = await step(task_in(state, desired=TaskState.SHUTDOWN), ctl)
-    assert (status.task_state, status.message) == (TaskState.SHUTDOWN, "shutdown")
+    assert (status.state, status.message) == (TaskState.SHUTDOWN, "shutdown")
     assert ctl.calls == ["shutdown"]
 
 
@@ -116,21 +116,21 @@ async def test_prepare_error_rejects() -> None:
     ctl = FakeController()
     ctl.fail["prepare"] = TaskRejected("pull access denied")
     status = await step(task_in(TaskState.PREPARING), ctl)
-    assert (status.task_state, status.err) == (TaskState.REJECTED, "pull access denied")
+    assert (status.state, status.err) == (TaskState.REJECTED, "pull access denied")
 
 
 async def test_start_error_fails() -> None:
     ctl = FakeController()
     ctl.fail["start"] = RuntimeError("port already in use")
     status = await step(task_in(TaskState.STARTING), ctl)
-    assert (status.task_state, status.err) == (TaskState.FAILED, "port already in use")
+    assert (status.state, status.err) == (TaskState.FAILED, "port already in use")
 
 
 async def test_nonzero_exit_fails_with_code() -> None:
     ctl = FakeController()
     ctl.exit_code = 2
     status = await step(task_in(TaskState.RUNNING), ctl)
-    assert (status.task_state, status.err) == (TaskState.FAILED, "task: non-zero exit (2)")
+    assert (status.state, status.err) == (TaskState.FAILED, "task: non-zero exit (2)")
     assert status.container_status is not None and status.container_status.exit_code == 2
 
 
@@ -138,7 +138,7 @@ async def test_exit_error_and_unhealthy() -> None:
     ctl = FakeController()
     ctl.fail["wait"] = Unhealthy(137)
     status = await step(task_in(TaskState.RUNNING), ctl)
-    assert status.task_state == TaskState.FAILED
+    assert status.state == TaskState.FAILED
     assert status.err == "task: non-zero exit (137): dockerexec: unhealthy container"
     assert status.container_status is not None and status.container_status.exit_code == 137
     ctl.fail["wait"] = ExitError(9)
@@ -155,4 +155,4 @@ async def test_temporary_propagates() -> None:
 
 def test_going_back_raises() -> None:
     with pytest.raises(StateRegression):
-        transition(TaskStatus(state="running"), TaskState.PREPARING, "preparing")
+        transition(TaskStatus(state=TaskState.RUNNING), TaskState.PREPARING, "preparing")

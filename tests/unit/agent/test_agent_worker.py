@@ -15,14 +15,15 @@ from shoal.agent.worker import Worker
 from shoal.exec.sim import SimExecutor
 from shoal.model.objects import Task, TaskStatus
 from shoal.model.specs import TaskSpec
+from shoal.model.states import TaskState
 
 Wait = Callable[..., Awaitable[None]]
 
 
-def make_task(task_id: str, *env: str, desired: str = "running") -> Task:
+def make_task(task_id: str, *env: str, desired: TaskState = TaskState.RUNNING) -> Task:
     spec: dict[str, Any] = {"Image": "busybox", "Env": list(env)}
     return Task(id=task_id, spec=TaskSpec(container_spec=spec), desired_state=desired,
-                status=TaskStatus(state="assigned"))
+                status=TaskStatus(state=TaskState.ASSIGNED))
 
 
 @pytest.fixture
@@ -42,8 +43,8 @@ def state(worker: Worker, task_id: str) -> str:
 async def test_full_assign_runs_and_removes(worker: Worker, tmp_path: Path,
                                             eventually: Wait) -> None:
     await worker.assign([make_task("a"), make_task("b", "SIM_EXIT_AFTER=0", "SIM_EXIT_CODE=1")])
-    await eventually(lambda: state(worker, "a") == "running", "task a running")
-    await eventually(lambda: state(worker, "b") == "failed", "task b failed")
+    await eventually(lambda: state(worker, "a") == TaskState.RUNNING, "task a running")
+    await eventually(lambda: state(worker, "b") == TaskState.FAILED, "task b failed")
     assert worker.tasks["b"].status.err == "task: non-zero exit (1)"
     worker.persist()
     assert sorted(p.stem for p in (tmp_path / "worker").glob("*.json")) == ["a", "b"]
@@ -55,29 +56,29 @@ async def test_full_assign_runs_and_removes(worker: Worker, tmp_path: Path,
 
 async def test_desired_shutdown_interrupts_wait(worker: Worker, eventually: Wait) -> None:
     await worker.assign([make_task("a")])
-    await eventually(lambda: state(worker, "a") == "running", "task a running")
-    await worker.update([make_task("a", desired="shutdown")], [])
-    await eventually(lambda: state(worker, "a") == "shutdown", "task a shut down")
+    await eventually(lambda: state(worker, "a") == TaskState.RUNNING, "task a running")
+    await worker.update([make_task("a", desired=TaskState.SHUTDOWN)], [])
+    await eventually(lambda: state(worker, "a") == TaskState.SHUTDOWN, "task a shut down")
 
 
 async def test_desired_ready_stops_at_ready(worker: Worker, eventually: Wait) -> None:
-    await worker.assign([make_task("a", desired="ready")])
-    await eventually(lambda: state(worker, "a") == "ready", "task a ready")
-    await worker.update([make_task("a", desired="running")], [])
-    await eventually(lambda: state(worker, "a") == "running", "task a running")
+    await worker.assign([make_task("a", desired=TaskState.READY)])
+    await eventually(lambda: state(worker, "a") == TaskState.READY, "task a ready")
+    await worker.update([make_task("a", desired=TaskState.RUNNING)], [])
+    await eventually(lambda: state(worker, "a") == TaskState.RUNNING, "task a running")
 
 
 async def test_manager_status_does_not_roll_back(worker: Worker, eventually: Wait) -> None:
     await worker.assign([make_task("a")])
-    await eventually(lambda: state(worker, "a") == "running", "task a running")
+    await eventually(lambda: state(worker, "a") == TaskState.RUNNING, "task a running")
     await worker.assign([make_task("a")])  # the manager still thinks "assigned"
-    assert state(worker, "a") == "running"
+    assert state(worker, "a") == TaskState.RUNNING
 
 
 async def test_reject_and_incremental_remove(worker: Worker, tmp_path: Path,
                                              eventually: Wait) -> None:
     await worker.update([make_task("r", "SIM_REJECT=no such image")], [])
-    await eventually(lambda: state(worker, "r") == "rejected", "task r rejected")
+    await eventually(lambda: state(worker, "r") == TaskState.REJECTED, "task r rejected")
     assert worker.tasks["r"].status.err == "no such image"
     await worker.update([], ["r"])
     await eventually(lambda: not (tmp_path / "worker" / "r.json").exists(), "r.json removed")
@@ -87,7 +88,7 @@ async def test_restore_reattaches_running_task(tmp_path: Path, eventually: Wait)
     reporter = Reporter()
     first = Worker(SimExecutor(hostname="n", state_dir=tmp_path), tmp_path, reporter)
     await first.assign([make_task("a")])
-    await eventually(lambda: state(first, "a") == "running", "task a running")
+    await eventually(lambda: state(first, "a") == TaskState.RUNNING, "task a running")
     cid = first.tasks["a"].status.container_status
     await first.close()  # the daemon stops; the sim container keeps "running"
     stored = TaskStorage(tmp_path).load_all()
@@ -97,20 +98,20 @@ async def test_restore_reattaches_running_task(tmp_path: Path, eventually: Wait)
     second = Worker(executor, tmp_path, Reporter())
     try:
         await second.init()
-        assert state(second, "a") == "running"
+        assert state(second, "a") == TaskState.RUNNING
         assert second.tasks["a"].status.container_status == cid  # not restarted
         executor.control_path("a").write_text("exit 0")
-        await eventually(lambda: state(second, "a") == "complete", "restored task completes")
+        await eventually(lambda: state(second, "a") == TaskState.COMPLETE, "restored task completes")
         second.persist()
         data = msgspec.json.decode((tmp_path / "worker" / "a.json").read_bytes(), type=Task)
-        assert data.status.state == "complete"
+        assert data.status.state == TaskState.COMPLETE
     finally:
         await second.close()
 
 
 async def test_shutdown_all(worker: Worker, tmp_path: Path, eventually: Wait) -> None:
     await worker.assign([make_task("a"), make_task("b")])
-    await eventually(lambda: state(worker, "b") == "running", "task b running")
+    await eventually(lambda: state(worker, "b") == TaskState.RUNNING, "task b running")
     await worker.shutdown_all()
     assert worker.tasks == {}
     assert list((tmp_path / "worker").glob("*.json")) == []

@@ -4,7 +4,6 @@ a new leader does from the store's objects."""
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
@@ -21,26 +20,27 @@ from shoal.manager.allocator.ipam import (
     IPAMState,
     NetworkIPAM,
     VXLANIDs,
-    driver_state,
     parse_subnet,
     rebuild,
+)
+from shoal.model.objects import (
+    Endpoint,
+    Network,
+    NetworkAttachment,
+    Service,
+    Task,
+    VirtualIP,
+    overlay_driver_state,
     vxlan_ids_of,
 )
-from shoal.model.objects import Endpoint, NetworkAttachment, Service, Task, VirtualIP
-from shoal.model.specs import IPAM, IPAMConfig
+from shoal.model.specs import IPAM, IPAMConfig, NetworkSpec
 
 
-@dataclass
-class Net:
-    """A Network as the wiring will make it (with the allocated IPAM options)."""
-
-    id: str
-    ipam_options: IPAM | None
-    driver_state: dict[str, Any] | None
-
-
-def net(nid: str, *configs: IPAMConfig, vnis: tuple[int, ...] = ()) -> Net:
-    return Net(nid, IPAM(config=list(configs)), driver_state(vnis) if vnis else None)
+def net(nid: str, *configs: IPAMConfig, vnis: tuple[int, ...] = (),
+        state: dict[str, Any] | None = None) -> Network:
+    """An allocated Network (its IPAM options and driver state set)."""
+    return Network(id=nid, ipam_options=IPAM(config=list(configs)),
+                   driver_state=overlay_driver_state(vnis) if vnis else state)
 
 
 # --- subnets ---------------------------------------------------------------------------------
@@ -218,14 +218,6 @@ def test_vxlan_ids_start_at_4096() -> None:
     assert small.allocate() == 4096
 
 
-def test_driver_state_round_trip() -> None:
-    state = driver_state([4097, 4098])
-    assert state == {"Name": "overlay",
-                     "Options": {"com.docker.network.driver.overlay.vxlanid_list": "4097,4098"}}
-    assert vxlan_ids_of(state) == [4097, 4098]
-    assert vxlan_ids_of(None) == [] == vxlan_ids_of({"Name": "overlay"})
-
-
 # --- the whole state -------------------------------------------------------------------------
 
 
@@ -275,7 +267,7 @@ def test_a_network_with_two_subnets_fills_the_first_then_the_second() -> None:
 
 def _task(tid: str, *atts: tuple[str, list[str]]) -> Task:
     return Task(id=tid, networks_attachments=[
-        NetworkAttachment(network={"ID": nid}, addresses=addrs) for nid, addrs in atts])
+        NetworkAttachment(network=Network(id=nid), addresses=addrs) for nid, addrs in atts])
 
 
 def test_rebuild_from_objects_then_no_double_allocation() -> None:
@@ -317,7 +309,7 @@ def test_rebuild_reports_what_does_not_fit() -> None:
     networks = [
         net("a", IPAMConfig(subnet="10.0.1.0/24", gateway="10.0.1.1"), vnis=(4097,)),
         net("b", IPAMConfig(subnet="10.0.1.0/25"), vnis=(4097,)),  # corrupt: overlaps a
-        Net("unallocated", None, None),
+        Network(id="unallocated", spec=NetworkSpec(ipam=IPAM(config=[IPAMConfig(subnet="10.0.3.0/24")]))),
     ]
     tasks = [_task("t1", ("a", ["10.0.1.2/24"])), _task("t2", ("a", ["10.0.1.2/24"])),
              _task("t3", ("zz", ["10.0.9.2/24"])), _task("t4", ("a", ["10.0.2.2/24"]))]
@@ -398,7 +390,7 @@ def test_random_state_with_rebuilds_never_double_allocates(seed: int) -> None:
                 s.release_address(nid, a)
                 addrs[nid].discard(a)
         else:
-            objs = [Net(nid, IPAM(config=cfgs), st) for nid, (cfgs, st) in nets.items()]
+            objs = [net(nid, *cfgs, state=st) for nid, (cfgs, st) in nets.items()]
             tasks = [_task(f"t-{nid}", (nid, sorted(held))) for nid, held in addrs.items()]
             s, problems = rebuild(objs, (), tasks, pool="10.0.0.0/20", size=26)
             assert problems == []

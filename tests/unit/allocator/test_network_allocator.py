@@ -13,7 +13,6 @@ import pytest
 
 from shoal.errors import Conflict
 from shoal.manager.allocator import Allocator, AllocatorSettings
-from shoal.manager.allocator.ipam import VXLAN_ID_OPTION
 from shoal.manager.controlapi.network import create_network, remove_network
 from shoal.manager.controlapi.service import create_service, remove_service, update_service
 from shoal.model.ids import new_id
@@ -28,6 +27,7 @@ from shoal.model.specs import (
     ServiceSpec,
     TaskSpec,
 )
+from shoal.model.states import TaskState
 from shoal.store.store import Store, Tx, copy
 
 FAST = AllocatorSettings(commit_debounce_gap=0.005, max_latency=0.05, resync_interval=5)
@@ -149,13 +149,13 @@ def subnets(net: Network) -> list[str]:
 
 
 def pending(store: Store, ids: list[str]) -> bool:
-    return all((t := store.view().get(Task, i)) is not None and t.status.state == "pending" for i in ids)
+    return all((t := store.view().get(Task, i)) is not None and t.status.state == TaskState.PENDING for i in ids)
 
 
 def addresses(store: Store, task_id: str) -> dict[str, list[str]]:
     task = store.view().get(Task, task_id)
     assert task is not None
-    return {str(a.network["ID"]): list(a.addresses or []) for a in task.networks_attachments or []}
+    return {a.network.id: list(a.addresses or []) for a in task.networks_attachments or []}
 
 
 def in_use(alloc: Allocator, nid: str) -> int:
@@ -174,9 +174,8 @@ async def test_networks_get_pool_subnets_gateways_and_vxlan_ids(store: Store, ru
     configs = {nid: get_net(store, nid).ipam_options for nid in (ingress.id, a.id, b.id)}
     assert [(c.config[0].subnet, c.config[0].gateway) for c in configs.values() if c and c.config] == [
         ("10.0.0.0/24", "10.0.0.1"), ("10.0.1.0/24", "10.0.1.1"), ("192.168.7.0/24", "192.168.7.254")]
-    vnis = [get_net(store, nid).driver_state["Options"][VXLAN_ID_OPTION]  # type: ignore[index]
-            for nid in (ingress.id, a.id, b.id)]
-    assert len(set(vnis)) == 3 and all(int(v) >= 4096 for v in vnis)
+    vnis = [v for nid in (ingress.id, a.id, b.id) for v in get_net(store, nid).vxlan_ids()]
+    assert len(set(vnis)) == 3 and all(v >= 4096 for v in vnis)
 
 
 async def test_overlapping_subnet_is_refused_at_create(store: Store, running: Running) -> None:
@@ -244,12 +243,12 @@ async def test_service_vips_task_addresses_and_endpoint(store: Store, running: R
     assert task is not None and task.endpoint is not None
     assert task.endpoint.virtual_ips == stored.endpoint.virtual_ips
     assert [(p.target_port, p.published_port) for p in task.endpoint.ports or []] == [(80, 8080)]
-    atts = {str(a.network["ID"]): a for a in task.networks_attachments or []}
+    atts = {a.network.id: a for a in task.networks_attachments or []}
     assert set(atts) == {net.id, ingress.id}
     assert atts[net.id].aliases == ["web-alias"] and atts[ingress.id].aliases is None
     for a in atts.values():  # the whole network, as the node side needs it
-        assert {"ID", "Spec", "IPAM", "DriverState"} <= set(a.network)
-        assert a.network["IPAM"]["Config"][0]["Subnet"]
+        assert a.network == get_net(store, a.network.id)
+        assert a.network.vxlan_ids() and a.network.subnets()[0].subnet
     every = [addr for i in ids for addrs in addresses(store, i).values() for addr in addrs]
     assert len(every) == 6 and len(set(every) | set(vips.values())) == 8  # all distinct
 
@@ -281,7 +280,7 @@ async def test_task_waits_for_an_unallocatable_network(store: Store, running: Ru
     ids = await add_tasks(store, svc, 1)
     await asyncio.sleep(0.3)
     task = store.view().get(Task, ids[0])
-    assert task is not None and task.status.state == "new" and not task.networks_attachments
+    assert task is not None and task.status.state == TaskState.NEW and not task.networks_attachments
     assert not get_net(store, "bad").allocated
 
 
@@ -298,7 +297,7 @@ async def test_exhausted_subnet_leaves_the_task_new_until_an_address_frees(
     late = await add_tasks(store, svc, 1)
     await asyncio.sleep(0.3)
     task = store.view().get(Task, late[0])
-    assert task is not None and task.status.state == "new"
+    assert task is not None and task.status.state == TaskState.NEW
     await set_state(store, first[0], "failed")  # terminal: its address goes back
     await wait_for("the late task pending", lambda: pending(store, late))
     assert addresses(store, late[0]) == addresses(store, first[0])  # the only free one
@@ -346,7 +345,7 @@ async def test_nodes_get_an_ingress_address_released_on_removal(store: Store, ru
     addrs = await wait_for("both nodes attached", lambda: all(node_addrs().values()) and node_addrs())
     assert sorted(addrs.values()) == [["10.0.0.2/24"], ["10.0.0.3/24"]]
     node = store.view().get(Node, "node1")
-    assert node is not None and node.attachments and node.attachments[0].network["ID"] == ingress.id
+    assert node is not None and node.attachments and node.attachments[0].network.id == ingress.id
     version = node.version.index
     await asyncio.sleep(0.2)
     again = store.view().get(Node, "node1")

@@ -22,7 +22,8 @@ from shoal.manager.ca import RootCA
 from shoal.manager.dispatcher.dispatcher import Dispatcher
 from shoal.manager.keymanager import KEY_LEN, KeyManager, rotated
 from shoal.model.dispatch import NetworkUpdate
-from shoal.model.objects import Cluster, EncryptionKey, NetworkAttachment, Node
+from shoal.model.objects import Cluster, EncryptionKey, Network, NetworkAttachment, Node
+from shoal.model.specs import NetworkSpec
 from shoal.pki import NodeIdentity, Role, generate_key_and_csr
 from shoal.store.membackend import MemoryBackend
 from shoal.store.store import Store, Tx, copy
@@ -272,7 +273,7 @@ async def test_keys_and_attachments_reach_the_agent(store: Store, ticker: Ticker
         await store.update(spec_change)
 
         # The node's own attachments (the allocator's ingress address) reach it too.
-        ingress = NetworkAttachment(network={"ID": "ingressshoaltest", "Spec": {"Name": "ingress"}},
+        ingress = NetworkAttachment(network=Network(id="ingressshoaltest", spec=NetworkSpec(name="ingress")),
                                     addresses=["10.255.0.2/16"])
 
         def attach(tx: Tx) -> None:

@@ -149,7 +149,7 @@ class Cluster:
     async def delete_service(self, service_id: str) -> None:
         await self.store.update(lambda tx: tx.delete(tx.view.get(Service, service_id)))
 
-    async def set_task(self, task_id: str, state: str, node_id: str | None = None) -> None:
+    async def set_task(self, task_id: str, state: TaskState, node_id: str | None = None) -> None:
         def fn(tx: Tx) -> None:
             t = copy(tx.view.get(Task, task_id))
             assert t is not None
@@ -167,7 +167,7 @@ class Cluster:
                       key=lambda t: (t.slot, t.created_at))
 
     def live(self, service_id: str = "svc1") -> list[Task]:
-        return [t for t in self.tasks(service_id) if t.desired <= TaskState.RUNNING]
+        return [t for t in self.tasks(service_id) if t.desired_state <= TaskState.RUNNING]
 
     def get(self, service_id: str = "svc1") -> Service:
         svc = self.store.view().get(Service, service_id)
@@ -192,11 +192,11 @@ class Cluster:
         load = {n.id: len(view.tasks_of_node(n.id)) for n in nodes}
         for task in view.all(Task):
             node = view.get(Node, task.node_id)
-            state, desired = task.state, task.desired
+            state, desired = task.state, task.desired_state
             new = copy(task)
             if desired > TaskState.RUNNING:
                 if state <= TaskState.RUNNING and (node is None or node.status.state != "down"):
-                    new.status.state = "shutdown"
+                    new.status.state = TaskState.SHUTDOWN
                 else:
                     continue
             elif state == TaskState.NEW and not task.node_id:
@@ -205,12 +205,12 @@ class Cluster:
                 pick = min(load, key=lambda n: (load[n], n))
                 load[pick] += 1
                 new.node_id = pick
-                new.status.state = "assigned"
+                new.status.state = TaskState.ASSIGNED
             elif state < TaskState.READY and node is not None and node.status.state == "ready":
-                new.status.state = "ready"
+                new.status.state = TaskState.READY
             elif (state == TaskState.READY and desired == TaskState.RUNNING
                   and node is not None and node.status.state == "ready"):
-                new.status.state = "failed" if task.spec.image in self.failing else "running"
+                new.status.state = TaskState.FAILED if task.spec.image in self.failing else TaskState.RUNNING
             else:
                 continue
             new.status.timestamp = now()

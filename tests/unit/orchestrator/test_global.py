@@ -6,6 +6,7 @@ from orch_helpers import FAST, Cluster, Runner, eventually, spec
 
 from shoal.manager.orchestrator import GlobalOrchestrator, ReplicatedOrchestrator
 from shoal.model.objects import Task
+from shoal.model.states import TaskState
 from shoal.store.store import Store
 
 
@@ -22,7 +23,7 @@ async def test_one_task_per_ready_node_and_joins(store: Store, runner: Runner,
     runner.start(ReplicatedOrchestrator(store, FAST))  # must leave global services alone
     await cluster.service(spec(replicas=None))
     await eventually(lambda: sorted(by_node(cluster)) == ["n1", "n2"], "tasks on n1, n2")
-    assert all(t.slot == 0 and t.status.state == "new" for t in cluster.live())
+    assert all(t.slot == 0 and t.status.state == TaskState.NEW for t in cluster.live())
     await cluster.node("n4")
     await eventually(lambda: sorted(by_node(cluster)) == ["n1", "n2", "n4"], "n4 gets one")
     await cluster.set_node("n3", state="ready")
@@ -40,7 +41,7 @@ async def test_drain_and_down_shut_tasks_down(store: Store, runner: Runner,
     await cluster.set_node("n1", availability="drain")
     await eventually(lambda: sorted(by_node(cluster)) == ["n2"], "n1 task shut down")
     t1 = store.view().get(Task, before["n1"])
-    assert t1 is not None and t1.desired_state == "shutdown"
+    assert t1 is not None and t1.desired_state == TaskState.SHUTDOWN
     await cluster.set_node("n2", state="down")
     await eventually(lambda: not by_node(cluster), "n2 task shut down")
     assert len(cluster.tasks()) == 2  # shut down, not replaced elsewhere
@@ -65,10 +66,10 @@ async def test_failed_global_task_restarted_on_same_node(store: Store, runner: R
     runner.start(GlobalOrchestrator(store, FAST))
     await cluster.service(spec(replicas=None, delay=0.02))
     (task,) = await eventually(cluster.live, "a task")
-    await cluster.set_task(task.id, "failed")
+    await cluster.set_task(task.id, TaskState.FAILED)
     (new,) = await eventually(lambda: [t for t in cluster.live() if t.id != task.id], "restart")
     assert new.node_id == "n1"
-    await eventually(lambda: store.view().get(Task, new.id).desired_state == "running",
+    await eventually(lambda: store.view().get(Task, new.id).desired_state == TaskState.RUNNING,
                      "restart started")
 
 
@@ -84,5 +85,5 @@ async def test_removed_node_and_deleted_service(store: Store, runner: Runner,
     await store.update(lambda tx: tx.delete(tx.view.get(Node, "n2")))
     await eventually(lambda: sorted(by_node(cluster)) == ["n1"], "n2 task shut down")
     await cluster.delete_service("svc1")
-    await eventually(lambda: all(t.desired_state == "remove" for t in cluster.tasks()),
+    await eventually(lambda: all(t.desired_state == TaskState.REMOVE for t in cluster.tasks()),
                      "all tasks desired remove")

@@ -10,10 +10,11 @@ from shoal.manager.orchestrator.taskreaper import reapable
 from shoal.model.objects import Cluster as ClusterObj
 from shoal.model.objects import Node, Service, Task
 from shoal.model.specs import ClusterSpec, OrchestrationConfig, ServiceSpec
+from shoal.model.states import TaskState
 from shoal.store.store import Store
 
 
-def task(svc: Service, slot: int, state: str, desired: str, stamp: str, node: str = "n1") -> Task:
+def task(svc: Service, slot: int, state: TaskState, desired: TaskState, stamp: str, node: str = "n1") -> Task:
     t = new_task(svc, slot=slot, node_id=node)
     t.status.state, t.desired_state, t.status.timestamp = state, desired, stamp
     return t
@@ -21,14 +22,14 @@ def task(svc: Service, slot: int, state: str, desired: str, stamp: str, node: st
 
 async def test_reapable_rules(store: Store) -> None:
     svc = Service(id="s1", spec=spec(replicas=1))
-    tasks = [task(svc, 1, "running", "running", "2024-01-01T00:00:09.000000Z")]
-    tasks += [task(svc, 1, "failed", "shutdown", f"2024-01-01T00:00:0{i}.000000Z")
+    tasks = [task(svc, 1, TaskState.RUNNING, TaskState.RUNNING, "2024-01-01T00:00:09.000000Z")]
+    tasks += [task(svc, 1, TaskState.FAILED, TaskState.SHUTDOWN, f"2024-01-01T00:00:0{i}.000000Z")
               for i in range(7)]
     tasks += [
-        task(svc, 2, "running", "remove", "2024-01-01T00:00:00.000000Z"),  # still stopping
-        task(svc, 3, "shutdown", "remove", "2024-01-01T00:00:00.000000Z"),  # stopped
-        task(svc, 4, "pending", "remove", "2024-01-01T00:00:00.000000Z", node=""),  # never placed
-        task(svc, 5, "running", "remove", "2024-01-01T00:00:00.000000Z", node="gone"),
+        task(svc, 2, TaskState.RUNNING, TaskState.REMOVE, "2024-01-01T00:00:00.000000Z"),  # still stopping
+        task(svc, 3, TaskState.SHUTDOWN, TaskState.REMOVE, "2024-01-01T00:00:00.000000Z"),  # stopped
+        task(svc, 4, TaskState.PENDING, TaskState.REMOVE, "2024-01-01T00:00:00.000000Z", node=""),  # never placed
+        task(svc, 5, TaskState.RUNNING, TaskState.REMOVE, "2024-01-01T00:00:00.000000Z", node="gone"),
     ]
 
     def fill(tx):  # type: ignore[no-untyped-def]
@@ -54,7 +55,7 @@ async def test_reaper_runs_and_respects_cluster_limit(store: Store, runner: Runn
     await store.update(lambda tx: tx.create(ClusterObj(id="c1", spec=ClusterSpec(
         orchestration=OrchestrationConfig(task_history_retention_limit=-1)))))
     svc = Service(id="s1", spec=ServiceSpec(name="x"))
-    old = [task(svc, 1, "failed", "shutdown", f"2024-01-01T00:00:0{i}.000000Z") for i in range(7)]
+    old = [task(svc, 1, TaskState.FAILED, TaskState.SHUTDOWN, f"2024-01-01T00:00:0{i}.000000Z") for i in range(7)]
     await store.update(lambda tx: [tx.create(svc), tx.create(Node(id="n1"))] + [
         tx.create(t) for t in old])
     runner.start(TaskReaper(store, FAST))

@@ -58,7 +58,7 @@ async def start(store: Store, runner: Runner, cluster: Cluster, *, replicas: int
     runner.start(GlobalOrchestrator(store, FAST))
     await cluster.service(spec(replicas=replicas, update=update or cfg()))
     n = replicas or 2
-    await eventually(lambda: sum(t.status.state == "running" for t in cluster.live()) == n,
+    await eventually(lambda: sum(t.status.state == TaskState.RUNNING for t in cluster.live()) == n,
                      f"{n} tasks running", timeout=3)
 
 
@@ -90,8 +90,8 @@ async def test_rolling_update_completes_after_monitor(
     assert rec.names() == ["updating", "completed"]
     live = cluster.live()
     assert sorted(t.slot for t in live) == [1, 2, 3]
-    assert all(t.spec.image == "nginx:2" and t.status.state == "running" for t in live)
-    assert all(t.desired_state == "shutdown" for t in cluster.tasks() if t.id in old)
+    assert all(t.spec.image == "nginx:2" and t.status.state == TaskState.RUNNING for t in live)
+    assert all(t.desired_state == TaskState.SHUTDOWN for t in cluster.tasks() if t.id in old)
     # "completed" only after the last new task ran for Monitor.
     last_running = max(t.status.timestamp for t in live)
     assert st.completed_at is not None and st.completed_at > last_running
@@ -109,7 +109,7 @@ async def test_scaling_does_not_touch_update_status(
         svc.spec.mode.replicated.replicas = 4
 
     await cluster.update_service("svc1", scale)
-    await eventually(lambda: sum(t.status.state == "running" for t in cluster.live()) == 4,
+    await eventually(lambda: sum(t.status.state == TaskState.RUNNING for t in cluster.live()) == 4,
                      "4 running")
     assert cluster.get().update_status is None and rec.names() == []
 
@@ -127,7 +127,7 @@ async def test_failure_pauses_update(store: Store, runner: Runner, cluster: Clus
     await asyncio.sleep(0.1)
     # Parallelism 1: only one slot was touched; the others still run the old image.
     old = [t for t in cluster.live() if t.spec.image == "nginx:1"]
-    assert len(old) == 2 and all(t.status.state == "running" for t in old)
+    assert len(old) == 2 and all(t.status.state == TaskState.RUNNING for t in old)
     assert status(cluster).state == "paused"
 
 
@@ -144,7 +144,7 @@ async def test_failure_rolls_back(store: Store, runner: Runner, cluster: Cluster
     assert svc.spec.task_template.image == "nginx:1"
     live = cluster.live()
     assert len(live) == 3 and all(t.spec.image == "nginx:1" for t in live)
-    assert all(t.desired <= TaskState.RUNNING for t in live)
+    assert all(t.desired_state <= TaskState.RUNNING for t in live)
 
 
 async def test_manual_rollback(store: Store, runner: Runner, cluster: Cluster,
@@ -162,7 +162,7 @@ async def test_manual_rollback(store: Store, runner: Runner, cluster: Cluster,
     await cluster.update_service("svc1", rollback)
     await eventually(lambda: status(cluster).state == "rollback_completed", "rolled back", 5)
     assert status(cluster).message == "rollback completed"
-    assert all(t.spec.image == "nginx:1" and t.status.state == "running" for t in cluster.live())
+    assert all(t.spec.image == "nginx:1" and t.status.state == TaskState.RUNNING for t in cluster.live())
 
 
 async def test_global_rolling_update(store: Store, runner: Runner, cluster: Cluster) -> None:
@@ -171,7 +171,7 @@ async def test_global_rolling_update(store: Store, runner: Runner, cluster: Clus
     await eventually(lambda: status(cluster).state == "completed", "global update completed", 5)
     live = cluster.live()
     assert sorted(t.node_id for t in live) == ["n1", "n2"]
-    assert all(t.spec.image == "nginx:2" and t.status.state == "running" for t in live)
+    assert all(t.spec.image == "nginx:2" and t.status.state == TaskState.RUNNING for t in live)
 
 
 async def test_start_first_update(store: Store, runner: Runner, cluster: Cluster) -> None:

@@ -20,6 +20,7 @@ from shoal.model.objects import (
     TaskStatus,
 )
 from shoal.model.specs import NodeSpec, Platform, TaskSpec
+from shoal.model.states import TaskState
 from shoal.store.store import Store, Tx
 
 FAST_SCHED = SchedulerSettings(commit_debounce_gap=0.005, max_latency=0.05, resync_interval=5)
@@ -83,9 +84,9 @@ def make_task(
     *,
     service: str = "svc",
     spec: TaskSpec | None = None,
-    state: str = "pending",
+    state: TaskState = TaskState.PENDING,
     node: str = "",
-    desired: str = "running",
+    desired: TaskState = TaskState.RUNNING,
     slot: int = 0,
     **extra: Any,
 ) -> Task:
@@ -133,7 +134,7 @@ def tasks(store: Store, service: str = "svc") -> list[Task]:
 
 
 def assigned(store: Store, service: str = "svc") -> list[Task]:
-    return [t for t in tasks(store, service) if t.status.state == "assigned"]
+    return [t for t in tasks(store, service) if t.status.state == TaskState.ASSIGNED]
 
 
 def per_node(store: Store, service: str = "svc") -> dict[str, int]:

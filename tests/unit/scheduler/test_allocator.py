@@ -7,27 +7,28 @@ from conftest import assigned, create, make_node, make_task, settle, tasks, wait
 from shoal.manager.allocator import PENDING_MESSAGE, Allocator
 from shoal.manager.scheduler import Scheduler
 from shoal.model.objects import Task
+from shoal.model.states import TaskState
 from shoal.store.store import Store
 
 
 async def test_new_tasks_become_pending(store: Store, allocator: Allocator) -> None:
-    await create(store, [make_task("before", state="new")])
-    await create(store, [make_task(f"t{i}", state="new") for i in range(300)])
-    await create(store, [make_task("unwanted", state="new", desired="shutdown")])
+    await create(store, [make_task("before", state=TaskState.NEW)])
+    await create(store, [make_task(f"t{i}", state=TaskState.NEW) for i in range(300)])
+    await create(store, [make_task("unwanted", state=TaskState.NEW, desired=TaskState.SHUTDOWN)])
     await wait_for(
         "301 tasks pending",
-        lambda: sum(t.status.state == "pending" for t in tasks(store)) == 301,
+        lambda: sum(t.status.state == TaskState.PENDING for t in tasks(store)) == 301,
     )
     t = store.view().get(Task, "t7")
     assert t is not None and t.status.message == PENDING_MESSAGE and t.node_id == ""
     await settle(store)
     unwanted = store.view().get(Task, "unwanted")
-    assert unwanted is not None and unwanted.status.state == "new"
+    assert unwanted is not None and unwanted.status.state == TaskState.NEW
 
 
 async def test_pipeline_new_to_assigned(
     store: Store, allocator: Allocator, scheduler: Scheduler
 ) -> None:
     await create(store, [make_node("n1"), make_node("n2")])
-    await create(store, [make_task(f"t{i}", state="new") for i in range(10)])
+    await create(store, [make_task(f"t{i}", state=TaskState.NEW) for i in range(10)])
     await wait_for("10 assigned", lambda: len(assigned(store)) == 10)

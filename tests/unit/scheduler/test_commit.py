@@ -6,6 +6,7 @@ from conftest import FAST_SCHED, create, make_node, make_task
 
 from shoal.manager.scheduler import Scheduler
 from shoal.model.objects import Task
+from shoal.model.states import TaskState
 from shoal.store.store import Store, copy
 
 
@@ -31,7 +32,7 @@ async def test_conflict_requeues_the_task_and_frees_the_node(store: Store) -> No
     assert sched._tracker.nodes["n1"].active_total == 0
     await sched._commit(sched.decide(0.0).decisions)
     t0 = store.view().get(Task, "t0")
-    assert t0 is not None and t0.status.state == "assigned" and t0.node_id == "n1"
+    assert t0 is not None and t0.status.state == TaskState.ASSIGNED and t0.node_id == "n1"
 
 
 async def test_task_no_longer_wanted_before_commit_is_left_alone(store: Store) -> None:
@@ -39,8 +40,8 @@ async def test_task_no_longer_wanted_before_commit_is_left_alone(store: Store) -
     sched = Scheduler(store, FAST_SCHED)
     sched._tracker.load(store.view())
     decided = sched.decide(0.0)
-    await _change(store, "t0", desired_state="shutdown")
+    await _change(store, "t0", desired_state=TaskState.SHUTDOWN)
     await sched._commit(decided.decisions)
     t0 = store.view().get(Task, "t0")
-    assert t0 is not None and t0.status.state == "pending" and t0.node_id == ""
+    assert t0 is not None and t0.status.state == TaskState.PENDING and t0.node_id == ""
     assert not sched._tracker.unassigned and sched._tracker.nodes["n1"].active_total == 0

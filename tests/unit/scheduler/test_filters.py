@@ -15,6 +15,7 @@ from shoal.model.specs import (
     Resources,
     TaskSpec,
 )
+from shoal.model.states import TaskState
 from shoal.store.store import Store
 
 
@@ -78,7 +79,7 @@ async def test_no_suitable_node_then_scheduled_when_a_node_appears(
     version = tasks(store)[0].version.index
     await settle(store)
     t = tasks(store)[0]
-    assert t.status.state == "pending" and t.version.index == version  # written once
+    assert t.status.state == TaskState.PENDING and t.version.index == version  # written once
     await create(store, [make_node("n4", labels={"zone": "east"})])
     await wait_for("assigned to n4", lambda: per_node(store) == {"n4": 1})
 
@@ -154,14 +155,14 @@ async def test_global_task_assigned_only_if_its_node_passes(
     )
     await settle(store)
     drained = store.view().get(Task, "g-drained")
-    assert drained is not None and drained.status.state == "pending"
+    assert drained is not None and drained.status.state == TaskState.PENDING
     assert drained.node_id == "drained"
 
 
 async def test_tasks_no_longer_wanted_are_left_alone(store: Store, scheduler: Scheduler) -> None:
-    await create(store, [make_task("t0", desired="shutdown")])
+    await create(store, [make_task("t0", desired=TaskState.SHUTDOWN)])
     await create(store, [make_node("n1"), make_task("t1")])
     await wait_for("t1 assigned", lambda: len(assigned(store)) == 1)
     await settle(store)
     t0 = store.view().get(Task, "t0")
-    assert t0 is not None and t0.status.state == "pending" and t0.node_id == ""
+    assert t0 is not None and t0.status.state == TaskState.PENDING and t0.node_id == ""

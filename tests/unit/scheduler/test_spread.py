@@ -6,6 +6,7 @@ from conftest import assigned, create, make_node, make_task, per_node, wait_for
 
 from shoal.manager.scheduler import Scheduler
 from shoal.model.specs import Placement, PlacementPreference, SpreadOver, TaskSpec
+from shoal.model.states import TaskState
 from shoal.store.store import Store
 
 
@@ -25,8 +26,8 @@ async def test_prefers_nodes_with_fewer_tasks_of_the_service(
     # n0 already runs 2 tasks of svc; n1 runs 3 tasks of another service.
     await create(
         store,
-        [make_task(f"old{i}", node="n0", state="running") for i in range(2)]
-        + [make_task(f"other{i}", service="other", node="n1", state="running") for i in range(3)],
+        [make_task(f"old{i}", node="n0", state=TaskState.RUNNING) for i in range(2)]
+        + [make_task(f"other{i}", service="other", node="n1", state=TaskState.RUNNING) for i in range(3)],
     )
     await create(store, [make_task(f"t{i}") for i in range(4)])
     await wait_for("4 tasks assigned", lambda: len(assigned(store)) == 4)
@@ -37,7 +38,7 @@ async def test_prefers_nodes_with_fewer_tasks_of_the_service(
 
 async def test_total_tasks_break_ties(store: Store, scheduler: Scheduler) -> None:
     await create(store, [make_node("n0"), make_node("n1")])
-    await create(store, [make_task("other", service="other", node="n0", state="running")])
+    await create(store, [make_task("other", service="other", node="n0", state=TaskState.RUNNING)])
     await create(store, [make_task("t0")])
     await wait_for("task assigned", lambda: len(assigned(store)) == 1)
     assert per_node(store) == {"n1": 1}

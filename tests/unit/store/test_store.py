@@ -7,6 +7,7 @@ import pytest
 from shoal.errors import InvalidArgument, NotFound, SequenceConflict
 from shoal.model.objects import Node, Service, Task
 from shoal.model.specs import ServiceSpec
+from shoal.model.states import TaskState
 from shoal.store.membackend import MemoryBackend
 from shoal.store.store import Store, copy
 
@@ -48,12 +49,12 @@ async def test_task_indexes_follow_updates_and_deletes(store: Store) -> None:
     assert len(view.tasks_of_service("s1")) == 300
     assert len(view.tasks_of_node("n1")) == 100
     moved = copy(view.get(Task, "t001"))
-    moved.desired_state = "shutdown"
+    moved.desired_state = TaskState.SHUTDOWN
     await store.update(lambda tx: tx.update(moved))
-    assert [t.id for t in store.view().tasks_by_desired_state("shutdown")] == ["t001"]
+    assert [t.id for t in store.view().tasks_by_desired_state(TaskState.SHUTDOWN)] == ["t001"]
     await store.update(lambda tx: tx.delete(store.view().get(Task, "t001")))
     assert len(store.view().tasks_of_service("s1")) == 299
-    assert store.view().tasks_by_desired_state("shutdown") == []
+    assert store.view().tasks_by_desired_state(TaskState.SHUTDOWN) == []
 
 
 async def test_too_large_atomic_write_is_refused(store: Store) -> None:
