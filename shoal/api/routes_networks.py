@@ -39,9 +39,7 @@ def _matches(net: dict[str, Any], f: dict[str, list[str]]) -> bool:
         return False
     if "type" in f and not any((v == "builtin") == (net["Scope"] == "local") for v in f["type"]):
         return False
-    if "label" in f and not label_match(net["Labels"], f["label"]):
-        return False
-    return True
+    return "label" not in f or label_match(net["Labels"], f["label"])
 
 
 async def list_networks(request: web.Request) -> web.StreamResponse:

@@ -28,9 +28,7 @@ def _matches(node: Node, f: dict[str, list[str]]) -> bool:
         return False
     if "label" in f and not label_match(node.description.engine.labels, f["label"]):
         return False
-    if "node.label" in f and not label_match(node.spec.labels, f["node.label"]):
-        return False
-    return True
+    return "node.label" not in f or label_match(node.spec.labels, f["node.label"])
 
 
 async def list_nodes(request: web.Request) -> web.StreamResponse:

@@ -29,9 +29,7 @@ def _service_matches(svc: Service, f: dict[str, list[str]]) -> bool:
         return False
     if "label" in f and not label_match(svc.spec.labels, f["label"]):
         return False
-    if "runtime" in f and (svc.spec.task_template.runtime or "container") not in f["runtime"]:
-        return False
-    return True
+    return "runtime" not in f or (svc.spec.task_template.runtime or "container") in f["runtime"]
 
 
 async def list_services(request: web.Request) -> web.StreamResponse:

@@ -4,9 +4,10 @@ every error becomes a message on stderr and an exit status.
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import httpx
@@ -17,13 +18,30 @@ from shoal.cli.client import DaemonError, DaemonUnreachable, TLSOptions
 from shoal.cli.command import BIN, ShoalGroup, usage_line
 from shoal.cli.errors import CliError, Interrupted
 
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
+
 __all__ = ["cli", "exit_status", "main"]
 
 _FLAG_ERROR_STATUS = 125  # docker's status for a bad flag
+# The entry-point group of the commands other packages plug in by name (pyproject.toml): `shoal
+# dev` (shoal.dev.cli) starts daemons on this machine, code the CLI does not import
+# ([tool.importlinter]); each is imported only when it runs or --help lists it.
+_PLUGINS = "shoal.commands"
 
 
 class RootGroup(ShoalGroup):
     """``shoal``: runs the command and maps every failure to docker's output and status."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *_plugins()})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is None and cmd_name in _plugins():
+            command = _plugins()[cmd_name].load()
+            self.add_command(command, cmd_name)
+        return command
 
     def main(
         self,
@@ -134,6 +152,13 @@ def cli(ctx: click.Context, host: str | None, tls: bool, tlsverify: bool, tlscac
         app.tls = options
 
 
+@functools.cache
+def _plugins() -> dict[str, EntryPoint]:
+    from importlib.metadata import entry_points
+
+    return {entry.name: entry for entry in entry_points(group=_PLUGINS)}
+
+
 def _register() -> None:
     from shoal.cli.commands.network import network
     from shoal.cli.commands.node import node
@@ -148,9 +173,6 @@ def _register() -> None:
     cli.add_command(image)
     for alias in ALIASES:
         cli.add_command(alias)
-    from shoal.dev.cli import dev  # local dev swarm tooling: starts processes, not an API client
-
-    cli.add_command(dev)
 
 
 _register()

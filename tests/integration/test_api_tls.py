@@ -18,7 +18,8 @@ from shoal.store.etcd.testing import free_port, make_pki
 
 
 def _docker(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["docker", *args], env={**os.environ, **env}, capture_output=True, text=True, timeout=30)
+    return subprocess.run(["docker", *args], env={**os.environ, **env}, capture_output=True, text=True, timeout=30,
+                          check=False)
 
 
 def test_tlsverify_api_and_no_plain_tcp_off_loopback(tmp_path: Path) -> None:
@@ -31,7 +32,8 @@ def test_tlsverify_api_and_no_plain_tcp_off_loopback(tmp_path: Path) -> None:
     port = free_port()
     base = SHOALD + ["--data-root", str(tmp_path / "data"), "--exec-root", str(tmp_path / "exec"),
                      "--hostname", "shoaltest-tls"]
-    refused = subprocess.run(base + ["-H", f"tcp://0.0.0.0:{port}"], capture_output=True, text=True, timeout=30)
+    refused = subprocess.run(base + ["-H", f"tcp://0.0.0.0:{port}"], capture_output=True, text=True, timeout=30,
+                             check=False)
     assert refused.returncode == 1 and "without TLS" in refused.stderr
 
     proc = subprocess.Popen(base + ["-H", f"tcp://127.0.0.1:{port}", "--tlsverify", "--tlscacert", str(pki.ca_file),

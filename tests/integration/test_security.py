@@ -21,9 +21,9 @@ def _identity(d: Daemon) -> NodeIdentity:
 
 
 async def _post(url: str, ctx: ssl.SSLContext, body: dict[str, str]) -> tuple[int, str]:
-    async with aiohttp.ClientSession() as s:
-        async with s.post(url, json=body, ssl=ctx, server_hostname="swarm-manager") as r:
-            return r.status, await r.text()
+    async with (aiohttp.ClientSession() as s,
+                s.post(url, json=body, ssl=ctx, server_hostname="swarm-manager") as r):
+        return r.status, await r.text()
 
 
 def test_worker_certificate_is_refused_for_manager_calls_and_etcd(swarm: Swarm) -> None:
@@ -40,9 +40,9 @@ def test_worker_certificate_is_refused_for_manager_calls_and_etcd(swarm: Swarm) 
 
     # etcd trusts only the raft CA: the worker's swarm certificate does not get in.
     async def etcd_status(ctx: ssl.SSLContext) -> int:
-        async with aiohttp.ClientSession() as s:
-            async with s.post(f"https://{manager.ip}:2379/v3/maintenance/status", json={}, ssl=ctx) as r:
-                return r.status
+        async with (aiohttp.ClientSession() as s,
+                    s.post(f"https://{manager.ip}:2379/v3/maintenance/status", json={}, ssl=ctx) as r):
+            return r.status
 
     ctx = w_ident.client_ssl_context()
     ctx.check_hostname = False
@@ -55,9 +55,8 @@ def test_worker_certificate_is_refused_for_manager_calls_and_etcd(swarm: Swarm) 
         plain = ssl.create_default_context()
         plain.check_hostname = False
         plain.verify_mode = ssl.CERT_NONE
-        async with aiohttp.ClientSession() as s:
-            async with s.get(f"https://{manager.ip}:2377/session", ssl=plain) as r:
-                return r.status
+        async with aiohttp.ClientSession() as s, s.get(f"https://{manager.ip}:2377/session", ssl=plain) as r:
+            return r.status
 
     assert asyncio.run(anonymous_session()) == 403
 

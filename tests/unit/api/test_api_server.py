@@ -31,11 +31,11 @@ class FakeEngine:
     images = NoRegistry()
 
     hostname = "apitest"
-    engine_labels = {"k": "v"}
     data_root = "/nonexistent"
 
     def __init__(self, store: Store | None) -> None:
         self._store = store
+        self.engine_labels = {"k": "v"}
 
     def swarm_state(self) -> SwarmState:
         if self._store is None:
