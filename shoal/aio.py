@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import asyncio.base_events
 import logging
+import random
 import sys
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Self
 
-__all__ = ["cancel_and_wait", "guard_server_close_race", "timeout"]
+__all__ = ["Backoff", "cancel_and_wait", "guard_server_close_race", "timeout"]
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +29,38 @@ async def cancel_and_wait(*tasks: asyncio.Task[Any] | None) -> None:
             pass
         except Exception:
             log.exception("task %s failed while stopping", task.get_name())
+
+
+class Backoff:
+    """The one retry delay policy: ``next()`` gives initial, initial*factor, ... up to ``cap``,
+    each spread by +-``jitter`` (then capped again). A fixed retry is ``initial == cap`` with no
+    jitter. The agent's reconnect (swarmkit's 100 ms to 8 s), the etcd supervisor's restarts and
+    the manager's retry loops all use it."""
+
+    def __init__(self, *, initial: float, cap: float, factor: float = 2.0, jitter: float = 0.0,
+                 rng: Callable[[], float] = random.random) -> None:
+        if initial <= 0 or cap < initial or factor < 1 or not 0 <= jitter < 1:
+            raise ValueError("backoff needs 0 < initial <= cap, factor >= 1, 0 <= jitter < 1")
+        self._initial, self._cap, self._factor, self._jitter = initial, cap, factor, jitter
+        self._rng = rng
+        self._attempt = 0
+
+    @property
+    def attempt(self) -> int:
+        return self._attempt
+
+    def next(self) -> float:
+        base = min(self._cap, self._initial * self._factor ** min(self._attempt, 64))
+        self._attempt += 1
+        spread = 1.0 + self._jitter * (2.0 * self._rng() - 1.0)
+        return min(self._cap, base * spread)
+
+    def reset(self) -> None:
+        self._attempt = 0
+
+    async def sleep(self) -> None:
+        """Wait the next delay."""
+        await asyncio.sleep(self.next())
 
 
 class _Timeout(asyncio.Timeout):  # type: ignore[misc]  # final in typeshed, not at run time

@@ -1,6 +1,6 @@
 """The agent: a session with the managers, the worker, one runner per task (see agent.py)."""
 
-from shoal.agent.agent import Agent, Backoff
+from shoal.agent.agent import Agent
 from shoal.agent.reporter import Reporter
 from shoal.agent.runner import TaskRunner
 from shoal.agent.session import NodeRemoved, SessionDropped
@@ -9,7 +9,6 @@ from shoal.agent.worker import Worker
 
 __all__ = [
     "Agent",
-    "Backoff",
     "NodeRemoved",
     "Reporter",
     "SessionDropped",

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import ssl
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -27,28 +26,13 @@ from shoal.agent.reporter import Reporter
 from shoal.agent.session import NodeRemoved, NotLeader, Session, SessionDropped
 from shoal.agent.storage import load_managers, save_managers
 from shoal.agent.worker import Worker
+from shoal.aio import Backoff
 from shoal.exec.executor import Executor
 from shoal.model.dispatch import NetworkUpdate, Register, SessionInfo
 
-__all__ = ["Agent", "Backoff"]
+__all__ = ["Agent"]
 
 log = logging.getLogger(__name__)
-
-
-class Backoff:
-    """100 ms doubling to 8 s, each delay scaled by a random 0.8-1.2 (swarmkit's reconnect)."""
-
-    def __init__(self, *, base: float = 0.1, cap: float = 8.0, jitter: float = 0.2) -> None:
-        self._base, self._cap, self._jitter = base, cap, jitter
-        self._attempt = 0
-
-    def reset(self) -> None:
-        self._attempt = 0
-
-    def next(self) -> float:
-        delay = min(self._cap, self._base * (1 << self._attempt))
-        self._attempt = min(self._attempt + 1, 32)
-        return min(self._cap, delay * random.uniform(1 - self._jitter, 1 + self._jitter))
 
 
 class Agent:
@@ -107,7 +91,7 @@ class Agent:
 
     async def _loop(self) -> None:
         await self.worker.init()
-        backoff = Backoff()
+        backoff = Backoff(initial=0.1, cap=8.0, jitter=0.2)  # swarmkit's reconnect
         try:
             async with aiohttp.ClientSession() as http:
                 while True:
@@ -141,7 +125,7 @@ class Agent:
                         self.connected.clear()
                     if session.established:
                         backoff.reset()
-                    await asyncio.sleep(backoff.next())
+                    await backoff.sleep()
         finally:
             await self.worker.close()
 

@@ -206,14 +206,13 @@ class SwarmNode:
 
     async def _become_manager(self) -> None:
         """After a promotion: retry until this node is a manager (or is demoted again)."""
-        delay = 1.0
+        backoff = aio.Backoff(initial=1.0, cap=10.0)
         while self._manager is None and self._identity is not None and self._identity.role == NodeRole.MANAGER:
             try:
                 await self._join_managers()
             except (ShoalError, OSError) as exc:
                 log.warning("could not join the managers yet: %s", exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
+                await backoff.sleep()
 
     async def _stop_managing(self) -> None:
         """After a demotion (the leader removed our etcd member first): a worker from now on."""
@@ -283,7 +282,7 @@ class SwarmNode:
         """Renew the certificate for the role the swarm gives this node (through any manager: the
         leader signs), then start or stop this node's manager. Retried until it works; a session
         drop does not stop it."""
-        delay = 0.5
+        backoff = aio.Backoff(initial=0.5, cap=5.0)
         try:
             while self._identity is not None and self._identity.role != self._wanted_role:
                 addrs = self._state.manager_addrs if self._state is not None else []
@@ -294,14 +293,13 @@ class SwarmNode:
                     except ShoalError as exc:
                         log.info("certificate renewal via %s: %s", addr, exc.message)
                 else:
-                    await asyncio.sleep(delay)
-                    delay = min(2 * delay, 5.0)
+                    await backoff.sleep()
                     continue
                 log.info("certificate renewed with role %s", identity.role)
                 self._identity = identity
                 identity.save(self._dir / "certificates")
                 if identity.role != self._wanted_role:
-                    await asyncio.sleep(delay)  # the swarm changed the role again meanwhile
+                    await backoff.sleep()  # the swarm changed the role again meanwhile
         finally:
             self._role_change = False
         if self._identity is None:

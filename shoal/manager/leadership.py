@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 LEADER_KEY = "/shoal/leader"
 LEASE_TTL = 3  # seconds; etcd's minimum is 1.5 election timeouts (2 s with the 1 s default)
 RETRY = 0.5  # seconds between attempts while etcd cannot be reached
+_RETRY = aio.Backoff(initial=RETRY, cap=RETRY)  # fixed: no growth, no jitter
 PROBE_PERIOD = 0.4  # seconds between probes of the leader's etcd member
 DEAD_AFTER = 3  # failed probes in a row before the leader is taken for dead (about 1.5 s)
 
@@ -113,7 +114,7 @@ class Elector:
             except ShoalError as exc:
                 log.warning("leader election: %s", exc.message)
                 self._observe(None)
-                await asyncio.sleep(RETRY)
+                await _RETRY.sleep()
 
     async def _round(self) -> None:
         found = await self._client.range(LEADER_KEY.encode())
@@ -129,7 +130,7 @@ class Elector:
             return
         if not self._eligible() or asyncio.get_running_loop().time() < self._quiet_until:
             self._observe(None)
-            await asyncio.sleep(RETRY)  # not a candidate now (resigned, being demoted): look again later
+            await _RETRY.sleep()  # not a candidate now (resigned, being demoted): look again later
             return
         await self._campaign()
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from aiohttp import web
 
-from shoal.aio import cancel_and_wait
+from shoal.aio import Backoff, cancel_and_wait
 from shoal.errors import ShoalError, Unavailable
 from shoal.manager import membership
 from shoal.manager.allocator import Allocator
@@ -50,6 +50,7 @@ __all__ = ["Manager", "ManagerSettings", "leader_parts"]
 
 log = logging.getLogger(__name__)
 
+_RETRY = Backoff(initial=1.0, cap=1.0)  # a manager step that failed is tried again this often (fixed)
 QUORUM_POLL = 0.5  # seconds between looks at the local member's view of the etcd leader
 # Seconds between gossip key rotations, for tests that cannot wait the default 12 h (no flag:
 # dockerd has none either).
@@ -184,7 +185,7 @@ class Manager:
             except ShoalError as exc:
                 log.warning("manager store not ready yet: %s", exc.message)
                 await self._close_serving()
-                await asyncio.sleep(1.0)
+                await _RETRY.sleep()
 
     async def _serve(self, bootstrap: Callable[[Tx], None] | None) -> None:
         assert self._member is not None
@@ -271,7 +272,7 @@ class Manager:
                 await cancel_and_wait(parts, lost)
             log.info("leader parts stopped (term %d)", term.leader.term)
             if not term.lost.is_set():
-                await asyncio.sleep(1.0)  # they could not start (no quorum to catch up): retry
+                await _RETRY.sleep()  # they could not start (no quorum to catch up): retry
 
     async def _run_term(self, term: Term) -> None:
         store, dispatcher, elector, backend = self.store, self.dispatcher, self.elector, self._backend
@@ -300,7 +301,7 @@ class Manager:
                     log.error("a leader part failed; restarting the leader parts", exc_info=unexpected)
                 elif expected is not None:
                     log.warning("leader parts stopped: %s", "; ".join(str(e) for e in expected.exceptions))
-                await asyncio.sleep(1)
+                await _RETRY.sleep()
 
     async def leave(self) -> None:
         """Remove this manager's etcd member (swarm leave): through the other members."""

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 RETRY = 0.5  # seconds between attempts of a refused reconfiguration
+_RETRY = aio.Backoff(initial=RETRY, cap=RETRY)  # fixed: no growth, no jitter
 
 
 class MemberProbe:
@@ -70,7 +71,7 @@ async def _retry(what: str, call: Callable[[], Awaitable[T]], deadline: float) -
             if loop.time() >= end:
                 raise Unavailable(f"{what}: {exc.message}") from exc
             log.info("%s: %s; retrying", what, exc.message)
-            await asyncio.sleep(RETRY)
+            await _RETRY.sleep()
 
 
 async def add_learner(client: EtcdAPI, *, name: str, peer_url: str,

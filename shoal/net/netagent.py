@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shoal.aio import cancel_and_wait
+from shoal.aio import Backoff, cancel_and_wait
 from shoal.errors import InvalidArgument
 from shoal.model.dispatch import NetworkUpdate
 from shoal.model.objects import EncryptionKey, NetworkAttachment, Task
@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 
 GOSSIP_PORT = 7946
 MESH_TABLE = "shoal_mesh"
+_RETRY = Backoff(initial=1.0, cap=1.0)  # a failed reconcile is tried again this often (fixed)
 REJOIN_INTERVAL = 5.0  # while alone in the gossip, try the managers again this often
 
 
@@ -371,7 +372,7 @@ class NetworkAgent:
                 await self._reconcile()
             except Exception:
                 log.exception("network reconcile failed; retrying")
-                await asyncio.sleep(1.0)
+                await _RETRY.sleep()
                 self._wake.set()
 
     def _tables(self) -> dict[str, dict[str, bytes]]:

@@ -60,6 +60,7 @@ _NAMED = frozenset({"services", "networks"})  # kinds whose names are unique swa
 NO_LEADER = ("The swarm does not have a leader. It's possible that too few managers are online. "
              "Make sure more than half of the managers are online.")
 
+_RETRY = aio.Backoff(initial=0.5, cap=0.5)  # a broken watch is retried this often (fixed)
 STALE_READS_AFTER = 5.0  # seconds without a quorum after which reads skip the barrier
 
 _FENCE: contextvars.ContextVar[Fence | None] = contextvars.ContextVar("shoal_store_fence", default=None)
@@ -209,7 +210,7 @@ class Store:
                 await self._load()
             except Unavailable as exc:
                 log.warning("store watch broken (%s); retrying", exc)
-                await asyncio.sleep(0.5)
+                await _RETRY.sleep()
 
     def _decode(self, kv: KV) -> StoredObject | None:
         kind = kv.key[len(PREFIX) :].split("/", 1)[0]

@@ -1,4 +1,5 @@
-"""shoal.aio.timeout: a deadline is a TimeoutError on every supported Python, 3.11.2 included."""
+"""shoal.aio.timeout: a deadline is a TimeoutError on every supported Python, 3.11.2 included;
+shoal.aio.Backoff: the one retry delay policy."""
 
 from __future__ import annotations
 
@@ -89,3 +90,13 @@ def test_a_connection_accepted_as_its_server_closes_logs_nothing(monkeypatch: py
         for _ in range(5):
             asyncio.run(_accept_in_the_turn_the_server_closes())
     assert [str(u.exc_value) for u in seen] == []
+
+
+def test_backoff_grows_with_jitter_up_to_the_cap() -> None:
+    backoff = aio.Backoff(initial=0.5, cap=4.0, jitter=0.25, rng=lambda: 1.0)
+    assert [round(backoff.next(), 3) for _ in range(5)] == [0.625, 1.25, 2.5, 4.0, 4.0]
+    backoff.reset()
+    low = aio.Backoff(initial=0.5, cap=4.0, jitter=0.25, rng=lambda: 0.0)
+    assert [low.next() for _ in range(5)] == [0.375, 0.75, 1.5, 3.0, 3.0]
+    fixed = aio.Backoff(initial=1.0, cap=1.0)  # a fixed retry: no growth, no jitter
+    assert [fixed.next() for _ in range(3)] == [1.0, 1.0, 1.0]

@@ -26,7 +26,6 @@ from typing import BinaryIO
 
 from shoal import aio
 from shoal.errors import ShoalError, Unavailable
-from shoal.store.etcd._backoff import Backoff
 from shoal.store.etcd.client import EtcdClient, client_ssl_context
 from shoal.store.etcd.messages import Status
 from shoal.store.etcd.settings import EtcdMemberSettings, command_line, find_etcd
@@ -49,8 +48,8 @@ class EtcdMember:
             cert_file=settings.cert_file, key_file=settings.key_file,
             ca_file=settings.trusted_ca_file)
         self._sleep = sleep
-        self._backoff = Backoff(initial=settings.restart_backoff_initial,
-                                cap=settings.restart_backoff_max)
+        self._backoff = aio.Backoff(initial=settings.restart_backoff_initial,
+                                    cap=settings.restart_backoff_max, jitter=0.25)
         self._process: asyncio.subprocess.Process | None = None
         self._probe: EtcdClient | None = None
         self._launches = 0

@@ -18,7 +18,6 @@ import pytest
 from shoal.errors import Unavailable
 from shoal.store.backend import Op
 from shoal.store.etcd import EtcdBackend, EtcdMember
-from shoal.store.etcd._backoff import Backoff
 from shoal.store.etcd.testing import client_context, make_pki, member_settings, throwaway_member
 
 
@@ -141,14 +140,6 @@ async def test_a_failed_start_says_why_and_leaves_nothing_running(tmp_path: Path
         finally:
             await member.stop()
             shutil.rmtree(settings.data_dir, ignore_errors=True)
-
-
-def test_backoff_grows_with_jitter_up_to_the_cap() -> None:
-    backoff = Backoff(initial=0.5, cap=4.0, jitter=0.25, rng=lambda: 1.0)
-    assert [round(backoff.next(), 3) for _ in range(5)] == [0.625, 1.25, 2.5, 4.0, 4.0]
-    backoff.reset()
-    low = Backoff(initial=0.5, cap=4.0, jitter=0.25, rng=lambda: 0.0)
-    assert [low.next() for _ in range(5)] == [0.375, 0.75, 1.5, 3.0, 3.0]
 
 
 def _listening_ports(pid: int) -> set[int]:
