@@ -3,7 +3,7 @@
     <state_dir>/worker/<task_id>.json   the Task as last known, with the agent's latest status
     <state_dir>/state.json              {"Managers": [{"NodeID": ..., "Addr": ...}], ...}
 
-Every write goes to a temporary file that replaces the old one (os.replace), so a crash leaves
+Every write goes to a temporary file that replaces the old one (shoal.fsutil.write_atomic), so a crash leaves
 either the old or the new content. Unreadable task files are skipped with a warning. Other
 keys in state.json are kept as they are.
 """
@@ -13,33 +13,19 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
+from shoal.fsutil import write_atomic
 from shoal.model.dispatch import ManagerAddr
 from shoal.model.objects import Task
 
-__all__ = ["TaskStorage", "atomic_write", "load_managers", "save_managers"]
+__all__ = ["TaskStorage", "load_managers", "save_managers"]
 
 log = logging.getLogger(__name__)
-
-
-def atomic_write(path: Path, data: bytes, *, durable: bool = False, mkdir: bool = True) -> None:
-    """Replace ``path`` with ``data`` in one step; ``durable`` also survives a power cut
-    (fsync: too slow for every task status in a scale run, so only for state.json)."""
-    if mkdir:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        if durable:
-            f.flush()
-            os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _log_failure(done: Future[None]) -> None:
@@ -95,7 +81,7 @@ class TaskStorage:
         if encoded:
             self._dir.mkdir(parents=True, exist_ok=True)
         for task_id, data in encoded.items():
-            atomic_write(self._path(task_id), data, mkdir=False)
+            write_atomic(self._path(task_id), data)
 
     def _write_behind(self) -> None:
         self._timer = None
@@ -145,5 +131,6 @@ def load_managers(state_dir: Path) -> list[ManagerAddr]:
 def save_managers(state_dir: Path, managers: list[ManagerAddr]) -> None:
     state = _read_state(state_dir)
     state["Managers"] = msgspec.to_builtins(managers)
-    atomic_write(Path(state_dir) / "state.json", json.dumps(state, indent=2).encode(),
-                 durable=True)
+    # fsync: too slow for every task status in a scale run, so only for state.json
+    Path(state_dir).mkdir(parents=True, exist_ok=True)
+    write_atomic(Path(state_dir) / "state.json", json.dumps(state, indent=2), durable=True)

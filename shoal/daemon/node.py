@@ -26,6 +26,7 @@ from shoal.errors import InvalidArgument, ShoalError, Unavailable
 from shoal.exec.executor import Executor
 from shoal.exec.runc import RuncExecutor
 from shoal.exec.sim import SimExecutor
+from shoal.fsutil import write_atomic
 from shoal.image.service import ImageService
 from shoal.manager.bootstrap import new_swarm
 from shoal.manager.ca.etcdtls import EtcdTLS
@@ -165,9 +166,7 @@ class SwarmNode:
     def _save_state(self) -> None:
         assert self._state is not None
         self._dir.mkdir(parents=True, exist_ok=True)
-        tmp = self._dir / "state.json.tmp"
-        tmp.write_bytes(self._state.encode())
-        tmp.replace(self._dir / "state.json")
+        write_atomic(self._dir / "state.json", self._state.encode())
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.create_task(coro, name=name)

@@ -37,6 +37,7 @@ from shoal.dev.images import build_all
 from shoal.dev.local import Daemon
 from shoal.dev.registry import LocalRegistry, RegistryError
 from shoal.errors import ShoalError
+from shoal.fsutil import write_atomic
 
 __all__ = ["DEFAULT_BASE", "DEFAULT_ROOT", "PREFIX", "DevError", "DevState", "ForwarderState",
            "NodeState", "RegistryState", "default_root", "down", "env_line", "exec_argv",
@@ -103,9 +104,7 @@ class DevState:
         return Path(self.root) / STATE
 
     def save(self) -> None:
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2) + "\n")
-        tmp.replace(self.path)
+        write_atomic(self.path, json.dumps(asdict(self), indent=2) + "\n")
 
     def node(self, name: str) -> NodeState:
         for n in self.nodes:

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 from dataclasses import asdict
 from pathlib import Path
 
 from shoal.errors import InvalidArgument, NotFound
+from shoal.fsutil import write_atomic
 from shoal.image.reference import Reference, parse
 from shoal.image.store import ImageRecord, ImageStore
 
@@ -44,10 +44,8 @@ class Catalog:
 
     def save_untagged(self, records: dict[str, ImageRecord]) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self._untagged_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({k: asdict(v) | {"layers": list(v.layers)} for k, v in records.items()},
-                                  indent=1, sort_keys=True))
-        os.replace(tmp, self._untagged_path)
+        write_atomic(self._untagged_path, json.dumps(
+            {k: asdict(v) | {"layers": list(v.layers)} for k, v in records.items()}, indent=1, sort_keys=True))
 
     def names(self) -> dict[Reference, ImageRecord]:
         out = {}

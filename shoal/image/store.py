@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Self
 
 from shoal.errors import InvalidArgument, NotFound
+from shoal.fsutil import write_atomic
 from shoal.image.layers import extract_layer
 from shoal.image.reference import Reference
 
@@ -173,9 +174,7 @@ class ImageStore:
 
     def _save_index(self, index: dict[str, dict[str, object]]) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self._index.with_suffix(".tmp")
-        tmp.write_text(json.dumps(index, indent=1, sort_keys=True))
-        os.replace(tmp, self._index)
+        write_atomic(self._index, json.dumps(index, indent=1, sort_keys=True))
 
     def tag(self, ref: Reference, record: ImageRecord) -> None:
         """Name ``record`` by ``ref`` (its tag; a digest reference names it too)."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import ssl
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -21,6 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from shoal.errors import InvalidArgument
+from shoal.fsutil import fsync_dir, write_temp
 from shoal.model.ids import NodeID
 from shoal.pki import _tls
 from shoal.pki._tls import bootstrap_ssl_context
@@ -130,17 +130,17 @@ class NodeIdentity:
             (NODE_KEY_FILE, self.key_pem, 0o600),
             (NODE_CERT_FILE, self.cert_pem, 0o644),
         ]
-        temps: list[tuple[str, Path]] = []
+        temps: list[tuple[Path, Path]] = []
         try:
             for name, data, mode in files:  # all written before any is replaced
-                temps.append((_write_temp(path, data, mode), path / name))
+                temps.append((write_temp(path / name, data, mode=mode, durable=True), path / name))
             for tmp, final in temps:
                 os.replace(tmp, final)
         finally:
             for tmp, _ in temps:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
-        _fsync_dir(path)
+        fsync_dir(path)
 
     @classmethod
     def load(cls, directory: str | os.PathLike[str]) -> NodeIdentity | None:
@@ -174,23 +174,3 @@ def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     return True
 
 
-def _write_temp(directory: Path, data: str, mode: int) -> str:
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "w") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    return tmp
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shoal.exec.containerspec import HealthCheck
+from shoal.fsutil import write_atomic
 
 __all__ = ["HealthState", "probe"]
 
@@ -55,9 +56,7 @@ class HealthState:
         return self.status == UNHEALTHY
 
     def _save(self) -> None:
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"status": self.status, "failing_streak": self.failing_streak}))
-        os.replace(tmp, self.path)
+        write_atomic(self.path, json.dumps({"status": self.status, "failing_streak": self.failing_streak}))
 
 
 async def probe(runc: list[str], cid: str, check: HealthCheck, pid_file: Path) -> bool:

@@ -57,7 +57,8 @@ def _json(value: object) -> str:
 
 
 def write_json(path: str, obj: dict[str, object]) -> None:
-    """A flat JSON object of strings, ints and bools, written atomically."""
+    """A flat JSON object of strings, ints and bools, written atomically. Its own copy of
+    shoal.fsutil.write_atomic: the shim runs alone on the stdlib and imports nothing of shoal."""
     tmp = path + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
         # no fsync: the records matter across a daemon crash, not a reboot

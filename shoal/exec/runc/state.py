@@ -16,6 +16,7 @@ from typing import Any
 from shoal.exec.executor import ImageProvider, NetworkAttacher
 from shoal.exec.runc import cgroups, mounts
 from shoal.exec.runc.shims import ShimServer
+from shoal.fsutil import write_atomic
 
 __all__ = ["RuncConfig", "read_json", "remove_container_files", "shim_alive", "wait_pid",
            "write_json"]
@@ -56,9 +57,7 @@ def read_json(path: Path) -> dict[str, Any] | None:
 
 
 def write_json(path: Path, obj: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj))
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(obj))
 
 
 def shim_alive(info: dict[str, Any], cid: str) -> bool:

@@ -10,7 +10,6 @@ directory, so removed tasks leave nothing behind. Knobs and the control file: _k
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 import shutil
 import time
@@ -20,6 +19,7 @@ import msgspec
 
 from shoal.exec.errors import ExecError, ExitError, TaskRejected, Unhealthy
 from shoal.exec.sim._knobs import CONTROL_POLL, Knobs, Verdict, read_control
+from shoal.fsutil import write_atomic
 from shoal.model.objects import ContainerStatus, Task
 
 __all__ = ["ContainerRecord", "SimController"]
@@ -59,9 +59,7 @@ class SimController:
     def _save(self, record: ContainerRecord) -> None:
         self._record = record
         self._dir.mkdir(parents=True, exist_ok=True)
-        tmp = self._dir / "container.json.tmp"
-        tmp.write_bytes(msgspec.json.encode(record))
-        os.replace(tmp, self._dir / "container.json")
+        write_atomic(self._dir / "container.json", msgspec.json.encode(record))
 
     def _require(self) -> ContainerRecord:
         if self._record is None:

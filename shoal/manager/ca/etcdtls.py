@@ -12,6 +12,7 @@ import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
+from shoal.fsutil import write_atomic
 from shoal.manager.ca.rootca import RootCA
 from shoal.pki.identity import generate_key_and_csr
 
@@ -30,10 +31,7 @@ class EtcdTLS:
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         for name, pem in zip(_FILES, (self.cert_pem, self.key_pem, self.ca_pem)):
-            tmp = directory / f".{name}.tmp"
-            tmp.write_text(pem)
-            tmp.chmod(0o600)
-            tmp.replace(directory / name)
+            write_atomic(directory / name, pem, mode=0o600)
 
     @classmethod
     def load(cls, directory: Path) -> EtcdTLS | None:

@@ -1,0 +1,47 @@
+"""Files replaced in one step: written to a temporary file beside the target, then renamed over
+it, so a crash leaves the old content or the new, never a torn file. Every layer may use it
+(below the model in the import order, like ``aio``); stdlib only."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+__all__ = ["fsync_dir", "write_atomic", "write_temp"]
+
+
+def write_temp(path: Path, data: bytes | str, *, mode: int | None = None, durable: bool = False) -> Path:
+    """Write ``data`` to ``.<name>.tmp`` beside ``path`` (the same filesystem, so the rename is
+    atomic) and return it. ``mode`` is set before any byte is written (a key is never readable
+    by others); ``durable`` fsyncs the data, to survive a power cut, not only a crash."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    raw = data.encode() if isinstance(data, str) else data
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666 if mode is None else mode)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            if mode is not None:
+                os.fchmod(f.fileno(), mode)  # the umask, or a file left by a crash, could differ
+            f.write(raw)
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return tmp
+
+
+def write_atomic(path: Path, data: bytes | str, *, mode: int | None = None, durable: bool = False) -> None:
+    """Replace ``path`` with ``data`` in one step (see ``write_temp`` for ``mode`` and ``durable``)."""
+    os.replace(write_temp(path, data, mode=mode, durable=durable), path)
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make the renames in ``directory`` survive a power cut."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
