@@ -23,7 +23,6 @@ import json
 import os
 import shutil
 import socket
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -36,6 +35,7 @@ from shoal.dev import cleanup, forward, hosts, procs
 from shoal.dev.images import build_all
 from shoal.dev.local import Daemon
 from shoal.dev.registry import LocalRegistry, RegistryError
+from shoal.dev.wait import wait_for
 from shoal.errors import ShoalError
 from shoal.fsutil import write_atomic
 
@@ -205,16 +205,8 @@ def _api(d: Daemon, method: str, path: str, body: Any = None, timeout: float = 9
 
 
 def _wait(what: str, fn: Callable[[], bool], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    last = ""
-    while time.monotonic() < deadline:
-        try:
-            if fn():
-                return
-        except (httpx.HTTPError, OSError, DevError, ValueError) as exc:
-            last = f" (last: {exc})"
-        time.sleep(0.25)
-    raise DevError(f"timed out after {timeout:.0f}s waiting for {what}{last}")
+    wait_for(what, fn, timeout, interval=0.25, retry_on=(httpx.HTTPError, OSError, DevError, ValueError),
+             error=DevError)
 
 
 def _start_daemon(d: Daemon) -> None:

@@ -15,8 +15,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,26 +24,12 @@ import httpx
 from shoal.dev import cleanup, procs
 from shoal.dev.hosts import Fabric, nsenter
 from shoal.dev.registry import LocalRegistry
+from shoal.dev.wait import wait_for
 
 T = TypeVar("T")
 
 SHOALD = [sys.executable, "-c", "from shoal.daemon import main; main()"]
 SHOAL = [sys.executable, "-c", "from shoal.cli.main import main; main()"]
-
-
-def wait_for(what: str, fn: Callable[[], T | None], timeout: float = 20.0, interval: float = 0.1) -> T:
-    """Poll ``fn`` until it returns something truthy; fail with ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = fn()
-        except Exception as exc:  # noqa: BLE001 - remembered for the failure message
-            last = exc
-        if last and not isinstance(last, Exception):
-            return last  # type: ignore[no-any-return]
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
 @dataclass

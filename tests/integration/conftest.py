@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from shoal.dev.local import Daemon, Swarm, wait_for
+from shoal.dev.local import Daemon, Swarm
+from shoal.dev.wait import wait_for
 
 
 def pytest_configure(config: pytest.Config) -> None:

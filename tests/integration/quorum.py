@@ -13,7 +13,8 @@ from typing import Any, Self
 import httpx
 
 from shoal.dev.linearizability import History
-from shoal.dev.local import Daemon, Swarm, leader, wait_for
+from shoal.dev.local import Daemon, Swarm, leader
+from shoal.dev.wait import wait_for
 
 
 def init_managers(swarm: Swarm, managers: int, workers: int = 0) -> list[Daemon]:

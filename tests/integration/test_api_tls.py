@@ -13,7 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shoal.dev.local import SHOAL, SHOALD, wait_for
+from shoal.dev.local import SHOAL, SHOALD
+from shoal.dev.wait import wait_for
 from shoal.store.etcd.testing import free_port, make_pki
 
 

@@ -31,8 +31,9 @@ from aiohttp import web
 
 from shoal.dev import cleanup, procs
 from shoal.dev.images import build_all
-from shoal.dev.local import Daemon, Swarm, wait_for
+from shoal.dev.local import Daemon, Swarm
 from shoal.dev.registry import LocalRegistry, push_blob, push_manifest
+from shoal.dev.wait import wait_for
 from shoal.store.etcd.testing import free_port
 from tests.integration.conftest import close_and_check
 

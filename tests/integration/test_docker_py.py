@@ -7,7 +7,8 @@ import pytest
 from docker.errors import APIError, NotFound
 from docker.types import EndpointSpec, ServiceMode
 
-from shoal.dev.local import Swarm, wait_for
+from shoal.dev.local import Swarm
+from shoal.dev.wait import wait_for
 
 
 def test_docker_py_lifecycle_and_errors(swarm: Swarm) -> None:

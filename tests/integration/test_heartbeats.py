@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from shoal.dev.local import Swarm, wait_for
+from shoal.dev.local import Swarm
+from shoal.dev.wait import wait_for
 from tests.integration.conftest import init_swarm
 
 pytestmark = pytest.mark.integration

@@ -25,7 +25,8 @@ import pytest
 
 from shoal.dev import hosts
 from shoal.dev.images import build_all
-from shoal.dev.local import Daemon, Swarm, wait_for
+from shoal.dev.local import Daemon, Swarm
+from shoal.dev.wait import wait_for
 from tests.integration.conftest import close_and_check
 
 pytestmark = [

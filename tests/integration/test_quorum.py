@@ -11,7 +11,8 @@ import time
 import pytest
 
 from shoal.dev.linearizability import check
-from shoal.dev.local import Daemon, Swarm, wait_for
+from shoal.dev.local import Daemon, Swarm
+from shoal.dev.wait import wait_for
 from tests.integration.quorum import (
     Recorder,
     init_managers,

@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 import signal
 
-from shoal.dev.local import Swarm, wait_for
+from shoal.dev.local import Swarm
+from shoal.dev.wait import wait_for
 from tests.integration.conftest import init_swarm
 
 

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from shoal.dev.local import Daemon, Swarm, wait_for
+from shoal.dev.local import Daemon, Swarm
+from shoal.dev.wait import wait_for
 from tests.integration.conftest import init_swarm
 
 

@@ -9,7 +9,8 @@ import ssl
 import aiohttp
 import pytest
 
-from shoal.dev.local import Daemon, Swarm, wait_for
+from shoal.dev.local import Daemon, Swarm
+from shoal.dev.wait import wait_for
 from shoal.pki.identity import NodeIdentity, generate_key_and_csr
 from tests.integration.conftest import init_swarm
 

@@ -13,7 +13,8 @@ import pytest
 
 from shoal.dev import hosts
 from shoal.dev.images import build_all
-from shoal.dev.local import Swarm, wait_for
+from shoal.dev.local import Swarm
+from shoal.dev.wait import wait_for
 from tests.integration.conftest import close_and_check
 
 pytestmark = pytest.mark.skipif(shutil.which("docker-registry") is None or os.geteuid() != 0,

@@ -6,7 +6,7 @@ import asyncio
 import datetime
 import ipaddress
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from cryptography.x509.oid import NameOID
 
 from shoal.agent import Agent, NodeRemoved
 from shoal.agent.reporter import Reporter
+from shoal.dev.wait import wait_for_async
 from shoal.exec.sim import SimExecutor
 from shoal.model.dispatch import (
     CLOSE_REMOVED,
@@ -38,7 +39,6 @@ from shoal.model.objects import Task, TaskStatus
 from shoal.model.specs import TaskSpec
 from shoal.model.states import TaskState
 
-Wait = Callable[..., Awaitable[None]]
 PERIOD_NS = 200_000_000  # 200 ms heartbeats keep the test quick
 
 
@@ -195,61 +195,57 @@ async def agent(tmp_path: Path, dispatcher: FakeDispatcher,
 
 
 async def test_session_runs_tasks_and_heartbeats(agent: Agent, dispatcher: FakeDispatcher,
-                                                 tmp_path: Path, eventually: Wait) -> None:
-    await eventually(lambda: dispatcher.state("run") == TaskState.RUNNING, "task 'run' reported running")
-    await eventually(lambda: dispatcher.state("fail") == TaskState.FAILED, "task 'fail' reported failed")
+                                                 tmp_path: Path) -> None:
+    await wait_for_async("task 'run' reported running", lambda: dispatcher.state("run") == TaskState.RUNNING)
+    await wait_for_async("task 'fail' reported failed", lambda: dispatcher.state("fail") == TaskState.FAILED)
     assert dispatcher.statuses["fail"].err == "task: non-zero exit (1)"
     assert dispatcher.history["run"][-1] == "running"
     reg = dispatcher.registers[0]
     assert reg.addr == "10.0.0.5" and reg.description.hostname == "node-1"
     assert agent.infos and agent.infos[0].role == "worker"  # type: ignore[attr-defined]
     assert dispatcher.addr in (tmp_path / "state.json").read_text()
-    await eventually(lambda: dispatcher.heartbeats >= 3, "three heartbeats")
+    await wait_for_async("three heartbeats", lambda: dispatcher.heartbeats >= 3)
 
 
 async def test_removed_assignment_is_shut_down_and_removed(
-        agent: Agent, dispatcher: FakeDispatcher, tmp_path: Path, eventually: Wait) -> None:
-    await eventually(lambda: dispatcher.state("run") == TaskState.RUNNING, "task 'run' reported running")
+        agent: Agent, dispatcher: FakeDispatcher, tmp_path: Path) -> None:
+    await wait_for_async("task 'run' reported running", lambda: dispatcher.state("run") == TaskState.RUNNING)
     await dispatcher.send(Assignments(full=False, tasks=[], removed=["run"]))
-    await eventually(lambda: dispatcher.state("run") == TaskState.SHUTDOWN, "task 'run' shut down")
-    await eventually(lambda: not (tmp_path / "sim" / "run").exists(), "container removed")
+    await wait_for_async("task 'run' shut down", lambda: dispatcher.state("run") == TaskState.SHUTDOWN)
+    await wait_for_async("container removed", lambda: not (tmp_path / "sim" / "run").exists())
     assert not (tmp_path / "worker" / "run.json").exists()
 
 
-async def test_desired_shutdown(agent: Agent, dispatcher: FakeDispatcher,
-                                eventually: Wait) -> None:
-    await eventually(lambda: dispatcher.state("run") == TaskState.RUNNING, "task 'run' reported running")
+async def test_desired_shutdown(agent: Agent, dispatcher: FakeDispatcher) -> None:
+    await wait_for_async("task 'run' reported running", lambda: dispatcher.state("run") == TaskState.RUNNING)
     await dispatcher.send(Assignments(full=False, tasks=[make_task("run", desired=TaskState.SHUTDOWN)]))
-    await eventually(lambda: dispatcher.state("run") == TaskState.SHUTDOWN, "task 'run' shut down")
+    await wait_for_async("task 'run' shut down", lambda: dispatcher.state("run") == TaskState.SHUTDOWN)
 
 
-async def test_dropped_connection_reconnects(agent: Agent, dispatcher: FakeDispatcher,
-                                             eventually: Wait) -> None:
-    await eventually(lambda: dispatcher.state("run") == TaskState.RUNNING, "task 'run' reported running")
+async def test_dropped_connection_reconnects(agent: Agent, dispatcher: FakeDispatcher) -> None:
+    await wait_for_async("task 'run' reported running", lambda: dispatcher.state("run") == TaskState.RUNNING)
     assert dispatcher.ws is not None
     dispatcher.statuses.clear()  # statuses are re-sent on the new session
     await dispatcher.ws.close()
-    await eventually(lambda: dispatcher.sessions == 2 and dispatcher.ws is not None,
-                     "a second session")
-    await eventually(lambda: dispatcher.state("run") == TaskState.RUNNING, "status re-sent")
+    await wait_for_async("a second session",
+                         lambda: dispatcher.sessions == 2 and dispatcher.ws is not None)
+    await wait_for_async("status re-sent", lambda: dispatcher.state("run") == TaskState.RUNNING)
 
 
-async def test_missing_heartbeat_ack_drops_session(agent: Agent, dispatcher: FakeDispatcher,
-                                                   eventually: Wait) -> None:
-    await eventually(lambda: dispatcher.sessions == 1 and agent.connected.is_set(), "a session")
+async def test_missing_heartbeat_ack_drops_session(agent: Agent, dispatcher: FakeDispatcher) -> None:
+    await wait_for_async("a session", lambda: dispatcher.sessions == 1 and agent.connected.is_set())
     dispatcher.ack = False
-    await eventually(lambda: dispatcher.sessions >= 2, "a new session after missed acks")
+    await wait_for_async("a new session after missed acks", lambda: dispatcher.sessions >= 2)
 
 
 async def test_node_removed_stops_agent(tmp_path: Path, dispatcher: FakeDispatcher,
-                                        tls: tuple[Any, Callable[[], ssl.SSLContext]],
-                                        eventually: Wait) -> None:
+                                        tls: tuple[Any, Callable[[], ssl.SSLContext]]) -> None:
     executor = SimExecutor(hostname="node-1", state_dir=tmp_path)
     agent = Agent(executor=executor, state_dir=tmp_path, ssl_context=tls[1],
                   managers=[dispatcher.addr], addr="10.0.0.5")
     job = asyncio.create_task(agent.run(), name="test-agent")
     try:
-        await eventually(lambda: dispatcher.state("run") == TaskState.RUNNING, "task 'run' running")
+        await wait_for_async("task 'run' running", lambda: dispatcher.state("run") == TaskState.RUNNING)
         assert dispatcher.ws is not None
         await dispatcher.ws.close(code=CLOSE_REMOVED, message=b"node node-1 was removed")
         with pytest.raises(NodeRemoved, match="node node-1 was removed"):
@@ -264,13 +260,13 @@ async def test_node_removed_stops_agent(tmp_path: Path, dispatcher: FakeDispatch
 
 async def test_reconnect_to_unreachable_then_known_manager(
         tmp_path: Path, dispatcher: FakeDispatcher,
-        tls: tuple[Any, Callable[[], ssl.SSLContext]], eventually: Wait) -> None:
+        tls: tuple[Any, Callable[[], ssl.SSLContext]]) -> None:
     agent = Agent(executor=SimExecutor(hostname="node-1", state_dir=tmp_path),
                   state_dir=tmp_path, ssl_context=tls[1],
                   managers=["127.0.0.1:1", dispatcher.addr], addr="10.0.0.5")
     job = asyncio.create_task(agent.run(), name="test-agent")
     try:
-        await eventually(lambda: dispatcher.state("run") == TaskState.RUNNING, "task 'run' running")
+        await wait_for_async("task 'run' running", lambda: dispatcher.state("run") == TaskState.RUNNING)
         assert agent.managers == [dispatcher.addr]
     finally:
         await agent.stop()

@@ -5,12 +5,12 @@ given back when its holder goes; a new leader rebuilds the same state."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Sequence
 
 import msgspec
 import pytest
 
+from shoal.dev.wait import wait_for_async
 from shoal.errors import Conflict
 from shoal.manager.allocator import Allocator, AllocatorSettings
 from shoal.manager.controlapi.network import create_network, remove_network
@@ -65,16 +65,6 @@ async def running(store: Store) -> AsyncIterator[Running]:
         yield r
     finally:
         await r.stop()
-
-
-async def wait_for(what: str, fn: Callable[[], Any], timeout: float = 3.0) -> Any:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not (value := fn()):
-        if loop.time() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.005)
-    return value
 
 
 async def init(store: Store, pool: list[str] | None = None, size: int = 24) -> Network:
@@ -170,7 +160,7 @@ async def test_networks_get_pool_subnets_gateways_and_vxlan_ids(store: Store, ru
     running.start()
     a = await overlay(store, "a")
     b = await overlay(store, "b", subnet="192.168.7.0/24", gateway="192.168.7.254")
-    await wait_for("networks allocated", lambda: all_allocated(store, ingress.id, a.id, b.id))
+    await wait_for_async("networks allocated", lambda: all_allocated(store, ingress.id, a.id, b.id))
     configs = {nid: get_net(store, nid).ipam_options for nid in (ingress.id, a.id, b.id)}
     assert [(c.config[0].subnet, c.config[0].gateway) for c in configs.values() if c and c.config] == [
         ("10.0.0.0/24", "10.0.0.1"), ("10.0.1.0/24", "10.0.1.1"), ("192.168.7.0/24", "192.168.7.254")]
@@ -182,7 +172,7 @@ async def test_overlapping_subnet_is_refused_at_create(store: Store, running: Ru
     await init(store)
     running.start()
     a = await overlay(store, "a")
-    await wait_for("a allocated", lambda: allocated(store, a.id))
+    await wait_for_async("a allocated", lambda: allocated(store, a.id))
     with pytest.raises(Conflict, match="overlaps"):
         await overlay(store, "b", subnet="10.0.1.128/25")  # inside a's pool subnet
     await overlay(store, "c", subnet="172.30.0.0/16")
@@ -196,7 +186,7 @@ async def test_pool_never_hands_out_a_users_subnet(store: Store, running: Runnin
     user = await overlay(store, "user", subnet="10.0.1.0/24")
     other = await overlay(store, "other")
     running.start()
-    await wait_for("networks allocated", lambda: all_allocated(store, ingress.id, user.id, other.id))
+    await wait_for_async("networks allocated", lambda: all_allocated(store, ingress.id, user.id, other.id))
     got = [s for nid in (ingress.id, user.id, other.id) for s in subnets(get_net(store, nid))]
     assert got == ["10.0.0.0/24", "10.0.1.0/24", "10.0.2.0/24"]
 
@@ -205,7 +195,7 @@ async def test_custom_default_pool(store: Store, running: Running) -> None:
     ingress = await init(store, ["10.20.0.0/16"], 26)
     running.start()
     a = await overlay(store, "a")
-    net = await wait_for("a allocated", lambda: allocated(store, a.id))
+    net = await wait_for_async("a allocated", lambda: allocated(store, a.id))
     assert subnets(net) == ["10.20.0.64/26"]
     assert subnets(get_net(store, ingress.id)) == ["10.20.0.0/26"]
 
@@ -214,11 +204,11 @@ async def test_removed_network_gives_its_subnet_back(store: Store, running: Runn
     await init(store)
     alloc = running.start()
     a = await overlay(store, "a")
-    await wait_for("a allocated", lambda: allocated(store, a.id))
+    await wait_for_async("a allocated", lambda: allocated(store, a.id))
     await remove_network(store, a.id)
-    await wait_for("a released", lambda: a.id not in alloc.network.state.networks)
+    await wait_for_async("a released", lambda: a.id not in alloc.network.state.networks)
     b = await overlay(store, "b", subnet="10.0.1.0/24")  # a's subnet is free again
-    await wait_for("b allocated", lambda: allocated(store, b.id))
+    await wait_for_async("b allocated", lambda: allocated(store, b.id))
 
 
 # --- services, tasks, nodes ----------------------------------------------------------------
@@ -228,12 +218,12 @@ async def test_service_vips_task_addresses_and_endpoint(store: Store, running: R
     ingress = await init(store)
     running.start()
     net = await overlay(store, "front")
-    await wait_for("front allocated", lambda: allocated(store, net.id))
+    await wait_for_async("front allocated", lambda: allocated(store, net.id))
     svc = await service(store, "web", [net.id], [PortConfig(target_port=80, published_port=8080)])
     made = store.view().get(Service, svc.id)  # create returns once the allocator is done with it
     assert made is not None and not made.pending_allocation and len(made.endpoint.virtual_ips or []) == 2
     ids = await add_tasks(store, svc, 3)
-    await wait_for("3 pending", lambda: pending(store, ids))
+    await wait_for_async("3 pending", lambda: pending(store, ids))
     stored = store.view().get(Service, svc.id)
     assert stored is not None
     vips = {v.network_id: v.addr for v in stored.endpoint.virtual_ips or []}
@@ -257,11 +247,11 @@ async def test_dnsrr_has_no_vips_and_host_ports_still_attach_ingress(store: Stor
     ingress = await init(store)
     running.start()
     net = await overlay(store, "back")
-    await wait_for("back allocated", lambda: allocated(store, net.id))
+    await wait_for_async("back allocated", lambda: allocated(store, net.id))
     svc = await service(store, "db", [net.id], [PortConfig(target_port=5432, published_port=5432,
                                                              publish_mode="host")], mode="dnsrr")
     ids = await add_tasks(store, svc, 1)
-    await wait_for("pending", lambda: pending(store, ids))
+    await wait_for_async("pending", lambda: pending(store, ids))
     stored = store.view().get(Service, svc.id)
     assert stored is not None and not stored.endpoint.virtual_ips and not stored.pending_allocation
     assert set(addresses(store, ids[0])) == {net.id, ingress.id}
@@ -271,7 +261,7 @@ async def test_task_waits_for_an_unallocatable_network(store: Store, running: Ru
     await init(store)
     running.start()
     a = await overlay(store, "a", subnet="10.99.0.0/24")
-    await wait_for("a allocated", lambda: allocated(store, a.id))
+    await wait_for_async("a allocated", lambda: allocated(store, a.id))
     # Written past controlapi's overlap check (as a race would): the allocator refuses it.
     bad = Network(id="bad", spec=NetworkSpec(name="bad", driver="overlay", scope="swarm",
                                              ipam=IPAM(config=[IPAMConfig(subnet="10.99.0.0/25")])))
@@ -290,16 +280,16 @@ async def test_exhausted_subnet_leaves_the_task_new_until_an_address_frees(
     await init(store)
     alloc = running.start()
     tiny = await overlay(store, "tiny", subnet="192.168.50.0/29")  # 6 hosts: gateway, VIP, 4 tasks
-    await wait_for("tiny allocated", lambda: allocated(store, tiny.id))
+    await wait_for_async("tiny allocated", lambda: allocated(store, tiny.id))
     svc = await service(store, "s", [tiny.id])
     first = await add_tasks(store, svc, 4)
-    await wait_for("4 pending", lambda: pending(store, first))
+    await wait_for_async("4 pending", lambda: pending(store, first))
     late = await add_tasks(store, svc, 1)
     await asyncio.sleep(0.3)
     task = store.view().get(Task, late[0])
     assert task is not None and task.status.state == TaskState.NEW
     await set_state(store, first[0], "failed")  # terminal: its address goes back
-    await wait_for("the late task pending", lambda: pending(store, late))
+    await wait_for_async("the late task pending", lambda: pending(store, late))
     assert addresses(store, late[0]) == addresses(store, first[0])  # the only free one
     assert in_use(alloc, tiny.id) == 5
 
@@ -309,28 +299,28 @@ async def test_releases_on_terminal_tasks_removed_services_and_updates(store: St
     alloc = running.start()
     a = await overlay(store, "a")
     b = await overlay(store, "b")
-    await wait_for("networks allocated", lambda: all_allocated(store, a.id, b.id))
+    await wait_for_async("networks allocated", lambda: all_allocated(store, a.id, b.id))
     svc = await service(store, "s", [a.id, b.id])
     ids = await add_tasks(store, svc, 2)
-    await wait_for("pending", lambda: pending(store, ids))
+    await wait_for_async("pending", lambda: pending(store, ids))
     assert (in_use(alloc, a.id), in_use(alloc, b.id)) == (3, 3)  # a VIP and two tasks each
 
     await set_state(store, ids[0], "shutdown")
-    await wait_for("a task's addresses back", lambda: in_use(alloc, a.id) == 2 and in_use(alloc, b.id) == 2)
+    await wait_for_async("a task's addresses back", lambda: in_use(alloc, a.id) == 2 and in_use(alloc, b.id) == 2)
 
     current = store.view().get(Service, svc.id)
     assert current is not None
     spec = copy(current).spec
     spec.task_template.networks = [NetworkAttachmentConfig(target=a.id)]
     await update_service(store, svc.id, current.version.index, spec)
-    await wait_for("b's VIP back", lambda: in_use(alloc, b.id) == 1)  # the running task keeps its
+    await wait_for_async("b's VIP back", lambda: in_use(alloc, b.id) == 1)  # the running task keeps its
     updated = store.view().get(Service, svc.id)
     assert updated is not None and [v.network_id for v in updated.endpoint.virtual_ips or []] == [a.id]
 
     await remove_service(store, svc.id)
-    await wait_for("a's VIP back", lambda: in_use(alloc, a.id) == 1)
+    await wait_for_async("a's VIP back", lambda: in_use(alloc, a.id) == 1)
     await store.update(lambda tx: tx.delete(store.view().get(Task, ids[1])))  # type: ignore[arg-type]
-    await wait_for("everything back", lambda: in_use(alloc, a.id) == 0 and in_use(alloc, b.id) == 0)
+    await wait_for_async("everything back", lambda: in_use(alloc, a.id) == 0 and in_use(alloc, b.id) == 0)
 
 
 async def test_nodes_get_an_ingress_address_released_on_removal(store: Store, running: Running) -> None:
@@ -342,7 +332,7 @@ async def test_nodes_get_an_ingress_address_released_on_removal(store: Store, ru
         return {n.id: [x for a in n.attachments or [] for x in a.addresses or []]
                 for n in store.view().all(Node)}
 
-    addrs = await wait_for("both nodes attached", lambda: all(node_addrs().values()) and node_addrs())
+    addrs = await wait_for_async("both nodes attached", lambda: all(node_addrs().values()) and node_addrs())
     assert sorted(addrs.values()) == [["10.0.0.2/24"], ["10.0.0.3/24"]]
     node = store.view().get(Node, "node1")
     assert node is not None and node.attachments and node.attachments[0].network.id == ingress.id
@@ -351,24 +341,24 @@ async def test_nodes_get_an_ingress_address_released_on_removal(store: Store, ru
     again = store.view().get(Node, "node1")
     assert again is not None and again.version.index == version  # written once only
     await store.update(lambda tx: tx.delete(store.view().get(Node, "node2")))  # type: ignore[arg-type]
-    await wait_for("node2's address back", lambda: in_use(alloc, ingress.id) == 1)
+    await wait_for_async("node2's address back", lambda: in_use(alloc, ingress.id) == 1)
 
 
 async def test_new_leader_rebuilds_and_hands_out_nothing_twice(store: Store, running: Running) -> None:
     await init(store)
     first = running.start()
     net = await overlay(store, "a")
-    await wait_for("allocated", lambda: allocated(store, net.id))
+    await wait_for_async("allocated", lambda: allocated(store, net.id))
     svc = await service(store, "s", [net.id])
     ids = await add_tasks(store, svc, 3)
-    await wait_for("pending", lambda: pending(store, ids))
+    await wait_for_async("pending", lambda: pending(store, ids))
     await set_state(store, ids[0], "complete")  # terminal: not rebuilt as held
-    await wait_for("its address back", lambda: in_use(first, net.id) == 3)
+    await wait_for_async("its address back", lambda: in_use(first, net.id) == 3)
     await running.stop()
 
     second = running.start()
     more = await add_tasks(store, svc, 2)
-    await wait_for("new tasks pending", lambda: pending(store, more))
+    await wait_for_async("new tasks pending", lambda: pending(store, more))
     live = [a for i in ids[1:] + more for a in addresses(store, i)[net.id]]
     vip = store.view().get(Service, svc.id).endpoint.virtual_ips[0].addr  # type: ignore[union-attr,index]
     assert len(set(live + [vip])) == 5

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from shoal.dev.wait import wait_for_async
 from shoal.errors import NotFound
 from shoal.exec import ExecError, ExitError, TaskRejected, Unhealthy
 from shoal.exec.executor import (
@@ -284,10 +285,10 @@ async def test_stop_signal_from_the_spec(env: Env) -> None:
     try:
         await ctl.prepare()
         await ctl.start()
-        for _ in range(200):  # the trap is set once "ready" is out
-            if "ready" in text(await collect(ctl)):
-                break
-            await asyncio.sleep(0.05)
+        async def ready() -> bool:
+            return "ready" in text(await collect(ctl))
+
+        await wait_for_async('"ready" out (the trap is set)', ready, 10, interval=0.05)
         await asyncio.wait_for(ctl.shutdown(), 20)
         with pytest.raises(ExitError) as err:
             await ctl.wait()
@@ -462,10 +463,10 @@ async def test_logs_tail_since_streams_and_follow(env: Env) -> None:
     try:
         await ctl.prepare()
         await ctl.start()
-        for _ in range(500):
-            if len(await collect(ctl)) == 10:
-                break
-            await asyncio.sleep(0.01)
+        async def all_ten() -> bool:
+            return len(await collect(ctl)) == 10
+
+        await wait_for_async("10 log lines", all_ten)
         every = await collect(ctl)
         assert len(every) == 10
         assert text(await collect(ctl, LogOptions(stderr=False, tail=2))) == "out4\nout5\n"

@@ -9,7 +9,7 @@ import base64
 import itertools
 import logging
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +17,7 @@ from aiohttp import web
 
 from shoal.agent import Agent
 from shoal.api.render import swarm_json
+from shoal.dev.wait import wait_for_async
 from shoal.exec.sim import SimExecutor
 from shoal.manager.ca import RootCA
 from shoal.manager.dispatcher.dispatcher import Dispatcher
@@ -28,7 +29,6 @@ from shoal.pki import NodeIdentity, Role, generate_key_and_csr
 from shoal.store.membackend import MemoryBackend
 from shoal.store.store import Store, Tx, copy
 
-Wait = Callable[..., Awaitable[None]]
 CLUSTER_ID = "clustershoaltest0000000001"
 WORKER_ID = "workershoaltest00000000001"
 MANAGER_ID = "managershoaltest0000000001"
@@ -119,11 +119,11 @@ def test_rotated_orders_by_lamport_and_never_reuses_a_time() -> None:
 
 # -- the key manager over a store -------------------------------------------------------------
 
-async def test_start_creates_a_full_ring_once(store: Store, ticker: Ticker, eventually: Wait) -> None:
+async def test_start_creates_a_full_ring_once(store: Store, ticker: Ticker) -> None:
     km = KeyManager(store, clock=ticker.clock, sleep=ticker.sleep)
     task = await _start(km)
     try:
-        await eventually(lambda: ticker.sleeping.is_set(), "the key manager waiting to rotate")
+        await wait_for_async("the key manager waiting to rotate", lambda: ticker.sleeping.is_set())
         keys = _keys(store)
         assert len(keys) == 3
         assert len({k.key for k in keys}) == 3 and all(len(k.key) == 16 for k in keys)
@@ -140,23 +140,23 @@ async def test_start_creates_a_full_ring_once(store: Store, ticker: Ticker, even
     assert await again.ensure_keys() is False
     task = await _start(again)
     try:
-        await eventually(lambda: len(ticker.asked) == 2, "the new key manager waiting to rotate")
+        await wait_for_async("the new key manager waiting to rotate", lambda: len(ticker.asked) == 2)
         assert _keys(store) == keys
         assert _cluster(store).version.index == revision
     finally:
         await _stop(task)
 
 
-async def test_rotation_every_interval(store: Store, ticker: Ticker, eventually: Wait) -> None:
+async def test_rotation_every_interval(store: Store, ticker: Ticker) -> None:
     km = KeyManager(store, rotation_interval=60.0, clock=ticker.clock, sleep=ticker.sleep)
     task = await _start(km)
     try:
-        await eventually(lambda: len(ticker.asked) == 1, "the first wait")
+        await wait_for_async("the first wait", lambda: len(ticker.asked) == 1)
         first = _keys(store)
         seen = [first]
         for n in range(1, 5):
             ticker.release()
-            await eventually(lambda n=n: len(ticker.asked) == n + 1, f"wait number {n + 1}")
+            await wait_for_async(f"wait number {n + 1}", lambda n=n: len(ticker.asked) == n + 1)
             seen.append(_keys(store))
         assert ticker.asked == [60.0] * 5  # rotations on schedule, from the injected clock
         for before, after in itertools.pairwise(seen):
@@ -225,7 +225,6 @@ def _secrets(keys: list[EncryptionKey]) -> list[str]:
 
 
 async def test_keys_and_attachments_reach_the_agent(store: Store, ticker: Ticker, tmp_path: Path,
-                                                    eventually: Wait,
                                                     caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     root = RootCA.create()
@@ -247,21 +246,21 @@ async def test_keys_and_attachments_reach_the_agent(store: Store, ticker: Ticker
         addr = f"127.0.0.1:{runner.addresses[0][1]}"
         parts = [asyncio.create_task(dispatcher.run(), name="test-dispatcher"),
                  asyncio.create_task(km.run(), name="test-keymanager")]
-        await eventually(lambda: ticker.sleeping.is_set(), "keys created")
+        await wait_for_async("keys created", lambda: ticker.sleeping.is_set())
         agent = Agent(executor=SimExecutor(hostname="w1", state_dir=tmp_path), state_dir=tmp_path,
                       ssl_context=worker.client_ssl_context, managers=[addr], addr="127.0.0.1",
                       on_network=received.append)
         agent_job = asyncio.create_task(agent.run(), name="test-agent")
 
         # At the session's start: the ring, oldest first, and no attachments yet.
-        await eventually(lambda: len(received) == 1, "the first NetworkUpdate")
+        await wait_for_async("the first NetworkUpdate", lambda: len(received) == 1)
         assert received[0].keys == _keys(store)
         assert received[0].attachments == []
         assert agent.network == received[0]
 
         # A rotation reaches the agent (once, however many cluster writes follow).
         ticker.release()
-        await eventually(lambda: len(received) == 2, "the rotated keys")
+        await wait_for_async("the rotated keys", lambda: len(received) == 2)
         assert received[1].keys == _keys(store)
         assert received[1].keys[:2] == received[0].keys[1:]
 
@@ -283,7 +282,7 @@ async def test_keys_and_attachments_reach_the_agent(store: Store, ticker: Ticker
             node.attachments = [ingress]
             tx.update(node)
         await store.update(attach)
-        await eventually(lambda: len(received) == 3, "the node's attachments")
+        await wait_for_async("the node's attachments", lambda: len(received) == 3)
         assert received[2].attachments == [ingress] and received[2].keys == received[1].keys
         assert agent.network == received[2]
         await asyncio.sleep(0.2)  # past the pusher's debounce: nothing else was due

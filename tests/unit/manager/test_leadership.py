@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from shoal.dev.wait import wait_for_async
 from shoal.manager.leadership import Elector, Term
 from shoal.model.objects import Service
 from shoal.model.specs import ServiceSpec
@@ -43,9 +44,8 @@ async def test_one_leader_and_a_resignation_hands_over(member: EtcdMember) -> No
         assert len(first[0]) == 1
         winner, loser = (a, b) if a.is_leader else (b, a)
         assert not loser.is_leader
-        async with asyncio.timeout(10):
-            while loser.leader_addr != winner.addr:
-                await asyncio.sleep(0.05)
+        await wait_for_async("the loser sees the winner", lambda: loser.leader_addr == winner.addr, 10,
+                             interval=0.05)
         term = winner.term
         assert term is not None
         winner.resign()

@@ -4,7 +4,7 @@ Membership through one seed, a set reaching everyone, failure detection and the 
 node's entries, a graceful leave, anti-entropy for a late or deaf node, the keyring (a wrong key
 is never admitted, a rotation keeps the cluster converged), the merge rules (a tombstone wins over
 an older set) and a restarted node (same ID) coming back without its past entries. Waits are
-bounded (the ``eventually`` fixture); nothing asserts a duration.
+bounded (``wait_for_async``); nothing asserts a duration.
 """
 
 from __future__ import annotations
@@ -13,18 +13,17 @@ import asyncio
 import contextlib
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 
+from shoal.dev.wait import wait_for_async
 from shoal.net.gossip import GossipConfig, GossipError, GossipNode, State
 from shoal.net.gossip_members import Member, Membership
 from shoal.net.gossip_tables import Tables
 from shoal.net.gossip_wire import EntryMsg, Gossip, Keyring, MemberMsg, encode
-
-Eventually = Callable[..., Awaitable[None]]
 
 KEY1 = bytes(range(16))
 KEY2 = bytes(range(16, 32))
@@ -71,43 +70,43 @@ def send_raw(keys: list[bytes], msg: Gossip, addr: tuple[str, int]) -> None:
         s.sendto(Keyring(keys).seal(encode(msg)), addr)
 
 
-async def test_members_join_through_one_seed_and_see_each_other(eventually: Eventually) -> None:
+async def test_members_join_through_one_seed_and_see_each_other() -> None:
     async with swarm(5) as nodes:
-        await eventually(lambda: all(n.live() == ids(nodes) for n in nodes),
-                         "every node sees all five")
+        await wait_for_async("every node sees all five",
+                             lambda: all(n.live() == ids(nodes) for n in nodes))
         assert all(m.state == State.ALIVE for n in nodes for m in n.members())
 
 
-async def test_a_set_reaches_every_node(eventually: Eventually) -> None:
+async def test_a_set_reaches_every_node() -> None:
     async with swarm(5) as nodes:
-        await eventually(lambda: all(n.live() == ids(nodes) for n in nodes), "membership")
+        await wait_for_async("membership", lambda: all(n.live() == ids(nodes) for n in nodes))
         sub = nodes[4].subscribe()
         start = time.monotonic()
         nodes[2].set("net1", "task.1", b"10.0.0.5")
-        await eventually(lambda: all(n.get("net1", "task.1") == b"10.0.0.5" for n in nodes),
-                         "the entry on every node")
+        await wait_for_async("the entry on every node",
+                             lambda: all(n.get("net1", "task.1") == b"10.0.0.5" for n in nodes))
         print(f"set converged on 5 nodes in {(time.monotonic() - start) * 1000:.0f} ms")
         assert await asyncio.wait_for(anext(sub), 2) == ("net1", "task.1", b"10.0.0.5")
         nodes[3].set("net1", "task.1", b"10.0.0.6")  # another writer, a newer version
-        await eventually(lambda: all(n.table("net1") == {"task.1": b"10.0.0.6"} for n in nodes),
-                         "the newer value everywhere")
+        await wait_for_async("the newer value everywhere",
+                             lambda: all(n.table("net1") == {"task.1": b"10.0.0.6"} for n in nodes))
         assert await asyncio.wait_for(anext(sub), 2) == ("net1", "task.1", b"10.0.0.6")
         sub.close()
         assert [e async for e in sub] == []
 
 
 async def test_an_abruptly_stopped_node_is_declared_dead_and_its_entries_go(
-        eventually: Eventually) -> None:
+        ) -> None:
     async with swarm(4) as nodes:
         victim, rest = nodes[3], nodes[:3]
         victim.set("net1", "victim.task", b"10.0.0.9")
         rest[0].set("net1", "survivor.task", b"10.0.0.2")
-        await eventually(lambda: all(len(n.table("net1")) == 2 for n in nodes), "both entries")
+        await wait_for_async("both entries", lambda: all(len(n.table("net1")) == 2 for n in nodes))
         subs = [n.subscribe() for n in rest]
         start = time.monotonic()
         await victim.close()  # no leave: the socket just goes away
-        await eventually(lambda: all(state_of(n, "node3") == State.DEAD for n in rest),
-                         "node3 declared dead everywhere", timeout=10)
+        await wait_for_async("node3 declared dead everywhere",
+                             lambda: all(state_of(n, "node3") == State.DEAD for n in rest), timeout=10)
         print(f"failure detected everywhere in {(time.monotonic() - start) * 1000:.0f} ms")
         assert all(n.table("net1") == {"survivor.task": b"10.0.0.2"} for n in rest)
         assert all(n.live() == ids(rest) for n in rest)
@@ -116,82 +115,82 @@ async def test_an_abruptly_stopped_node_is_declared_dead_and_its_entries_go(
             sub.close()
 
 
-async def test_a_graceful_leave(eventually: Eventually) -> None:
+async def test_a_graceful_leave() -> None:
     async with swarm(4) as nodes:
         leaver, rest = nodes[1], [nodes[0], *nodes[2:]]
-        await eventually(lambda: all(n.live() == ids(nodes) for n in nodes), "membership")
+        await wait_for_async("membership", lambda: all(n.live() == ids(nodes) for n in nodes))
         leaver.set("net1", "leaver.task", b"10.0.0.3")
-        await eventually(lambda: all(n.get("net1", "leaver.task") for n in rest), "the entry")
+        await wait_for_async("the entry", lambda: all(n.get("net1", "leaver.task") for n in rest))
         await leaver.leave()
-        await eventually(lambda: all(state_of(n, "node1") == State.LEFT for n in rest),
-                         "node1 left, for everyone")
+        await wait_for_async("node1 left, for everyone",
+                             lambda: all(state_of(n, "node1") == State.LEFT for n in rest))
         assert all(n.table("net1") == {} for n in rest)
         assert all(n.live() == ids(rest) for n in rest)
 
 
 async def test_a_restarted_node_comes_back_and_its_past_entries_go(
-        eventually: Eventually) -> None:
+        ) -> None:
     async with swarm(3) as nodes:
         nodes[2].set("net1", "old.task", b"10.0.0.7")
-        await eventually(lambda: all(n.get("net1", "old.task") for n in nodes), "the entry")
+        await wait_for_async("the entry", lambda: all(n.get("net1", "old.task") for n in nodes))
         await nodes[2].close()  # and it comes back at once, before anyone noticed, elsewhere
         async with solo("node2") as again:  # the same ID, a new port
             await again.join([nodes[0].addr])
             everyone = [nodes[0], nodes[1], again]
-            await eventually(lambda: all(n.get("net1", "old.task") is None for n in everyone),
-                             "the entry of its past life deleted")
-            await eventually(lambda: all(n.live() == ids(nodes) for n in everyone)
-                             and all(m.addr == again.addr for n in nodes[:2]
-                                     for m in n.members() if m.id == "node2"),
-                             "node2 alive at its new address", timeout=10)
+            await wait_for_async("the entry of its past life deleted",
+                                 lambda: all(n.get("net1", "old.task") is None for n in everyone))
+            await wait_for_async("node2 alive at its new address",
+                                 lambda: all(n.live() == ids(nodes) for n in everyone)
+                                 and all(m.addr == again.addr for n in nodes[:2]
+                                     for m in n.members() if m.id == "node2"), timeout=10)
             again.set("net1", "new.task", b"10.0.0.8")
-            await eventually(lambda: all(n.get("net1", "new.task") for n in everyone), "a set")
+            await wait_for_async("a set", lambda: all(n.get("net1", "new.task") for n in everyone))
             await again.close()
-            await eventually(lambda: all(state_of(n, "node2") == State.DEAD for n in nodes[:2]),
-                             "node2 dead", timeout=10)
+            await wait_for_async("node2 dead",
+                                 lambda: all(state_of(n, "node2") == State.DEAD for n in nodes[:2]), timeout=10)
         async with solo("node2") as third:  # back after it was declared dead
             await third.join([nodes[1].addr])
-            await eventually(lambda: all(n.live() == ids(nodes) for n in [*nodes[:2], third]),
-                             "node2 alive again", timeout=10)
+            await wait_for_async("node2 alive again",
+                                 lambda: all(n.live() == ids(nodes) for n in [*nodes[:2], third]), timeout=10)
             assert all(n.get("net1", "new.task") is None for n in nodes[:2])
 
 
-async def test_a_late_joiner_gets_the_existing_entries(eventually: Eventually) -> None:
+async def test_a_late_joiner_gets_the_existing_entries() -> None:
     async with swarm(3) as nodes:
         for i in range(60):  # ~5 kB of state: more than one datagram
             nodes[i % 3].set(f"net{i % 2}", f"task.{i}", b"x" * 60 + str(i).encode())
         nodes[0].delete("net0", "task.0")
-        await eventually(lambda: all(len(n.table("net0")) + len(n.table("net1")) == 59
-                                     for n in nodes), "the entries everywhere")
-        await eventually(lambda: all(len(n._queue) == 0 for n in nodes), "gossip is quiet")
+        await wait_for_async("the entries everywhere", lambda: all(len(n.table("net0")) + len(n.table("net1")) == 59
+                                     for n in nodes))
+        await wait_for_async("gossip is quiet", lambda: all(len(n._queue) == 0 for n in nodes))
         async with solo("late") as late:
             await late.join([nodes[1].addr])  # one push-pull, no gossip left to hear
             assert late.table("net0") == nodes[0].table("net0")
             assert late.table("net1") == nodes[0].table("net1")
             assert late.get("net0", "task.0") is None
-            await eventually(lambda: all(n.live() == ids(nodes) | {late.node_id}
-                                         for n in [*nodes, late]), "the late node is a member")
+            await wait_for_async("the late node is a member", lambda: all(n.live() == ids(nodes) | {late.node_id}
+                                         for n in [*nodes, late]))
 
 
 async def test_a_node_that_missed_messages_converges_by_anti_entropy(
-        eventually: Eventually) -> None:
+        ) -> None:
     async with swarm(4) as nodes:
         deaf = nodes[3]
-        await eventually(lambda: all(n.live() == ids(nodes) for n in nodes), "membership")
+        await wait_for_async("membership", lambda: all(n.live() == ids(nodes) for n in nodes))
         deaf.set_keys([WRONG])  # it hears nothing (and is not heard) for a while
         for i in range(20):
             nodes[i % 3].set("net1", f"task.{i}", b"10.0.1.%d" % i)
-        await eventually(lambda: all(len(n._queue) == 0 for n in nodes[:3]), "gossip is quiet")
+        await wait_for_async("gossip is quiet", lambda: all(len(n._queue) == 0 for n in nodes[:3]))
         assert len(deaf.table("net1")) < 20
         assert deaf.stats.dropped > 0
         deaf.set_keys([KEY1])
-        await eventually(lambda: len(deaf.table("net1")) == 20, "the deaf node catches up",
-                         timeout=10)
-        await eventually(lambda: all(n.live() == ids(nodes) for n in nodes), "all alive again",
-                         timeout=10)
+        await wait_for_async("the deaf node catches up", lambda: len(deaf.table("net1")) == 20,
+                             timeout=10)
+        await wait_for_async("all alive again", lambda: all(n.live() == ids(nodes) for n in nodes),
+                             timeout=10)
 
 
-async def test_a_node_with_a_wrong_key_is_never_admitted(eventually: Eventually) -> None:
+async def test_a_node_with_a_wrong_key_is_never_admitted() -> None:
     async with swarm(3) as nodes, solo("intruder", [WRONG]) as intruder:
         with pytest.raises(GossipError):
             await intruder.join([nodes[0].addr])
@@ -202,8 +201,8 @@ async def test_a_node_with_a_wrong_key_is_never_admitted(eventually: Eventually)
         before = [n.stats.dropped for n in nodes]
         for n in nodes:
             send_raw([WRONG], claim, n.addr)
-        await eventually(lambda: all(n.stats.dropped > b for n, b in zip(nodes, before)),
-                         "the datagrams dropped")
+        await wait_for_async("the datagrams dropped",
+                             lambda: all(n.stats.dropped > b for n, b in zip(nodes, before)))
         await asyncio.sleep(0.3)
         for n in nodes:
             assert n.live() == ids(nodes)
@@ -212,9 +211,9 @@ async def test_a_node_with_a_wrong_key_is_never_admitted(eventually: Eventually)
         assert intruder.live() == {"intruder"}
 
 
-async def test_key_rotation_keeps_the_cluster_converged(eventually: Eventually) -> None:
+async def test_key_rotation_keeps_the_cluster_converged() -> None:
     async with swarm(4) as nodes:
-        await eventually(lambda: all(n.live() == ids(nodes) for n in nodes), "membership")
+        await wait_for_async("membership", lambda: all(n.live() == ids(nodes) for n in nodes))
         stop = asyncio.Event()
 
         async def traffic() -> None:
@@ -238,23 +237,23 @@ async def test_key_rotation_keeps_the_cluster_converged(eventually: Eventually) 
             stop.set()
             await writer
         nodes[0].set("net1", "after", b"rotation")
-        await eventually(lambda: all(n.live() == ids(nodes) for n in nodes), "all alive",
-                         timeout=10)
-        await eventually(lambda: all(n.table("net1") == nodes[0].table("net1") for n in nodes)
-                         and nodes[0].get("net1", "after") == b"rotation",
-                         "the same tables everywhere", timeout=10)
+        await wait_for_async("all alive", lambda: all(n.live() == ids(nodes) for n in nodes),
+                             timeout=10)
+        await wait_for_async("the same tables everywhere",
+                             lambda: all(n.table("net1") == nodes[0].table("net1") for n in nodes)
+                             and nodes[0].get("net1", "after") == b"rotation", timeout=10)
         # The old key opens nothing any more.
         before = nodes[1].stats.dropped
         send_raw([KEY1], Gossip("node0"), nodes[1].addr)
-        await eventually(lambda: nodes[1].stats.dropped > before, "an old-key datagram dropped")
+        await wait_for_async("an old-key datagram dropped", lambda: nodes[1].stats.dropped > before)
 
 
-async def test_a_tombstone_wins_over_an_older_set(eventually: Eventually) -> None:
+async def test_a_tombstone_wins_over_an_older_set() -> None:
     async with swarm(3) as nodes:
         nodes[0].set("net1", "k", b"v1")
-        await eventually(lambda: all(n.get("net1", "k") == b"v1" for n in nodes), "the set")
+        await wait_for_async("the set", lambda: all(n.get("net1", "k") == b"v1" for n in nodes))
         nodes[1].delete("net1", "k")
-        await eventually(lambda: all(n.get("net1", "k") is None for n in nodes), "the delete")
+        await wait_for_async("the delete", lambda: all(n.get("net1", "k") is None for n in nodes))
         # The old set arrives again (a late retransmission): it stays deleted.
         stale = Gossip("node0", [], [EntryMsg("net1", "k", b"v1", "node0", 1)])
         for n in nodes:

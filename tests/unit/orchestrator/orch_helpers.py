@@ -60,19 +60,6 @@ class Runner:
 
 
 
-async def eventually(pred: Callable[[], Any], what: str, timeout: float = 3.0) -> Any:
-    """Poll ``pred`` until truthy; fail with ``what`` after ``timeout`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if loop.time() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for: {what}")
-        await asyncio.sleep(0.01)
-
-
 def spec(
     name: str = "web",
     *,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from orch_helpers import FAST, Cluster, Runner, eventually, spec
+from orch_helpers import FAST, Cluster, Runner, spec
 
+from shoal.dev.wait import wait_for_async
 from shoal.manager.orchestrator import ReplicatedOrchestrator, TaskReaper
 from shoal.model.objects import Service, Task
 from shoal.model.states import TaskState
@@ -15,7 +16,7 @@ from shoal.store.store import Store
 async def test_scale_up_and_down_by_slots(store: Store, runner: Runner, cluster: Cluster) -> None:
     runner.start(ReplicatedOrchestrator(store, FAST))
     await cluster.service(spec(replicas=3))
-    tasks = await eventually(lambda: len(cluster.live()) == 3 and cluster.live(), "3 tasks")
+    tasks = await wait_for_async("3 tasks", lambda: len(cluster.live()) == 3 and cluster.live())
     assert [t.slot for t in tasks] == [1, 2, 3]
     assert all(t.status.state == TaskState.NEW and t.desired_state == TaskState.RUNNING for t in tasks)
     assert all(t.spec.image == "nginx:1" and t.node_id == "" for t in tasks)
@@ -28,9 +29,9 @@ async def test_scale_up_and_down_by_slots(store: Store, runner: Runner, cluster:
         await cluster.update_service("svc1", fn)
 
     await scale(5)
-    await eventually(lambda: [t.slot for t in cluster.live()] == [1, 2, 3, 4, 5], "slots 1..5")
+    await wait_for_async("slots 1..5", lambda: [t.slot for t in cluster.live()] == [1, 2, 3, 4, 5])
     await scale(2)
-    await eventually(lambda: len(cluster.live()) == 2, "2 live tasks")
+    await wait_for_async("2 live tasks", lambda: len(cluster.live()) == 2)
     removed = [t for t in cluster.tasks() if t.desired_state == TaskState.REMOVE]
     assert len(removed) == 3
     # Scaling never touches UpdateStatus (the updater is not involved).
@@ -45,7 +46,7 @@ async def test_scale_up_fills_lowest_free_slots(store: Store, runner: Runner,
     svc = cluster.get()
     await store.update(lambda tx: [tx.create(new_task(svc, slot=s)) for s in (2, 5)])
     runner.start(ReplicatedOrchestrator(store, FAST))
-    await eventually(lambda: [t.slot for t in cluster.live()] == [1, 2, 5], "slot 1 added")
+    await wait_for_async("slot 1 added", lambda: [t.slot for t in cluster.live()] == [1, 2, 5])
 
 
 async def test_scale_down_prefers_most_loaded_node(store: Store, runner: Runner,
@@ -54,7 +55,7 @@ async def test_scale_down_prefers_most_loaded_node(store: Store, runner: Runner,
     await cluster.node("n2")
     await cluster.service(spec(replicas=3))
     runner.start(ReplicatedOrchestrator(store, FAST))
-    tasks = await eventually(lambda: len(cluster.live()) == 3 and cluster.live(), "3 tasks")
+    tasks = await wait_for_async("3 tasks", lambda: len(cluster.live()) == 3 and cluster.live())
     for task, node in zip(tasks, ["n1", "n1", "n2"]):
         await cluster.set_task(task.id, TaskState.RUNNING, node)
 
@@ -63,7 +64,7 @@ async def test_scale_down_prefers_most_loaded_node(store: Store, runner: Runner,
         svc.spec.mode.replicated.replicas = 2
 
     await cluster.update_service("svc1", fn)
-    live = await eventually(lambda: len(cluster.live()) == 2 and cluster.live(), "2 live")
+    live = await wait_for_async("2 live", lambda: len(cluster.live()) == 2 and cluster.live())
     assert sorted(t.node_id for t in live) == ["n1", "n2"]
 
 
@@ -73,7 +74,7 @@ async def test_failed_task_replaced_in_same_slot_after_delay(
     await cluster.node("n1")
     runner.start(ReplicatedOrchestrator(store, FAST))
     await cluster.service(spec(replicas=1, delay=0.15))
-    (task,) = await eventually(cluster.live, "one task")
+    (task,) = await wait_for_async("one task", cluster.live)
     await cluster.set_task(task.id, TaskState.RUNNING, "n1")
     loop = asyncio.get_running_loop()
     failed_at = loop.time()
@@ -82,12 +83,12 @@ async def test_failed_task_replaced_in_same_slot_after_delay(
     def replacement() -> Task | None:
         return next((t for t in cluster.live() if t.id != task.id), None)
 
-    new = await eventually(replacement, "a replacement task")
+    new = await wait_for_async("a replacement task", replacement)
     assert new.slot == 1 and new.desired_state == TaskState.READY and new.node_id == ""
     old = store.view().get(Task, task.id)
     assert old is not None and old.desired_state == TaskState.SHUTDOWN
-    await eventually(lambda: (r := replacement()) and r.desired_state == TaskState.RUNNING,
-                     "replacement desired running")
+    await wait_for_async("replacement desired running",
+                         lambda: (r := replacement()) and r.desired_state == TaskState.RUNNING)
     assert loop.time() - failed_at >= 0.15
 
 
@@ -97,20 +98,20 @@ async def test_restart_condition_none_and_on_failure(store: Store, runner: Runne
     runner.start(ReplicatedOrchestrator(store, FAST))
     await cluster.service(spec(replicas=1, condition="none"), "none")
     await cluster.service(spec(replicas=1, condition="on-failure"), "onfail")
-    (a,) = await eventually(lambda: cluster.live("none"), "task of none")
-    (b,) = await eventually(lambda: cluster.live("onfail"), "task of onfail")
+    (a,) = await wait_for_async("task of none", lambda: cluster.live("none"))
+    (b,) = await wait_for_async("task of onfail", lambda: cluster.live("onfail"))
     await cluster.set_task(a.id, TaskState.FAILED, "n1")
     await cluster.set_task(b.id, TaskState.COMPLETE, "n1")
-    await eventually(lambda: not cluster.live("none") and not cluster.live("onfail"),
-                     "both tasks shut down")
+    await wait_for_async("both tasks shut down",
+                         lambda: not cluster.live("none") and not cluster.live("onfail"))
     await asyncio.sleep(0.15)  # several batches: the slots must stay empty
     assert [t.id for t in cluster.tasks("none")] == [a.id]
     assert [t.id for t in cluster.tasks("onfail")] == [b.id]
     # on-failure does restart a failed task.
     await cluster.service(spec(replicas=1, condition="on-failure"), "onfail2")
-    (c,) = await eventually(lambda: cluster.live("onfail2"), "task of onfail2")
+    (c,) = await wait_for_async("task of onfail2", lambda: cluster.live("onfail2"))
     await cluster.set_task(c.id, TaskState.FAILED, "n1")
-    await eventually(lambda: any(t.id != c.id for t in cluster.live("onfail2")), "restart")
+    await wait_for_async("restart", lambda: any(t.id != c.id for t in cluster.live("onfail2")))
 
 
 async def test_max_attempts(store: Store, runner: Runner, cluster: Cluster) -> None:
@@ -119,11 +120,11 @@ async def test_max_attempts(store: Store, runner: Runner, cluster: Cluster) -> N
     await cluster.service(spec(replicas=1, max_attempts=2))
     seen: set[str] = set()
     for _ in range(3):
-        (task,) = await eventually(
-            lambda: [t for t in cluster.live() if t.id not in seen] or None, "next task")
+        (task,) = await wait_for_async(
+            "next task", lambda: [t for t in cluster.live() if t.id not in seen] or None)
         seen.add(task.id)
         await cluster.set_task(task.id, TaskState.FAILED, "n1")
-    await eventually(lambda: not cluster.live(), "no live task after 2 restarts")
+    await wait_for_async("no live task after 2 restarts", lambda: not cluster.live())
     await asyncio.sleep(0.1)
     assert len(cluster.tasks()) == 3
 
@@ -134,18 +135,18 @@ async def test_node_down_replaces_its_tasks_unassigned(store: Store, runner: Run
     await cluster.node("n2")
     runner.start(ReplicatedOrchestrator(store, FAST))
     await cluster.service(spec(replicas=2, delay=0.05))
-    a, b = await eventually(lambda: len(cluster.live()) == 2 and cluster.live(), "2 tasks")
+    a, b = await wait_for_async("2 tasks", lambda: len(cluster.live()) == 2 and cluster.live())
     await cluster.set_task(a.id, TaskState.RUNNING, "n1")
     await cluster.set_task(b.id, TaskState.RUNNING, "n2")
     await cluster.set_node("n1", state="down")
-    new = await eventually(
-        lambda: [t for t in cluster.live() if t.id not in (a.id, b.id)], "replacement")
+    new = await wait_for_async(
+        "replacement", lambda: [t for t in cluster.live() if t.id not in (a.id, b.id)])
     assert new[0].slot == a.slot and new[0].node_id == ""
     assert store.view().get(Task, a.id).desired_state == TaskState.SHUTDOWN  # type: ignore[union-attr]
     assert store.view().get(Task, b.id).desired_state == TaskState.RUNNING  # type: ignore[union-attr]
     # The old node is down: no waiting for the old task to stop.
-    await eventually(lambda: store.view().get(Task, new[0].id).desired_state == TaskState.RUNNING,
-                     "replacement started after the delay")
+    await wait_for_async("replacement started after the delay",
+                         lambda: store.view().get(Task, new[0].id).desired_state == TaskState.RUNNING)
 
 
 async def test_drain_restarts_without_delay(store: Store, runner: Runner,
@@ -153,14 +154,14 @@ async def test_drain_restarts_without_delay(store: Store, runner: Runner,
     await cluster.node("n1")
     runner.start(ReplicatedOrchestrator(store, FAST))
     await cluster.service(spec(replicas=1, delay=60.0))
-    (task,) = await eventually(cluster.live, "a task")
+    (task,) = await wait_for_async("a task", cluster.live)
     await cluster.set_task(task.id, TaskState.RUNNING, "n1")
     await cluster.set_node("n1", availability="drain")
-    (new,) = await eventually(lambda: [t for t in cluster.live() if t.id != task.id], "replaced")
+    (new,) = await wait_for_async("replaced", lambda: [t for t in cluster.live() if t.id != task.id])
     assert new.desired_state == TaskState.READY
     await cluster.set_task(task.id, TaskState.SHUTDOWN)  # the agent stops the old container
-    await eventually(lambda: store.view().get(Task, new.id).desired_state == TaskState.RUNNING,
-                     "replacement started with no restart delay")
+    await wait_for_async("replacement started with no restart delay",
+                         lambda: store.view().get(Task, new.id).desired_state == TaskState.RUNNING)
 
 
 async def test_startup_advances_tasks_left_ready(store: Store, runner: Runner,
@@ -172,8 +173,8 @@ async def test_startup_advances_tasks_left_ready(store: Store, runner: Runner,
     task.desired_state = TaskState.READY
     await store.update(lambda tx: tx.create(task))
     runner.start(ReplicatedOrchestrator(store, FAST))
-    await eventually(lambda: store.view().get(Task, task.id).desired_state == TaskState.RUNNING,
-                     "task left ready advanced to running")
+    await wait_for_async("task left ready advanced to running",
+                         lambda: store.view().get(Task, task.id).desired_state == TaskState.RUNNING)
     assert len(cluster.tasks()) == 1
 
 
@@ -183,13 +184,13 @@ async def test_service_delete_removes_and_reaps(store: Store, runner: Runner,
     runner.start(ReplicatedOrchestrator(store, FAST))
     runner.start(TaskReaper(store, FAST))
     await cluster.service(spec(replicas=2))
-    a, _ = await eventually(lambda: len(cluster.live()) == 2 and cluster.live(), "2 tasks")
+    a, _ = await wait_for_async("2 tasks", lambda: len(cluster.live()) == 2 and cluster.live())
     await cluster.set_task(a.id, TaskState.RUNNING, "n1")  # the other stays unassigned
     await cluster.delete_service("svc1")
-    await eventually(lambda: [t.id for t in cluster.tasks()] == [a.id], "unassigned task reaped")
+    await wait_for_async("unassigned task reaped", lambda: [t.id for t in cluster.tasks()] == [a.id])
     assert cluster.tasks()[0].desired_state == TaskState.REMOVE
     await cluster.set_task(a.id, TaskState.SHUTDOWN)
-    await eventually(lambda: not cluster.tasks(), "stopped task reaped")
+    await wait_for_async("stopped task reaped", lambda: not cluster.tasks())
 
 
 async def test_history_limit_keeps_five_per_slot(store: Store, runner: Runner,
@@ -200,13 +201,13 @@ async def test_history_limit_keeps_five_per_slot(store: Store, runner: Runner,
     await cluster.service(spec(replicas=1))
     seen: list[str] = []
     for _ in range(8):
-        (task,) = await eventually(
-            lambda: [t for t in cluster.live() if t.id not in seen] or None, "next task")
+        (task,) = await wait_for_async(
+            "next task", lambda: [t for t in cluster.live() if t.id not in seen] or None)
         seen.append(task.id)
         await cluster.set_task(task.id, TaskState.FAILED, "n1")
-    await eventually(
-        lambda: len(cluster.tasks()) == 5 and any(t.id not in seen for t in cluster.live()),
-        "5 tasks kept in slot 1, the newest one live")
+    await wait_for_async(
+        "5 tasks kept in slot 1, the newest one live",
+        lambda: len(cluster.tasks()) == 5 and any(t.id not in seen for t in cluster.live()))
     kept = cluster.tasks()
     assert sum(t.desired_state <= TaskState.RUNNING for t in kept) == 1
     # The oldest were deleted: the kept history is the four most recent failures.

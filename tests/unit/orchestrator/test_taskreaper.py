@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from orch_helpers import FAST, Cluster, Runner, eventually, spec
+from orch_helpers import FAST, Cluster, Runner, spec
 
+from shoal.dev.wait import wait_for_async
 from shoal.manager import orchestrator
 from shoal.manager.orchestrator import TaskReaper, new_task
 from shoal.manager.orchestrator.taskreaper import reapable
@@ -70,7 +71,7 @@ async def test_reaper_runs_and_respects_cluster_limit(store: Store, runner: Runn
         tx.update(c)
 
     await store.update(limit)
-    await eventually(lambda: len(store.view().tasks_of_service("s1")) == 3, "trimmed to 3")
+    await wait_for_async("trimmed to 3", lambda: len(store.view().tasks_of_service("s1")) == 3)
     kept = sorted(t.status.timestamp for t in store.view().tasks_of_service("s1"))
     assert kept == sorted(t.status.timestamp for t in old)[-3:]
 

@@ -6,8 +6,9 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 
 import pytest
-from orch_helpers import FAST, Cluster, Runner, eventually, spec
+from orch_helpers import FAST, Cluster, Runner, spec
 
+from shoal.dev.wait import wait_for_async
 from shoal.manager.orchestrator import GlobalOrchestrator, ReplicatedOrchestrator
 from shoal.manager.orchestrator.common import clone
 from shoal.model.objects import Service, Task, UpdateStatus
@@ -58,8 +59,8 @@ async def start(store: Store, runner: Runner, cluster: Cluster, *, replicas: int
     runner.start(GlobalOrchestrator(store, FAST))
     await cluster.service(spec(replicas=replicas, update=update or cfg()))
     n = replicas or 2
-    await eventually(lambda: sum(t.status.state == TaskState.RUNNING for t in cluster.live()) == n,
-                     f"{n} tasks running", timeout=3)
+    await wait_for_async(f"{n} tasks running",
+                         lambda: sum(t.status.state == TaskState.RUNNING for t in cluster.live()) == n, timeout=3)
 
 
 def set_image(image: str) -> Callable[[Service], None]:
@@ -82,11 +83,11 @@ async def test_rolling_update_completes_after_monitor(
     await start(store, runner, cluster)
     old = {t.id for t in cluster.live()}
     await cluster.update_service("svc1", set_image("nginx:2"))
-    await eventually(lambda: status(cluster).state == "completed", "update completed", 5)
+    await wait_for_async("update completed", lambda: status(cluster).state == "completed", 5)
     st = status(cluster)
     assert st.message == "update completed" and st.started_at and st.completed_at
     # The recorder reads the same changes from its own subscription: let it catch up.
-    await eventually(lambda: rec.names()[-1:] == ["completed"], "recorder saw completed", 5)
+    await wait_for_async("recorder saw completed", lambda: rec.names()[-1:] == ["completed"], 5)
     assert rec.names() == ["updating", "completed"]
     live = cluster.live()
     assert sorted(t.slot for t in live) == [1, 2, 3]
@@ -109,8 +110,8 @@ async def test_scaling_does_not_touch_update_status(
         svc.spec.mode.replicated.replicas = 4
 
     await cluster.update_service("svc1", scale)
-    await eventually(lambda: sum(t.status.state == TaskState.RUNNING for t in cluster.live()) == 4,
-                     "4 running")
+    await wait_for_async("4 running",
+                         lambda: sum(t.status.state == TaskState.RUNNING for t in cluster.live()) == 4)
     assert cluster.get().update_status is None and rec.names() == []
 
 
@@ -118,7 +119,7 @@ async def test_failure_pauses_update(store: Store, runner: Runner, cluster: Clus
     await start(store, runner, cluster)
     cluster.failing.add("bad:1")
     await cluster.update_service("svc1", set_image("bad:1"))
-    await eventually(lambda: status(cluster).state == "paused", "update paused", 5)
+    await wait_for_async("update paused", lambda: status(cluster).state == "paused", 5)
     msg = status(cluster).message
     assert msg.startswith("update paused due to failure or early termination of task ")
     failed_id = msg.rsplit(" ", 1)[1]
@@ -136,9 +137,9 @@ async def test_failure_rolls_back(store: Store, runner: Runner, cluster: Cluster
     await start(store, runner, cluster, update=cfg(failure_action="rollback"))
     cluster.failing.add("bad:1")
     await cluster.update_service("svc1", set_image("bad:1"))
-    await eventually(lambda: status(cluster).state == "rollback_completed", "rolled back", 5)
+    await wait_for_async("rolled back", lambda: status(cluster).state == "rollback_completed", 5)
     assert status(cluster).message == "rollback completed"
-    await eventually(lambda: rec.names()[-1:] == ["rollback_completed"], "recorder saw rollback_completed", 5)
+    await wait_for_async("recorder saw rollback_completed", lambda: rec.names()[-1:] == ["rollback_completed"], 5)
     assert rec.names() == ["updating", "rollback_started", "rollback_completed"]
     svc = cluster.get()
     assert svc.spec.task_template.image == "nginx:1"
@@ -151,7 +152,7 @@ async def test_manual_rollback(store: Store, runner: Runner, cluster: Cluster,
                               rec: Recorder) -> None:
     await start(store, runner, cluster, replicas=2)
     await cluster.update_service("svc1", set_image("nginx:2"))
-    await eventually(lambda: status(cluster).state == "completed", "update completed", 5)
+    await wait_for_async("update completed", lambda: status(cluster).state == "completed", 5)
 
     def rollback(svc: Service) -> None:  # what controlapi does for rollback=previous
         assert svc.previous_spec is not None
@@ -160,7 +161,7 @@ async def test_manual_rollback(store: Store, runner: Runner, cluster: Cluster,
                                          message="manually requested rollback")
 
     await cluster.update_service("svc1", rollback)
-    await eventually(lambda: status(cluster).state == "rollback_completed", "rolled back", 5)
+    await wait_for_async("rolled back", lambda: status(cluster).state == "rollback_completed", 5)
     assert status(cluster).message == "rollback completed"
     assert all(t.spec.image == "nginx:1" and t.status.state == TaskState.RUNNING for t in cluster.live())
 
@@ -168,7 +169,7 @@ async def test_manual_rollback(store: Store, runner: Runner, cluster: Cluster,
 async def test_global_rolling_update(store: Store, runner: Runner, cluster: Cluster) -> None:
     await start(store, runner, cluster, replicas=None)
     await cluster.update_service("svc1", set_image("nginx:2"))
-    await eventually(lambda: status(cluster).state == "completed", "global update completed", 5)
+    await wait_for_async("global update completed", lambda: status(cluster).state == "completed", 5)
     live = cluster.live()
     assert sorted(t.node_id for t in live) == ["n1", "n2"]
     assert all(t.spec.image == "nginx:2" and t.status.state == TaskState.RUNNING for t in live)
@@ -177,6 +178,6 @@ async def test_global_rolling_update(store: Store, runner: Runner, cluster: Clus
 async def test_start_first_update(store: Store, runner: Runner, cluster: Cluster) -> None:
     await start(store, runner, cluster, replicas=2, update=cfg(order="start-first"))
     await cluster.update_service("svc1", set_image("nginx:2"))
-    await eventually(lambda: status(cluster).state == "completed", "update completed", 5)
+    await wait_for_async("update completed", lambda: status(cluster).state == "completed", 5)
     live = cluster.live()
     assert len(live) == 2 and all(t.spec.image == "nginx:2" for t in live)

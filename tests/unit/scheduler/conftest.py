@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Iterable
 from typing import Any
 
 import pytest
@@ -110,18 +110,6 @@ async def create(store: Store, objs: Iterable[Node | Task]) -> None:
             tx.create(obj)
 
     await store.update(fn, atomic=False)
-
-
-async def wait_for(
-    what: str, predicate: Callable[[], bool], timeout: float = 3.0
-) -> None:
-    """Poll ``predicate`` until it holds; fail with ``what`` after ``timeout`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.005)
 
 
 async def settle(store: Store, seconds: float = 0.15) -> None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from conftest import assigned, create, make_node, make_task, settle, tasks, wait_for
+from conftest import assigned, create, make_node, make_task, settle, tasks
 
+from shoal.dev.wait import wait_for_async
 from shoal.manager.allocator import PENDING_MESSAGE, Allocator
 from shoal.manager.scheduler import Scheduler
 from shoal.model.objects import Task
@@ -15,7 +16,7 @@ async def test_new_tasks_become_pending(store: Store, allocator: Allocator) -> N
     await create(store, [make_task("before", state=TaskState.NEW)])
     await create(store, [make_task(f"t{i}", state=TaskState.NEW) for i in range(300)])
     await create(store, [make_task("unwanted", state=TaskState.NEW, desired=TaskState.SHUTDOWN)])
-    await wait_for(
+    await wait_for_async(
         "301 tasks pending",
         lambda: sum(t.status.state == TaskState.PENDING for t in tasks(store)) == 301,
     )
@@ -31,4 +32,4 @@ async def test_pipeline_new_to_assigned(
 ) -> None:
     await create(store, [make_node("n1"), make_node("n2")])
     await create(store, [make_task(f"t{i}", state=TaskState.NEW) for i in range(10)])
-    await wait_for("10 assigned", lambda: len(assigned(store)) == 10)
+    await wait_for_async("10 assigned", lambda: len(assigned(store)) == 10)

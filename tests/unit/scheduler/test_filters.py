@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from conftest import assigned, create, make_node, make_task, per_node, settle, tasks, wait_for
+from conftest import assigned, create, make_node, make_task, per_node, settle, tasks
 
+from shoal.dev.wait import wait_for_async
 from shoal.manager.scheduler import Scheduler
 from shoal.model.objects import Task
 from shoal.model.specs import (
@@ -39,7 +40,7 @@ async def test_skips_not_ready_paused_and_drained_nodes(store: Store, scheduler:
         ],
     )
     await create(store, [make_task(f"t{i}") for i in range(3)])
-    await wait_for("3 tasks assigned", lambda: len(assigned(store)) == 3)
+    await wait_for_async("3 tasks assigned", lambda: len(assigned(store)) == 3)
     assert per_node(store) == {"ok": 3}
 
 
@@ -60,7 +61,7 @@ async def test_constraints_are_honoured(store: Store, scheduler: Scheduler) -> N
     for name, exprs in cases.items():
         await create(store, [make_task(f"{name}{i}", service=name, spec=_placed(exprs)) for i in range(2)])
     for name in cases:
-        await wait_for(f"{name} assigned", lambda n=name: len(assigned(store, n)) == 2)
+        await wait_for_async(f"{name} assigned", lambda n=name: len(assigned(store, n)) == 2)
     assert per_node(store, "labels") == {"w1": 2}
     assert per_node(store, "host") == {"w2": 2}
     assert per_node(store, "not") == {"m1": 2}
@@ -75,13 +76,13 @@ async def test_no_suitable_node_then_scheduled_when_a_node_appears(
         "no suitable node (scheduling constraints not satisfied on 2 nodes; "
         "1 node not available for new tasks)"
     )
-    await wait_for("Err written", lambda: tasks(store)[0].status.err == expected)
+    await wait_for_async("Err written", lambda: tasks(store)[0].status.err == expected)
     version = tasks(store)[0].version.index
     await settle(store)
     t = tasks(store)[0]
     assert t.status.state == TaskState.PENDING and t.version.index == version  # written once
     await create(store, [make_node("n4", labels={"zone": "east"})])
-    await wait_for("assigned to n4", lambda: per_node(store) == {"n4": 1})
+    await wait_for_async("assigned to n4", lambda: per_node(store) == {"n4": 1})
 
 
 async def test_resource_reservations_are_respected(store: Store, scheduler: Scheduler) -> None:
@@ -91,8 +92,8 @@ async def test_resource_reservations_are_respected(store: Store, scheduler: Sche
     )
     # big has 4 CPUs and small 1: 5 tasks fit, the 6th does not.
     await create(store, [make_task(f"t{i}", spec=spec) for i in range(6)])
-    await wait_for("5 assigned", lambda: len(assigned(store)) == 5)
-    await wait_for(
+    await wait_for_async("5 assigned", lambda: len(assigned(store)) == 5)
+    await wait_for_async(
         "Err on the sixth",
         lambda: any(
             t.status.err == "no suitable node (insufficient resources on 2 nodes)"
@@ -106,8 +107,8 @@ async def test_host_port_conflict(store: Store, scheduler: Scheduler) -> None:
     await create(store, [make_node("n1"), make_node("n2")])
     ports = EndpointSpec(ports=[PortConfig(target_port=80, published_port=8080, publish_mode="host")])
     await create(store, [make_task(f"t{i}", endpoint_spec=ports) for i in range(3)])
-    await wait_for("2 assigned", lambda: len(assigned(store)) == 2)
-    await wait_for(
+    await wait_for_async("2 assigned", lambda: len(assigned(store)) == 2)
+    await wait_for_async(
         "Err on the third",
         lambda: any(
             t.status.err == "no suitable node (host-mode port already in use on 2 nodes)"
@@ -121,8 +122,8 @@ async def test_max_replicas_per_node(store: Store, scheduler: Scheduler) -> None
     await create(store, [make_node("n1"), make_node("n2")])
     spec = _placed(max_replicas=2)
     await create(store, [make_task(f"t{i}", spec=spec) for i in range(5)])
-    await wait_for("4 assigned", lambda: len(assigned(store)) == 4)
-    await wait_for(
+    await wait_for_async("4 assigned", lambda: len(assigned(store)) == 4)
+    await wait_for_async(
         "Err on the fifth",
         lambda: any(
             t.status.err == "no suitable node (max replicas per node limit exceed)"
@@ -136,7 +137,7 @@ async def test_platform_normalises_architectures(store: Store, scheduler: Schedu
     await create(store, [make_node("arm", arch="aarch64"), make_node("x86", arch="x86_64")])
     spec = _placed(platforms=[Platform(architecture="arm64", os="linux")])
     await create(store, [make_task(f"t{i}", spec=spec) for i in range(2)])
-    await wait_for("2 assigned", lambda: len(assigned(store)) == 2)
+    await wait_for_async("2 assigned", lambda: len(assigned(store)) == 2)
     assert per_node(store) == {"arm": 2}
 
 
@@ -148,8 +149,8 @@ async def test_global_task_assigned_only_if_its_node_passes(
         store,
         [make_task("g-ok", node="ok"), make_task("g-drained", node="drained")],
     )
-    await wait_for("g-ok assigned", lambda: per_node(store) == {"ok": 1})
-    await wait_for(
+    await wait_for_async("g-ok assigned", lambda: per_node(store) == {"ok": 1})
+    await wait_for_async(
         "g-drained explained",
         lambda: _err(store, "g-drained") == "1 node not available for new tasks",
     )
@@ -162,7 +163,7 @@ async def test_global_task_assigned_only_if_its_node_passes(
 async def test_tasks_no_longer_wanted_are_left_alone(store: Store, scheduler: Scheduler) -> None:
     await create(store, [make_task("t0", desired=TaskState.SHUTDOWN)])
     await create(store, [make_node("n1"), make_task("t1")])
-    await wait_for("t1 assigned", lambda: len(assigned(store)) == 1)
+    await wait_for_async("t1 assigned", lambda: len(assigned(store)) == 1)
     await settle(store)
     t0 = store.view().get(Task, "t0")
     assert t0 is not None and t0.status.state == TaskState.PENDING and t0.node_id == ""

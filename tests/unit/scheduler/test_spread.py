@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from conftest import assigned, create, make_node, make_task, per_node, wait_for
+from conftest import assigned, create, make_node, make_task, per_node
 
+from shoal.dev.wait import wait_for_async
 from shoal.manager.scheduler import Scheduler
 from shoal.model.specs import Placement, PlacementPreference, SpreadOver, TaskSpec
 from shoal.model.states import TaskState
@@ -13,7 +14,7 @@ from shoal.store.store import Store
 async def test_spreads_evenly_over_three_nodes(store: Store, scheduler: Scheduler) -> None:
     await create(store, [make_node(f"n{i}") for i in range(3)])
     await create(store, [make_task(f"t{i}", slot=i) for i in range(9)])
-    await wait_for("9 tasks assigned", lambda: len(assigned(store)) == 9)
+    await wait_for_async("9 tasks assigned", lambda: len(assigned(store)) == 9)
     assert per_node(store) == {"n0": 3, "n1": 3, "n2": 3}
     t = assigned(store)[0]
     assert t.status.message == "scheduler assigned task to node"
@@ -30,7 +31,7 @@ async def test_prefers_nodes_with_fewer_tasks_of_the_service(
         + [make_task(f"other{i}", service="other", node="n1", state=TaskState.RUNNING) for i in range(3)],
     )
     await create(store, [make_task(f"t{i}") for i in range(4)])
-    await wait_for("4 tasks assigned", lambda: len(assigned(store)) == 4)
+    await wait_for_async("4 tasks assigned", lambda: len(assigned(store)) == 4)
     placed = per_node(store)
     # n2 (empty) first, then n1 (no svc task) and n2 to 2 each: svc ends 2/2/2.
     assert placed == {"n1": 2, "n2": 2}
@@ -40,7 +41,7 @@ async def test_total_tasks_break_ties(store: Store, scheduler: Scheduler) -> Non
     await create(store, [make_node("n0"), make_node("n1")])
     await create(store, [make_task("other", service="other", node="n0", state=TaskState.RUNNING)])
     await create(store, [make_task("t0")])
-    await wait_for("task assigned", lambda: len(assigned(store)) == 1)
+    await wait_for_async("task assigned", lambda: len(assigned(store)) == 1)
     assert per_node(store) == {"n1": 1}
 
 
@@ -58,7 +59,7 @@ async def test_placement_preference_spreads_over_label_values(
         ),
     )
     await create(store, [make_task(f"t{i}", spec=spec) for i in range(6)])
-    await wait_for("6 tasks assigned", lambda: len(assigned(store)) == 6)
+    await wait_for_async("6 tasks assigned", lambda: len(assigned(store)) == 6)
     placed = per_node(store)
     zone_a = sum(n for node, n in placed.items() if node.startswith("a"))
     assert (zone_a, placed.get("b0"), placed.get("x0")) == (2, 2, 2)
@@ -77,5 +78,5 @@ async def test_engine_label_preference(store: Store, scheduler: Scheduler) -> No
         )
     )
     await create(store, [make_task(f"t{i}", spec=spec) for i in range(4)])
-    await wait_for("4 tasks assigned", lambda: len(assigned(store)) == 4)
+    await wait_for_async("4 tasks assigned", lambda: len(assigned(store)) == 4)
     assert per_node(store)["s0"] == 2

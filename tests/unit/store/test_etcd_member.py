@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from shoal.dev.wait import wait_for_async
 from shoal.errors import Unavailable
 from shoal.store.backend import Op
 from shoal.store.etcd import EtcdBackend, EtcdMember
@@ -37,12 +38,7 @@ def _gone(pid: int) -> bool:
 
 
 async def _until_gone(pid: int, timeout: float, what: str) -> None:
-    try:
-        async with asyncio.timeout(timeout):
-            while not _gone(pid):
-                await asyncio.sleep(0.02)
-    except TimeoutError:
-        raise AssertionError(f"{what}: etcd pid {pid} still alive after {timeout} s") from None
+    await wait_for_async(f"{what}: etcd pid {pid} gone", lambda: _gone(pid), timeout, interval=0.02)
 
 
 async def test_run_restarts_etcd_after_sigkill_and_stops_it_when_cancelled(
