@@ -1,5 +1,5 @@
-"""Fixtures for every unit test: a leaked-asyncio-task check and a started store on the
-in-process backend. Bounded waits: ``shoal.dev.wait.wait_for_async``."""
+"""Fixtures for every unit test: a leaked-asyncio-task check, a started store on the
+in-process backend and the parts run over it (``parts.py``). Bounded waits: ``shoal.dev.wait.wait_for_async``."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+from parts import Parts
 
 from shoal.store.membackend import MemoryBackend
 from shoal.store.store import Store
@@ -33,3 +34,13 @@ async def store() -> AsyncIterator[Store]:
         yield s
     finally:
         await s.close()
+
+
+@pytest.fixture
+async def parts(store: Store) -> AsyncIterator[Parts]:
+    """Parts a test starts over ``store``; stopped before the store closes."""
+    p = Parts()
+    try:
+        yield p
+    finally:
+        await p.close()

@@ -5,14 +5,15 @@ given back when its holder goes; a new leader rebuilds the same state."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 
 import msgspec
 import pytest
+from parts import FAST_ALLOC, Parts
 
 from shoal.dev.wait import wait_for_async
 from shoal.errors import Conflict
-from shoal.manager.allocator import Allocator, AllocatorSettings
+from shoal.manager.allocator import Allocator
 from shoal.manager.controlapi.network import create_network, remove_network
 from shoal.manager.controlapi.service import create_service, remove_service, update_service
 from shoal.model.ids import new_id
@@ -29,42 +30,6 @@ from shoal.model.specs import (
 )
 from shoal.model.states import TaskState
 from shoal.store.store import Store, Tx, copy
-
-FAST = AllocatorSettings(commit_debounce_gap=0.005, max_latency=0.05, resync_interval=5)
-
-
-async def _stop(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    try:
-        await task
-    except asyncio.CancelledError:
-        pass
-
-
-class Running:
-    """Allocators started by a test, stopped at its end."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self.tasks: list[asyncio.Task[None]] = []
-
-    def start(self) -> Allocator:
-        alloc = Allocator(self.store, FAST)
-        self.tasks.append(asyncio.ensure_future(alloc.run()))
-        return alloc
-
-    async def stop(self) -> None:
-        while self.tasks:
-            await _stop(self.tasks.pop())
-
-
-@pytest.fixture
-async def running(store: Store) -> AsyncIterator[Running]:
-    r = Running(store)
-    try:
-        yield r
-    finally:
-        await r.stop()
 
 
 async def init(store: Store, pool: list[str] | None = None, size: int = 24) -> Network:
@@ -155,9 +120,9 @@ def in_use(alloc: Allocator, nid: str) -> int:
 # --- networks ------------------------------------------------------------------------------
 
 
-async def test_networks_get_pool_subnets_gateways_and_vxlan_ids(store: Store, running: Running) -> None:
+async def test_networks_get_pool_subnets_gateways_and_vxlan_ids(store: Store, parts: Parts) -> None:
     ingress = await init(store)
-    running.start()
+    parts.start(Allocator(store, FAST_ALLOC))
     a = await overlay(store, "a")
     b = await overlay(store, "b", subnet="192.168.7.0/24", gateway="192.168.7.254")
     await wait_for_async("networks allocated", lambda: all_allocated(store, ingress.id, a.id, b.id))
@@ -168,9 +133,9 @@ async def test_networks_get_pool_subnets_gateways_and_vxlan_ids(store: Store, ru
     assert len(set(vnis)) == 3 and all(v >= 4096 for v in vnis)
 
 
-async def test_overlapping_subnet_is_refused_at_create(store: Store, running: Running) -> None:
+async def test_overlapping_subnet_is_refused_at_create(store: Store, parts: Parts) -> None:
     await init(store)
-    running.start()
+    parts.start(Allocator(store, FAST_ALLOC))
     a = await overlay(store, "a")
     await wait_for_async("a allocated", lambda: allocated(store, a.id))
     with pytest.raises(Conflict, match="overlaps"):
@@ -180,29 +145,29 @@ async def test_overlapping_subnet_is_refused_at_create(store: Store, running: Ru
         await overlay(store, "d", subnet="172.30.4.0/24")  # inside c's requested subnet
 
 
-async def test_pool_never_hands_out_a_users_subnet(store: Store, running: Running) -> None:
+async def test_pool_never_hands_out_a_users_subnet(store: Store, parts: Parts) -> None:
     """A --subnet in the pool that the pool has not reached yet: the pool steps around it."""
     ingress = await init(store)
     user = await overlay(store, "user", subnet="10.0.1.0/24")
     other = await overlay(store, "other")
-    running.start()
+    parts.start(Allocator(store, FAST_ALLOC))
     await wait_for_async("networks allocated", lambda: all_allocated(store, ingress.id, user.id, other.id))
     got = [s for nid in (ingress.id, user.id, other.id) for s in subnets(get_net(store, nid))]
     assert got == ["10.0.0.0/24", "10.0.1.0/24", "10.0.2.0/24"]
 
 
-async def test_custom_default_pool(store: Store, running: Running) -> None:
+async def test_custom_default_pool(store: Store, parts: Parts) -> None:
     ingress = await init(store, ["10.20.0.0/16"], 26)
-    running.start()
+    parts.start(Allocator(store, FAST_ALLOC))
     a = await overlay(store, "a")
     net = await wait_for_async("a allocated", lambda: allocated(store, a.id))
     assert subnets(net) == ["10.20.0.64/26"]
     assert subnets(get_net(store, ingress.id)) == ["10.20.0.0/26"]
 
 
-async def test_removed_network_gives_its_subnet_back(store: Store, running: Running) -> None:
+async def test_removed_network_gives_its_subnet_back(store: Store, parts: Parts) -> None:
     await init(store)
-    alloc = running.start()
+    alloc = parts.start(Allocator(store, FAST_ALLOC))
     a = await overlay(store, "a")
     await wait_for_async("a allocated", lambda: allocated(store, a.id))
     await remove_network(store, a.id)
@@ -214,9 +179,9 @@ async def test_removed_network_gives_its_subnet_back(store: Store, running: Runn
 # --- services, tasks, nodes ----------------------------------------------------------------
 
 
-async def test_service_vips_task_addresses_and_endpoint(store: Store, running: Running) -> None:
+async def test_service_vips_task_addresses_and_endpoint(store: Store, parts: Parts) -> None:
     ingress = await init(store)
-    running.start()
+    parts.start(Allocator(store, FAST_ALLOC))
     net = await overlay(store, "front")
     await wait_for_async("front allocated", lambda: allocated(store, net.id))
     svc = await service(store, "web", [net.id], [PortConfig(target_port=80, published_port=8080)])
@@ -243,9 +208,9 @@ async def test_service_vips_task_addresses_and_endpoint(store: Store, running: R
     assert len(every) == 6 and len(set(every) | set(vips.values())) == 8  # all distinct
 
 
-async def test_dnsrr_has_no_vips_and_host_ports_still_attach_ingress(store: Store, running: Running) -> None:
+async def test_dnsrr_has_no_vips_and_host_ports_still_attach_ingress(store: Store, parts: Parts) -> None:
     ingress = await init(store)
-    running.start()
+    parts.start(Allocator(store, FAST_ALLOC))
     net = await overlay(store, "back")
     await wait_for_async("back allocated", lambda: allocated(store, net.id))
     svc = await service(store, "db", [net.id], [PortConfig(target_port=5432, published_port=5432,
@@ -257,9 +222,9 @@ async def test_dnsrr_has_no_vips_and_host_ports_still_attach_ingress(store: Stor
     assert set(addresses(store, ids[0])) == {net.id, ingress.id}
 
 
-async def test_task_waits_for_an_unallocatable_network(store: Store, running: Running) -> None:
+async def test_task_waits_for_an_unallocatable_network(store: Store, parts: Parts) -> None:
     await init(store)
-    running.start()
+    parts.start(Allocator(store, FAST_ALLOC))
     a = await overlay(store, "a", subnet="10.99.0.0/24")
     await wait_for_async("a allocated", lambda: allocated(store, a.id))
     # Written past controlapi's overlap check (as a race would): the allocator refuses it.
@@ -275,10 +240,10 @@ async def test_task_waits_for_an_unallocatable_network(store: Store, running: Ru
 
 
 async def test_exhausted_subnet_leaves_the_task_new_until_an_address_frees(
-    store: Store, running: Running
+    store: Store, parts: Parts
 ) -> None:
     await init(store)
-    alloc = running.start()
+    alloc = parts.start(Allocator(store, FAST_ALLOC))
     tiny = await overlay(store, "tiny", subnet="192.168.50.0/29")  # 6 hosts: gateway, VIP, 4 tasks
     await wait_for_async("tiny allocated", lambda: allocated(store, tiny.id))
     svc = await service(store, "s", [tiny.id])
@@ -294,9 +259,9 @@ async def test_exhausted_subnet_leaves_the_task_new_until_an_address_frees(
     assert in_use(alloc, tiny.id) == 5
 
 
-async def test_releases_on_terminal_tasks_removed_services_and_updates(store: Store, running: Running) -> None:
+async def test_releases_on_terminal_tasks_removed_services_and_updates(store: Store, parts: Parts) -> None:
     await init(store)
-    alloc = running.start()
+    alloc = parts.start(Allocator(store, FAST_ALLOC))
     a = await overlay(store, "a")
     b = await overlay(store, "b")
     await wait_for_async("networks allocated", lambda: all_allocated(store, a.id, b.id))
@@ -323,9 +288,9 @@ async def test_releases_on_terminal_tasks_removed_services_and_updates(store: St
     await wait_for_async("everything back", lambda: in_use(alloc, a.id) == 0 and in_use(alloc, b.id) == 0)
 
 
-async def test_nodes_get_an_ingress_address_released_on_removal(store: Store, running: Running) -> None:
+async def test_nodes_get_an_ingress_address_released_on_removal(store: Store, parts: Parts) -> None:
     ingress = await init(store)
-    alloc = running.start()
+    alloc = parts.start(Allocator(store, FAST_ALLOC))
     await store.update(lambda tx: tx.create(Node(id="node2")))
 
     def node_addrs() -> dict[str, list[str]]:
@@ -344,9 +309,9 @@ async def test_nodes_get_an_ingress_address_released_on_removal(store: Store, ru
     await wait_for_async("node2's address back", lambda: in_use(alloc, ingress.id) == 1)
 
 
-async def test_new_leader_rebuilds_and_hands_out_nothing_twice(store: Store, running: Running) -> None:
+async def test_new_leader_rebuilds_and_hands_out_nothing_twice(store: Store, parts: Parts) -> None:
     await init(store)
-    first = running.start()
+    first = parts.start(Allocator(store, FAST_ALLOC))
     net = await overlay(store, "a")
     await wait_for_async("allocated", lambda: allocated(store, net.id))
     svc = await service(store, "s", [net.id])
@@ -354,9 +319,9 @@ async def test_new_leader_rebuilds_and_hands_out_nothing_twice(store: Store, run
     await wait_for_async("pending", lambda: pending(store, ids))
     await set_state(store, ids[0], "complete")  # terminal: not rebuilt as held
     await wait_for_async("its address back", lambda: in_use(first, net.id) == 3)
-    await running.stop()
+    await parts.close()
 
-    second = running.start()
+    second = parts.start(Allocator(store, FAST_ALLOC))
     more = await add_tasks(store, svc, 2)
     await wait_for_async("new tasks pending", lambda: pending(store, more))
     live = [a for i in ids[1:] + more for a in addresses(store, i)[net.id]]

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
+from parts import Parts
 
 from shoal.agent import Agent
 from shoal.api.render import swarm_json
@@ -86,15 +87,6 @@ async def ticker() -> Ticker:
     return Ticker()
 
 
-async def _start(km: KeyManager) -> asyncio.Task[None]:
-    return asyncio.create_task(km.run(), name="test-keymanager")
-
-
-async def _stop(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
-
-
 # -- the ring, as a pure function -----------------------------------------------------------
 
 def test_rotated_adds_the_newest_last_and_keeps_three() -> None:
@@ -119,9 +111,9 @@ def test_rotated_orders_by_lamport_and_never_reuses_a_time() -> None:
 
 # -- the key manager over a store -------------------------------------------------------------
 
-async def test_start_creates_a_full_ring_once(store: Store, ticker: Ticker) -> None:
+async def test_start_creates_a_full_ring_once(store: Store, parts: Parts, ticker: Ticker) -> None:
     km = KeyManager(store, clock=ticker.clock, sleep=ticker.sleep)
-    task = await _start(km)
+    parts.start(km)
     try:
         await wait_for_async("the key manager waiting to rotate", lambda: ticker.sleeping.is_set())
         keys = _keys(store)
@@ -132,24 +124,24 @@ async def test_start_creates_a_full_ring_once(store: Store, ticker: Ticker) -> N
         assert _cluster(store).encryption_key_lamport_clock == times[-1]
         assert ticker.asked == [12 * 3600.0]  # the default interval
     finally:
-        await _stop(task)
+        await parts.close()
 
     # A new leader (a new key manager on the same store) keeps the ring: no write at all.
     revision = _cluster(store).version.index
     again = KeyManager(store, clock=ticker.clock, sleep=ticker.sleep)
     assert await again.ensure_keys() is False
-    task = await _start(again)
+    parts.start(again)
     try:
         await wait_for_async("the new key manager waiting to rotate", lambda: len(ticker.asked) == 2)
         assert _keys(store) == keys
         assert _cluster(store).version.index == revision
     finally:
-        await _stop(task)
+        await parts.close()
 
 
-async def test_rotation_every_interval(store: Store, ticker: Ticker) -> None:
+async def test_rotation_every_interval(store: Store, parts: Parts, ticker: Ticker) -> None:
     km = KeyManager(store, rotation_interval=60.0, clock=ticker.clock, sleep=ticker.sleep)
-    task = await _start(km)
+    parts.start(km)
     try:
         await wait_for_async("the first wait", lambda: len(ticker.asked) == 1)
         first = _keys(store)
@@ -166,7 +158,7 @@ async def test_rotation_every_interval(store: Store, ticker: Ticker) -> None:
         assert len(seen[-1]) == 3
         assert _cluster(store).encryption_key_lamport_clock == first[2].lamport_time + 4
     finally:
-        await _stop(task)
+        await parts.close()
 
 
 async def test_rotation_builds_on_the_stored_ring(store: Store) -> None:
@@ -224,8 +216,8 @@ def _secrets(keys: list[EncryptionKey]) -> list[str]:
     return out
 
 
-async def test_keys_and_attachments_reach_the_agent(store: Store, ticker: Ticker, tmp_path: Path,
-                                                    caplog: pytest.LogCaptureFixture) -> None:
+async def test_keys_and_attachments_reach_the_agent(store: Store, parts: Parts, ticker: Ticker,
+                                                    tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     root = RootCA.create()
     manager, worker = _identity(root, MANAGER_ID, "manager"), _identity(root, WORKER_ID, "worker")
@@ -236,7 +228,6 @@ async def test_keys_and_attachments_reach_the_agent(store: Store, ticker: Ticker
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
     await runner.setup()
     received: list[NetworkUpdate] = []
-    parts: list[asyncio.Task[None]] = []
     agent_job: asyncio.Task[None] | None = None
     agent: Agent | None = None
     try:
@@ -244,8 +235,8 @@ async def test_keys_and_attachments_reach_the_agent(store: Store, ticker: Ticker
         site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ctx)
         await site.start()
         addr = f"127.0.0.1:{runner.addresses[0][1]}"
-        parts = [asyncio.create_task(dispatcher.run(), name="test-dispatcher"),
-                 asyncio.create_task(km.run(), name="test-keymanager")]
+        parts.start(dispatcher)
+        parts.start(km)
         await wait_for_async("keys created", lambda: ticker.sleeping.is_set())
         agent = Agent(executor=SimExecutor(hostname="w1", state_dir=tmp_path), state_dir=tmp_path,
                       ssl_context=worker.client_ssl_context, managers=[addr], addr="127.0.0.1",
@@ -292,9 +283,7 @@ async def test_keys_and_attachments_reach_the_agent(store: Store, ticker: Ticker
             await agent.stop()
         if agent_job is not None:
             await asyncio.gather(agent_job, return_exceptions=True)
-        for part in parts:
-            part.cancel()
-        await asyncio.gather(*parts, return_exceptions=True)
+        await parts.close()
         await runner.cleanup()
 
     logged = "\n".join(r.getMessage() for r in caplog.records)

@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
-from orch_helpers import FAST, Cluster, Runner
+from orch_helpers import FAST, Cluster
 
 from shoal.manager.orchestrator import OrchestratorSettings
 from shoal.store.store import Store
-
-
-@pytest.fixture
-async def runner() -> AsyncIterator[Runner]:
-    r = Runner()
-    try:
-        yield r
-    finally:
-        await r.close()
 
 
 @pytest.fixture

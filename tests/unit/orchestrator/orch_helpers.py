@@ -1,15 +1,12 @@
-"""Helpers for the orchestrator tests: waits, specs, and a fake cluster that plays the
+"""Helpers for the orchestrator tests: specs, and a fake cluster that plays the
 allocator, scheduler and agents by writing tasks directly through the store."""
 
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from collections.abc import Callable
 from typing import Any
-
-import pytest
 
 from shoal.errors import ShoalError
 from shoal.manager.orchestrator import OrchestratorSettings
@@ -28,36 +25,6 @@ from shoal.model.states import TaskState
 from shoal.store.store import Store, Tx, copy
 
 FAST = OrchestratorSettings(gap=0.01, max_latency=0.1, resync=5.0, reaper_interval=0.02)
-
-
-
-
-
-class Runner:
-    """Runs parts as named asyncio tasks; cancels them all at teardown and re-raises a crash."""
-
-    def __init__(self) -> None:
-        self.tasks: list[asyncio.Task[None]] = []
-
-    def start(self, part: Any) -> Any:
-        self.tasks.append(asyncio.create_task(part.run(), name=type(part).__name__))
-        return part
-
-    async def close(self) -> None:
-        if not self.tasks:
-            return
-        for t in self.tasks:
-            t.cancel()
-        _, pending = await asyncio.wait(self.tasks, timeout=2.0)
-        if pending:
-            [t.print_stack() for t in pending]
-            pytest.fail(f"parts ignored cancellation: {[t.get_name() for t in pending]}")
-        for t in self.tasks:
-            if not t.cancelled() and t.exception() is not None:
-                raise t.exception()  # type: ignore[misc]
-
-
-
 
 
 def spec(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from orch_helpers import FAST, Cluster, Runner, spec
+from orch_helpers import FAST, Cluster, spec
+from parts import Parts
 
 from shoal.dev.wait import wait_for_async
 from shoal.manager.orchestrator import GlobalOrchestrator, ReplicatedOrchestrator
@@ -15,13 +16,13 @@ def by_node(cluster: Cluster) -> dict[str, str]:
     return {t.node_id: t.id for t in cluster.live()}
 
 
-async def test_one_task_per_ready_node_and_joins(store: Store, runner: Runner,
+async def test_one_task_per_ready_node_and_joins(store: Store, parts: Parts,
                                                 cluster: Cluster) -> None:
     await cluster.node("n1")
     await cluster.node("n2")
     await cluster.node("n3", state="down")
-    runner.start(GlobalOrchestrator(store, FAST))
-    runner.start(ReplicatedOrchestrator(store, FAST))  # must leave global services alone
+    parts.start(GlobalOrchestrator(store, FAST))
+    parts.start(ReplicatedOrchestrator(store, FAST))  # must leave global services alone
     await cluster.service(spec(replicas=None))
     await wait_for_async("tasks on n1, n2", lambda: sorted(by_node(cluster)) == ["n1", "n2"])
     assert all(t.slot == 0 and t.status.state == TaskState.NEW for t in cluster.live())
@@ -32,11 +33,11 @@ async def test_one_task_per_ready_node_and_joins(store: Store, runner: Runner,
     assert len(cluster.live()) == 4
 
 
-async def test_drain_and_down_shut_tasks_down(store: Store, runner: Runner,
+async def test_drain_and_down_shut_tasks_down(store: Store, parts: Parts,
                                              cluster: Cluster) -> None:
     await cluster.node("n1")
     await cluster.node("n2")
-    runner.start(GlobalOrchestrator(store, FAST))
+    parts.start(GlobalOrchestrator(store, FAST))
     await cluster.service(spec(replicas=None))
     before = await wait_for_async("2 tasks", lambda: len(by_node(cluster)) == 2 and by_node(cluster))
     await cluster.set_node("n1", availability="drain")
@@ -48,11 +49,11 @@ async def test_drain_and_down_shut_tasks_down(store: Store, runner: Runner,
     assert len(cluster.tasks()) == 2  # shut down, not replaced elsewhere
 
 
-async def test_constraints_and_label_changes(store: Store, runner: Runner,
+async def test_constraints_and_label_changes(store: Store, parts: Parts,
                                             cluster: Cluster) -> None:
     await cluster.node("n1", labels={"zone": "a"})
     await cluster.node("n2", labels={"zone": "b"})
-    runner.start(GlobalOrchestrator(store, FAST))
+    parts.start(GlobalOrchestrator(store, FAST))
     await cluster.service(spec(replicas=None, constraints=["node.labels.zone==a"]))
     await wait_for_async("only n1 matches", lambda: sorted(by_node(cluster)) == ["n1"])
     await cluster.set_node("n2", labels={"zone": "a"})
@@ -61,10 +62,10 @@ async def test_constraints_and_label_changes(store: Store, runner: Runner,
     await wait_for_async("n1 relabelled out", lambda: sorted(by_node(cluster)) == ["n2"])
 
 
-async def test_failed_global_task_restarted_on_same_node(store: Store, runner: Runner,
+async def test_failed_global_task_restarted_on_same_node(store: Store, parts: Parts,
                                                         cluster: Cluster) -> None:
     await cluster.node("n1")
-    runner.start(GlobalOrchestrator(store, FAST))
+    parts.start(GlobalOrchestrator(store, FAST))
     await cluster.service(spec(replicas=None, delay=0.02))
     (task,) = await wait_for_async("a task", cluster.live)
     await cluster.set_task(task.id, TaskState.FAILED)
@@ -74,11 +75,11 @@ async def test_failed_global_task_restarted_on_same_node(store: Store, runner: R
                          lambda: store.view().get(Task, new.id).desired_state == TaskState.RUNNING)
 
 
-async def test_removed_node_and_deleted_service(store: Store, runner: Runner,
+async def test_removed_node_and_deleted_service(store: Store, parts: Parts,
                                                cluster: Cluster) -> None:
     await cluster.node("n1")
     await cluster.node("n2")
-    runner.start(GlobalOrchestrator(store, FAST))
+    parts.start(GlobalOrchestrator(store, FAST))
     await cluster.service(spec(replicas=None))
     await wait_for_async("2 tasks", lambda: len(by_node(cluster)) == 2)
     from shoal.model.objects import Node

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from orch_helpers import FAST, Cluster, Runner, spec
+from orch_helpers import FAST, Cluster, spec
+from parts import Parts
 
 from shoal.dev.wait import wait_for_async
 from shoal.manager.orchestrator import ReplicatedOrchestrator, TaskReaper
@@ -13,8 +14,8 @@ from shoal.model.states import TaskState
 from shoal.store.store import Store
 
 
-async def test_scale_up_and_down_by_slots(store: Store, runner: Runner, cluster: Cluster) -> None:
-    runner.start(ReplicatedOrchestrator(store, FAST))
+async def test_scale_up_and_down_by_slots(store: Store, parts: Parts, cluster: Cluster) -> None:
+    parts.start(ReplicatedOrchestrator(store, FAST))
     await cluster.service(spec(replicas=3))
     tasks = await wait_for_async("3 tasks", lambda: len(cluster.live()) == 3 and cluster.live())
     assert [t.slot for t in tasks] == [1, 2, 3]
@@ -38,23 +39,23 @@ async def test_scale_up_and_down_by_slots(store: Store, runner: Runner, cluster:
     assert cluster.get().update_status is None
 
 
-async def test_scale_up_fills_lowest_free_slots(store: Store, runner: Runner,
+async def test_scale_up_fills_lowest_free_slots(store: Store, parts: Parts,
                                                cluster: Cluster) -> None:
     await cluster.service(spec(replicas=3))
     from shoal.manager.orchestrator import new_task
 
     svc = cluster.get()
     await store.update(lambda tx: [tx.create(new_task(svc, slot=s)) for s in (2, 5)])
-    runner.start(ReplicatedOrchestrator(store, FAST))
+    parts.start(ReplicatedOrchestrator(store, FAST))
     await wait_for_async("slot 1 added", lambda: [t.slot for t in cluster.live()] == [1, 2, 5])
 
 
-async def test_scale_down_prefers_most_loaded_node(store: Store, runner: Runner,
+async def test_scale_down_prefers_most_loaded_node(store: Store, parts: Parts,
                                                   cluster: Cluster) -> None:
     await cluster.node("n1")
     await cluster.node("n2")
     await cluster.service(spec(replicas=3))
-    runner.start(ReplicatedOrchestrator(store, FAST))
+    parts.start(ReplicatedOrchestrator(store, FAST))
     tasks = await wait_for_async("3 tasks", lambda: len(cluster.live()) == 3 and cluster.live())
     for task, node in zip(tasks, ["n1", "n1", "n2"]):
         await cluster.set_task(task.id, TaskState.RUNNING, node)
@@ -69,10 +70,10 @@ async def test_scale_down_prefers_most_loaded_node(store: Store, runner: Runner,
 
 
 async def test_failed_task_replaced_in_same_slot_after_delay(
-    store: Store, runner: Runner, cluster: Cluster
+    store: Store, parts: Parts, cluster: Cluster
 ) -> None:
     await cluster.node("n1")
-    runner.start(ReplicatedOrchestrator(store, FAST))
+    parts.start(ReplicatedOrchestrator(store, FAST))
     await cluster.service(spec(replicas=1, delay=0.15))
     (task,) = await wait_for_async("one task", cluster.live)
     await cluster.set_task(task.id, TaskState.RUNNING, "n1")
@@ -92,10 +93,10 @@ async def test_failed_task_replaced_in_same_slot_after_delay(
     assert loop.time() - failed_at >= 0.15
 
 
-async def test_restart_condition_none_and_on_failure(store: Store, runner: Runner,
+async def test_restart_condition_none_and_on_failure(store: Store, parts: Parts,
                                                     cluster: Cluster) -> None:
     await cluster.node("n1")
-    runner.start(ReplicatedOrchestrator(store, FAST))
+    parts.start(ReplicatedOrchestrator(store, FAST))
     await cluster.service(spec(replicas=1, condition="none"), "none")
     await cluster.service(spec(replicas=1, condition="on-failure"), "onfail")
     (a,) = await wait_for_async("task of none", lambda: cluster.live("none"))
@@ -114,9 +115,9 @@ async def test_restart_condition_none_and_on_failure(store: Store, runner: Runne
     await wait_for_async("restart", lambda: any(t.id != c.id for t in cluster.live("onfail2")))
 
 
-async def test_max_attempts(store: Store, runner: Runner, cluster: Cluster) -> None:
+async def test_max_attempts(store: Store, parts: Parts, cluster: Cluster) -> None:
     await cluster.node("n1")
-    runner.start(ReplicatedOrchestrator(store, FAST))
+    parts.start(ReplicatedOrchestrator(store, FAST))
     await cluster.service(spec(replicas=1, max_attempts=2))
     seen: set[str] = set()
     for _ in range(3):
@@ -129,11 +130,11 @@ async def test_max_attempts(store: Store, runner: Runner, cluster: Cluster) -> N
     assert len(cluster.tasks()) == 3
 
 
-async def test_node_down_replaces_its_tasks_unassigned(store: Store, runner: Runner,
+async def test_node_down_replaces_its_tasks_unassigned(store: Store, parts: Parts,
                                                       cluster: Cluster) -> None:
     await cluster.node("n1")
     await cluster.node("n2")
-    runner.start(ReplicatedOrchestrator(store, FAST))
+    parts.start(ReplicatedOrchestrator(store, FAST))
     await cluster.service(spec(replicas=2, delay=0.05))
     a, b = await wait_for_async("2 tasks", lambda: len(cluster.live()) == 2 and cluster.live())
     await cluster.set_task(a.id, TaskState.RUNNING, "n1")
@@ -149,10 +150,10 @@ async def test_node_down_replaces_its_tasks_unassigned(store: Store, runner: Run
                          lambda: store.view().get(Task, new[0].id).desired_state == TaskState.RUNNING)
 
 
-async def test_drain_restarts_without_delay(store: Store, runner: Runner,
+async def test_drain_restarts_without_delay(store: Store, parts: Parts,
                                            cluster: Cluster) -> None:
     await cluster.node("n1")
-    runner.start(ReplicatedOrchestrator(store, FAST))
+    parts.start(ReplicatedOrchestrator(store, FAST))
     await cluster.service(spec(replicas=1, delay=60.0))
     (task,) = await wait_for_async("a task", cluster.live)
     await cluster.set_task(task.id, TaskState.RUNNING, "n1")
@@ -164,7 +165,7 @@ async def test_drain_restarts_without_delay(store: Store, runner: Runner,
                          lambda: store.view().get(Task, new.id).desired_state == TaskState.RUNNING)
 
 
-async def test_startup_advances_tasks_left_ready(store: Store, runner: Runner,
+async def test_startup_advances_tasks_left_ready(store: Store, parts: Parts,
                                                 cluster: Cluster) -> None:
     await cluster.service(spec(replicas=1, delay=0.0))
     from shoal.manager.orchestrator import new_task
@@ -172,17 +173,17 @@ async def test_startup_advances_tasks_left_ready(store: Store, runner: Runner,
     task = new_task(cluster.get(), slot=1)
     task.desired_state = TaskState.READY
     await store.update(lambda tx: tx.create(task))
-    runner.start(ReplicatedOrchestrator(store, FAST))
+    parts.start(ReplicatedOrchestrator(store, FAST))
     await wait_for_async("task left ready advanced to running",
                          lambda: store.view().get(Task, task.id).desired_state == TaskState.RUNNING)
     assert len(cluster.tasks()) == 1
 
 
-async def test_service_delete_removes_and_reaps(store: Store, runner: Runner,
+async def test_service_delete_removes_and_reaps(store: Store, parts: Parts,
                                                cluster: Cluster) -> None:
     await cluster.node("n1")
-    runner.start(ReplicatedOrchestrator(store, FAST))
-    runner.start(TaskReaper(store, FAST))
+    parts.start(ReplicatedOrchestrator(store, FAST))
+    parts.start(TaskReaper(store, FAST))
     await cluster.service(spec(replicas=2))
     a, _ = await wait_for_async("2 tasks", lambda: len(cluster.live()) == 2 and cluster.live())
     await cluster.set_task(a.id, TaskState.RUNNING, "n1")  # the other stays unassigned
@@ -193,11 +194,11 @@ async def test_service_delete_removes_and_reaps(store: Store, runner: Runner,
     await wait_for_async("stopped task reaped", lambda: not cluster.tasks())
 
 
-async def test_history_limit_keeps_five_per_slot(store: Store, runner: Runner,
+async def test_history_limit_keeps_five_per_slot(store: Store, parts: Parts,
                                                 cluster: Cluster) -> None:
     await cluster.node("n1")
-    runner.start(ReplicatedOrchestrator(store, FAST))
-    runner.start(TaskReaper(store, FAST))
+    parts.start(ReplicatedOrchestrator(store, FAST))
+    parts.start(TaskReaper(store, FAST))
     await cluster.service(spec(replicas=1))
     seen: list[str] = []
     for _ in range(8):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from orch_helpers import FAST, Cluster, Runner, spec
+from orch_helpers import FAST, Cluster, spec
+from parts import Parts
 
 from shoal.dev.wait import wait_for_async
 from shoal.manager import orchestrator
@@ -51,7 +52,7 @@ async def test_reapable_rules(store: Store) -> None:
     assert len([t for t in reapable(store.view(), "s1") if t.slot == 1]) == 6
 
 
-async def test_reaper_runs_and_respects_cluster_limit(store: Store, runner: Runner,
+async def test_reaper_runs_and_respects_cluster_limit(store: Store, parts: Parts,
                                                       cluster: Cluster) -> None:
     await store.update(lambda tx: tx.create(ClusterObj(id="c1", spec=ClusterSpec(
         orchestration=OrchestrationConfig(task_history_retention_limit=-1)))))
@@ -59,7 +60,7 @@ async def test_reaper_runs_and_respects_cluster_limit(store: Store, runner: Runn
     old = [task(svc, 1, TaskState.FAILED, TaskState.SHUTDOWN, f"2024-01-01T00:00:0{i}.000000Z") for i in range(7)]
     await store.update(lambda tx: [tx.create(svc), tx.create(Node(id="n1"))] + [
         tx.create(t) for t in old])
-    runner.start(TaskReaper(store, FAST))
+    parts.start(TaskReaper(store, FAST))
     await cluster.update_service("s1", lambda s: None)
     assert len(store.view().tasks_of_service("s1")) == 7  # negative limit keeps everything
 

@@ -6,7 +6,8 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 
 import pytest
-from orch_helpers import FAST, Cluster, Runner, spec
+from orch_helpers import FAST, Cluster, spec
+from parts import Parts
 
 from shoal.dev.wait import wait_for_async
 from shoal.manager.orchestrator import GlobalOrchestrator, ReplicatedOrchestrator
@@ -42,21 +43,21 @@ class Recorder:
 
 
 @pytest.fixture
-async def rec(store: Store, runner: Runner) -> AsyncIterator[Recorder]:
-    yield runner.start(Recorder(store))
+async def rec(store: Store, parts: Parts) -> AsyncIterator[Recorder]:
+    yield parts.start(Recorder(store))
 
 
 def cfg(**kw: object) -> UpdateConfig:
     return UpdateConfig(parallelism=1, monitor=int(MONITOR * SECOND), **kw)  # type: ignore[arg-type]
 
 
-async def start(store: Store, runner: Runner, cluster: Cluster, *, replicas: int | None = 3,
+async def start(store: Store, parts: Parts, cluster: Cluster, *, replicas: int | None = 3,
                 update: UpdateConfig | None = None) -> None:
     await cluster.node("n1")
     await cluster.node("n2")
-    runner.start(cluster)
-    runner.start(ReplicatedOrchestrator(store, FAST))
-    runner.start(GlobalOrchestrator(store, FAST))
+    parts.start(cluster)
+    parts.start(ReplicatedOrchestrator(store, FAST))
+    parts.start(GlobalOrchestrator(store, FAST))
     await cluster.service(spec(replicas=replicas, update=update or cfg()))
     n = replicas or 2
     await wait_for_async(f"{n} tasks running",
@@ -78,9 +79,9 @@ def status(cluster: Cluster) -> UpdateStatus:
 
 
 async def test_rolling_update_completes_after_monitor(
-    store: Store, runner: Runner, cluster: Cluster, rec: Recorder
+    store: Store, parts: Parts, cluster: Cluster, rec: Recorder
 ) -> None:
-    await start(store, runner, cluster)
+    await start(store, parts, cluster)
     old = {t.id for t in cluster.live()}
     await cluster.update_service("svc1", set_image("nginx:2"))
     await wait_for_async("update completed", lambda: status(cluster).state == "completed", 5)
@@ -101,9 +102,9 @@ async def test_rolling_update_completes_after_monitor(
 
 
 async def test_scaling_does_not_touch_update_status(
-    store: Store, runner: Runner, cluster: Cluster, rec: Recorder
+    store: Store, parts: Parts, cluster: Cluster, rec: Recorder
 ) -> None:
-    await start(store, runner, cluster, replicas=2)
+    await start(store, parts, cluster, replicas=2)
 
     def scale(svc: Service) -> None:
         assert svc.spec.mode.replicated is not None
@@ -115,8 +116,8 @@ async def test_scaling_does_not_touch_update_status(
     assert cluster.get().update_status is None and rec.names() == []
 
 
-async def test_failure_pauses_update(store: Store, runner: Runner, cluster: Cluster) -> None:
-    await start(store, runner, cluster)
+async def test_failure_pauses_update(store: Store, parts: Parts, cluster: Cluster) -> None:
+    await start(store, parts, cluster)
     cluster.failing.add("bad:1")
     await cluster.update_service("svc1", set_image("bad:1"))
     await wait_for_async("update paused", lambda: status(cluster).state == "paused", 5)
@@ -132,9 +133,9 @@ async def test_failure_pauses_update(store: Store, runner: Runner, cluster: Clus
     assert status(cluster).state == "paused"
 
 
-async def test_failure_rolls_back(store: Store, runner: Runner, cluster: Cluster,
+async def test_failure_rolls_back(store: Store, parts: Parts, cluster: Cluster,
                                  rec: Recorder) -> None:
-    await start(store, runner, cluster, update=cfg(failure_action="rollback"))
+    await start(store, parts, cluster, update=cfg(failure_action="rollback"))
     cluster.failing.add("bad:1")
     await cluster.update_service("svc1", set_image("bad:1"))
     await wait_for_async("rolled back", lambda: status(cluster).state == "rollback_completed", 5)
@@ -148,9 +149,9 @@ async def test_failure_rolls_back(store: Store, runner: Runner, cluster: Cluster
     assert all(t.desired_state <= TaskState.RUNNING for t in live)
 
 
-async def test_manual_rollback(store: Store, runner: Runner, cluster: Cluster,
+async def test_manual_rollback(store: Store, parts: Parts, cluster: Cluster,
                               rec: Recorder) -> None:
-    await start(store, runner, cluster, replicas=2)
+    await start(store, parts, cluster, replicas=2)
     await cluster.update_service("svc1", set_image("nginx:2"))
     await wait_for_async("update completed", lambda: status(cluster).state == "completed", 5)
 
@@ -166,8 +167,8 @@ async def test_manual_rollback(store: Store, runner: Runner, cluster: Cluster,
     assert all(t.spec.image == "nginx:1" and t.status.state == TaskState.RUNNING for t in cluster.live())
 
 
-async def test_global_rolling_update(store: Store, runner: Runner, cluster: Cluster) -> None:
-    await start(store, runner, cluster, replicas=None)
+async def test_global_rolling_update(store: Store, parts: Parts, cluster: Cluster) -> None:
+    await start(store, parts, cluster, replicas=None)
     await cluster.update_service("svc1", set_image("nginx:2"))
     await wait_for_async("global update completed", lambda: status(cluster).state == "completed", 5)
     live = cluster.live()
@@ -175,8 +176,8 @@ async def test_global_rolling_update(store: Store, runner: Runner, cluster: Clus
     assert all(t.spec.image == "nginx:2" and t.status.state == TaskState.RUNNING for t in live)
 
 
-async def test_start_first_update(store: Store, runner: Runner, cluster: Cluster) -> None:
-    await start(store, runner, cluster, replicas=2, update=cfg(order="start-first"))
+async def test_start_first_update(store: Store, parts: Parts, cluster: Cluster) -> None:
+    await start(store, parts, cluster, replicas=2, update=cfg(order="start-first"))
     await cluster.update_service("svc1", set_image("nginx:2"))
     await wait_for_async("update completed", lambda: status(cluster).state == "completed", 5)
     live = cluster.live()

@@ -1,15 +1,17 @@
-"""Fixtures for the scheduler and allocator: a real Store over MemoryBackend, running parts."""
+"""Fixtures for the scheduler and allocator: a real Store over MemoryBackend, the parts
+running over it (``parts.py``), and nodes and tasks to feed them."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import pytest
+from parts import FAST_ALLOC, FAST_SCHED, Parts
 
-from shoal.manager.allocator import Allocator, AllocatorSettings
-from shoal.manager.scheduler import Scheduler, SchedulerSettings
+from shoal.manager.allocator import Allocator
+from shoal.manager.scheduler import Scheduler
 from shoal.model.objects import (
     EngineDescription,
     Node,
@@ -23,35 +25,15 @@ from shoal.model.specs import NodeSpec, Platform, TaskSpec
 from shoal.model.states import TaskState
 from shoal.store.store import Store, Tx
 
-FAST_SCHED = SchedulerSettings(commit_debounce_gap=0.005, max_latency=0.05, resync_interval=5)
-FAST_ALLOC = AllocatorSettings(commit_debounce_gap=0.005, max_latency=0.05, resync_interval=5)
 
-
-async def _run(coro: Awaitable[None], name: str) -> AsyncIterator[asyncio.Task[None]]:
-    task: asyncio.Task[None] = asyncio.ensure_future(coro)
-    task.set_name(name)
-    try:
-        yield task
-    finally:
-        task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            pass
+@pytest.fixture
+async def scheduler(store: Store, parts: Parts) -> Scheduler:
+    return parts.start(Scheduler(store, FAST_SCHED))
 
 
 @pytest.fixture
-async def scheduler(store: Store) -> AsyncIterator[Scheduler]:
-    sched = Scheduler(store, FAST_SCHED)
-    async for _ in _run(sched.run(), "test-scheduler"):
-        yield sched
-
-
-@pytest.fixture
-async def allocator(store: Store) -> AsyncIterator[Allocator]:
-    alloc = Allocator(store, FAST_ALLOC)
-    async for _ in _run(alloc.run(), "test-allocator"):
-        yield alloc
+async def allocator(store: Store, parts: Parts) -> Allocator:
+    return parts.start(Allocator(store, FAST_ALLOC))
 
 
 def make_node(

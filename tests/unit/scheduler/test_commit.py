@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from conftest import FAST_SCHED, create, make_node, make_task
+from conftest import create, make_node, make_task
+from parts import FAST_SCHED
 
 from shoal.manager.scheduler import Scheduler
 from shoal.model.objects import Task
