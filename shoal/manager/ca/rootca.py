@@ -197,28 +197,17 @@ class RootCA:
         return cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
-_CA_KEY_USAGE = x509.KeyUsage(
-    digital_signature=False,
-    content_commitment=False,
-    key_encipherment=False,
-    data_encipherment=False,
-    key_agreement=False,
-    key_cert_sign=True,
-    crl_sign=True,
-    encipher_only=False,
-    decipher_only=False,
-)
-_NODE_KEY_USAGE = x509.KeyUsage(
-    digital_signature=True,
-    content_commitment=False,
-    key_encipherment=True,
-    data_encipherment=False,
-    key_agreement=False,
-    key_cert_sign=False,
-    crl_sign=False,
-    encipher_only=False,
-    decipher_only=False,
-)
+def _key_usage(*allowed: str) -> x509.KeyUsage:
+    """x509.KeyUsage with only ``allowed`` set (its constructor wants all nine flags)."""
+    names = ("digital_signature", "content_commitment", "key_encipherment", "data_encipherment",
+             "key_agreement", "key_cert_sign", "crl_sign", "encipher_only", "decipher_only")
+    unknown = set(allowed) - set(names)
+    assert not unknown, unknown
+    return x509.KeyUsage(**{name: name in allowed for name in names})
+
+
+_CA_KEY_USAGE = _key_usage("key_cert_sign", "crl_sign")
+_NODE_KEY_USAGE = _key_usage("digital_signature", "key_encipherment")
 _NODE_EXT_KEY_USAGE = x509.ExtendedKeyUsage(
     [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
 )

@@ -1,7 +1,9 @@
-"""The level-triggered loop both orchestrators run, and a bounded wait on the store.
+"""The level-triggered loop the orchestrators and the task reaper run, and a bounded wait on the
+store.
 
-``ServiceLoop.run`` subscribes, marks every service dirty, then per batch of store changes
-reconciles the services the changes touch (STYLE rule 5). A reconcile that loses a
+``DirtyLoop.run`` subscribes, marks every service dirty, then per batch of store changes
+handles the services the changes touch (STYLE rule 5); an idle resync marks them all again.
+``ServiceLoop`` (the orchestrators) reconciles the dirty services one by one. A reconcile that loses a
 compare-and-set race keeps its service dirty for the next batch; any other failure is logged and
 left to the next event or the idle resync. Subclasses say which services a change touches and
 how to reconcile one.
@@ -21,13 +23,13 @@ from shoal.store.store import Store
 from shoal.store.tables import Tables
 from shoal.store.watch import Change
 
-__all__ = ["ServiceLoop", "wait_for"]
+__all__ = ["DirtyLoop", "ServiceLoop", "wait_for"]
 
 log = logging.getLogger(__name__)
 
 
-class ServiceLoop(ABC):
-    """Subscribe, full pass, then reconcile dirty service IDs per batch, until cancelled."""
+class DirtyLoop(ABC):
+    """Subscribe, full pass, then handle the dirty service IDs per batch, until cancelled."""
 
     def __init__(self, store: Store, settings: OrchestratorSettings | None = None) -> None:
         self._store = store
@@ -36,23 +38,50 @@ class ServiceLoop(ABC):
 
     async def run(self) -> None:
         s = self._settings
+        gap, max_latency = self._batching()
         sub = self._store.subscribe([Service, Task, Node, Cluster])
         try:
             view = self._store.view()  # no await since subscribing: nothing is missed
             self._dirty |= self._all_services(view)
             self._startup(view)
-            await self._reconcile_dirty()
+            await self._flush()
             while True:
-                batch = await sub.next_batch(gap=s.gap, max_latency=s.max_latency, idle=s.resync)
+                batch = await sub.next_batch(gap=gap, max_latency=max_latency, idle=s.resync)
                 view = self._store.view()
                 if not batch:
                     self._dirty |= self._all_services(view)
                 for change in batch:
                     self._dirty |= self._affected(view, change)
-                await self._reconcile_dirty()
+                await self._flush()
         finally:
             sub.close()
             await self._stop()
+
+    def _batching(self) -> tuple[float, float]:
+        """The batches' gap and max latency."""
+        return self._settings.gap, self._settings.max_latency
+
+    @abstractmethod
+    def _all_services(self, view: Tables) -> set[str]:
+        """The services a full pass (the first, and each idle resync) handles."""
+
+    @abstractmethod
+    def _affected(self, view: Tables, change: Change) -> set[str]:
+        """The services ``change`` makes dirty."""
+
+    @abstractmethod
+    async def _flush(self) -> None:
+        """Handle the dirty services (and clear them, keeping those to retry)."""
+
+    def _startup(self, view: Tables) -> None:
+        """Work done once before the first pass (advancing tasks stuck in restart delay)."""
+
+    async def _stop(self) -> None:
+        """Cancel timers and helpers when the loop ends."""
+
+
+class ServiceLoop(DirtyLoop):
+    """Reconcile the dirty services one at a time; a lost race keeps a service dirty."""
 
     def _all_services(self, view: Tables) -> set[str]:
         ids = {svc.id for svc in view.all(Service)}
@@ -69,7 +98,7 @@ class ServiceLoop(ABC):
                 out |= self._services_for_node(view, obj)
         return out
 
-    async def _reconcile_dirty(self) -> None:
+    async def _flush(self) -> None:
         todo, self._dirty = self._dirty, set()
         for service_id in sorted(todo):
             try:
@@ -90,12 +119,6 @@ class ServiceLoop(ABC):
     @abstractmethod
     async def _reconcile(self, service_id: str) -> None:
         """Bring one service's tasks in line; raise SequenceConflict to stay dirty."""
-
-    def _startup(self, view: Tables) -> None:
-        """Work done once before the first pass (advancing tasks stuck in restart delay)."""
-
-    async def _stop(self) -> None:
-        """Cancel timers and helpers when the loop ends."""
 
 
 async def wait_for(

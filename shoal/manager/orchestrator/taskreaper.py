@@ -16,8 +16,8 @@ import logging
 from collections import defaultdict
 
 from shoal.errors import SequenceConflict, ShoalError
+from shoal.manager.orchestrator._loop import DirtyLoop
 from shoal.manager.orchestrator.common import (
-    OrchestratorSettings,
     history_limit,
     is_live,
     restart_policy,
@@ -25,8 +25,9 @@ from shoal.manager.orchestrator.common import (
 from shoal.manager.orchestrator.update import slot_key
 from shoal.model.objects import Cluster, Node, Service, Task
 from shoal.model.states import TaskState
-from shoal.store.store import Store, Tx
+from shoal.store.store import Tx
 from shoal.store.tables import Tables
+from shoal.store.watch import Change
 
 __all__ = ["TaskReaper", "reapable"]
 
@@ -67,39 +68,28 @@ def reapable(view: Tables, service_id: str) -> list[Task]:
     return list(out.values())
 
 
-class TaskReaper:
-    def __init__(self, store: Store, settings: OrchestratorSettings | None = None) -> None:
-        self._store = store
-        self._settings = settings or OrchestratorSettings()
-        self._dirty: set[str] = set()
+class TaskReaper(DirtyLoop):
+    """Deletes the tasks ``reapable`` names, for the services changes touch, every reaper interval."""
 
-    async def run(self) -> None:
-        s = self._settings
-        with self._store.subscribe([Task, Service, Node, Cluster]) as sub:
-            self._dirty |= self._all(self._store.view())
-            await self._reap()
-            while True:
-                batch = await sub.next_batch(gap=s.reaper_interval, max_latency=s.reaper_interval, idle=s.resync)
-                view = self._store.view()
-                if not batch:
-                    self._dirty |= self._all(view)
-                for change in batch:
-                    obj = change.obj
-                    if isinstance(obj, Task) and obj.service_id:
-                        self._dirty.add(obj.service_id)
-                    elif isinstance(obj, Service):
-                        self._dirty.add(obj.id)
-                    elif isinstance(obj, Node):
-                        self._dirty |= {t.service_id for t in view.tasks_of_node(obj.id)}
-                    elif isinstance(obj, Cluster):
-                        self._dirty |= self._all(view)
-                await self._reap()
+    def _batching(self) -> tuple[float, float]:
+        return self._settings.reaper_interval, self._settings.reaper_interval
 
-    @staticmethod
-    def _all(view: Tables) -> set[str]:
+    def _all_services(self, view: Tables) -> set[str]:
         return {t.service_id for t in view.all(Task) if t.service_id}
 
-    async def _reap(self) -> None:
+    def _affected(self, view: Tables, change: Change) -> set[str]:
+        obj = change.obj
+        if isinstance(obj, Task) and obj.service_id:
+            return {obj.service_id}
+        if isinstance(obj, Service):
+            return {obj.id}
+        if isinstance(obj, Node):
+            return {t.service_id for t in view.tasks_of_node(obj.id)}
+        if isinstance(obj, Cluster):  # the history limit
+            return self._all_services(view)
+        return set()
+
+    async def _flush(self) -> None:
         todo, self._dirty = self._dirty, set()
         view = self._store.view()
         doomed = {sid: reapable(view, sid) for sid in sorted(todo)}

@@ -15,13 +15,13 @@ import io
 import ssl
 from collections.abc import AsyncGenerator, Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import aiohttp
 import msgspec
 
-from shoal.errors import InvalidArgument, NotFound, ShoalError, Unavailable
+from shoal.errors import NotFound, ShoalError, Unavailable
+from shoal.store.etcd._common import ClosingClient, https_endpoints
 from shoal.store.etcd._errors import error_from_body, error_from_stream
 from shoal.store.etcd._stream import BROKEN, Deadline, LineReader, watch_result
 from shoal.store.etcd.messages import (
@@ -61,28 +61,18 @@ def client_ssl_context(*, cert_file: Path, key_file: Path, ca_file: Path) -> ssl
     return context
 
 
-class EtcdClient:
+class EtcdClient(ClosingClient):
     """etcd v3 over the JSON gateway. Use as ``async with EtcdClient(...)`` or call ``close()``."""
 
     def __init__(
         self, endpoints: Sequence[str], *, ssl_context: ssl.SSLContext, timeout: float = 5.0
     ) -> None:
-        if not endpoints or any(not e.startswith("https://") for e in endpoints):
-            raise InvalidArgument(f"etcd endpoints must be https:// URLs, got {list(endpoints)}")
-        self.endpoints = tuple(e.rstrip("/") for e in endpoints)
+        self.endpoints = https_endpoints(endpoints)
         self.timeout = timeout  # seconds per call, connection attempts included
         self._ssl = ssl_context
         self._current = 0
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
 
     async def close(self) -> None:
         self._closed = True

@@ -23,7 +23,6 @@ import asyncio
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self, TypeVar
 
 import grpc
@@ -31,6 +30,7 @@ import grpc
 from shoal import aio
 from shoal.errors import InvalidArgument, NotFound, ShoalError, Unavailable
 from shoal.store.backend import Compacted
+from shoal.store.etcd._common import ClosingClient, https_endpoints
 from shoal.store.etcd._errors import grpc_error
 from shoal.store.etcd._pb import kv_pb2, rpc_pb2, rpc_pb2_grpc
 from shoal.store.etcd.messages import (
@@ -107,7 +107,7 @@ class _Stream:
     url: str
 
 
-class GrpcEtcdClient:
+class GrpcEtcdClient(ClosingClient):
     """etcd v3 over gRPC. Use as ``async with GrpcEtcdClient(...)`` or call ``close()``."""
 
     def __init__(
@@ -131,23 +131,13 @@ class GrpcEtcdClient:
 
     def _setup(self, endpoints: Sequence[str], cert: bytes, key: bytes, ca: bytes,
                timeout: float) -> None:
-        if not endpoints or any(not e.startswith("https://") for e in endpoints):
-            raise InvalidArgument(f"etcd endpoints must be https:// URLs, got {list(endpoints)}")
-        self.endpoints = tuple(e.rstrip("/") for e in endpoints)
+        self.endpoints = https_endpoints(endpoints)
         self.timeout = timeout  # seconds per call, connection attempts included
         self._credentials = grpc.ssl_channel_credentials(root_certificates=ca, private_key=key,
                                                          certificate_chain=cert)
         self._channels: list[_Channel | None] = [None] * len(self.endpoints)
         self._current = 0
         self._closed = False
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
 
     async def close(self) -> None:
         """Close every channel; calls and watches still running end with Unavailable."""
