@@ -46,7 +46,7 @@ class TaskRunner:
         self._task = task
         self._controller = controller
         self._on_status = on_status
-        self._retry_delay = retry_delay
+        self._retry = aio.Backoff(initial=retry_delay, cap=retry_delay)  # fixed, as swarmkit's
         self._changed = asyncio.Event()
         self._inflight: asyncio.Task[TaskStatus] | None = None
         self._job: asyncio.Task[None] | None = None
@@ -150,8 +150,9 @@ class TaskRunner:
                 continue  # a newer version interrupted the step: step again
             exc = inflight.exception()
             if isinstance(exc, Temporary):
-                log.warning("task %s: %s; retrying in %.1f s", task.id, exc, self._retry_delay)
-                await self._idle(self._retry_delay)
+                delay = self._retry.next()
+                log.warning("task %s: %s; retrying in %.1f s", task.id, exc, delay)
+                await self._idle(delay)  # a change of the task cuts the wait short
                 continue
             if exc is not None:
                 log.error("task %s: step failed: %r", task.id, exc, exc_info=exc)
