@@ -36,7 +36,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from shoal.dev.local import Swarm, wait_for
+from shoal.dev.local import Swarm
+from shoal.dev.wait import wait_for
 
 IMAGE = "shoalbench/bb:1"
 NETNS = "shoalbench-docker"

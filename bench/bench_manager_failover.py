@@ -36,7 +36,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from shoal.dev.local import Daemon, Swarm, leader, wait_for
+from shoal.dev.local import Daemon, Swarm, leader
+from shoal.dev.wait import wait_for
 
 SPEC: dict[str, Any] = {"TaskTemplate": {"ContainerSpec": {"Image": "busybox"}}, "Mode": {"Replicated": {"Replicas": 1}}}
 
