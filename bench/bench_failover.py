@@ -17,7 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from shoal.dev.local import Daemon, Swarm, wait_for  # noqa: E402
+from shoal.dev.local import Daemon, Swarm  # noqa: E402
+from shoal.dev.wait import wait_for  # noqa: E402
 
 ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 3
 

@@ -43,7 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from shoal.dev import hosts
 from shoal.dev.images import build_all
-from shoal.dev.local import Swarm, wait_for
+from shoal.dev.local import Swarm
+from shoal.dev.wait import wait_for
 from shoal.net import netns
 
 PREFIX = "shoalbench-net"
