@@ -11,7 +11,8 @@ from pathlib import Path
 __all__ = ["fsync_dir", "write_atomic", "write_temp"]
 
 
-def write_temp(path: Path, data: bytes | str, *, mode: int | None = None, durable: bool = False) -> Path:
+def write_temp(path: Path, data: bytes | str, *, mode: int | None = None,
+               durable: bool = False) -> Path:
     """Write ``data`` to ``.<name>.tmp`` beside ``path`` (the same filesystem, so the rename is
     atomic) and return it. ``mode`` is set before any byte is written (a key is never readable
     by others); ``durable`` fsyncs the data, to survive a power cut, not only a crash."""
@@ -33,8 +34,9 @@ def write_temp(path: Path, data: bytes | str, *, mode: int | None = None, durabl
     return tmp
 
 
-def write_atomic(path: Path, data: bytes | str, *, mode: int | None = None, durable: bool = False) -> None:
-    """Replace ``path`` with ``data`` in one step (see ``write_temp`` for ``mode`` and ``durable``)."""
+def write_atomic(path: Path, data: bytes | str, *, mode: int | None = None,
+                 durable: bool = False) -> None:
+    """Replace ``path`` with ``data`` in one step (``mode``, ``durable``: see ``write_temp``)."""
     os.replace(write_temp(path, data, mode=mode, durable=durable), path)
 
 

@@ -3,9 +3,9 @@
     <state_dir>/worker/<task_id>.json   the Task as last known, with the agent's latest status
     <state_dir>/state.json              {"Managers": [{"NodeID": ..., "Addr": ...}], ...}
 
-Every write goes to a temporary file that replaces the old one (shoal.fsutil.write_atomic), so a crash leaves
-either the old or the new content. Unreadable task files are skipped with a warning. Other
-keys in state.json are kept as they are.
+Every write goes to a temporary file that replaces the old one (shoal.fsutil.write_atomic), so a
+crash leaves either the old or the new content. Unreadable task files are skipped with a warning.
+Other keys in state.json are kept as they are.
 """
 
 from __future__ import annotations

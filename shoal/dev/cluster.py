@@ -205,8 +205,8 @@ def _api(d: Daemon, method: str, path: str, body: Any = None, timeout: float = 9
 
 
 def _wait(what: str, fn: Callable[[], bool], timeout: float) -> None:
-    wait_for(what, fn, timeout, interval=0.25, retry_on=(httpx.HTTPError, OSError, DevError, ValueError),
-             error=DevError)
+    wait_for(what, fn, timeout, interval=0.25,
+             retry_on=(httpx.HTTPError, OSError, DevError, ValueError), error=DevError)
 
 
 def _start_daemon(d: Daemon) -> None:

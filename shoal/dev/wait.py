@@ -18,8 +18,9 @@ T = TypeVar("T")
 Retried = tuple[type[Exception], ...]
 
 
-def wait_for(what: str, fn: Callable[[], T | None], timeout: float = 20.0, interval: float = 0.1, *,
-             retry_on: Retried = (Exception,), error: Callable[[str], Exception] = AssertionError) -> T:
+def wait_for(what: str, fn: Callable[[], T | None], timeout: float = 20.0, interval: float = 0.1,
+             *, retry_on: Retried = (Exception,),
+             error: Callable[[str], Exception] = AssertionError) -> T:
     """Poll ``fn`` until it returns something truthy; an error in ``retry_on`` counts as not yet.
     After ``timeout`` seconds, raise ``error`` naming ``what``."""
     deadline = time.monotonic() + timeout
@@ -51,5 +52,6 @@ async def wait_for_async(what: str, fn: Callable[[], T | None | Awaitable[T | No
         if last and not isinstance(last, Exception):
             return last  # type: ignore[no-any-return]
         if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what} (last: {last!r})")
+            raise AssertionError(
+                f"timed out after {timeout:g}s waiting for {what} (last: {last!r})")
         await asyncio.sleep(interval)

@@ -50,7 +50,7 @@ __all__ = ["Manager", "ManagerSettings", "leader_parts"]
 
 log = logging.getLogger(__name__)
 
-_RETRY = Backoff(initial=1.0, cap=1.0)  # a manager step that failed is tried again this often (fixed)
+_RETRY = Backoff(initial=1.0, cap=1.0)  # a failed manager step is tried again this often (fixed)
 QUORUM_POLL = 0.5  # seconds between looks at the local member's view of the etcd leader
 # Seconds between gossip key rotations, for tests that cannot wait the default 12 h (no flag:
 # dockerd has none either).

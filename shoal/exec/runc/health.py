@@ -56,7 +56,8 @@ class HealthState:
         return self.status == UNHEALTHY
 
     def _save(self) -> None:
-        write_atomic(self.path, json.dumps({"status": self.status, "failing_streak": self.failing_streak}))
+        state = {"status": self.status, "failing_streak": self.failing_streak}
+        write_atomic(self.path, json.dumps(state))
 
 
 async def probe(runc: list[str], cid: str, check: HealthCheck, pid_file: Path) -> bool:

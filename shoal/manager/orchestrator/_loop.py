@@ -3,10 +3,10 @@ store.
 
 ``DirtyLoop.run`` subscribes, marks every service dirty, then per batch of store changes
 handles the services the changes touch (STYLE rule 5); an idle resync marks them all again.
-``ServiceLoop`` (the orchestrators) reconciles the dirty services one by one. A reconcile that loses a
-compare-and-set race keeps its service dirty for the next batch; any other failure is logged and
-left to the next event or the idle resync. Subclasses say which services a change touches and
-how to reconcile one.
+``ServiceLoop`` (the orchestrators) reconciles the dirty services one by one. A reconcile
+that loses a compare-and-set race keeps its service dirty for the next batch; any other failure
+is logged and left to the next event or the idle resync. Subclasses say which services a change
+touches and how to reconcile one.
 """
 
 from __future__ import annotations

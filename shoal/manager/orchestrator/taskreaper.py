@@ -69,7 +69,8 @@ def reapable(view: Tables, service_id: str) -> list[Task]:
 
 
 class TaskReaper(DirtyLoop):
-    """Deletes the tasks ``reapable`` names, for the services changes touch, every reaper interval."""
+    """Deletes the tasks ``reapable`` names, per service that changes touch, every reaper
+    interval."""
 
     def _batching(self) -> tuple[float, float]:
         return self._settings.reaper_interval, self._settings.reaper_interval
