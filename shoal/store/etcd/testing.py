@@ -1,6 +1,6 @@
 """Throwaway certificates and etcd members for tests (never used by shoald).
 
-Called by tests/unit/store/test_etcd_*.py and by integration tests that need a real etcd:
+Called by tests/unit/store/etcd/test_etcd_*.py and by integration tests that need a real etcd:
 ``make_pki`` writes a CA and one ECDSA P-256 certificate (serverAuth + clientAuth, SAN IP
 127.0.0.1: etcd 3.4 also checks the client certificate's SAN on peer links), ``member_settings``
 picks free ports, and ``throwaway_member`` starts a member and always stops it and removes its

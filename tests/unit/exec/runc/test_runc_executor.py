@@ -659,7 +659,7 @@ async def test_reattach_after_the_daemon_was_killed(env: Env, rootfs: Path) -> N
     task = env.task(["sh", "-c", script],
                     Mounts=[{"Type": "bind", "Source": str(env.base / "flags"),
                              "Target": "/flags"}])
-    root = str(Path(__file__).resolve().parents[3])
+    root = str(Path(__file__).resolve().parents[4])  # the checkout
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-c", DAEMON, str(env.base), str(rootfs), env.cgroup_parent, task.id,
         script, env={**os.environ, "PYTHONPATH": root})
