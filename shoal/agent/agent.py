@@ -24,7 +24,6 @@ import aiohttp
 
 from shoal.agent.reporter import Reporter
 from shoal.agent.session import NodeRemoved, NotLeader, Session, SessionDropped
-from shoal.agent.storage import load_managers, save_managers
 from shoal.agent.worker import Worker
 from shoal.aio import Backoff
 from shoal.exec.executor import Executor
@@ -46,8 +45,7 @@ class Agent:
         self._addr = addr
         self._on_session = on_session
         self._on_network = on_network
-        known = [m.addr for m in load_managers(self._state_dir) if m.addr]
-        self._managers = list(dict.fromkeys([*managers, *known]))
+        self._managers = list(dict.fromkeys(managers))
         self._next = 0
         self._current = ""
         self.reporter = Reporter()
@@ -139,7 +137,6 @@ class Agent:
             # after this session drops, the rotation tries the others before this one again
             current = self._current
             self._next = addrs.index(current) + 1 if current in addrs else 0
-            save_managers(self._state_dir, info.managers)
         self.connected.set()
         if self._on_session is not None:
             await self._on_session(info)

@@ -1,29 +1,26 @@
-"""The agent's state on disk: one JSON file per assigned task, and the manager list.
+"""The agent's state on disk: one JSON file per assigned task.
 
     <state_dir>/worker/<task_id>.json   the Task as last known, with the agent's latest status
-    <state_dir>/state.json              {"Managers": [{"NodeID": ..., "Addr": ...}], ...}
 
 Every write goes to a temporary file that replaces the old one (shoal.fsutil.write_atomic), so a
 crash leaves either the old or the new content. Unreadable task files are skipped with a warning.
-Other keys in state.json are kept as they are.
+The managers the sessions name are kept by the agent's owner (the daemon's state.json), which
+hands them back to a new Agent.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import msgspec
 
 from shoal.fsutil import write_atomic
-from shoal.model.dispatch import ManagerAddr
 from shoal.model.objects import Task
 
-__all__ = ["TaskStorage", "load_managers", "save_managers"]
+__all__ = ["TaskStorage"]
 
 log = logging.getLogger(__name__)
 
@@ -110,27 +107,3 @@ class TaskStorage:
             except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
                 log.warning("skipping unreadable task file %s: %s", path, exc)
         return tasks
-
-
-def _read_state(state_dir: Path) -> dict[str, Any]:
-    try:
-        data = json.loads((Path(state_dir) / "state.json").read_text(encoding="utf-8"))
-    except (FileNotFoundError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def load_managers(state_dir: Path) -> list[ManagerAddr]:
-    raw = _read_state(state_dir).get("Managers") or []
-    try:
-        return msgspec.convert(raw, list[ManagerAddr])
-    except msgspec.ValidationError:
-        return []
-
-
-def save_managers(state_dir: Path, managers: list[ManagerAddr]) -> None:
-    state = _read_state(state_dir)
-    state["Managers"] = msgspec.to_builtins(managers)
-    # fsync: too slow for every task status in a scale run, so only for state.json
-    Path(state_dir).mkdir(parents=True, exist_ok=True)
-    write_atomic(Path(state_dir) / "state.json", json.dumps(state, indent=2), durable=True)

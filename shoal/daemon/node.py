@@ -21,7 +21,7 @@ from typing import Any
 from shoal import aio
 from shoal.agent import Agent
 from shoal.api.engine import SwarmState
-from shoal.daemon.state import LocalState, ManagerAddr
+from shoal.daemon.state import LocalState
 from shoal.errors import InvalidArgument, ShoalError, Unavailable
 from shoal.exec.executor import Executor
 from shoal.exec.runc import RuncExecutor
@@ -32,7 +32,7 @@ from shoal.manager.bootstrap import new_swarm
 from shoal.manager.ca.etcdtls import EtcdTLS
 from shoal.manager.logbroker import LogBroker, RemoteLogs
 from shoal.manager.manager import Manager, ManagerSettings
-from shoal.model.dispatch import NetworkUpdate, SessionInfo
+from shoal.model.dispatch import ManagerAddr, NetworkUpdate, SessionInfo
 from shoal.model.objects import Node
 from shoal.model.requests import InitRequest, JoinRequest
 from shoal.model.states import NodeRole
@@ -166,7 +166,7 @@ class SwarmNode:
     def _save_state(self) -> None:
         assert self._state is not None
         self._dir.mkdir(parents=True, exist_ok=True)
-        write_atomic(self._dir / "state.json", self._state.encode())
+        write_atomic(self._dir / "state.json", self._state.encode(), durable=True)
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.create_task(coro, name=name)

@@ -1,6 +1,7 @@
 """The daemon's own swarm state on disk (``<data-root>/swarm/state.json``): where it listens,
-what it advertises and the managers it last knew. The file's JSON keys are as they were when
-this was a plain dict, so a node made by an older shoald resumes."""
+what it advertises and the managers it last knew (a manager's NodeID is "" until a session
+names it). The file's JSON keys are as they were when this was a plain dict, so a node made by
+an older shoald resumes. The daemon is its only writer."""
 
 from __future__ import annotations
 
@@ -8,12 +9,9 @@ from pathlib import Path
 
 import msgspec
 
-__all__ = ["LocalState", "ManagerAddr"]
+from shoal.model.dispatch import ManagerAddr
 
-
-class ManagerAddr(msgspec.Struct, kw_only=True):
-    node_id: str = msgspec.field(default="", name="NodeID")  # "" until a session names it
-    addr: str = msgspec.field(name="Addr")  # "IP:PORT" of its swarm listener
+__all__ = ["LocalState"]
 
 
 class LocalState(msgspec.Struct, kw_only=True):

@@ -203,7 +203,9 @@ async def test_session_runs_tasks_and_heartbeats(agent: Agent, dispatcher: FakeD
     reg = dispatcher.registers[0]
     assert reg.addr == "10.0.0.5" and reg.description.hostname == "node-1"
     assert agent.infos and agent.infos[0].role == "worker"  # type: ignore[attr-defined]
-    assert dispatcher.addr in (tmp_path / "state.json").read_text()
+    # the managers go to the agent's owner (the daemon keeps them in its state.json), not to disk
+    assert [m.addr for m in agent.infos[0].managers] == [dispatcher.addr]  # type: ignore[attr-defined]
+    assert not (tmp_path / "state.json").exists()
     await wait_for_async("three heartbeats", lambda: dispatcher.heartbeats >= 3)
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from shoal.daemon.state import LocalState, ManagerAddr
+from shoal.daemon.state import LocalState
+from shoal.model.dispatch import ManagerAddr
 
 # As a shoald that kept this state in a dict wrote it (json.dumps(state, indent=2)).
 DICT_ERA = {
