@@ -156,6 +156,7 @@ def swarm_json(cluster: Cluster, *, with_tokens: bool = True) -> dict[str, Any]:
     out.pop("RootCA", None)
     out.pop("NetworkBootstrapKeys", None)
     out.pop("EncryptionKeyLamportClock", None)
+    out.pop("SecretsKey", None)
     if not with_tokens:
         out.pop("JoinTokens", None)
     return out

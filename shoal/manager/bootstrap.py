@@ -14,6 +14,7 @@ from shoal.manager.allocator.ipam import AddressPool
 from shoal.manager.ca.etcdtls import RAFT_CA_CN, EtcdTLS, issue_etcd_tls
 from shoal.manager.ca.rootca import RootCA
 from shoal.manager.controlapi.cluster import apply_defaults
+from shoal.manager.secretbox import new_key
 from shoal.model.ids import new_id
 from shoal.model.objects import (
     Cluster,
@@ -82,6 +83,7 @@ def new_swarm(req: InitRequest, *, hostname: str, advertise_ip: str, manager_add
         tls_info=TLSInfo(*root.tls_info()),
         root_ca=RootCAState(ca_cert=root.cert_pem, ca_key=root.key_pem,
                             raft_ca_cert=raft_root.cert_pem, raft_ca_key=raft_root.key_pem),
+        secrets_key=new_key(),
     )
     node = Node(
         id=node_id,

@@ -50,6 +50,7 @@ __all__ = [
     "Message",
     "NetworkUpdate",
     "Register",
+    "SecretData",
     "SessionInfo",
     "StatusUpdate",
     "TaskStatusUpdate",
@@ -83,10 +84,25 @@ class SessionInfo(_Msg, tag="session"):
     role: str  # "manager" | "worker": the role the node's certificate should carry
 
 
+class SecretData(msgspec.Struct, rename="pascal", kw_only=True):
+    """A secret's or config's data as a node receives it (swarmkit's assignment of a secret):
+    only inside Assignments, only for the node's tasks that reference it, never written to disk
+    by the agent. ``data`` is the plain bytes, base64 on the wire."""
+
+    id: str = msgspec.field(name="ID")
+    name: str
+    data: bytes
+    templating: str = ""  # the template driver's name ("golang"), or "" for none
+
+
 class Assignments(_Msg, tag="assignments"):
     full: bool
     tasks: list[Task]  # new or changed tasks (the whole set when full)
     removed: list[str] = []  # task IDs no longer assigned (incremental only)
+    # The secrets and configs the assigned tasks reference that the node does not hold yet (all
+    # of them when full); the agent forgets one when no task of its own references it any more.
+    secrets: list[SecretData] = []
+    configs: list[SecretData] = []
 
 
 class Heartbeat(_Msg, tag="heartbeat"):

@@ -16,12 +16,14 @@ import msgspec
 from shoal.model.specs import (
     IPAM,
     ClusterSpec,
+    ConfigSpec,
     EndpointSpec,
     IPAMConfig,
     NetworkSpec,
     NodeSpec,
     Platform,
     PortConfig,
+    SecretSpec,
     ServiceSpec,
     Struct,
     TaskSpec,
@@ -32,6 +34,7 @@ __all__ = [
     "KINDS",
     "VXLAN_ID_OPTION",
     "Cluster",
+    "Config",
     "ContainerStatus",
     "EncryptionKey",
     "Endpoint",
@@ -46,6 +49,7 @@ __all__ = [
     "NodeResources",
     "NodeStatus",
     "RootCAState",
+    "Secret",
     "Service",
     "StoredObject",
     "TLSInfo",
@@ -315,8 +319,25 @@ class Cluster(StoredObject, kw_only=True):
     # Internal (never rendered): the gossip keys, oldest first, and the clock that stamps them.
     network_bootstrap_keys: list[EncryptionKey] | None = None
     encryption_key_lamport_clock: int = 0
+    # Internal (never rendered): the AES-256-GCM key that seals secrets' data in the store,
+    # base64; made with the swarm (or by the first leader that finds none).
+    secrets_key: str = ""
+
+
+class Secret(StoredObject, kw_only=True):
+    """A secret: its spec without ``Data``, which is kept sealed (``sealed``, internal: base64 of
+    nonce + AES-GCM ciphertext under ``Cluster.secrets_key``; the API never shows it)."""
+
+    kind: ClassVar[str] = "secrets"
+    spec: SecretSpec = msgspec.field(default_factory=SecretSpec)
+    sealed: str = ""
+
+
+class Config(StoredObject, kw_only=True):
+    kind: ClassVar[str] = "configs"
+    spec: ConfigSpec = msgspec.field(default_factory=ConfigSpec)
 
 
 KINDS: dict[str, type[StoredObject]] = {
-    cls.kind: cls for cls in (Node, Service, Task, Network, Cluster)
+    cls.kind: cls for cls in (Node, Service, Task, Network, Cluster, Secret, Config)
 }

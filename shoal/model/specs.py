@@ -16,7 +16,9 @@ __all__ = [
     "SECOND",
     "CAConfig",
     "ClusterSpec",
+    "ConfigSpec",
     "DispatcherConfig",
+    "Driver",
     "EncryptionConfig",
     "EndpointSpec",
     "IPAMConfig",
@@ -35,6 +37,7 @@ __all__ = [
     "Reservations",
     "Resources",
     "RestartPolicy",
+    "SecretSpec",
     "ServiceMode",
     "ServiceSpec",
     "SpreadOver",
@@ -261,3 +264,30 @@ class ClusterSpec(Struct):
     ca_config: CAConfig = msgspec.field(default_factory=CAConfig, name="CAConfig")
     task_defaults: dict[str, Any] = msgspec.field(default_factory=dict)
     encryption_config: EncryptionConfig = msgspec.field(default_factory=EncryptionConfig)
+
+
+class Driver(Struct):
+    """A secret's store driver or a secret's/config's template driver (api/types/swarm Driver)."""
+
+    name: str = ""
+    options: dict[str, str] | None = None
+
+
+class SecretSpec(Struct):
+    """``Data`` is base64 on the wire (Go []byte). The store never holds it: the control API
+    seals it into ``Secret.sealed`` and clears it; the API never shows it."""
+
+    name: str = ""
+    labels: dict[str, str] | None = None
+    data: str | None = None
+    driver: Driver | None = None
+    templating: Driver | None = None
+
+
+class ConfigSpec(Struct):
+    """``Data`` is base64 on the wire (Go []byte); a config's data is stored and shown."""
+
+    name: str = ""
+    labels: dict[str, str] | None = None
+    data: str | None = None
+    templating: Driver | None = None

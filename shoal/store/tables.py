@@ -13,7 +13,17 @@ from collections.abc import Iterable
 from typing import TypeVar
 
 from shoal.errors import InvalidArgument, NotFound
-from shoal.model.objects import KINDS, Cluster, Network, Node, Service, StoredObject, Task
+from shoal.model.objects import (
+    KINDS,
+    Cluster,
+    Config,
+    Network,
+    Node,
+    Secret,
+    Service,
+    StoredObject,
+    Task,
+)
 from shoal.model.states import TaskState
 
 __all__ = ["Tables"]
@@ -23,7 +33,7 @@ K = TypeVar("K", str, TaskState)
 
 
 def _name_of(obj: StoredObject) -> str | None:
-    if isinstance(obj, (Service, Network)):
+    if isinstance(obj, (Service, Network, Secret, Config)):
         return obj.spec.name
     if isinstance(obj, Node):
         return obj.description.hostname.lower()
