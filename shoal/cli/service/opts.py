@@ -14,13 +14,16 @@ from shoal.cli.flagtypes import GoValue, validate_env
 from shoal.cli.format import units
 
 __all__ = [
+    "CONFIG",
     "NETWORK",
     "PLACEMENT_PREF",
     "PORTS",
+    "SECRET",
     "csv_fields",
     "parse_network",
     "parse_placement_pref",
     "parse_ports",
+    "parse_reference",
     "read_env_files",
 ]
 
@@ -184,6 +187,41 @@ def parse_placement_pref(value: str) -> dict[str, Any]:
     return {"Spread": {"SpreadDescriptor": arg}}
 
 
+def parse_reference(kind: str, value: str) -> dict[str, Any]:
+    """docker's ``SecretOpt.Set``/``ConfigOpt.Set`` (`kind` ``secret`` or ``config``): ``name``
+    or ``source=name,target=path,uid=0,gid=0,mode=0444``; the target defaults to the name (the
+    daemon puts a relative secret under /run/secrets/, a relative config under /)."""
+    fields = csv_fields(value)
+    ref: dict[str, Any] = {"File": {"Name": "", "UID": "0", "GID": "0", "Mode": 0o444}}
+    name_key = f"{kind.capitalize()}Name"
+    if len(fields) == 1 and "=" not in fields[0]:
+        ref["File"]["Name"] = ref[name_key] = fields[0]
+        return ref
+    ref[name_key] = ""
+    for field in fields:
+        key, sep, val = field.partition("=")
+        if not sep or not key:
+            raise ValueError(f"invalid field '{field}' must be a key=value pair")
+        key = key.lower()
+        if key in ("source", "src"):
+            ref[name_key] = val
+        elif key == "target":
+            ref["File"]["Name"] = val
+        elif key in ("uid", "gid"):
+            ref["File"][key.upper()] = val
+        elif key == "mode":
+            try:
+                ref["File"]["Mode"] = units.parse_uint(val, 32)
+            except ValueError as exc:
+                raise ValueError(f"invalid mode specified: {exc}") from exc
+        else:
+            raise ValueError(f"invalid field in {kind} request: {key}")
+    if not ref[name_key]:
+        raise ValueError("source is required")
+    ref["File"]["Name"] = ref["File"]["Name"] or ref[name_key]
+    return ref
+
+
 def read_env_files(paths: list[str]) -> list[str]:
     """docker's env-file reader: ``KEY=VALUE`` lines, comments and blank lines skipped."""
     out: list[str] = []
@@ -206,3 +244,5 @@ def read_env_files(paths: list[str]) -> list[str]:
 PORTS = GoValue("port", parse_ports)
 NETWORK = GoValue("network", parse_network)
 PLACEMENT_PREF = GoValue("pref", parse_placement_pref)
+SECRET = GoValue("secret", lambda value: parse_reference("secret", value))
+CONFIG = GoValue("config", lambda value: parse_reference("config", value))

@@ -11,6 +11,7 @@ from shoal.cli.app import App
 from shoal.cli.errors import CliError
 from shoal.cli.service.flags import HEALTH_FLAGS, RESTART_FLAGS, ROLLBACK_FLAGS, UPDATE_FLAGS
 from shoal.cli.service.opts import read_env_files
+from shoal.cli.service.refs import resolve_references
 
 __all__ = [
     "Changed",
@@ -232,6 +233,8 @@ def build_spec(app: App, params: dict[str, Any], changed: Changed) -> dict[str, 
         raise CliError("update and rollback configuration is not supported for jobs")
     networks = [dict(n, Target=network_id(app, n["Target"])) for n in params["network"]]
     networks.sort(key=lambda n: n["Target"])
+    secrets = resolve_references(app, "secret", list(params["secret"]))
+    configs = resolve_references(app, "config", list(params["config"]))
     cap_add, cap_drop = effective_caps(list(params["cap_add"]), list(params["cap_drop"]))
     container = _omit_empty(
         {
@@ -261,6 +264,8 @@ def build_spec(app: App, params: dict[str, Any], changed: Changed) -> dict[str, 
                     "Options": list(params["dns_option"]),
                 }
             ),
+            "Secrets": secrets,
+            "Configs": configs,
             "Isolation": params["isolation"],
             "Sysctls": kv_map(params["sysctl"]),
             "CapabilityAdd": cap_add,

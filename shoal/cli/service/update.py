@@ -11,6 +11,7 @@ from typing import Any
 from shoal.cli.app import App
 from shoal.cli.errors import CliError
 from shoal.cli.service.flags import HEALTH_FLAGS, RESTART_FLAGS, ROLLBACK_FLAGS, UPDATE_FLAGS
+from shoal.cli.service.refs import updated_references
 from shoal.cli.service.spec import (
     Changed,
     apply_restart_flags,
@@ -250,6 +251,12 @@ def update_spec(app: App, spec: dict[str, Any], params: dict[str, Any], changed:
         task["Placement"] = placement
     if changed("network_add") or changed("network_rm"):
         _update_networks(app, spec, params)
+    for kind in ("secret", "config"):
+        add, remove = params[f"{kind}_add"], params[f"{kind}_rm"]
+        if add or remove:
+            container[f"{kind.capitalize()}s"] = updated_references(
+                app, kind, container, list(add), remove
+            )
     _update_replicas(spec, params, changed)
     if changed("replicas_max_per_node"):
         task.setdefault("Placement", {})["MaxReplicas"] = params["replicas_max_per_node"]

@@ -8,6 +8,7 @@ recorded in `requests` as (method, path without version, query dict, JSON body).
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from typing import Any
@@ -38,6 +39,7 @@ class FakeDaemon:
         self.tasks: list[dict[str, Any]] = []
         self.networks: list[dict[str, Any]] = []
         self.secrets: list[dict[str, Any]] = []
+        self.configs: list[dict[str, Any]] = []
         self.unlock_key = ""
         self.swarm: dict[str, Any] = {
             "ID": "clusterid0000000000000000a",
@@ -118,6 +120,25 @@ class FakeDaemon:
         }
         self.networks.append(net)
         return net
+
+    def add_stored(
+        self, kind: str, name: str, data: bytes = b"x", labels: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        """A secret or config (`kind`) as the API shows it; a secret's Data stays hidden."""
+        items = self.secrets if kind == "secret" else self.configs
+        self.counter += 1
+        item = {
+            "ID": _id(kind[:3] + name.replace("-", "").replace(".", ""), self.counter),
+            "Version": {"Index": self.next_index()},
+            "CreatedAt": T0,
+            "UpdatedAt": T0,
+            "Spec": {"Name": name, "Labels": labels or {}},
+            "_data": base64.b64encode(data).decode(),
+        }
+        if kind == "config":
+            item["Spec"]["Data"] = item["_data"]
+        items.append(item)
+        return item
 
     # -- transport --------------------------------------------------------------------------
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
+import re
 from typing import Any
 
 from .fake_daemon import STATES, T0, FakeDaemon, _id
@@ -51,6 +53,8 @@ def route(d: FakeDaemon, method: str, path: str, query: dict[str, str], body: An
         return _tasks(d, method, parts[1:], query)
     if head == "networks":
         return _networks(d, method, parts[1:], query, body)
+    if head in ("secrets", "configs"):
+        return _stored(d, head[:-1], method, parts[1:], query, body)
     if head == "distribution":
         if d.distribution_fails:
             raise LookupError("manifest unknown")
@@ -372,3 +376,110 @@ def _networks(
         d.networks.remove(net)
         return 204, None
     return 200, copy.deepcopy(net)
+
+
+_NAME = re.compile(r"^[a-zA-Z0-9]+(?:[a-zA-Z0-9-_.]*[a-zA-Z0-9])?$")
+
+
+def _find_stored(items: list[dict[str, Any]], kind: str, ref: str) -> dict[str, Any]:
+    """moby's lookup: full ID, then exact name, then ID prefix."""
+    for item in items:
+        if item["ID"] == ref:
+            return item
+    for item in items:
+        if item["Spec"]["Name"] == ref:
+            return item
+    matches = [item for item in items if item["ID"].startswith(ref)]
+    if len(matches) > 1:
+        raise ValueError(f"{kind} {ref} is ambiguous ({len(matches)} matches found)")
+    if not matches:
+        raise LookupError(f"{kind} {ref} not found")
+    return matches[0]
+
+
+def _stored_matches(item: dict[str, Any], filters: dict[str, list[str]]) -> bool:
+    """swarmkit's ListSecrets/ListConfigs: names and prefixes OR'ed, labels AND'ed."""
+    spec = item["Spec"]
+    wanted = [
+        *(item["ID"].startswith(v) for v in filters.get("id", [])),
+        *(spec["Name"].startswith(v) for v in filters.get("name", [])),
+        *(spec["Name"] == v for v in filters.get("names", [])),
+    ]
+    if wanted and not any(wanted):
+        return False
+    for label in filters.get("label", []):
+        key, sep, value = label.partition("=")
+        if key not in spec["Labels"] or (sep and spec["Labels"][key] != value):
+            return False
+    return True
+
+
+def _stored(
+    d: FakeDaemon, kind: str, method: str, rest: list[str], query: dict[str, str], body: Any
+) -> Reply:
+    # A secret's data lives in "_data" only (`_public` drops it): the API never returns it.
+    items = d.secrets if kind == "secret" else d.configs
+    if method == "POST" and rest == ["create"]:
+        name = body.get("Name", "")
+        if not _NAME.match(name) or len(name) > 64:
+            raise ValueError(
+                "rpc error: code = InvalidArgument desc = invalid name, only 64 [a-zA-Z0-9-_.] "
+                "characters allowed, and the start and end character must be [a-zA-Z0-9]"
+            )
+        if any(item["Spec"]["Name"] == name for item in items):
+            return 409, {
+                "message": f"rpc error: code = AlreadyExists desc = {kind} {name} already exists"
+            }
+        data = base64.b64decode(body.get("Data") or "")
+        limit = 500 * 1024 if kind == "secret" else 1000 * 1024
+        if not body.get("Driver") and not 0 < len(data) < limit:
+            raise ValueError(
+                f"rpc error: code = InvalidArgument desc = {kind} data must be larger than 0 and "
+                f"less than {limit} bytes"
+            )
+        item = d.add_stored(kind, name, data, body.get("Labels"))
+        for key in ("Driver", "Templating"):
+            if body.get(key):
+                item["Spec"][key] = body[key]
+        return 201, {"ID": item["ID"]}
+    if not rest:
+        filters = _filters(query)
+        allowed = {"id", "name", "label"} | ({"names"} if kind == "secret" else set())
+        for key in filters:
+            if key not in allowed:
+                raise ValueError(f"invalid filter '{key}'")
+        return 200, [_public(item) for item in items if _stored_matches(item, filters)]
+    item = _find_stored(items, kind, rest[0])
+    if method == "DELETE":
+        title = kind.capitalize()
+
+        def refs(service: dict[str, Any]) -> list[dict[str, Any]]:
+            container = service["Spec"]["TaskTemplate"].get("ContainerSpec") or {}
+            return list(container.get(f"{title}s") or [])
+
+        users = sorted(
+            s["Spec"]["Name"]
+            for s in d.services
+            if any(ref.get(f"{title}ID") == item["ID"] for ref in refs(s))
+        )
+        if users:
+            plural = "service" if len(users) == 1 else "services"
+            raise ValueError(
+                f"rpc error: code = InvalidArgument desc = {kind} '{item['Spec']['Name']}' is in "
+                f"use by the following {plural}: {', '.join(users)}"
+            )
+        items.remove(item)
+        return 204, None
+    if method == "POST" and rest[1:] == ["update"]:
+        if query.get("version") != str(item["Version"]["Index"]):
+            return 500, {"message": "rpc error: code = Unknown desc = update out of sequence"}
+        if body.get("Name") != item["Spec"]["Name"] or (
+            body.get("Data") and body["Data"] != item["_data"]
+        ):
+            raise ValueError(
+                "rpc error: code = InvalidArgument desc = only updates to Labels are allowed"
+            )
+        item["Spec"]["Labels"] = body.get("Labels") or {}
+        item["Version"] = {"Index": d.next_index()}
+        return 200, None
+    return 200, _public(item)
