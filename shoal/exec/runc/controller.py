@@ -151,6 +151,9 @@ class RuncController:
                                                   progress=self._progress)
         except ShoalError as exc:
             raise TaskRejected(str(exc)) from exc
+        refs = file_refs(self._task)
+        # before anything is made: a task whose data has not arrived retries from scratch
+        data = taskfiles.fetch(refs, self._files) if refs and self._fill_needed() else None
         if self._cid is None:
             self._cid = secrets.token_hex(32)
             self._record_path.parent.mkdir(parents=True, exist_ok=True)
@@ -158,10 +161,6 @@ class RuncController:
         d = self.directory
         if (d / "shim.json").exists() or (d / "exit.json").exists():
             return  # started already
-        refs = file_refs(self._task)
-        # the data is needed only to fill the tmpfs; one still mounted (restart) is kept
-        data = (taskfiles.fetch(refs, self._files)
-                if refs and not mounts.is_mounted(taskfiles.tmpfs_dir(d)) else None)
         try:
             netns = await self._attach()
             await asyncio.to_thread(self._create, image.layer_dirs, image.config, netns, data)
@@ -169,6 +168,15 @@ class RuncController:
             # undo the half-made container; a cancelled prepare is resumed or removed later
             await self.remove()
             raise
+
+    def _fill_needed(self) -> bool:
+        """Whether the files' tmpfs must be filled: the container is not made yet, or it is
+        not started and its tmpfs is gone (a reboot). A running one keeps its tmpfs."""
+        if self._cid is None:
+            return True
+        d = self.directory
+        started = (d / "shim.json").exists() or (d / "exit.json").exists()
+        return not started and not mounts.is_mounted(taskfiles.tmpfs_dir(d))
 
     # --- networks: attached before the container exists, announced once it serves -----------
 
