@@ -14,6 +14,7 @@ from shoal.manager.secretbox import open_sealed
 from shoal.model.dispatch import SecretData
 from shoal.model.objects import Config, Secret, Task
 from shoal.model.references import config_ids, secret_ids
+from shoal.model.states import TaskState
 from shoal.store.tables import Tables
 
 __all__ = ["SentData"]
@@ -31,8 +32,9 @@ class SentData:
 
     def collect(self, view: Tables, sending: Iterable[Task], node_tasks: Iterable[Task], *,
                 full: bool) -> tuple[list[SecretData], list[SecretData]]:
-        """The data to send with ``sending`` (the tasks in this Assignments); ``node_tasks``:
-        every task assigned to the node now, which bounds what counts as sent."""
+        """The data to send with ``sending`` (the tasks in this Assignments) for those that may
+        still run; ``node_tasks``: every task assigned to the node now, which bounds what
+        counts as sent."""
         if full:
             self.secrets.clear()
             self.configs.clear()
@@ -45,7 +47,7 @@ class SentData:
         self.configs &= held_c
         want_s: set[str] = set()
         want_c: set[str] = set()
-        for task in sending:
+        for task in filter(_will_run, sending):
             want_s |= secret_ids(task)
             want_c |= config_ids(task)
         secrets = [d for i in sorted(want_s - self.secrets) if (d := _secret(view, i)) is not None]
@@ -53,6 +55,12 @@ class SentData:
         self.secrets |= {d.id for d in secrets}
         self.configs |= {d.id for d in configs}
         return secrets, configs
+
+
+def _will_run(task: Task) -> bool:
+    """A task that may still start needs its files; one that ended or is being stopped does not
+    (swarmkit adds a task's dependencies only while it is at most RUNNING)."""
+    return task.state <= TaskState.RUNNING and task.desired_state <= TaskState.RUNNING
 
 
 def _secret(view: Tables, secret_id: str) -> SecretData | None:

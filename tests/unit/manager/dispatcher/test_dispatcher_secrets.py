@@ -179,3 +179,8 @@ async def test_sent_set_stays_bounded(seeded: Store) -> None:
     unknown = task("x3", A, ["nosuch"])
     assert sent.collect(view, [unknown], [t2, unknown], full=False) == ([], [])
     assert sent.secrets == {"s2"}
+    # a task that ended, or is being stopped, needs no files
+    done, stopping = task("x4", A, ["s1"]), task("x5", A, ["s3"])
+    done.status = TaskStatus(state=TaskState.FAILED)
+    stopping.desired_state = TaskState.SHUTDOWN
+    assert sent.collect(view, [done, stopping], [t2, done, stopping], full=True) == ([], [])
