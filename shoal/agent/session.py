@@ -158,9 +158,9 @@ class Session:
                 await self._handle_info(msg)
             elif isinstance(msg, Assignments):
                 if msg.full:
-                    await self._worker.assign(msg.tasks)
+                    await self._worker.assign(msg.tasks, msg.secrets, msg.configs)
                 else:
-                    await self._worker.update(msg.tasks, msg.removed)
+                    await self._worker.update(msg.tasks, msg.removed, msg.secrets, msg.configs)
             elif isinstance(msg, HeartbeatAck):
                 if msg.period > 0:
                     self._period = msg.period / 1e9

@@ -7,19 +7,24 @@ for an increment. Each task, with its latest status, is kept in TaskStorage; ``i
 them back so a worker that lost its manager keeps running its tasks (a running sim or runc
 container is re-attached: the runner resumes at RUNNING and waits). ``close()`` leaves
 containers running; ``shutdown_all()`` (swarm leave) shuts down and removes every task.
+The data of the secrets and configs the tasks reference is kept in ``dependencies`` (memory
+only) and forgotten once no task the worker holds references it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
+from shoal.agent.dependencies import Dependencies
 from shoal.agent.reporter import Reporter
 from shoal.agent.runner import TaskRunner
 from shoal.agent.storage import TaskStorage
 from shoal.agent.task import transition
 from shoal.exec.executor import Controller, Executor
+from shoal.model.dispatch import SecretData
 from shoal.model.objects import Task, TaskStatus
 from shoal.model.states import TaskState
 
@@ -35,6 +40,7 @@ class Worker:
         self._reporter = reporter
         self._runners: dict[str, TaskRunner] = {}
         self._removing: dict[str, asyncio.Task[None]] = {}
+        self.dependencies = Dependencies()
 
     @property
     def tasks(self) -> dict[str, Task]:
@@ -54,16 +60,26 @@ class Worker:
                 self._reporter.report(task.id, task.status)
                 self._start(task)
 
-    async def assign(self, tasks: list[Task]) -> None:
-        """The full set of tasks assigned to this node."""
+    async def assign(self, tasks: list[Task], secrets: Sequence[SecretData] = (),
+                     configs: Sequence[SecretData] = ()) -> None:
+        """The full set of tasks assigned to this node, with the data of every secret and
+        config they reference."""
+        self.dependencies.add(secrets, configs, reset=True)
         wanted = {t.id for t in tasks}
         for task_id in [i for i in self._runners if i not in wanted]:
             self._remove(task_id)
+        for task_id in self.dependencies.held_tasks() - wanted - set(self._removing):
+            self.dependencies.release(task_id)  # a task that got no runner (rejected)
         for task in tasks:
             await self._upsert(task)
+        self.dependencies.prune()
 
-    async def update(self, tasks: list[Task], removed: list[str]) -> None:
-        """An increment: new or changed tasks, and IDs no longer assigned."""
+    async def update(self, tasks: list[Task], removed: list[str],
+                     secrets: Sequence[SecretData] = (),
+                     configs: Sequence[SecretData] = ()) -> None:
+        """An increment: new or changed tasks, IDs no longer assigned, and the data of the
+        secrets and configs the new tasks reference that the node did not have."""
+        self.dependencies.add(secrets, configs)
         for task_id in removed:
             self._remove(task_id)
         for task in tasks:
@@ -73,6 +89,7 @@ class Worker:
         pending = self._removing.get(task.id)
         if pending is not None:
             await asyncio.gather(pending, return_exceptions=True)
+        self.dependencies.hold(task)
         runner = self._runners.get(task.id)
         if runner is None:
             self._start(task)
@@ -80,8 +97,9 @@ class Worker:
             self._storage.save(runner.task)
 
     def _start(self, task: Task) -> None:
+        self.dependencies.hold(task)
         try:
-            controller = self._executor.controller(task)
+            controller = self._executor.controller(task, self.dependencies.files(task))
         except Exception as exc:  # noqa: BLE001 - swarmkit's Resolve: the task cannot run here
             log.warning("task %s: no controller: %s", task.id, exc)
             if task.state < TaskState.REJECTED:
@@ -105,6 +123,7 @@ class Worker:
     def _remove(self, task_id: str) -> None:
         runner = self._runners.pop(task_id, None)
         if runner is None:
+            self.dependencies.release(task_id)
             return
         log.info("task %s: no longer assigned, removing", task_id)
 
@@ -117,6 +136,8 @@ class Worker:
                 self._reporter.forget(task_id)
             finally:
                 self._removing.pop(task_id, None)
+                if task_id not in self._runners:  # not assigned again meanwhile
+                    self.dependencies.release(task_id)
 
         self._removing[task_id] = asyncio.create_task(remove(), name=f"task-remove-{task_id}")
 
@@ -137,7 +158,7 @@ class Worker:
         for task in self._storage.load_all():
             if task.id not in self._runners:
                 try:
-                    controller = self._executor.controller(task)
+                    controller = self._executor.controller(task, self.dependencies.files(task))
                 except Exception:  # noqa: BLE001 - nothing to stop then
                     self._storage.delete(task.id)
                     continue

@@ -12,7 +12,8 @@ function (shoal.agent.task) calls the controller's methods, one per state transi
     update(t)               a newer version of the task (spec or desired state)
 
 Optional abilities are separate small protocols (``ContainerStatuser``, ``LogSource``,
-``ProgressReporting``). Images reach an executor through ``ImageProvider`` (the daemon passes
+``ProgressReporting``). A controller gets the data of its task's secrets and configs through
+the ``TaskFiles`` the agent passes when it asks for the controller (memory only, never disk). Images reach an executor through ``ImageProvider`` (the daemon passes
 shoal.image's ImageService, which satisfies it structurally), networks through
 ``NetworkAttacher`` (shoal.net's NetworkAgent). Implementations: shoal.exec.sim (no
 processes) and shoal.exec.runc. This package imports only shoal.model and shoal.errors.
@@ -46,6 +47,7 @@ __all__ = [
     "LogSource",
     "NetworkAttacher",
     "ProgressReporting",
+    "TaskFiles",
     "host_description",
     "memory_bytes",
 ]
@@ -155,12 +157,22 @@ class NetworkAttacher(Protocol):
         ...
 
 
+class TaskFiles(Protocol):
+    """The data of the secrets and configs one task references (swarmkit's restricted
+    DependencyGetter), held by the agent in memory. None for an ID the task does not reference,
+    or one whose data has not arrived yet (after a restart, until the manager sends it)."""
+
+    def secret(self, secret_id: str) -> bytes | None: ...
+
+    def config(self, config_id: str) -> bytes | None: ...
+
+
 class Executor(Protocol):
     """Describes the node and makes controllers."""
 
     def describe(self) -> NodeDescription: ...
 
-    def controller(self, task: Task) -> Controller: ...
+    def controller(self, task: Task, files: TaskFiles | None = None) -> Controller: ...
 
 
 def memory_bytes() -> int:

@@ -6,6 +6,7 @@ Where things live (``<data_root>/containers/``):
     <cid>/config.json          the OCI spec (written last in prepare: "prepared")
     <cid>/rootfs upper work    the overlayfs root (lower = the image's layer dirs)
     <cid>/hosts hostname resolv.conf, <cid>/volumes/ (anonymous volumes)
+    <cid>/mounts/secrets       a tmpfs with the task's secrets and configs (taskfiles.py)
     <cid>/shim.json            {shim_pid, pid}: the container runs (written by the shim)
     <cid>/exit.json            {code, oom, finished_at} or {error}: written by the shim
     <cid>/<cid>-json.log[.N]   the output in Docker's json-file format
@@ -31,8 +32,8 @@ from typing import Any
 from shoal.errors import ShoalError
 from shoal.exec import containerspec
 from shoal.exec.errors import ExecError, ExitError, TaskRejected, Unhealthy
-from shoal.exec.executor import LogLine, LogOptions
-from shoal.exec.runc import logfile, mounts, shim, spec
+from shoal.exec.executor import LogLine, LogOptions, TaskFiles
+from shoal.exec.runc import logfile, mounts, shim, spec, taskfiles
 from shoal.exec.runc.health import HEALTHY, STARTING, UNHEALTHY, HealthState, probe
 from shoal.exec.runc.state import (
     RuncConfig,
@@ -43,6 +44,7 @@ from shoal.exec.runc.state import (
     write_json,
 )
 from shoal.model.objects import ContainerStatus, Task
+from shoal.model.references import FileRef, file_refs
 
 __all__ = ["RuncConfig", "RuncController"]
 
@@ -69,9 +71,10 @@ def _signal(value: Any) -> int:
 class RuncController:
     """Implements Controller, ContainerStatuser, LogSource and ProgressReporting."""
 
-    def __init__(self, task: Task, config: RuncConfig) -> None:
+    def __init__(self, task: Task, config: RuncConfig, files: TaskFiles | None = None) -> None:
         self._task = task
         self._cfg = config
+        self._files = files
         self._progress: Callable[[str], None] | None = None
         self._record_path = config.containers / "by-task" / f"{task.id}.json"
         record = read_json(self._record_path)
@@ -148,6 +151,9 @@ class RuncController:
                                                   progress=self._progress)
         except ShoalError as exc:
             raise TaskRejected(str(exc)) from exc
+        refs = file_refs(self._task)
+        # before anything is made: a task whose data has not arrived retries from scratch
+        data = taskfiles.fetch(refs, self._files) if refs and self._fill_needed() else None
         if self._cid is None:
             self._cid = secrets.token_hex(32)
             self._record_path.parent.mkdir(parents=True, exist_ok=True)
@@ -157,11 +163,20 @@ class RuncController:
             return  # started already
         try:
             netns = await self._attach()
-            await asyncio.to_thread(self._create, image.layer_dirs, image.config, netns)
+            await asyncio.to_thread(self._create, image.layer_dirs, image.config, netns, data)
         except Exception:
             # undo the half-made container; a cancelled prepare is resumed or removed later
             await self.remove()
             raise
+
+    def _fill_needed(self) -> bool:
+        """Whether the files' tmpfs must be filled: the container is not made yet, or it is
+        not started and its tmpfs is gone (a reboot). A running one keeps its tmpfs."""
+        if self._cid is None:
+            return True
+        d = self.directory
+        started = (d / "shim.json").exists() or (d / "exit.json").exists()
+        return not started and not mounts.is_mounted(taskfiles.tmpfs_dir(d))
 
     # --- networks: attached before the container exists, announced once it serves -----------
 
@@ -194,7 +209,7 @@ class RuncController:
         return [a for att in self._task.networks_attachments or [] for a in att.addresses or []]
 
     def _create(self, layers: list[Path], image_config: dict[str, Any],
-                netns: str | None = None) -> None:
+                netns: str | None = None, data: dict[FileRef, bytes] | None = None) -> None:
         assert self._cid is not None
         cs = self._task.spec.container_spec or {}
         d, rootfs = self.directory, self.directory / "rootfs"
@@ -202,6 +217,8 @@ class RuncController:
             (d / sub).mkdir(parents=True, exist_ok=True)
         if not mounts.is_mounted(rootfs):
             mounts.mount_overlay(list(reversed(layers)), d / "upper", d / "work", rootfs)
+        if data is not None:
+            taskfiles.populate(d, data)
         if (d / "config.json").exists():
             return  # prepared; after a reboot only the mount was missing
         try:
@@ -212,6 +229,8 @@ class RuncController:
         user = spec.resolve_user(rootfs, process.user)
         mount_list = spec.build_mounts(cs, volumes_root=self._cfg.data_root / "volumes",
                                        anon_root=d / "volumes", rootfs=rootfs)
+        # after the service's own mounts: a file under a tmpfs mounted at /run stays visible
+        mount_list += taskfiles.bind_mounts(d, file_refs(self._task))
         files = spec.write_host_files(d, hostname, addresses=self._addresses())
         oci = spec.build_spec(task=self._task, process=process, rootfs=rootfs, hostname=hostname,
                               user=user, mounts=mount_list, host_files=files,

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from shoal import __version__
-from shoal.exec.executor import ImageProvider, NetworkAttacher, host_description
+from shoal.exec.executor import ImageProvider, NetworkAttacher, TaskFiles, host_description
 from shoal.exec.runc import cgroups, mounts
 from shoal.exec.runc.controller import RuncController
 from shoal.exec.runc.shims import ShimServer
@@ -45,8 +45,8 @@ class RuncExecutor:
     def describe(self) -> NodeDescription:
         return host_description(self._hostname, self._labels, engine_version=ENGINE_VERSION)
 
-    def controller(self, task: Task) -> RuncController:
-        return RuncController(task, self.config)
+    def controller(self, task: Task, files: TaskFiles | None = None) -> RuncController:
+        return RuncController(task, self.config, files)
 
     def containers(self) -> list[str]:
         """IDs of the containers on disk (prepared, running or exited)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from shoal import __version__
-from shoal.exec.executor import host_description
+from shoal.exec.executor import TaskFiles, host_description
 from shoal.exec.sim.controller import SimController
 from shoal.model.objects import NodeDescription, Task
 
@@ -31,7 +31,8 @@ class SimExecutor:
     def describe(self) -> NodeDescription:
         return host_description(self._hostname, self._labels, engine_version=ENGINE_VERSION)
 
-    def controller(self, task: Task) -> SimController:
+    def controller(self, task: Task, files: TaskFiles | None = None) -> SimController:
+        del files  # no process, no files to mount
         return SimController(task, self._root / task.id)
 
     def control_path(self, task_id: str) -> Path:

@@ -6,6 +6,8 @@ attachments) right after its SessionInfo, and again whenever either changes.
 A node that misses 3 heartbeats is marked DOWN; the orchestrators replace its tasks. Task status
 reports are collected in a dict (latest wins) and written every 100 ms in one batch, never
 moving a task's state backwards (swarmkit manager/dispatcher/dispatcher.go).
+Assignments carry the data of the secrets and configs the node's tasks reference, each once per
+session (dependencies.py): a node never gets the data of a task that is not its own.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Protocol
 from aiohttp import WSMsgType, web
 
 from shoal.errors import ShoalError
+from shoal.manager.dispatcher.dependencies import SentData
 from shoal.manager.logbroker import LogBroker
 from shoal.model.dispatch import (
     CLOSE_NOT_LEADER,
@@ -75,6 +78,7 @@ class _Session:
         self.registered = False  # its SessionInfo went out: other messages may follow
         self.network_due = False  # the keys or the node's attachments changed
         self.network_sent: NetworkUpdate | None = None  # the last one sent, to skip repeats
+        self.sent = SentData()  # the secrets and configs whose data the node has
         self.wake = asyncio.Event()
 
 
@@ -346,7 +350,7 @@ class Dispatcher:
                 full = [t for t in self._store.view().tasks_of_node(session.node_id) if _assigned(t)]
                 session.changed.clear()
                 session.removed.clear()
-                await ws.send_str(encode_message(Assignments(full=True, tasks=full)))
+                await ws.send_str(encode_message(self._assignments(session, full, full=True)))
 
     async def _register(self, node_id: str, reg: Register, remote: str) -> Node:
         def fn(tx: Tx) -> Node:
@@ -382,4 +386,15 @@ class Dispatcher:
             changed, session.changed = list(session.changed.values()), {}
             removed, session.removed = sorted(session.removed), set()
             if changed or removed:
-                await session.ws.send_str(encode_message(Assignments(full=False, tasks=changed, removed=removed)))
+                msg = self._assignments(session, changed, removed=removed, full=False)
+                await session.ws.send_str(encode_message(msg))
+
+    def _assignments(self, session: _Session, tasks: list[Task], *, full: bool,
+                     removed: list[str] | None = None) -> Assignments:
+        """The message for these tasks, with the data of what they reference that the node
+        does not hold yet (all of it when full)."""
+        view = self._store.view()
+        held = [t for t in view.tasks_of_node(session.node_id) if _assigned(t)]
+        secrets, configs = session.sent.collect(view, tasks, held, full=full)
+        return Assignments(full=full, tasks=tasks, removed=removed or [], secrets=secrets,
+                           configs=configs)

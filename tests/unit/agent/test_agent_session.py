@@ -30,6 +30,7 @@ from shoal.model.dispatch import (
     ManagerAddr,
     Message,
     Register,
+    SecretData,
     SessionInfo,
     StatusUpdate,
     decode_message,
@@ -296,3 +297,24 @@ async def test_reporter_latest_wins_and_resends() -> None:
     job.cancel()
     await asyncio.gather(job, return_exceptions=True)
     assert [[u.status.state for u in m.updates] for m in sent] == [["running"]]
+
+
+async def test_secret_data_held_until_the_last_task_goes(
+        agent: Agent, dispatcher: FakeDispatcher, tmp_path: Path) -> None:
+    await wait_for_async("task 'run' reported running", lambda: dispatcher.state("run") == TaskState.RUNNING)
+    ref = [{"File": {"Name": "db_pw"}, "SecretID": "s1", "SecretName": "db_pw"}]
+    spec = TaskSpec(container_spec={"Image": "busybox", "Secrets": ref})
+    tasks = [Task(id=i, node_id="node-1", spec=spec, status=TaskStatus(state=TaskState.ASSIGNED))
+             for i in ("sa", "sb")]
+    data = SecretData(id="s1", name="db_pw", data=b"pw-xyzzy-123")
+    await dispatcher.send(Assignments(full=False, tasks=tasks, secrets=[data]))
+    deps = agent.worker.dependencies
+    await wait_for_async("secret held", lambda: deps.ids() == ({"s1"}, set()))
+    await wait_for_async("task 'sa' running", lambda: dispatcher.state("sa") == TaskState.RUNNING)
+    agent.worker.persist()
+    assert not [p for p in tmp_path.rglob("*") if p.is_file() and data.data in p.read_bytes()]
+    await dispatcher.send(Assignments(full=False, tasks=[], removed=["sa"]))
+    await wait_for_async("task 'sa' removed", lambda: "sa" not in deps.held_tasks())
+    assert deps.ids() == ({"s1"}, set())  # 'sb' still references it
+    await dispatcher.send(Assignments(full=False, tasks=[], removed=["sb"]))
+    await wait_for_async("secret forgotten", lambda: len(deps) == 0)

@@ -182,3 +182,36 @@ async def test_start_first_update(store: Store, parts: Parts, cluster: Cluster) 
     await wait_for_async("update completed", lambda: status(cluster).state == "completed", 5)
     live = cluster.live()
     assert len(live) == 2 and all(t.spec.image == "nginx:2" for t in live)
+
+
+def secret_ref(secret_id: str, name: str, target: str = "db_pw") -> dict[str, object]:
+    return {"File": {"Name": target, "UID": "0", "GID": "0", "Mode": 0o444},
+            "SecretID": secret_id, "SecretName": name}
+
+
+async def test_secret_rotation_replaces_the_tasks(store: Store, parts: Parts, cluster: Cluster) -> None:
+    """``service update --secret-rm db_pw --secret-add source=db_pw.v2,target=db_pw``: a change
+    of ContainerSpec.Secrets only, which makes every task dirty; the new tasks reference the
+    new secret at the same target."""
+    await start(store, parts, cluster)
+
+    def with_secret(ref: dict[str, object]) -> Callable[[Service], None]:
+        def fn(svc: Service) -> None:
+            svc.previous_spec = clone(svc.spec)
+            cs = dict(svc.spec.task_template.container_spec or {})
+            cs["Secrets"] = [ref]
+            svc.spec.task_template.container_spec = cs
+            svc.update_status = None
+        return fn
+
+    await cluster.update_service("svc1", with_secret(secret_ref("sid1", "db_pw")))
+    await wait_for_async("first update completed", lambda: status(cluster).state == "completed", 5)
+    old = {t.id for t in cluster.live()}
+    await cluster.update_service("svc1", with_secret(secret_ref("sid2", "db_pw.v2")))
+    await wait_for_async("rotation completed", lambda: status(cluster).state == "completed", 5)
+    live = cluster.live()
+    assert len(live) == 3 and not {t.id for t in live} & old
+    for t in live:
+        assert (t.spec.container_spec or {})["Secrets"] == [secret_ref("sid2", "db_pw.v2")]
+        assert t.status.state == TaskState.RUNNING
+    assert all(t.desired_state == TaskState.SHUTDOWN for t in cluster.tasks() if t.id in old)
