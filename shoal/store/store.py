@@ -56,7 +56,7 @@ ROOT = "/shoal/"  # every key shoal writes; the cache watches all of it, so its 
 # follows every commit (the leader key's too), which the read barrier relies on
 PREFIX = "/shoal/v1/"  # the objects
 NAMES = "/shoal/names/"  # name reservations: outside PREFIX, so never loaded as objects
-_NAMED = frozenset({"services", "networks"})  # kinds whose names are unique swarm-wide
+_NAMED = frozenset({"services", "networks", "secrets", "configs"})  # names unique swarm-wide
 NO_LEADER = ("The swarm does not have a leader. It's possible that too few managers are online. "
              "Make sure more than half of the managers are online.")
 
