@@ -19,6 +19,11 @@ __all__ = ["MAX_CONFIG_SIZE", "create_config", "remove_config", "update_config"]
 MAX_CONFIG_SIZE = 1000 * 1024  # swarmkit controlapi MaxConfigSize
 
 
+def _stored(store: Store, written: Config) -> Config:
+    """As the store holds it now, with its Version.Index (the caller may update it next)."""
+    return store.view().get(Config, written.id) or written
+
+
 async def create_config(store: Store, spec: ConfigSpec) -> Config:
     validate_object_name(spec.name)
     templating = validate_templating(spec.templating, "config")
@@ -34,7 +39,8 @@ async def create_config(store: Store, spec: ConfigSpec) -> Config:
         tx.create(config)
         return config
 
-    return await store.update(fn, retries=1)  # a name taken meanwhile: the conflict on retry
+    # A name taken meanwhile: the conflict on retry.
+    return _stored(store, await store.update(fn, retries=1))
 
 
 async def update_config(store: Store, ref: str, version: int, spec: ConfigSpec) -> Config:
@@ -53,7 +59,7 @@ async def update_config(store: Store, ref: str, version: int, spec: ConfigSpec) 
         tx.update(config)
         return config
 
-    return await store.update(fn)
+    return _stored(store, await store.update(fn))
 
 
 async def remove_config(store: Store, ref: str) -> None:

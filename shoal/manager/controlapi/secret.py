@@ -45,6 +45,11 @@ def _secrets_key(tx: Tx) -> str:
     return cluster.secrets_key
 
 
+def _stored(store: Store, written: Secret) -> Secret:
+    """As the store holds it now, with its Version.Index (the caller may update it next)."""
+    return store.view().get(Secret, written.id) or written
+
+
 async def create_secret(store: Store, spec: SecretSpec) -> Secret:
     validate_object_name(spec.name)
     _check_driver(spec)
@@ -62,7 +67,8 @@ async def create_secret(store: Store, spec: SecretSpec) -> Secret:
         tx.create(secret)
         return secret
 
-    return await store.update(fn, retries=1)  # a name taken meanwhile: the conflict on retry
+    # A name taken meanwhile: the conflict on retry.
+    return _stored(store, await store.update(fn, retries=1))
 
 
 async def update_secret(store: Store, ref: str, version: int, spec: SecretSpec) -> Secret:
@@ -87,7 +93,7 @@ async def update_secret(store: Store, ref: str, version: int, spec: SecretSpec) 
         tx.update(secret)
         return secret
 
-    return await store.update(fn)
+    return _stored(store, await store.update(fn))
 
 
 async def remove_secret(store: Store, ref: str) -> None:
