@@ -11,8 +11,8 @@ from shoal.model.specs import SECOND
 from shoal.model.states import TaskState
 from shoal.store.tables import Tables
 
-__all__ = ["config_json", "down_nodes", "local_networks", "network_json", "node_json", "secret_json",
-           "service_json", "swarm_json", "task_json"]
+__all__ = ["config_json", "down_nodes", "local_networks", "network_json", "node_json",
+           "secret_json", "service_json", "swarm_json", "task_json"]
 
 
 def _builtins(obj: object) -> Any:

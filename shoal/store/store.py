@@ -8,9 +8,10 @@ The cache is fed only by the backend's watch (list, then watch from that revisio
 falls behind compaction re-lists.
 
 Several managers write to the same backend, so what one process's lock cannot guarantee is kept in
-the backend: names of services and networks are reserved by a key of their own (created only if
-absent), and the leader's parts write under a fence (``fenced``): the leader key's create_revision,
-so a deposed leader's writes are refused (``LostLeadership``) instead of applied.
+the backend: names of services, networks, secrets and configs are reserved by a key of their own
+(created only if absent), and the leader's parts write under a fence (``fenced``): the leader
+key's create_revision, so a deposed leader's writes are refused (``LostLeadership``) instead of
+applied.
 
 Called by controlapi, orchestrators, scheduler, dispatcher; see docs/architecture.md.
 """

@@ -16,7 +16,8 @@ from shoal.store.tables import Tables
 __all__ = ["check_refs_exist", "services_using", "validate_refs"]
 
 # (ContainerSpec key, what, ID key, name key)
-_KINDS = (("Secrets", "secret", "SecretID", "SecretName"), ("Configs", "config", "ConfigID", "ConfigName"))
+_KINDS = (("Secrets", "secret", "SecretID", "SecretName"),
+          ("Configs", "config", "ConfigID", "ConfigName"))
 
 
 def _refs(cs: dict[str, Any], key: str) -> list[Any]:

@@ -45,7 +45,8 @@ def decode_data(data: str | None) -> bytes:
     try:
         return base64.b64decode(data or "", validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise InvalidArgument(f"invalid JSON in request body: Data: illegal base64 data: {exc}") from None
+        message = f"invalid JSON in request body: Data: illegal base64 data: {exc}"
+        raise InvalidArgument(message) from None
 
 
 def validate_templating(templating: Driver | None, what: str) -> Driver | None:
