@@ -27,6 +27,17 @@ def _refs(cs: dict[str, Any], key: str) -> list[Any]:
     return refs
 
 
+def _check_file_types(file: dict[str, Any]) -> None:
+    """What Go's decoding of FileTarget refuses (UID, GID strings; Mode a uint32), so a node
+    never meets them."""
+    for key in ("UID", "GID"):
+        if not isinstance(file.get(key, ""), str):
+            raise InvalidArgument(f"invalid JSON in request body: File.{key} must be a string")
+    mode = file.get("Mode", 0)
+    if isinstance(mode, bool) or not isinstance(mode, int) or not 0 <= mode < 2**32:
+        raise InvalidArgument("invalid JSON in request body: File.Mode must be a file mode (uint32)")
+
+
 def validate_refs(cs: dict[str, Any]) -> None:
     for key, what, id_key, name_key in _KINDS:
         targets: dict[str, str] = {}
@@ -49,6 +60,7 @@ def validate_refs(cs: dict[str, Any]) -> None:
             target = file.get("Name") if isinstance(file, dict) else None
             if not target or not isinstance(target, str):
                 raise invalid(f"malformed file {what} reference, invalid target file name provided")
+            _check_file_types(file)
             if target in targets:
                 raise invalid(f"{what} references '{targets[target]}' and '{name}' have a "
                               f"conflicting target: '{target}'")
