@@ -9,6 +9,7 @@ from shoal.api import (
     routes_logs,
     routes_networks,
     routes_nodes,
+    routes_secrets,
     routes_services,
     routes_swarm,
     routes_system,
@@ -22,6 +23,6 @@ __all__ = ["APITLS", "Engine", "SwarmState", "build_app", "serve"]
 def build_app(engine: Engine) -> web.Application:
     router = Router()
     for module in (routes_system, routes_swarm, routes_nodes, routes_services, routes_networks,
-                   routes_logs, routes_images):
+                   routes_secrets, routes_logs, routes_images):
         module.register(router)
     return make_app(engine, router)

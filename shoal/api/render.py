@@ -6,12 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from shoal.model.codec import to_builtins
-from shoal.model.objects import Cluster, Network, Node, Service, Task
+from shoal.model.objects import Cluster, Config, Network, Node, Secret, Service, Task
 from shoal.model.specs import SECOND
 from shoal.model.states import TaskState
 from shoal.store.tables import Tables
 
-__all__ = ["down_nodes", "local_networks", "network_json", "node_json", "service_json", "swarm_json", "task_json"]
+__all__ = ["config_json", "down_nodes", "local_networks", "network_json", "node_json",
+           "secret_json", "service_json", "swarm_json", "task_json"]
 
 
 def _builtins(obj: object) -> Any:
@@ -161,3 +162,18 @@ def swarm_json(cluster: Cluster, *, with_tokens: bool = True) -> dict[str, Any]:
         out.pop("JoinTokens", None)
     return out
 
+
+
+def secret_json(secret: Secret) -> dict[str, Any]:
+    """Never the data: neither ``Spec.Data`` (the store holds none) nor the sealed box."""
+    out: dict[str, Any] = _builtins(secret)
+    out.pop("Sealed", None)
+    out["Spec"].pop("Data", None)
+    out["Spec"]["Labels"] = out["Spec"].get("Labels") or {}
+    return out
+
+
+def config_json(config: Config) -> dict[str, Any]:
+    out: dict[str, Any] = _builtins(config)
+    out["Spec"]["Labels"] = out["Spec"].get("Labels") or {}
+    return out

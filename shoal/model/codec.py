@@ -22,9 +22,17 @@ T = TypeVar("T")
 # ContainerSpec passes through as a dict; these are its keys (api/types/swarm/container.go).
 CONTAINER_SPEC_KEYS = ["Image", "Labels", "Command", "Args", "Hostname", "Env", "Dir", "User", "Groups", "Privileges", "Init", "StopSignal", "TTY", "OpenStdin", "ReadOnly", "Mounts", "StopGracePeriod", "Healthcheck", "Hosts", "DNSConfig", "Secrets", "Configs", "Isolation", "Sysctls", "CapabilityAdd", "CapabilityDrop", "Ulimits", "OomScoreAdj"]
 _HEALTH_KEYS = ["Test", "Interval", "Timeout", "StartPeriod", "StartInterval", "Retries"]
+# Secret and config references (SecretReference, ConfigReference, their File target): the control
+# API and the nodes read these keys, so they are stored in one spelling.
+_REF_KEYS = {
+    "Secrets": ["File", "SecretID", "SecretName"],
+    "Configs": ["File", "Runtime", "ConfigID", "ConfigName"],
+    "File": ["Name", "UID", "GID", "Mode"],
+}
 _CANON: dict[str, dict[str, str]] = {
     "ContainerSpec": {k.lower(): k for k in CONTAINER_SPEC_KEYS},
     "Healthcheck": {k.lower(): k for k in _HEALTH_KEYS},
+    **{key: {k.lower(): k for k in keys} for key, keys in _REF_KEYS.items()},
 }
 
 
@@ -71,7 +79,11 @@ def _canon_dict(value: dict[str, Any], key: str) -> dict[str, Any]:
         if v is None:
             continue
         canon = names.get(k.lower(), k)
-        out[canon] = _canon_dict(v, canon) if canon in _CANON and isinstance(v, dict) else v
+        if canon in _CANON and isinstance(v, dict):
+            v = _canon_dict(v, canon)
+        elif canon in _CANON and isinstance(v, list):  # Secrets, Configs: lists of references
+            v = [_canon_dict(x, canon) if isinstance(x, dict) else x for x in v]
+        out[canon] = v
     return out
 
 

@@ -8,9 +8,10 @@ The cache is fed only by the backend's watch (list, then watch from that revisio
 falls behind compaction re-lists.
 
 Several managers write to the same backend, so what one process's lock cannot guarantee is kept in
-the backend: names of services and networks are reserved by a key of their own (created only if
-absent), and the leader's parts write under a fence (``fenced``): the leader key's create_revision,
-so a deposed leader's writes are refused (``LostLeadership``) instead of applied.
+the backend: names of services, networks, secrets and configs are reserved by a key of their own
+(created only if absent), and the leader's parts write under a fence (``fenced``): the leader
+key's create_revision, so a deposed leader's writes are refused (``LostLeadership``) instead of
+applied.
 
 Called by controlapi, orchestrators, scheduler, dispatcher; see docs/architecture.md.
 """
@@ -56,7 +57,7 @@ ROOT = "/shoal/"  # every key shoal writes; the cache watches all of it, so its 
 # follows every commit (the leader key's too), which the read barrier relies on
 PREFIX = "/shoal/v1/"  # the objects
 NAMES = "/shoal/names/"  # name reservations: outside PREFIX, so never loaded as objects
-_NAMED = frozenset({"services", "networks"})  # kinds whose names are unique swarm-wide
+_NAMED = frozenset({"services", "networks", "secrets", "configs"})  # names unique swarm-wide
 NO_LEADER = ("The swarm does not have a leader. It's possible that too few managers are online. "
              "Make sure more than half of the managers are online.")
 

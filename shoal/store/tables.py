@@ -2,8 +2,8 @@
 
 One ``Tables`` per manager, fed only by the store's apply loop (backend watch events), read by
 everyone through ``store.view()``. Objects in it are never mutated; writers copy first.
-Indexes: every kind by ID; services and networks by name; nodes by hostname (case-insensitive);
-tasks by service, by node and by desired state.
+Indexes: every kind by ID; services, networks, secrets and configs by name; nodes by hostname
+(case-insensitive); tasks by service, by node and by desired state.
 """
 
 from __future__ import annotations

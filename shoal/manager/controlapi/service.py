@@ -20,6 +20,7 @@ from shoal.errors import (
     SequenceConflict,
     Unimplemented,
 )
+from shoal.manager.controlapi.refs import check_refs_exist
 from shoal.manager.controlapi.validate import validate_service_spec
 from shoal.model.ids import new_id
 from shoal.model.objects import Endpoint, JobStatus, Network, Service, UpdateStatus, Version, now
@@ -125,6 +126,7 @@ async def create_service(store: Store, spec: ServiceSpec) -> Service:
 
     def fn(tx: Tx) -> Service:
         _normalise(tx.view, spec)
+        check_refs_exist(tx.view, spec.task_template.container_spec or {})
         _check_name_free(tx.view, spec.name, "")
         svc = Service(id=new_id(), spec=spec, pending_allocation=True)
         assert spec.endpoint_spec is not None
@@ -182,6 +184,8 @@ async def update_service(
                 raise Unimplemented("service mode change is not allowed")
             svc.previous_spec = svc.spec
             svc.update_status = None
+        # A rollback too: its secrets or configs may have been removed since.
+        check_refs_exist(tx.view, new_spec.task_template.container_spec or {})
         svc.spec = new_spec  # normalised: the stored previous spec, or just above
         assert new_spec.endpoint_spec is not None
         svc.endpoint = Endpoint(spec=new_spec.endpoint_spec,

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 
 from shoal.errors import InvalidArgument
 from shoal.manager import constraint
-from shoal.model.specs import ServiceSpec
+from shoal.manager.controlapi.refs import validate_refs
+from shoal.manager.controlapi.status import invalid
+from shoal.model.specs import Driver, ServiceSpec
 
-__all__ = ["validate_name", "validate_service_spec"]
+__all__ = ["decode_data", "validate_name", "validate_object_name", "validate_service_spec",
+           "validate_templating"]
 
 _NAME = re.compile(r"^[a-zA-Z0-9](?:[-_]*[A-Za-z0-9]+)*$")
+# Secrets' and configs' names (swarmkit controlapi/common.go isValidConfigOrSecretName).
+_OBJECT_NAME = re.compile(r"^[a-zA-Z0-9]+(?:[a-zA-Z0-9-_.]*[a-zA-Z0-9])?$")
 _MIN_CPU = 1_000_000  # 0.001 CPU
 _MIN_MEMORY = 4 * 1024 * 1024
 
@@ -22,6 +29,33 @@ def validate_name(name: str, *, what: str = "name") -> None:
         raise InvalidArgument(
             f"rpc error: code = InvalidArgument desc = {what} must be valid as a DNS name component"
         )
+
+
+def validate_object_name(name: str) -> None:
+    """A secret's or config's name (swarmkit validateConfigOrSecretAnnotations)."""
+    if not name:
+        raise invalid("name must be provided")
+    if len(name) > 64 or not _OBJECT_NAME.match(name):
+        raise invalid("invalid name, only 64 [a-zA-Z0-9-_.] characters allowed, and the start "
+                      "and end character must be [a-zA-Z0-9]")
+
+
+def decode_data(data: str | None) -> bytes:
+    """A spec's ``Data`` (Go []byte: standard base64) as bytes; absent is empty."""
+    try:
+        return base64.b64decode(data or "", validate=True)
+    except (binascii.Error, ValueError) as exc:
+        message = f"invalid JSON in request body: Data: illegal base64 data: {exc}"
+        raise InvalidArgument(message) from None
+
+
+def validate_templating(templating: Driver | None, what: str) -> Driver | None:
+    """The template driver, refused: nodes have no template engine, and a task whose secret or
+    config cannot be expanded would fail only once placed. An empty one means none."""
+    if templating is None or not templating.name:
+        return None
+    raise invalid(f"template driver {templating.name!r} is not supported: Shoal does not expand "
+                  f"templated {what}s (create the {what} without --template-driver)")
 
 
 def _check_duration(value: int | None, what: str, minimum: int = 0) -> None:
@@ -67,6 +101,7 @@ def validate_service_spec(spec: ServiceSpec) -> None:
         _check_duration(rp.window, "restart window")
         if (rp.max_attempts or 0) < 0:
             raise InvalidArgument("rpc error: code = InvalidArgument desc = restart max attempts must be non-negative")
+    validate_refs(tt.container_spec or {})
     health = (tt.container_spec or {}).get("Healthcheck") or {}
     for key in ("Interval", "Timeout", "StartPeriod", "StartInterval"):
         value = health.get(key)
