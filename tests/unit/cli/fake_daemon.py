@@ -38,6 +38,7 @@ class FakeDaemon:
         self.tasks: list[dict[str, Any]] = []
         self.networks: list[dict[str, Any]] = []
         self.secrets: list[dict[str, Any]] = []
+        self.configs: list[dict[str, Any]] = []
         self.unlock_key = ""
         self.swarm: dict[str, Any] = {
             "ID": "clusterid0000000000000000a",

@@ -16,6 +16,16 @@ def _filters(query: dict[str, str]) -> dict[str, list[str]]:
     return {k: (list(v) if isinstance(v, (list, dict)) else [v]) for k, v in raw.items()}
 
 
+def _labelled(labels: dict[str, str] | None, wanted: list[str]) -> bool:
+    """The ``label`` filter: every ``key`` or ``key=value`` given matches."""
+    labels = labels or {}
+    for item in wanted:
+        key, sep, value = item.partition("=")
+        if key not in labels or (sep and labels[key] != value):
+            return False
+    return True
+
+
 def _public(item: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in copy.deepcopy(item).items() if not k.startswith("_")}
 
@@ -51,6 +61,8 @@ def route(d: FakeDaemon, method: str, path: str, query: dict[str, str], body: An
         return _tasks(d, method, parts[1:], query)
     if head == "networks":
         return _networks(d, method, parts[1:], query, body)
+    if head in ("secrets", "configs"):
+        return _file_objects(d, head, method, parts[1:], query, body)
     if head == "distribution":
         if d.distribution_fails:
             raise LookupError("manifest unknown")
@@ -284,6 +296,8 @@ def _services(
                 svc["Spec"]["Name"].startswith(v) for v in filters["name"]
             ):
                 continue
+            if "label" in filters and not _labelled(svc["Spec"].get("Labels"), filters["label"]):
+                continue
             item = _public(svc)
             if query.get("status") in ("1", "true", "True"):
                 tasks = [t for t in d.tasks if t["ServiceID"] == svc["ID"]]
@@ -331,6 +345,10 @@ def _tasks(d: FakeDaemon, method: str, rest: list[str], query: dict[str, str]) -
             continue
         if "node" in filters and task["NodeID"] not in filters["node"]:
             continue
+        if "label" in filters and (
+            service is None or not _labelled(service["Spec"].get("Labels"), filters["label"])
+        ):
+            continue
         if "desired-state" in filters and task["DesiredState"] not in filters["desired-state"]:
             continue
         if "_up-to-date" in filters and (
@@ -358,13 +376,18 @@ def _networks(
             scope="swarm" if body.get("Driver") == "overlay" else "local",
         )
         net["Labels"] = body.get("Labels") or {}
+        net["Options"] = body.get("Options") or {}
+        net["Attachable"] = bool(body.get("Attachable"))
+        if body.get("IPAM"):
+            net["IPAM"] = body["IPAM"]
         return 201, {"Id": net["Id"], "Warning": ""}
     if not rest:
         filters = _filters(query)
         nets = [
             n
             for n in d.networks
-            if "name" not in filters or any(v in n["Name"] for v in filters["name"])
+            if ("name" not in filters or any(v in n["Name"] for v in filters["name"]))
+            and ("label" not in filters or _labelled(n.get("Labels"), filters["label"]))
         ]
         return 200, copy.deepcopy(nets)
     net = d.find_network(rest[0], query.get("scope", ""))
@@ -372,3 +395,52 @@ def _networks(
         d.networks.remove(net)
         return 204, None
     return 200, copy.deepcopy(net)
+
+
+def _file_objects(
+    d: FakeDaemon, kind: str, method: str, rest: list[str], query: dict[str, str], body: Any
+) -> Reply:
+    """Minimal /secrets and /configs: create, list (name, label filters), inspect, update,
+    delete; secrets never show their Data."""
+    items = d.secrets if kind == "secrets" else d.configs
+    noun = kind[:-1]
+    if method == "POST" and rest == ["create"]:
+        if any(i["Spec"]["Name"] == body["Name"] for i in items):
+            return 409, {"message": f"rpc error: code = AlreadyExists desc = {noun} "
+                                    f"{body['Name']} already exists"}
+        d.counter += 1
+        item = {"ID": _id(noun + body["Name"], d.counter), "Version": {"Index": d.next_index()},
+                "CreatedAt": T0, "UpdatedAt": T0, "Spec": copy.deepcopy(body)}
+        items.append(item)
+        return 201, {"ID": item["ID"]}
+
+    def shown(item: dict[str, Any]) -> dict[str, Any]:
+        out = _public(item)
+        if kind == "secrets":
+            out["Spec"].pop("Data", None)
+        return out
+
+    if not rest:
+        filters = _filters(query)
+        return 200, [
+            shown(i) for i in items
+            if ("name" not in filters or any(i["Spec"]["Name"].startswith(v)
+                                             for v in filters["name"]))
+            and ("label" not in filters or _labelled(i["Spec"].get("Labels"), filters["label"]))
+        ]
+    item = next((i for i in items if rest[0] in (i["ID"], i["Spec"]["Name"])), None)
+    if item is None:
+        raise LookupError(f"{noun} {rest[0]} not found")
+    if method == "DELETE":
+        items.remove(item)
+        return 204, None
+    if method == "POST" and rest[1:] == ["update"]:
+        if query.get("version") != str(item["Version"]["Index"]):
+            return 500, {"message": "rpc error: code = Unknown desc = update out of sequence"}
+        if body.get("Data") != item["Spec"].get("Data"):
+            raise ValueError("rpc error: code = InvalidArgument desc = only updates to Labels "
+                             "are allowed")
+        item["Spec"] = copy.deepcopy(body)
+        item["Version"] = {"Index": d.next_index()}
+        return 200, None
+    return 200, shown(item)
