@@ -163,26 +163,26 @@ def test_versions() -> None:
         ("services:\n  web:\n    privileged: true\n",
          "docker-compose.yml: services.web.privileged: not supported by shoal stack deploy"),
         ("services:\n  web:\n    deploy:\n      resources:\n        limits:\n          pids: 3\n",
-         "docker-compose.yml: services.web.deploy.resources.limits.pids: not supported by shoal "
-         "stack deploy"),
+         ("docker-compose.yml: services.web.deploy.resources.limits.pids: not supported by shoal "
+         "stack deploy")),
         ("services:\n  web:\n    networks:\n      n:\n        ipv4_address: 10.0.0.2\n",
-         "docker-compose.yml: services.web.networks.n.ipv4_address: not supported by shoal stack "
-         "deploy"),
+         ("docker-compose.yml: services.web.networks.n.ipv4_address: not supported by shoal stack "
+         "deploy")),
         ("secrets:\n  s:\n    driver: vault\n",
          "docker-compose.yml: secrets.s.driver: not supported by shoal stack deploy"),
         ("volumes:\n  v:\n    driver_opts: {type: nfs}\n",
          "docker-compose.yml: volumes.v.driver_opts: not supported by shoal stack deploy"),
         ("networks:\n  n:\n    ipam:\n      config: [{subnet: 10.1.0.0/24, gateway: 10.1.0.1}]\n",
-         "docker-compose.yml: networks.n.ipam.config.gateway: not supported by shoal stack "
-         "deploy"),
+         ("docker-compose.yml: networks.n.ipam.config.gateway: not supported by shoal stack "
+         "deploy")),
         ("services:\n  web:\n    pull_policy: always\n",
          "docker-compose.yml: services.web: Additional property pull_policy is not allowed"),
         ("name: x\n", "docker-compose.yml: (root): Additional property name is not allowed"),
         ("services:\n  web:\n    deploy:\n      replicas: many\n",
          "docker-compose.yml: services.web.deploy.replicas: must be a integer"),
         ("services:\n  web:\n    volumes: ['./a:/b:z']\n",
-         "docker-compose.yml: services.web.volumes: volume mode 'z' in './a:/b:z': not supported "
-         "by shoal stack deploy"),
+         ("docker-compose.yml: services.web.volumes: volume mode 'z' in './a:/b:z': not supported "
+         "by shoal stack deploy")),
     ],
 )
 def test_refusals_name_file_and_key(text: str, expected: str) -> None:
