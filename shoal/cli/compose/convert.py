@@ -16,6 +16,7 @@ __all__ = [
     "LABEL_NAMESPACE",
     "Namespace",
     "file_objects",
+    "file_references",
     "networks",
     "service_spec",
     "services_networks",
