@@ -239,7 +239,12 @@ def _ports(deploy: dict[str, Any], ports: list[dict[str, Any]]) -> dict[str, Any
                 entry[api] = port[key]
         configs.append(entry)
     configs.sort(key=lambda p: int(p.get("PublishedPort", 0)))
-    return {"Mode": str(deploy.get("endpoint_mode") or "").lower(), "Ports": configs}
+    endpoint: dict[str, Any] = {}  # Go's omitempty: an unset mode is the daemon's (vip)
+    if deploy.get("endpoint_mode"):
+        endpoint["Mode"] = str(deploy["endpoint_mode"]).lower()
+    if configs:
+        endpoint["Ports"] = configs
+    return endpoint
 
 
 def service_spec(

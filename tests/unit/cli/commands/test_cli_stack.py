@@ -88,7 +88,7 @@ def test_deploy_creates_everything(shoal: Shoal, daemon: FakeDaemon, stack_dir: 
     assert web["UpdateConfig"] == {"Parallelism": 2, "Delay": 10_000_000_000,
                                    "FailureAction": "", "Monitor": 0, "MaxFailureRatio": 0,
                                    "Order": ""}
-    assert web["EndpointSpec"] == {"Mode": "", "Ports": [
+    assert web["EndpointSpec"] == {"Ports": [
         {"Protocol": "tcp", "TargetPort": 80, "PublishedPort": 8080, "PublishMode": "ingress"}]}
     task = web["TaskTemplate"]
     assert task["Networks"] == [{"Target": "app_front", "Aliases": ["www", "web"]}]
