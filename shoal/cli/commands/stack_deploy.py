@@ -4,6 +4,7 @@ or update each service (with its current version)."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from typing import Any
@@ -47,7 +48,7 @@ def read_compose_files(names: tuple[str, ...]) -> tuple[list[ConfigFile], str]:
             with open(name, encoding="utf-8") as fh:
                 files.append(ConfigFile(name, fh.read()))
         except OSError as exc:
-            raise CliError(f"open {name}: {exc.strerror or exc}") from None
+            raise CliError(f"open {name}: {(exc.strerror or str(exc)).lower()}") from None
     first = names[0]
     working_dir = os.getcwd() if first == "-" else os.path.dirname(os.path.abspath(first))
     return files, working_dir
@@ -76,6 +77,8 @@ def deploy(ctx: click.Context, /, **params: Any) -> None:
     """Deploy a new stack or update an existing stack"""
     app: App = ctx.obj
     namespace = params["args"][0]
+    if not namespace.strip() or namespace.strip() != namespace:
+        raise CliError(f"invalid stack name: {json.dumps(namespace)}")
     resolve = params["resolve_image"]
     if resolve not in _RESOLVE:
         raise CliError(f"Invalid option {resolve} for flag --resolve-image")

@@ -96,7 +96,7 @@ def file_objects(ns: Namespace, objects: dict[str, dict[str, Any]]) -> list[dict
         try:
             data = Path(obj["file"]).read_bytes()
         except OSError as exc:
-            raise CliError(f"open {obj['file']}: {exc.strerror or exc}") from None
+            raise CliError(f"open {obj['file']}: {(exc.strerror or str(exc)).lower()}") from None
         specs.append({
             "Name": obj.get("name") or ns.scope(key),
             "Labels": ns.labels(obj.get("labels")),

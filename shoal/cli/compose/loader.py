@@ -346,7 +346,7 @@ class _FileLoader:
         try:
             text = Path(filename).read_text()
         except OSError as exc:
-            raise self.fail(path, f"open {filename}: {exc.strerror or exc}") from None
+            raise self.fail(path, f"open {filename}: {(exc.strerror or str(exc)).lower()}") from None
         out: dict[str, str | None] = {}
         for line in text.splitlines():
             line = line.lstrip()

@@ -166,6 +166,10 @@ def test_deploy_several_files_and_stdin(shoal: Shoal, daemon: FakeDaemon, stack_
 def test_deploy_errors(shoal: Shoal, daemon: FakeDaemon, stack_dir: Path) -> None:
     result = shoal("stack", "deploy", "-c", "stack.yml", "--resolve-image", "sometimes", "app")
     assert (result.status, result.err) == (1, "Invalid option sometimes for flag --resolve-image\n")
+    assert shoal("stack", "deploy", "-d", "-c", "stack.yml", "a b ").err == (
+        'invalid stack name: "a b "\n')
+    assert shoal("stack", "deploy", "-d", "-c", "gone.yml", "app").err == (
+        "open gone.yml: no such file or directory\n")
     (stack_dir / "bad.yml").write_text("services:\n  web:\n    image: x\n    build: .\n")
     result = shoal("stack", "deploy", "-d", "-c", "bad.yml", "app")
     assert (result.status, result.err) == (
