@@ -17,7 +17,7 @@ from shoal.cli.client import DaemonError, filters_param
 from shoal.cli.command import ShoalGroup, pass_app
 from shoal.cli.commands.node import node_reference
 from shoal.cli.commands.service_list import append_status
-from shoal.cli.commands.stack_deploy import deploy
+from shoal.cli.commands.stack_deploy import config, deploy
 from shoal.cli.commands.tasks import print_tasks, task_list_options
 from shoal.cli.compose.convert import LABEL_NAMESPACE
 from shoal.cli.errors import CliError
@@ -72,6 +72,7 @@ stack.alias("remove", "rm")
 stack.alias("down", "rm")
 stack.alias("up", "deploy")
 stack.add_command(deploy)
+stack.add_command(config)
 
 
 @stack.command("ls", use="[OPTIONS]")

@@ -16,13 +16,14 @@ from shoal.cli.client import DaemonError, filters_param
 from shoal.cli.command import ShoalCommand, changed
 from shoal.cli.compose import convert
 from shoal.cli.compose.convert import LABEL_IMAGE, LABEL_NAMESPACE, Namespace
+from shoal.cli.compose.dump import dump
 from shoal.cli.compose.loader import Config, ConfigFile, load
 from shoal.cli.errors import CliError
 from shoal.cli.progress.watch import wait_on_service
 from shoal.cli.registry_auth import HEADER, encoded_auth
 from shoal.cli.service.image import resolve_image
 
-__all__ = ["deploy", "read_compose_files"]
+__all__ = ["config", "deploy", "read_compose_files"]
 
 _RESOLVE = ("always", "changed", "never")
 _DETACH_WARNING = (
@@ -52,6 +53,21 @@ def read_compose_files(names: tuple[str, ...]) -> tuple[list[ConfigFile], str]:
     first = names[0]
     working_dir = os.getcwd() if first == "-" else os.path.dirname(os.path.abspath(first))
     return files, working_dir
+
+
+@click.command("config", cls=ShoalCommand, use="[OPTIONS]")
+@click.option("-c", "--compose-file", "compose_files", multiple=True, metavar="strings",
+              help='Path to a Compose file, or "-" to read from stdin')
+@click.option("--skip-interpolation", is_flag=True,
+              help="Skip interpolation and output only merged config")
+@click.argument("args", nargs=-1)
+@click.pass_context
+def config(ctx: click.Context, /, **params: Any) -> None:
+    """Outputs the final config file, after doing merges and interpolations"""
+    app: App = ctx.obj
+    files, working_dir = read_compose_files(params["compose_files"])
+    loaded = load(files, working_dir=working_dir, interpolation=not params["skip_interpolation"])
+    app.out(dump(loaded))
 
 
 def _stack_query(namespace: str) -> dict[str, str]:

@@ -104,7 +104,11 @@ def parse_yaml(filename: str, text: str) -> dict[str, Any]:
 
 
 def load(
-    files: list[ConfigFile], *, env: Mapping[str, str] | None = None, working_dir: str = "."
+    files: list[ConfigFile],
+    *,
+    env: Mapping[str, str] | None = None,
+    working_dir: str = ".",
+    interpolation: bool = True,
 ) -> Config:
     """Load, check and merge `files` in order (later files override earlier ones)."""
     environ = dict(os.environ if env is None else env)
@@ -121,7 +125,7 @@ def load(
             )
         version = file_version
         try:
-            raw = interpolate(raw, environ)
+            raw = interpolate(raw, environ) if interpolation else raw
         except InterpolationError as exc:
             raise CliError(f"{config_file.filename}: {exc}") from exc
         loaded = _FileLoader(config_file.filename, environ, working_dir).load(raw)
@@ -299,8 +303,8 @@ class _FileLoader:
         for key, check in simple.items():
             if key in raw and raw[key] is not None:
                 out[key] = check(f"{path}.{key}", raw[key])
-        if "depends_on" in raw:  # start order has no meaning in swarm: docker ignores it too
-            self.strings(f"{path}.depends_on", raw["depends_on"])
+        if "depends_on" in raw:  # kept for `stack config`; deploy ignores it, as docker does
+            out["depends_on"] = self.strings(f"{path}.depends_on", raw["depends_on"])
         env: dict[str, str | None] = {}
         if raw.get("env_file") is not None:
             for name in self.string_or_list(f"{path}.env_file", raw["env_file"]):

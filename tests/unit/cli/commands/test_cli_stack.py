@@ -272,3 +272,16 @@ def test_rm_waits_for_tasks_unless_detached(
     result = shoal("stack", "rm", "-d=false", "app")
     assert result.status == 0
     assert daemon.calls("GET", "/tasks")
+
+
+def test_config_prints_the_merged_file(shoal: Shoal, daemon: FakeDaemon, stack_dir: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TAG", "2")
+    (stack_dir / "a.yml").write_text("services:\n  w:\n    image: busybox:${TAG}\n")
+    (stack_dir / "b.yml").write_text("services:\n  w:\n    user: nobody\n")
+    result = shoal("stack", "config", "-c", "a.yml", "-c", "b.yml")
+    assert (result.status, result.out) == (
+        0, 'version: "3.13"\nservices:\n  w:\n    image: busybox:2\n    user: nobody\n')
+    raw = shoal("stack", "config", "--skip-interpolation", "-c", "a.yml")
+    assert raw.out.splitlines()[3] == "    image: busybox:${TAG}"
+    assert daemon.requests == []
