@@ -158,7 +158,9 @@ class _FileLoader:
     # errors
 
     def fail(self, path: str, message: str) -> CliError:
-        return CliError(f"{self.filename}: {path}: {message}")
+        # docker's schema errors read "services.web.replicas must be a integer"
+        schema = message.startswith(("must be a", "Additional property"))
+        return CliError(f"{self.filename}: {path}{' ' if schema else ': '}{message}")
 
     def unsupported(self, path: str) -> CliError:
         return self.fail(path, UNSUPPORTED)

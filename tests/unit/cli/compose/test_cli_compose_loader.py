@@ -176,10 +176,10 @@ def test_versions() -> None:
          ("docker-compose.yml: networks.n.ipam.config.gateway: not supported by shoal stack "
          "deploy")),
         ("services:\n  web:\n    pull_policy: always\n",
-         "docker-compose.yml: services.web: Additional property pull_policy is not allowed"),
-        ("name: x\n", "docker-compose.yml: (root): Additional property name is not allowed"),
+         "docker-compose.yml: services.web Additional property pull_policy is not allowed"),
+        ("name: x\n", "docker-compose.yml: (root) Additional property name is not allowed"),
         ("services:\n  web:\n    deploy:\n      replicas: many\n",
-         "docker-compose.yml: services.web.deploy.replicas: must be a integer"),
+         "docker-compose.yml: services.web.deploy.replicas must be a integer"),
         ("services:\n  web:\n    volumes: ['./a:/b:z']\n",
          ("docker-compose.yml: services.web.volumes: volume mode 'z' in './a:/b:z': not supported "
          "by shoal stack deploy")),
