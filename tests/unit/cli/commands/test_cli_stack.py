@@ -285,3 +285,16 @@ def test_config_prints_the_merged_file(shoal: Shoal, daemon: FakeDaemon, stack_d
     raw = shoal("stack", "config", "--skip-interpolation", "-c", "a.yml")
     assert raw.out.splitlines()[3] == "    image: busybox:${TAG}"
     assert daemon.requests == []
+
+
+def test_deploy_waits_when_not_detached(shoal: Shoal, daemon: FakeDaemon, stack_dir: Path) -> None:
+    result = shoal("stack", "deploy", "--detach=false", "-q", "-c", "stack.yml", "app")
+    assert (result.status, result.err) == (0, "")
+    assert result.out.endswith("Creating service app_worker\n")
+    assert all(t["Status"]["State"] == "running" for t in daemon.tasks)
+
+
+def test_deploy_shows_progress(shoal: Shoal, daemon: FakeDaemon, stack_dir: Path) -> None:
+    result = shoal("stack", "deploy", "--detach=false", "-c", "stack.yml", "app")
+    assert result.status == 0
+    assert result.out.count("verify: Service ") == 2
