@@ -18,7 +18,7 @@ from shoal.cli.command import ShoalGroup, pass_app
 from shoal.cli.commands.node import node_reference
 from shoal.cli.commands.service_list import append_status
 from shoal.cli.commands.stack_deploy import config, deploy
-from shoal.cli.commands.tasks import print_tasks, task_list_options
+from shoal.cli.commands.tasks import print_tasks
 from shoal.cli.compose.convert import LABEL_NAMESPACE
 from shoal.cli.errors import CliError
 from shoal.cli.format.natsort import natural_sorted
@@ -123,7 +123,11 @@ def services(
 
 
 @stack.command("ps", use="[OPTIONS] STACK", arity=(1, 1))
-@task_list_options
+@filter_option()
+@list_format_option()
+@click.option("--no-resolve", is_flag=True, help="Do not map IDs to Names")
+@click.option("--no-trunc", is_flag=True, help="Do not truncate output")
+@click.option("-q", "--quiet", is_flag=True, help="Only display task IDs")
 @click.argument("args", nargs=-1)
 @pass_app
 def ps(
