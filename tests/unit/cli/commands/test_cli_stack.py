@@ -298,3 +298,33 @@ def test_deploy_shows_progress(shoal: Shoal, daemon: FakeDaemon, stack_dir: Path
     result = shoal("stack", "deploy", "--detach=false", "-c", "stack.yml", "app")
     assert result.status == 0
     assert result.out.count("verify: Service ") == 2
+
+
+def test_external_network_in_the_wrong_scope(
+    shoal: Shoal, daemon: FakeDaemon, stack_dir: Path
+) -> None:
+    daemon.add_network("br", driver="bridge", scope="local")
+    (stack_dir / "ext.yml").write_text(
+        "services:\n  web:\n    image: x\n    networks: [br]\nnetworks:\n  br: {external: true}\n")
+    assert shoal("stack", "deploy", "-d", "-c", "ext.yml", "app").err == (
+        'network "br" is declared as external, but it is not in the right scope: "local" '
+        'instead of "swarm"\n'
+    )
+
+
+def test_resolve_image_changed(shoal: Shoal, daemon: FakeDaemon, stack_dir: Path) -> None:
+    (stack_dir / "one.yml").write_text("services:\n  w:\n    image: busybox:1\n")
+    (stack_dir / "two.yml").write_text("services:\n  w:\n    image: busybox:2\n")
+    shoal("stack", "deploy", "-d", "-c", "one.yml", "app")
+    daemon.requests.clear()
+    shoal("stack", "deploy", "-d", "--resolve-image", "changed", "-c", "one.yml", "app")
+    assert not daemon.calls("GET", "/distribution")
+    image = daemon.services[0]["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
+    assert image == "busybox:1@" + daemon.digest
+    shoal("stack", "deploy", "-d", "--resolve-image", "changed", "-c", "two.yml", "app")
+    assert daemon.calls("GET", "/distribution")
+    labels = daemon.services[0]["Spec"]["Labels"]
+    assert labels["com.docker.stack.image"] == "busybox:2"
+    shoal("stack", "deploy", "-d", "--resolve-image", "never", "-c", "one.yml", "app")
+    image = daemon.services[0]["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
+    assert image == "busybox:1"
