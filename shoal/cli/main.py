@@ -165,10 +165,11 @@ def _register() -> None:
     from shoal.cli.commands.node import node
     from shoal.cli.commands.secret import secret
     from shoal.cli.commands.service import service
+    from shoal.cli.commands.stack import stack
     from shoal.cli.commands.swarm import swarm
     from shoal.cli.commands.system import info, version
 
-    for command in (config, node, network, secret, service, swarm, info, version):
+    for command in (config, node, network, secret, service, stack, swarm, info, version):
         cli.add_command(command)
     from shoal.cli.commands.image import ALIASES, image
 

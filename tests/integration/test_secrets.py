@@ -1,5 +1,5 @@
 """Secrets and configs end to end: a manager and a worker running real (runc) containers on
-127.0.7.x, driven by the docker CLI and docker-py as a user would. The secret reaches the
+simulated hosts (network namespaces), driven by the docker CLI and docker-py as a user would. The secret reaches the
 containers of both nodes on a tmpfs with its uid, gid and mode; its bytes are nowhere on disk;
 rotation replaces the tasks; `docker stack deploy` and `docker stack rm` of a compose file with
 a secret and a config leave nothing of the stack. Needs root, runc and docker-registry."""
@@ -16,11 +16,10 @@ from typing import Any
 import docker
 import pytest
 
+from shoal.dev import hosts
 from shoal.dev.images import build_all
 from shoal.dev.local import Daemon, Swarm
-from shoal.dev.registry import LocalRegistry
 from shoal.dev.wait import wait_for
-from shoal.store.etcd.testing import free_port
 from tests.integration.conftest import close_and_check
 
 pytestmark = [
@@ -29,6 +28,8 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("runc") is None, reason="runc is not installed"),
     pytest.mark.skipif(shutil.which("docker-registry") is None, reason="docker-registry is not installed"),
 ]
+
+PREFIX = "shoaltest-sec"
 
 
 class Cluster:
@@ -59,10 +60,10 @@ class Cluster:
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     root = tmp_path_factory.mktemp("shoaltest-secrets")
-    registry = LocalRegistry(root / "registry", f"127.0.0.1:{free_port()}")
-    registry.start()
-    swarm = Swarm(root, base_ip="127.0.7")
+    hosts.remove_all(PREFIX)  # a crashed earlier run
+    swarm = Swarm(root, prefix=PREFIX, hosts=True)  # simulated hosts: a stack has overlay networks
     try:
+        registry = swarm.start_registry()
         for image in build_all():
             registry.push(image)
         manager = swarm.add(executor="runc")
@@ -71,11 +72,12 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         worker = swarm.add(executor="runc")
         worker.docker("swarm", "join", "--token", token, "--advertise-addr", worker.ip, f"{manager.ip}:2377")
         wait_for("2 nodes ready", lambda: manager.docker("node", "ls", "--format", "{{.Status}}")
-                 .stdout.split().count("Ready") == 2)
-        yield Cluster(manager, worker, registry.addr)
+                 .stdout.split().count("Ready") == 2, timeout=60)
+        yield Cluster(manager, worker, swarm.registry_addr)
     finally:
-        registry.stop()
         close_and_check(swarm)
+    left = hosts.list_netns(PREFIX)
+    assert not left, f"namespaces left: {left}"
 
 
 def _mount_type(pid: int, target: str) -> str:
@@ -225,8 +227,13 @@ def test_stack_deploy_and_rm_with_the_docker_cli(cluster: Cluster, tmp_path: Pat
     _create(m, "secret", "shoaltest-keep", b"not the stack's", tmp_path)
     try:
         m.docker("stack", "deploy", "-c", str(compose), "shoaltest-stack", timeout=120)
-        wait_for("the stack's 2 tasks running", lambda: len(cluster.running("shoaltest-stack_web")) == 2,
-                 timeout=120)
+        try:
+            wait_for("the stack's 2 tasks running",
+                     lambda: len(cluster.running("shoaltest-stack_web")) == 2, timeout=120)
+        except AssertionError:
+            states = [(t["Status"]["State"], t["Status"].get("Err"), t["Status"].get("Message"))
+                      for t in m.api('/tasks?filters={"service":["shoaltest-stack_web"]}')]
+            raise AssertionError(f"stack tasks: {states}") from None
         task = cluster.running("shoaltest-stack_web")[0]
         pid = task["Status"]["ContainerStatus"]["PID"]
         assert Path(f"/proc/{pid}/root/run/secrets/pw").read_text() == "stack-secret\n"

@@ -21,10 +21,10 @@ from shoal.cli.service.pretty import ServicePretty
 from shoal.cli.service.pretty_page import SERVICE_PRETTY
 from shoal.cli.template.engine import TemplateError
 
-__all__ = ["find_services", "inspect", "ls", "ps"]
+__all__ = ["append_status", "find_services", "inspect", "ls", "ps"]
 
 
-def _append_status(app: App, services: list[dict[str, Any]]) -> None:
+def append_status(app: App, services: list[dict[str, Any]]) -> None:
     """docker's ``AppendServiceStatus``, for daemons that do not fill ``ServiceStatus``."""
     pending: dict[str, dict[str, int]] = {}
     for svc in services:
@@ -78,7 +78,7 @@ def ls(app: App, filters: tuple[Any, ...], fmt: str, quiet: bool, args: tuple[st
         query["status"] = "true"
     services = app.client.get("/services", query or None) or []
     if not quiet:
-        _append_status(app, services)
+        append_status(app, services)
     source = list_format(
         fmt or "table",
         default_table=SERVICE_TABLE,

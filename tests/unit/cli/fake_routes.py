@@ -18,6 +18,16 @@ def _filters(query: dict[str, str]) -> dict[str, list[str]]:
     return {k: (list(v) if isinstance(v, (list, dict)) else [v]) for k, v in raw.items()}
 
 
+def _labelled(labels: dict[str, str] | None, wanted: list[str]) -> bool:
+    """The ``label`` filter: every ``key`` or ``key=value`` given matches."""
+    labels = labels or {}
+    for item in wanted:
+        key, sep, value = item.partition("=")
+        if key not in labels or (sep and labels[key] != value):
+            return False
+    return True
+
+
 def _public(item: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in copy.deepcopy(item).items() if not k.startswith("_")}
 
@@ -288,6 +298,8 @@ def _services(
                 svc["Spec"]["Name"].startswith(v) for v in filters["name"]
             ):
                 continue
+            if "label" in filters and not _labelled(svc["Spec"].get("Labels"), filters["label"]):
+                continue
             item = _public(svc)
             if query.get("status") in ("1", "true", "True"):
                 tasks = [t for t in d.tasks if t["ServiceID"] == svc["ID"]]
@@ -335,6 +347,10 @@ def _tasks(d: FakeDaemon, method: str, rest: list[str], query: dict[str, str]) -
             continue
         if "node" in filters and task["NodeID"] not in filters["node"]:
             continue
+        if "label" in filters and (
+            service is None or not _labelled(service["Spec"].get("Labels"), filters["label"])
+        ):
+            continue
         if "desired-state" in filters and task["DesiredState"] not in filters["desired-state"]:
             continue
         if "_up-to-date" in filters and (
@@ -362,13 +378,18 @@ def _networks(
             scope="swarm" if body.get("Driver") == "overlay" else "local",
         )
         net["Labels"] = body.get("Labels") or {}
+        net["Options"] = body.get("Options") or {}
+        net["Attachable"] = bool(body.get("Attachable"))
+        if body.get("IPAM"):
+            net["IPAM"] = body["IPAM"]
         return 201, {"Id": net["Id"], "Warning": ""}
     if not rest:
         filters = _filters(query)
         nets = [
             n
             for n in d.networks
-            if "name" not in filters or any(v in n["Name"] for v in filters["name"])
+            if ("name" not in filters or any(v in n["Name"] for v in filters["name"]))
+            and ("label" not in filters or _labelled(n.get("Labels"), filters["label"]))
         ]
         return 200, copy.deepcopy(nets)
     net = d.find_network(rest[0], query.get("scope", ""))

@@ -1,5 +1,6 @@
 """Inside the CLI, imports go one way and never in a circle (function-level imports count):
-format < template < the core modules at the top < node | service | progress < commands < main."""
+format < template < the core modules at the top < node | service | progress | compose <
+commands < main."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import shoal.cli
 
 ROOT = Path(shoal.cli.__file__).parent
 RANK = {"format": 0, "template": 1, "(core)": 2, "node": 3, "service": 3, "progress": 3,
-        "commands": 4, "main": 5}
+        "compose": 3, "commands": 4, "main": 5}
 
 
 def _modules() -> dict[str, Path]:
