@@ -1,8 +1,9 @@
 """Secrets and configs end to end: a manager and a worker running real (runc) containers on
-simulated hosts (network namespaces), driven by the docker CLI and docker-py as a user would. The secret reaches the
-containers of both nodes on a tmpfs with its uid, gid and mode; its bytes are nowhere on disk;
-rotation replaces the tasks; `docker stack deploy` and `docker stack rm` of a compose file with
-a secret and a config leave nothing of the stack. Needs root, runc and docker-registry."""
+simulated hosts (network namespaces), driven by the docker CLI, docker-py and the shoal CLI as a
+user would. The secret reaches the containers of both nodes on a tmpfs with its uid, gid and
+mode; its bytes are nowhere on disk; rotation replaces the tasks; `stack deploy` and `stack rm`
+of a compose file with a secret and a config leave nothing of the stack. Needs root, runc and
+docker-registry."""
 
 from __future__ import annotations
 
@@ -218,15 +219,17 @@ configs:
 """
 
 
-def test_stack_deploy_and_rm_with_the_docker_cli(cluster: Cluster, tmp_path: Path) -> None:
+@pytest.mark.parametrize("cli", ["docker", "shoal"])
+def test_stack_deploy_and_rm(cluster: Cluster, tmp_path: Path, cli: str) -> None:
     m = cluster.manager
+    run = m.docker if cli == "docker" else m.shoal
     (tmp_path / "pw.txt").write_text("stack-secret\n")
     (tmp_path / "app.conf").write_text("stack-config\n")
     compose = tmp_path / "docker-compose.yml"
     compose.write_text(COMPOSE.format(image=cluster.image("web")))
     _create(m, "secret", "shoaltest-keep", b"not the stack's", tmp_path)
     try:
-        m.docker("stack", "deploy", "-c", str(compose), "shoaltest-stack", timeout=120)
+        run("stack", "deploy", "-c", str(compose), "shoaltest-stack", timeout=120)
         try:
             wait_for("the stack's 2 tasks running",
                      lambda: len(cluster.running("shoaltest-stack_web")) == 2, timeout=120)
@@ -238,11 +241,11 @@ def test_stack_deploy_and_rm_with_the_docker_cli(cluster: Cluster, tmp_path: Pat
         pid = task["Status"]["ContainerStatus"]["PID"]
         assert Path(f"/proc/{pid}/root/run/secrets/pw").read_text() == "stack-secret\n"
         assert Path(f"/proc/{pid}/root/etc/app.conf").read_text() == "stack-config\n"
-        listed = m.docker("stack", "ls", "--format", "{{.Name}} {{.Services}}").stdout.split()
+        listed = run("stack", "ls", "--format", "{{.Name}} {{.Services}}").stdout.split()
         assert listed == ["shoaltest-stack", "1"]
-        assert "shoaltest-stack_web" in m.docker("stack", "services", "shoaltest-stack").stdout
+        assert "shoaltest-stack_web" in run("stack", "services", "shoaltest-stack").stdout
 
-        m.docker("stack", "rm", "shoaltest-stack")
+        run("stack", "rm", "shoaltest-stack")
         wait_for("the stack's containers removed", lambda: not cluster.containers(), timeout=60)
         assert [s["Spec"]["Name"] for s in m.api("/secrets")] == ["shoaltest-keep"]
         assert m.api("/configs") == []
