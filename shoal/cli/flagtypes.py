@@ -14,7 +14,7 @@ import click
 
 from shoal.cli.client import filters_param
 from shoal.cli.format import units
-from shoal.cli.template.printf import go_quote
+from shoal.gotemplate.printf import go_quote
 
 __all__ = [
     "COMMAND",

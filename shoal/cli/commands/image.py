@@ -26,7 +26,7 @@ from shoal.cli.format.timefmt import human_duration, since
 from shoal.cli.formatting import list_format, print_inspect, render_list
 from shoal.cli.images import parse_image
 from shoal.cli.options import filter_option, inspect_format_option, list_format_option
-from shoal.cli.template.engine import Fields
+from shoal.gotemplate import Fields
 
 __all__ = ["ALIASES", "image"]
 

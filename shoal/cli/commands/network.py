@@ -17,7 +17,7 @@ from shoal.cli.format.natsort import natural_sorted
 from shoal.cli.format.timefmt import go_time_string, parse_timestamp
 from shoal.cli.formatting import list_format, print_inspect, render_list
 from shoal.cli.options import filter_option, inspect_format_option, list_format_option
-from shoal.cli.template.engine import Fields
+from shoal.gotemplate import Fields
 
 __all__ = ["NetworkRow", "ipam_config", "network"]
 

@@ -25,7 +25,7 @@ from shoal.cli.node.format import (
 from shoal.cli.node.pretty import NodePretty
 from shoal.cli.node.pretty_page import NODE_PRETTY
 from shoal.cli.options import filter_option, inspect_format_option, list_format_option
-from shoal.cli.template.engine import TemplateError
+from shoal.gotemplate import TemplateError
 
 __all__ = ["node", "node_reference"]
 

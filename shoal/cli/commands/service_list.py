@@ -19,7 +19,7 @@ from shoal.cli.options import filter_option, inspect_format_option, list_format_
 from shoal.cli.service.format import SERVICE_HEADER, SERVICE_RAW, SERVICE_TABLE, ServiceRow
 from shoal.cli.service.pretty import ServicePretty
 from shoal.cli.service.pretty_page import SERVICE_PRETTY
-from shoal.cli.template.engine import TemplateError
+from shoal.gotemplate import TemplateError
 
 __all__ = ["append_status", "find_services", "inspect", "ls", "ps"]
 

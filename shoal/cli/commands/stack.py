@@ -25,7 +25,7 @@ from shoal.cli.format.natsort import natural_sorted
 from shoal.cli.formatting import list_format, render_list
 from shoal.cli.options import filter_option, list_format_option
 from shoal.cli.service.format import SERVICE_HEADER, SERVICE_RAW, SERVICE_TABLE, ServiceRow
-from shoal.cli.template.engine import Fields
+from shoal.gotemplate import Fields
 
 __all__ = ["stack", "stack_filter", "stack_objects"]
 

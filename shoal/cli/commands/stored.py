@@ -15,7 +15,7 @@ from shoal.cli.format.fields import dig, pretty_print
 from shoal.cli.format.natsort import natural_sorted
 from shoal.cli.format.timefmt import go_time_string, human_duration, parse_timestamp, since
 from shoal.cli.formatting import list_format, parse_template, print_inspect, render_list
-from shoal.cli.template.engine import Fields, TemplateError
+from shoal.gotemplate import Fields, TemplateError
 
 __all__ = [
     "CONFIG_PRETTY",

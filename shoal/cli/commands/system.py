@@ -17,7 +17,7 @@ from shoal.cli.format.timefmt import ansic, human_duration, parse_timestamp
 from shoal.cli.format.units import bytes_size
 from shoal.cli.formatting import parse_template
 from shoal.cli.options import inspect_format_option
-from shoal.cli.template.engine import TemplateError
+from shoal.gotemplate import TemplateError
 
 __all__ = ["info", "version"]
 

@@ -16,7 +16,7 @@ from shoal.cli.format.timefmt import human_duration, parse_timestamp, since
 from shoal.cli.formatting import list_format, render_list
 from shoal.cli.images import display_image
 from shoal.cli.options import filter_option
-from shoal.cli.template.engine import Fields
+from shoal.gotemplate import Fields
 
 __all__ = ["TASK_TABLE", "Resolver", "TaskRow", "ellipsis", "print_tasks", "task_list_options"]
 

@@ -1,4 +1,4 @@
-"""Small helpers the row and page contexts (`shoal.cli.template.engine.Fields`) share."""
+"""Small helpers the row and page contexts (`shoal.gotemplate.Fields`) share."""
 
 from __future__ import annotations
 

@@ -6,10 +6,10 @@ Each parser raises `ValueError` with the text Go would give (``time: invalid dur
 
 from __future__ import annotations
 
-import math
 import re
-from decimal import Decimal
 from fractions import Fraction
+
+from shoal.gotemplate.printf import go_float  # Go's %v of a float64, shared with the templates
 
 __all__ = [
     "bytes_size",
@@ -176,28 +176,6 @@ def human_size(size: float) -> str:
 
 def _go_g(value: float, precision: int) -> str:
     return f"{value:.{precision}g}"
-
-
-def go_float(value: float) -> str:
-    """Go's ``%v`` for a float64: shortest digits, exponent below 1e-4 or from 1e6 (``1e+06``)."""
-    if math.isnan(value) or math.isinf(value):
-        return {"nan": "NaN", "inf": "+Inf", "-inf": "-Inf"}[repr(value)]
-    if value == 0:
-        return "0"
-    sign, digits, exponent = Decimal(repr(value)).normalize().as_tuple()
-    assert isinstance(exponent, int)
-    text = "".join(str(d) for d in digits)
-    point = len(text) + exponent  # position of the decimal point in the digit string
-    exp = point - 1
-    prefix = "-" if sign else ""
-    if exp < -4 or exp >= 6:
-        mantissa = text[0] + ("." + text[1:] if len(text) > 1 else "")
-        return f"{prefix}{mantissa}e{'-' if exp < 0 else '+'}{abs(exp):02d}"
-    if point <= 0:
-        return f"{prefix}0.{'0' * -point}{text}"
-    if point >= len(text):
-        return prefix + text + "0" * (point - len(text))
-    return f"{prefix}{text[:point]}.{text[point:]}"
 
 
 def parse_cpus(text: str) -> int:

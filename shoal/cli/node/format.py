@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from shoal.cli.format.fields import dig, pretty_print
-from shoal.cli.template.engine import Fields
+from shoal.gotemplate import Fields
 
 __all__ = ["NODE_HEADER", "NODE_RAW", "NODE_TABLE", "NodeRow"]
 

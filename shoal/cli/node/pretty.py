@@ -8,7 +8,7 @@ from typing import Any
 from shoal.cli.format.fields import dig, pretty_print
 from shoal.cli.format.timefmt import go_time_string, parse_timestamp
 from shoal.cli.format.units import bytes_size
-from shoal.cli.template.engine import Fields
+from shoal.gotemplate import Fields
 
 __all__ = ["NodePretty"]
 

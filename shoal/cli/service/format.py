@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from shoal.cli.images import display_image
-from shoal.cli.template.engine import Fields
+from shoal.gotemplate import Fields
 
 __all__ = [
     "SERVICE_HEADER",

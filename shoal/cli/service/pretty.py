@@ -7,7 +7,7 @@ from typing import Any
 from shoal.cli.format.fields import dig
 from shoal.cli.format.timefmt import human_duration, parse_timestamp, since
 from shoal.cli.format.units import bytes_size, format_duration
-from shoal.cli.template.engine import Fields
+from shoal.gotemplate import Fields
 
 __all__ = ["ServicePretty"]
 

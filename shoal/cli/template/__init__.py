@@ -1,5 +1,6 @@
-"""Go's text/template for ``--format``: lexer, parser, executor, the function table, Go's
-fmt verbs. `shoal.cli.formatting` renders lists and inspect results through it."""
+"""docker's ``--format`` templates: Go's text/template (`shoal.gotemplate`: lexer, parser,
+executor, Go's fmt verbs) plus docker's function table. `shoal.cli.formatting` renders lists
+and inspect results through it."""
 
 from __future__ import annotations
 

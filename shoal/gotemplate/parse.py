@@ -1,7 +1,7 @@
 """Parser for the Go text/template subset docker's ``--format`` uses.
 
 Turns ``table {{.ID}}\\t{{if .Self}}*{{end}}`` into a tree of `Text`, `Action`, `If`, `Range`
-and `With` nodes; `shoal.cli.template.engine` executes the tree.  Supported: fields and chains
+and `With` nodes; `shoal.gotemplate.engine` executes the tree.  Supported: fields and chains
 (``.A.B``), ``$`` variables (``:=`` and ``=``), function calls and pipes, parentheses, string,
 number, bool and nil literals, ``{{-``/``-}}`` trimming, comments, ``if``/``else if``/``range``
 (with ``$k, $v :=``)/``with``/``else``/``end``, ``break`` and ``continue``.
@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from shoal.cli.template.lex import (
+from shoal.gotemplate.lex import (
     TemplateSyntaxError,
     Token,
     number,

@@ -2,13 +2,36 @@
 
 from __future__ import annotations
 
+import math
 import re
+from decimal import Decimal
 from typing import Any
 
-from shoal.cli.format.units import go_float
-from shoal.cli.template.values import MISSING
+from shoal.gotemplate.values import MISSING
 
-__all__ = ["go_print", "go_quote", "go_sprint", "go_sprintf"]
+__all__ = ["go_float", "go_print", "go_quote", "go_sprint", "go_sprintf"]
+
+
+def go_float(value: float) -> str:
+    """Go's ``%v`` for a float64: shortest digits, exponent below 1e-4 or from 1e6 (``1e+06``)."""
+    if math.isnan(value) or math.isinf(value):
+        return {"nan": "NaN", "inf": "+Inf", "-inf": "-Inf"}[repr(value)]
+    if value == 0:
+        return "0"
+    sign, digits, exponent = Decimal(repr(value)).normalize().as_tuple()
+    assert isinstance(exponent, int)
+    text = "".join(str(d) for d in digits)
+    point = len(text) + exponent  # position of the decimal point in the digit string
+    exp = point - 1
+    prefix = "-" if sign else ""
+    if exp < -4 or exp >= 6:
+        mantissa = text[0] + ("." + text[1:] if len(text) > 1 else "")
+        return f"{prefix}{mantissa}e{'-' if exp < 0 else '+'}{abs(exp):02d}"
+    if point <= 0:
+        return f"{prefix}0.{'0' * -point}{text}"
+    if point >= len(text):
+        return prefix + text + "0" * (point - len(text))
+    return f"{prefix}{text[:point]}.{text[point:]}"
 
 
 def go_print(value: Any) -> str:

@@ -1,4 +1,4 @@
-"""Lexing for `shoal.cli.template.parse`: split a template into text and ``{{ }}`` actions
+"""Lexing for `shoal.gotemplate.parse`: split a template into text and ``{{ }}`` actions
 (applying ``{{-``/``-}}`` trimming) and split an action into tokens."""
 
 from __future__ import annotations
