@@ -50,12 +50,16 @@ def decode_data(data: str | None) -> bytes:
 
 
 def validate_templating(templating: Driver | None, what: str) -> Driver | None:
-    """The template driver, refused: nodes have no template engine, and a task whose secret or
-    config cannot be expanded would fail only once placed. An empty one means none."""
+    """The template driver: "golang" (the only one swarmkit knows; the nodes expand the data
+    per task, shoal.exec.templating). Any other is refused here rather than failing every task
+    that uses it once placed, as it would in swarmkit. An empty one means none."""
     if templating is None or not templating.name:
         return None
-    raise invalid(f"template driver {templating.name!r} is not supported: Shoal does not expand "
-                  f"templated {what}s (create the {what} without --template-driver)")
+    if templating.name == "golang":
+        return templating
+    raise invalid(f"template driver {templating.name!r} is not supported: the only template "
+                  f"driver is 'golang' (create the {what} with --template-driver golang, or "
+                  f"without it)")
 
 
 def _check_duration(value: int | None, what: str, minimum: int = 0) -> None:

@@ -105,6 +105,17 @@ async def test_config_shows_its_data(api: TestClient) -> None:
     assert body["ID"] == cid and body["Spec"] == {"Name": "conf", "Labels": {}, "Data": b64(b"k=v\n")}
 
 
+async def test_golang_templating_is_accepted(api: TestClient) -> None:
+    tmpl = {"Name": "golang"}
+    await _create(api, "configs", "tconf", b"{{.Service.Name}}", Templating=tmpl)
+    await _create(api, "secrets", "tsec", b"{{env \"X\"}}", Templating=tmpl)
+    body = await (await api.get("/v1.50/configs/tconf")).json()
+    assert body["Spec"]["Templating"]["Name"] == "golang"
+    assert body["Spec"]["Data"] == b64(b"{{.Service.Name}}")  # stored as sent, expanded on nodes
+    body = await (await api.get("/v1.50/secrets/tsec")).json()
+    assert body["Spec"]["Templating"]["Name"] == "golang" and "Data" not in body["Spec"]
+
+
 async def test_not_found_ambiguous_and_conflict(api: TestClient) -> None:
     r = await api.get("/v1.50/secrets/nosuch")
     assert r.status == 404 and await r.json() == {"message": "secret nosuch not found"}
@@ -121,9 +132,10 @@ async def test_not_found_ambiguous_and_conflict(api: TestClient) -> None:
     ("secrets", {"Name": "s"}, "secret data must be larger than 0 and less than 512000 bytes"),
     ("secrets", {"Name": "s", "Data": b64(b"x" * 512000)}, "less than 512000 bytes"),
     ("secrets", {"Name": "s", "Data": "eA==", "Driver": {"Name": "vault"}}, "secret driver 'vault' is not supported"),
-    ("secrets", {"Name": "s", "Data": "eA==", "Templating": {"Name": "golang"}}, "template driver 'golang'"),
+    ("secrets", {"Name": "s", "Data": "eA==", "Templating": {"Name": "jinja"}}, "template driver 'jinja'"),
     ("configs", {"Name": "c", "Data": b64(b"x" * 1024000)}, "config data must be larger than 0 and less than 1024000"),
-    ("configs", {"Name": "c", "Data": "eA==", "Templating": {"Name": "golang"}}, "template driver 'golang'"),
+    ("configs", {"Name": "c", "Data": "eA==", "Templating": {"Name": "jinja"}},
+     "template driver 'jinja' is not supported: the only template driver is 'golang'"),
 ])
 async def test_create_refusals(api: TestClient, kind: str, body: dict[str, Any], message: str) -> None:
     payload = io.BytesIO(json.dumps(body).encode())  # large bodies as a stream (aiohttp's advice)

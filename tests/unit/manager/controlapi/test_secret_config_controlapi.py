@@ -76,8 +76,8 @@ async def test_a_swarm_without_a_key_gets_one(store: Store) -> None:
     (SecretSpec(name="big", data=b64(b"x" * 512000)), "less than 512000 bytes"),
     (SecretSpec(name="d", data="eA==", driver=Driver(name="vault")), "secret driver 'vault' is not supported"),
     (SecretSpec(name="d", data="eA==", driver=Driver()), "secret driver must have a name"),
-    (SecretSpec(name="t", data="eA==", templating=Driver(name="golang")),
-     "template driver 'golang' is not supported"),
+    (SecretSpec(name="t", data="eA==", templating=Driver(name="jinja")),
+     "template driver 'jinja' is not supported: the only template driver is 'golang'"),
     (SecretSpec(name="b", data="not base64!"), "illegal base64"),
 ])
 async def test_secret_create_refusals(swarm: Store, spec: SecretSpec, message: str) -> None:
@@ -91,6 +91,18 @@ async def test_secret_limits_and_names_that_pass(swarm: Store) -> None:
     await create_secret(swarm, SecretSpec(name="a.b-c_d9", data=b64(b"x" * 511999)))
     await create_secret(swarm, SecretSpec(name="t", data="eA==", templating=Driver()))  # empty: none
     assert {s.spec.name for s in swarm.view().all(Secret)} == {"a.b-c_d9", "t"}
+
+
+async def test_golang_templating_is_accepted_and_kept(swarm: Store) -> None:
+    secret = await create_secret(swarm, SecretSpec(name="ts", data=b64(b"{{.Task.Slot}}"),
+                                                   templating=Driver(name="golang")))
+    config = await create_config(swarm, ConfigSpec(name="tc", data=b64(b"{{.Node.Hostname}}"),
+                                                   templating=Driver(name="golang")))
+    stored_secret = swarm.view().get(Secret, secret.id)
+    stored_config = swarm.view().get(Config, config.id)
+    assert stored_secret is not None and stored_secret.spec.templating == Driver(name="golang")
+    assert stored_config is not None and stored_config.spec.templating == Driver(name="golang")
+    assert stored_config.spec.data == b64(b"{{.Node.Hostname}}")  # expanded on the nodes only
 
 
 async def test_names_are_unique(swarm: Store) -> None:
@@ -137,7 +149,7 @@ async def test_config_keeps_its_data_and_updates_labels_only(swarm: Store) -> No
     (ConfigSpec(name="c"), "config data must be larger than 0 and less than 1024000 bytes"),
     (ConfigSpec(name="c", data=b64(b"x" * 1024000)), "less than 1024000 bytes"),
     (ConfigSpec(name="c_", data="eA=="), "invalid name"),
-    (ConfigSpec(name="c", data="eA==", templating=Driver(name="golang")), "template driver 'golang'"),
+    (ConfigSpec(name="c", data="eA==", templating=Driver(name="jinja")), "template driver 'jinja'"),
 ])
 async def test_config_create_refusals(swarm: Store, spec: ConfigSpec, message: str) -> None:
     with pytest.raises(InvalidArgument, match=message.replace("(", r"\(")):
