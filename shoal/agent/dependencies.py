@@ -16,8 +16,8 @@ __all__ = ["Dependencies"]
 
 class Dependencies:
     def __init__(self) -> None:
-        self._secrets: dict[str, bytes] = {}
-        self._configs: dict[str, bytes] = {}
+        self._secrets: dict[str, SecretData] = {}
+        self._configs: dict[str, SecretData] = {}
         self._refs: dict[str, tuple[frozenset[str], frozenset[str]]] = {}  # task ID -> IDs
 
     def __len__(self) -> int:
@@ -36,8 +36,8 @@ class Dependencies:
         if reset:
             self._secrets.clear()
             self._configs.clear()
-        self._secrets.update((d.id, d.data) for d in secrets)
-        self._configs.update((d.id, d.data) for d in configs)
+        self._secrets.update((d.id, d) for d in secrets)
+        self._configs.update((d.id, d) for d in configs)
 
     def hold(self, task: Task) -> None:
         self._refs[task.id] = (frozenset(secret_ids(task)), frozenset(config_ids(task)))
@@ -59,10 +59,10 @@ class Dependencies:
     def files(self, task: Task) -> TaskFilesOf:
         return TaskFilesOf(self, frozenset(secret_ids(task)), frozenset(config_ids(task)))
 
-    def _secret(self, secret_id: str) -> bytes | None:
+    def _secret(self, secret_id: str) -> SecretData | None:
         return self._secrets.get(secret_id)
 
-    def _config(self, config_id: str) -> bytes | None:
+    def _config(self, config_id: str) -> SecretData | None:
         return self._configs.get(config_id)
 
 
@@ -76,8 +76,19 @@ class TaskFilesOf:
         self._secrets = secrets
         self._configs = configs
 
+    def _get(self, kind: str, ref_id: str) -> SecretData | None:
+        if kind == "secret":
+            return self._deps._secret(ref_id) if ref_id in self._secrets else None
+        return self._deps._config(ref_id) if ref_id in self._configs else None
+
     def secret(self, secret_id: str) -> bytes | None:
-        return self._deps._secret(secret_id) if secret_id in self._secrets else None
+        d = self._get("secret", secret_id)
+        return None if d is None else d.data
 
     def config(self, config_id: str) -> bytes | None:
-        return self._deps._config(config_id) if config_id in self._configs else None
+        d = self._get("config", config_id)
+        return None if d is None else d.data
+
+    def templating(self, kind: str, ref_id: str) -> str:
+        d = self._get(kind, ref_id)
+        return "" if d is None else d.templating

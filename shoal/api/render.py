@@ -49,6 +49,7 @@ def task_json(task: Task) -> dict[str, Any]:
     out: dict[str, Any] = _builtins(task)
     out.pop("EndpointSpec", None)
     out.pop("ServiceName", None)
+    out.pop("ServiceLabels", None)
     _hide_registry_auth(out.get("Spec"))
     return out
 

@@ -166,6 +166,12 @@ class TaskFiles(Protocol):
 
     def config(self, config_id: str) -> bytes | None: ...
 
+    def templating(self, kind: str, ref_id: str) -> str:
+        """The template driver ("golang") of a secret or config (``kind``) the task
+        references, "" for a plain one: its data is then a template the executor expands
+        for the task (shoal.exec.templating)."""
+        ...
+
 
 class Executor(Protocol):
     """Describes the node and makes controllers."""

@@ -216,6 +216,9 @@ class Task(StoredObject, kw_only=True):
     # Internal: the service's name when the task was made (swarmkit's ServiceAnnotations), for
     # the node's DNS and container names, which have no store to look it up in.
     service_name: str = ""
+    # Internal: the service's labels when the task was made (ServiceAnnotations.Labels), for
+    # templated secrets and configs (``.Service.Labels``).
+    service_labels: dict[str, str] | None = None
     slot: int = 0
     node_id: str = msgspec.field(default="", name="NodeID")
     status: TaskStatus = msgspec.field(default_factory=TaskStatus)

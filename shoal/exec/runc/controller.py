@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from shoal.errors import ShoalError
-from shoal.exec import containerspec
+from shoal.exec import containerspec, templating
 from shoal.exec.errors import ExecError, ExitError, TaskRejected, Unhealthy
 from shoal.exec.executor import LogLine, LogOptions, TaskFiles
 from shoal.exec.runc import logfile, mounts, shim, spec, taskfiles
@@ -154,6 +154,8 @@ class RuncController:
         refs = file_refs(self._task)
         # before anything is made: a task whose data has not arrived retries from scratch
         data = taskfiles.fetch(refs, self._files) if refs and self._fill_needed() else None
+        if data is not None:
+            data = self._expand(data)
         if self._cid is None:
             self._cid = secrets.token_hex(32)
             self._record_path.parent.mkdir(parents=True, exist_ok=True)
@@ -168,6 +170,18 @@ class RuncController:
             # undo the half-made container; a cancelled prepare is resumed or removed later
             await self.remove()
             raise
+
+    def _expand(self, raw: dict[FileRef, bytes]) -> dict[FileRef, bytes]:
+        """Templated secrets and configs rendered for this task, in memory (a template that
+        fails rejects the task, as swarmkit's)."""
+        drivers = taskfiles.drivers(list(raw), self._files)
+        if not drivers:
+            return raw
+        try:
+            return templating.expand_files(raw, drivers, self._task,
+                                           templating.NodeInfo.local(self._cfg.hostname))
+        except templating.TemplateFailed as exc:
+            raise TaskRejected(str(exc)) from exc
 
     def _fill_needed(self) -> bool:
         """Whether the files' tmpfs must be filled: the container is not made yet, or it is

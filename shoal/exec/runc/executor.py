@@ -40,7 +40,8 @@ class RuncExecutor:
         self.config = RuncConfig(data_root=Path(data_root), exec_root=Path(exec_root),
                                  images=images, cgroup_parent=cgroup_parent, runtime=runtime,
                                  log_max_size=log_max_size, log_max_files=log_max_files,
-                                 shims=ShimServer(str(exec_root)), network=network)
+                                 shims=ShimServer(str(exec_root)), network=network,
+                                 hostname=hostname)
 
     def describe(self) -> NodeDescription:
         return host_description(self._hostname, self._labels, engine_version=ENGINE_VERSION)

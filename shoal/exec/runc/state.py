@@ -35,6 +35,7 @@ class RuncConfig:
     log_max_files: int = 3
     shims: ShimServer = field(default_factory=ShimServer)  # forks the shims (shimserver.py)
     network: NetworkAttacher | None = None  # overlay networks; None: containers get loopback only
+    hostname: str = ""  # the node's, for templated secrets and configs (.Node.Hostname)
 
     @property
     def containers(self) -> Path:

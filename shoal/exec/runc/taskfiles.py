@@ -17,7 +17,7 @@ from shoal.exec.executor import TaskFiles
 from shoal.exec.runc import mounts
 from shoal.model.references import FileRef
 
-__all__ = ["bind_mounts", "fetch", "populate", "tmpfs_dir"]
+__all__ = ["bind_mounts", "drivers", "fetch", "populate", "tmpfs_dir"]
 
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT = 1, 2, 4, 8, 32
 _FLAGS = MS_NOSUID | MS_NODEV | MS_NOEXEC
@@ -41,6 +41,14 @@ def fetch(refs: list[FileRef], files: TaskFiles | None) -> dict[FileRef, bytes]:
             raise Temporary(f"{ref.kind} {ref.id} is not on this node yet")
         out[ref] = data
     return out
+
+
+def drivers(refs: list[FileRef], files: TaskFiles | None) -> dict[FileRef, str]:
+    """The template driver of each templated reference (shoal.exec.templating expands them)."""
+    if files is None:
+        return {}
+    found = {ref: files.templating(ref.kind, ref.id) for ref in refs}
+    return {ref: driver for ref, driver in found.items() if driver}
 
 
 def _mount(target: Path, flags: int, options: str) -> None:

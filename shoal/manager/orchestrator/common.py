@@ -89,6 +89,7 @@ def new_task(service: Service, *, slot: int = 0, node_id: str = "") -> Task:
         endpoint_spec=clone(service.spec.endpoint_spec) if service.spec.endpoint_spec else None,
         service_id=service.id,
         service_name=service.spec.name,
+        service_labels=dict(service.spec.labels) if service.spec.labels else None,
         slot=slot,
         node_id=node_id,
         status=TaskStatus(timestamp=now(), state=TaskState.NEW, message="created"),

@@ -109,3 +109,15 @@ def test_prune_and_release() -> None:
     assert deps.ids() == ({"s1"}, set())
     deps.release("t1")
     assert len(deps) == 0 and deps.held_tasks() == set()
+
+
+def test_task_files_give_the_template_driver_of_their_own_references() -> None:
+    deps = Dependencies()
+    tmpl = SecretData(id="c2", name="tmpl", data=b"{{.Task.Slot}}", templating="golang")
+    deps.add([S1], [C1, tmpl])
+    task = make_task("t1", ["s1"], ["c2"])
+    deps.hold(task)
+    files = deps.files(task)
+    assert files.config("c2") == b"{{.Task.Slot}}" and files.templating("config", "c2") == "golang"
+    assert files.templating("secret", "s1") == ""
+    assert files.templating("config", "c1") == "" and files.config("c1") is None  # not its own

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from shoal.exec.errors import Temporary
+from shoal.exec.errors import TaskRejected, Temporary
 from shoal.exec.runc.mounts import mount_points, mounts_under
 from shoal.model.objects import Task
 from tests.unit.exec.runc import test_runc_executor as base
@@ -29,14 +29,19 @@ CONFIG = b"listen 8080\n# config-" + os.urandom(8).hex().encode() + b"\n"
 class Files:
     """shoal.exec.TaskFiles over plain dicts."""
 
-    def __init__(self, secrets: dict[str, bytes], configs: dict[str, bytes]) -> None:
+    def __init__(self, secrets: dict[str, bytes], configs: dict[str, bytes],
+                 templated: dict[str, str] | None = None) -> None:
         self.secrets, self.configs = secrets, configs
+        self.templated = templated or {}  # ID -> template driver
 
     def secret(self, secret_id: str) -> bytes | None:
         return self.secrets.get(secret_id)
 
     def config(self, config_id: str) -> bytes | None:
         return self.configs.get(config_id)
+
+    def templating(self, kind: str, ref_id: str) -> str:
+        return self.templated.get(ref_id, "")
 
 
 ALL = Files({"sid1": SECRET, "sid2": KEY}, {"cid1": CONFIG})
@@ -146,3 +151,46 @@ async def test_missing_data_is_temporary_and_makes_nothing(env: Env) -> None:
     nothing = env.executor.controller(task)  # no TaskFiles at all
     with pytest.raises(Temporary):
         await nothing.prepare()
+
+
+TEMPLATE = (b'{{.Service.Name}} {{.Task.Slot}} {{.Node.Hostname}} {{env "X"}} {{secret "pw"}}'
+            b" {{.Task.Name}}\n")
+
+
+def templated_task(env: Env, script: str, config: str = "tmpl.conf") -> Task:
+    task = env.task(["sh", "-c", script], Env=["X=ex-value"], Secrets=[
+        {"File": {"Name": "pw", "UID": "0", "GID": "0", "Mode": 0o400},
+         "SecretID": "sidpw", "SecretName": "db_pw"}],
+        Configs=[{"File": {"Name": config, "UID": "0", "GID": "0", "Mode": 0o444},
+                  "ConfigID": "cidt", "ConfigName": "tmpl"}])
+    task.name, task.service_id, task.service_name, task.slot = "", "svcid", "web", 3
+    return task
+
+
+async def test_templated_config_is_rendered_for_the_task(env: Env) -> None:
+    task = templated_task(env, "cat /tmpl.conf; cat /run/secrets/pw; echo")
+    files = Files({"sidpw": SECRET}, {"cidt": TEMPLATE}, {"cidt": "golang"})
+    ctl = env.executor.controller(task, files)
+    try:
+        await ctl.prepare()
+        await ctl.start()
+        assert await asyncio.wait_for(ctl.wait(), 30) == 0
+        out = text(await collect(ctl))
+        rendered = f"web 3 node-1 ex-value {SECRET.decode()} web.3.{task.id}\n"
+        assert out == rendered + SECRET.decode() + "\n"  # the secret itself is not templated
+        tmpfs = ctl.directory / "mounts" / "secrets"
+        assert holding(env.base, rendered.encode(), skip=tmpfs) == []  # only in the tmpfs
+    finally:
+        await ctl.remove()
+    assert holding(env.base, SECRET) == []
+
+
+async def test_a_failing_template_rejects_the_task_and_makes_nothing(env: Env) -> None:
+    task = templated_task(env, "true")
+    files = Files({"sidpw": SECRET}, {"cidt": b'{{secret "db_pw"}}'}, {"cidt": "golang"})
+    ctl = env.executor.controller(task, files)
+    with pytest.raises(TaskRejected, match=r"^failed to expand templated config cidt: template: "
+                       r"expansion:1:2: executing \"expansion\" at <secret>: error calling "
+                       r"secret: secret target db_pw not found$"):
+        await ctl.prepare()
+    assert ctl.container_id is None
