@@ -20,7 +20,7 @@ DEFAULT_TASK_JSON = (
     b'"UpdatedAt":"0001-01-01T00:00:00Z","Name":"","Labels":null,"Spec":{"ContainerSpec":null,'
     b'"PluginSpec":null,"NetworkAttachmentSpec":null,"Resources":null,"RestartPolicy":null,'
     b'"Placement":null,"Networks":null,"LogDriver":null,"ForceUpdate":0,"Runtime":""},'
-    b'"ServiceID":"","ServiceName":"","Slot":0,"NodeID":"","Status":{"Timestamp":'
+    b'"ServiceID":"","ServiceName":"","ServiceLabels":null,"Slot":0,"NodeID":"","Status":{"Timestamp":'
     b'"0001-01-01T00:00:00Z","State":"new","Message":"","Err":"","ContainerStatus":null,'
     b'"PortStatus":null},"DesiredState":"running","NetworksAttachments":null,"JobIteration":null,'
     b'"Endpoint":null,"EndpointSpec":null}'
