@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from shoal.gotemplate import Fields, Template, TemplateError, TemplateSyntaxError
+from shoal.gotemplate import Fields, Template
 from shoal.model.objects import Task
 from shoal.model.references import FileRef
 
@@ -122,7 +122,7 @@ def _getter(kind: str, raw: Mapping[FileRef, bytes]) -> Any:
     def get(target: str) -> str:
         for ref, data in raw.items():
             if ref.kind == kind and ref.name == target:
-                return data.decode("utf-8", errors="replace")
+                return data.decode("utf-8", "surrogateescape")
         raise ValueError(f"{kind} target {target} not found")
     return get
 
@@ -140,13 +140,13 @@ def expand(ref: FileRef, driver: str, task: Task, node: NodeInfo,
             raise ValueError("unrecognized template type")
         funcs = {"join": _join, "env": _env(task), "secret": _getter("secret", raw),
                  "config": _getter("config", raw)}
-        source = data.decode("utf-8", errors="replace")
+        source = data.decode("utf-8", "surrogateescape")
         out = Template(source, funcs, missingkey_error=True).execute(context(task, node))
-    except (TemplateError, TemplateSyntaxError, ValueError) as exc:
+        return out.encode("utf-8", "surrogateescape")  # bytes that are not UTF-8 kept, as Go
+    except Exception as exc:  # TemplateError, TemplateSyntaxError, or a user template's oddity
         message = str(exc).replace("template: :", f"template: {_NAME}:", 1)
         message = message.replace('executing ""', f'executing "{_NAME}"', 1)
         raise TemplateFailed(f"failed to expand templated {ref.kind} {ref.id}: {message}") from exc
-    return out.encode()
 
 
 def expand_files(raw: Mapping[FileRef, bytes], drivers: Mapping[FileRef, str], task: Task,

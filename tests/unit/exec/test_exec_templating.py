@@ -108,3 +108,10 @@ def test_local_node_info() -> None:
 def test_refs_are_file_refs() -> None:
     assert [r.name for r in file_refs(make_task())] == ["pw", "/etc/key", "app.conf", "base.conf"]
     assert isinstance(file_refs(make_task())[0], FileRef)
+
+
+def test_bytes_that_are_not_utf8_are_kept() -> None:
+    task = make_task()
+    refs = {r.id: r for r in file_refs(task)}
+    raw = {refs["s1"]: b"\xff\xfe", refs["c1"]: b"\x80{{.Task.Slot}}{{secret \"pw\"}}"}
+    assert expand(refs["c1"], "golang", task, NODE, raw) == b"\x802\xff\xfe"
