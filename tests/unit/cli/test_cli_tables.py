@@ -5,7 +5,7 @@ from __future__ import annotations
 from shoal.cli.format.natsort import natural_sorted
 from shoal.cli.format.tabwriter import TabWriter
 from shoal.cli.formatting import list_format, render_inspect, render_list
-from shoal.gotemplate import Fields
+from shoal.cli.template.engine import Fields
 
 
 def test_tabwriter_pads_columns_by_block() -> None:
