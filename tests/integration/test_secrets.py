@@ -115,11 +115,10 @@ def _files_holding(root: Path, needle: bytes) -> list[str]:
     return found
 
 
-def _create(d: Daemon, kind: str, name: str, data: bytes, tmp: Path, *labels: str) -> str:
+def _create(d: Daemon, kind: str, name: str, data: bytes, tmp: Path, *flags: str) -> str:
     source = tmp / f"{name}.data"
     source.write_bytes(data)
-    args = [a for label in labels for a in ("--label", label)]
-    return d.docker(kind, "create", *args, name, str(source)).stdout.strip()
+    return d.docker(kind, "create", *flags, name, str(source)).stdout.strip()
 
 
 def test_a_secret_and_a_config_reach_both_nodes_and_rotate(cluster: Cluster, tmp_path: Path) -> None:
@@ -129,6 +128,8 @@ def test_a_secret_and_a_config_reach_both_nodes_and_rotate(cluster: Cluster, tmp
     _create(m, "secret", "shoaltest-pw", value, tmp_path)
     _create(m, "secret", "shoaltest-pw2", newer, tmp_path)
     _create(m, "config", "shoaltest-cfg", b"listen 8080\n", tmp_path)
+    _create(m, "config", "shoaltest-tmpl", b'{{.Service.Name}} {{.Task.Slot}} {{env "GREETING"}} '
+            b'{{secret "pw"}}', tmp_path, "--template-driver", "golang")
     inspected = m.api("/secrets/shoaltest-pw")
     assert "Data" not in inspected["Spec"] and inspected["Spec"]["Name"] == "shoaltest-pw"
     assert m.api("/configs/shoaltest-cfg")["Spec"]["Data"]  # a config's data is shown
@@ -136,6 +137,7 @@ def test_a_secret_and_a_config_reach_both_nodes_and_rotate(cluster: Cluster, tmp
              "--replicas-max-per-node", "1",
              "--secret", "source=shoaltest-pw,target=pw,uid=123,gid=45,mode=0400",
              "--config", "source=shoaltest-cfg,target=/etc/app.conf,mode=0440",
+             "--config", "source=shoaltest-tmpl,target=/etc/who", "--env", "GREETING=hi",
              cluster.image("web"), timeout=180)
     try:
         running = cluster.running("shoaltest-sec")
@@ -150,6 +152,8 @@ def test_a_secret_and_a_config_reach_both_nodes_and_rotate(cluster: Cluster, tmp
             assert _mount_type(pid, "/run/secrets/pw") == "tmpfs"
             config = Path(f"/proc/{pid}/root/etc/app.conf")
             assert config.read_bytes() == b"listen 8080\n" and oct(config.stat().st_mode & 0o777) == "0o440"
+            rendered = Path(f"/proc/{pid}/root/etc/who").read_bytes()  # per task, on the node
+            assert rendered == f"shoaltest-sec {task['Slot']} hi ".encode() + value
         refused = m.docker("secret", "rm", "shoaltest-pw", check=False)
         assert refused.returncode != 0 and "in use by the following service: shoaltest-sec" in refused.stderr
         for d in cluster.nodes:
@@ -166,7 +170,7 @@ def test_a_secret_and_a_config_reach_both_nodes_and_rotate(cluster: Cluster, tmp
         cluster.remove("shoaltest-sec")
     for name in ("shoaltest-pw", "shoaltest-pw2"):
         m.docker("secret", "rm", name)
-    m.docker("config", "rm", "shoaltest-cfg")
+    m.docker("config", "rm", "shoaltest-cfg", "shoaltest-tmpl")
     assert m.api("/secrets") == [] and m.api("/configs") == []
     for d in cluster.nodes:
         assert not _files_holding(d.root, value) and not _files_holding(d.root, newer), d.hostname
