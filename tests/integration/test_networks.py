@@ -105,6 +105,10 @@ def nslookup(task: dict[str, Any], name: str) -> tuple[int, list[str]]:
     return res.returncode, re.findall(r"Address(?: \d+)?:\s*(\d+\.\d+\.\d+\.\d+)", text)
 
 
+def _sorted_answer(answer: tuple[int, list[str]]) -> tuple[int, list[str]]:
+    return answer[0], sorted(answer[1])
+
+
 def fetch(argv_prefix: list[str], url: str) -> str | None:
     """The container ID (12) that answered ``url``, fetched with busybox wget."""
     res = subprocess.run([*argv_prefix, "/bin/busybox", "wget", "-q", "-O", "-", url],
@@ -218,12 +222,15 @@ def test_vip_and_dns_reach_all_three_replicas_on_three_hosts(cluster: Cluster,
     assert len({t["NodeID"] for t in tasks}) == 3
     task_ips = sorted(a["Addresses"][0].split("/")[0] for t in tasks
                       for a in t["NetworksAttachments"] if a["Network"]["ID"] == net["Id"])
-    code, addrs = nslookup(frontend, "tasks.frontend")
-    assert code == 0 and sorted(addrs) == task_ips
+    # Running is what the API says; a node's DNS learns a task's address by gossip a moment later.
+    wait_for("every task's address in tasks.frontend, seen from the client",
+             lambda: _sorted_answer(nslookup(frontend, "tasks.frontend")) == (0, task_ips),
+             timeout=10)
 
     # a frontend task is on ingress too: ingress carries the mesh only, no names
     assert nslookup(tasks[0], "frontend") == (0, [the_vip])
-    assert sorted(nslookup(tasks[0], "tasks.frontend")[1]) == task_ips
+    wait_for("every task's address in tasks.frontend, seen from a frontend task",
+             lambda: sorted(nslookup(tasks[0], "tasks.frontend")[1]) == task_ips, timeout=10)
 
     pid = str(frontend["Status"]["ContainerStatus"]["PID"])
     seen = _answers(["nsenter", "-t", pid, "-n", "-m", "--"], "http://frontend/", {cid(t) for t in tasks})
