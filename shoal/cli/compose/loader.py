@@ -305,8 +305,10 @@ class _FileLoader:
         for key, check in simple.items():
             if key in raw and raw[key] is not None:
                 out[key] = check(f"{path}.{key}", raw[key])
-        if "depends_on" in raw:  # kept for `stack config`; deploy ignores it, as docker does
+        if "depends_on" in raw:  # kept for `stack config`; deploy cannot honour it: said aloud
             out["depends_on"] = self.strings(f"{path}.depends_on", raw["depends_on"])
+            self.warnings.append(f"{self.filename}: {path}.depends_on: ignored: a swarm starts "
+                                 "services in no order")
         env: dict[str, str | None] = {}
         if raw.get("env_file") is not None:
             for name in self.string_or_list(f"{path}.env_file", raw["env_file"]):

@@ -109,6 +109,11 @@ def test_voting_app_loads() -> None:
     ]
     assert set(config.networks) == {"frontend", "backend"}
     assert config.volumes == {"db-data": {"external": False, "name": ""}}
+    # not honoured in a swarm, so not silent: `stack deploy` prints these
+    assert [w for w in config.warnings if "depends_on" in w] == [
+        f"docker-compose.yml: services.{name}.depends_on: ignored: a swarm starts services in no order"
+        for name in ("vote", "result")
+    ]
 
 
 def test_base_60_numbers_stay_strings() -> None:
