@@ -49,6 +49,16 @@ async def version(request: web.Request) -> web.StreamResponse:
     return reply(_version_body())
 
 
+def _registry_config(insecure: list[str], mirrors: list[str]) -> dict[str, object]:
+    """dockerd's: `docker info` prints "Insecure Registries" and "Registry Mirrors" from it."""
+    cidrs = ["::1/128", "127.0.0.0/8", *(r for r in insecure if "/" in r)]
+    indexes: dict[str, object] = {
+        "docker.io": {"Name": "docker.io", "Mirrors": mirrors, "Secure": True, "Official": True}}
+    for name in (r for r in insecure if "/" not in r):
+        indexes[name] = {"Name": name, "Mirrors": [], "Secure": False, "Official": False}
+    return {"InsecureRegistryCIDRs": cidrs, "IndexConfigs": indexes, "Mirrors": mirrors}
+
+
 async def info(request: web.Request) -> web.StreamResponse:
     eng = engine(request)
     state = eng.swarm_state()
@@ -75,6 +85,8 @@ async def info(request: web.Request) -> web.StreamResponse:
         "Plugins": {"Volume": ["local"], "Network": ["overlay"], "Authorization": None, "Log": ["json-file"]},
         "Containers": 0, "ContainersRunning": 0, "ContainersPaused": 0, "ContainersStopped": 0,
         "Images": 0, "SecurityOptions": [], "Warnings": None, "Swarm": swarm,
+        "RegistryConfig": _registry_config(eng.images.insecure_registries,
+                                           eng.images.registry_mirrors),
     }
     return reply(body)
 

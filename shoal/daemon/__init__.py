@@ -15,7 +15,8 @@ import click
 from shoal import aio
 from shoal.api import APITLS, build_app, serve
 from shoal.daemon.node import NodeSettings, SwarmNode
-from shoal.errors import ShoalError
+from shoal.errors import InvalidArgument, ShoalError
+from shoal.image.mirrors import validate_mirror
 
 __all__ = ["main"]
 
@@ -84,6 +85,8 @@ def _log_opts(opts: tuple[str, ...]) -> tuple[int, int]:
 @click.option("--label", "labels", multiple=True, help="Engine label key=value (repeatable)")
 @click.option("--insecure-registry", "insecure_registries", multiple=True,
               help="Registry (host[:port] or CIDR) spoken to over plain HTTP (repeatable)")
+@click.option("--registry-mirror", "registry_mirrors", multiple=True,
+              help="Mirror (http[s]://host[:port]) tried before Docker Hub for its images (repeatable)")
 @click.option("--hostname", default=None, help="This node's hostname (default: the machine's)")
 @click.option("--executor", type=click.Choice(["sim", "runc"]), default="runc", show_default=True,
               help="runc: tasks are containers; sim: tasks run no process (tests, benches)")
@@ -99,7 +102,7 @@ def _log_opts(opts: tuple[str, ...]) -> tuple[int, int]:
 @click.option("--tlscert", type=click.Path(dir_okay=False), help="The API's TLS certificate")
 @click.option("--tlskey", type=click.Path(dir_okay=False), help="The API's TLS key")
 def main(data_root: str, exec_root: str, hosts: tuple[str, ...], labels: tuple[str, ...],
-         insecure_registries: tuple[str, ...],
+         insecure_registries: tuple[str, ...], registry_mirrors: tuple[str, ...],
          hostname: str | None, executor: str, cgroup_parent: str, log_opts: tuple[str, ...],
          log_level: str, debug: bool, tls: bool,
          tlsverify: bool, tlscacert: str | None, tlscert: str | None, tlskey: str | None) -> None:
@@ -113,9 +116,14 @@ def main(data_root: str, exec_root: str, hosts: tuple[str, ...], labels: tuple[s
     if executor == "runc" and shutil.which("runc") is None:
         raise click.UsageError("runc is not installed: apt-get install runc (or use --executor sim)")
     max_size, max_files = _log_opts(log_opts)
+    try:
+        mirrors = [validate_mirror(m) for m in registry_mirrors]
+    except InvalidArgument as exc:
+        raise click.UsageError(exc.message) from None
     settings = NodeSettings(data_root=Path(data_root), exec_root=Path(exec_root),
                             hostname=hostname or socket.gethostname(), engine_labels=_labels(labels),
                             executor=executor, insecure_registries=list(insecure_registries),
+                            registry_mirrors=mirrors,
                             cgroup_parent=cgroup_parent, log_max_size=max_size,
                             log_max_files=max_files)
     settings.data_root.mkdir(parents=True, exist_ok=True)

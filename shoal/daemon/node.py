@@ -63,6 +63,7 @@ class NodeSettings:
     engine_labels: dict[str, str] = field(default_factory=dict)
     executor: str = "sim"
     insecure_registries: list[str] = field(default_factory=list)  # --insecure-registry
+    registry_mirrors: list[str] = field(default_factory=list)  # --registry-mirror, validated
     cgroup_parent: str = "/shoal"
     log_max_size: int = 10 * 1024 * 1024  # --log-opt max-size, per container log file
     log_max_files: int = 3
@@ -105,7 +106,8 @@ class SwarmNode:
         self.engine_labels = settings.engine_labels
         self.data_root = str(settings.data_root)
         self.images = ImageService(Path(settings.data_root) / "image",
-                                   insecure_registries=settings.insecure_registries)
+                                   insecure_registries=settings.insecure_registries,
+                                   registry_mirrors=settings.registry_mirrors)
         self._dir = settings.data_root / "swarm"
         self._identity: NodeIdentity | None = None
         self._state: LocalState | None = None  # in a swarm: set with _identity

@@ -32,14 +32,19 @@ from typing import Any
 __all__ = [
     "BUSYBOX",
     "CONFIG_TYPE",
+    "KV_SERVER_SH",
+    "KV_SH",
     "LAYER_TYPE",
     "MANIFEST_TYPE",
+    "PATH_ENV",
     "DemoImage",
     "build_all",
     "build_base_layer",
     "demo_images",
     "docker_archive",
+    "image",
     "layer",
+    "regular",
 ]
 
 MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
@@ -72,9 +77,9 @@ wait $pid
 """
 
 KV_SERVER_SH = b"""#!/bin/sh
-# shoal/kv: one /kv.sh per connection (busybox nc -ll -e), on port $KV_PORT.
+# shoal/kv: one /kv.sh per connection (busybox nc -ll -e), on port $KV_PORT, keys in $KV_DATA.
 KV_PORT="${KV_PORT:-7000}"
-mkdir -p /data
+mkdir -p "${KV_DATA:-/data}"
 echo "shoal/kv: listening on port $KV_PORT"
 busybox nc -ll -p "$KV_PORT" -e /kv.sh &
 pid=$!
@@ -84,8 +89,9 @@ wait $pid
 
 KV_SH = b"""#!/bin/sh
 # One connection of shoal/kv: SET k v | GET k | DEL k | KEYS | PING | QUIT, one a line.
-# Keys are files under /data (no '/', no leading '.'); a value is the rest of the line.
+# Keys are files under $KV_DATA (/data; no '/', no leading '.'); a value is the rest of the line.
 CR=$(printf '\\r')
+cd "${KV_DATA:-/data}" || exit 1
 while read -r cmd key value; do
   cmd="${cmd%"$CR"}"; key="${key%"$CR"}"; value="${value%"$CR"}"
   case "$cmd" in
@@ -95,10 +101,10 @@ while read -r cmd key value; do
       esac ;;
   esac
   case "$cmd" in
-    SET|set) printf '%s' "$value" > "/data/$key" && echo OK ;;
-    GET|get) if [ -f "/data/$key" ]; then cat "/data/$key"; echo; else echo NIL; fi ;;
-    DEL|del) rm -f "/data/$key"; echo OK ;;
-    KEYS|keys) ls /data ;;
+    SET|set) printf '%s' "$value" > "$key" && echo OK ;;
+    GET|get) if [ -f "$key" ]; then cat "$key"; echo; else echo NIL; fi ;;
+    DEL|del) rm -f "$key"; echo OK ;;
+    KEYS|keys) ls ;;
     PING|ping) echo PONG ;;
     QUIT|quit) exit 0 ;;
     "") ;;
@@ -174,7 +180,7 @@ def _dir(name: str, mode: int = 0o755) -> _Entry:
     return _Entry(name, tarfile.DIRTYPE, mode)
 
 
-def _file(name: str, data: bytes, mode: int = 0o644) -> _Entry:
+def regular(name: str, data: bytes, mode: int = 0o644) -> _Entry:
     return _Entry(name, tarfile.REGTYPE, mode, data=data)
 
 
@@ -217,17 +223,19 @@ def _applets(busybox: Path) -> list[str]:
 @lru_cache(maxsize=2)
 def build_base_layer(busybox: Path = BUSYBOX) -> tuple[bytes, bytes]:
     """(gzip blob, tar) of the shared base layer."""
-    entries = [_file("bin/busybox", busybox.read_bytes(), 0o755),
-               _file("etc/passwd", PASSWD), _file("etc/group", GROUP),
-               _file("etc/hostname", b""), _file("etc/hosts", b""), _file("etc/resolv.conf", b""),
+    entries = [regular("bin/busybox", busybox.read_bytes(), 0o755),
+               regular("etc/passwd", PASSWD), regular("etc/group", GROUP),
+               regular("etc/hostname", b""), regular("etc/hosts", b""), regular("etc/resolv.conf", b""),
                _dir("tmp", 0o1777), _dir("root", 0o700), _dir("proc"), _dir("sys"), _dir("dev"),
                _dir("www", 0o1777), _dir("data", 0o1777)]  # any --user may write them
     entries += [_link(path, "/bin/busybox") for path in _applets(busybox)]
     return layer(entries)
 
 
-def _image(name: str, base: tuple[bytes, bytes], own: list[_Entry], config: dict[str, Any],
-           comment: str) -> DemoImage:
+def image(name: str, base: tuple[bytes, bytes], own: list[_Entry], config: dict[str, Any],
+          comment: str, tag: str = "latest") -> DemoImage:
+    """``name:tag``: ``base`` plus a layer of ``own`` files, with ``config`` (Env defaults to
+    PATH, WorkingDir to /)."""
     top = layer(own)
     blobs = [base, top]
     cfg = {"Env": [PATH_ENV], "WorkingDir": "/", **config}
@@ -242,7 +250,7 @@ def _image(name: str, base: tuple[bytes, bytes], own: list[_Entry], config: dict
                    "size": len(config_bytes)},
         "layers": [{"mediaType": LAYER_TYPE, "digest": _digest(gz), "size": len(gz)}
                    for gz, _ in blobs]})
-    return DemoImage(name, "latest", config_bytes, tuple(gz for gz, _ in blobs), manifest)
+    return DemoImage(name, tag, config_bytes, tuple(gz for gz, _ in blobs), manifest)
 
 
 def _canonical(doc: dict[str, Any]) -> bytes:
@@ -259,15 +267,15 @@ def build_all(busybox: Path = BUSYBOX) -> list[DemoImage]:
     base = build_base_layer(busybox)
     label = {"org.opencontainers.image.vendor": "shoal dev"}
     return [
-        _image("shoal/web", base, [_file("web.sh", WEB_SH, 0o755)], {
+        image("shoal/web", base, [regular("web.sh", WEB_SH, 0o755)], {
             "Env": [PATH_ENV, "PORT=80"], "Cmd": ["/web.sh"], "ExposedPorts": {"80/tcp": {}},
             "Healthcheck": _health(
                 'timeout 3 busybox wget -q -O - "http://127.0.0.1:${PORT:-80}/" >/dev/null',
                 interval=2, timeout=3, retries=3),
             "Labels": {**label, "org.opencontainers.image.title": "shoal/web"}},
             "web.sh: busybox httpd on $PORT with an index page naming the hostname"),
-        _image("shoal/kv", base, [_file("kv-server.sh", KV_SERVER_SH, 0o755),
-                                  _file("kv.sh", KV_SH, 0o755)], {
+        image("shoal/kv", base, [regular("kv-server.sh", KV_SERVER_SH, 0o755),
+                                  regular("kv.sh", KV_SH, 0o755)], {
             "Env": [PATH_ENV, "KV_PORT=7000"], "Cmd": ["/kv-server.sh"],
             "ExposedPorts": {"7000/tcp": {}},
             "Healthcheck": _health(
@@ -275,11 +283,11 @@ def build_all(busybox: Path = BUSYBOX) -> list[DemoImage]:
                 " | grep -q PONG", interval=2, timeout=3, retries=3),
             "Labels": {**label, "org.opencontainers.image.title": "shoal/kv"}},
             "kv-server.sh: a key-value toy on $KV_PORT (busybox nc -ll -e /kv.sh)"),
-        _image("shoal/fail", base, [_file("fail.sh", FAIL_SH, 0o755)], {
+        image("shoal/fail", base, [regular("fail.sh", FAIL_SH, 0o755)], {
             "Cmd": ["/fail.sh"],
             "Labels": {**label, "org.opencontainers.image.title": "shoal/fail"}},
             "fail.sh: prints failing, exits 3 after a second"),
-        _image("shoal/unhealthy", base, [_file("unhealthy.sh", UNHEALTHY_SH, 0o755)], {
+        image("shoal/unhealthy", base, [regular("unhealthy.sh", UNHEALTHY_SH, 0o755)], {
             "Cmd": ["/unhealthy.sh"],
             "Healthcheck": _health("exit 1", interval=1, timeout=1, retries=3),
             "Labels": {**label, "org.opencontainers.image.title": "shoal/unhealthy"}},
@@ -315,5 +323,5 @@ def docker_archive(images: Iterable[DemoImage], registry: str = "") -> bytes:
     files["index.json"] = _canonical({"schemaVersion": 2, "mediaType":
                                       "application/vnd.oci.image.index.v1+json",
                                       "manifests": index})
-    _, tar_bytes = layer([_file(name, data) for name, data in files.items()])
+    _, tar_bytes = layer([regular(name, data) for name, data in files.items()])
     return tar_bytes

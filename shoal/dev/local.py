@@ -44,6 +44,7 @@ class Daemon:
     name: str = ""  # the hostname, when not ``<prefix>-<index>`` (``shoal dev``: node1...)
     netns: str | None = None  # a simulated host's namespace path: shoald runs inside it
     insecure_registries: list[str] = field(default_factory=list)  # plain-HTTP registries
+    registry_mirrors: list[str] = field(default_factory=list)  # tried before Docker Hub
 
     @property
     def hostname(self) -> str:
@@ -75,6 +76,8 @@ class Daemon:
             args += ["--label", f"{k}={v}"]
         for registry in self.insecure_registries:
             args += ["--insecure-registry", registry]
+        for mirror in self.registry_mirrors:
+            args += ["--registry-mirror", mirror]
         if self.netns:
             args = nsenter(self.netns) + args  # nsenter execs: the pid stays shoald's
         self.root.mkdir(parents=True, exist_ok=True)
@@ -195,6 +198,7 @@ class Swarm:
         if self.fabric is not None:
             d.netns = self.fabric.add_host(f"node{i}", i).netns_path
             d.insecure_registries = [self.registry_addr]  # plain HTTP, off loopback
+            d.registry_mirrors = [f"http://{self.registry_addr}/"]  # and Docker Hub's names
         self.daemons.append(d)
         if start:
             d.start()
@@ -202,7 +206,7 @@ class Swarm:
 
     def start_registry(self) -> LocalRegistry:
         """A docker-registry in host ``<prefix>-registry`` at `registry_addr` (needs
-        ``hosts=True``); its ``push``, ``get`` and ``catalog`` work from this namespace."""
+        ``hosts=True``), which is also the nodes' Docker Hub mirror; its ``push``, ``get`` and ``catalog`` work from this namespace."""
         if self.fabric is None:
             raise ValueError("start_registry needs Swarm(hosts=True)")
         if self.registry is None:

@@ -3,6 +3,8 @@ registries are spoken to over plain HTTP, one shared pull per reference, Docker'
 
 * Registries on loopback (localhost, 127.0.0.0/8, ::1) are spoken to over plain HTTP, as dockerd
   does; others only when named (``host[:port]`` or a CIDR) in ``insecure_registries``.
+* Docker Hub names are tried at each ``--registry-mirror`` first (``mirrors``), falling back to
+  the next mirror, then Docker Hub, on any error, as dockerd does.
 * Concurrent pulls of one reference share one pull, and each caller gets its messages. Layers
   are extracted as they arrive, off the event loop.
 """
@@ -12,12 +14,13 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar
 
-from shoal.errors import NotFound
+from shoal.errors import NotFound, ShoalError
 from shoal.image.auth import decode_registry_auth
 from shoal.image.catalog import Catalog
+from shoal.image.mirrors import endpoints
 from shoal.image.reference import Reference, parse
 from shoal.image.registry import Descriptor, Event, PullResult, Registry
 from shoal.image.store import ImageRecord
@@ -26,6 +29,8 @@ from shoal.image.unpack import Unpacker
 __all__ = ["Puller", "is_insecure_registry", "is_loopback_registry"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 def is_loopback_registry(domain: str) -> bool:
@@ -62,19 +67,39 @@ def is_insecure_registry(domain: str, insecure_registries: Iterable[str]) -> boo
 
 class Puller:
     def __init__(self, catalog: Catalog, unpacker: Unpacker, insecure_registries: list[str],
-                 platform: tuple[str, str]) -> None:
+                 platform: tuple[str, str], mirrors: Iterable[str] = ()) -> None:
         self._catalog = catalog
+        self._mirrors = list(mirrors)
         self._unpacker = unpacker
         self._insecure_registries = insecure_registries
         self._platform = platform
         self._pulls: dict[str, asyncio.Future[PullResult]] = {}
         self._listeners: dict[str, list[Callable[[Event], None]]] = {}
 
-    def _client(self, ref: Reference, registry_auth: str, timeout: float = 60.0) -> Registry:
+    def _client(self, ref: Reference, registry_auth: str, timeout: float = 60.0,
+                mirror: str = "") -> Registry:
         auth = decode_registry_auth(registry_auth)
         insecure = is_insecure_registry(ref.domain, self._insecure_registries)
         return Registry(insecure=[ref.domain] if insecure else [],
-                        credentials=auth.credentials, platform=self._platform, timeout=timeout)
+                        credentials=auth.credentials, platform=self._platform, timeout=timeout,
+                        mirror=mirror)
+
+    async def _each_endpoint(self, ref: Reference, registry_auth: str, timeout: float,
+                             call: Callable[[Registry], Awaitable[T]]) -> T:
+        """``call`` at the first endpoint of ``ref`` that answers it: its mirrors, then its own."""
+        *mirrors, _ = bases = endpoints(ref, self._mirrors)
+        for base in bases:
+            client = self._client(ref, registry_auth, timeout, mirror=base)
+            try:
+                return await call(client)
+            except ShoalError as exc:
+                if base not in mirrors:
+                    raise
+                log.warning("pull of %s from mirror %s failed, trying the next endpoint: %s",
+                            ref, base, exc.message)
+            finally:
+                await client.close()
+        raise AssertionError("unreachable: the last endpoint raises")
 
     async def pull_for_task(self, image: str, registry_auth: str,
                             progress: Callable[[str], None] | None) -> ImageRecord:
@@ -144,11 +169,10 @@ class Puller:
         async def extract(digest: str) -> None:
             await self._unpacker.extract(digest)
 
-        client = self._client(ref, registry_auth)
-        try:
-            result = await client.fetch(self._catalog.store, ref, emit=broadcast, extract=extract)
-        finally:
-            await client.close()
+        async def fetch(client: Registry) -> PullResult:
+            return await client.fetch(self._catalog.store, ref, emit=broadcast, extract=extract)
+
+        result = await self._each_endpoint(ref, registry_auth, 60.0, fetch)
         if ref.tag and not ref.digest:
             self._catalog.tag(ref, result.record)
         self._catalog.tag(Reference(ref.domain, ref.path, "", result.digest), result.record)
@@ -158,9 +182,7 @@ class Puller:
     async def distribution(self, name: str, registry_auth: str) -> dict[str, Any]:
         """The registry's descriptor of ``name`` (``GET /distribution/{name}/json``)."""
         ref = parse(name)
-        client = self._client(ref, registry_auth, timeout=15.0)
-        try:
-            descriptor: Descriptor = await client.describe(ref)
-        finally:
-            await client.close()
-        return descriptor.docker()
+        async def describe(client: Registry) -> Descriptor:
+            return await client.describe(ref)
+
+        return (await self._each_endpoint(ref, registry_auth, 15.0, describe)).docker()

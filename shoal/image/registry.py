@@ -4,8 +4,8 @@
 wanted platform, linux/amd64 by default), then the config and every layer not yet in the store,
 each checked against its digest and size while it streams; ``pull`` also tags the name.
 ``describe`` is the registry's descriptor of a manifest (``GET /distribution/{name}/json``).
-Docker Hub's names go to registry-1.docker.io. A registry answers over HTTPS, or over HTTP only
-when named in ``insecure``. Authentication follows the registry's challenge: a bearer token from
+Docker Hub's names go to registry-1.docker.io, or to ``mirror`` (a base URL) when given. A
+registry answers over HTTPS, or over HTTP only when named in ``insecure``. Authentication follows the registry's challenge: a bearer token from
 its realm (with the given credentials, if any), or basic auth.
 
 ``fetch`` reports its steps as Docker's JSON messages (what dockerd streams on
@@ -82,8 +82,10 @@ def _platform(value: Any) -> dict[str, Any]:
 
 class Registry:
     def __init__(self, *, insecure: Iterable[str] = (), credentials: tuple[str, str] | None = None,
-                 platform: tuple[str, str] = ("linux", "amd64"), timeout: float = 60.0) -> None:
+                 platform: tuple[str, str] = ("linux", "amd64"), timeout: float = 60.0,
+                 mirror: str = "") -> None:
         self._insecure = set(insecure)
+        self._mirror = mirror.rstrip("/")
         self._credentials = credentials
         self._platform = platform
         self._http = httpx.AsyncClient(timeout=timeout, follow_redirects=True)
@@ -93,6 +95,8 @@ class Registry:
         await self._http.aclose()
 
     def _base(self, ref: Reference) -> str:
+        if self._mirror and ref.domain == DEFAULT_DOMAIN:
+            return f"{self._mirror}/v2/{ref.path}"
         host = "registry-1.docker.io" if ref.domain == DEFAULT_DOMAIN else ref.domain
         scheme = "http" if ref.domain in self._insecure else "https"
         return f"{scheme}://{host}/v2/{ref.path}"

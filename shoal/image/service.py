@@ -38,14 +38,17 @@ def host_platform() -> tuple[str, str]:
 
 class ImageService:
     def __init__(self, root: Path, *, insecure_registries: Iterable[str] = (),
+                 registry_mirrors: Iterable[str] = (),
                  platform: tuple[str, str] | None = None) -> None:
         self.root = root
         self.catalog = Catalog(root)
         self.store = self.catalog.store
         self.insecure_registries = list(insecure_registries)
+        self.registry_mirrors = list(registry_mirrors)
         self.platform = platform or host_platform()
         self._unpacker = Unpacker(self.catalog)
-        self._puller = Puller(self.catalog, self._unpacker, self.insecure_registries, self.platform)
+        self._puller = Puller(self.catalog, self._unpacker, self.insecure_registries, self.platform,
+                              self.registry_mirrors)
 
     async def ensure(self, image: str, *, registry_auth: str = "",
                      progress: Callable[[str], None] | None = None) -> LocalImage:

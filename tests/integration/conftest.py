@@ -1,16 +1,23 @@
-"""Fixtures: a swarm of shoald processes that is always torn down, and a leak check."""
+"""Fixtures: a swarm of shoald processes that is always torn down, and a leak check; a manager
+and a worker running real containers on simulated hosts, with the demo images (and the voting
+app's stand-ins) in a registry of their own, once per module that asks."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from shoal.dev import hosts
+from shoal.dev.images import build_all
 from shoal.dev.local import Daemon, Swarm
+from shoal.dev.votingapp import voting_app_images
 from shoal.dev.wait import wait_for
 
 
@@ -91,3 +98,62 @@ def init_swarm(swarm: Swarm, workers: int, *, labels: dict[int, dict[str, str]] 
     # update|promote` read before it fails "update out of sequence" (as docker's would).
     wait_for("every node's ingress address", lambda: all(n.get("Attachments") for n in manager.api("/nodes")))
     return manager, joined
+
+
+class TwoNodes:
+    """A manager and a worker running runc containers (on simulated hosts, or on loopback)."""
+
+    def __init__(self, manager: Daemon, worker: Daemon, registry: str) -> None:
+        self.manager, self.worker, self.registry = manager, worker, registry
+        self.nodes = [manager, worker]
+
+    def image(self, name: str) -> str:
+        return f"{self.registry}/shoal/{name}:latest"
+
+    def tasks(self, service: str) -> list[dict[str, Any]]:
+        return self.manager.api(f'/tasks?filters={{"service":["{service}"]}}')  # type: ignore[no-any-return]
+
+    def running(self, service: str) -> list[dict[str, Any]]:
+        return [t for t in self.tasks(service)
+                if t["Status"]["State"] == "running" and t["DesiredState"] == "running"]
+
+    def remove(self, *services: str) -> None:
+        """Remove the services and wait until no node runs a container."""
+        for service in services:
+            self.manager.docker("service", "rm", service, check=False)
+        wait_for("the services' containers removed", lambda: not self.containers(), timeout=60, interval=0.2)
+
+    def containers(self) -> list[str]:
+        out = []
+        for d in self.nodes:
+            root = d.root / "data" / "containers"
+            out += [p.name for p in root.iterdir() if p.is_dir() and p.name != "by-task"] if root.exists() else []
+        return out
+
+
+@pytest.fixture(scope="module")
+def hosts_cluster(request: pytest.FixtureRequest,
+                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoNodes]:
+    """Named after the asking module's PREFIX (its namespaces, hostnames and cgroups)."""
+    if os.geteuid() != 0 or not shutil.which("runc") or not shutil.which("docker-registry"):
+        pytest.skip("runs containers on simulated hosts: needs root, runc and docker-registry")
+    prefix: str = request.module.PREFIX
+    root = tmp_path_factory.mktemp(prefix)
+    hosts.remove_all(prefix)  # a crashed earlier run
+    swarm = Swarm(root, prefix=prefix, hosts=True)
+    try:
+        registry = swarm.start_registry()  # the nodes' Docker Hub mirror too
+        for image in [*build_all(), *voting_app_images()]:
+            registry.push(image)
+        manager = swarm.add(executor="runc")
+        manager.docker("swarm", "init", "--advertise-addr", manager.ip, "--dispatcher-heartbeat", "1s")
+        token = manager.docker("swarm", "join-token", "-q", "worker").stdout.strip()
+        worker = swarm.add(executor="runc")
+        worker.docker("swarm", "join", "--token", token, "--advertise-addr", worker.ip, f"{manager.ip}:2377")
+        wait_for("2 nodes ready", lambda: manager.docker("node", "ls", "--format", "{{.Status}}")
+                 .stdout.split().count("Ready") == 2, timeout=60)
+        yield TwoNodes(manager, worker, swarm.registry_addr)
+    finally:
+        close_and_check(swarm)
+    left = hosts.list_netns(prefix)
+    assert not left, f"namespaces left: {left}"

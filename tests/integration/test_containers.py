@@ -35,7 +35,7 @@ from shoal.dev.local import Daemon, Swarm
 from shoal.dev.registry import LocalRegistry, push_blob, push_manifest
 from shoal.dev.wait import wait_for
 from shoal.store.etcd.testing import free_port
-from tests.integration.conftest import close_and_check
+from tests.integration.conftest import TwoNodes, close_and_check
 
 pytestmark = [
     pytest.mark.integration,
@@ -47,36 +47,8 @@ pytestmark = [
 MiB = 1024 * 1024
 
 
-class Cluster:
-    def __init__(self, manager: Daemon, worker: Daemon, registry: str) -> None:
-        self.manager, self.worker, self.registry = manager, worker, registry
-        self.nodes = [manager, worker]
-
-    def image(self, name: str) -> str:
-        return f"{self.registry}/shoal/{name}:latest"
-
-    def tasks(self, service: str) -> list[dict[str, Any]]:
-        return self.manager.api(f'/tasks?filters={{"service":["{service}"]}}')  # type: ignore[no-any-return]
-
-    def running(self, service: str) -> list[dict[str, Any]]:
-        return [t for t in self.tasks(service)
-                if t["Status"]["State"] == "running" and t["DesiredState"] == "running"]
-
-    def remove(self, service: str) -> None:
-        """Remove the service and wait until both nodes run no container for it."""
-        self.manager.docker("service", "rm", service, check=False)
-        wait_for(f"{service}'s containers removed", lambda: not self.containers(), timeout=60, interval=0.2)
-
-    def containers(self) -> list[str]:
-        out = []
-        for d in self.nodes:
-            root = d.root / "data" / "containers"
-            out += [p.name for p in root.iterdir() if p.is_dir() and p.name != "by-task"] if root.exists() else []
-        return out
-
-
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoNodes]:
     root = tmp_path_factory.mktemp("shoaltest-containers")
     registry = LocalRegistry(root / "registry", f"127.0.0.1:{free_port()}")
     registry.start()
@@ -91,7 +63,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         worker.docker("swarm", "join", "--token", token, "--advertise-addr", worker.ip, f"{manager.ip}:2377")
         wait_for("2 nodes ready", lambda: manager.docker("node", "ls", "--format", "{{.Status}}")
                  .stdout.split().count("Ready") == 2)
-        yield Cluster(manager, worker, registry.addr)
+        yield TwoNodes(manager, worker, registry.addr)
         _assert_nothing_left(swarm)
     finally:
         registry.stop()
@@ -132,7 +104,7 @@ def _cgroup_file(pid: int, controller: str, name: str) -> str:
     raise AssertionError(f"no {controller} cgroup for pid {pid}")
 
 
-def test_frontend_runs_with_the_specs_env_user_and_limits(cluster: Cluster) -> None:
+def test_frontend_runs_with_the_specs_env_user_and_limits(cluster: TwoNodes) -> None:
     m = cluster.manager
     m.docker("pull", cluster.image("web"))  # the Engine API's pull, from the local registry
     assert cluster.image("web").rsplit(":", 1)[0] in m.docker("images", "--format", "{{.Repository}}").stdout
@@ -161,7 +133,7 @@ def test_frontend_runs_with_the_specs_env_user_and_limits(cluster: Cluster) -> N
         cluster.remove("shoaltest-frontend")
 
 
-def test_a_container_that_exits_non_zero_is_replaced(cluster: Cluster) -> None:
+def test_a_container_that_exits_non_zero_is_replaced(cluster: TwoNodes) -> None:
     m = cluster.manager
     m.docker("service", "create", "-d", "--name", "shoaltest-fail", "--restart-condition", "on-failure",
              "--restart-delay", "1s", "--env", "EXIT_CODE=3", cluster.image("fail"))
@@ -179,7 +151,7 @@ def test_a_container_that_exits_non_zero_is_replaced(cluster: Cluster) -> None:
         cluster.remove("shoaltest-fail")
 
 
-def test_an_unhealthy_container_is_replaced(cluster: Cluster) -> None:
+def test_an_unhealthy_container_is_replaced(cluster: TwoNodes) -> None:
     m = cluster.manager
     m.docker("service", "create", "-d", "--name", "shoaltest-sick", "--restart-delay", "1s",
              cluster.image("unhealthy"))
@@ -198,7 +170,7 @@ def test_an_unhealthy_container_is_replaced(cluster: Cluster) -> None:
         cluster.remove("shoaltest-sick")
 
 
-def test_service_logs_come_from_every_replica_through_the_docker_cli(cluster: Cluster) -> None:
+def test_service_logs_come_from_every_replica_through_the_docker_cli(cluster: TwoNodes) -> None:
     m = cluster.manager
     m.docker("service", "create", "-d", "--name", "shoaltest-talk", "--replicas", "2",
              "--restart-condition", "none", "--no-healthcheck",
@@ -257,7 +229,7 @@ def _follow(d: Daemon, service: str, lines: int, timeout: float = 30) -> str:
     return out.decode()
 
 
-def test_an_oom_killed_task_says_so(cluster: Cluster) -> None:
+def test_an_oom_killed_task_says_so(cluster: TwoNodes) -> None:
     m = cluster.manager
     m.docker("service", "create", "-d", "--name", "shoaltest-oom", "--restart-condition", "none",
              "--limit-memory", "32m", "--no-healthcheck", cluster.image("web"),
@@ -271,7 +243,7 @@ def test_an_oom_killed_task_says_so(cluster: Cluster) -> None:
         cluster.remove("shoaltest-oom")
 
 
-def test_sigkill_of_shoald_then_restart_reattaches_without_leaks(cluster: Cluster) -> None:
+def test_sigkill_of_shoald_then_restart_reattaches_without_leaks(cluster: TwoNodes) -> None:
     m, w = cluster.manager, cluster.worker
     m.docker("service", "create", "--name", "shoaltest-keep", "--mode", "global",
              "--restart-condition", "none", cluster.image("web"), timeout=180)
@@ -326,7 +298,7 @@ def _malicious_image(registry: str) -> str:
     return f"{registry}/shoaltest/evil:1"
 
 
-def test_a_malicious_layer_is_refused(cluster: Cluster) -> None:
+def test_a_malicious_layer_is_refused(cluster: TwoNodes) -> None:
     m = cluster.manager
     image = _malicious_image(cluster.registry)
     m.docker("service", "create", "-d", "--name", "shoaltest-evil", "--restart-condition", "none",
@@ -394,7 +366,7 @@ class _AuthProxy:
             self._loop.close()
 
 
-def test_with_registry_auth_reaches_the_nodes(cluster: Cluster, tmp_path: Path) -> None:
+def test_with_registry_auth_reaches_the_nodes(cluster: TwoNodes, tmp_path: Path) -> None:
     """A private registry: without --with-registry-auth the task is REJECTED with the registry's
     reason; with it (credentials from the docker CLI's config) the image is pulled and runs, and
     the credentials never show in the service."""
@@ -428,7 +400,7 @@ def test_with_registry_auth_reaches_the_nodes(cluster: Cluster, tmp_path: Path) 
             cluster.remove("shoaltest-private")
 
 
-def test_logs_through_a_follower_manager(cluster: Cluster) -> None:
+def test_logs_through_a_follower_manager(cluster: TwoNodes) -> None:
     """Sessions live on the leader; another manager's API reads logs through the leader's
     broker over the swarm port."""
     m, w = cluster.manager, cluster.worker

@@ -10,18 +10,15 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import docker
 import pytest
 
-from shoal.dev import hosts
-from shoal.dev.images import build_all
-from shoal.dev.local import Daemon, Swarm
+from shoal.dev.local import Daemon
 from shoal.dev.wait import wait_for
-from tests.integration.conftest import close_and_check
+from tests.integration.conftest import TwoNodes
 
 pytestmark = [
     pytest.mark.integration,
@@ -33,52 +30,9 @@ pytestmark = [
 PREFIX = "shoaltest-sec"
 
 
-class Cluster:
-    def __init__(self, manager: Daemon, worker: Daemon, registry: str) -> None:
-        self.manager, self.worker, self.registry = manager, worker, registry
-        self.nodes = [manager, worker]
-
-    def image(self, name: str) -> str:
-        return f"{self.registry}/shoal/{name}:latest"
-
-    def running(self, service: str) -> list[dict[str, Any]]:
-        tasks = self.manager.api(f'/tasks?filters={{"service":["{service}"]}}')
-        return [t for t in tasks if t["Status"]["State"] == "running" and t["DesiredState"] == "running"]
-
-    def remove(self, *services: str) -> None:
-        for service in services:
-            self.manager.docker("service", "rm", service, check=False)
-        wait_for("the services' containers removed", lambda: not self.containers(), timeout=60, interval=0.2)
-
-    def containers(self) -> list[str]:
-        out = []
-        for d in self.nodes:
-            root = d.root / "data" / "containers"
-            out += [p.name for p in root.iterdir() if p.is_dir() and p.name != "by-task"] if root.exists() else []
-        return out
-
-
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    root = tmp_path_factory.mktemp("shoaltest-secrets")
-    hosts.remove_all(PREFIX)  # a crashed earlier run
-    swarm = Swarm(root, prefix=PREFIX, hosts=True)  # simulated hosts: a stack has overlay networks
-    try:
-        registry = swarm.start_registry()
-        for image in build_all():
-            registry.push(image)
-        manager = swarm.add(executor="runc")
-        manager.docker("swarm", "init", "--advertise-addr", manager.ip, "--dispatcher-heartbeat", "1s")
-        token = manager.docker("swarm", "join-token", "-q", "worker").stdout.strip()
-        worker = swarm.add(executor="runc")
-        worker.docker("swarm", "join", "--token", token, "--advertise-addr", worker.ip, f"{manager.ip}:2377")
-        wait_for("2 nodes ready", lambda: manager.docker("node", "ls", "--format", "{{.Status}}")
-                 .stdout.split().count("Ready") == 2, timeout=60)
-        yield Cluster(manager, worker, swarm.registry_addr)
-    finally:
-        close_and_check(swarm)
-    left = hosts.list_netns(PREFIX)
-    assert not left, f"namespaces left: {left}"
+def cluster(hosts_cluster: TwoNodes) -> TwoNodes:
+    return hosts_cluster
 
 
 def _mount_type(pid: int, target: str) -> str:
@@ -121,7 +75,7 @@ def _create(d: Daemon, kind: str, name: str, data: bytes, tmp: Path, *flags: str
     return d.docker(kind, "create", *flags, name, str(source)).stdout.strip()
 
 
-def test_a_secret_and_a_config_reach_both_nodes_and_rotate(cluster: Cluster, tmp_path: Path) -> None:
+def test_a_secret_and_a_config_reach_both_nodes_and_rotate(cluster: TwoNodes, tmp_path: Path) -> None:
     m = cluster.manager
     value = b"shoaltest-" + secrets.token_hex(16).encode()
     newer = b"shoaltest-" + secrets.token_hex(16).encode()
@@ -176,7 +130,7 @@ def test_a_secret_and_a_config_reach_both_nodes_and_rotate(cluster: Cluster, tmp
         assert not _files_holding(d.root, value) and not _files_holding(d.root, newer), d.hostname
 
 
-def test_docker_py_secrets_and_configs(cluster: Cluster) -> None:
+def test_docker_py_secrets_and_configs(cluster: TwoNodes) -> None:
     client = docker.DockerClient(base_url=cluster.manager.host, timeout=30)
     made: list[Any] = []
     try:
@@ -224,7 +178,7 @@ configs:
 
 
 @pytest.mark.parametrize("cli", ["docker", "shoal"])
-def test_stack_deploy_and_rm(cluster: Cluster, tmp_path: Path, cli: str) -> None:
+def test_stack_deploy_and_rm(cluster: TwoNodes, tmp_path: Path, cli: str) -> None:
     m = cluster.manager
     run = m.docker if cli == "docker" else m.shoal
     (tmp_path / "pw.txt").write_text("stack-secret\n")

@@ -21,6 +21,10 @@ from shoal.store.store import Store
 class NoRegistry:
     """The node's images, with no registry reachable (no traffic leaves the test)."""
 
+    def __init__(self) -> None:
+        self.insecure_registries = ["10.9.0.0/16", "reg.internal:5000"]
+        self.registry_mirrors = ["http://mirror.internal:5000/"]
+
     async def distribution(self, name: str, registry_auth: str = "") -> dict[str, object]:
         raise Unavailable(f"cannot reach the registry of {name}")
 
@@ -137,6 +141,11 @@ async def test_not_in_a_swarm_gets_503() -> None:
         assert (await client.get("/_ping")).headers["Swarm"] == "inactive"
         info = await (await client.get("/info")).json()
         assert info["Swarm"]["LocalNodeState"] == "inactive" and "k=v" in info["Labels"]
+        registries = info["RegistryConfig"]  # what `docker info` prints its registry lines from
+        assert registries["Mirrors"] == ["http://mirror.internal:5000/"]
+        assert registries["IndexConfigs"]["docker.io"]["Mirrors"] == registries["Mirrors"]
+        assert registries["InsecureRegistryCIDRs"] == ["::1/128", "127.0.0.0/8", "10.9.0.0/16"]
+        assert registries["IndexConfigs"]["reg.internal:5000"]["Secure"] is False
         networks = await (await client.get("/networks")).json()
         assert {n["Name"] for n in networks} == {"bridge", "host", "none"}
     finally:
