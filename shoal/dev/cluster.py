@@ -6,7 +6,8 @@ Each node is a network namespace ``<prefix>-nodeN`` (default prefix shoaldev) on
 (shoal.dev.hosts), its shoald inside on the underlay address ``<base>.N`` (default base
 172.31.10; scripts/demo uses 172.31.9, the tests 172.31.7/172.31.8: every swarm's switch is its
 own, so only the prefixes must differ); the registry runs in ``<prefix>-registry`` on
-``<base>.254:5000``. The machine's own namespace gets nothing but, with ``--publish-host PORT``,
+``<base>.254:5000``, which is also every node's Docker Hub mirror (holding the stand-ins of the
+voting app's images, shoal.dev.votingapp, so examples/voting-app deploys). The machine's own namespace gets nothing but, with ``--publish-host PORT``,
 a forwarder listening on 127.0.0.1:PORT that connects to node1's ``<base>.1:PORT``.
 
 Everything else lives in one dev root (default ``/var/lib/shoal-dev``): ``state.json`` (the
@@ -35,6 +36,7 @@ from shoal.dev import cleanup, forward, hosts, procs
 from shoal.dev.images import build_all
 from shoal.dev.local import Daemon
 from shoal.dev.registry import LocalRegistry, RegistryError
+from shoal.dev.votingapp import voting_app_images
 from shoal.dev.wait import wait_for
 from shoal.errors import ShoalError
 from shoal.fsutil import write_atomic
@@ -279,7 +281,7 @@ def _up(state: DevState, nodes: int, managers: int, listeners: list[socket.socke
             state.registry = RegistryState(registry.addr, registry.pid, str(registry.root),
                                            reg_host.netns_path)
             state.save()
-    images = build_all()
+    images = [*build_all(), *voting_app_images()]
     for image in images:
         try:
             registry.push(image)
@@ -295,7 +297,8 @@ def _up(state: DevState, nodes: int, managers: int, listeners: list[socket.socke
         # cgroups /<prefix>-N: `down` removes them by that prefix
         daemons.append(Daemon(index=i, ip=host.ip, root=root / f"node{i}", prefix=state.prefix,
                               executor=state.executor, name=host.name, netns=host.netns_path,
-                              insecure_registries=[registry.addr]))
+                              insecure_registries=[registry.addr],
+                              registry_mirrors=[f"http://{registry.addr}/"]))
     echo(f"starting {nodes} shoald ({state.executor} executor) in netns "
          f"{state.prefix}-node1..{nodes} on {daemons[0].ip}..{daemons[-1].ip}")
     try:
