@@ -22,17 +22,22 @@ T = TypeVar("T")
 # ContainerSpec passes through as a dict; these are its keys (api/types/swarm/container.go).
 CONTAINER_SPEC_KEYS = ["Image", "Labels", "Command", "Args", "Hostname", "Env", "Dir", "User", "Groups", "Privileges", "Init", "StopSignal", "TTY", "OpenStdin", "ReadOnly", "Mounts", "StopGracePeriod", "Healthcheck", "Hosts", "DNSConfig", "Secrets", "Configs", "Isolation", "Sysctls", "CapabilityAdd", "CapabilityDrop", "Ulimits", "OomScoreAdj"]
 _HEALTH_KEYS = ["Test", "Interval", "Timeout", "StartPeriod", "StartInterval", "Retries"]
-# Secret and config references (SecretReference, ConfigReference, their File target): the control
-# API and the nodes read these keys, so they are stored in one spelling.
-_REF_KEYS = {
+# Secret and config references (SecretReference, ConfigReference, their File target) and
+# Privileges: the control API and the nodes read these keys, so they are stored in one spelling.
+_NESTED_KEYS = {
     "Secrets": ["File", "SecretID", "SecretName"],
     "Configs": ["File", "Runtime", "ConfigID", "ConfigName"],
     "File": ["Name", "UID", "GID", "Mode"],
+    "Privileges": ["CredentialSpec", "SELinuxContext", "Seccomp", "AppArmor", "NoNewPrivileges"],
+    "CredentialSpec": ["Config", "File", "Registry"],
+    "SELinuxContext": ["Disable", "User", "Role", "Type", "Level"],
+    "Seccomp": ["Mode", "Profile"],
+    "AppArmor": ["Mode"],
 }
 _CANON: dict[str, dict[str, str]] = {
     "ContainerSpec": {k.lower(): k for k in CONTAINER_SPEC_KEYS},
     "Healthcheck": {k.lower(): k for k in _HEALTH_KEYS},
-    **{key: {k.lower(): k for k in keys} for key, keys in _REF_KEYS.items()},
+    **{key: {k.lower(): k for k in keys} for key, keys in _NESTED_KEYS.items()},
 }
 
 

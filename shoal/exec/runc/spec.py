@@ -6,32 +6,30 @@ volume, tmpfs) are checked and turned into OCI mounts; limits become cgroup reso
 ``cgroupsPath = <cgroup_parent>/<cid>``. The container gets its own network namespace (runc
 makes it and brings ``lo`` up) and bind mounts of the /etc/hosts, /etc/hostname and
 /etc/resolv.conf written into its directory. No rlimits: this host lacks CAP_SYS_RESOURCE.
+The sandbox is Docker's: its 14 default capabilities with the service's CapabilityAdd/Drop, its
+seccomp profile (shoal.exec.runc.seccomp) unless Privileges says otherwise, no_new_privs only
+when Privileges.NoNewPrivileges asks for it (shoal.model.privileges).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from shoal.errors import InvalidArgument
 from shoal.exec.containerspec import Process
 from shoal.exec.errors import TaskRejected
+from shoal.exec.runc import seccomp
+from shoal.model import privileges
 from shoal.model.objects import Task
 
-__all__ = ["CAPS", "User", "build_mounts", "build_spec", "resolve_user", "write_host_files"]
+__all__ = ["User", "build_mounts", "build_spec", "node_caps", "resolve_user", "write_host_files"]
 
-CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
-        "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
-        "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE"]
-ALL_CAPS = CAPS + [
-    "CAP_AUDIT_CONTROL", "CAP_AUDIT_READ", "CAP_BLOCK_SUSPEND", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
-    "CAP_DAC_READ_SEARCH", "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_LEASE", "CAP_LINUX_IMMUTABLE",
-    "CAP_MAC_ADMIN", "CAP_MAC_OVERRIDE", "CAP_NET_ADMIN", "CAP_NET_BROADCAST", "CAP_PERFMON",
-    "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_MODULE", "CAP_SYS_NICE", "CAP_SYS_PACCT",
-    "CAP_SYS_PTRACE", "CAP_SYS_RAWIO", "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG",
-    "CAP_SYSLOG", "CAP_WAKE_ALARM"]
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 MASKED = ["/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
           "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
@@ -196,13 +194,30 @@ def write_host_files(directory: Path, hostname: str, *,
     return {dest: str(path) for dest, path in files.items()}
 
 
-def _caps(container_spec: dict[str, Any]) -> list[str]:
-    def norm(items: Any) -> list[str]:
-        names = [str(c).upper() for c in items or []]
-        return [n if n.startswith("CAP_") or n == "ALL" else "CAP_" + n for n in names]
-    add, drop = norm(container_spec.get("CapabilityAdd")), norm(container_spec.get("CapabilityDrop"))
-    caps = list(ALL_CAPS) if "ALL" in add else list(CAPS) + [c for c in add if c not in CAPS]
-    return [] if "ALL" in drop else [c for c in caps if c not in drop]
+@functools.cache
+def node_caps() -> frozenset[str]:
+    """The capabilities shoald itself has, all a container can get (moby caps.Current: the
+    effective set; a host may lack some, e.g. CAP_SYS_RESOURCE here)."""
+    with open("/proc/self/status", encoding="utf-8", errors="replace") as f:
+        line = next((x for x in f if x.startswith("CapEff:")), "CapEff: 0")
+    bits = int(line.split()[1], 16)
+    return frozenset(c for i, c in enumerate(privileges.KNOWN_CAPS) if bits >> i & 1)
+
+
+def _sandbox(container_spec: dict[str, Any],
+             available: Collection[str] | None) -> tuple[list[str], dict[str, Any] | None, bool]:
+    """The container's capabilities, its seccomp section (None: unconfined) and whether it runs
+    with no_new_privs, as Docker makes them from the service's caps and Privileges."""
+    try:
+        box = privileges.sandbox(container_spec)
+        caps = privileges.effective_caps(box.cap_add, box.cap_drop,
+                                         available=node_caps() if available is None else available)
+    except InvalidArgument as exc:  # a spec stored before the control API checked these
+        raise TaskRejected(str(exc)) from exc
+    profile = None
+    if box.seccomp != "unconfined":  # its rules follow the caps after add and drop
+        profile = seccomp.render(box.seccomp_profile or seccomp.DEFAULT_PROFILE, caps)
+    return list(caps), profile, box.no_new_privileges
 
 
 def _annotations(task: Task, container_spec: dict[str, Any]) -> dict[str, str]:
@@ -230,16 +245,18 @@ def _resources(task: Task) -> dict[str, Any]:
 
 def build_spec(*, task: Task, process: Process, rootfs: Path, hostname: str, user: User,
                mounts: list[dict[str, Any]], host_files: dict[str, str],
-               cgroups_path: str, netns: str | None = None) -> dict[str, Any]:
+               cgroups_path: str, netns: str | None = None,
+               available_caps: Collection[str] | None = None) -> dict[str, Any]:
     """config.json as a dict; ``netns``: the network namespace to join (the container's own
-    overlay sandbox), else a new one with only loopback."""
+    overlay sandbox), else a new one with only loopback; ``available_caps``: what ``ALL`` and
+    CapabilityAdd may give (default: `node_caps`)."""
     container_spec = task.spec.container_spec or {}
     readonly = bool(container_spec.get("ReadOnly"))
     env = list(process.env)
     if not any(e.startswith("PATH=") for e in env):
         env.insert(0, DEFAULT_PATH)
     env.insert(1, f"HOSTNAME={hostname}")
-    caps = _caps(container_spec)
+    caps, seccomp_section, no_new_privs = _sandbox(container_spec, available_caps)
     ns: list[dict[str, str]] = [{"type": t} for t in ("pid", "ipc", "uts", "mount", "network")]
     if netns:
         ns[-1]["path"] = netns
@@ -256,13 +273,15 @@ def build_spec(*, task: Task, process: Process, rootfs: Path, hostname: str, use
     }
     if sysctl:
         linux["sysctl"] = sysctl
+    if seccomp_section is not None:
+        linux["seccomp"] = seccomp_section
     return {
         "ociVersion": "1.0.2",
         "process": {
             "terminal": False, "user": user_obj, "args": list(process.args), "env": env,
             "cwd": process.cwd or "/",
             "capabilities": {k: caps for k in ("bounding", "effective", "permitted")},
-            "noNewPrivileges": False,
+            "noNewPrivileges": no_new_privs,
         },
         "root": {"path": str(rootfs), "readonly": readonly},
         "hostname": hostname,

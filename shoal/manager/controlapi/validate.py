@@ -10,6 +10,7 @@ from shoal.errors import InvalidArgument
 from shoal.manager import constraint
 from shoal.manager.controlapi.refs import validate_refs
 from shoal.manager.controlapi.status import invalid
+from shoal.model.privileges import sandbox
 from shoal.model.specs import Driver, ServiceSpec
 
 __all__ = ["decode_data", "validate_name", "validate_object_name", "validate_service_spec",
@@ -106,6 +107,7 @@ def validate_service_spec(spec: ServiceSpec) -> None:
         if (rp.max_attempts or 0) < 0:
             raise InvalidArgument("rpc error: code = InvalidArgument desc = restart max attempts must be non-negative")
     validate_refs(tt.container_spec or {})
+    sandbox(tt.container_spec or {})  # caps and Privileges: honoured by the nodes, or refused here
     health = (tt.container_spec or {}).get("Healthcheck") or {}
     for key in ("Interval", "Timeout", "StartPeriod", "StartInterval"):
         value = health.get(key)

@@ -197,6 +197,26 @@ async def test_hostname_user_uid_gid_and_caps(env: Env) -> None:
         await ctl.remove()
 
 
+async def test_docker_sandbox_seccomp_caps_and_no_new_privs(env: Env) -> None:
+    probe = ("unshare -m true && echo unshare-ok; chown 1 /tmp && echo chown-ok; "
+             "grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status")
+    default = env.controller(env.task(["sh", "-c", probe + " 2>&1"]))
+    admin = env.controller(env.task(["sh", "-c", probe], CapabilityAdd=["SYS_ADMIN"],
+                                    CapabilityDrop=["chown"],
+                                    Privileges={"NoNewPrivileges": True}))
+    try:
+        assert await run_to_exit(default) == 0
+        out = text(await collect(default))
+        assert "unshare(0x20000): Operation not permitted" in out and "chown-ok" in out
+        assert "NoNewPrivs:\t0" in out and "Seccomp:\t2" in out  # filtered, as Docker's
+        assert await run_to_exit(admin) == 0
+        out = text(await collect(admin))
+        assert "unshare-ok" in out and "chown-ok" not in out and "NoNewPrivs:\t1" in out
+    finally:
+        await default.remove()
+        await admin.remove()
+
+
 async def test_exit_codes(env: Env) -> None:
     ok = env.controller(env.task(["true"]))
     bad = env.controller(env.task(["sh", "-c", "echo oops >&2; exit 3"]))

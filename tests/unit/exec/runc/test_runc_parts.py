@@ -15,6 +15,7 @@ from shoal.exec.runc import logfile
 from shoal.exec.runc.controller import _signal
 from shoal.exec.runc.spec import build_mounts, build_spec, resolve_user
 from shoal.model.objects import Task
+from shoal.model.privileges import KNOWN_CAPS
 from shoal.model.specs import Limits, Resources, TaskSpec
 
 T0 = 1_795_000_000_123_456_789
@@ -146,7 +147,7 @@ def test_spec_from_task(rootfs: Path) -> None:
         limits=Limits(nano_cpus=1_500_000_000, memory_bytes=1 << 26, pids=9))))
     spec = build_spec(task=task, process=resolve({}, cs), rootfs=rootfs, hostname="h",
                       user=resolve_user(rootfs, ""), mounts=[], host_files={"/etc/hosts": "/h"},
-                      cgroups_path="/p/c")
+                      cgroups_path="/p/c", available_caps=KNOWN_CAPS)
     assert spec["root"] == {"path": str(rootfs), "readonly": True}
     assert spec["process"]["env"][:2] == [
         "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOSTNAME=h"]
