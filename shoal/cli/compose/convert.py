@@ -276,6 +276,8 @@ def service_spec(
         "StopSignal": svc.get("stop_signal"),
         "TTY": svc.get("tty"),
         "ReadOnly": svc.get("read_only"),
+        "CapabilityAdd": svc.get("cap_add"),
+        "CapabilityDrop": svc.get("cap_drop"),
         "Healthcheck": _healthcheck(svc.get("healthcheck")),
         "Mounts": _mounts(ns, svc.get("volumes") or [], config),
         "Secrets": secrets,

@@ -290,6 +290,7 @@ class _FileLoader:
         "image", "command", "entrypoint", "environment", "env_file", "labels", "deploy", "ports",
         "networks", "healthcheck", "secrets", "configs", "hostname", "user", "working_dir",
         "stop_grace_period", "stop_signal", "tty", "read_only", "volumes", "depends_on",
+        "cap_add", "cap_drop",
     }
 
     def service(self, path: str, value: Any) -> dict[str, Any]:
@@ -305,6 +306,9 @@ class _FileLoader:
         for key, check in simple.items():
             if key in raw and raw[key] is not None:
                 out[key] = check(f"{path}.{key}", raw[key])
+        for key in ("cap_add", "cap_drop"):
+            if raw.get(key) is not None:
+                out[key] = self.strings(f"{path}.{key}", raw[key])
         if "depends_on" in raw:  # kept for `stack config`; deploy cannot honour it: said aloud
             out["depends_on"] = self.strings(f"{path}.depends_on", raw["depends_on"])
             self.warnings.append(f"{self.filename}: {path}.depends_on: ignored: a swarm starts "

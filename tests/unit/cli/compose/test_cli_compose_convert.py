@@ -93,6 +93,8 @@ services:
     tty: true
     read_only: true
     stop_signal: SIGINT
+    cap_add: [NET_ADMIN]
+    cap_drop: [ALL]
     labels: {a: b}
     environment: {Z: "1", A: null}
     healthcheck: {test: [CMD, "true"], interval: 2s, retries: 2}
@@ -113,6 +115,7 @@ services:
         "Image": "busybox", "Labels": {"a": "b", **LABEL}, "Env": ["A", "Z=1"],
         "Command": ["/bin/sh", "-c"], "Args": ["echo", "hi"], "Hostname": "h", "Dir": "/w",
         "User": "nobody", "StopSignal": "SIGINT", "TTY": True, "ReadOnly": True,
+        "CapabilityAdd": ["NET_ADMIN"], "CapabilityDrop": ["ALL"],
         "Healthcheck": {"Test": ["CMD", "true"], "Interval": 2 * S, "Retries": 2},
         "Mounts": [
             {"Type": "volume", "Source": "", "Target": "/data"},
