@@ -9,6 +9,8 @@ import pytest
 MODULES = [
     "shoal.manager.ca",
     "shoal.manager.ca.rootca",
+    "shoal.manager.ca.external",
+    "shoal.manager.ca.signing",
     "shoal.pki.subjects",
     "shoal.pki.tokens",
     "shoal.node",
