@@ -212,7 +212,7 @@ class Manager:
         assert self.dispatcher is not None and self._backend is not None
         app = web.Application()
         CAServer(store, swarm_port=self.settings.listen_port, leadership=elector,
-                 etcd=self._backend.client).add_routes(app)
+                 etcd=self._backend.client, identity=lambda: self.identity).add_routes(app)
         app.router.add_get("/session", self.dispatcher.session)
         app.router.add_get("/logs", self._serve_logs)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)

@@ -7,8 +7,9 @@
     POST /ca/raft   CSR -> an etcd certificate from the raft CA, and the etcd client URLs of the
                     members to join through (manager certificates only)
 
-Joining creates the Node object, so the node shows in ``node ls`` before its first session.
-Only the leader signs: another manager answers the signing calls with a 307 redirect to the
+Joining creates the Node object, so the node shows in ``node ls`` before its first session;
+the certificate is signed first (``signing``: the root key, or the swarm's external CA, waited
+for ``SIGN_WAIT`` at most), so a join the signer fails writes nothing. Only the leader signs: another manager answers the signing calls with a 307 redirect to the
 leader (the client resends the same request there), or 503 while there is no leader.
 """
 
@@ -23,10 +24,12 @@ from aiohttp import web
 
 from shoal.errors import InvalidArgument, PermissionDenied, ShoalError
 from shoal.manager.ca.rootca import RootCA
+from shoal.manager.ca.signing import SIGN_WAIT, NodeSigner
 from shoal.model.ids import new_id
 from shoal.model.objects import Cluster, ManagerStatus, Node, NodeDescription, NodeStatus
 from shoal.model.specs import NodeSpec
 from shoal.model.states import Availability, NodeRole
+from shoal.pki.identity import NodeIdentity
 from shoal.pki.subjects import peer_identity
 from shoal.pki.tokens import match_token
 from shoal.store.etcd import EtcdAPI
@@ -54,11 +57,14 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 class CAServer:
     def __init__(self, store: Store, *, swarm_port: int = 2377, leadership: Leadership | None = None,
-                 etcd: EtcdAPI | None = None) -> None:
+                 etcd: EtcdAPI | None = None, identity: Callable[[], NodeIdentity] | None = None,
+                 sign_wait: float = SIGN_WAIT) -> None:
         self._store = store
         self._swarm_port = swarm_port
         self._leadership = leadership  # None: a lone manager that always signs (tests)
         self._etcd = etcd
+        self._identity = identity  # this manager's, its client certificate at an external CA
+        self._sign_wait = sign_wait
 
     def _leader_only(self, handler: Handler) -> Handler:
         async def wrapped(request: web.Request) -> web.StreamResponse:
@@ -80,15 +86,16 @@ class CAServer:
     def _root(self) -> RootCA:
         cluster = self._cluster()
         assert cluster.root_ca is not None
-        return RootCA.from_pem(cluster.root_ca.ca_cert, cluster.root_ca.ca_key)
+        return RootCA.from_pem(cluster.root_ca.ca_cert, cluster.root_ca.ca_key or None)
 
     def _expiry(self) -> timedelta:
         return timedelta(microseconds=self._cluster().spec.ca_config.node_cert_expiry // 1000)
 
-    def sign(self, csr: str, *, node_id: str, role: str, addr: str) -> str:
+    async def sign(self, csr: str, *, node_id: str, role: str, addr: str) -> str:
         sans = ["127.0.0.1"] + ([addr] if addr and addr != "127.0.0.1" else [])
-        return self._root().sign(csr, node_id=node_id, role=role, cluster_id=self._cluster().id,  # type: ignore[arg-type]
-                                 expiry=self._expiry(), san_ips=sans if role == NodeRole.MANAGER else [])
+        signer = NodeSigner.for_cluster(self._cluster(), identity=self._identity() if self._identity else None)
+        return await signer.sign(csr, node_id=node_id, role=role,  # type: ignore[arg-type]
+                                 san_ips=sans if role == NodeRole.MANAGER else [], wait=self._sign_wait)
 
     async def get_ca(self, request: web.Request) -> web.StreamResponse:
         try:
@@ -110,7 +117,7 @@ class CAServer:
                 raise InvalidArgument(f"invalid availability {availability!r}")
             node_id = new_id()
             addr = str(body.get("AdvertiseAddr") or request.remote or "")
-            cert = self.sign(str(body.get("CSR", "")), node_id=node_id, role=role, addr=addr)
+            cert = await self.sign(str(body.get("CSR", "")), node_id=node_id, role=role, addr=addr)
             node = Node(
                 id=node_id,
                 spec=NodeSpec(role=role, availability=availability, labels={}),
@@ -139,7 +146,7 @@ class CAServer:
                 raise PermissionDenied(f"node {peer.node_id} is not part of this swarm")
             body = await request.json()
             role = node.actual_role()
-            cert = self.sign(str(body.get("CSR", "")), node_id=node.id, role=role, addr=node.status.addr)
+            cert = await self.sign(str(body.get("CSR", "")), node_id=node.id, role=role, addr=node.status.addr)
 
             def fn(tx: Tx) -> None:
                 current = tx.view.get(Node, peer.node_id)

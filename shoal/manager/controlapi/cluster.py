@@ -1,11 +1,17 @@
-"""Swarm (cluster object) update: spec changes with optimistic concurrency, join token rotation."""
+"""Swarm (cluster object) update: spec changes with optimistic concurrency, join token rotation,
+and the checks of a spec's CA configuration (shared with swarm init)."""
 
 from __future__ import annotations
 
-from shoal.errors import InvalidArgument, SequenceConflict, Unavailable
+from urllib.parse import urlsplit
+
+from shoal.errors import InvalidArgument, SequenceConflict, Unavailable, Unimplemented
+from shoal.manager.ca.external import CFSSL
 from shoal.manager.ca.rootca import RootCA
+from shoal.manager.ca.signing import matching_external_cas
 from shoal.model.objects import Cluster
-from shoal.model.specs import SECOND, ClusterSpec
+from shoal.model.specs import SECOND, CAConfig, ClusterSpec, ExternalCA
+from shoal.pki.subjects import parse_certificates
 from shoal.pki.tokens import generate_token
 from shoal.store.store import Store, Tx, copy
 
@@ -32,6 +38,8 @@ def apply_defaults(spec: ClusterSpec) -> ClusterSpec:
         raise InvalidArgument(
             "rpc error: code = InvalidArgument desc = minimum certificate expiry time is: 1h0m0s"
         )
+    for external in spec.ca_config.external_cas or []:
+        _check_external_ca(external)
     raft = spec.raft
     raft.snapshot_interval = raft.snapshot_interval or 10000
     raft.keep_old_snapshots = raft.keep_old_snapshots or 0
@@ -53,6 +61,8 @@ async def update_cluster(
         if current.version.index != version:
             raise SequenceConflict()
         cluster = copy(current)
+        assert cluster.root_ca is not None
+        _check_ca_update(spec.ca_config, RootCA.from_pem(cluster.root_ca.ca_cert, cluster.root_ca.ca_key or None))
         cluster.spec = spec
         if rotate_worker or rotate_manager:
             assert cluster.root_ca is not None
@@ -65,3 +75,45 @@ async def update_cluster(
         return cluster
 
     return await store.update(fn)
+
+
+def _check_external_ca(external: ExternalCA) -> None:
+    """Docker's refusals of an ExternalCA, and ours: https only, no options (none is read)."""
+    if external.protocol.lower() != CFSSL:
+        raise InvalidArgument(f'invalid protocol: "{external.protocol}"')  # moby's convert
+    external.protocol = CFSSL  # stored as Docker shows it
+    parts = urlsplit(external.url)
+    if parts.scheme.lower() != "https":
+        raise InvalidArgument(f'invalid external CA URL "{external.url}": invalid HTTP scheme, '
+                              "an external CA is reached over https")
+    if not parts.hostname:
+        raise InvalidArgument(f'invalid external CA URL "{external.url}": no host')
+    if external.options:
+        names = ", ".join(sorted(external.options))
+        raise InvalidArgument(f"external CA options are not supported (shoal's cfssl client reads "
+                              f"none): {names}")
+    if external.ca_cert:
+        parse_certificates(external.ca_cert, what="CA cert for external CA")
+
+
+def _check_ca_update(config: CAConfig, root: RootCA) -> None:
+    """What an update may change of the CA: the external CAs, not the root (no rotation here);
+    a root whose key an external CA holds keeps one external CA for it (swarmkit's
+    validateCAConfig, without its reachability dial)."""
+    if config.signing_ca_key and not config.signing_ca_cert:
+        raise InvalidArgument("if a signing CA key is provided, the signing CA cert must also be provided")
+    if config.signing_ca_key or (config.signing_ca_cert and not _same_certs(config.signing_ca_cert, root)):
+        raise Unimplemented("shoal does not rotate the swarm's root CA (docker swarm ca --rotate): "
+                            "the root CA is chosen at swarm init")
+    config.signing_ca_cert = ""  # the current root, kept in the cluster's RootCA
+    if not root.can_sign and not matching_external_cas(root, config.external_cas):
+        raise InvalidArgument("there must be at least one valid, reachable external CA corresponding "
+                              "to the current CA certificate")
+
+
+def _same_certs(pem: str, root: RootCA) -> bool:
+    try:
+        certs = parse_certificates(pem, what="signing CA certificate")
+    except InvalidArgument:
+        return False
+    return len(certs) == 1 and certs[0] == root.certificate
