@@ -67,10 +67,17 @@ async def cfssl_sign(
     except TimeoutError as exc:
         raise Unavailable(f"{url}: no answer within {timeout:g}s") from exc
     except (aiohttp.ClientError, OSError) as exc:
-        raise Unavailable(
-            f"{url}: unable to perform certificate signing request: {exc or type(exc).__name__}"
-        ) from exc
+        raise Unavailable(f"{url}: unable to perform certificate signing request: {_reason(exc)}") from exc
     return _certificate(url, status, body)
+
+
+def _reason(exc: Exception) -> str:
+    """The cause, without aiohttp's repr of the SSL context."""
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return str(exc.certificate_error)
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return str(exc.os_error)
+    return str(exc) or type(exc).__name__
 
 
 async def _read(resp: aiohttp.ClientResponse, url: str) -> bytes:
