@@ -29,6 +29,7 @@ __all__ = [
     "MIN_ROOT_CA_VALIDITY",
     "NODE_CERT_EXPIRY",
     "ROOT_CA_EXPIRY",
+    "CSRKey",
     "RootCA",
     "Signer",
     "csr_public_key",
@@ -232,10 +233,10 @@ _NODE_EXT_KEY_USAGE = x509.ExtendedKeyUsage(
     [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
 )
 
-_CSRKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey
+CSRKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey  # what a node's CSR may carry
 
 
-def csr_public_key(csr_pem: str) -> _CSRKey:
+def csr_public_key(csr_pem: str) -> CSRKey:
     """The public key of a CSR whose signature verifies; InvalidArgument otherwise."""
     try:
         csr = x509.load_pem_x509_csr(csr_pem.encode())

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import serialization
 from shoal.aio import Backoff
 from shoal.errors import FailedPrecondition, InvalidArgument, Unavailable
 from shoal.manager.ca.external import CFSSL, REQUEST_TIMEOUT, cfssl_sign, sign_request
-from shoal.manager.ca.rootca import NODE_CERT_EXPIRY, RootCA, csr_public_key, issued_by
+from shoal.manager.ca.rootca import NODE_CERT_EXPIRY, CSRKey, RootCA, csr_public_key, issued_by
 from shoal.model.objects import Cluster
 from shoal.model.specs import ExternalCA
 from shoal.pki._tls import ca_verifying_ssl_context
@@ -99,10 +99,10 @@ class NodeSigner:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
         backoff = Backoff(initial=0.5, cap=4.0, jitter=0.2)
+        timeout = REQUEST_TIMEOUT  # the first round in full; later ones within what is left
         while True:
-            remaining = deadline - loop.time()
             try:
-                cert = await self._sign_external(request, timeout=max(0.5, min(REQUEST_TIMEOUT, remaining)))
+                cert = await self._sign_external(request, timeout=timeout)
             except Unavailable as exc:
                 delay = backoff.next()
                 if loop.time() + delay >= deadline:
@@ -110,6 +110,7 @@ class NodeSigner:
                                       f"node {node_id} (tried for {wait:g}s): {exc.message}") from exc
                 log.info("external CA unavailable (%s); trying again in %.1fs", exc.message, delay)
                 await sleep(delay)
+                timeout = max(0.5, min(REQUEST_TIMEOUT, deadline - loop.time()))
                 continue
             except FailedPrecondition as exc:
                 raise FailedPrecondition(f"the swarm's external CA refused the certificate of node "
@@ -138,7 +139,7 @@ class NodeSigner:
             return ca_verifying_ssl_context(server_ca)
         return self._identity.external_ssl_context(server_ca)
 
-    def _check(self, cert_pem: str, *, csr_key: object, node_id: str, role: Role) -> str:
+    def _check(self, cert_pem: str, *, csr_key: CSRKey, node_id: str, role: Role) -> str:
         """``cert_pem`` if it is the certificate asked for, chained to the swarm's root."""
         what = "the certificate from the swarm's external CA"
         try:
