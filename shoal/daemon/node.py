@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from shoal import aio
-from shoal.agent import Agent
+from shoal.agent import Agent, NodeRemoved
 from shoal.api.engine import SwarmState
 from shoal.daemon.state import LocalState
 from shoal.errors import InvalidArgument, ShoalError, Unavailable
@@ -118,6 +118,7 @@ class SwarmNode:
         self._background: set[asyncio.Task[None]] = set()
         self._role_change = False  # a certificate renewal for a new role is under way
         self._wanted_role = ""  # the role the last SessionInfo gave this node
+        self._removed = ""  # why the managers refused this node's session for good
 
     # -- Engine protocol ------------------------------------------------------------------
     @property
@@ -135,7 +136,10 @@ class SwarmNode:
         if self._identity.role == NodeRole.MANAGER and self.store is None:
             error = ("This manager's copy of the swarm state is not ready yet: " + NO_LEADER
                      if self._manager is not None else "This node is becoming a manager; try again shortly.")
-        return SwarmState(local_node_state="active", node_id=self._identity.node_id,
+        if self._removed:
+            error = self._removed
+        return SwarmState(local_node_state="error" if self._removed else "active",
+                          node_id=self._identity.node_id,
                           node_addr=state.advertise_ip,
                           control_available=self.store is not None, role=self._identity.role,
                           remote_managers=managers, error=error)
@@ -250,7 +254,17 @@ class SwarmNode:
         self._agent = Agent(executor=executor, state_dir=self._dir, ssl_context=self._client_ctx,
                             managers=managers, addr=state.advertise_ip, on_session=self._on_session,
                             on_network=self._on_network)
-        self._agent_task = asyncio.create_task(self._agent.run(), name="agent")
+        self._agent_task = asyncio.create_task(self._run_agent(self._agent), name="agent")
+
+    async def _run_agent(self, agent: Agent) -> None:
+        """The agent until it stops; a node the swarm removed keeps its state (``docker info``
+        shows the error) until ``swarm leave``, as dockerd's does."""
+        try:
+            await agent.run()
+        except NodeRemoved as exc:
+            log.error("this node was removed from the swarm: %s; leave the swarm and join "
+                      "again with a join token to come back", exc.message)
+            self._removed = exc.message
 
     def _client_ctx(self) -> ssl.SSLContext:
         assert self._identity is not None
@@ -441,5 +455,6 @@ class SwarmNode:
                     log.warning("could not remove this manager from the etcd membership: %s", exc.message)
             await self._stop_parts(shutdown_tasks=True)
             self._identity = self._state = None
+            self._removed = ""
             shutil.rmtree(self._dir, ignore_errors=True)
         log.info("left the swarm")
