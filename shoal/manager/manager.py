@@ -30,6 +30,7 @@ from shoal.aio import Backoff, cancel_and_wait
 from shoal.errors import ShoalError, Unavailable
 from shoal.manager import membership
 from shoal.manager.allocator import Allocator
+from shoal.manager.ca.auth import MANAGER_ONLY, authorize, request_peer
 from shoal.manager.ca.etcdtls import EtcdTLS
 from shoal.manager.ca.server import CAServer
 from shoal.manager.dispatcher.dispatcher import Dispatcher
@@ -39,9 +40,7 @@ from shoal.manager.logbroker import LogBroker, RemoteLogs
 from shoal.manager.orchestrator import Part, orchestrators
 from shoal.manager.roles import RoleManager
 from shoal.manager.scheduler import Scheduler
-from shoal.model.states import NodeRole
 from shoal.pki.identity import NodeIdentity
-from shoal.pki.subjects import peer_identity
 from shoal.store.etcd import EtcdBackend, EtcdMember, EtcdMemberSettings
 from shoal.store.etcd.grpc_client import GrpcEtcdClient
 from shoal.store.store import NO_LEADER, Store, Tx, fenced
@@ -236,10 +235,14 @@ class Manager:
         return RemoteLogs(self.elector.leader_addr, self.identity.client_ssl_context())
 
     async def _serve_logs(self, request: web.Request) -> web.StreamResponse:
-        peer = peer_identity(request.transport.get_extra_info("ssl_object") if request.transport else None)
-        if peer is None or peer.cluster_id != self.identity.cluster_id or peer.role != NodeRole.MANAGER:
-            return web.json_response({"message": "permission denied: this call needs a swarm-manager "
-                                                 "certificate"}, status=403)
+        store = self.store
+        try:
+            if store is None:
+                raise Unavailable(NO_LEADER)
+            authorize(store.view(), request_peer(request), cluster_id=self.identity.cluster_id,
+                      roles=MANAGER_ONLY)
+        except ShoalError as exc:
+            return web.json_response({"message": exc.message}, status=exc.status)
         return await self.log_broker.serve(request)
 
     async def _watch_quorum(self, store: Store) -> None:

@@ -9,7 +9,10 @@
 
 Joining creates the Node object, so the node shows in ``node ls`` before its first session.
 Only the leader signs: another manager answers the signing calls with a 307 redirect to the
-leader (the client resends the same request there), or 503 while there is no leader.
+leader (the client resends the same request there), or 503 while there is no leader. Every
+manager first checks the caller of ``/ca/renew`` and ``/ca/raft`` (``auth.authorize``): a
+removed node, or one not in the store, is refused (403) before any redirect, so its old
+certificate can never be renewed; it may join again with a token, as a new node.
 """
 
 from __future__ import annotations
@@ -22,12 +25,13 @@ from typing import Protocol
 from aiohttp import web
 
 from shoal.errors import InvalidArgument, PermissionDenied, ShoalError
+from shoal.manager.ca.auth import ANY_ROLE, MANAGER_ONLY, authorize, request_peer
 from shoal.manager.ca.rootca import RootCA
 from shoal.model.ids import new_id
 from shoal.model.objects import Cluster, ManagerStatus, Node, NodeDescription, NodeStatus
 from shoal.model.specs import NodeSpec
 from shoal.model.states import Availability, NodeRole
-from shoal.pki.subjects import peer_identity
+from shoal.pki.subjects import Role
 from shoal.pki.tokens import match_token
 from shoal.store.etcd import EtcdAPI
 from shoal.store.store import NO_LEADER, Store, Tx, copy
@@ -60,8 +64,17 @@ class CAServer:
         self._leadership = leadership  # None: a lone manager that always signs (tests)
         self._etcd = etcd
 
-    def _leader_only(self, handler: Handler) -> Handler:
+    def _leader_only(self, handler: Handler, *, callers: tuple[Role, ...] | None = None) -> Handler:
+        """``handler`` on the leader, a redirect elsewhere; with ``callers``, only for a node
+        certificate of those roles whose node may call (checked here, on every manager)."""
         async def wrapped(request: web.Request) -> web.StreamResponse:
+            if callers is not None:
+                try:
+                    authorize(self._store.view(), request_peer(request), cluster_id=self._cluster().id,
+                              roles=callers)
+                except PermissionDenied as exc:
+                    log.warning("%s refused: %s", request.path, exc.message)
+                    return _error(exc)
             lead = self._leadership
             if lead is None or lead.is_leader:
                 return await handler(request)
@@ -131,18 +144,14 @@ class CAServer:
 
     async def renew(self, request: web.Request) -> web.StreamResponse:
         try:
-            peer = peer_identity(request.transport.get_extra_info("ssl_object") if request.transport else None)
-            if peer is None or peer.cluster_id != self._cluster().id:
-                raise PermissionDenied("a node certificate of this swarm is required")
-            node = self._store.view().get(Node, peer.node_id)
-            if node is None:
-                raise PermissionDenied(f"node {peer.node_id} is not part of this swarm")
+            node = authorize(self._store.view(), request_peer(request), cluster_id=self._cluster().id,
+                             roles=ANY_ROLE)
             body = await request.json()
             role = node.actual_role()
             cert = self.sign(str(body.get("CSR", "")), node_id=node.id, role=role, addr=node.status.addr)
 
             def fn(tx: Tx) -> None:
-                current = tx.view.get(Node, peer.node_id)
+                current = tx.view.get(Node, node.id)
                 if current is not None and current.cert_role != role:
                     updated = copy(current)
                     updated.cert_role = role
@@ -157,13 +166,9 @@ class CAServer:
     async def raft(self, request: web.Request) -> web.StreamResponse:
         """Manager-only: a worker's certificate is refused with 403 before anything is signed."""
         try:
-            peer = peer_identity(request.transport.get_extra_info("ssl_object") if request.transport else None)
             cluster = self._cluster()
-            if peer is None or peer.cluster_id != cluster.id or peer.role != NodeRole.MANAGER:
-                raise PermissionDenied("permission denied: this call needs a swarm-manager certificate")
-            node = self._store.view().get(Node, peer.node_id)
-            if node is None or node.actual_role() != NodeRole.MANAGER:
-                raise PermissionDenied(f"node {peer.node_id} is not a manager of this swarm")
+            node = authorize(self._store.view(), request_peer(request), cluster_id=cluster.id,
+                             roles=MANAGER_ONLY)
             assert cluster.root_ca is not None
             raft_ca = RootCA.from_pem(cluster.root_ca.raft_ca_cert, cluster.root_ca.raft_ca_key)
             body = await request.json()
@@ -181,5 +186,5 @@ class CAServer:
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/ca", self.get_ca)
         app.router.add_post("/ca/join", self._leader_only(self.join))
-        app.router.add_post("/ca/renew", self._leader_only(self.renew))
-        app.router.add_post("/ca/raft", self._leader_only(self.raft))
+        app.router.add_post("/ca/renew", self._leader_only(self.renew, callers=ANY_ROLE))
+        app.router.add_post("/ca/raft", self._leader_only(self.raft, callers=MANAGER_ONLY))
