@@ -13,7 +13,7 @@ from shoal.manager.logbroker import LogBroker, RemoteLogs
 from shoal.model.requests import InitRequest, JoinRequest
 from shoal.store.store import Store
 
-__all__ = ["Engine", "SwarmState"]
+__all__ = ["API_WARNINGS", "ENGINE", "Engine", "SwarmState"]
 
 
 @dataclass
@@ -50,3 +50,5 @@ class Engine(Protocol):
 
 
 ENGINE: web.AppKey[Engine] = web.AppKey("engine")
+# What ``docker info`` lists under Warnings about the API's own listeners (set by ``serve``).
+API_WARNINGS: web.AppKey[list[str]] = web.AppKey("api_warnings")
