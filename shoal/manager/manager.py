@@ -34,6 +34,7 @@ from shoal.manager.ca.auth import MANAGER_ONLY, authorize, request_peer
 from shoal.manager.ca.etcdtls import EtcdTLS
 from shoal.manager.ca.server import CAServer
 from shoal.manager.dispatcher.dispatcher import Dispatcher
+from shoal.manager.etcdusers import EtcdUsers
 from shoal.manager.keymanager import DEFAULT_ROTATION_INTERVAL, KeyManager
 from shoal.manager.leadership import Elector, Term
 from shoal.manager.logbroker import LogBroker, RemoteLogs
@@ -102,6 +103,7 @@ class Manager:
         self._eligible = eligible  # may this manager lead (not while it is being demoted)
         self._member: EtcdMember | None = None
         self._backend: EtcdBackend | None = None
+        self._etcd_users: EtcdUsers | None = None  # the managers' etcd users, kept by the leader
         self.store: Store | None = None  # set once the store serves
         self.elector: Elector | None = None
         self.dispatcher: Dispatcher | None = None
@@ -189,7 +191,9 @@ class Manager:
     async def _serve(self, bootstrap: Callable[[Tx], None] | None) -> None:
         assert self._member is not None
         settings = self._member.settings
-        self._backend = EtcdBackend([settings.client_url], client=self.connect(settings.client_url))
+        client = self.connect(settings.client_url)
+        self._backend = EtcdBackend([settings.client_url], client=client)
+        self._etcd_users = EtcdUsers(client)
         await self._backend.start()
         store = self.store = Store(self._backend)  # callers use it once ``ready`` is set
         await store.start()
@@ -211,7 +215,7 @@ class Manager:
         assert self.dispatcher is not None and self._backend is not None
         app = web.Application()
         CAServer(store, swarm_port=self.settings.listen_port, leadership=elector,
-                 etcd=self._backend.client).add_routes(app)
+                 etcd=self._backend.client, etcd_users=self._etcd_users).add_routes(app)
         app.router.add_get("/session", self.dispatcher.session)
         app.router.add_get("/logs", self._serve_logs)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -288,7 +292,8 @@ class Manager:
             return
         roles = RoleManager(store, backend.client, node_id=self.identity.node_id,
                             swarm_port=self.settings.listen_port,
-                            connect=lambda url: self.connect(url, timeout=1.0), resign=elector.resign)
+                            connect=lambda url: self.connect(url, timeout=1.0), resign=elector.resign,
+                            users=self._etcd_users)
         while True:
             try:
                 async with asyncio.TaskGroup() as tg:
@@ -338,6 +343,7 @@ class Manager:
         if self._backend is not None:
             await self._backend.close()
             self._backend = None
+            self._etcd_users = None
 
     async def stop(self) -> None:
         await cancel_and_wait(*reversed(self._tasks))

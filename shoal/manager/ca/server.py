@@ -5,7 +5,8 @@
     POST /ca/renew  CSR -> a certificate for the caller's node with its current role
                     (authenticated by the caller's certificate; used on promote/demote)
     POST /ca/raft   CSR -> an etcd certificate from the raft CA, and the etcd client URLs of the
-                    members to join through (manager certificates only)
+                    members to join through (manager certificates only; its etcd user is made
+                    first, so the certificate gets into etcd: shoal.manager.etcdusers)
 
 Joining creates the Node object, so the node shows in ``node ls`` before its first session.
 Only the leader signs: another manager answers the signing calls with a 307 redirect to the
@@ -27,6 +28,7 @@ from aiohttp import web
 from shoal.errors import InvalidArgument, PermissionDenied, ShoalError
 from shoal.manager.ca.auth import ANY_ROLE, MANAGER_ONLY, authorize, request_peer
 from shoal.manager.ca.rootca import RootCA
+from shoal.manager.etcdusers import EtcdUsers
 from shoal.model.ids import new_id
 from shoal.model.objects import Cluster, ManagerStatus, Node, NodeDescription, NodeStatus
 from shoal.model.specs import NodeSpec
@@ -58,11 +60,12 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 class CAServer:
     def __init__(self, store: Store, *, swarm_port: int = 2377, leadership: Leadership | None = None,
-                 etcd: EtcdAPI | None = None) -> None:
+                 etcd: EtcdAPI | None = None, etcd_users: EtcdUsers | None = None) -> None:
         self._store = store
         self._swarm_port = swarm_port
         self._leadership = leadership  # None: a lone manager that always signs (tests)
         self._etcd = etcd
+        self._etcd_users = etcd_users  # None: etcd without per-manager users (tests)
 
     def _leader_only(self, handler: Handler, *, callers: tuple[Role, ...] | None = None) -> Handler:
         """``handler`` on the leader, a redirect elsewhere; with ``callers``, only for a node
@@ -169,12 +172,16 @@ class CAServer:
             cluster = self._cluster()
             node = authorize(self._store.view(), request_peer(request), cluster_id=cluster.id,
                              roles=MANAGER_ONLY)
+            if node.spec.role == NodeRole.WORKER:
+                raise PermissionDenied(f"permission denied: node {node.id} is being demoted")
             assert cluster.root_ca is not None
             raft_ca = RootCA.from_pem(cluster.root_ca.raft_ca_cert, cluster.root_ca.raft_ca_key)
             body = await request.json()
             sans = sorted({"127.0.0.1", node.status.addr} - {""})
             cert = raft_ca.sign(str(body.get("CSR", "")), node_id=node.id, role="manager",
                                 cluster_id=cluster.id, expiry=self._expiry(), san_ips=sans)
+            if self._etcd_users is not None:
+                await self._etcd_users.grant(node.id)
             endpoints: list[str] = []
             if self._etcd is not None:
                 members = await self._etcd.member_list()
