@@ -9,6 +9,7 @@ from typing import Protocol
 from aiohttp import web
 
 from shoal.image.service import ImageService
+from shoal.manager.deks import ClusterKeys
 from shoal.manager.logbroker import LogBroker, RemoteLogs
 from shoal.model.requests import InitRequest, JoinRequest
 from shoal.store.store import Store
@@ -37,6 +38,10 @@ class Engine(Protocol):
 
     @property
     def store(self) -> Store | None: ...
+
+    def cluster_keys(self) -> ClusterKeys:
+        """What opens the cluster object's sealed keys (called once ``store`` is not None)."""
+        ...
 
     async def init(self, req: InitRequest) -> str: ...
 

@@ -30,6 +30,7 @@ from shoal.fsutil import write_atomic
 from shoal.image.service import ImageService
 from shoal.manager.bootstrap import new_swarm
 from shoal.manager.ca.etcdtls import EtcdTLS
+from shoal.manager.deks import DEK_DIR, ClusterKeys, StoreDEK
 from shoal.manager.logbroker import LogBroker, RemoteLogs
 from shoal.manager.manager import Manager, ManagerSettings
 from shoal.model.dispatch import ManagerAddr, NetworkUpdate, SessionInfo
@@ -126,6 +127,11 @@ class SwarmNode:
         manager = self._manager
         return manager.store if manager is not None and manager.ready.is_set() else None
 
+    def cluster_keys(self) -> ClusterKeys:
+        if self._manager is None:
+            raise Unavailable("This node is not a swarm manager.")
+        return self._manager.keys
+
     def swarm_state(self) -> SwarmState:
         if self._identity is None:
             return SwarmState(local_node_state="pending" if self._lock.locked() else "inactive")
@@ -204,6 +210,8 @@ class SwarmNode:
         assert self._identity is not None and self._state is not None
         grant = await raft_certificate(self._state.manager_addrs, self._identity)
         EtcdTLS(grant.cert_pem, grant.key_pem, grant.ca_pem).save(self._dir / "etcd-tls")
+        if grant.store_dek:
+            StoreDEK.from_text(grant.store_dek).save(self._dir)
         await self._start_manager(join=grant.endpoints)
         log.info("this node is a manager now")
 
@@ -224,6 +232,7 @@ class SwarmNode:
             await manager.stop()
         shutil.rmtree(self._dir / "etcd", ignore_errors=True)
         shutil.rmtree(self._dir / "etcd-tls", ignore_errors=True)
+        shutil.rmtree(self._dir / DEK_DIR, ignore_errors=True)
         log.info("this node is a worker now")
 
     def _start_agent(self) -> None:
@@ -355,6 +364,7 @@ class SwarmNode:
             state.managers = [ManagerAddr(node_id=swarm.node_id, addr=addr)]
             self._dir.mkdir(parents=True, exist_ok=True)
             swarm.etcd_tls.save(self._dir / "etcd-tls")
+            swarm.dek.save(self._dir)
             try:
                 self._identity, self._state = swarm.identity, state
                 await self._start_manager(bootstrap=swarm.write)

@@ -33,6 +33,7 @@ from shoal.manager.allocator import Allocator
 from shoal.manager.ca.auth import MANAGER_ONLY, authorize, request_peer
 from shoal.manager.ca.etcdtls import EtcdTLS
 from shoal.manager.ca.server import CAServer
+from shoal.manager.deks import ClusterKeys, StoreDEK
 from shoal.manager.dispatcher.dispatcher import Dispatcher
 from shoal.manager.etcdusers import EtcdUsers
 from shoal.manager.keymanager import DEFAULT_ROTATION_INTERVAL, KeyManager
@@ -100,6 +101,8 @@ class Manager:
                  eligible: Callable[[], bool] = lambda: True) -> None:
         self.settings = settings
         self.identity = identity
+        # The swarm's keys in the store are sealed under the store DEK on this manager's disk.
+        self.keys = ClusterKeys(StoreDEK.load(settings.state_dir))
         self._eligible = eligible  # may this manager lead (not while it is being demoted)
         self._member: EtcdMember | None = None
         self._backend: EtcdBackend | None = None
@@ -202,7 +205,7 @@ class Manager:
         self.elector = Elector(self.connect(settings.client_url, timeout=2.0), node_id=self.identity.node_id,
                                addr=self.settings.swarm_addr, eligible=self._eligible,
                                connect=lambda url: self.connect(url, timeout=1.0))
-        self.dispatcher = Dispatcher(store, cluster_id=self.identity.cluster_id,
+        self.dispatcher = Dispatcher(store, cluster_id=self.identity.cluster_id, keys=self.keys,
                                      swarm_port=self.settings.listen_port, leadership=self.elector,
                                      logs=self.log_broker)
         await self._listen(store, self.elector)
@@ -214,7 +217,7 @@ class Manager:
     async def _listen(self, store: Store, elector: Elector) -> None:
         assert self.dispatcher is not None and self._backend is not None
         app = web.Application()
-        CAServer(store, swarm_port=self.settings.listen_port, leadership=elector,
+        CAServer(store, self.keys, swarm_port=self.settings.listen_port, leadership=elector,
                  etcd=self._backend.client, etcd_users=self._etcd_users).add_routes(app)
         app.router.add_get("/session", self.dispatcher.session)
         app.router.add_get("/logs", self._serve_logs)

@@ -19,6 +19,7 @@ from shoal.dev.wait import wait_for_async
 from shoal.manager.bootstrap import NewSwarm, new_swarm
 from shoal.manager.ca import RootCA
 from shoal.manager.ca.server import CAServer
+from shoal.manager.deks import ClusterKeys
 from shoal.manager.dispatcher.dispatcher import Dispatcher
 from shoal.model.dispatch import Message, Register, decode_message, encode_message
 from shoal.model.ids import new_id
@@ -74,8 +75,7 @@ class SwarmPort:
 
     @property
     def root(self) -> RootCA:
-        assert self.swarm.cluster.root_ca is not None
-        return RootCA.from_pem(self.swarm.cluster.root_ca.ca_cert, self.swarm.cluster.root_ca.ca_key)
+        return ClusterKeys(self.swarm.dek).root_ca(self.swarm.cluster)
 
     def identity(self, node_id: str, role: Role = "worker") -> NodeIdentity:
         """A certificate of this swarm for ``node_id`` (whether the store knows it or not)."""
@@ -127,10 +127,11 @@ async def swarm_port(store: Store, parts: Parts, *, leader: bool = True) -> Asyn
     swarm = new_swarm(InitRequest(), hostname="manager-node", advertise_ip="127.0.0.1",
                       manager_addr="127.0.0.1:2377")
     await store.update(swarm.write)
-    dispatcher = Dispatcher(store, cluster_id=swarm.cluster_id,
+    keys = ClusterKeys(swarm.dek)
+    dispatcher = Dispatcher(store, cluster_id=swarm.cluster_id, keys=keys,
                             leadership=None if leader else _Follower())
     app = web.Application()
-    CAServer(store, leadership=None if leader else _Follower()).add_routes(app)
+    CAServer(store, keys, leadership=None if leader else _Follower()).add_routes(app)
     app.router.add_get("/session", dispatcher.session)
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
     await runner.setup()

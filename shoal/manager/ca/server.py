@@ -5,8 +5,9 @@
     POST /ca/renew  CSR -> a certificate for the caller's node with its current role
                     (authenticated by the caller's certificate; used on promote/demote)
     POST /ca/raft   CSR -> an etcd certificate from the raft CA, and the etcd client URLs of the
-                    members to join through (manager certificates only; its etcd user is made
-                    first, so the certificate gets into etcd: shoal.manager.etcdusers)
+                    members to join through, and the store DEK that opens the swarm's keys
+                    (manager certificates only; its etcd user is made first, so the
+                    certificate gets into etcd: shoal.manager.etcdusers)
 
 Joining creates the Node object, so the node shows in ``node ls`` before its first session.
 Only the leader signs: another manager answers the signing calls with a 307 redirect to the
@@ -28,6 +29,7 @@ from aiohttp import web
 from shoal.errors import InvalidArgument, PermissionDenied, ShoalError
 from shoal.manager.ca.auth import ANY_ROLE, MANAGER_ONLY, authorize, request_peer
 from shoal.manager.ca.rootca import RootCA
+from shoal.manager.deks import ClusterKeys
 from shoal.manager.etcdusers import EtcdUsers
 from shoal.model.ids import new_id
 from shoal.model.objects import Cluster, ManagerStatus, Node, NodeDescription, NodeStatus
@@ -59,9 +61,11 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class CAServer:
-    def __init__(self, store: Store, *, swarm_port: int = 2377, leadership: Leadership | None = None,
-                 etcd: EtcdAPI | None = None, etcd_users: EtcdUsers | None = None) -> None:
+    def __init__(self, store: Store, keys: ClusterKeys, *, swarm_port: int = 2377,
+                 leadership: Leadership | None = None, etcd: EtcdAPI | None = None,
+                 etcd_users: EtcdUsers | None = None) -> None:
         self._store = store
+        self._keys = keys  # opens the CA keys the cluster object holds sealed
         self._swarm_port = swarm_port
         self._leadership = leadership  # None: a lone manager that always signs (tests)
         self._etcd = etcd
@@ -94,9 +98,12 @@ class CAServer:
         return cluster
 
     def _root(self) -> RootCA:
-        cluster = self._cluster()
-        assert cluster.root_ca is not None
-        return RootCA.from_pem(cluster.root_ca.ca_cert, cluster.root_ca.ca_key)
+        return self._keys.root_ca(self._cluster())
+
+    def _root_cert(self) -> str:
+        root_ca = self._cluster().root_ca
+        assert root_ca is not None  # _cluster checked it
+        return root_ca.ca_cert
 
     def _expiry(self) -> timedelta:
         return timedelta(microseconds=self._cluster().spec.ca_config.node_cert_expiry // 1000)
@@ -108,7 +115,7 @@ class CAServer:
 
     async def get_ca(self, request: web.Request) -> web.StreamResponse:
         try:
-            return web.Response(text=self._root().cert_pem, content_type="text/plain")
+            return web.Response(text=self._root_cert(), content_type="text/plain")
         except ShoalError as exc:
             return _error(exc)
 
@@ -139,7 +146,7 @@ class CAServer:
             )
             await self._store.update(lambda tx: tx.create(node))
             log.info("node %s joined as %s from %s", node_id, role, addr)
-            return web.json_response({"NodeID": node_id, "Certificate": cert, "RootCA": self._root().cert_pem})
+            return web.json_response({"NodeID": node_id, "Certificate": cert, "RootCA": self._root_cert()})
         except ShoalError as exc:
             return _error(exc)
         except ValueError as exc:
@@ -162,7 +169,7 @@ class CAServer:
 
             await self._store.update(fn, retries=5)
             log.info("node %s certificate renewed as %s", node.id, role)
-            return web.json_response({"Certificate": cert, "RootCA": self._root().cert_pem})
+            return web.json_response({"Certificate": cert, "RootCA": self._root_cert()})
         except ShoalError as exc:
             return _error(exc)
 
@@ -174,8 +181,7 @@ class CAServer:
                              roles=MANAGER_ONLY)
             if node.spec.role == NodeRole.WORKER:
                 raise PermissionDenied(f"permission denied: node {node.id} is being demoted")
-            assert cluster.root_ca is not None
-            raft_ca = RootCA.from_pem(cluster.root_ca.raft_ca_cert, cluster.root_ca.raft_ca_key)
+            raft_ca = self._keys.raft_ca(cluster)
             body = await request.json()
             sans = sorted({"127.0.0.1", node.status.addr} - {""})
             cert = raft_ca.sign(str(body.get("CSR", "")), node_id=node.id, role="manager",
@@ -186,7 +192,9 @@ class CAServer:
             if self._etcd is not None:
                 members = await self._etcd.member_list()
                 endpoints = [url for m in members if not m.is_learner for url in m.client_urls]
-            return web.json_response({"Certificate": cert, "RaftCA": raft_ca.cert_pem, "Endpoints": endpoints})
+            dek = self._keys.dek
+            return web.json_response({"Certificate": cert, "RaftCA": raft_ca.cert_pem, "Endpoints": endpoints,
+                                      "StoreDEK": dek.text if dek is not None else ""})
         except ShoalError as exc:
             return _error(exc)
 

@@ -27,6 +27,7 @@ from aiohttp import WSMsgType, web
 
 from shoal.errors import PermissionDenied, ShoalError
 from shoal.manager.ca.auth import authorize, request_peer, was_removed
+from shoal.manager.deks import ClusterKeys
 from shoal.manager.dispatcher.dependencies import SentData
 from shoal.manager.logbroker import LogBroker
 from shoal.model.dispatch import (
@@ -93,9 +94,10 @@ class _Session:
 
 
 class Dispatcher:
-    def __init__(self, store: Store, *, cluster_id: str, swarm_port: int = 2377,
+    def __init__(self, store: Store, *, cluster_id: str, keys: ClusterKeys, swarm_port: int = 2377,
                  leadership: Leadership | None = None, logs: LogBroker | None = None) -> None:
         self._store = store
+        self._keys = keys  # opens the secrets key, for the secrets' data in assignments
         self._logs = logs if logs is not None else LogBroker()
         self._leadership = leadership
         self._fence: Fence | None = None  # the term's fence, for writes made from sessions
@@ -448,6 +450,6 @@ class Dispatcher:
         does not hold yet (all of it when full)."""
         view = self._store.view()
         held = [t for t in view.tasks_of_node(session.node_id) if _assigned(t)]
-        secrets, configs = session.sent.collect(view, tasks, held, full=full)
+        secrets, configs = session.sent.collect(view, tasks, held, full=full, keys=self._keys)
         return Assignments(full=full, tasks=tasks, removed=removed or [], secrets=secrets,
                            configs=configs)

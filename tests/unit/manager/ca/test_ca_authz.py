@@ -116,6 +116,7 @@ async def test_raft_certificates_only_for_managers_the_store_knows(store: Store,
         manager = await port.add_node("manager")
         status, reply = await port.post("/ca/raft", manager, await _csr())
         assert status == 200 and "BEGIN CERTIFICATE" in reply["Certificate"]
+        assert reply["StoreDEK"] == port.swarm.dek.text  # a manager opens the swarm's keys
 
         def demote(tx: Tx) -> None:
             node = tx.view.get(Node, manager.node_id)
