@@ -102,11 +102,11 @@ class SwarmPort:
         ws = await self.http.ws_connect(f"wss://{self.addr}/session", server_hostname="swarm-manager",
                                         ssl=ident.client_ssl_context(), max_msg_size=0)
         session = Session(ws)
-        session.reader = asyncio.create_task(session.read(), name=f"test-session-{ident.node_id}")
+        reader = session.reader = asyncio.create_task(session.read(), name=f"test-session-{ident.node_id}")
         self.sessions.append(session)
         if register:
             await session.send(Register(description=NodeDescription(hostname=ident.node_id)))
-            await wait_for_async("the session's SessionInfo", lambda: bool(session.got) or session.reader.done())
+            await wait_for_async("the session's SessionInfo", lambda: bool(session.got) or reader.done())
         return session
 
 
