@@ -1,5 +1,6 @@
-"""A new swarm (swarmkit's manager bootstrap): its CAs, the first node's identity, and the
-first objects of the store, made by ``swarm init``.
+"""A new swarm (swarmkit's manager bootstrap): its CAs, the store DEK that seals their keys
+in the store (``deks.py``), the first node's identity, and the first objects of the store, made
+by ``swarm init``.
 
 The daemon asks for a ``NewSwarm`` and hands ``NewSwarm.write`` to the manager's first start;
 what a swarm starts with is decided here, once.
@@ -14,6 +15,7 @@ from shoal.manager.allocator.ipam import AddressPool
 from shoal.manager.ca.etcdtls import RAFT_CA_CN, EtcdTLS, issue_etcd_tls
 from shoal.manager.ca.rootca import RootCA
 from shoal.manager.controlapi.cluster import apply_defaults
+from shoal.manager.deks import ClusterKeys, StoreDEK
 from shoal.manager.secretbox import new_key
 from shoal.model.ids import new_id
 from shoal.model.objects import (
@@ -49,6 +51,7 @@ class NewSwarm:
     node_id: str
     identity: NodeIdentity  # the first node's: a manager certificate from the new root CA
     etcd_tls: EtcdTLS  # its etcd member's, from the raft CA
+    dek: StoreDEK  # seals the cluster's keys; kept on the managers' disks, never in the store
     cluster: Cluster
     node: Node
     ingress: Network
@@ -73,6 +76,8 @@ def new_swarm(req: InitRequest, *, hostname: str, advertise_ip: str, manager_add
     raft_root = RootCA.create(common_name=RAFT_CA_CN)
     assert root.key_pem is not None and raft_root.key_pem is not None  # just made
     cluster_id, node_id = new_id(), new_id()
+    dek = StoreDEK.generate()
+    keys = ClusterKeys(dek)
     key, csr = generate_key_and_csr()
     cert = root.sign(csr, node_id=node_id, role="manager", cluster_id=cluster_id,
                      san_ips=sorted({"127.0.0.1", advertise_ip}))
@@ -81,9 +86,11 @@ def new_swarm(req: InitRequest, *, hostname: str, advertise_ip: str, manager_add
         data_path_port=req.data_path_port or DEFAULT_DATA_PATH_PORT,
         join_tokens=JoinTokens(worker=generate_token(root.digest), manager=generate_token(root.digest)),
         tls_info=TLSInfo(*root.tls_info()),
-        root_ca=RootCAState(ca_cert=root.cert_pem, ca_key=root.key_pem,
-                            raft_ca_cert=raft_root.cert_pem, raft_ca_key=raft_root.key_pem),
-        secrets_key=new_key(),
+        root_ca=RootCAState(ca_cert=root.cert_pem,
+                            ca_key=keys.seal(cluster_id, "root CA key", root.key_pem),
+                            raft_ca_cert=raft_root.cert_pem,
+                            raft_ca_key=keys.seal(cluster_id, "raft CA key", raft_root.key_pem)),
+        secrets_key=keys.seal(cluster_id, "secrets key", new_key()),
     )
     node = Node(
         id=node_id,
@@ -102,4 +109,4 @@ def new_swarm(req: InitRequest, *, hostname: str, advertise_ip: str, manager_add
         cluster_id=cluster_id, node_id=node_id,
         identity=NodeIdentity(cert_pem=cert, key_pem=key, ca_pem=root.cert_pem),
         etcd_tls=issue_etcd_tls(raft_root, node_id=node_id, cluster_id=cluster_id, ips=[advertise_ip]),
-        cluster=cluster, node=node, ingress=ingress)
+        dek=dek, cluster=cluster, node=node, ingress=ingress)

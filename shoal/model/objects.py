@@ -33,6 +33,7 @@ from shoal.model.states import TaskState
 __all__ = [
     "KINDS",
     "VXLAN_ID_OPTION",
+    "BlacklistedCertificate",
     "Cluster",
     "Config",
     "ContainerStatus",
@@ -288,6 +289,7 @@ class JoinTokens(Struct):
 
 class RootCAState(Struct):
     """The CA's key and certificate; never shown by the API (swarmkit keeps it in raft too).
+    The keys are sealed under the managers' store DEK (shoal.manager.deks), never in clear.
 
     The raft CA signs only managers' etcd certificates: etcd cannot check a certificate's OU, so
     trusting the swarm CA would let a worker certificate into the store (raft.md, pitfall 6).
@@ -309,6 +311,14 @@ class EncryptionKey(Struct):
     lamport_time: int = 0
 
 
+class BlacklistedCertificate(Struct):
+    """A removed node (swarmkit BlacklistedCertificate): its certificates are refused until
+    ``expiry`` (unix seconds; 0: kept for ever), by which time every certificate issued to it
+    has expired."""
+
+    expiry: int = 0
+
+
 class Cluster(StoredObject, kw_only=True):
     kind: ClassVar[str] = "clusters"
     spec: ClusterSpec = msgspec.field(default_factory=ClusterSpec)
@@ -323,8 +333,12 @@ class Cluster(StoredObject, kw_only=True):
     network_bootstrap_keys: list[EncryptionKey] | None = None
     encryption_key_lamport_clock: int = 0
     # Internal (never rendered): the AES-256-GCM key that seals secrets' data in the store,
-    # base64; made with the swarm (or by the first leader that finds none).
+    # base64, itself sealed under the managers' store DEK; made with the swarm (or by the first
+    # secret create that finds none).
     secrets_key: str = ""
+    # Internal (never rendered): the IDs of removed nodes (swarmkit's BlacklistedCertificates),
+    # whose certificates every manager refuses even if a node with that ID were made again.
+    blacklisted_certificates: dict[str, BlacklistedCertificate] | None = None
 
 
 class Secret(StoredObject, kw_only=True):
