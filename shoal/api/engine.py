@@ -9,11 +9,12 @@ from typing import Protocol
 from aiohttp import web
 
 from shoal.image.service import ImageService
+from shoal.manager.deks import ClusterKeys
 from shoal.manager.logbroker import LogBroker, RemoteLogs
 from shoal.model.requests import InitRequest, JoinRequest
 from shoal.store.store import Store
 
-__all__ = ["Engine", "SwarmState"]
+__all__ = ["API_WARNINGS", "ENGINE", "Engine", "SwarmState"]
 
 
 @dataclass
@@ -38,6 +39,10 @@ class Engine(Protocol):
     @property
     def store(self) -> Store | None: ...
 
+    def cluster_keys(self) -> ClusterKeys:
+        """What opens the cluster object's sealed keys (called once ``store`` is not None)."""
+        ...
+
     async def init(self, req: InitRequest) -> str: ...
 
     async def join(self, req: JoinRequest) -> None: ...
@@ -50,3 +55,5 @@ class Engine(Protocol):
 
 
 ENGINE: web.AppKey[Engine] = web.AppKey("engine")
+# What ``docker info`` lists under Warnings about the API's own listeners (set by ``serve``).
+API_WARNINGS: web.AppKey[list[str]] = web.AppKey("api_warnings")

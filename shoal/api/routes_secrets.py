@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from shoal.api.common import param, read, reply, store
+from shoal.api.common import engine, param, read, reply, store
 from shoal.api.params import Filters, filters
 from shoal.api.render import config_json, secret_json
 from shoal.api.server import Router
@@ -57,7 +57,7 @@ async def list_secrets(request: web.Request) -> web.StreamResponse:
 
 async def create_s(request: web.Request) -> web.StreamResponse:
     st = store(request)
-    secret = await create_secret(st, await read(request, SecretSpec))
+    secret = await create_secret(st, await read(request, SecretSpec), keys=engine(request).cluster_keys())
     return reply({"ID": secret.id}, status=201)
 
 
@@ -69,7 +69,8 @@ async def inspect_s(request: web.Request) -> web.StreamResponse:
 async def update_s(request: web.Request) -> web.StreamResponse:
     st = store(request)
     spec = await read(request, SecretSpec)
-    await update_secret(st, param(request, "id"), _version(request, "secret"), spec)
+    await update_secret(st, param(request, "id"), _version(request, "secret"), spec,
+                        keys=engine(request).cluster_keys())
     return reply(None)
 
 

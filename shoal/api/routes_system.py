@@ -10,6 +10,7 @@ from aiohttp import web
 
 from shoal import __version__
 from shoal.api.common import engine, reply
+from shoal.api.engine import API_WARNINGS
 from shoal.api.render import swarm_json
 from shoal.api.server import API_VERSION, MIN_API_VERSION, Router
 from shoal.exec.executor import memory_bytes
@@ -84,7 +85,8 @@ async def info(request: web.Request) -> web.StreamResponse:
         "DockerRootDir": eng.data_root, "Labels": labels, "Driver": "overlay2",
         "Plugins": {"Volume": ["local"], "Network": ["overlay"], "Authorization": None, "Log": ["json-file"]},
         "Containers": 0, "ContainersRunning": 0, "ContainersPaused": 0, "ContainersStopped": 0,
-        "Images": 0, "SecurityOptions": [], "Warnings": None, "Swarm": swarm,
+        "Images": 0, "SecurityOptions": [], "Warnings": request.app.get(API_WARNINGS) or None,
+        "Swarm": swarm,
         "RegistryConfig": _registry_config(eng.images.insecure_registries,
                                            eng.images.registry_mirrors),
     }

@@ -18,11 +18,12 @@ from pathlib import Path
 from aiohttp import web
 
 from shoal import __version__
-from shoal.api.engine import ENGINE, Engine
+from shoal.api.engine import API_WARNINGS, ENGINE, Engine
 from shoal.api.errors import error_response, json_error
 from shoal.errors import InvalidArgument
 
-__all__ = ["APITLS", "API_VERSION", "API_VERSION_IN_USE", "MIN_API_VERSION", "PATH_PARAMS", "Router", "make_app", "parse_version", "serve"]
+__all__ = ["APITLS", "API_VERSION", "API_VERSION_IN_USE", "BIND_WARNINGS", "MIN_API_VERSION", "PATH_PARAMS", "Router",
+           "insecure_listener_notice", "make_app", "parse_version", "serve"]
 
 log = logging.getLogger(__name__)
 
@@ -152,8 +153,42 @@ def _tcp_address(host: str, tls: APITLS | None) -> tuple[str, int]:
     return ip, number
 
 
+# dockerd's words. At start (moby cmd/dockerd/daemon.go, loadListeners): any TCP listener that
+# does not require client certificates (plain HTTP, or --tls without --tlsverify) hands the
+# daemon to whoever reaches the port. dockerd also sleeps a second to make the point; shoald
+# does not slow its start.
+BIND_WARNINGS = (
+    ("Binding to IP address without --tlsverify is insecure and gives root access on this machine "
+     "to everyone who has access to your network."),
+    ("Binding to an IP address, even on localhost, can also give access to scripts run in a "
+     "browser. Be safe out there!"),
+)
+# And in docker info's Warnings (moby daemon/info.go), without dockerd's promise that a future
+# version will refuse to start: Shoal already refuses plain HTTP off loopback.
+_ATTACK_SURFACE = """
+         Access to the remote API is equivalent to root access on the host. Refer
+         to the 'Docker daemon attack surface' section in the documentation for
+         more information: https://docs.docker.com/go/attack-surface/"""
+
+
+def insecure_listener_notice(host: str, tls: APITLS | None) -> str | None:
+    """docker info's warning for ``host`` when it is a TCP listener that does not verify its
+    clients, else None."""
+    if not host.startswith("tcp://"):
+        return None
+    addr = host[len("tcp://"):]
+    if tls is None:
+        return f"[DEPRECATION NOTICE]: API is accessible on http://{addr} without encryption.{_ATTACK_SURFACE}"
+    if not tls.verify:
+        return (f"[DEPRECATION NOTICE]: API is accessible on https://{addr} without TLS client "
+                f"verification.{_ATTACK_SURFACE}")
+    return None
+
+
 async def serve(app: web.Application, hosts: list[str], *, tls: APITLS | None = None) -> web.AppRunner:
     """Listen on every ``unix://PATH`` / ``tcp://IP:PORT`` in ``hosts``."""
+    notices = [n for n in (insecure_listener_notice(h, tls) for h in hosts) if n is not None]
+    app[API_WARNINGS] = notices  # before the runner freezes the app
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     try:
@@ -168,6 +203,9 @@ async def serve(app: web.Application, hosts: list[str], *, tls: APITLS | None = 
                 path.chmod(0o660)
             elif host.startswith("tcp://"):
                 ip, port = _tcp_address(host, tls)
+                if insecure_listener_notice(host, tls) is not None:
+                    for line in BIND_WARNINGS:
+                        log.warning('%s host="%s"', line, host)
                 site = web.TCPSite(runner, ip, port, ssl_context=tls.context() if tls else None)
                 await site.start()
             else:

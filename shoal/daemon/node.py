@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from shoal import aio
-from shoal.agent import Agent
+from shoal.agent import Agent, NodeRemoved
 from shoal.api.engine import SwarmState
 from shoal.daemon.state import LocalState
 from shoal.errors import InvalidArgument, ShoalError, Unavailable
@@ -30,6 +30,7 @@ from shoal.fsutil import write_atomic
 from shoal.image.service import ImageService
 from shoal.manager.bootstrap import new_swarm
 from shoal.manager.ca.etcdtls import EtcdTLS
+from shoal.manager.deks import DEK_DIR, ClusterKeys, StoreDEK
 from shoal.manager.logbroker import LogBroker, RemoteLogs
 from shoal.manager.manager import Manager, ManagerSettings
 from shoal.model.dispatch import ManagerAddr, NetworkUpdate, SessionInfo
@@ -120,12 +121,18 @@ class SwarmNode:
         self._background: set[asyncio.Task[None]] = set()
         self._role_change = False  # a certificate renewal for a new role is under way
         self._wanted_role = ""  # the role the last SessionInfo gave this node
+        self._removed = ""  # why the managers refused this node's session for good
 
     # -- Engine protocol ------------------------------------------------------------------
     @property
     def store(self) -> Store | None:
         manager = self._manager
         return manager.store if manager is not None and manager.ready.is_set() else None
+
+    def cluster_keys(self) -> ClusterKeys:
+        if self._manager is None:
+            raise Unavailable("This node is not a swarm manager.")
+        return self._manager.keys
 
     def swarm_state(self) -> SwarmState:
         if self._identity is None:
@@ -137,7 +144,10 @@ class SwarmNode:
         if self._identity.role == NodeRole.MANAGER and self.store is None:
             error = ("This manager's copy of the swarm state is not ready yet: " + NO_LEADER
                      if self._manager is not None else "This node is becoming a manager; try again shortly.")
-        return SwarmState(local_node_state="active", node_id=self._identity.node_id,
+        if self._removed:
+            error = self._removed
+        return SwarmState(local_node_state="error" if self._removed else "active",
+                          node_id=self._identity.node_id,
                           node_addr=state.advertise_ip,
                           control_available=self.store is not None, role=self._identity.role,
                           remote_managers=managers, error=error)
@@ -202,6 +212,8 @@ class SwarmNode:
         assert self._identity is not None and self._state is not None
         grant = await raft_certificate(self._state.manager_addrs, self._identity)
         EtcdTLS(grant.cert_pem, grant.key_pem, grant.ca_pem).save(self._dir / "etcd-tls")
+        if grant.store_dek:
+            StoreDEK.from_text(grant.store_dek).save(self._dir)
         await self._start_manager(join=grant.endpoints)
         log.info("this node is a manager now")
 
@@ -222,6 +234,7 @@ class SwarmNode:
             await manager.stop()
         shutil.rmtree(self._dir / "etcd", ignore_errors=True)
         shutil.rmtree(self._dir / "etcd-tls", ignore_errors=True)
+        shutil.rmtree(self._dir / DEK_DIR, ignore_errors=True)
         log.info("this node is a worker now")
 
     def _start_agent(self) -> None:
@@ -252,7 +265,17 @@ class SwarmNode:
         self._agent = Agent(executor=executor, state_dir=self._dir, ssl_context=self._client_ctx,
                             managers=managers, addr=state.advertise_ip, on_session=self._on_session,
                             on_network=self._on_network)
-        self._agent_task = asyncio.create_task(self._agent.run(), name="agent")
+        self._agent_task = asyncio.create_task(self._run_agent(self._agent), name="agent")
+
+    async def _run_agent(self, agent: Agent) -> None:
+        """The agent until it stops; a node the swarm removed keeps its state (``docker info``
+        shows the error) until ``swarm leave``, as dockerd's does."""
+        try:
+            await agent.run()
+        except NodeRemoved as exc:
+            log.error("this node was removed from the swarm: %s; leave the swarm and join "
+                      "again with a join token to come back", exc.message)
+            self._removed = exc.message
 
     def _client_ctx(self) -> ssl.SSLContext:
         assert self._identity is not None
@@ -343,6 +366,7 @@ class SwarmNode:
             state.managers = [ManagerAddr(node_id=swarm.node_id, addr=addr)]
             self._dir.mkdir(parents=True, exist_ok=True)
             swarm.etcd_tls.save(self._dir / "etcd-tls")
+            swarm.dek.save(self._dir)
             try:
                 self._identity, self._state = swarm.identity, state
                 await self._start_manager(bootstrap=swarm.write)
@@ -443,5 +467,6 @@ class SwarmNode:
                     log.warning("could not remove this manager from the etcd membership: %s", exc.message)
             await self._stop_parts(shutdown_tasks=True)
             self._identity = self._state = None
+            self._removed = ""
             shutil.rmtree(self._dir, ignore_errors=True)
         log.info("left the swarm")

@@ -1,5 +1,6 @@
-"""A new swarm (swarmkit's manager bootstrap): its CAs, the first node's identity, and the
-first objects of the store, made by ``swarm init``.
+"""A new swarm (swarmkit's manager bootstrap): its CAs, the store DEK that seals their keys
+in the store (``deks.py``), the first node's identity, and the first objects of the store, made
+by ``swarm init``.
 
 The daemon asks for a ``NewSwarm`` and hands ``NewSwarm.write`` to the manager's first start;
 what a swarm starts with is decided here, once.
@@ -21,6 +22,7 @@ from shoal.manager.ca.etcdtls import RAFT_CA_CN, EtcdTLS, issue_etcd_tls
 from shoal.manager.ca.rootca import RootCA
 from shoal.manager.ca.signing import SIGN_WAIT, NodeSigner, matching_external_cas
 from shoal.manager.controlapi.cluster import apply_defaults
+from shoal.manager.deks import ClusterKeys, StoreDEK
 from shoal.manager.secretbox import new_key
 from shoal.model.ids import new_id
 from shoal.model.objects import (
@@ -56,6 +58,7 @@ class NewSwarm:
     node_id: str
     identity: NodeIdentity  # the first node's: a manager certificate from the new root CA
     etcd_tls: EtcdTLS  # its etcd member's, from the raft CA
+    dek: StoreDEK  # seals the cluster's keys; kept on the managers' disks, never in the store
     cluster: Cluster
     node: Node
     ingress: Network
@@ -83,6 +86,8 @@ async def new_swarm(req: InitRequest, *, hostname: str, advertise_ip: str, manag
     raft_root = RootCA.create(common_name=RAFT_CA_CN)
     assert raft_root.key_pem is not None  # just made
     cluster_id, node_id = new_id(), new_id()
+    dek = StoreDEK.generate()
+    keys = ClusterKeys(dek)
     key, csr = generate_key_and_csr()
     sans = sorted({"127.0.0.1", advertise_ip})
     if root.can_sign:
@@ -95,9 +100,11 @@ async def new_swarm(req: InitRequest, *, hostname: str, advertise_ip: str, manag
         data_path_port=req.data_path_port or DEFAULT_DATA_PATH_PORT,
         join_tokens=JoinTokens(worker=generate_token(root.digest), manager=generate_token(root.digest)),
         tls_info=TLSInfo(*root.tls_info()),
-        root_ca=RootCAState(ca_cert=root.cert_pem, ca_key=root.key_pem or "",
-                            raft_ca_cert=raft_root.cert_pem, raft_ca_key=raft_root.key_pem),
-        secrets_key=new_key(),
+        root_ca=RootCAState(ca_cert=root.cert_pem,
+                            ca_key=keys.seal(cluster_id, "root CA key", root.key_pem) if root.key_pem else "",
+                            raft_ca_cert=raft_root.cert_pem,
+                            raft_ca_key=keys.seal(cluster_id, "raft CA key", raft_root.key_pem)),
+        secrets_key=keys.seal(cluster_id, "secrets key", new_key()),
     )
     node = Node(
         id=node_id,
@@ -116,7 +123,7 @@ async def new_swarm(req: InitRequest, *, hostname: str, advertise_ip: str, manag
         cluster_id=cluster_id, node_id=node_id,
         identity=NodeIdentity(cert_pem=cert, key_pem=key, ca_pem=root.cert_pem),
         etcd_tls=issue_etcd_tls(raft_root, node_id=node_id, cluster_id=cluster_id, ips=[advertise_ip]),
-        cluster=cluster, node=node, ingress=ingress)
+        dek=dek, cluster=cluster, node=node, ingress=ingress)
 
 
 def _root_ca(config: CAConfig) -> RootCA:

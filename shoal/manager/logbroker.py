@@ -7,6 +7,9 @@ agents answer with ``LogBatch`` messages and one ``LogEnd``. The subscriber read
 they arrive, from every node at once; without ``follow`` the subscription ends when every node
 has sent ``LogEnd``. Leaving early (or a client that hangs up) sends ``LogCancel`` to the nodes
 still reading. A node without a session, or whose session drops, ends its part with an error.
+A node publishes lines only of the tasks asked of it, which are the tasks assigned to it (the
+API groups them by ``Task.NodeID``): any other line is dropped and logged, as swarmkit's
+PublishLogs refuses a message for another node ("permission denied").
 
 Sessions live on the leader only, so a follower's API reads through the leader's broker over
 the swarm port (``RemoteLogs`` / ``serve``).
@@ -61,10 +64,21 @@ NodeLogs = LogLines | LogEnded
 
 
 class _Subscription:
-    def __init__(self, sub_id: str, nodes: set[str]) -> None:
+    def __init__(self, sub_id: str, tasks_by_node: dict[str, list[str]]) -> None:
         self.id = sub_id
-        self.pending = set(nodes)  # nodes that have not sent LogEnd yet
+        self.tasks = {node_id: set(tasks) for node_id, tasks in tasks_by_node.items()}
+        self.pending = set(tasks_by_node)  # nodes that have not sent LogEnd yet
         self.queue: asyncio.Queue[NodeLogs] = asyncio.Queue()
+
+    def allowed(self, node_id: str, entries: list[LogEntry]) -> list[LogEntry]:
+        """The entries of tasks asked of ``node_id``; the others are refused, and logged."""
+        mine = self.tasks.get(node_id, set())
+        kept = [e for e in entries if e.task_id in mine]
+        if len(kept) < len(entries):
+            others = sorted({e.task_id for e in entries} - mine)
+            log.warning("node %s: log lines of task(s) %s refused: permission denied: not "
+                        "assigned to this node", node_id, ", ".join(others))
+        return kept
 
     def end(self, node_id: str, error: str = "") -> None:
         if node_id in self.pending:
@@ -93,7 +107,9 @@ class LogBroker:
         if sub is None or node_id not in sub.pending:
             return  # cancelled, or not asked of this node
         if isinstance(msg, LogBatch):
-            sub.queue.put_nowait(LogLines(node_id, msg.entries))
+            entries = sub.allowed(node_id, msg.entries)
+            if entries:
+                sub.queue.put_nowait(LogLines(node_id, entries))
         else:
             sub.end(node_id, msg.error)
 
@@ -102,7 +118,7 @@ class LogBroker:
     async def subscribe(self, tasks_by_node: dict[str, list[str]],
                         selector: LogSelector) -> AsyncIterator[AsyncIterator[NodeLogs]]:
         """Yields an iterator over the nodes' lines and ends (LogEnded per node)."""
-        sub = _Subscription(new_id(), set(tasks_by_node))
+        sub = _Subscription(new_id(), tasks_by_node)
         self._subs[sub.id] = sub
         try:
             for node_id, task_ids in tasks_by_node.items():

@@ -30,18 +30,19 @@ from shoal.aio import Backoff, cancel_and_wait
 from shoal.errors import ShoalError, Unavailable
 from shoal.manager import membership
 from shoal.manager.allocator import Allocator
+from shoal.manager.ca.auth import MANAGER_ONLY, authorize, request_peer
 from shoal.manager.ca.etcdtls import EtcdTLS
 from shoal.manager.ca.server import CAServer
+from shoal.manager.deks import ClusterKeys, StoreDEK
 from shoal.manager.dispatcher.dispatcher import Dispatcher
+from shoal.manager.etcdusers import EtcdUsers
 from shoal.manager.keymanager import DEFAULT_ROTATION_INTERVAL, KeyManager
 from shoal.manager.leadership import Elector, Term
 from shoal.manager.logbroker import LogBroker, RemoteLogs
 from shoal.manager.orchestrator import Part, orchestrators
 from shoal.manager.roles import RoleManager
 from shoal.manager.scheduler import Scheduler
-from shoal.model.states import NodeRole
 from shoal.pki.identity import NodeIdentity
-from shoal.pki.subjects import peer_identity
 from shoal.store.etcd import EtcdBackend, EtcdMember, EtcdMemberSettings
 from shoal.store.etcd.grpc_client import GrpcEtcdClient
 from shoal.store.store import NO_LEADER, Store, Tx, fenced
@@ -100,9 +101,12 @@ class Manager:
                  eligible: Callable[[], bool] = lambda: True) -> None:
         self.settings = settings
         self.identity = identity
+        # The swarm's keys in the store are sealed under the store DEK on this manager's disk.
+        self.keys = ClusterKeys(StoreDEK.load(settings.state_dir))
         self._eligible = eligible  # may this manager lead (not while it is being demoted)
         self._member: EtcdMember | None = None
         self._backend: EtcdBackend | None = None
+        self._etcd_users: EtcdUsers | None = None  # the managers' etcd users, kept by the leader
         self.store: Store | None = None  # set once the store serves
         self.elector: Elector | None = None
         self.dispatcher: Dispatcher | None = None
@@ -190,7 +194,9 @@ class Manager:
     async def _serve(self, bootstrap: Callable[[Tx], None] | None) -> None:
         assert self._member is not None
         settings = self._member.settings
-        self._backend = EtcdBackend([settings.client_url], client=self.connect(settings.client_url))
+        client = self.connect(settings.client_url)
+        self._backend = EtcdBackend([settings.client_url], client=client)
+        self._etcd_users = EtcdUsers(client)
         await self._backend.start()
         store = self.store = Store(self._backend)  # callers use it once ``ready`` is set
         await store.start()
@@ -199,7 +205,7 @@ class Manager:
         self.elector = Elector(self.connect(settings.client_url, timeout=2.0), node_id=self.identity.node_id,
                                addr=self.settings.swarm_addr, eligible=self._eligible,
                                connect=lambda url: self.connect(url, timeout=1.0))
-        self.dispatcher = Dispatcher(store, cluster_id=self.identity.cluster_id,
+        self.dispatcher = Dispatcher(store, cluster_id=self.identity.cluster_id, keys=self.keys,
                                      swarm_port=self.settings.listen_port, leadership=self.elector,
                                      logs=self.log_broker)
         await self._listen(store, self.elector)
@@ -211,8 +217,9 @@ class Manager:
     async def _listen(self, store: Store, elector: Elector) -> None:
         assert self.dispatcher is not None and self._backend is not None
         app = web.Application()
-        CAServer(store, swarm_port=self.settings.listen_port, leadership=elector,
-                 etcd=self._backend.client, identity=lambda: self.identity).add_routes(app)
+        CAServer(store, self.keys, swarm_port=self.settings.listen_port, leadership=elector,
+                 etcd=self._backend.client, etcd_users=self._etcd_users,
+                 identity=lambda: self.identity).add_routes(app)
         app.router.add_get("/session", self.dispatcher.session)
         app.router.add_get("/logs", self._serve_logs)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -236,10 +243,14 @@ class Manager:
         return RemoteLogs(self.elector.leader_addr, self.identity.client_ssl_context())
 
     async def _serve_logs(self, request: web.Request) -> web.StreamResponse:
-        peer = peer_identity(request.transport.get_extra_info("ssl_object") if request.transport else None)
-        if peer is None or peer.cluster_id != self.identity.cluster_id or peer.role != NodeRole.MANAGER:
-            return web.json_response({"message": "permission denied: this call needs a swarm-manager "
-                                                 "certificate"}, status=403)
+        store = self.store
+        try:
+            if store is None:
+                raise Unavailable(NO_LEADER)
+            authorize(store.view(), request_peer(request), cluster_id=self.identity.cluster_id,
+                      roles=MANAGER_ONLY)
+        except ShoalError as exc:
+            return web.json_response({"message": exc.message}, status=exc.status)
         return await self.log_broker.serve(request)
 
     async def _watch_quorum(self, store: Store) -> None:
@@ -285,7 +296,8 @@ class Manager:
             return
         roles = RoleManager(store, backend.client, node_id=self.identity.node_id,
                             swarm_port=self.settings.listen_port,
-                            connect=lambda url: self.connect(url, timeout=1.0), resign=elector.resign)
+                            connect=lambda url: self.connect(url, timeout=1.0), resign=elector.resign,
+                            users=self._etcd_users)
         while True:
             try:
                 async with asyncio.TaskGroup() as tg:
@@ -335,6 +347,7 @@ class Manager:
         if self._backend is not None:
             await self._backend.close()
             self._backend = None
+            self._etcd_users = None
 
     async def stop(self) -> None:
         await cancel_and_wait(*reversed(self._tasks))

@@ -1,7 +1,8 @@
-"""Secrets' data at rest: sealed with AES-256-GCM under the cluster's secrets key, which lives
-only in the store (which only managers can read: etcd trusts the raft CA alone). The store, and
-so etcd's files on every manager, hold the ciphertext; the plain bytes exist only in a manager's
-memory while it answers a create or fills an assignment, and on a node in tmpfs."""
+"""Secrets' data at rest: sealed with AES-256-GCM under the cluster's secrets key, which the
+store holds sealed in turn under the managers' store DEK (``deks.py``), itself never in the
+store. The store, and so etcd's files on every manager, hold the ciphertext; the plain bytes
+exist only in a manager's memory while it answers a create or fills an assignment, and on a
+node in tmpfs."""
 
 from __future__ import annotations
 

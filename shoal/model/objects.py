@@ -33,6 +33,7 @@ from shoal.model.states import TaskState
 __all__ = [
     "KINDS",
     "VXLAN_ID_OPTION",
+    "BlacklistedCertificate",
     "Cluster",
     "Config",
     "ContainerStatus",
@@ -288,6 +289,7 @@ class JoinTokens(Struct):
 
 class RootCAState(Struct):
     """The CA's key and certificate; never shown by the API (swarmkit keeps it in raft too).
+    The keys are sealed under the managers' store DEK (shoal.manager.deks), never in clear.
     ``CAKey`` is empty when the root's key stays with an external CA, which then signs every
     node certificate.
 
@@ -311,6 +313,14 @@ class EncryptionKey(Struct):
     lamport_time: int = 0
 
 
+class BlacklistedCertificate(Struct):
+    """A removed node (swarmkit BlacklistedCertificate): its certificates are refused until
+    ``expiry`` (unix seconds; 0: kept for ever), by which time every certificate issued to it
+    has expired."""
+
+    expiry: int = 0
+
+
 class Cluster(StoredObject, kw_only=True):
     kind: ClassVar[str] = "clusters"
     spec: ClusterSpec = msgspec.field(default_factory=ClusterSpec)
@@ -325,8 +335,12 @@ class Cluster(StoredObject, kw_only=True):
     network_bootstrap_keys: list[EncryptionKey] | None = None
     encryption_key_lamport_clock: int = 0
     # Internal (never rendered): the AES-256-GCM key that seals secrets' data in the store,
-    # base64; made with the swarm (or by the first leader that finds none).
+    # base64, itself sealed under the managers' store DEK; made with the swarm (or by the first
+    # secret create that finds none).
     secrets_key: str = ""
+    # Internal (never rendered): the IDs of removed nodes (swarmkit's BlacklistedCertificates),
+    # whose certificates every manager refuses even if a node with that ID were made again.
+    blacklisted_certificates: dict[str, BlacklistedCertificate] | None = None
 
 
 class Secret(StoredObject, kw_only=True):

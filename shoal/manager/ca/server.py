@@ -5,12 +5,17 @@
     POST /ca/renew  CSR -> a certificate for the caller's node with its current role
                     (authenticated by the caller's certificate; used on promote/demote)
     POST /ca/raft   CSR -> an etcd certificate from the raft CA, and the etcd client URLs of the
-                    members to join through (manager certificates only)
+                    members to join through, and the store DEK that opens the swarm's keys
+                    (manager certificates only; its etcd user is made first, so the
+                    certificate gets into etcd: shoal.manager.etcdusers)
 
 Joining creates the Node object, so the node shows in ``node ls`` before its first session;
 the certificate is signed first (``signing``: the root key, or the swarm's external CA, waited
 for ``SIGN_WAIT`` at most), so a join the signer fails writes nothing. Only the leader signs: another manager answers the signing calls with a 307 redirect to the
-leader (the client resends the same request there), or 503 while there is no leader.
+leader (the client resends the same request there), or 503 while there is no leader. Every
+manager first checks the caller of ``/ca/renew`` and ``/ca/raft`` (``auth.authorize``): a
+removed node, or one not in the store, is refused (403) before any redirect, so its old
+certificate can never be renewed; it may join again with a token, as a new node.
 """
 
 from __future__ import annotations
@@ -23,14 +28,17 @@ from typing import Protocol
 from aiohttp import web
 
 from shoal.errors import InvalidArgument, PermissionDenied, ShoalError
+from shoal.manager.ca.auth import ANY_ROLE, MANAGER_ONLY, authorize, request_peer
 from shoal.manager.ca.rootca import RootCA
 from shoal.manager.ca.signing import SIGN_WAIT, NodeSigner
+from shoal.manager.deks import ClusterKeys
+from shoal.manager.etcdusers import EtcdUsers
 from shoal.model.ids import new_id
 from shoal.model.objects import Cluster, ManagerStatus, Node, NodeDescription, NodeStatus
 from shoal.model.specs import NodeSpec
 from shoal.model.states import Availability, NodeRole
 from shoal.pki.identity import NodeIdentity
-from shoal.pki.subjects import peer_identity
+from shoal.pki.subjects import Role
 from shoal.pki.tokens import match_token
 from shoal.store.etcd import EtcdAPI
 from shoal.store.store import NO_LEADER, Store, Tx, copy
@@ -56,18 +64,30 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class CAServer:
-    def __init__(self, store: Store, *, swarm_port: int = 2377, leadership: Leadership | None = None,
-                 etcd: EtcdAPI | None = None, identity: Callable[[], NodeIdentity] | None = None,
+    def __init__(self, store: Store, keys: ClusterKeys, *, swarm_port: int = 2377,
+                 leadership: Leadership | None = None, etcd: EtcdAPI | None = None,
+                 etcd_users: EtcdUsers | None = None, identity: Callable[[], NodeIdentity] | None = None,
                  sign_wait: float = SIGN_WAIT) -> None:
         self._store = store
+        self._keys = keys  # opens the CA keys the cluster object holds sealed
         self._swarm_port = swarm_port
         self._leadership = leadership  # None: a lone manager that always signs (tests)
         self._etcd = etcd
+        self._etcd_users = etcd_users  # None: etcd without per-manager users (tests)
         self._identity = identity  # this manager's, its client certificate at an external CA
         self._sign_wait = sign_wait
 
-    def _leader_only(self, handler: Handler) -> Handler:
+    def _leader_only(self, handler: Handler, *, callers: tuple[Role, ...] | None = None) -> Handler:
+        """``handler`` on the leader, a redirect elsewhere; with ``callers``, only for a node
+        certificate of those roles whose node may call (checked here, on every manager)."""
         async def wrapped(request: web.Request) -> web.StreamResponse:
+            if callers is not None:
+                try:
+                    authorize(self._store.view(), request_peer(request), cluster_id=self._cluster().id,
+                              roles=callers)
+                except PermissionDenied as exc:
+                    log.warning("%s refused: %s", request.path, exc.message)
+                    return _error(exc)
             lead = self._leadership
             if lead is None or lead.is_leader:
                 return await handler(request)
@@ -84,22 +104,27 @@ class CAServer:
         return cluster
 
     def _root(self) -> RootCA:
-        cluster = self._cluster()
-        assert cluster.root_ca is not None
-        return RootCA.from_pem(cluster.root_ca.ca_cert, cluster.root_ca.ca_key or None)
+        return self._keys.root_ca(self._cluster())
+
+    def _root_cert(self) -> str:
+        root_ca = self._cluster().root_ca
+        assert root_ca is not None  # _cluster checked it
+        return root_ca.ca_cert
 
     def _expiry(self) -> timedelta:
         return timedelta(microseconds=self._cluster().spec.ca_config.node_cert_expiry // 1000)
 
     async def sign(self, csr: str, *, node_id: str, role: str, addr: str) -> str:
         sans = ["127.0.0.1"] + ([addr] if addr and addr != "127.0.0.1" else [])
-        signer = NodeSigner.for_cluster(self._cluster(), identity=self._identity() if self._identity else None)
+        cluster = self._cluster()
+        signer = NodeSigner(self._root(), cluster.spec.ca_config.external_cas, cluster_id=cluster.id,
+                            identity=self._identity() if self._identity else None, expiry=self._expiry())
         return await signer.sign(csr, node_id=node_id, role=role,  # type: ignore[arg-type]
                                  san_ips=sans if role == NodeRole.MANAGER else [], wait=self._sign_wait)
 
     async def get_ca(self, request: web.Request) -> web.StreamResponse:
         try:
-            return web.Response(text=self._root().cert_pem, content_type="text/plain")
+            return web.Response(text=self._root_cert(), content_type="text/plain")
         except ShoalError as exc:
             return _error(exc)
 
@@ -130,7 +155,7 @@ class CAServer:
             )
             await self._store.update(lambda tx: tx.create(node))
             log.info("node %s joined as %s from %s", node_id, role, addr)
-            return web.json_response({"NodeID": node_id, "Certificate": cert, "RootCA": self._root().cert_pem})
+            return web.json_response({"NodeID": node_id, "Certificate": cert, "RootCA": self._root_cert()})
         except ShoalError as exc:
             return _error(exc)
         except ValueError as exc:
@@ -138,18 +163,14 @@ class CAServer:
 
     async def renew(self, request: web.Request) -> web.StreamResponse:
         try:
-            peer = peer_identity(request.transport.get_extra_info("ssl_object") if request.transport else None)
-            if peer is None or peer.cluster_id != self._cluster().id:
-                raise PermissionDenied("a node certificate of this swarm is required")
-            node = self._store.view().get(Node, peer.node_id)
-            if node is None:
-                raise PermissionDenied(f"node {peer.node_id} is not part of this swarm")
+            node = authorize(self._store.view(), request_peer(request), cluster_id=self._cluster().id,
+                             roles=ANY_ROLE)
             body = await request.json()
             role = node.actual_role()
             cert = await self.sign(str(body.get("CSR", "")), node_id=node.id, role=role, addr=node.status.addr)
 
             def fn(tx: Tx) -> None:
-                current = tx.view.get(Node, peer.node_id)
+                current = tx.view.get(Node, node.id)
                 if current is not None and current.cert_role != role:
                     updated = copy(current)
                     updated.cert_role = role
@@ -157,36 +178,37 @@ class CAServer:
 
             await self._store.update(fn, retries=5)
             log.info("node %s certificate renewed as %s", node.id, role)
-            return web.json_response({"Certificate": cert, "RootCA": self._root().cert_pem})
+            return web.json_response({"Certificate": cert, "RootCA": self._root_cert()})
         except ShoalError as exc:
             return _error(exc)
 
     async def raft(self, request: web.Request) -> web.StreamResponse:
         """Manager-only: a worker's certificate is refused with 403 before anything is signed."""
         try:
-            peer = peer_identity(request.transport.get_extra_info("ssl_object") if request.transport else None)
             cluster = self._cluster()
-            if peer is None or peer.cluster_id != cluster.id or peer.role != NodeRole.MANAGER:
-                raise PermissionDenied("permission denied: this call needs a swarm-manager certificate")
-            node = self._store.view().get(Node, peer.node_id)
-            if node is None or node.actual_role() != NodeRole.MANAGER:
-                raise PermissionDenied(f"node {peer.node_id} is not a manager of this swarm")
-            assert cluster.root_ca is not None
-            raft_ca = RootCA.from_pem(cluster.root_ca.raft_ca_cert, cluster.root_ca.raft_ca_key)
+            node = authorize(self._store.view(), request_peer(request), cluster_id=cluster.id,
+                             roles=MANAGER_ONLY)
+            if node.spec.role == NodeRole.WORKER:
+                raise PermissionDenied(f"permission denied: node {node.id} is being demoted")
+            raft_ca = self._keys.raft_ca(cluster)
             body = await request.json()
             sans = sorted({"127.0.0.1", node.status.addr} - {""})
             cert = raft_ca.sign(str(body.get("CSR", "")), node_id=node.id, role="manager",
                                 cluster_id=cluster.id, expiry=self._expiry(), san_ips=sans)
+            if self._etcd_users is not None:
+                await self._etcd_users.grant(node.id)
             endpoints: list[str] = []
             if self._etcd is not None:
                 members = await self._etcd.member_list()
                 endpoints = [url for m in members if not m.is_learner for url in m.client_urls]
-            return web.json_response({"Certificate": cert, "RaftCA": raft_ca.cert_pem, "Endpoints": endpoints})
+            dek = self._keys.dek
+            return web.json_response({"Certificate": cert, "RaftCA": raft_ca.cert_pem, "Endpoints": endpoints,
+                                      "StoreDEK": dek.text if dek is not None else ""})
         except ShoalError as exc:
             return _error(exc)
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/ca", self.get_ca)
         app.router.add_post("/ca/join", self._leader_only(self.join))
-        app.router.add_post("/ca/renew", self._leader_only(self.renew))
-        app.router.add_post("/ca/raft", self._leader_only(self.raft))
+        app.router.add_post("/ca/renew", self._leader_only(self.renew, callers=ANY_ROLE))
+        app.router.add_post("/ca/raft", self._leader_only(self.raft, callers=MANAGER_ONLY))

@@ -26,7 +26,6 @@ from shoal.aio import Backoff
 from shoal.errors import FailedPrecondition, InvalidArgument, Unavailable
 from shoal.manager.ca.external import CFSSL, REQUEST_TIMEOUT, cfssl_sign, sign_request
 from shoal.manager.ca.rootca import NODE_CERT_EXPIRY, CSRKey, RootCA, csr_public_key, issued_by
-from shoal.model.objects import Cluster
 from shoal.model.specs import ExternalCA
 from shoal.pki._tls import ca_verifying_ssl_context
 from shoal.pki.identity import NodeIdentity
@@ -68,15 +67,6 @@ class NodeSigner:
         self._cluster_id = cluster_id
         self._identity = identity  # None only at swarm init: the first manager has no cert yet
         self._expiry = expiry
-
-    @classmethod
-    def for_cluster(cls, cluster: Cluster, *, identity: NodeIdentity | None) -> NodeSigner:
-        if cluster.root_ca is None:
-            raise Unavailable("this manager has no swarm CA")
-        root = RootCA.from_pem(cluster.root_ca.ca_cert, cluster.root_ca.ca_key or None)
-        ca_config = cluster.spec.ca_config
-        return cls(root, ca_config.external_cas, cluster_id=cluster.id, identity=identity,
-                   expiry=timedelta(microseconds=ca_config.node_cert_expiry // 1000))
 
     @property
     def external_urls(self) -> list[str]:

@@ -62,7 +62,8 @@ async def update_cluster(
             raise SequenceConflict()
         cluster = copy(current)
         assert cluster.root_ca is not None
-        _check_ca_update(spec.ca_config, RootCA.from_pem(cluster.root_ca.ca_cert, cluster.root_ca.ca_key or None))
+        _check_ca_update(spec.ca_config, RootCA.from_pem(cluster.root_ca.ca_cert),
+                         has_key=bool(cluster.root_ca.ca_key))
         cluster.spec = spec
         if rotate_worker or rotate_manager:
             assert cluster.root_ca is not None
@@ -96,7 +97,7 @@ def _check_external_ca(external: ExternalCA) -> None:
         parse_certificates(external.ca_cert, what="CA cert for external CA")
 
 
-def _check_ca_update(config: CAConfig, root: RootCA) -> None:
+def _check_ca_update(config: CAConfig, root: RootCA, *, has_key: bool) -> None:
     """What an update may change of the CA: the external CAs, not the root (no rotation here);
     a root whose key an external CA holds keeps one external CA for it (swarmkit's
     validateCAConfig, without its reachability dial)."""
@@ -106,7 +107,7 @@ def _check_ca_update(config: CAConfig, root: RootCA) -> None:
         raise Unimplemented("shoal does not rotate the swarm's root CA (docker swarm ca --rotate): "
                             "the root CA is chosen at swarm init")
     config.signing_ca_cert = ""  # the current root, kept in the cluster's RootCA
-    if not root.can_sign and not matching_external_cas(root, config.external_cas):
+    if not has_key and not matching_external_cas(root, config.external_cas):
         raise InvalidArgument("there must be at least one valid, reachable external CA corresponding "
                               "to the current CA certificate")
 

@@ -22,6 +22,22 @@ __all__ = ["LOCAL_NETWORKS", "create_network", "remove_network"]
 LOCAL_NETWORKS = ("bridge", "host", "none")
 
 
+# The overlay driver options Docker knows, and why Shoal refuses each: accepting one and doing
+# nothing would make a user believe in a property the network does not have.
+_REFUSED_OPTIONS = {
+    "encrypted": "Shoal does not encrypt the VXLAN data path (Docker's IPsec ESP is not "
+                 "implemented); traffic between nodes on an overlay network is plaintext",
+    "com.docker.network.driver.mtu": "the overlay MTU is fixed at 1450",
+    "com.docker.network.driver.overlay.vxlanid_list": "VXLAN IDs are allocated by the managers",
+}
+
+
+def _check_options(options: dict[str, str]) -> None:
+    for key in options:
+        reason = _REFUSED_OPTIONS.get(key, "unknown option for the overlay driver")
+        raise InvalidArgument(f"network option {key!r} is not supported: {reason}")
+
+
 def _check_ipam(spec: NetworkSpec) -> list[IPv4Network]:
     """The requested subnets, checked (IPv4 CIDR, gateway and range inside)."""
     subnets = []
@@ -74,6 +90,7 @@ async def create_network(store: Store, spec: NetworkSpec) -> Network:
     spec.scope = "swarm"
     spec.labels = spec.labels or {}
     spec.options = spec.options or {}
+    _check_options(spec.options)
 
     def fn(tx: Tx) -> Network:
         if tx.view.by_name(Network, spec.name):

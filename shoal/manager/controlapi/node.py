@@ -1,8 +1,13 @@
-"""Node update and removal (swarmkit controlapi/node.go): availability, labels, desired role."""
+"""Node update and removal (swarmkit controlapi/node.go): availability, labels, desired role.
+
+A removed node's ID goes into the cluster's blacklisted certificates in the same transaction:
+every manager refuses its certificate from then on (shoal.manager.ca.auth); it can come back
+only by joining again with a token, as a new node."""
 
 from __future__ import annotations
 
 from shoal.errors import FailedPrecondition, InvalidArgument, SequenceConflict
+from shoal.manager.ca.auth import blacklist
 from shoal.model.objects import Node
 from shoal.model.specs import NodeSpec
 from shoal.model.states import Availability, NodeRole, NodeState
@@ -72,6 +77,11 @@ async def remove_node(store: Store, ref: str, *, force: bool) -> None:
                 f"rpc error: code = FailedPrecondition desc = node {node.id} is not down and can't be "
                 "removed"
             )
+        cluster = tx.view.cluster()
+        if cluster is not None:
+            cluster = copy(cluster)
+            blacklist(cluster, node.id)
+            tx.update(cluster)
         tx.delete(node)
 
     await store.update(fn, retries=3)

@@ -1,7 +1,8 @@
 """Secret create, update (labels only), remove (swarmkit controlapi/secret.go).
 
 The data never reaches the store in clear: it is sealed under the cluster's secrets key, bound to
-the secret's ID, into ``Secret.sealed``, and the stored spec has no ``Data``. Shoal has no secret
+the secret's ID, into ``Secret.sealed``, and the stored spec has no ``Data``; the secrets key is
+itself sealed in the store under the managers' store DEK (``shoal.manager.deks``). Shoal has no secret
 store plugins, so a ``Driver`` is refused rather than stored and never honoured."""
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from shoal.errors import FailedPrecondition, SequenceConflict
 from shoal.manager.controlapi.refs import services_using
 from shoal.manager.controlapi.status import already_exists, invalid
 from shoal.manager.controlapi.validate import decode_data, validate_object_name, validate_templating
-from shoal.manager.secretbox import new_key, open_sealed, seal
+from shoal.manager.deks import ClusterKeys
+from shoal.manager.secretbox import open_sealed, seal
 from shoal.model.ids import new_id
 from shoal.model.objects import Secret
 from shoal.model.specs import SecretSpec
@@ -32,17 +34,18 @@ def _check_driver(spec: SecretSpec) -> None:
                   "store plugins; create the secret with its data instead")
 
 
-def _secrets_key(tx: Tx) -> str:
-    """The cluster's key; a swarm made before secrets existed gets one in this transaction."""
+def _secrets_key(tx: Tx, keys: ClusterKeys) -> str:
+    """The cluster's key, in clear; a swarm made before secrets existed gets one in this
+    transaction."""
     cluster = tx.view.cluster()
     if cluster is None:
         raise FailedPrecondition("the swarm has no cluster object")
     if cluster.secrets_key:
-        return cluster.secrets_key
+        return keys.secrets_key(cluster)
     cluster = copy(cluster)
-    cluster.secrets_key = new_key()
+    plain, cluster.secrets_key = keys.new_secrets_key(cluster)
     tx.update(cluster)  # a concurrent creator making one too fails its compare and retries
-    return cluster.secrets_key
+    return plain
 
 
 def _stored(store: Store, written: Secret) -> Secret:
@@ -50,7 +53,7 @@ def _stored(store: Store, written: Secret) -> Secret:
     return store.view().get(Secret, written.id) or written
 
 
-async def create_secret(store: Store, spec: SecretSpec) -> Secret:
+async def create_secret(store: Store, spec: SecretSpec, *, keys: ClusterKeys) -> Secret:
     validate_object_name(spec.name)
     _check_driver(spec)
     templating = validate_templating(spec.templating, "secret")
@@ -63,7 +66,7 @@ async def create_secret(store: Store, spec: SecretSpec) -> Secret:
             raise already_exists(f"secret {spec.name} already exists")
         secret = Secret(id=new_id(), spec=SecretSpec(name=spec.name, labels=spec.labels or {},
                                                      templating=templating))
-        secret.sealed = seal(_secrets_key(tx), data, secret_id=secret.id)
+        secret.sealed = seal(_secrets_key(tx, keys), data, secret_id=secret.id)
         tx.create(secret)
         return secret
 
@@ -71,7 +74,8 @@ async def create_secret(store: Store, spec: SecretSpec) -> Secret:
     return _stored(store, await store.update(fn, retries=1))
 
 
-async def update_secret(store: Store, ref: str, version: int, spec: SecretSpec) -> Secret:
+async def update_secret(store: Store, ref: str, version: int, spec: SecretSpec, *,
+                        keys: ClusterKeys) -> Secret:
     """Only Labels change; the name must be the same and Data, if sent, the stored bytes (a
     stack re-deploy sends them again). Driver and Templating are ignored, as swarmkit does."""
     sent = decode_data(spec.data)
@@ -81,7 +85,7 @@ async def update_secret(store: Store, ref: str, version: int, spec: SecretSpec) 
         same_data = True
         if sent:
             cluster = tx.view.cluster()
-            key = cluster.secrets_key if cluster else ""
+            key = keys.secrets_key(cluster) if cluster else ""
             stored = open_sealed(key, current.sealed, secret_id=current.id)
             same_data = hmac.compare_digest(sent, stored)
         if spec.name != current.spec.name or not same_data:

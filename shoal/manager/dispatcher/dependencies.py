@@ -1,6 +1,7 @@
 """Which secrets' and configs' data a session sends with its assignments (swarmkit's
 dispatcher/assignments.go, simplified): the data of what the node's tasks reference, each once
-per session. The plain bytes exist only while an Assignments message is built."""
+per session. The plain bytes exist only while an Assignments message is built; the secrets key
+that opens them is opened with the manager's store DEK (shoal.manager.deks)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import logging
 from collections.abc import Iterable
 
 from shoal.errors import ShoalError
+from shoal.manager.deks import ClusterKeys
 from shoal.manager.secretbox import open_sealed
 from shoal.model.dispatch import SecretData
 from shoal.model.objects import Config, Secret, Task
@@ -31,7 +33,7 @@ class SentData:
         self.configs: set[str] = set()
 
     def collect(self, view: Tables, sending: Iterable[Task], node_tasks: Iterable[Task], *,
-                full: bool) -> tuple[list[SecretData], list[SecretData]]:
+                full: bool, keys: ClusterKeys) -> tuple[list[SecretData], list[SecretData]]:
         """The data to send with ``sending`` (the tasks in this Assignments) for those that may
         still run; ``node_tasks``: every task assigned to the node now, which bounds what
         counts as sent."""
@@ -50,7 +52,9 @@ class SentData:
         for task in filter(_will_run, sending):
             want_s |= secret_ids(task)
             want_c |= config_ids(task)
-        secrets = [d for i in sorted(want_s - self.secrets) if (d := _secret(view, i)) is not None]
+        missing = sorted(want_s - self.secrets)
+        key = _secrets_key(view, keys) if missing else ""
+        secrets = [d for i in missing if (d := _secret(view, key, i)) is not None]
         configs = [d for i in sorted(want_c - self.configs) if (d := _config(view, i)) is not None]
         self.secrets |= {d.id for d in secrets}
         self.configs |= {d.id for d in configs}
@@ -63,14 +67,22 @@ def _will_run(task: Task) -> bool:
     return task.state <= TaskState.RUNNING and task.desired_state <= TaskState.RUNNING
 
 
-def _secret(view: Tables, secret_id: str) -> SecretData | None:
-    secret = view.get(Secret, secret_id)
+def _secrets_key(view: Tables, keys: ClusterKeys) -> str:
     cluster = view.cluster()
-    if secret is None or cluster is None:
+    try:
+        return keys.secrets_key(cluster) if cluster is not None else ""
+    except ShoalError as exc:
+        log.error("no secret can be sent: %s", exc.message)
+        return ""
+
+
+def _secret(view: Tables, key: str, secret_id: str) -> SecretData | None:
+    secret = view.get(Secret, secret_id)
+    if secret is None:
         log.warning("secret %s is referenced by a task but not in the store", secret_id)
         return None
     try:
-        data = open_sealed(cluster.secrets_key, secret.sealed, secret_id=secret.id)
+        data = open_sealed(key, secret.sealed, secret_id=secret.id)
     except ShoalError as exc:
         log.error("%s", exc.message)
         return None

@@ -8,6 +8,12 @@ reports are collected in a dict (latest wins) and written every 100 ms in one ba
 moving a task's state backwards (swarmkit manager/dispatcher/dispatcher.go).
 Assignments carry the data of the secrets and configs the node's tasks reference, each once per
 session (dependencies.py): a node never gets the data of a task that is not its own.
+
+Authorization (shoal.manager.ca.auth): the node is the one its certificate names. Its session
+opens, and each of its messages is taken, only while the node is in the store and was not
+removed; a node deleted from the store has its session closed at once (close code 4403). It
+reports statuses only of tasks assigned to it: any other report is dropped and logged (swarmkit:
+"cannot update a task not assigned this node"), the rest of the session goes on.
 """
 
 from __future__ import annotations
@@ -19,7 +25,9 @@ from typing import Protocol
 
 from aiohttp import WSMsgType, web
 
-from shoal.errors import ShoalError
+from shoal.errors import PermissionDenied, ShoalError
+from shoal.manager.ca.auth import authorize, request_peer, was_removed
+from shoal.manager.deks import ClusterKeys
 from shoal.manager.dispatcher.dependencies import SentData
 from shoal.manager.logbroker import LogBroker
 from shoal.model.dispatch import (
@@ -36,13 +44,14 @@ from shoal.model.dispatch import (
     Register,
     SessionInfo,
     StatusUpdate,
+    TaskStatusUpdate,
     decode_message,
     encode_message,
 )
 from shoal.model.ids import new_id
 from shoal.model.objects import Cluster, ManagerStatus, Node, NodeStatus, Task, TaskStatus
 from shoal.model.states import NodeState, TaskState
-from shoal.pki.subjects import peer_identity
+from shoal.pki.subjects import PeerIdentity
 from shoal.store.backend import Fence
 from shoal.store.store import Store, Tx, copy, current_fence
 from shoal.store.watch import Change, Subscription
@@ -69,8 +78,9 @@ class Leadership(Protocol):
 
 
 class _Session:
-    def __init__(self, node_id: str, ws: web.WebSocketResponse) -> None:
-        self.node_id = node_id
+    def __init__(self, peer: PeerIdentity, ws: web.WebSocketResponse) -> None:
+        self.peer = peer  # from its verified certificate
+        self.node_id: str = peer.node_id
         self.ws = ws
         self.changed: dict[str, Task] = {}
         self.removed: set[str] = set()
@@ -79,13 +89,15 @@ class _Session:
         self.network_due = False  # the keys or the node's attachments changed
         self.network_sent: NetworkUpdate | None = None  # the last one sent, to skip repeats
         self.sent = SentData()  # the secrets and configs whose data the node has
+        self.refused = ""  # why the node may no longer hold a session: the pusher closes it
         self.wake = asyncio.Event()
 
 
 class Dispatcher:
-    def __init__(self, store: Store, *, cluster_id: str, swarm_port: int = 2377,
+    def __init__(self, store: Store, *, cluster_id: str, keys: ClusterKeys, swarm_port: int = 2377,
                  leadership: Leadership | None = None, logs: LogBroker | None = None) -> None:
         self._store = store
+        self._keys = keys  # opens the secrets key, for the secrets' data in assignments
         self._logs = logs if logs is not None else LogBroker()
         self._leadership = leadership
         self._fence: Fence | None = None  # the term's fence, for writes made from sessions
@@ -96,7 +108,8 @@ class Dispatcher:
         # per node, when it is DOWN unless it heartbeats: set at each heartbeat from the period
         # that heartbeat's ack announced, so a shorter period never expires a node early
         self._expires: dict[str, float] = {}
-        self._statuses: dict[str, TaskStatus] = {}
+        # task ID -> (the reporting node, its latest status); the node is checked again at write
+        self._statuses: dict[str, tuple[str, TaskStatus]] = {}
         self._running = False
 
     # -- settings from the cluster object ---------------------------------------------------
@@ -137,11 +150,26 @@ class Dispatcher:
             for change in await sub.next():
                 if change.kind == "tasks":
                     self._route(change)
+                elif change.kind == "nodes" and change.new is None and change.old is not None:
+                    self._refuse(change.old.id, f"node {change.old.id} was removed from the swarm")
                 elif change.kind == "nodes" and change.new is not None and change.old is not None:
                     self._maybe_session_info(change)
                     self._maybe_network(change)
                 elif change.kind == "clusters":
                     self._maybe_network(change)
+                    cluster = change.new
+                    for node_id in list(self._sessions):
+                        if isinstance(cluster, Cluster) and was_removed(cluster, node_id):
+                            self._refuse(node_id, f"Permission denied: node {node_id} was "
+                                                  "removed from swarm")
+
+    def _refuse(self, node_id: str, reason: str) -> None:
+        """Close the node's session now (its pusher does, with CLOSE_REMOVED)."""
+        session = self._sessions.get(node_id)
+        if session is not None and not session.refused:
+            log.warning("closing the session of node %s: %s", node_id, reason)
+            session.refused = reason
+            session.wake.set()
 
     def _route(self, change: Change) -> None:
         old, new = change.old, change.new
@@ -265,11 +293,11 @@ class Dispatcher:
                 continue
             batch, self._statuses = self._statuses, {}
 
-            def fn(tx: Tx, batch: dict[str, TaskStatus] = batch) -> None:
-                for task_id, status in batch.items():
+            def fn(tx: Tx, batch: dict[str, tuple[str, TaskStatus]] = batch) -> None:
+                for task_id, (node_id, status) in batch.items():
                     task = tx.view.get(Task, task_id)
-                    if task is None or status.state < task.state:
-                        continue  # gone, or a stale report: state never moves back
+                    if task is None or task.node_id != node_id or status.state < task.state:
+                        continue  # gone, not the reporter's, or stale: state never moves back
                     if task.status == status:
                         continue
                     task = copy(task)
@@ -280,25 +308,28 @@ class Dispatcher:
                 await self._store.update(fn, retries=5, atomic=False)
             except ShoalError as exc:
                 log.warning("could not write %d task statuses: %s", len(batch), exc.message)
-                for task_id, status in batch.items():
-                    self._statuses.setdefault(task_id, status)
+                for task_id, report in batch.items():
+                    self._statuses.setdefault(task_id, report)
 
     # -- sessions ---------------------------------------------------------------------------
     async def session(self, request: web.Request) -> web.StreamResponse:
-        peer = peer_identity(request.transport.get_extra_info("ssl_object") if request.transport else None)
+        peer = request_peer(request)
         if peer is None or peer.cluster_id != self._cluster_id:
-            return web.json_response({"message": "a node certificate of this swarm is required"}, status=403)
+            return web.json_response({"message": "permission denied: a node certificate of this "
+                                                 "swarm is required"}, status=403)
         ws = web.WebSocketResponse(heartbeat=None, max_msg_size=64 * 1024 * 1024)
         await ws.prepare(request)
-        node = self._store.view().get(Node, peer.node_id)
-        if node is None:
-            await ws.close(code=CLOSE_REMOVED, message=b"node is not part of this swarm")
+        try:  # on every manager, the leader or not: a removed node learns it at once
+            self._authorize(peer)
+        except PermissionDenied as exc:
+            log.warning("session of node %s refused: %s", peer.node_id, exc.message)
+            await ws.close(code=CLOSE_REMOVED, message=exc.message.encode()[:120])
             return ws
         if not self._running:  # a follower: point the agent at the leader
             leader = self._leadership.leader_addr if self._leadership is not None else ""
             await ws.close(code=CLOSE_NOT_LEADER, message=leader.encode())
             return ws
-        session = _Session(peer.node_id, ws)
+        session = _Session(peer, ws)
         previous = self._sessions.pop(peer.node_id, None)
         if previous is not None:
             await previous.ws.close(code=1000, message=b"replaced by a new session")
@@ -311,6 +342,9 @@ class Dispatcher:
         pusher = asyncio.create_task(self._push(session), name=f"dispatcher-push-{peer.node_id}")
         try:
             await self._serve(session, request.remote or "")
+        except PermissionDenied as exc:  # removed while its session was open
+            log.warning("session of node %s closed: %s", peer.node_id, exc.message)
+            await ws.close(code=CLOSE_REMOVED, message=exc.message.encode()[:120])
         except ShoalError as exc:  # the store refused a write (no quorum, leadership lost)
             log.warning("session of node %s ends: %s", peer.node_id, exc.message)
             await ws.close(code=1013, message=b"try again later")
@@ -323,12 +357,30 @@ class Dispatcher:
                 del self._sessions[peer.node_id]
         return ws
 
+    def _authorize(self, peer: PeerIdentity) -> Node:
+        """The node, while it may hold a session; else PermissionDenied."""
+        return authorize(self._store.view(), peer, cluster_id=self._cluster_id)
+
+    def _take_statuses(self, session: _Session, updates: list[TaskStatusUpdate]) -> None:
+        """Queue the reports of tasks assigned to this node; refuse the others, alone."""
+        view = self._store.view()
+        for update in updates:
+            task = view.get(Task, update.task_id)
+            if task is None:
+                continue  # deleted meanwhile: nothing to update (swarmkit)
+            if task.node_id != session.node_id:
+                log.warning("node %s: status of task %s refused: permission denied: cannot update "
+                            "a task not assigned this node", session.node_id, update.task_id)
+                continue
+            self._statuses[update.task_id] = (session.node_id, update.status)
+
     async def _serve(self, session: _Session, remote: str) -> None:
         ws = session.ws
         async for msg in ws:
             if msg.type != WSMsgType.TEXT:
                 break
             message = decode_message(msg.data)
+            self._authorize(session.peer)  # removed meanwhile: PermissionDenied ends it
             period = self.period()
             self._expires[session.node_id] = time.monotonic() + GRACE_MULTIPLIER * period
             if isinstance(message, Heartbeat):
@@ -338,8 +390,7 @@ class Dispatcher:
                     # marked down while its session lived on (a missed beat): it is back
                     await self._set_node_state([session.node_id], NodeState.READY, "")
             elif isinstance(message, StatusUpdate):
-                for update in message.updates:
-                    self._statuses[update.task_id] = update.status
+                self._take_statuses(session, message.updates)
             elif isinstance(message, (LogBatch, LogEnd)):
                 self._logs.deliver(session.node_id, message)
             elif isinstance(message, Register):
@@ -355,7 +406,8 @@ class Dispatcher:
     async def _register(self, node_id: str, reg: Register, remote: str) -> Node:
         def fn(tx: Tx) -> Node:
             current = tx.view.get(Node, node_id)
-            assert current is not None
+            if current is None:
+                raise PermissionDenied(f"node {node_id} was removed from the swarm")
             node = copy(current)
             node.description = reg.description
             cluster = tx.view.cluster()
@@ -376,6 +428,9 @@ class Dispatcher:
     async def _push(self, session: _Session) -> None:
         while True:
             await session.wake.wait()
+            if session.refused:
+                await session.ws.close(code=CLOSE_REMOVED, message=session.refused.encode()[:120])
+                return
             await asyncio.sleep(PUSH_GAP)
             session.wake.clear()
             if session.info is not None:
@@ -395,6 +450,6 @@ class Dispatcher:
         does not hold yet (all of it when full)."""
         view = self._store.view()
         held = [t for t in view.tasks_of_node(session.node_id) if _assigned(t)]
-        secrets, configs = session.sent.collect(view, tasks, held, full=full)
+        secrets, configs = session.sent.collect(view, tasks, held, full=full, keys=self._keys)
         return Assignments(full=full, tasks=tasks, removed=removed or [], secrets=secrets,
                            configs=configs)

@@ -2,7 +2,9 @@
 
 Called by ``client.py`` (non-200 answers) and ``_stream.py`` (error lines of a watch stream).
 Compaction is the one special case: it becomes ``shoal.store.backend.Compacted`` so the store
-re-lists.
+re-lists. The other is ``StaleAuthRevision``: with etcd's authentication on, a request checked
+against users that changed while it was in flight (a manager joined or was demoted) is refused
+unapplied, and the client sends it again.
 """
 
 from __future__ import annotations
@@ -15,6 +17,13 @@ from shoal import errors
 from shoal.store.backend import Compacted
 
 # --- errors -----------------------------------------------------------------------------------
+
+
+class StaleAuthRevision(errors.Unavailable):
+    """etcd refused a request, without applying it, because its users changed meanwhile."""
+
+
+_STALE_AUTH = "revision of auth store is old"  # etcd's ErrGRPCAuthOldRevision
 
 _BY_GRPC_CODE: dict[int, type[errors.ShoalError]] = {
     1: errors.Unavailable,  # CANCELLED
@@ -45,6 +54,8 @@ def grpc_error(code: int, message: str, where: str) -> errors.ShoalError:
     text = f"etcd {where}: {message}"
     if code == 11 and "compacted" in message:
         return Compacted(text)
+    if _STALE_AUTH in message:
+        return StaleAuthRevision(text)
     if code == 2 and any(lost in message for lost in _LOST_CONNECTION):
         return errors.Unavailable(text)
     return _BY_GRPC_CODE.get(code, errors.ShoalError)(text)

@@ -7,7 +7,11 @@ TLS cannot take an ``ssl.SSLContext``, so it takes the PEM files (or ``from_pem`
 
     GrpcEtcdClient(endpoints, cert_file=..., key_file=..., ca_file=..., timeout=5.0)
 
-Endpoints stay ``https://IP:PORT`` URLs; the gRPC target is ``IP:PORT``, and gRPC checks the
+Authentication: etcd maps the client certificate's CN to an etcd user (``--client-cert-auth``);
+once the managers enable it (``shoal.manager.etcdusers``) a certificate whose user is gone is
+refused (PermissionDenied). The ``user_*``/``auth_enable`` calls manage those users; a request
+refused because the users changed while it was in flight is sent again, after a short backoff
+(at most ``_STALE_AUTH_RETRIES`` times). Endpoints stay ``https://IP:PORT`` URLs; the gRPC target is ``IP:PORT``, and gRPC checks the
 member's certificate against that IP (IP SANs, as the JSON client does). One channel (one HTTP/2
 connection of its own) per endpoint, opened at first use. A call that cannot *connect* moves on
 to the next endpoint, within the same time bound; a call that was sent and then lost its
@@ -31,8 +35,8 @@ from shoal import aio
 from shoal.errors import InvalidArgument, NotFound, ShoalError, Unavailable
 from shoal.store.backend import Compacted
 from shoal.store.etcd._common import ClosingClient, https_endpoints
-from shoal.store.etcd._errors import grpc_error
-from shoal.store.etcd._pb import kv_pb2, rpc_pb2, rpc_pb2_grpc
+from shoal.store.etcd._errors import StaleAuthRevision, grpc_error
+from shoal.store.etcd._pb import auth_pb2, kv_pb2, rpc_pb2, rpc_pb2_grpc
 from shoal.store.etcd.messages import (
     DeleteOp,
     DeleteRangeResponse,
@@ -74,6 +78,10 @@ _CHANNEL_OPTIONS: tuple[tuple[str, int], ...] = (
     ("grpc.max_reconnect_backoff_ms", 1000),
     ("grpc.enable_http_proxy", 0),  # etcd is never behind an https_proxy
 )
+# A request refused because etcd's users changed in flight is sent again after these delays: a
+# burst of user changes (authentication turned on, a manager joining) lasts a few raft rounds.
+_STALE_AUTH_RETRIES = 10
+_STALE_AUTH_DELAY = (0.005, 0.1)  # seconds: the first delay, the cap (doubling, jittered)
 _COMPARE_TARGETS = {
     "VERSION": rpc_pb2.Compare.VERSION, "CREATE": rpc_pb2.Compare.CREATE,
     "MOD": rpc_pb2.Compare.MOD, "VALUE": rpc_pb2.Compare.VALUE, "LEASE": rpc_pb2.Compare.LEASE,
@@ -96,6 +104,7 @@ class _Channel:
         self.lease = rpc_pb2_grpc.LeaseStub(self.channel)
         self.cluster = rpc_pb2_grpc.ClusterStub(self.channel)
         self.maintenance = rpc_pb2_grpc.MaintenanceStub(self.channel)
+        self.auth = rpc_pb2_grpc.AuthStub(self.channel)
 
 
 @dataclass(slots=True)
@@ -283,6 +292,33 @@ class GrpcEtcdClient(ClosingClient):
         return Status(_header(s.header), s.version, s.dbSize, s.dbSizeInUse, s.leader,
                       s.raftIndex, s.raftTerm, s.raftAppliedIndex, s.isLearner, tuple(s.errors))
 
+    # --- authentication (each call needs the root role once authentication is on) -------------
+
+    async def user_add(self, name: str) -> None:
+        """A user without a password: only a client certificate with CN=``name`` is it.
+        FailedPrecondition if it exists."""
+        request = rpc_pb2.AuthUserAddRequest(name=name,
+                                             options=auth_pb2.UserAddOptions(no_password=True))
+        await self._unary(lambda c: c.auth.UserAdd, request, "auth/user/add")
+
+    async def user_grant_role(self, name: str, role: str) -> None:
+        request = rpc_pb2.AuthUserGrantRoleRequest(user=name, role=role)
+        await self._unary(lambda c: c.auth.UserGrantRole, request, "auth/user/grant")
+
+    async def user_delete(self, name: str) -> None:
+        """FailedPrecondition if there is no such user."""
+        await self._unary(lambda c: c.auth.UserDelete, rpc_pb2.AuthUserDeleteRequest(name=name),
+                          "auth/user/delete")
+
+    async def user_list(self) -> list[str]:
+        answer: rpc_pb2.AuthUserListResponse = await self._unary(
+            lambda c: c.auth.UserList, rpc_pb2.AuthUserListRequest(), "auth/user/list")
+        return list(answer.users)
+
+    async def auth_enable(self) -> None:
+        """Turn authentication on (a no-op if it is); needs a user ``root`` with the root role."""
+        await self._unary(lambda c: c.auth.AuthEnable, rpc_pb2.AuthEnableRequest(), "auth/enable")
+
     # --- transport ----------------------------------------------------------------------------
 
     async def _unary(self, rpc: Callable[[_Channel], Any], request: Any, where: str,
@@ -292,7 +328,7 @@ class GrpcEtcdClient(ClosingClient):
         async def call(channel: _Channel, left: float) -> Any:
             return await rpc(channel)(request, timeout=left)
 
-        return await self._attempt(call, where, self.timeout if timeout is None else timeout)
+        return await self._fresh(call, where, self.timeout if timeout is None else timeout)
 
     async def _stream(self, rpc: Callable[[_Channel], Any], request: Any, where: str) -> _Stream:
         """Open a streaming call, send ``request`` and wait for the first answer (within the
@@ -312,7 +348,19 @@ class GrpcEtcdClient(ClosingClient):
                 raise Unavailable(f"etcd {where} at {channel.url}: the server ended the stream")
             return _Stream(stream, first, channel.url)
 
-        return await self._attempt(call, where, self.timeout)
+        return await self._fresh(call, where, self.timeout)
+
+    async def _fresh(self, call: Callable[[_Channel, float], Awaitable[T]], where: str,
+                     budget: float) -> T:
+        """``_attempt``, again while etcd refuses it unapplied for users changed meanwhile."""
+        initial, cap = _STALE_AUTH_DELAY
+        backoff = aio.Backoff(initial=initial, cap=cap, jitter=0.5)
+        for _ in range(_STALE_AUTH_RETRIES):
+            try:
+                return await self._attempt(call, where, budget)
+            except StaleAuthRevision:
+                await backoff.sleep()
+        return await self._attempt(call, where, budget)
 
     async def _attempt(self, call: Callable[[_Channel, float], Awaitable[T]], where: str,
                        budget: float) -> T:

@@ -7,7 +7,8 @@ backoff when it exits and keeping ``healthy`` current so the manager stops actin
 etcd is down; ``await member.stop()`` ends it (SIGTERM, then SIGKILL after ``stop_timeout``).
 etcd runs in its own session with PR_SET_PDEATHSIG=SIGKILL, so it dies with shoald even when
 shoald is SIGKILLed. Its output goes to ``<data_dir>.log``. Settings and flags live in
-``settings.py``.
+``settings.py``. The health check is etcd's status over gRPC: once the managers turn etcd's
+authentication on, its JSON gateway refuses every request that carries a client certificate.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import logging
 import os
 import shutil
 import signal
-import ssl
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from pathlib import Path
@@ -26,7 +26,7 @@ from typing import BinaryIO
 
 from shoal import aio
 from shoal.errors import ShoalError, Unavailable
-from shoal.store.etcd.client import EtcdClient, client_ssl_context
+from shoal.store.etcd.grpc_client import GrpcEtcdClient
 from shoal.store.etcd.messages import Status
 from shoal.store.etcd.settings import EtcdMemberSettings, command_line, find_etcd
 
@@ -40,18 +40,14 @@ class EtcdMember:
         self,
         settings: EtcdMemberSettings,
         *,
-        ssl_context: ssl.SSLContext | None = None,  # for health checks; default: from settings
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.settings = settings
-        self._ssl = ssl_context or client_ssl_context(
-            cert_file=settings.cert_file, key_file=settings.key_file,
-            ca_file=settings.trusted_ca_file)
         self._sleep = sleep
         self._backoff = aio.Backoff(initial=settings.restart_backoff_initial,
                                     cap=settings.restart_backoff_max, jitter=0.25)
         self._process: asyncio.subprocess.Process | None = None
-        self._probe: EtcdClient | None = None
+        self._probe: GrpcEtcdClient | None = None
         self._launches = 0
         self._served = False  # once etcd has served, --force-new-cluster is never passed again
         self._started_at = 0.0
@@ -168,8 +164,10 @@ class EtcdMember:
         self._process = process
         self._started_at = asyncio.get_running_loop().time()
         if self._probe is None:
-            self._probe = EtcdClient([settings.client_url], ssl_context=self._ssl,
-                                     timeout=settings.probe_timeout)
+            self._probe = GrpcEtcdClient([settings.client_url], cert_file=settings.cert_file,
+                                         key_file=settings.key_file,
+                                         ca_file=settings.trusted_ca_file,
+                                         timeout=settings.probe_timeout)
         try:
             await self._wait_serving(process)
         except BaseException:

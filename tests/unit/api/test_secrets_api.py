@@ -17,6 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from shoal.api import SwarmState, build_app
 from shoal.manager.controlapi import service
+from shoal.manager.deks import ClusterKeys, StoreDEK
 from shoal.manager.secretbox import new_key
 from shoal.model.objects import Cluster
 from shoal.model.requests import InitRequest, JoinRequest
@@ -27,6 +28,8 @@ PLAIN = b"s3cr3t-value"
 
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
+
+KEYS = ClusterKeys(StoreDEK.generate())
 
 
 class FakeEngine:
@@ -45,6 +48,9 @@ class FakeEngine:
     def store(self) -> Store | None:
         return self._store
 
+    def cluster_keys(self) -> ClusterKeys:
+        return KEYS
+
     async def init(self, req: InitRequest) -> str:
         raise NotImplementedError
 
@@ -58,7 +64,7 @@ class FakeEngine:
 @pytest.fixture
 async def api(store: Store) -> AsyncIterator[TestClient]:
     def seed(tx: Tx) -> None:
-        tx.create(Cluster(id="c1", secrets_key=new_key()))
+        tx.create(Cluster(id="c1", secrets_key=KEYS.seal("c1", "secrets key", new_key())))
 
     await store.update(seed)
     state = SwarmState(local_node_state="active", node_id="n1", control_available=True, role="manager")

@@ -21,6 +21,7 @@ from shoal.api.render import swarm_json
 from shoal.dev.wait import wait_for_async
 from shoal.exec.sim import SimExecutor
 from shoal.manager.ca import RootCA
+from shoal.manager.deks import ClusterKeys
 from shoal.manager.dispatcher.dispatcher import Dispatcher
 from shoal.manager.keymanager import KEY_LEN, KeyManager, rotated
 from shoal.model.dispatch import NetworkUpdate
@@ -221,7 +222,7 @@ async def test_keys_and_attachments_reach_the_agent(store: Store, parts: Parts, 
     caplog.set_level(logging.DEBUG)
     root = RootCA.create()
     manager, worker = _identity(root, MANAGER_ID, "manager"), _identity(root, WORKER_ID, "worker")
-    dispatcher = Dispatcher(store, cluster_id=CLUSTER_ID)
+    dispatcher = Dispatcher(store, cluster_id=CLUSTER_ID, keys=ClusterKeys(None))
     km = KeyManager(store, rotation_interval=60.0, clock=ticker.clock, sleep=ticker.sleep)
     app = web.Application()
     app.router.add_get("/session", dispatcher.session)

@@ -5,7 +5,10 @@ lines, ends and cancellations go where they should."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
+
+import pytest
 
 from shoal.agent.logs import LogPublisher
 from shoal.api.routes_logs import format_line, since_ns, timestamp
@@ -132,6 +135,34 @@ async def test_a_lost_session_ends_the_node_part() -> None:
         lines, ends = await asyncio.wait_for(_collect(items), 5)
     assert lines == [] and "lost its session" in ends[0].error
     await pub.close()
+
+
+async def test_lines_of_a_task_not_asked_of_the_node_are_refused(caplog: pytest.LogCaptureFixture) -> None:
+    """A node publishes only its own tasks' lines: another node's task, or one never asked
+    (the API asks each node for the tasks assigned to it), is dropped and logged."""
+    broker = LogBroker()
+    asked: list[LogSubscribe] = []
+
+    async def to_agent(msg: Message) -> None:
+        if isinstance(msg, LogSubscribe):
+            asked.append(msg)
+
+    broker.attach("n1", to_agent)
+    broker.attach("n2", to_agent)
+    line = b"secret of another node\n"
+    async with broker.subscribe({"n1": ["t1"], "n2": ["t2"]}, LogSelector()) as items:
+        sub_id = asked[0].subscription_id
+        with caplog.at_level(logging.WARNING, logger="shoal.manager.logbroker"):
+            broker.deliver("n1", LogBatch(subscription_id=sub_id, entries=[
+                LogEntry(task_id="t2", stream=1, time=1, data=line),  # n2's task
+                LogEntry(task_id="t9", stream=1, time=2, data=line),  # nobody asked
+                LogEntry(task_id="t1", stream=1, time=3, data=b"mine\n"),
+            ]))
+        broker.deliver("n1", LogEnd(subscription_id=sub_id))
+        broker.deliver("n2", LogEnd(subscription_id=sub_id))
+        lines, _ = await asyncio.wait_for(_collect(items), 5)
+    assert lines == [("t1", b"mine\n")]
+    assert any("t2, t9" in r.message and "permission denied" in r.message for r in caplog.records)
 
 
 def test_line_format_as_the_docker_cli_parses_it() -> None:

@@ -20,6 +20,7 @@ from shoal.errors import InvalidArgument, Unavailable
 from shoal.manager.bootstrap import NewSwarm, new_swarm
 from shoal.manager.ca import RootCA
 from shoal.manager.ca.server import CAServer
+from shoal.manager.deks import ClusterKeys
 from shoal.model.objects import Node
 from shoal.model.requests import InitRequest
 from shoal.model.specs import CAConfig, ClusterSpec, ExternalCA
@@ -55,7 +56,7 @@ async def test_init_join_and_a_signer_down_or_refusing(store: Store) -> None:
         assert cfssl.clients == [None]  # the first manager had no certificate to show yet
         await store.update(swarm.write)
 
-        ca = CAServer(store, identity=lambda: swarm.identity, sign_wait=0)
+        ca = CAServer(store, ClusterKeys(swarm.dek), identity=lambda: swarm.identity, sign_wait=0)
         app = web.Application()
         ca.add_routes(app)
         async with TestClient(TestServer(app)) as client:

@@ -12,12 +12,15 @@ from shoal.errors import Conflict, InvalidArgument, NotFound, SequenceConflict
 from shoal.manager.controlapi.config import create_config, remove_config, update_config
 from shoal.manager.controlapi.secret import create_secret, remove_secret, update_secret
 from shoal.manager.controlapi.service import create_service
+from shoal.manager.deks import ClusterKeys, StoreDEK, is_sealed
 from shoal.manager.secretbox import new_key, open_sealed
 from shoal.model.objects import Cluster, Config, Secret
 from shoal.model.specs import ConfigSpec, Driver, SecretSpec, ServiceSpec, TaskSpec
 from shoal.store.store import Store, Tx
 
 PLAIN = b"correct horse battery staple"
+KEYS = ClusterKeys(StoreDEK.generate())  # the secrets key itself is sealed in the store
+SECRETS_KEY = new_key()
 
 
 def b64(data: bytes) -> str:
@@ -27,7 +30,7 @@ def b64(data: bytes) -> str:
 @pytest.fixture
 async def swarm(store: Store) -> Store:
     def seed(tx: Tx) -> None:
-        tx.create(Cluster(id="c1", secrets_key=new_key()))
+        tx.create(Cluster(id="c1", secrets_key=KEYS.seal("c1", "secrets key", SECRETS_KEY)))
 
     await store.update(seed)
     return store
@@ -45,26 +48,27 @@ def _service(name: str, secrets: Sequence[Secret] = (), configs: Sequence[Config
 
 
 async def test_secret_is_sealed_and_the_store_holds_no_plaintext(swarm: Store) -> None:
-    secret = await create_secret(swarm, SecretSpec(name="db_pw", labels={"a": "b"}, data=b64(PLAIN)))
+    secret = await create_secret(swarm, SecretSpec(name="db_pw", labels={"a": "b"}, data=b64(PLAIN)), keys=KEYS)
     stored = swarm.view().get(Secret, secret.id)
     assert stored is not None and stored.spec.data is None and stored.sealed
     cluster = swarm.view().cluster()
     assert cluster is not None
-    assert open_sealed(cluster.secrets_key, stored.sealed, secret_id=secret.id) == PLAIN
+    assert open_sealed(KEYS.secrets_key(cluster), stored.sealed, secret_id=secret.id) == PLAIN
     _, kvs = await swarm.backend.list("/")
     raw = b"".join(kv.value for kv in kvs)
     assert PLAIN not in raw and b64(PLAIN).encode() not in raw
+    assert SECRETS_KEY.encode() not in raw  # nor the key that opens it
     assert b'"db_pw"' in raw  # the search does see the secret's record
 
 
 async def test_a_swarm_without_a_key_gets_one(store: Store) -> None:
     await store.update(lambda tx: tx.create(Cluster(id="c1")))
-    secret = await create_secret(store, SecretSpec(name="s", data=b64(PLAIN)))
+    secret = await create_secret(store, SecretSpec(name="s", data=b64(PLAIN)), keys=KEYS)
     cluster = store.view().cluster()
-    assert cluster is not None and cluster.secrets_key
+    assert cluster is not None and is_sealed(cluster.secrets_key)
     stored = store.view().get(Secret, secret.id)
     assert stored is not None
-    assert open_sealed(cluster.secrets_key, stored.sealed, secret_id=secret.id) == PLAIN
+    assert open_sealed(KEYS.secrets_key(cluster), stored.sealed, secret_id=secret.id) == PLAIN
 
 
 @pytest.mark.parametrize(("spec", "message"), [
@@ -82,20 +86,20 @@ async def test_a_swarm_without_a_key_gets_one(store: Store) -> None:
 ])
 async def test_secret_create_refusals(swarm: Store, spec: SecretSpec, message: str) -> None:
     with pytest.raises(InvalidArgument) as err:
-        await create_secret(swarm, spec)
+        await create_secret(swarm, spec, keys=KEYS)
     assert message in err.value.message
     assert not swarm.view().all(Secret)
 
 
 async def test_secret_limits_and_names_that_pass(swarm: Store) -> None:
-    await create_secret(swarm, SecretSpec(name="a.b-c_d9", data=b64(b"x" * 511999)))
-    await create_secret(swarm, SecretSpec(name="t", data="eA==", templating=Driver()))  # empty: none
+    await create_secret(swarm, SecretSpec(name="a.b-c_d9", data=b64(b"x" * 511999)), keys=KEYS)
+    await create_secret(swarm, SecretSpec(name="t", data="eA==", templating=Driver()), keys=KEYS)  # empty: none
     assert {s.spec.name for s in swarm.view().all(Secret)} == {"a.b-c_d9", "t"}
 
 
 async def test_golang_templating_is_accepted_and_kept(swarm: Store) -> None:
     secret = await create_secret(swarm, SecretSpec(name="ts", data=b64(b"{{.Task.Slot}}"),
-                                                   templating=Driver(name="golang")))
+                                                   templating=Driver(name="golang")), keys=KEYS)
     config = await create_config(swarm, ConfigSpec(name="tc", data=b64(b"{{.Node.Hostname}}"),
                                                    templating=Driver(name="golang")))
     stored_secret = swarm.view().get(Secret, secret.id)
@@ -106,9 +110,9 @@ async def test_golang_templating_is_accepted_and_kept(swarm: Store) -> None:
 
 
 async def test_names_are_unique(swarm: Store) -> None:
-    await create_secret(swarm, SecretSpec(name="dup", data="eA=="))
+    await create_secret(swarm, SecretSpec(name="dup", data="eA=="), keys=KEYS)
     with pytest.raises(Conflict) as err:
-        await create_secret(swarm, SecretSpec(name="dup", data="eA=="))
+        await create_secret(swarm, SecretSpec(name="dup", data="eA=="), keys=KEYS)
     assert err.value.message == "rpc error: code = AlreadyExists desc = secret dup already exists"
     assert err.value.status == 409
     await create_config(swarm, ConfigSpec(name="dup", data="eA=="))  # another kind: fine
@@ -117,22 +121,22 @@ async def test_names_are_unique(swarm: Store) -> None:
 
 
 async def test_secret_update_labels_only(swarm: Store) -> None:
-    secret = await create_secret(swarm, SecretSpec(name="s", data=b64(PLAIN)))
+    secret = await create_secret(swarm, SecretSpec(name="s", data=b64(PLAIN)), keys=KEYS)
     version = secret.version.index
     # A stack re-deploy sends the same data: accepted, labels replaced.
-    updated = await update_secret(swarm, "s", version, SecretSpec(name="s", labels={"x": "1"}, data=b64(PLAIN)))
+    updated = await update_secret(swarm, "s", version, SecretSpec(name="s", labels={"x": "1"}, data=b64(PLAIN)), keys=KEYS)
     assert updated.spec.labels == {"x": "1"} and updated.spec.data is None
     with pytest.raises(SequenceConflict):
-        await update_secret(swarm, secret.id, version, SecretSpec(name="s"))
+        await update_secret(swarm, secret.id, version, SecretSpec(name="s"), keys=KEYS)
     version = updated.version.index
     for bad in (SecretSpec(name="s", data=b64(b"other")), SecretSpec(name="renamed")):
         with pytest.raises(InvalidArgument) as err:
-            await update_secret(swarm, secret.id, version, bad)
+            await update_secret(swarm, secret.id, version, bad, keys=KEYS)
         assert err.value.message == "rpc error: code = InvalidArgument desc = only updates to Labels are allowed"
     stored = swarm.view().get(Secret, secret.id)
     assert stored is not None and stored.spec.labels == {"x": "1"}
     with pytest.raises(NotFound, match="^secret nosuch not found$"):
-        await update_secret(swarm, "nosuch", 1, SecretSpec(name="nosuch"))
+        await update_secret(swarm, "nosuch", 1, SecretSpec(name="nosuch"), keys=KEYS)
 
 
 async def test_config_keeps_its_data_and_updates_labels_only(swarm: Store) -> None:
@@ -157,7 +161,7 @@ async def test_config_create_refusals(swarm: Store, spec: ConfigSpec, message: s
 
 
 async def test_remove_refused_while_a_service_uses_it(swarm: Store) -> None:
-    secret = await create_secret(swarm, SecretSpec(name="db", data="eA=="))
+    secret = await create_secret(swarm, SecretSpec(name="db", data="eA=="), keys=KEYS)
     config = await create_config(swarm, ConfigSpec(name="conf", data="eA=="))
     await create_service(swarm, _service("web", [secret], [config]))
     with pytest.raises(InvalidArgument) as err:
@@ -169,7 +173,7 @@ async def test_remove_refused_while_a_service_uses_it(swarm: Store) -> None:
         await remove_secret(swarm, secret.id)
     with pytest.raises(InvalidArgument, match="config 'conf' is in use by the following service: web"):
         await remove_config(swarm, "conf")
-    other = await create_secret(swarm, SecretSpec(name="free", data="eA=="))
+    other = await create_secret(swarm, SecretSpec(name="free", data="eA=="), keys=KEYS)
     await remove_secret(swarm, other.id[:8])
     assert swarm.view().get(Secret, other.id) is None
     with pytest.raises(NotFound, match="^config nosuch not found$"):

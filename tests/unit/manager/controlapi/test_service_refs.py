@@ -12,6 +12,7 @@ from shoal.errors import InvalidArgument
 from shoal.manager.controlapi.config import create_config
 from shoal.manager.controlapi.secret import create_secret
 from shoal.manager.controlapi.service import create_service, update_service
+from shoal.manager.deks import ClusterKeys
 from shoal.manager.secretbox import new_key
 from shoal.model.codec import decode
 from shoal.model.objects import Cluster, Config, Secret, Service
@@ -19,6 +20,7 @@ from shoal.model.specs import ConfigSpec, SecretSpec, ServiceSpec, TaskSpec
 from shoal.store.store import Store, Tx
 
 DATA = base64.b64encode(b"x").decode()
+KEYS = ClusterKeys(None)  # a secrets key in clear: a swarm made before the store DEK
 
 
 @pytest.fixture
@@ -27,7 +29,7 @@ async def objs(store: Store) -> tuple[Store, Secret, Config]:
         tx.create(Cluster(id="c1", secrets_key=new_key()))
 
     await store.update(seed)
-    secret = await create_secret(store, SecretSpec(name="pw", data=DATA))
+    secret = await create_secret(store, SecretSpec(name="pw", data=DATA), keys=KEYS)
     config = await create_config(store, ConfigSpec(name="conf", data=DATA))
     return store, secret, config
 

@@ -17,6 +17,7 @@ from parts import Parts
 
 from shoal.dev.wait import wait_for_async
 from shoal.manager.ca import RootCA
+from shoal.manager.deks import ClusterKeys
 from shoal.manager.dispatcher.dependencies import SentData
 from shoal.manager.dispatcher.dispatcher import Dispatcher
 from shoal.manager.secretbox import new_key, seal
@@ -30,6 +31,7 @@ from shoal.store.store import Store, Tx
 CLUSTER_ID = "clustershoaltest0000000001"
 A, B = "nodeashoaltest000000000001", "nodebshoaltest000000000001"
 DATA = {"s1": b"pw-one", "s2": b"pw-two", "s3": b"pw-three"}
+KEYS = ClusterKeys(None)  # the secrets key in clear (test_deks.py covers it sealed)
 
 
 def task(task_id: str, node_id: str, secrets: Sequence[str] = (), configs: Sequence[str] = ()) -> Task:
@@ -106,7 +108,7 @@ class Swarm:
 @pytest.fixture
 async def swarm(seeded: Store, parts: Parts) -> AsyncIterator[Swarm]:
     root = RootCA.create()
-    dispatcher = Dispatcher(seeded, cluster_id=CLUSTER_ID)
+    dispatcher = Dispatcher(seeded, cluster_id=CLUSTER_ID, keys=KEYS)
     app = web.Application()
     app.router.add_get("/session", dispatcher.session)
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
@@ -171,16 +173,16 @@ async def test_sent_set_stays_bounded(seeded: Store) -> None:
     sent = SentData()
     view = seeded.view()
     t1, t2 = task("x1", A, ["s1", "s3"], ["c1"]), task("x2", A, ["s2"])
-    secrets, configs = sent.collect(view, [t1, t2], [t1, t2], full=True)
+    secrets, configs = sent.collect(view, [t1, t2], [t1, t2], full=True, keys=KEYS)
     assert [d.id for d in secrets] == ["s1", "s2", "s3"] and [d.id for d in configs] == ["c1"]
-    secrets, configs = sent.collect(view, [t2], [t2], full=False)  # x1 went
+    secrets, configs = sent.collect(view, [t2], [t2], full=False, keys=KEYS)  # x1 went
     assert secrets == [] and configs == []
     assert sent.secrets == {"s2"} and sent.configs == set()
     unknown = task("x3", A, ["nosuch"])
-    assert sent.collect(view, [unknown], [t2, unknown], full=False) == ([], [])
+    assert sent.collect(view, [unknown], [t2, unknown], full=False, keys=KEYS) == ([], [])
     assert sent.secrets == {"s2"}
     # a task that ended, or is being stopped, needs no files
     done, stopping = task("x4", A, ["s1"]), task("x5", A, ["s3"])
     done.status = TaskStatus(state=TaskState.FAILED)
     stopping.desired_state = TaskState.SHUTDOWN
-    assert sent.collect(view, [done, stopping], [t2, done, stopping], full=True) == ([], [])
+    assert sent.collect(view, [done, stopping], [t2, done, stopping], full=True, keys=KEYS) == ([], [])

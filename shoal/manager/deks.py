@@ -1,0 +1,152 @@
+"""The swarm's own keys at rest: sealed in the store under the store DEK, which only managers
+hold, on their own disks, never in etcd (swarmkit manager/deks.go, design/raft_encryption.md).
+
+The cluster object holds the root CA key, the raft CA key and the secrets key. etcd keeps
+everything it stores in clear on every manager's disk, in its snapshots and in any backup of
+them, so those three are sealed (AES-256-GCM, bound to the cluster ID and to which key it is)
+under a 32-byte key made by ``swarm init``: the store DEK. Each manager keeps it in
+``<data-root>/swarm/manager/store-dek.json`` (0600); a joining or promoted manager gets it with
+its etcd certificate from the manager-only ``POST /ca/raft``, and a demoted one deletes it.
+
+SwarmKit encrypts its whole raft log with a per-manager DEK instead; etcd encrypts nothing, so
+here the secrets are sealed field by field. Autolock (later) will keep the DEK file wrapped by
+the unlock key, as swarmkit wraps its raft DEK: a locked manager then cannot sign or open a
+secret until unlocked. Values stored in clear (a swarm made before the store DEK) are read as
+they are, and stay so.
+
+Callers: ``bootstrap`` (seals the first keys), the CA server (opens the CA keys to sign), the
+control API (the secrets key), the dispatcher (opens secrets for assignments).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from shoal.errors import InvalidArgument, Unavailable
+from shoal.fsutil import write_atomic
+from shoal.manager.ca.rootca import RootCA
+from shoal.manager.secretbox import new_key
+from shoal.model.objects import Cluster
+
+__all__ = ["DEK_DIR", "DEK_FILE", "ClusterKeys", "StoreDEK", "is_sealed"]
+
+DEK_DIR = "manager"  # under <data-root>/swarm, next to etcd/ and etcd-tls/
+DEK_FILE = "store-dek.json"
+_SEALED = "sealed:v1:"  # a sealed value: this prefix, then base64 of nonce + ciphertext
+_NONCE = 12
+
+
+@dataclass(frozen=True, slots=True)
+class StoreDEK:
+    key: bytes  # 32 random bytes
+
+    @classmethod
+    def generate(cls) -> StoreDEK:
+        return cls(AESGCM.generate_key(bit_length=256))
+
+    @property
+    def text(self) -> str:
+        """Base64: in the file and in ``/ca/raft``'s answer."""
+        return base64.b64encode(self.key).decode()
+
+    @classmethod
+    def from_text(cls, text: str) -> StoreDEK:
+        try:
+            key = base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            key = b""
+        if len(key) != 32:
+            raise InvalidArgument("invalid store DEK: expected 32 bytes of base64")
+        return cls(key)
+
+    @staticmethod
+    def path(state_dir: Path) -> Path:
+        return state_dir / DEK_DIR / DEK_FILE
+
+    def save(self, state_dir: Path) -> None:
+        path = self.path(state_dir)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        write_atomic(path, json.dumps({"Key": self.text}), mode=0o600, durable=True)
+
+    @classmethod
+    def load(cls, state_dir: Path) -> StoreDEK | None:
+        """The manager's DEK, or None when it has none (a swarm made before the store DEK)."""
+        try:
+            doc = json.loads(cls.path(state_dir).read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise Unavailable(f"cannot read the store DEK {cls.path(state_dir)}: {exc}") from exc
+        return cls.from_text(str(doc.get("Key", "")) if isinstance(doc, dict) else "")
+
+    def seal(self, plain: str, *, context: str) -> str:
+        nonce = os.urandom(_NONCE)
+        box = AESGCM(self.key).encrypt(nonce, plain.encode(), context.encode())
+        return _SEALED + base64.b64encode(nonce + box).decode()
+
+    def open(self, sealed: str, *, context: str) -> str:
+        raw = base64.b64decode(sealed[len(_SEALED):])
+        try:
+            return AESGCM(self.key).decrypt(raw[:_NONCE], raw[_NONCE:], context.encode()).decode()
+        except InvalidTag as exc:
+            raise Unavailable(f"{context}: cannot be opened with this manager's store DEK") from exc
+
+
+def is_sealed(value: str) -> bool:
+    return value.startswith(_SEALED)
+
+
+class ClusterKeys:
+    """The cluster object's keys, opened (and new ones sealed) with this manager's DEK; with
+    none, values are in clear (a swarm made before the store DEK, or tests)."""
+
+    def __init__(self, dek: StoreDEK | None) -> None:
+        self._dek = dek
+
+    @property
+    def dek(self) -> StoreDEK | None:
+        return self._dek
+
+    def seal(self, cluster_id: str, what: str, plain: str) -> str:
+        if self._dek is None:
+            return plain
+        return self._dek.seal(plain, context=f"{cluster_id}/{what}")
+
+    def open(self, cluster_id: str, what: str, value: str) -> str:
+        if not is_sealed(value):
+            return value
+        if self._dek is None:
+            raise Unavailable(f"this manager cannot open the swarm's {what}: it holds no store DEK "
+                              f"(<data-root>/swarm/{DEK_DIR}/{DEK_FILE})")
+        return self._dek.open(value, context=f"{cluster_id}/{what}")
+
+    def root_ca(self, cluster: Cluster) -> RootCA:
+        if cluster.root_ca is None:
+            raise Unavailable("this manager has no swarm CA")
+        key = self.open(cluster.id, "root CA key", cluster.root_ca.ca_key)
+        return RootCA.from_pem(cluster.root_ca.ca_cert, key or None)  # none: an external CA's
+
+    def raft_ca(self, cluster: Cluster) -> RootCA:
+        if cluster.root_ca is None:
+            raise Unavailable("this manager has no swarm CA")
+        key = self.open(cluster.id, "raft CA key", cluster.root_ca.raft_ca_key)
+        return RootCA.from_pem(cluster.root_ca.raft_ca_cert, key)
+
+    def secrets_key(self, cluster: Cluster) -> str:
+        """The secrets key in clear, or "" when the cluster has none yet."""
+        if not cluster.secrets_key:
+            return ""
+        return self.open(cluster.id, "secrets key", cluster.secrets_key)
+
+    def new_secrets_key(self, cluster: Cluster) -> tuple[str, str]:
+        """A new secrets key: in clear, and as the cluster object stores it."""
+        plain = new_key()
+        return plain, self.seal(cluster.id, "secrets key", plain)
