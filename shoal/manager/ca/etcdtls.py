@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import ssl
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
+from cryptography import x509
+
 from shoal.fsutil import write_atomic
-from shoal.manager.ca.rootca import RootCA
+from shoal.manager.ca.rootca import NODE_CERT_EXPIRY, RootCA
 from shoal.pki.identity import generate_key_and_csr
 
 __all__ = ["RAFT_CA_CN", "EtcdTLS", "issue_etcd_tls"]
@@ -27,6 +30,11 @@ class EtcdTLS:
     cert_pem: str
     key_pem: str
     ca_pem: str
+
+    @property
+    def certificate(self) -> x509.Certificate:
+        """The member's own certificate (its validity drives the renewal)."""
+        return x509.load_pem_x509_certificate(self.cert_pem.encode())
 
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -53,8 +61,9 @@ class EtcdTLS:
         return ctx
 
 
-def issue_etcd_tls(raft_ca: RootCA, *, node_id: str, cluster_id: str, ips: list[str]) -> EtcdTLS:
+def issue_etcd_tls(raft_ca: RootCA, *, node_id: str, cluster_id: str, ips: list[str],
+                   expiry: timedelta = NODE_CERT_EXPIRY) -> EtcdTLS:
     key, csr = generate_key_and_csr()
-    cert = raft_ca.sign(csr, node_id=node_id, role="manager", cluster_id=cluster_id,
+    cert = raft_ca.sign(csr, node_id=node_id, role="manager", cluster_id=cluster_id, expiry=expiry,
                         san_ips=sorted(set(ips) | {"127.0.0.1"}))
     return EtcdTLS(cert, key, raft_ca.cert_pem)
