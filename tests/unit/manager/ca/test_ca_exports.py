@@ -14,6 +14,7 @@ MODULES = [
     "shoal.node",
     "shoal.pki.identity",
     "shoal.node.join",
+    "shoal.node.renewal",
     "shoal.pki._tls",
 ]
 
