@@ -3,7 +3,8 @@
 etcd trusts only the raft CA (client and peer), and only managers get a certificate from it:
 the first manager at ``swarm init``, later ones through the manager-only ``POST /ca/raft``.
 So a worker's swarm certificate, valid as it is, is refused by etcd. Files live in
-``<data-root>/swarm/etcd-tls/`` (node.crt, node.key, ca.crt; mode 0600).
+``<data-root>/swarm/etcd-tls/`` (node.crt, node.key, ca.crt). Managers renew it like their node
+certificate (shoal.manager.manager), with no restart of etcd (``EtcdTLS.save``).
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from pathlib import Path
 
 from cryptography import x509
 
-from shoal.fsutil import write_atomic
 from shoal.manager.ca.rootca import NODE_CERT_EXPIRY, RootCA
 from shoal.pki.identity import generate_key_and_csr
+from shoal.pki.keypair import finish_interrupted_save, save_pair
 
 __all__ = ["RAFT_CA_CN", "EtcdTLS", "issue_etcd_tls"]
 
@@ -37,12 +38,15 @@ class EtcdTLS:
         return x509.load_pem_x509_certificate(self.cert_pem.encode())
 
     def save(self, directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        for name, pem in zip(_FILES, (self.cert_pem, self.key_pem, self.ca_pem)):
-            write_atomic(directory / name, pem, mode=0o600)
+        """Replace the files together, the certificate last: etcd reads the pair from them on
+        each new handshake (client and peer), so a renewal needs no restart of etcd."""
+        cert, key, ca = _FILES
+        save_pair(directory, cert=(cert, self.cert_pem), key=(key, self.key_pem),
+                  others=[(ca, self.ca_pem, 0o600)])
 
     @classmethod
     def load(cls, directory: Path) -> EtcdTLS | None:
+        finish_interrupted_save(directory, cert=_FILES[0], key=_FILES[1])
         paths = [directory / name for name in _FILES]
         if not all(p.exists() for p in paths):
             return None

@@ -44,6 +44,7 @@ class EtcdMember:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.settings = settings
+        self._own_ssl = ssl_context is None  # built from the settings' files: reloadable
         self._ssl = ssl_context or client_ssl_context(
             cert_file=settings.cert_file, key_file=settings.key_file,
             ca_file=settings.trusted_ca_file)
@@ -74,6 +75,13 @@ class EtcdMember:
     @property
     def restarts(self) -> int:
         return max(0, self._launches - 1)
+
+    def reload_certificate(self) -> None:
+        """After the certificate files were replaced (a renewal): etcd reads them again on each
+        handshake by itself; the health checks' own connections present the new pair from now
+        on (those already open keep theirs)."""
+        if self._own_ssl:
+            self._ssl.load_cert_chain(str(self.settings.cert_file), str(self.settings.key_file))
 
     async def wait_healthy(self) -> None:
         await self._healthy.wait()
