@@ -5,7 +5,8 @@ round's start have expired, and checks that the swarm still works: nodes Ready (
 Reachable), tasks running, a new service scheduled on the worker, and the swarm port and etcd
 serving certificates that are valid now (so the listeners took the renewed ones).
 
-Run (as root or not; sim executor, loopback 127.0.61.x, names shoaltest-renew*):
+Run from the repository (as root or not; sim executor, loopback 127.0.61.x, names
+shoaltest-renew*; about 3 and 4 minutes):
     PYTHONPATH=. .venv/bin/python -m pytest -q -p no:cacheprovider tests/integration/test_cert_renewal.py
 """
 
@@ -111,7 +112,8 @@ def outlive_lifetimes(daemons: list[Daemon], managers: list[Daemon], worker: Dae
     swarm checked, a new service placed on the worker."""
     first = managers[0]
     worker_id = worker.api("/info")["Swarm"]["NodeID"]
-    trust_root = first.api(f"/nodes/{worker_id}")["Description"]["TLSInfo"]["TrustRoot"]
+    trust_root = wait_for("the worker's TLS info in node inspect", lambda: (
+        first.api(f"/nodes/{worker_id}")["Description"].get("TLSInfo") or {}).get("TrustRoot"))
     for lifetime in range(1, LIFETIMES + 1):
         before = wait_for("the certificates on disk", lambda: certificates(daemons, managers))
 
