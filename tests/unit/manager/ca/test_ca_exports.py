@@ -16,6 +16,7 @@ MODULES = [
     "shoal.node.join",
     "shoal.node.renewal",
     "shoal.pki._tls",
+    "shoal.pki.keypair",
 ]
 
 
