@@ -9,6 +9,7 @@ what a swarm starts with is decided here, once.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from shoal.errors import InvalidArgument
 from shoal.manager.allocator.ipam import AddressPool
@@ -79,7 +80,8 @@ def new_swarm(req: InitRequest, *, hostname: str, advertise_ip: str, manager_add
     dek = StoreDEK.generate()
     keys = ClusterKeys(dek)
     key, csr = generate_key_and_csr()
-    cert = root.sign(csr, node_id=node_id, role="manager", cluster_id=cluster_id,
+    expiry = timedelta(microseconds=spec.ca_config.node_cert_expiry // 1000)  # --cert-expiry
+    cert = root.sign(csr, node_id=node_id, role="manager", cluster_id=cluster_id, expiry=expiry,
                      san_ips=sorted({"127.0.0.1", advertise_ip}))
     cluster = Cluster(
         id=cluster_id, spec=spec, default_addr_pool=pool, subnet_size=subnet_size,
@@ -108,5 +110,6 @@ def new_swarm(req: InitRequest, *, hostname: str, advertise_ip: str, manager_add
     return NewSwarm(
         cluster_id=cluster_id, node_id=node_id,
         identity=NodeIdentity(cert_pem=cert, key_pem=key, ca_pem=root.cert_pem),
-        etcd_tls=issue_etcd_tls(raft_root, node_id=node_id, cluster_id=cluster_id, ips=[advertise_ip]),
+        etcd_tls=issue_etcd_tls(raft_root, node_id=node_id, cluster_id=cluster_id, ips=[advertise_ip],
+                                expiry=expiry),
         dek=dek, cluster=cluster, node=node, ingress=ingress)
