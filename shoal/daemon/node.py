@@ -1,7 +1,8 @@
 """SwarmNode: this machine's membership in a swarm (swarmkit node/node.go).
 
-It owns the swarm lifecycle the API exposes (init, join, leave), the node's identity on disk,
-the agent (every node), and the manager (manager nodes). State lives under
+It owns the swarm lifecycle the API exposes (init, join, leave), the node's identity on disk and
+its renewal (a random point between 50% and 80% of its life, and at once on a role change), the
+agent (every node), and the manager (manager nodes). State lives under
 ``<data-root>/swarm``: ``certificates/`` (the identity), ``state.json`` (addresses, managers),
 ``etcd/`` (the manager's etcd member), ``worker/`` (the agent's tasks).
 """
@@ -41,6 +42,7 @@ from shoal.net.dns import read_resolv_conf
 from shoal.net.netagent import NetworkAgent
 from shoal.node.join import join as join_swarm
 from shoal.node.join import raft_certificate, renew
+from shoal.node.renewal import Renewer
 from shoal.pki.identity import NodeIdentity
 from shoal.store.store import NO_LEADER, Store, Tx
 
@@ -122,6 +124,8 @@ class SwarmNode:
         self._role_change = False  # a certificate renewal for a new role is under way
         self._wanted_role = ""  # the role the last SessionInfo gave this node
         self._removed = ""  # why the managers refused this node's session for good
+        self._renewing = asyncio.Lock()  # one certificate renewal at a time
+        self._applying_role = asyncio.Lock()  # one manager start or stop at a time
 
     # -- Engine protocol ------------------------------------------------------------------
     @property
@@ -167,8 +171,9 @@ class SwarmNode:
                 # waits for the others, and shoald serves meanwhile.
                 await self._start_manager(wait=False)
             else:
-                self._spawn(self._become_manager(), "become-manager")  # a join cut short
+                self._spawn(self._apply_role(), "become-manager")  # a join cut short
         self._start_agent()
+        self._start_renewal()
 
     async def stop(self) -> None:
         """Daemon shutdown: tasks keep their state on disk; nothing is shut down."""
@@ -277,6 +282,43 @@ class SwarmNode:
                       "again with a join token to come back", exc.message)
             self._removed = exc.message
 
+    def _start_renewal(self) -> None:
+        renewer = Renewer("node certificate", renew=self._renew_identity,
+                          certificate=lambda: self._identity.certificate if self._identity else None)
+        self._spawn(renewer.run(), "cert-renewal")
+
+    async def _renew_identity(self) -> NodeIdentity:
+        """A new certificate from the swarm's CA, through any manager (the leader signs, with
+        the role the swarm gives this node now), saved and put in use at once."""
+        async with self._renewing:
+            identity, state = self._identity, self._state
+            if identity is None or state is None:
+                raise Unavailable("This node is not part of a swarm")
+            errors: list[str] = []
+            for addr in state.manager_addrs:
+                try:
+                    new = await renew(addr, identity)
+                except ShoalError as exc:
+                    errors.append(exc.message)
+                    continue
+                if self._identity is identity:  # not left (or renewed) meanwhile
+                    self._install(new)
+                return new
+            raise Unavailable("no manager renewed the certificate: " + "; ".join(errors or ["none known"]))
+
+    def _install(self, new: NodeIdentity) -> None:
+        """Save a renewed identity, then use it: the agent's next session, the swarm listener's
+        next handshakes and the manager's own calls present it at once."""
+        old = self._identity
+        new.save(self._dir / "certificates")
+        self._identity = new
+        if self._manager is not None:
+            self._manager.use_identity(new)
+        log.info("node certificate renewed: role %s, valid until %s", new.role,
+                 new.not_after.isoformat(timespec="seconds"))
+        if old is not None and new.role != old.role and not self._role_change:
+            self._spawn(self._apply_role(), "role-apply")  # the swarm changed it; follow
+
     def _client_ctx(self) -> ssl.SSLContext:
         assert self._identity is not None
         return self._identity.client_ssl_context()
@@ -303,35 +345,33 @@ class SwarmNode:
             self._spawn(self._follow_role(), "role-change")
 
     async def _follow_role(self) -> None:
-        """Renew the certificate for the role the swarm gives this node (through any manager: the
-        leader signs), then start or stop this node's manager. Retried until it works; a session
-        drop does not stop it."""
+        """Renew the certificate until it carries the role the swarm gives this node, then start
+        or stop this node's manager. Retried until it works; a session drop does not stop it."""
         backoff = aio.Backoff(initial=0.5, cap=5.0)
         try:
             while self._identity is not None and self._identity.role != self._wanted_role:
-                addrs = self._state.manager_addrs if self._state is not None else []
-                for addr in addrs:
-                    try:
-                        identity = await renew(addr, self._identity)
-                        break
-                    except ShoalError as exc:
-                        log.info("certificate renewal via %s: %s", addr, exc.message)
-                else:
+                try:
+                    await self._renew_identity()
+                except ShoalError as exc:
+                    log.info("certificate renewal for role %s: %s", self._wanted_role, exc.message)
                     await backoff.sleep()
                     continue
-                log.info("certificate renewed with role %s", identity.role)
-                self._identity = identity
-                identity.save(self._dir / "certificates")
-                if identity.role != self._wanted_role:
+                if self._identity is not None and self._identity.role != self._wanted_role:
                     await backoff.sleep()  # the swarm changed the role again meanwhile
         finally:
             self._role_change = False
-        if self._identity is None:
-            return
-        if self._identity.role == NodeRole.MANAGER and self._manager is None:
-            await self._become_manager()
-        elif self._identity.role == NodeRole.WORKER and self._manager is not None:
-            await self._stop_managing()
+        await self._apply_role()
+
+    async def _apply_role(self) -> None:
+        """Start or stop this node's manager to match its certificate's role."""
+        async with self._applying_role:
+            identity = self._identity
+            if identity is None:
+                return
+            if identity.role == NodeRole.MANAGER and self._manager is None:
+                await self._become_manager()
+            elif identity.role == NodeRole.WORKER and self._manager is not None:
+                await self._stop_managing()
 
     async def _stop_parts(self, *, shutdown_tasks: bool) -> None:
         if self._agent is not None:
@@ -377,6 +417,7 @@ class SwarmNode:
             swarm.identity.save(self._dir / "certificates")
             self._save_state()
             self._start_agent()
+            self._start_renewal()
         log.info("swarm initialised: cluster %s, node %s", swarm.cluster_id, swarm.node_id)
         return swarm.node_id
     async def join(self, req: JoinRequest) -> None:
@@ -401,7 +442,8 @@ class SwarmNode:
                     await self._session.wait()
             except TimeoutError:
                 if identity.role == NodeRole.MANAGER:
-                    self._spawn(self._become_manager(), "become-manager")
+                    self._spawn(self._apply_role(), "become-manager")
+                self._start_renewal()
                 raise Unavailable("Timeout was reached before node joined. The attempt to join the swarm will "
                                   "continue in the background. Use the \"docker info\" command to see the "
                                   "current swarm status of your node.") from None
@@ -410,7 +452,8 @@ class SwarmNode:
                     await self._join_managers()
                 except ShoalError as exc:
                     log.warning("joining the managers failed (%s); retrying in the background", exc.message)
-                    self._spawn(self._become_manager(), "become-manager")
+                    self._spawn(self._apply_role(), "become-manager")
+            self._start_renewal()
         log.info("joined swarm as node %s (%s)", identity.node_id, identity.role)
 
     async def _force_new_cluster(self) -> str:

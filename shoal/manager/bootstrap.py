@@ -15,6 +15,7 @@ when external CAs are configured, as swarmkit signs its first manager before the
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from shoal.errors import InvalidArgument
 from shoal.manager.allocator.ipam import AddressPool
@@ -89,10 +90,12 @@ async def new_swarm(req: InitRequest, *, hostname: str, advertise_ip: str, manag
     dek = StoreDEK.generate()
     keys = ClusterKeys(dek)
     key, csr = generate_key_and_csr()
+    expiry = timedelta(microseconds=spec.ca_config.node_cert_expiry // 1000)  # --cert-expiry
     sans = sorted({"127.0.0.1", advertise_ip})
     if root.can_sign:
-        cert = root.sign(csr, node_id=node_id, role="manager", cluster_id=cluster_id, san_ips=sans)
-    else:
+        cert = root.sign(csr, node_id=node_id, role="manager", cluster_id=cluster_id, expiry=expiry,
+                         san_ips=sans)
+    else:  # the external CA's profile sets the lifetime
         signer = NodeSigner(root, spec.ca_config.external_cas, cluster_id=cluster_id, identity=None)
         cert = await signer.sign(csr, node_id=node_id, role="manager", san_ips=sans, wait=sign_wait)
     cluster = Cluster(
@@ -122,7 +125,8 @@ async def new_swarm(req: InitRequest, *, hostname: str, advertise_ip: str, manag
     return NewSwarm(
         cluster_id=cluster_id, node_id=node_id,
         identity=NodeIdentity(cert_pem=cert, key_pem=key, ca_pem=root.cert_pem),
-        etcd_tls=issue_etcd_tls(raft_root, node_id=node_id, cluster_id=cluster_id, ips=[advertise_ip]),
+        etcd_tls=issue_etcd_tls(raft_root, node_id=node_id, cluster_id=cluster_id, ips=[advertise_ip],
+                                expiry=expiry),
         dek=dek, cluster=cluster, node=node, ingress=ingress)
 
 

@@ -7,6 +7,11 @@ signing: they start when this manager wins the election, after its cache has cau
 (so their first reconciliation sees everything committed before), under the term's fence, and are
 cancelled when the term ends.
 
+Certificates: the daemon renews the node certificate and hands it over (``use_identity``: the
+swarm listener presents it from the next handshake on); the manager renews its own etcd
+certificate through ``/ca/raft`` on the same schedule (shoal.node.renewal), replaces the files
+etcd re-reads on every handshake, and gives the new pair to its etcd clients and health checks.
+
 Three ways to start: ``bootstrap`` (swarm init: a new one-member etcd, then the first objects),
 ``join`` (the client URLs of existing members: become a learner, start, promote; see
 membership.py), or neither (a restart: etcd resumes from its data dir; with ``wait=False`` the
@@ -19,12 +24,15 @@ import asyncio
 import logging
 import os
 import shutil
+import ssl
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from cryptography import x509
 
 from shoal.aio import Backoff, cancel_and_wait
 from shoal.errors import ShoalError, Unavailable
@@ -42,6 +50,8 @@ from shoal.manager.logbroker import LogBroker, RemoteLogs
 from shoal.manager.orchestrator import Part, orchestrators
 from shoal.manager.roles import RoleManager
 from shoal.manager.scheduler import Scheduler
+from shoal.node.join import raft_certificate
+from shoal.node.renewal import Renewer
 from shoal.pki.identity import NodeIdentity
 from shoal.store.etcd import EtcdBackend, EtcdMember, EtcdMemberSettings
 from shoal.store.etcd.grpc_client import GrpcEtcdClient
@@ -113,6 +123,8 @@ class Manager:
         self.log_broker = LogBroker()  # the sessions' logs, on the leader
         self._runner: web.AppRunner | None = None
         self._listener: asyncio.Server | None = None
+        self._server_ctx: ssl.SSLContext | None = None  # the listener's: a renewal reloads it
+        self._etcd_clients: weakref.WeakSet[GrpcEtcdClient] = weakref.WeakSet()  # to renew
         self._tasks: list[asyncio.Task[Any]] = []
         self.ready = asyncio.Event()
 
@@ -148,9 +160,38 @@ class Manager:
         return tls
 
     def connect(self, *endpoints: str, timeout: float = 5.0) -> GrpcEtcdClient:
-        """An etcd client (native gRPC) with this manager's etcd certificate."""
+        """An etcd client (native gRPC) with this manager's etcd certificate (kept current)."""
         cert, key, ca = self._etcd_tls().files(self.etcd_tls_dir)
-        return GrpcEtcdClient(list(endpoints), cert_file=cert, key_file=key, ca_file=ca, timeout=timeout)
+        client = GrpcEtcdClient(list(endpoints), cert_file=cert, key_file=key, ca_file=ca, timeout=timeout)
+        self._etcd_clients.add(client)
+        return client
+
+    def use_identity(self, identity: NodeIdentity) -> None:
+        """A renewed node certificate: new connections to the swarm port get it (sessions and
+        calls already connected keep theirs), and so do this manager's own calls."""
+        self.identity = identity
+        if self._server_ctx is not None:
+            identity.load_into(self._server_ctx)
+
+    def _etcd_certificate(self) -> x509.Certificate | None:
+        tls = EtcdTLS.load(self.etcd_tls_dir)
+        return tls.certificate if tls is not None else None
+
+    async def _renew_etcd_certificate(self) -> None:
+        """A new etcd certificate from the raft CA (``/ca/raft``: this manager's listener signs
+        or sends it to the leader), then the files etcd reads on every handshake, then the
+        clients: etcd needs no restart, and its quorum is never touched."""
+        leader = self.elector.leader_addr if self.elector is not None else ""
+        addrs = list(dict.fromkeys(a for a in (self.settings.swarm_addr, leader) if a))
+        grant = await raft_certificate(addrs, self.identity)
+        tls = EtcdTLS(grant.cert_pem, grant.key_pem, grant.ca_pem)
+        tls.save(self.etcd_tls_dir)
+        if self._member is not None:
+            await self._member.reload_certificate()
+        for client in list(self._etcd_clients):
+            await client.use_certificate(cert_pem=tls.cert_pem, key_pem=tls.key_pem, ca_pem=tls.ca_pem)
+        log.info("etcd certificate renewed, valid until %s",
+                 tls.certificate.not_valid_after_utc.isoformat(timespec="seconds"))
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self, *, bootstrap: Callable[[Tx], None] | None = None, join: list[str] | None = None,
@@ -209,6 +250,9 @@ class Manager:
                                      swarm_port=self.settings.listen_port, leadership=self.elector,
                                      logs=self.log_broker)
         await self._listen(store, self.elector)
+        renewer = Renewer("etcd certificate", certificate=self._etcd_certificate,
+                          renew=self._renew_etcd_certificate)
+        self._tasks.append(asyncio.create_task(renewer.run(), name="etcd-cert-renewal"))
         self._tasks.append(asyncio.create_task(self._watch_quorum(store), name="quorum-watch"))
         self._tasks.append(asyncio.create_task(self.elector.run(), name="elector"))
         self._tasks.append(asyncio.create_task(self._lead(), name="leader"))
@@ -230,9 +274,10 @@ class Manager:
         # "TypeError: 'NoneType' object is not iterable" from the server it belonged to.
         handler = self._runner.server
         assert handler is not None  # set up above
+        self._server_ctx = self.identity.server_ssl_context()
         self._listener = await asyncio.get_running_loop().create_server(
             handler, self.settings.listen_ip, self.settings.listen_port,
-            ssl=self.identity.server_ssl_context(), reuse_address=True)
+            ssl=self._server_ctx, reuse_address=True)
         log.info("swarm listener on %s:%d", self.settings.listen_ip, self.settings.listen_port)
 
     def logs(self) -> LogBroker | RemoteLogs:
@@ -337,7 +382,7 @@ class Manager:
             abort = getattr(self._listener, "abort_clients", None)  # Python 3.13 and later
             if abort is not None:
                 abort()
-            self._listener = None
+            self._listener = self._server_ctx = None
         if self.elector is not None:
             await self.elector.close()
             self.elector = None

@@ -1,5 +1,7 @@
-"""The joining node: how it gets its identity by joining a swarm (``join``, ``renew``)."""
+"""The node's side of its identity: joining a swarm for a certificate (``join``), renewing it
+(``renew``), and when to renew (``Renewer``, ``renewal``)."""
 
 from shoal.node.join import join, renew
+from shoal.node.renewal import Renewer
 
-__all__ = ["join", "renew"]
+__all__ = ["Renewer", "join", "renew"]

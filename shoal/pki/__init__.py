@@ -1,6 +1,7 @@
 """Node identity shared by both sides of every TLS connection: roles as certificate OUs and a
 peer's identity (``subjects``), join tokens (``tokens``), a node's key, certificate and TLS
-contexts (``identity``). Imports only model and errors, so managers and agents both use it."""
+contexts (``identity``), a certificate and key replaced together on disk (``keypair``).
+Imports only model, errors and fsutil, so managers and agents both use it."""
 
 from shoal.pki.identity import NodeIdentity, bootstrap_ssl_context, generate_key_and_csr
 from shoal.pki.subjects import (

@@ -10,6 +10,7 @@ __all__ = [
     "bootstrap_ssl_context",
     "ca_verifying_ssl_context",
     "client_ssl_context",
+    "load_chain",
     "server_ssl_context",
 ]
 
@@ -23,8 +24,9 @@ def _harden(ctx: ssl.SSLContext) -> ssl.SSLContext:
     return ctx
 
 
-def _load_chain(ctx: ssl.SSLContext, cert_pem: str, key_pem: str) -> None:
-    """Load a cert chain and key given as PEM (ssl only reads files: a private temp dir)."""
+def load_chain(ctx: ssl.SSLContext, cert_pem: str, key_pem: str) -> None:
+    """Load a cert chain and key given as PEM (ssl only reads files: a private temp dir); on a
+    context already serving, it replaces the pair for the handshakes that follow."""
     with tempfile.TemporaryDirectory(prefix="shoal-tls-") as tmp:  # mode 0700
         cert_path = os.path.join(tmp, "cert.pem")
         key_path = os.path.join(tmp, "key.pem")
@@ -38,7 +40,7 @@ def _load_chain(ctx: ssl.SSLContext, cert_pem: str, key_pem: str) -> None:
 def server_ssl_context(cert_pem: str, key_pem: str, ca_pem: str) -> ssl.SSLContext:
     """Serve with this chain; verify a client cert against the root CA if one is given."""
     ctx = _harden(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER))
-    _load_chain(ctx, cert_pem, key_pem)
+    load_chain(ctx, cert_pem, key_pem)
     ctx.load_verify_locations(cadata=ca_pem)
     # Token-authenticated calls (/ca, /ca/join) arrive without a client certificate.
     ctx.verify_mode = ssl.CERT_OPTIONAL
@@ -55,7 +57,7 @@ def ca_verifying_ssl_context(ca_pem: str) -> ssl.SSLContext:
 def client_ssl_context(cert_pem: str, key_pem: str, ca_pem: str) -> ssl.SSLContext:
     """Mutual TLS: present this chain and verify the server (name ``swarm-manager``)."""
     ctx = ca_verifying_ssl_context(ca_pem)
-    _load_chain(ctx, cert_pem, key_pem)
+    load_chain(ctx, cert_pem, key_pem)
     return ctx
 
 

@@ -7,7 +7,6 @@ from it. Files are swarmkit's: ``swarm-root-ca.crt``, ``swarm-node.crt``, ``swar
 
 from __future__ import annotations
 
-import contextlib
 import os
 import ssl
 from dataclasses import dataclass, field
@@ -20,10 +19,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from shoal.errors import InvalidArgument
-from shoal.fsutil import fsync_dir, write_temp
 from shoal.model.ids import NodeID
 from shoal.pki import _tls
 from shoal.pki._tls import bootstrap_ssl_context
+from shoal.pki.keypair import finish_interrupted_save, save_pair
 from shoal.pki.subjects import (
     PeerIdentity,
     Role,
@@ -126,31 +125,22 @@ class NodeIdentity:
         the server against ``server_ca_pem`` and by the host name it is reached at."""
         return _tls.client_ssl_context(self.cert_pem, self.key_pem, server_ca_pem)
 
+    def load_into(self, ctx: ssl.SSLContext) -> None:
+        """Put this chain and key into ``ctx`` (a listener's server context, after a renewal):
+        handshakes from now on present it; connections already made keep theirs."""
+        _tls.load_chain(ctx, self.cert_pem, self.key_pem)
+
     def save(self, directory: str | os.PathLike[str]) -> None:
-        """Write the three files, each atomically (temp file + rename); the key is mode 0600."""
-        path = Path(directory)
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        files = [
-            (ROOT_CA_FILE, self.ca_pem, 0o644),
-            (NODE_KEY_FILE, self.key_pem, 0o600),
-            (NODE_CERT_FILE, self.cert_pem, 0o644),
-        ]
-        temps: list[tuple[Path, Path]] = []
-        try:
-            for name, data, mode in files:  # all written before any is replaced
-                temps.append((write_temp(path / name, data, mode=mode, durable=True), path / name))
-            for tmp, final in temps:
-                os.replace(tmp, final)
-        finally:
-            for tmp, _ in temps:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
-        fsync_dir(path)
+        """Write the three files durably, all before any is replaced, the certificate last (the
+        key is mode 0600); see ``keypair`` for a crash between the renames."""
+        save_pair(Path(directory), cert=(NODE_CERT_FILE, self.cert_pem),
+                  key=(NODE_KEY_FILE, self.key_pem), others=[(ROOT_CA_FILE, self.ca_pem, 0o644)])
 
     @classmethod
     def load(cls, directory: str | os.PathLike[str]) -> NodeIdentity | None:
         """The identity saved in ``directory``, None if a file is missing; InvalidArgument if bad."""
         path = Path(directory)
+        finish_interrupted_save(path, cert=NODE_CERT_FILE, key=NODE_KEY_FILE)
         try:
             ca_pem = (path / ROOT_CA_FILE).read_text()
             cert_pem = (path / NODE_CERT_FILE).read_text()

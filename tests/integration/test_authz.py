@@ -112,6 +112,7 @@ async def _forge(addr: str, ident: NodeIdentity, ip: str, own: str, other: str,
             assert msg.type == aiohttp.WSMsgType.TEXT, f"the session ended: {msg}"
             got.append(decode_message(msg.data))
         await asyncio.sleep(0.5)  # past the next status flushes
+    await asyncio.sleep(0.25)  # aiohttp's graceful shutdown: its TLS transport closes meanwhile
     return got
 
 
@@ -140,21 +141,27 @@ def test_a_worker_certificate_reports_statuses_only_of_its_own_tasks(swarm: Swar
 
 
 async def _session_close(addr: str, ident: NodeIdentity) -> tuple[int | None, str]:
-    async with aiohttp.ClientSession() as http, http.ws_connect(
-            f"wss://{addr}/session", ssl=ident.client_ssl_context(), server_hostname="swarm-manager",
-            max_msg_size=0) as ws:
-        await ws.send_str(encode_message(Register(description=NodeDescription(hostname="removed"))))
-        msg = await ws.receive(timeout=10)
-        assert msg.type == aiohttp.WSMsgType.CLOSE, f"the session was not refused: {msg}"
-        return msg.data, str(msg.extra or "")
+    try:
+        async with aiohttp.ClientSession() as http, http.ws_connect(
+                f"wss://{addr}/session", ssl=ident.client_ssl_context(), server_hostname="swarm-manager",
+                max_msg_size=0) as ws:
+            await ws.send_str(encode_message(Register(description=NodeDescription(hostname="removed"))))
+            msg = await ws.receive(timeout=10)
+    finally:
+        await asyncio.sleep(0.25)  # aiohttp's graceful shutdown: its TLS transport closes meanwhile
+    assert msg.type == aiohttp.WSMsgType.CLOSE, f"the session was not refused: {msg}"
+    return msg.data, str(msg.extra or "")
 
 
 async def _renew(addr: str, ident: NodeIdentity) -> tuple[int, dict[str, Any]]:
     _, csr = generate_key_and_csr()
-    async with aiohttp.ClientSession() as http, http.post(
-            f"https://{addr}/ca/renew", json={"CSR": csr}, ssl=ident.client_ssl_context(),
-            server_hostname="swarm-manager", allow_redirects=False) as r:
-        return r.status, await r.json()
+    try:
+        async with aiohttp.ClientSession() as http, http.post(
+                f"https://{addr}/ca/renew", json={"CSR": csr}, ssl=ident.client_ssl_context(),
+                server_hostname="swarm-manager", allow_redirects=False) as r:
+            return r.status, await r.json(content_type=None)
+    finally:
+        await asyncio.sleep(0.25)  # aiohttp's graceful shutdown: its TLS transport closes meanwhile
 
 
 def test_a_removed_node_is_refused_by_every_manager_and_rejoins_as_a_new_node(swarm: Swarm) -> None:

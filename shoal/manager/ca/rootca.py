@@ -32,6 +32,7 @@ __all__ = [
     "CSRKey",
     "RootCA",
     "Signer",
+    "backdate_for",
     "csr_public_key",
     "issued_by",
 ]
@@ -41,6 +42,13 @@ NODE_CERT_EXPIRY = timedelta(days=90)  # swarmkit DefaultNodeCertExpiration (216
 MIN_NODE_CERT_EXPIRY = timedelta(hours=1)  # swarmkit MinNodeCertExpiration
 BACKDATE = timedelta(hours=1)  # NotBefore in the past, against clock skew between nodes
 MIN_ROOT_CA_VALIDITY = timedelta(days=365)  # swarmkit minRootExpiration, for a given root
+
+
+def backdate_for(expiry: timedelta) -> timedelta:
+    """How far before now a certificate of ``expiry`` starts: swarmkit's hour; a quarter of the
+    expiry below the 1 h minimum (test swarms only, SHOAL_TEST_MIN_CERT_EXPIRY), where a full
+    hour would put the renewal point, half way from NotBefore, in the past at once."""
+    return BACKDATE if expiry >= MIN_NODE_CERT_EXPIRY else expiry / 4
 
 
 class Signer(Protocol):
@@ -182,8 +190,9 @@ class RootCA:
         """A node certificate for ``csr_pem``; the CSR's own subject and extensions are ignored."""
         if self._key is None:
             raise FailedPrecondition("this root CA has no signing key")
-        if expiry < MIN_NODE_CERT_EXPIRY:
-            raise InvalidArgument("minimum certificate expiry time is: 1h0m0s")
+        # The minimum (1 h) is the control API's to enforce, on the cluster spec this comes from.
+        if expiry <= timedelta(0):
+            raise InvalidArgument("certificate expiry must be positive")
         if not node_id or not cluster_id:
             raise InvalidArgument("node ID and cluster ID must not be empty")
         ou = ou_for_role(role)
@@ -202,7 +211,7 @@ class RootCA:
             .issuer_name(self._cert.subject)
             .public_key(public)
             .serial_number(x509.random_serial_number())
-            .not_valid_before(now - BACKDATE)
+            .not_valid_before(now - backdate_for(expiry))
             .not_valid_after(min(now + expiry, self.not_after))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(_NODE_KEY_USAGE, critical=True)

@@ -3,11 +3,13 @@
     GET  /ca        the root CA certificate (no client certificate needed)
     POST /ca/join   token + CSR -> a new node ID and its certificate (token-authenticated)
     POST /ca/renew  CSR -> a certificate for the caller's node with its current role
-                    (authenticated by the caller's certificate; used on promote/demote)
+                    (authenticated by the caller's certificate; every node's periodic renewal,
+                    and at once on promote/demote)
     POST /ca/raft   CSR -> an etcd certificate from the raft CA, and the etcd client URLs of the
                     members to join through, and the store DEK that opens the swarm's keys
                     (manager certificates only; its etcd user is made first, so the
-                    certificate gets into etcd: shoal.manager.etcdusers)
+                    certificate gets into etcd: shoal.manager.etcdusers); a manager's join,
+                    and the periodic renewal of its etcd certificate
 
 Joining creates the Node object, so the node shows in ``node ls`` before its first session;
 the certificate is signed first (``signing``: the root key, or the swarm's external CA, waited

@@ -3,6 +3,8 @@ and the checks of a spec's CA configuration (shared with swarm init)."""
 
 from __future__ import annotations
 
+import logging
+import os
 from urllib.parse import urlsplit
 
 from shoal.errors import InvalidArgument, SequenceConflict, Unavailable, Unimplemented
@@ -15,12 +17,52 @@ from shoal.pki.subjects import parse_certificates
 from shoal.pki.tokens import generate_token
 from shoal.store.store import Store, Tx, copy
 
-__all__ = ["DEFAULT_HEARTBEAT", "DEFAULT_HISTORY", "apply_defaults", "update_cluster"]
+__all__ = [
+    "DEFAULT_CERT_EXPIRY",
+    "DEFAULT_HEARTBEAT",
+    "DEFAULT_HISTORY",
+    "MIN_CERT_EXPIRY",
+    "TEST_MIN_CERT_EXPIRY_ENV",
+    "apply_defaults",
+    "min_cert_expiry",
+    "update_cluster",
+]
+
+log = logging.getLogger(__name__)
 
 DEFAULT_HEARTBEAT = 5 * SECOND  # swarmkit's dispatcher default
 DEFAULT_HISTORY = 5  # swarmkit's defaultTaskHistoryRetentionLimit
 DEFAULT_CERT_EXPIRY = 90 * 24 * 3600 * SECOND  # 2160h, as swarmkit
-MIN_CERT_EXPIRY = 3600 * SECOND
+MIN_CERT_EXPIRY = 3600 * SECOND  # swarmkit's MinNodeCertExpiration
+# TEST ONLY: whole seconds that replace the 1 h minimum, so an integration test can watch a swarm
+# outlive several certificate lifetimes in minutes (tests/integration/test_cert_renewal.py).
+# Read here and nowhere else; never set it on a real swarm.
+TEST_MIN_CERT_EXPIRY_ENV = "SHOAL_TEST_MIN_CERT_EXPIRY"
+
+
+def min_cert_expiry() -> int:
+    """The smallest ``--cert-expiry`` accepted, in nanoseconds: 1 h, or the test-only override."""
+    value = os.environ.get(TEST_MIN_CERT_EXPIRY_ENV, "")
+    if not value:
+        return MIN_CERT_EXPIRY
+    try:
+        seconds = int(value)
+    except ValueError:
+        seconds = 0
+    if seconds <= 0:
+        log.warning("ignoring %s=%r: not a positive number of seconds", TEST_MIN_CERT_EXPIRY_ENV, value)
+        return MIN_CERT_EXPIRY
+    return seconds * SECOND
+
+
+def _go_duration(nanoseconds: int) -> str:
+    """Go's Duration.String for whole seconds (``1h0m0s``, ``5s``): Docker's message shows it."""
+    seconds = nanoseconds // SECOND
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes}m{secs}s"
+    return f"{minutes}m{secs}s" if minutes else f"{secs}s"
 
 
 def apply_defaults(spec: ClusterSpec) -> ClusterSpec:
@@ -34,10 +76,10 @@ def apply_defaults(spec: ClusterSpec) -> ClusterSpec:
     if spec.dispatcher.heartbeat_period < 0:
         raise InvalidArgument("heartbeat period must be positive")
     spec.ca_config.node_cert_expiry = spec.ca_config.node_cert_expiry or DEFAULT_CERT_EXPIRY
-    if spec.ca_config.node_cert_expiry < MIN_CERT_EXPIRY:
-        raise InvalidArgument(
-            "rpc error: code = InvalidArgument desc = minimum certificate expiry time is: 1h0m0s"
-        )
+    minimum = min_cert_expiry()
+    if spec.ca_config.node_cert_expiry < minimum:
+        raise InvalidArgument("rpc error: code = InvalidArgument desc = minimum certificate expiry "
+                              f"time is: {_go_duration(minimum)}")
     for external in spec.ca_config.external_cas or []:
         _check_external_ca(external)
     raft = spec.raft

@@ -97,6 +97,7 @@ class _Channel:
 
     def __init__(self, url: str, credentials: Any) -> None:
         self.url = url
+        self.active = 0  # calls in flight and streams open on it (a retired channel waits for 0)
         self.channel: Any = grpc.aio.secure_channel(url.removeprefix("https://"), credentials,
                                                     options=_CHANNEL_OPTIONS)
         self.kv = rpc_pb2_grpc.KVStub(self.channel)
@@ -109,11 +110,16 @@ class _Channel:
 
 @dataclass(slots=True)
 class _Stream:
-    """An open streaming call and its first answer."""
+    """An open streaming call and its first answer; ``done()`` when it is no longer read."""
 
     call: Any
     first: Any
     url: str
+    channel: _Channel
+
+    def done(self) -> None:
+        self.call.cancel()
+        self.channel.active -= 1
 
 
 class GrpcEtcdClient(ClosingClient):
@@ -145,14 +151,32 @@ class GrpcEtcdClient(ClosingClient):
         self._credentials = grpc.ssl_channel_credentials(root_certificates=ca, private_key=key,
                                                          certificate_chain=cert)
         self._channels: list[_Channel | None] = [None] * len(self.endpoints)
+        self._retired: list[_Channel] = []  # made with older credentials, closed once idle
         self._current = 0
         self._closed = False
+
+    async def use_certificate(self, *, cert_pem: str | bytes, key_pem: str | bytes,
+                              ca_pem: str | bytes) -> None:
+        """A renewed client certificate: calls from now on go over new connections that present
+        it. Calls and watches already running keep their connection (TLS checks a certificate
+        only at the handshake); their channel is closed once they are all over."""
+        self._credentials = grpc.ssl_channel_credentials(
+            root_certificates=_pem(ca_pem), private_key=_pem(key_pem), certificate_chain=_pem(cert_pem))
+        self._retired += [c for c in self._channels if c is not None]
+        self._channels = [None] * len(self.endpoints)
+        await self._close_idle_retired()
+
+    async def _close_idle_retired(self) -> None:
+        idle = [c for c in self._retired if c.active == 0]
+        self._retired = [c for c in self._retired if c.active > 0]
+        for channel in idle:
+            await channel.channel.close()
 
     async def close(self) -> None:
         """Close every channel; calls and watches still running end with Unavailable."""
         self._closed = True
-        channels = [c for c in self._channels if c is not None]
-        self._channels = [None] * len(self.endpoints)
+        channels = [c for c in self._channels if c is not None] + self._retired
+        self._channels, self._retired = [None] * len(self.endpoints), []
         for channel in channels:
             await channel.channel.close()
 
@@ -225,7 +249,7 @@ class GrpcEtcdClient(ClosingClient):
                     yield tuple(_event(e) for e in response.events)
                 response = await self._read(call, idle_timeout, "watch", stream.url)
         finally:
-            call.cancel()
+            stream.done()
 
     # --- leases -------------------------------------------------------------------------------
 
@@ -244,7 +268,7 @@ class GrpcEtcdClient(ClosingClient):
         """
         request = rpc_pb2.LeaseKeepAliveRequest(ID=lease_id)
         stream = await self._stream(lambda c: c.lease.LeaseKeepAlive, request, "lease/keepalive")
-        stream.call.cancel()
+        stream.done()
         answer: rpc_pb2.LeaseKeepAliveResponse = stream.first
         if answer.TTL <= 0:
             raise NotFound(f"etcd lease keepalive: lease {lease_id:x} has expired")
@@ -346,7 +370,8 @@ class GrpcEtcdClient(ClosingClient):
             if first is grpc.aio.EOF:  # ended without a status: not seen, but not an answer
                 stream.cancel()
                 raise Unavailable(f"etcd {where} at {channel.url}: the server ended the stream")
-            return _Stream(stream, first, channel.url)
+            channel.active += 1  # until the caller's ``done()``
+            return _Stream(stream, first, channel.url, channel)
 
         return await self._fresh(call, where, self.timeout)
 
@@ -368,6 +393,8 @@ class GrpcEtcdClient(ClosingClient):
         attempt that hangs gets an equal share of what is left of ``budget``."""
         if self._closed:
             raise Unavailable("etcd client is closed")
+        if self._retired:
+            await self._close_idle_retired()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + budget
         count = len(self.endpoints)
@@ -380,6 +407,7 @@ class GrpcEtcdClient(ClosingClient):
             left = deadline - loop.time()
             if left <= 0:
                 break
+            channel.active += 1  # before any await: a renewal may retire it meanwhile
             try:
                 if not await _connected(channel.channel, left / (count - attempt)):
                     failures.append(f"{channel.url}: no connection within "
@@ -401,6 +429,8 @@ class GrpcEtcdClient(ClosingClient):
                 if self._closed_under(asyncio.current_task()):
                     raise Unavailable(f"etcd {where}: the client was closed") from None
                 raise
+            finally:
+                channel.active -= 1
         if loop.time() >= deadline:
             raise Unavailable(f"etcd {where}: no answer within {budget:g} s "
                               f"({'; '.join(failures) or 'no time left to connect'})")

@@ -71,6 +71,16 @@ class EtcdMember:
     def restarts(self) -> int:
         return max(0, self._launches - 1)
 
+    async def reload_certificate(self) -> None:
+        """After the certificate files were replaced (a renewal): etcd reads them again on each
+        handshake by itself; the health checks' own connections present the new pair from now
+        on (those already open keep theirs)."""
+        settings = self.settings
+        if self._probe is not None:
+            await self._probe.use_certificate(cert_pem=settings.cert_file.read_bytes(),
+                                              key_pem=settings.key_file.read_bytes(),
+                                              ca_pem=settings.trusted_ca_file.read_bytes())
+
     async def wait_healthy(self) -> None:
         await self._healthy.wait()
 

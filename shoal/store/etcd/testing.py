@@ -2,7 +2,8 @@
 
 Called by tests/unit/store/etcd/test_etcd_*.py and by integration tests that need a real etcd:
 ``make_pki`` writes a CA and one ECDSA P-256 certificate (serverAuth + clientAuth, SAN IP
-127.0.0.1: etcd 3.4 also checks the client certificate's SAN on peer links), ``member_settings``
+127.0.0.1: etcd 3.4 also checks the client certificate's SAN on peer links), ``reissue`` another
+certificate from the same CA (a renewal), ``member_settings``
 picks free ports, and ``throwaway_member`` starts a member and always stops it and removes its
 data dir (each member preallocates a 64 MB WAL).
 """
@@ -35,6 +36,7 @@ __all__ = [
     "free_port",
     "make_pki",
     "member_settings",
+    "reissue",
     "throwaway_member",
 ]
 
@@ -44,6 +46,7 @@ class ThrowawayPKI:
     ca_file: Path
     cert_file: Path  # server and client certificate
     key_file: Path
+    ca_key_file: Path | None = None  # for ``reissue``
 
 
 def _name(cn: str) -> x509.Name:
@@ -68,11 +71,37 @@ def make_pki(directory: Path, *, ips: Sequence[str] = ("127.0.0.1",), cn: str = 
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
+    pki = ThrowawayPKI(directory / "ca.pem", directory / "node.pem", directory / "node-key.pem",
+                       directory / "ca-key.pem")
+    pki.ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    _write_key(directory / "ca-key.pem", ca_key)
+    _issue(pki, ca, ca_key, ips=ips, cn=cn)
+    return pki
+
+
+def reissue(pki: ThrowawayPKI, directory: Path, *, ips: Sequence[str] = ("127.0.0.1",),
+            cn: str = "etcd0") -> ThrowawayPKI:
+    """A new key and certificate from ``pki``'s CA, written under ``directory``."""
+    if pki.ca_key_file is None:
+        raise ValueError("reissue needs the CA's key (a PKI made by make_pki)")
+    directory.mkdir(parents=True, exist_ok=True)
+    ca = x509.load_pem_x509_certificate(pki.ca_file.read_bytes())
+    ca_key = serialization.load_pem_private_key(pki.ca_key_file.read_bytes(), password=None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    new = ThrowawayPKI(pki.ca_file, directory / "node.pem", directory / "node-key.pem",
+                       pki.ca_key_file)
+    _issue(new, ca, ca_key, ips=ips, cn=cn)
+    return new
+
+
+def _issue(pki: ThrowawayPKI, ca: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey, *,
+           ips: Sequence[str], cn: str) -> None:
+    now = datetime.datetime.now(datetime.UTC)
     key = ec.generate_private_key(ec.SECP256R1())
     sans = [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
     usages = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
     cert = (
-        x509.CertificateBuilder().subject_name(_name(cn)).issuer_name(_name(ca_name))
+        x509.CertificateBuilder().subject_name(_name(cn)).issuer_name(ca.subject)
         .public_key(key.public_key()).serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
@@ -84,14 +113,14 @@ def make_pki(directory: Path, *, ips: Sequence[str] = ("127.0.0.1",), cn: str = 
                        critical=False)
         .sign(ca_key, hashes.SHA256())
     )
-    pki = ThrowawayPKI(directory / "ca.pem", directory / "node.pem", directory / "node-key.pem")
-    pki.ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     pki.cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    pki.key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                               serialization.PrivateFormat.PKCS8,
-                                               serialization.NoEncryption()))
-    pki.key_file.chmod(0o600)
-    return pki
+    _write_key(pki.key_file, key)
+
+
+def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
+    path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()))
+    path.chmod(0o600)
 
 
 def free_port(host: str = "127.0.0.1") -> int:

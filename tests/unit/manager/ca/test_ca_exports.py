@@ -16,7 +16,9 @@ MODULES = [
     "shoal.node",
     "shoal.pki.identity",
     "shoal.node.join",
+    "shoal.node.renewal",
     "shoal.pki._tls",
+    "shoal.pki.keypair",
 ]
 
 

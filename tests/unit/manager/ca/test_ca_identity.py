@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import ssl
 import stat
@@ -14,7 +15,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from shoal.errors import InvalidArgument
+from shoal.fsutil import temp_path
 from shoal.manager.ca import RootCA
+from shoal.manager.ca.etcdtls import RAFT_CA_CN, EtcdTLS, issue_etcd_tls
 from shoal.pki import NodeIdentity, bootstrap_ssl_context, generate_key_and_csr, peer_identity
 
 CLUSTER_ID = "cluster0000000000000000001"  # as conftest.py
@@ -79,6 +82,55 @@ def test_load_missing_and_corrupt(tmp_path: Path, make_identity: MakeIdentity) -
     assert NodeIdentity.load(tmp_path) is None
 
 
+def test_a_save_cut_short_between_key_and_certificate_is_finished_at_load(
+        tmp_path: Path, make_identity: MakeIdentity) -> None:
+    old = make_identity("worker")
+    old.save(tmp_path)
+    new = make_identity("manager", node_id=old.node_id)
+    # A crash after the key's rename, before the certificate's: the new certificate is left
+    # in its temporary file beside the old one.
+    (tmp_path / "swarm-node.key").write_text(new.key_pem)
+    temp_path(tmp_path / "swarm-node.crt").write_text(new.cert_pem)
+    assert NodeIdentity.load(tmp_path) == new
+    assert sorted(os.listdir(tmp_path)) == ["swarm-node.crt", "swarm-node.key", "swarm-root-ca.crt"]
+    # A stale temporary file that fits nothing is left alone (and the pair still loads).
+    temp_path(tmp_path / "swarm-node.crt").write_text(old.cert_pem)
+    assert NodeIdentity.load(tmp_path) == new
+
+
+async def test_a_listener_context_takes_a_renewed_certificate(make_identity: MakeIdentity) -> None:
+    first = make_identity("manager", san_ips=["127.0.0.1"])
+    renewed = make_identity("manager", node_id=first.node_id, san_ips=["127.0.0.1"])
+    ctx = first.server_ssl_context()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1)  # held open until the client goes
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=ctx)
+    port = server.sockets[0].getsockname()[1]
+
+    async def served_serial() -> tuple[int, asyncio.StreamWriter]:
+        _, writer = await asyncio.open_connection("127.0.0.1", port, ssl=first.client_ssl_context(),
+                                                  server_hostname="swarm-manager")
+        der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+        return x509.load_der_x509_certificate(der).serial_number, writer
+
+    try:
+        before, open_writer = await served_serial()
+        renewed.load_into(ctx)
+        after, writer = await served_serial()
+        assert before == first.certificate.serial_number
+        assert after == renewed.certificate.serial_number
+        assert open_writer.get_extra_info("ssl_object").getpeercert(binary_form=True)  # still up
+        for w in (open_writer, writer):
+            w.close()
+            await w.wait_closed()
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
 def test_ssl_contexts(make_identity: MakeIdentity) -> None:
     ident = make_identity("manager")
     server = ident.server_ssl_context()
@@ -105,3 +157,15 @@ def test_peer_identity_from_getpeercert_dict() -> None:
     assert peer_identity({}) is None  # what getpeercert() gives for an unverified certificate
     wrong_ou = {"subject": ((("commonName", "n1"),), (("organizationalUnitName", "x"),))}
     assert peer_identity(wrong_ou) is None
+
+
+def test_etcd_certificate_files_are_replaced_together(tmp_path: Path) -> None:
+    raft = RootCA.create(common_name=RAFT_CA_CN)
+    old = issue_etcd_tls(raft, node_id="m1", cluster_id=CLUSTER_ID, ips=["10.0.0.1"])
+    old.save(tmp_path)
+    assert EtcdTLS.load(tmp_path) == old
+    new = issue_etcd_tls(raft, node_id="m1", cluster_id=CLUSTER_ID, ips=["10.0.0.1"])
+    (tmp_path / "node.key").write_text(new.key_pem)  # a crash between the two renames
+    temp_path(tmp_path / "node.crt").write_text(new.cert_pem)
+    assert EtcdTLS.load(tmp_path) == new
+    assert sorted(os.listdir(tmp_path)) == ["ca.crt", "node.crt", "node.key"]
