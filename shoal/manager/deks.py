@@ -20,7 +20,8 @@ unlock key itself is in the cluster object, sealed under the DEK (``ClusterKeys.
 ``KEKVersion`` is the cluster version it came with, so a manager never re-wraps with an older one.
 
 Callers: ``bootstrap`` (seals the first keys), the CA server (opens the CA keys to sign), the
-control API (the secrets key), the dispatcher (opens secrets for assignments).
+control API (the secrets key, the unlock key), the dispatcher (opens secrets for assignments),
+the daemon (``LocalKeys``: shoal.daemon.autolock).
 """
 
 from __future__ import annotations
