@@ -12,6 +12,7 @@ locked, with nothing running, until ``unlock``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import shutil
 import socket
@@ -255,7 +256,12 @@ class SwarmNode:
     async def _follow_unlock_key(self, manager: Manager) -> None:
         """Re-wrap this manager's key files whenever the cluster's unlock key changes, for as
         long as ``manager`` is this node's."""
-        await manager.ready.wait()
+        while not manager.ready.is_set():
+            if self._manager is not manager:
+                return  # stopped before its store was ever ready
+            with contextlib.suppress(TimeoutError):
+                async with aio.timeout(AUTOLOCK_IDLE):
+                    await manager.ready.wait()
         store = manager.store
         assert store is not None  # set before ready
         with store.subscribe([Cluster]) as changes:
