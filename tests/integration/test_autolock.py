@@ -3,8 +3,9 @@ locked (Docker's 503 on swarm calls, ``locked`` in ``docker info``) until ``dock
 with the right key (read from stdin); the secret made before is still there and opens for a
 task; ``unlock-key --rotate`` makes the new key the only one that works after the next restart;
 a manager that joins writes its files wrapped at once, re-wraps on a rotation through the
-store, and has them in clear again once demoted; a worker is never locked; ``--autolock=false`` lets a restart run at once. Neither the
-unlock key, the store DEK, the secret nor the node's TLS key is ever on disk in clear.
+store, and has them in clear again once demoted; a worker is never locked; ``--autolock=false``
+lets a restart run at once. Neither the unlock key, the store DEK, the secret nor a manager's
+TLS key is ever on disk in clear.
 
 Run alone (about 20 s, sim executor, loopback 127.0.85.N): PYTHONPATH=. .venv/bin/python -m pytest -q
 -p no:cacheprovider tests/integration/test_autolock.py
