@@ -6,6 +6,7 @@
      ├── FailedPrecondition  400  the request is valid but the state does not allow it
      ├── Conflict            409  a name or port is already taken
      ├── SequenceConflict    500  optimistic concurrency: "update out of sequence" (Docker uses 500)
+     ├── Unauthenticated     401  a secret the caller gave is wrong (an unlock key)
      ├── PermissionDenied    403  a certificate or token does not allow the call
      ├── Unimplemented       501  a change Docker refuses (mode change, rename)
      └── Unavailable         503  not in a swarm, not a manager, no quorum, store down
@@ -23,6 +24,7 @@ __all__ = [
     "PermissionDenied",
     "SequenceConflict",
     "ShoalError",
+    "Unauthenticated",
     "Unavailable",
     "Unimplemented",
 ]
@@ -59,6 +61,10 @@ class SequenceConflict(ShoalError):
 
     def __init__(self, message: str = "rpc error: code = Unknown desc = update out of sequence") -> None:
         super().__init__(message)
+
+
+class Unauthenticated(ShoalError):
+    status = 401
 
 
 class PermissionDenied(ShoalError):

@@ -10,6 +10,7 @@ from shoal.api.engine import ENGINE, Engine
 from shoal.api.server import PATH_PARAMS
 from shoal.errors import Unavailable
 from shoal.model.codec import decode, encode
+from shoal.pki.unlockkey import LOCKED
 from shoal.store.store import NO_LEADER, Store
 
 __all__ = ["NOT_MANAGER", "WORKER", "engine", "param", "read", "reply", "store"]
@@ -35,6 +36,8 @@ def store(request: web.Request) -> Store:
     st = eng.store
     if st is None:
         state = eng.swarm_state()
+        if state.local_node_state == "locked":
+            raise Unavailable(LOCKED)
         if state.local_node_state == "active" and state.role == "manager":
             raise Unavailable(state.error or NO_LEADER)
         raise Unavailable(WORKER if state.local_node_state == "active" else NOT_MANAGER)

@@ -49,6 +49,14 @@ class Engine(Protocol):
 
     async def leave(self, force: bool) -> None: ...
 
+    async def unlock(self, key: str) -> None:
+        """``swarm unlock`` with the key text the client sent."""
+        ...
+
+    async def rewrap_local_keys(self) -> None:
+        """After a swarm update: this manager's key files follow the unlock key at once."""
+        ...
+
     def logs(self) -> LogBroker | RemoteLogs | None:
         """Where this manager reads service logs (None on a worker)."""
         ...

@@ -159,6 +159,7 @@ def swarm_json(cluster: Cluster, *, with_tokens: bool = True) -> dict[str, Any]:
     out.pop("NetworkBootstrapKeys", None)
     out.pop("EncryptionKeyLamportClock", None)
     out.pop("SecretsKey", None)
+    out.pop("UnlockKey", None)
     out.pop("BlacklistedCertificates", None)
     if not with_tokens:
         out.pop("JoinTokens", None)

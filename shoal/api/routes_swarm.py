@@ -1,4 +1,4 @@
-"""/swarm: init, join, leave, inspect, update, unlock key."""
+"""/swarm: init, join, leave, inspect, update, unlock and the unlock key."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from shoal.api.render import swarm_json
 from shoal.api.server import Router
 from shoal.errors import Unavailable
 from shoal.manager.controlapi.cluster import update_cluster
-from shoal.model.requests import InitRequest, JoinRequest
+from shoal.model.requests import InitRequest, JoinRequest, UnlockRequest
 from shoal.model.specs import ClusterSpec
 
 __all__ = ["register"]
@@ -44,17 +44,31 @@ async def update(request: web.Request) -> web.StreamResponse:
     st = store(request)
     version = version_param(request, what="swarm version")
     spec = await read(request, ClusterSpec)
+    eng = engine(request)
     await update_cluster(
         st, version, spec,
         rotate_worker=parse_bool(request, "rotateWorkerToken"),
         rotate_manager=parse_bool(request, "rotateManagerToken"),
+        rotate_unlock_key=parse_bool(request, "rotateManagerUnlockKey"),
+        keys=eng.cluster_keys(),
     )
+    await eng.rewrap_local_keys()
     return reply(None)
 
 
 async def unlockkey(request: web.Request) -> web.StreamResponse:
-    store(request)
-    return reply({"UnlockKey": ""})
+    """``{"UnlockKey": "SWMKEY-1-..."}``, or "" while autolock is off (the CLI says so)."""
+    cluster = store(request).view().cluster()
+    if cluster is None:
+        raise Unavailable("This node is not a swarm manager.")
+    key = engine(request).cluster_keys().unlock_key(cluster)
+    return reply({"UnlockKey": key.text if key is not None else ""})
+
+
+async def unlock(request: web.Request) -> web.StreamResponse:
+    req = await read(request, UnlockRequest)
+    await engine(request).unlock(req.unlock_key)
+    return reply(None)
 
 
 def register(router: Router) -> None:
@@ -64,3 +78,4 @@ def register(router: Router) -> None:
     router.add("GET", "/swarm", inspect)
     router.add("POST", "/swarm/update", update)
     router.add("GET", "/swarm/unlockkey", unlockkey)
+    router.add("POST", "/swarm/unlock", unlock)

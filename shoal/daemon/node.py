@@ -4,12 +4,15 @@ It owns the swarm lifecycle the API exposes (init, join, leave), the node's iden
 its renewal (a random point between 50% and 80% of its life, and at once on a role change), the
 agent (every node), and the manager (manager nodes). State lives under
 ``<data-root>/swarm``: ``certificates/`` (the identity), ``state.json`` (addresses, managers),
-``etcd/`` (the manager's etcd member), ``worker/`` (the agent's tasks).
+``etcd/`` (the manager's etcd member), ``manager/`` (its store DEK), ``worker/`` (the agent's
+tasks). An autolocked manager's key files are wrapped (``autolock.py``): a restart leaves it
+locked, with nothing running, until ``unlock``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import shutil
 import socket
@@ -22,8 +25,9 @@ from typing import Any
 from shoal import aio
 from shoal.agent import Agent, NodeRemoved
 from shoal.api.engine import SwarmState
+from shoal.daemon.autolock import Autolock
 from shoal.daemon.state import LocalState
-from shoal.errors import InvalidArgument, ShoalError, Unavailable
+from shoal.errors import Conflict, InvalidArgument, ShoalError, Unavailable
 from shoal.exec.executor import Executor
 from shoal.exec.runc import RuncExecutor
 from shoal.exec.sim import SimExecutor
@@ -35,7 +39,7 @@ from shoal.manager.deks import DEK_DIR, ClusterKeys, StoreDEK
 from shoal.manager.logbroker import LogBroker, RemoteLogs
 from shoal.manager.manager import Manager, ManagerSettings
 from shoal.model.dispatch import ManagerAddr, NetworkUpdate, SessionInfo
-from shoal.model.objects import Node
+from shoal.model.objects import Cluster, Node
 from shoal.model.requests import InitRequest, JoinRequest
 from shoal.model.states import NodeRole
 from shoal.net.dns import read_resolv_conf
@@ -44,6 +48,7 @@ from shoal.node.join import join as join_swarm
 from shoal.node.join import raft_certificate, renew
 from shoal.node.renewal import Renewer
 from shoal.pki.identity import NodeIdentity
+from shoal.pki.unlockkey import LOCKED, SwarmLocked, UnlockKey
 from shoal.store.store import NO_LEADER, Store, Tx
 
 __all__ = ["NodeSettings", "SwarmNode"]
@@ -55,7 +60,9 @@ LAST_MANAGER = (
     "You are attempting to leave the swarm on a node that is participating as a manager. Removing the "
     "last manager erases all current state of the swarm. Use `--force` to ignore this message. "
 )
+LEAVE_LOCKED = "Swarm is encrypted and locked. Please unlock it first or use `--force` to ignore this message."
 JOIN_TIMEOUT = 20.0  # seconds a join waits for the first session, as dockerd's join timeout
+AUTOLOCK_IDLE = 5.0  # seconds between looks at whether the unlock key follower's manager is still ours
 
 
 @dataclass(kw_only=True)
@@ -112,6 +119,8 @@ class SwarmNode:
                                    insecure_registries=settings.insecure_registries,
                                    registry_mirrors=settings.registry_mirrors)
         self._dir = settings.data_root / "swarm"
+        self._autolock = Autolock(self._dir)
+        self._locked = False  # an autolocked manager restarted: nothing runs until unlock
         self._identity: NodeIdentity | None = None
         self._state: LocalState | None = None  # in a swarm: set with _identity
         self._manager: Manager | None = None
@@ -139,6 +148,8 @@ class SwarmNode:
         return self._manager.keys
 
     def swarm_state(self) -> SwarmState:
+        if self._locked and self._state is not None:
+            return SwarmState(local_node_state="locked", node_addr=self._state.advertise_ip, error=LOCKED)
         if self._identity is None:
             return SwarmState(local_node_state="pending" if self._lock.locked() else "inactive")
         state = self._state
@@ -158,13 +169,42 @@ class SwarmNode:
 
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
-        identity = NodeIdentity.load(self._dir / "certificates")
         state_file = self._dir / "state.json"
-        if identity is None or not state_file.exists():
+        if not state_file.exists():
             return
-        self._identity = identity
+        if self._autolock.locked_on_disk():
+            self._state = LocalState.load(state_file)
+            self._locked = True
+            log.warning("this manager is locked: use \"docker swarm unlock\" to unlock it")
+            return
+        identity = self._autolock.open(None)
+        if identity is None:
+            return
         self._state = LocalState.load(state_file)
+        await self._resume(identity)
+
+    async def unlock(self, key: str) -> None:
+        """``swarm unlock``: open the key files with ``key``, then start as ``start`` would
+        have (dockerd's UnlockSwarm: its refusals, in its order)."""
+        async with self._lock:
+            if not self._locked:
+                if self._identity is None:
+                    raise Unavailable("This node is not part of a swarm")
+                raise Conflict("swarm is not locked")
+            kek = UnlockKey.parse(key)
+            identity = self._autolock.open(kek)  # InvalidUnlockKey: stays locked
+            if identity is None:
+                raise Unavailable("This node is not part of a swarm")
+            self._locked = False
+            log.info("unlocked")
+            await self._resume(identity)
+
+    async def _resume(self, identity: NodeIdentity) -> None:
+        self._identity = identity
         log.info("resuming swarm membership as node %s (%s)", identity.node_id, identity.role)
+        if identity.role != NodeRole.MANAGER and (self._dir / DEK_DIR).exists():
+            self._autolock.forget(identity)  # a demotion cut short: finish it
+            shutil.rmtree(self._dir / DEK_DIR, ignore_errors=True)
         if identity.role == NodeRole.MANAGER:
             if (self._dir / "etcd").exists():
                 # In the background: without a quorum yet (all managers restarting) the store
@@ -202,7 +242,7 @@ class SwarmNode:
         assert self._identity is not None and state is not None
         manager = Manager(ManagerSettings(state_dir=self._dir, listen_ip=state.listen_ip,
                                           listen_port=state.listen_port, advertise_ip=state.advertise_ip),
-                          self._identity,
+                          self._identity, keys=ClusterKeys(self._autolock.dek),
                           eligible=self._eligible)
         self._manager = manager
         try:
@@ -211,6 +251,41 @@ class SwarmNode:
             await manager.stop()
             self._manager = None
             raise
+        self._spawn(self._follow_unlock_key(manager), "autolock")
+
+    async def _follow_unlock_key(self, manager: Manager) -> None:
+        """Re-wrap this manager's key files whenever the cluster's unlock key changes, for as
+        long as ``manager`` is this node's."""
+        while not manager.ready.is_set():
+            if self._manager is not manager:
+                return  # stopped before its store was ever ready
+            with contextlib.suppress(TimeoutError):
+                async with aio.timeout(AUTOLOCK_IDLE):
+                    await manager.ready.wait()
+        store = manager.store
+        assert store is not None  # set before ready
+        with store.subscribe([Cluster]) as changes:
+            while self._manager is manager:
+                self._sync_unlock_key(manager)
+                await changes.next_batch(idle=AUTOLOCK_IDLE)
+
+    def _sync_unlock_key(self, manager: Manager) -> None:
+        store, identity = manager.store, self._identity
+        cluster = store.view().cluster() if store is not None else None
+        if cluster is None or identity is None or identity.role != NodeRole.MANAGER:
+            return
+        try:
+            kek = manager.keys.unlock_key(cluster)
+        except ShoalError as exc:
+            log.error("cannot read the swarm's unlock key: %s", exc.message)
+            return
+        self._autolock.apply(identity, kek, cluster.version.index)
+
+    async def rewrap_local_keys(self) -> None:
+        """After a swarm update on this manager: its own files follow at once (the others when
+        their stores show it), so the answer means the new unlock key is in use here."""
+        if self._manager is not None:
+            self._sync_unlock_key(self._manager)
 
     async def _join_managers(self) -> None:
         """Get an etcd certificate from the leader and join the etcd membership."""
@@ -218,7 +293,8 @@ class SwarmNode:
         grant = await raft_certificate(self._state.manager_addrs, self._identity)
         EtcdTLS(grant.cert_pem, grant.key_pem, grant.ca_pem).save(self._dir / "etcd-tls")
         if grant.store_dek:
-            StoreDEK.from_text(grant.store_dek).save(self._dir)
+            kek = UnlockKey.parse(grant.unlock_key) if grant.unlock_key else None
+            self._autolock.adopt(StoreDEK.from_text(grant.store_dek), kek, self._identity)
         await self._start_manager(join=grant.endpoints)
         log.info("this node is a manager now")
 
@@ -239,6 +315,7 @@ class SwarmNode:
             await manager.stop()
         shutil.rmtree(self._dir / "etcd", ignore_errors=True)
         shutil.rmtree(self._dir / "etcd-tls", ignore_errors=True)
+        self._autolock.forget(self._identity)  # workers are never locked
         shutil.rmtree(self._dir / DEK_DIR, ignore_errors=True)
         log.info("this node is a worker now")
 
@@ -310,7 +387,7 @@ class SwarmNode:
         """Save a renewed identity, then use it: the agent's next session, the swarm listener's
         next handshakes and the manager's own calls present it at once."""
         old = self._identity
-        new.save(self._dir / "certificates")
+        self._autolock.save_identity(new)
         self._identity = new
         if self._manager is not None:
             self._manager.use_identity(new)
@@ -395,6 +472,10 @@ class SwarmNode:
 
     # -- init / join / leave --------------------------------------------------------------
     async def init(self, req: InitRequest) -> str:
+        if self._locked:
+            if req.force_new_cluster:
+                raise SwarmLocked()
+            raise Unavailable(ALREADY)
         if self._identity is not None and req.force_new_cluster:
             return await self._force_new_cluster()
         if self._identity is not None:
@@ -406,7 +487,7 @@ class SwarmNode:
             state.managers = [ManagerAddr(node_id=swarm.node_id, addr=addr)]
             self._dir.mkdir(parents=True, exist_ok=True)
             swarm.etcd_tls.save(self._dir / "etcd-tls")
-            swarm.dek.save(self._dir)
+            self._autolock.adopt(swarm.dek, swarm.unlock_key, swarm.identity)
             try:
                 self._identity, self._state = swarm.identity, state
                 await self._start_manager(bootstrap=swarm.write)
@@ -414,14 +495,13 @@ class SwarmNode:
                 self._identity = self._state = None
                 shutil.rmtree(self._dir, ignore_errors=True)
                 raise
-            swarm.identity.save(self._dir / "certificates")
             self._save_state()
             self._start_agent()
             self._start_renewal()
         log.info("swarm initialised: cluster %s, node %s", swarm.cluster_id, swarm.node_id)
         return swarm.node_id
     async def join(self, req: JoinRequest) -> None:
-        if self._identity is not None:
+        if self._identity is not None or self._locked:
             raise Unavailable(ALREADY)
         if not req.remote_addrs:
             raise InvalidArgument("at least 1 RemoteAddr is required to join")
@@ -433,7 +513,7 @@ class SwarmNode:
                                         advertise_addr=state.advertise_ip)
             state.managers = [ManagerAddr(addr=a) for a in remotes]
             self._identity, self._state = identity, state
-            identity.save(self._dir / "certificates")
+            self._autolock.save_identity(identity)
             self._save_state()
             self._session.clear()
             self._start_agent()  # first, so the node heartbeats while it joins etcd
@@ -496,7 +576,9 @@ class SwarmNode:
         return self._manager.logs() if self._manager is not None else None
 
     async def leave(self, force: bool) -> None:
-        if self._identity is None:
+        if self._locked and not force:
+            raise Unavailable(LEAVE_LOCKED)
+        if self._identity is None and not self._locked:
             raise Unavailable("This node is not part of a swarm")
         refusal = None if force else self._leave_refusal()
         if refusal is not None:
@@ -510,6 +592,8 @@ class SwarmNode:
                     log.warning("could not remove this manager from the etcd membership: %s", exc.message)
             await self._stop_parts(shutdown_tasks=True)
             self._identity = self._state = None
+            self._autolock.forget(None)
+            self._locked = False
             self._removed = ""
             shutil.rmtree(self._dir, ignore_errors=True)
         log.info("left the swarm")

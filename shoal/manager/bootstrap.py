@@ -42,6 +42,7 @@ from shoal.model.specs import IPAM, CAConfig, NetworkSpec, NodeSpec
 from shoal.model.states import Availability, NodeRole, NodeState
 from shoal.pki.identity import NodeIdentity, generate_key_and_csr
 from shoal.pki.tokens import generate_token
+from shoal.pki.unlockkey import UnlockKey
 from shoal.store.store import Tx
 
 __all__ = ["DEFAULT_ADDR_POOL", "DEFAULT_DATA_PATH_PORT", "DEFAULT_SUBNET_SIZE", "NewSwarm", "new_swarm"]
@@ -60,6 +61,7 @@ class NewSwarm:
     identity: NodeIdentity  # the first node's: a manager certificate from the new root CA
     etcd_tls: EtcdTLS  # its etcd member's, from the raft CA
     dek: StoreDEK  # seals the cluster's keys; kept on the managers' disks, never in the store
+    unlock_key: UnlockKey | None  # with --autolock: wraps the first manager's key files
     cluster: Cluster
     node: Node
     ingress: Network
@@ -79,6 +81,9 @@ async def new_swarm(req: InitRequest, *, hostname: str, advertise_ip: str, manag
     if req.availability and req.availability not in Availability.ALL:
         raise InvalidArgument(f"invalid availability {req.availability!r}")
     spec = apply_defaults(req.spec)
+    # dockerd takes --autolock from the request's own field; the CLI sets the spec's too.
+    spec.encryption_config.auto_lock_managers = (req.auto_lock_managers
+                                                 or spec.encryption_config.auto_lock_managers)
     pool = req.default_addr_pool or [DEFAULT_ADDR_POOL]
     subnet_size = req.subnet_size or DEFAULT_SUBNET_SIZE
     AddressPool(pool, subnet_size)  # a bad pool or size: InvalidArgument now, not in the allocator
@@ -89,6 +94,7 @@ async def new_swarm(req: InitRequest, *, hostname: str, advertise_ip: str, manag
     cluster_id, node_id = new_id(), new_id()
     dek = StoreDEK.generate()
     keys = ClusterKeys(dek)
+    unlock_key = UnlockKey.generate() if spec.encryption_config.auto_lock_managers else None
     key, csr = generate_key_and_csr()
     expiry = timedelta(microseconds=spec.ca_config.node_cert_expiry // 1000)  # --cert-expiry
     sans = sorted({"127.0.0.1", advertise_ip})
@@ -109,6 +115,8 @@ async def new_swarm(req: InitRequest, *, hostname: str, advertise_ip: str, manag
                             raft_ca_key=keys.seal(cluster_id, "raft CA key", raft_root.key_pem)),
         secrets_key=keys.seal(cluster_id, "secrets key", new_key()),
     )
+    if unlock_key is not None:
+        cluster.unlock_key = keys.seal_unlock_key(cluster, unlock_key)
     node = Node(
         id=node_id,
         spec=NodeSpec(role=NodeRole.MANAGER, availability=req.availability or Availability.ACTIVE, labels={}),
@@ -127,7 +135,7 @@ async def new_swarm(req: InitRequest, *, hostname: str, advertise_ip: str, manag
         identity=NodeIdentity(cert_pem=cert, key_pem=key, ca_pem=root.cert_pem),
         etcd_tls=issue_etcd_tls(raft_root, node_id=node_id, cluster_id=cluster_id, ips=[advertise_ip],
                                 expiry=expiry),
-        dek=dek, cluster=cluster, node=node, ingress=ingress)
+        dek=dek, unlock_key=unlock_key, cluster=cluster, node=node, ingress=ingress)
 
 
 def _root_ca(config: CAConfig) -> RootCA:

@@ -108,11 +108,12 @@ def leader_parts(store: Store, dispatcher: Dispatcher, *,
 
 class Manager:
     def __init__(self, settings: ManagerSettings, identity: NodeIdentity, *,
-                 eligible: Callable[[], bool] = lambda: True) -> None:
+                 keys: ClusterKeys | None = None, eligible: Callable[[], bool] = lambda: True) -> None:
         self.settings = settings
         self.identity = identity
-        # The swarm's keys in the store are sealed under the store DEK on this manager's disk.
-        self.keys = ClusterKeys(StoreDEK.load(settings.state_dir))
+        # The swarm's keys in the store are sealed under the store DEK on this manager's disk
+        # (given by the daemon, which unwraps it on an autolocked manager).
+        self.keys = keys if keys is not None else ClusterKeys(StoreDEK.load(settings.state_dir))
         self._eligible = eligible  # may this manager lead (not while it is being demoted)
         self._member: EtcdMember | None = None
         self._backend: EtcdBackend | None = None

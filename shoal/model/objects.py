@@ -338,6 +338,9 @@ class Cluster(StoredObject, kw_only=True):
     # base64, itself sealed under the managers' store DEK; made with the swarm (or by the first
     # secret create that finds none).
     secrets_key: str = ""
+    # Internal (never rendered): the autolock unlock key (SWMKEY-1-...), sealed under the store
+    # DEK like the secrets key; "" while autolock is off (swarmkit's Cluster.UnlockKeys).
+    unlock_key: str = ""
     # Internal (never rendered): the IDs of removed nodes (swarmkit's BlacklistedCertificates),
     # whose certificates every manager refuses even if a node with that ID were made again.
     blacklisted_certificates: dict[str, BlacklistedCertificate] | None = None

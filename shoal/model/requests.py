@@ -1,4 +1,4 @@
-"""Swarm lifecycle requests (swarm.InitRequest, swarm.JoinRequest) as the clients send them."""
+"""Swarm lifecycle requests (swarm.InitRequest, JoinRequest, UnlockRequest) as the clients send them."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import msgspec
 
 from shoal.model.specs import ClusterSpec, Struct
 
-__all__ = ["InitRequest", "JoinRequest"]
+__all__ = ["InitRequest", "JoinRequest", "UnlockRequest"]
 
 
 class InitRequest(Struct):
@@ -29,3 +29,7 @@ class JoinRequest(Struct):
     remote_addrs: list[str] = msgspec.field(default_factory=list)
     join_token: str = ""
     availability: str = ""
+
+
+class UnlockRequest(Struct):
+    unlock_key: str = ""

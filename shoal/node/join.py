@@ -103,14 +103,16 @@ async def renew(addr: str, identity: NodeIdentity, *, timeout: float = 20.0) -> 
 
 @dataclass(frozen=True, slots=True)
 class RaftGrant:
-    """A manager's etcd certificate (from the raft CA), the members to join through, and the
-    store DEK that opens the swarm's keys in the store ("" from a swarm made without one)."""
+    """A manager's etcd certificate (from the raft CA), the members to join through, the
+    store DEK that opens the swarm's keys in the store ("" from a swarm made without one), and
+    the unlock key that wraps it on disk ("" unless autolock is on)."""
 
     cert_pem: str
     key_pem: str
     ca_pem: str
     endpoints: list[str]
     store_dek: str = ""
+    unlock_key: str = ""
 
 
 async def raft_certificate(addrs: list[str], identity: NodeIdentity, *, timeout: float = 20.0) -> RaftGrant:
@@ -125,7 +127,8 @@ async def raft_certificate(addrs: list[str], identity: NodeIdentity, *, timeout:
             if not isinstance(endpoints, list) or not endpoints:
                 raise Unavailable(f"{addr}: no etcd member to join through")
             return RaftGrant(_field(reply, "Certificate", addr), key_pem, _field(reply, "RaftCA", addr),
-                             [str(e) for e in endpoints], str(reply.get("StoreDEK") or ""))
+                             [str(e) for e in endpoints], str(reply.get("StoreDEK") or ""),
+                             str(reply.get("UnlockKey") or ""))
         except Unavailable as exc:
             errors.append(exc.message)
     raise Unavailable("could not get an etcd certificate: " + "; ".join(errors))

@@ -1,6 +1,7 @@
 """Node identity shared by both sides of every TLS connection: roles as certificate OUs and a
 peer's identity (``subjects``), join tokens (``tokens``), a node's key, certificate and TLS
-contexts (``identity``), a certificate and key replaced together on disk (``keypair``).
+contexts (``identity``), a certificate and key replaced together on disk (``keypair``), the
+autolock unlock key (``unlockkey``).
 Imports only model, errors and fsutil, so managers and agents both use it."""
 
 from shoal.pki.identity import NodeIdentity, bootstrap_ssl_context, generate_key_and_csr

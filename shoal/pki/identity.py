@@ -3,6 +3,9 @@
 The daemon loads it at start (``NodeIdentity.load``; None means "not in a swarm yet"), the join
 client (``shoal.node.join``) makes it, the manager and agent endpoints take their SSL contexts
 from it. Files are swarmkit's: ``swarm-root-ca.crt``, ``swarm-node.crt``, ``swarm-node.key``.
+On an autolocked manager the key file is an encrypted PKCS#8 PEM (swarmkit's FIPS format) under
+a password the manager keeps wrapped by the unlock key (``shoal.manager.deks``); in memory the
+key is always in clear.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from shoal.pki.subjects import (
     parse_certificates,
     peer_identity,
 )
+from shoal.pki.unlockkey import SwarmLocked
 
 __all__ = [
     "NODE_CERT_FILE",
@@ -39,6 +43,7 @@ __all__ = [
     "PeerIdentity",
     "bootstrap_ssl_context",
     "generate_key_and_csr",
+    "key_is_encrypted",
     "peer_identity",
 ]
 
@@ -130,17 +135,21 @@ class NodeIdentity:
         handshakes from now on present it; connections already made keep theirs."""
         _tls.load_chain(ctx, self.cert_pem, self.key_pem)
 
-    def save(self, directory: str | os.PathLike[str]) -> None:
+    def save(self, directory: str | os.PathLike[str], *, key_password: bytes | None = None) -> None:
         """Write the three files durably, all before any is replaced, the certificate last (the
-        key is mode 0600); see ``keypair`` for a crash between the renames."""
+        key is mode 0600, encrypted under ``key_password`` if given); see ``keypair`` for a
+        crash between the renames."""
+        key_pem = self.key_pem if key_password is None else _encrypt_key(self.key_pem, key_password)
         save_pair(Path(directory), cert=(NODE_CERT_FILE, self.cert_pem),
-                  key=(NODE_KEY_FILE, self.key_pem), others=[(ROOT_CA_FILE, self.ca_pem, 0o644)])
+                  key=(NODE_KEY_FILE, key_pem), others=[(ROOT_CA_FILE, self.ca_pem, 0o644)])
 
     @classmethod
-    def load(cls, directory: str | os.PathLike[str]) -> NodeIdentity | None:
-        """The identity saved in ``directory``, None if a file is missing; InvalidArgument if bad."""
+    def load(cls, directory: str | os.PathLike[str], *,
+             key_password: bytes | None = None) -> NodeIdentity | None:
+        """The identity saved in ``directory``, None if a file is missing; InvalidArgument if bad;
+        SwarmLocked if the key is encrypted and no ``key_password`` is given."""
         path = Path(directory)
-        finish_interrupted_save(path, cert=NODE_CERT_FILE, key=NODE_KEY_FILE)
+        finish_interrupted_save(path, cert=NODE_CERT_FILE, key=NODE_KEY_FILE, password=key_password)
         try:
             ca_pem = (path / ROOT_CA_FILE).read_text()
             cert_pem = (path / NODE_CERT_FILE).read_text()
@@ -148,9 +157,40 @@ class NodeIdentity:
         except FileNotFoundError:
             return None
         try:
+            if _ENCRYPTED in key_pem:
+                if key_password is None:
+                    raise SwarmLocked()
+                key_pem = _decrypt_key(key_pem, key_password)
             return cls(cert_pem=cert_pem, key_pem=key_pem, ca_pem=ca_pem)
         except InvalidArgument as exc:
             raise InvalidArgument(f"invalid node identity in {path}: {exc.message}") from exc
+
+
+_ENCRYPTED = "-----BEGIN ENCRYPTED PRIVATE KEY-----"
+
+
+def key_is_encrypted(directory: str | os.PathLike[str]) -> bool:
+    """Whether the node key in ``directory`` is encrypted (False when there is none)."""
+    try:
+        return _ENCRYPTED in (Path(directory) / NODE_KEY_FILE).read_text()
+    except FileNotFoundError:
+        return False
+
+
+def _encrypt_key(key_pem: str, password: bytes) -> str:
+    """PKCS#8 PEM under ``password`` (PBES2: PBKDF2-SHA256, AES-256-CBC)."""
+    key = serialization.load_pem_private_key(key_pem.encode(), password=None)
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.BestAvailableEncryption(password)).decode()
+
+
+def _decrypt_key(key_pem: str, password: bytes) -> str:
+    try:
+        key = serialization.load_pem_private_key(key_pem.encode(), password=password)
+    except (ValueError, TypeError) as exc:
+        raise InvalidArgument(f"the node key cannot be decrypted: {exc}") from exc
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption()).decode()
 
 
 def _verify_chain(chain: list[x509.Certificate], roots: list[x509.Certificate]) -> None:

@@ -33,24 +33,28 @@ def save_pair(directory: Path, *, cert: tuple[str, str], key: tuple[str, str],
                    durable=True)
 
 
-def key_matches(cert_pem: str, key_pem: str) -> bool:
-    """Whether the first certificate of ``cert_pem`` is for the private key ``key_pem``."""
+def key_matches(cert_pem: str, key_pem: str, *, password: bytes | None = None) -> bool:
+    """Whether the first certificate of ``cert_pem`` is for the private key ``key_pem``
+    (encrypted under ``password``, an autolocked manager's)."""
     try:
         cert = x509.load_pem_x509_certificate(cert_pem.encode())
-        key = serialization.load_pem_private_key(key_pem.encode(), password=None)
+        key = serialization.load_pem_private_key(key_pem.encode(), password=password)
     except (ValueError, TypeError):
         return False
     return bool(key.public_key() == cert.public_key())
 
 
-def finish_interrupted_save(directory: Path, *, cert: str, key: str) -> bool:
-    """Complete a ``save_pair`` cut short between its last two renames; True if it did."""
+def finish_interrupted_save(directory: Path, *, cert: str, key: str,
+                            password: bytes | None = None) -> bool:
+    """Complete a ``save_pair`` cut short between its last two renames; True if it did
+    (``password``: the key's, if it is encrypted)."""
     pending, cert_path, key_path = temp_path(directory / cert), directory / cert, directory / key
     try:
         new_cert, old_cert, key_pem = pending.read_text(), cert_path.read_text(), key_path.read_text()
     except FileNotFoundError:
         return False
-    if key_matches(old_cert, key_pem) or not key_matches(new_cert, key_pem):
+    if (key_matches(old_cert, key_pem, password=password)
+            or not key_matches(new_cert, key_pem, password=password)):
         return False
     os.replace(pending, cert_path)
     fsync_dir(directory)

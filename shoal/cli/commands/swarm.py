@@ -1,9 +1,11 @@
-"""``shoal swarm init|join|leave|join-token|update``: thin wrappers over the /swarm endpoints
-(the CA flags are parsed in ``swarm_ca``)."""
+"""``shoal swarm init|join|leave|join-token|update|unlock|unlock-key``: thin wrappers over the
+/swarm endpoints (the CA flags are parsed in ``swarm_ca``)."""
 
 from __future__ import annotations
 
+import getpass
 import ipaddress
+import sys
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -11,6 +13,7 @@ import click
 
 from shoal.cli import flagtypes as ft
 from shoal.cli.app import App
+from shoal.cli.client import DaemonError
 from shoal.cli.command import BIN, ShoalGroup, changed, pass_app
 from shoal.cli.commands.swarm_ca import EXTERNAL_CA, PEM_FILE, merge_ca_flags
 from shoal.cli.errors import CliError
@@ -328,13 +331,60 @@ def update(ctx: click.Context, /, **params: Any) -> None:
         _print_unlock_key(app)
 
 
+@swarm.command("unlock", use="", arity=(0, 0))
+@click.argument("args", nargs=-1)
+@pass_app
+def unlock(app: App, args: tuple[str, ...]) -> None:
+    """Unlock swarm"""
+    state = (app.client.get("/info").get("Swarm") or {}).get("LocalNodeState", "")
+    if state == "inactive":
+        raise CliError("Error: This node is not part of a swarm")
+    if state != "locked":
+        raise CliError("Error: swarm is not locked")
+    app.client.post("/swarm/unlock", {"UnlockKey": _read_key("Enter unlock key: ")})
+
+
+def _read_key(prompt: str) -> str:
+    """docker's ``readKey``: a terminal is asked without echo; otherwise one line is read."""
+    if sys.stdin.isatty():
+        return getpass.getpass(prompt)
+    return sys.stdin.readline().strip()
+
+
+@swarm.command("unlock-key", use="[OPTIONS]", arity=(0, 0))
+@click.option("--rotate", is_flag=True, help="Rotate unlock key")
+@click.option("-q", "--quiet", is_flag=True, help="Only display token")
+@click.argument("args", nargs=-1)
+@pass_app
+def unlock_key(app: App, rotate: bool, quiet: bool, args: tuple[str, ...]) -> None:
+    """Manage the unlock key"""
+    if rotate:
+        current = app.client.get("/swarm")
+        if not ((current.get("Spec") or {}).get("EncryptionConfig") or {}).get("AutoLockManagers"):
+            raise CliError("cannot rotate because autolock is not turned on")
+        _update_swarm(app, current, unlock_key=True)
+        if not quiet:
+            app.println("Successfully rotated manager unlock key.")
+    try:
+        key = (app.client.get("/swarm/unlockkey") or {}).get("UnlockKey", "")
+    except DaemonError as exc:
+        raise CliError(f"could not fetch unlock key: {exc}") from exc
+    if not key:
+        raise CliError("no unlock key is set")
+    if quiet:
+        app.println(key)
+        return
+    _print_unlock_command(app, key)
+
+
 def _update_swarm(
-    app: App, current: dict[str, Any], *, worker: bool = False, manager: bool = False
+    app: App, current: dict[str, Any], *, worker: bool = False, manager: bool = False,
+    unlock_key: bool = False,
 ) -> None:
     version = (current.get("Version") or {}).get("Index", 0)
     query = {
         "rotateManagerToken": str(manager).lower(),
-        "rotateManagerUnlockKey": "false",
+        "rotateManagerUnlockKey": str(unlock_key).lower(),
         "rotateWorkerToken": str(worker).lower(),
         "version": str(version),
     }
@@ -362,6 +412,10 @@ def _print_unlock_key(app: App) -> None:
         key = (app.client.get("/swarm/unlockkey") or {}).get("UnlockKey", "")
     except Exception as exc:
         raise CliError(f"could not fetch unlock key: {exc}") from exc
+    _print_unlock_command(app, key)
+
+
+def _print_unlock_command(app: App, key: str) -> None:
     if key:
         app.out(
             f"To unlock a swarm manager after it restarts, run the `{BIN} swarm unlock`\n"

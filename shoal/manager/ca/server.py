@@ -6,8 +6,8 @@
                     (authenticated by the caller's certificate; every node's periodic renewal,
                     and at once on promote/demote)
     POST /ca/raft   CSR -> an etcd certificate from the raft CA, and the etcd client URLs of the
-                    members to join through, and the store DEK that opens the swarm's keys
-                    (manager certificates only; its etcd user is made first, so the
+                    members to join through, the store DEK that opens the swarm's keys and
+                    the unlock key that wraps it with autolock (manager certificates only; its etcd user is made first, so the
                     certificate gets into etcd: shoal.manager.etcdusers); a manager's join,
                     and the periodic renewal of its etcd certificate
 
@@ -203,9 +203,12 @@ class CAServer:
             if self._etcd is not None:
                 members = await self._etcd.member_list()
                 endpoints = [url for m in members if not m.is_learner for url in m.client_urls]
-            dek = self._keys.dek
+            dek, unlock = self._keys.dek, self._keys.unlock_key(cluster)
+            # The unlock key too (swarmkit's GetUnlockKey): a new manager of an autolocked swarm
+            # writes the DEK wrapped from the start, never in clear.
             return web.json_response({"Certificate": cert, "RaftCA": raft_ca.cert_pem, "Endpoints": endpoints,
-                                      "StoreDEK": dek.text if dek is not None else ""})
+                                      "StoreDEK": dek.text if dek is not None else "",
+                                      "UnlockKey": unlock.text if unlock is not None else ""})
         except ShoalError as exc:
             return _error(exc)
 

@@ -1,5 +1,7 @@
 """Swarm (cluster object) update: spec changes with optimistic concurrency, join token rotation,
-and the checks of a spec's CA configuration (shared with swarm init)."""
+the autolock unlock key (made when autolock is turned on, replaced on rotation, dropped when it is
+turned off; swarmkit controlapi/cluster.go), and the checks of a spec's CA configuration (shared
+with swarm init)."""
 
 from __future__ import annotations
 
@@ -11,10 +13,12 @@ from shoal.errors import InvalidArgument, SequenceConflict, Unavailable, Unimple
 from shoal.manager.ca.external import CFSSL
 from shoal.manager.ca.rootca import RootCA
 from shoal.manager.ca.signing import matching_external_cas
+from shoal.manager.deks import ClusterKeys
 from shoal.model.objects import Cluster
 from shoal.model.specs import SECOND, CAConfig, ClusterSpec, ExternalCA
 from shoal.pki.subjects import parse_certificates
 from shoal.pki.tokens import generate_token
+from shoal.pki.unlockkey import UnlockKey
 from shoal.store.store import Store, Tx, copy
 
 __all__ = [
@@ -92,8 +96,10 @@ def apply_defaults(spec: ClusterSpec) -> ClusterSpec:
 
 
 async def update_cluster(
-    store: Store, version: int, spec: ClusterSpec, *, rotate_worker: bool, rotate_manager: bool
+    store: Store, version: int, spec: ClusterSpec, *, rotate_worker: bool, rotate_manager: bool,
+    rotate_unlock_key: bool = False, keys: ClusterKeys | None = None,
 ) -> Cluster:
+    """``keys`` seals a new unlock key; needed only when autolock is on."""
     apply_defaults(spec)
 
     def fn(tx: Tx) -> Cluster:
@@ -114,6 +120,11 @@ async def update_cluster(
                 cluster.join_tokens.worker = generate_token(digest)
             if rotate_manager:
                 cluster.join_tokens.manager = generate_token(digest)
+        if not spec.encryption_config.auto_lock_managers:
+            cluster.unlock_key = ""
+        elif not cluster.unlock_key or rotate_unlock_key:
+            sealer = keys if keys is not None else ClusterKeys(None)
+            cluster.unlock_key = sealer.seal_unlock_key(cluster, UnlockKey.generate())
         tx.update(cluster)
         return cluster
 

@@ -41,6 +41,7 @@ class FakeDaemon:
         self.secrets: list[dict[str, Any]] = []
         self.configs: list[dict[str, Any]] = []
         self.unlock_key = ""
+        self.locked = False  # an autolocked manager after a restart
         self.swarm: dict[str, Any] = {
             "ID": "clusterid0000000000000000a",
             "Version": {"Index": 1},

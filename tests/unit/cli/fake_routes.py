@@ -89,7 +89,9 @@ def _info(d: FakeDaemon) -> dict[str, Any]:
         "Error": "",
         "RemoteManagers": None,
     }
-    if me is not None:
+    if d.locked:
+        swarm["LocalNodeState"] = "locked"
+    elif me is not None:
         swarm.update(
             {
                 "NodeID": me["ID"],
@@ -152,6 +154,13 @@ def _swarm(d: FakeDaemon, method: str, rest: list[str], query: dict[str, str], b
             'This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" '
             "to connect this node to swarm and try again."
         )
+    if method == "POST" and action == "unlock":
+        if not d.locked:
+            return 409, {"message": "swarm is not locked"}
+        if body.get("UnlockKey") != d.unlock_key:
+            return 401, {"message": "swarm could not be unlocked: invalid key provided"}
+        d.locked = False
+        return 200, None
     if method == "GET" and action == "unlockkey":
         return 200, {"UnlockKey": d.unlock_key}
     if method == "POST" and action == "update":
@@ -163,6 +172,12 @@ def _swarm(d: FakeDaemon, method: str, rest: list[str], query: dict[str, str], b
             d.swarm["JoinTokens"]["Worker"] += "-rotated"
         if query.get("rotateManagerToken") == "true":
             d.swarm["JoinTokens"]["Manager"] += "-rotated"
+        if not (body.get("EncryptionConfig") or {}).get("AutoLockManagers"):
+            d.unlock_key = ""
+        elif not d.unlock_key:
+            d.unlock_key = "SWMKEY-1-secret"
+        elif query.get("rotateManagerUnlockKey") == "true":
+            d.unlock_key += "-rotated"
         return 200, None
     return 200, copy.deepcopy(d.swarm)
 

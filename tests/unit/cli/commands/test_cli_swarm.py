@@ -189,3 +189,40 @@ def test_update_replaces_the_external_cas_and_info_shows_them(shoal: Shoal, daem
     assert "SigningCACert" not in spec["CAConfig"]
     daemon.swarm["Spec"] = spec
     assert f"   Force Rotate: 0\n   External CAs:\n     cfssl: {URL}\n  Autolock" in shoal("info").out
+
+
+def test_unlock_key_rotate_and_autolock_off(shoal: Shoal, daemon: FakeDaemon) -> None:
+    shoal("swarm", "init")
+    refused = shoal("swarm", "unlock-key", "--rotate")
+    assert (refused.status, refused.err) == (1, "cannot rotate because autolock is not turned on\n")
+    assert shoal("swarm", "unlock-key").err == "no unlock key is set\n"
+    on = shoal("swarm", "update", "--autolock=true")
+    assert on.out.startswith("Swarm updated.\nTo unlock a swarm manager after it restarts")
+    assert "    SWMKEY-1-secret\n" in on.out
+    assert shoal("swarm", "unlock-key", "-q").out == "SWMKEY-1-secret\n"
+    rotated = shoal("swarm", "unlock-key", "--rotate")
+    assert rotated.out.startswith(
+        "Successfully rotated manager unlock key.\n"
+        "To unlock a swarm manager after it restarts, run the `shoal swarm unlock`\n"
+        "command and provide the following key:\n\n    SWMKEY-1-secret-rotated\n\n"
+    )
+    assert daemon.calls("POST", "/swarm/update")[-1][2]["rotateManagerUnlockKey"] == "true"
+    assert shoal("swarm", "unlock-key", "--rotate", "-q").out == "SWMKEY-1-secret-rotated-rotated\n"
+    assert shoal("swarm", "update", "--autolock=false").out == "Swarm updated.\n"
+    assert daemon.calls("POST", "/swarm/update")[-1][3]["EncryptionConfig"] == {"AutoLockManagers": False}
+
+
+def test_unlock_reads_the_key_from_stdin(shoal: Shoal, daemon: FakeDaemon) -> None:
+    not_in = shoal("swarm", "unlock")
+    assert (not_in.status, not_in.err) == (1, "Error: This node is not part of a swarm\n")
+    shoal("swarm", "init", "--autolock")
+    active = shoal("swarm", "unlock")
+    assert (active.status, active.err) == (1, "Error: swarm is not locked\n")
+    daemon.locked = True
+    wrong = shoal("swarm", "unlock", input="SWMKEY-1-wrong\n")
+    assert (wrong.status, wrong.err) == (
+        1, "Error response from daemon: swarm could not be unlocked: invalid key provided\n")
+    ok = shoal("swarm", "unlock", input="SWMKEY-1-secret\n")
+    assert (ok.status, ok.out) == (0, "")
+    assert daemon.calls("POST", "/swarm/unlock")[-1][3] == {"UnlockKey": "SWMKEY-1-secret"}
+    assert not daemon.locked
