@@ -48,6 +48,7 @@ async def update(request: web.Request) -> web.StreamResponse:
         st, version, spec,
         rotate_worker=parse_bool(request, "rotateWorkerToken"),
         rotate_manager=parse_bool(request, "rotateManagerToken"),
+        keys=engine(request).cluster_keys(),
     )
     return reply(None)
 

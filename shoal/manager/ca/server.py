@@ -11,6 +11,10 @@
                     certificate gets into etcd: shoal.manager.etcdusers); a manager's join,
                     and the periodic renewal of its etcd certificate
 
+During a root rotation the certificates come from the new root's key, followed by the new root
+cross-signed by the old one, and ``RootCA`` is both roots (``rotation.py``); ``GET /ca`` stays the
+current root, which join tokens name, until the rotation ends.
+
 Joining creates the Node object, so the node shows in ``node ls`` before its first session.
 Only the leader signs: another manager answers the signing calls with a 307 redirect to the
 leader (the client resends the same request there), or 503 while there is no leader. Every
@@ -31,6 +35,7 @@ from aiohttp import web
 from shoal.errors import InvalidArgument, PermissionDenied, ShoalError
 from shoal.manager.ca.auth import ANY_ROLE, MANAGER_ONLY, authorize, request_peer
 from shoal.manager.ca.rootca import RootCA
+from shoal.manager.ca.rotation import trust_bundle
 from shoal.manager.deks import ClusterKeys
 from shoal.manager.etcdusers import EtcdUsers
 from shoal.model.ids import new_id
@@ -99,20 +104,27 @@ class CAServer:
             raise PermissionDenied("this manager has no swarm CA")
         return cluster
 
-    def _root(self) -> RootCA:
-        return self._keys.root_ca(self._cluster())
+    def _signer(self) -> RootCA:
+        return self._keys.signer(self._cluster())
 
     def _root_cert(self) -> str:
+        """The current root: what a joining node checks against its token."""
         root_ca = self._cluster().root_ca
         assert root_ca is not None  # _cluster checked it
         return root_ca.ca_cert
+
+    def _trust(self) -> str:
+        """The roots a node trusts (both during a rotation): it gets them with its certificate."""
+        root_ca = self._cluster().root_ca
+        assert root_ca is not None  # _cluster checked it
+        return trust_bundle(root_ca)
 
     def _expiry(self) -> timedelta:
         return timedelta(microseconds=self._cluster().spec.ca_config.node_cert_expiry // 1000)
 
     def sign(self, csr: str, *, node_id: str, role: str, addr: str) -> str:
         sans = ["127.0.0.1"] + ([addr] if addr and addr != "127.0.0.1" else [])
-        return self._root().sign(csr, node_id=node_id, role=role, cluster_id=self._cluster().id,  # type: ignore[arg-type]
+        return self._signer().sign(csr, node_id=node_id, role=role, cluster_id=self._cluster().id,  # type: ignore[arg-type]
                                  expiry=self._expiry(), san_ips=sans if role == NodeRole.MANAGER else [])
 
     async def get_ca(self, request: web.Request) -> web.StreamResponse:
@@ -148,7 +160,7 @@ class CAServer:
             )
             await self._store.update(lambda tx: tx.create(node))
             log.info("node %s joined as %s from %s", node_id, role, addr)
-            return web.json_response({"NodeID": node_id, "Certificate": cert, "RootCA": self._root_cert()})
+            return web.json_response({"NodeID": node_id, "Certificate": cert, "RootCA": self._trust()})
         except ShoalError as exc:
             return _error(exc)
         except ValueError as exc:
@@ -164,14 +176,15 @@ class CAServer:
 
             def fn(tx: Tx) -> None:
                 current = tx.view.get(Node, node.id)
-                if current is not None and current.cert_role != role:
+                if current is not None and (current.cert_role != role or current.rotate_certificate):
                     updated = copy(current)
                     updated.cert_role = role
+                    updated.rotate_certificate = False  # a root rotation's request is answered
                     tx.update(updated)
 
             await self._store.update(fn, retries=5)
             log.info("node %s certificate renewed as %s", node.id, role)
-            return web.json_response({"Certificate": cert, "RootCA": self._root_cert()})
+            return web.json_response({"Certificate": cert, "RootCA": self._trust()})
         except ShoalError as exc:
             return _error(exc)
 

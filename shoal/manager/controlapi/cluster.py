@@ -1,4 +1,5 @@
-"""Swarm (cluster object) update: spec changes with optimistic concurrency, join token rotation."""
+"""Swarm (cluster object) update: spec changes with optimistic concurrency, join token rotation,
+the start of a root CA rotation."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import os
 
 from shoal.errors import InvalidArgument, SequenceConflict, Unavailable
 from shoal.manager.ca.rootca import RootCA
+from shoal.manager.ca.rotation import desired_root_ca, set_root_ca
+from shoal.manager.deks import ClusterKeys
 from shoal.model.objects import Cluster
-from shoal.model.specs import SECOND, ClusterSpec
+from shoal.model.specs import SECOND, CAConfig, ClusterSpec
 from shoal.pki.tokens import generate_token
 from shoal.store.store import Store, Tx, copy
 
@@ -85,9 +88,16 @@ def apply_defaults(spec: ClusterSpec) -> ClusterSpec:
 
 
 async def update_cluster(
-    store: Store, version: int, spec: ClusterSpec, *, rotate_worker: bool, rotate_manager: bool
+    store: Store, version: int, spec: ClusterSpec, *, rotate_worker: bool, rotate_manager: bool,
+    keys: ClusterKeys,
 ) -> Cluster:
+    """Store ``spec``. Its CAConfig may start a root rotation (``ForceRotate`` changed, or a
+    ``SigningCACert``/``SigningCAKey`` given: shoal.manager.ca.rotation), whose keys ``keys``
+    opens and seals; the signing cert and key themselves are never stored."""
     apply_defaults(spec)
+    ca_config = spec.ca_config
+    spec.ca_config = CAConfig(node_cert_expiry=ca_config.node_cert_expiry,
+                              external_cas=ca_config.external_cas, force_rotate=ca_config.force_rotate)
 
     def fn(tx: Tx) -> Cluster:
         current = tx.view.cluster()
@@ -97,6 +107,11 @@ async def update_cluster(
             raise SequenceConflict()
         cluster = copy(current)
         cluster.spec = spec
+        root_ca = desired_root_ca(current, ca_config, keys)
+        if root_ca is not current.root_ca:
+            set_root_ca(cluster, root_ca)
+            log.info("root CA updated: %s", "rotation in progress" if root_ca.root_rotation
+                     else "no rotation in progress")
         if rotate_worker or rotate_manager:
             assert cluster.root_ca is not None
             digest = RootCA.from_pem(cluster.root_ca.ca_cert).digest
