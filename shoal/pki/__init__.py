@@ -3,6 +3,7 @@ peer's identity (``subjects``), join tokens (``tokens``), a node's key, certific
 contexts (``identity``), a certificate and key replaced together on disk (``keypair``).
 Imports only model, errors and fsutil, so managers and agents both use it."""
 
+from shoal.pki._tls import ServingContext
 from shoal.pki.identity import NodeIdentity, bootstrap_ssl_context, generate_key_and_csr
 from shoal.pki.subjects import (
     CA_CN,
@@ -25,6 +26,7 @@ __all__ = [
     "ParsedToken",
     "PeerIdentity",
     "Role",
+    "ServingContext",
     "bootstrap_ssl_context",
     "digest_matches",
     "generate_key_and_csr",
