@@ -9,6 +9,8 @@ import pytest
 MODULES = [
     "shoal.manager.ca",
     "shoal.manager.ca.rootca",
+    "shoal.manager.ca.rotation",
+    "shoal.manager.ca.reconciler",
     "shoal.pki.subjects",
     "shoal.pki.tokens",
     "shoal.node",
