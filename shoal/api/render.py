@@ -161,10 +161,6 @@ def swarm_json(cluster: Cluster, *, with_tokens: bool = True) -> dict[str, Any]:
     out.pop("EncryptionKeyLamportClock", None)
     out.pop("SecretsKey", None)
     out.pop("BlacklistedCertificates", None)
-    # never stored (the key would sit in etcd in clear), so never shown (swarmkit redacts both)
-    ca_config = out.get("Spec", {}).get("CAConfig") or {}
-    ca_config.pop("SigningCACert", None)
-    ca_config.pop("SigningCAKey", None)
     if not with_tokens:
         out.pop("JoinTokens", None)
     return out

@@ -456,7 +456,7 @@ class SwarmNode:
         async with self._lock:
             state = _addresses(req.listen_addr, req.advertise_addr)
             addr = f"{state.advertise_ip}:{state.listen_port}"
-            swarm = new_swarm(req, hostname=self.hostname, advertise_ip=state.advertise_ip, manager_addr=addr)
+            swarm = await new_swarm(req, hostname=self.hostname, advertise_ip=state.advertise_ip, manager_addr=addr)
             state.managers = [ManagerAddr(node_id=swarm.node_id, addr=addr)]
             self._dir.mkdir(parents=True, exist_ok=True)
             swarm.etcd_tls.save(self._dir / "etcd-tls")

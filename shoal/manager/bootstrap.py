@@ -4,6 +4,12 @@ by ``swarm init``.
 
 The daemon asks for a ``NewSwarm`` and hands ``NewSwarm.write`` to the manager's first start;
 what a swarm starts with is decided here, once.
+
+The root CA is a new one (swarmkit's ``CreateRootCA``), or the operator's ``SigningCACert``
+(with ``SigningCAKey``, or without it when an external CA holds the key: then the first
+manager's own certificate comes from that external CA, asked without a client certificate since
+this manager has none yet). With a root key here, the first certificate is signed locally even
+when external CAs are configured, as swarmkit signs its first manager before the spec applies.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from shoal.errors import InvalidArgument
 from shoal.manager.allocator.ipam import AddressPool
 from shoal.manager.ca.etcdtls import RAFT_CA_CN, EtcdTLS, issue_etcd_tls
 from shoal.manager.ca.rootca import RootCA
+from shoal.manager.ca.signing import SIGN_WAIT, NodeSigner, matching_external_cas
 from shoal.manager.controlapi.cluster import apply_defaults
 from shoal.manager.deks import ClusterKeys, StoreDEK
 from shoal.manager.secretbox import new_key
@@ -31,7 +38,7 @@ from shoal.model.objects import (
     TLSInfo,
 )
 from shoal.model.requests import InitRequest
-from shoal.model.specs import IPAM, NetworkSpec, NodeSpec
+from shoal.model.specs import IPAM, CAConfig, NetworkSpec, NodeSpec
 from shoal.model.states import Availability, NodeRole, NodeState
 from shoal.pki.identity import NodeIdentity, generate_key_and_csr
 from shoal.pki.tokens import generate_token
@@ -64,32 +71,40 @@ class NewSwarm:
         tx.create(self.ingress)
 
 
-def new_swarm(req: InitRequest, *, hostname: str, advertise_ip: str, manager_addr: str) -> NewSwarm:
+async def new_swarm(req: InitRequest, *, hostname: str, advertise_ip: str, manager_addr: str,
+                    sign_wait: float = SIGN_WAIT) -> NewSwarm:
     """A swarm whose first manager is this node (``hostname``), reached at ``manager_addr``
-    ("IP:PORT"); raises InvalidArgument for a request Docker would refuse."""
+    ("IP:PORT"); raises InvalidArgument for a request Docker would refuse, and the external
+    CA's error when it does not sign the first certificate."""
     if req.availability and req.availability not in Availability.ALL:
         raise InvalidArgument(f"invalid availability {req.availability!r}")
     spec = apply_defaults(req.spec)
     pool = req.default_addr_pool or [DEFAULT_ADDR_POOL]
     subnet_size = req.subnet_size or DEFAULT_SUBNET_SIZE
     AddressPool(pool, subnet_size)  # a bad pool or size: InvalidArgument now, not in the allocator
-    root = RootCA.create()
+    root = _root_ca(spec.ca_config)
+    spec.ca_config.signing_ca_cert = spec.ca_config.signing_ca_key = ""  # in the RootCA state only
     raft_root = RootCA.create(common_name=RAFT_CA_CN)
-    assert root.key_pem is not None and raft_root.key_pem is not None  # just made
+    assert raft_root.key_pem is not None  # just made
     cluster_id, node_id = new_id(), new_id()
     dek = StoreDEK.generate()
     keys = ClusterKeys(dek)
     key, csr = generate_key_and_csr()
     expiry = timedelta(microseconds=spec.ca_config.node_cert_expiry // 1000)  # --cert-expiry
-    cert = root.sign(csr, node_id=node_id, role="manager", cluster_id=cluster_id, expiry=expiry,
-                     san_ips=sorted({"127.0.0.1", advertise_ip}))
+    sans = sorted({"127.0.0.1", advertise_ip})
+    if root.can_sign:
+        cert = root.sign(csr, node_id=node_id, role="manager", cluster_id=cluster_id, expiry=expiry,
+                         san_ips=sans)
+    else:  # the external CA's profile sets the lifetime
+        signer = NodeSigner(root, spec.ca_config.external_cas, cluster_id=cluster_id, identity=None)
+        cert = await signer.sign(csr, node_id=node_id, role="manager", san_ips=sans, wait=sign_wait)
     cluster = Cluster(
         id=cluster_id, spec=spec, default_addr_pool=pool, subnet_size=subnet_size,
         data_path_port=req.data_path_port or DEFAULT_DATA_PATH_PORT,
         join_tokens=JoinTokens(worker=generate_token(root.digest), manager=generate_token(root.digest)),
         tls_info=TLSInfo(*root.tls_info()),
         root_ca=RootCAState(ca_cert=root.cert_pem,
-                            ca_key=keys.seal(cluster_id, "root CA key", root.key_pem),
+                            ca_key=keys.seal(cluster_id, "root CA key", root.key_pem) if root.key_pem else "",
                             raft_ca_cert=raft_root.cert_pem,
                             raft_ca_key=keys.seal(cluster_id, "raft CA key", raft_root.key_pem)),
         secrets_key=keys.seal(cluster_id, "secrets key", new_key()),
@@ -113,3 +128,16 @@ def new_swarm(req: InitRequest, *, hostname: str, advertise_ip: str, manager_add
         etcd_tls=issue_etcd_tls(raft_root, node_id=node_id, cluster_id=cluster_id, ips=[advertise_ip],
                                 expiry=expiry),
         dek=dek, cluster=cluster, node=node, ingress=ingress)
+
+
+def _root_ca(config: CAConfig) -> RootCA:
+    """A new root, or the operator's (validated as swarmkit's validateCAConfig does)."""
+    if config.signing_ca_key and not config.signing_ca_cert:
+        raise InvalidArgument("if a signing CA key is provided, the signing CA cert must also be provided")
+    if not config.signing_ca_cert:
+        return RootCA.create()
+    root = RootCA.from_operator(config.signing_ca_cert, config.signing_ca_key or None)
+    if not root.can_sign and not matching_external_cas(root, config.external_cas):
+        raise InvalidArgument("there must be at least one valid, reachable external CA corresponding "
+                              "to the desired CA certificate")
+    return root

@@ -135,7 +135,7 @@ class ClusterKeys:
         if cluster.root_ca is None:
             raise Unavailable("this manager has no swarm CA")
         key = self.open(cluster.id, "root CA key", cluster.root_ca.ca_key)
-        return RootCA.from_pem(cluster.root_ca.ca_cert, key)
+        return RootCA.from_pem(cluster.root_ca.ca_cert, key or None)  # none: an external CA's
 
     def signer(self, cluster: Cluster) -> RootCA:
         """What signs node certificates now: the root, or during a rotation the new root's key

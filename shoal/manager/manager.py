@@ -270,7 +270,8 @@ class Manager:
         assert self.dispatcher is not None and self._backend is not None
         app = web.Application()
         CAServer(store, self.keys, swarm_port=self.settings.listen_port, leadership=elector,
-                 etcd=self._backend.client, etcd_users=self._etcd_users).add_routes(app)
+                 etcd=self._backend.client, etcd_users=self._etcd_users,
+                 identity=lambda: self.identity).add_routes(app)
         app.router.add_get("/session", self.dispatcher.session)
         app.router.add_get("/logs", self._serve_logs)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)

@@ -305,6 +305,8 @@ class RootRotation(Struct):
 class RootCAState(Struct):
     """The CA's key and certificate; never shown by the API (swarmkit keeps it in raft too).
     The keys are sealed under the managers' store DEK (shoal.manager.deks), never in clear.
+    ``CAKey`` is empty when the root's key stays with an external CA, which then signs every
+    node certificate.
 
     The raft CA signs only managers' etcd certificates: etcd cannot check a certificate's OU, so
     trusting the swarm CA would let a worker certificate into the store (raft.md, pitfall 6).

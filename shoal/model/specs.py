@@ -21,6 +21,7 @@ __all__ = [
     "Driver",
     "EncryptionConfig",
     "EndpointSpec",
+    "ExternalCA",
     "IPAMConfig",
     "Limits",
     "NetworkAttachmentConfig",
@@ -241,9 +242,22 @@ class DispatcherConfig(Struct):
     heartbeat_period: int = 0
 
 
+class ExternalCA(Struct):
+    """A certificate signer the managers send CSRs to (swarm.ExternalCA); only ``cfssl`` is
+    spoken. An empty ``CACert`` stands for the swarm's current root CA certificate."""
+
+    protocol: str = ""
+    url: str = msgspec.field(default="", name="URL")
+    options: dict[str, str] | None = None
+    ca_cert: str = msgspec.field(default="", name="CACert")
+
+
 class CAConfig(Struct):
+    """``SigningCACert``/``SigningCAKey`` are read once (swarm init) and never stored here: the
+    root lives in ``Cluster.root_ca``."""
+
     node_cert_expiry: int = 0
-    external_cas: list[dict[str, Any]] | None = msgspec.field(default=None, name="ExternalCAs")
+    external_cas: list[ExternalCA] | None = msgspec.field(default=None, name="ExternalCAs")
     signing_ca_cert: str = msgspec.field(default="", name="SigningCACert")
     signing_ca_key: str = msgspec.field(default="", name="SigningCAKey")
     force_rotate: int = 0

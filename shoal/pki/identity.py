@@ -135,6 +135,11 @@ class NodeIdentity:
         """Mutual TLS; connect with ``server_hostname="swarm-manager"``."""
         return _tls.client_ssl_context(self.cert_pem, self.key_pem, self.ca_pem)
 
+    def external_ssl_context(self, server_ca_pem: str) -> ssl.SSLContext:
+        """Mutual TLS to a server outside the swarm (an external CA): present this chain, verify
+        the server against ``server_ca_pem`` and by the host name it is reached at."""
+        return _tls.client_ssl_context(self.cert_pem, self.key_pem, server_ca_pem)
+
     def load_into(self, ctx: ssl.SSLContext) -> None:
         """Put this chain and key into ``ctx`` (a listener's server context, after a renewal):
         handshakes from now on present it; connections already made keep theirs."""

@@ -155,7 +155,9 @@ def test_up_ls_env_exec_publish_down(dev_root: Path, prefix: str) -> None:
     node1 = f"/run/netns/{prefix}-node1"
     catalog = netns.run_in(node1, lambda: httpx.get(f"{registry}/v2/_catalog",
                                                           timeout=10)).json()["repositories"]
-    assert set(catalog) == {"shoal/web", "shoal/kv", "shoal/fail", "shoal/unhealthy"}
+    assert set(catalog) == {"shoal/web", "shoal/kv", "shoal/fail", "shoal/unhealthy",  # and the
+                            "library/redis", "library/postgres",  # voting app's stand-ins
+                            *(f"dockersamples/examplevotingapp_{n}" for n in ("vote", "result", "worker"))}
     web = next(i for i in build_all() if i.name == "shoal/web")
     r = netns.run_in(node1, lambda: httpx.get(f"{registry}/v2/shoal/web/manifests/latest",
                                                     headers={"Accept": MANIFEST_TYPE}, timeout=10))

@@ -124,8 +124,8 @@ class _Follower:
 async def swarm_port(store: Store, parts: Parts, *, leader: bool = True) -> AsyncIterator[SwarmPort]:
     """The listener over ``store`` (seeded here); ``leader=False``: a follower's (sessions and
     signing calls are redirected to ``FOLLOWER_LEADS_TO``, after the caller is checked)."""
-    swarm = new_swarm(InitRequest(), hostname="manager-node", advertise_ip="127.0.0.1",
-                      manager_addr="127.0.0.1:2377")
+    swarm = await new_swarm(InitRequest(), hostname="manager-node", advertise_ip="127.0.0.1",
+                            manager_addr="127.0.0.1:2377")
     await store.update(swarm.write)
     keys = ClusterKeys(swarm.dek)
     dispatcher = Dispatcher(store, cluster_id=swarm.cluster_id, keys=keys,

@@ -1,4 +1,5 @@
-"""``shoal swarm init|join|leave|join-token|update``: thin wrappers over the /swarm endpoints."""
+"""``shoal swarm init|join|leave|join-token|update``: thin wrappers over the /swarm endpoints
+(the CA flags are parsed in ``swarm_ca``)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import click
 from shoal.cli import flagtypes as ft
 from shoal.cli.app import App
 from shoal.cli.command import BIN, ShoalGroup, changed, pass_app
+from shoal.cli.commands.swarm_ca import EXTERNAL_CA, PEM_FILE, merge_ca_flags
 from shoal.cli.errors import CliError
 
 __all__ = ["swarm"]
@@ -85,6 +87,12 @@ def _spec_flags(func: Any) -> Any:
             default="2160h",
             help="Validity period for node certificates (ns|us|ms|s|m|h)  [default: 2160h0m0s]",
         ),
+        click.option(
+            "--external-ca",
+            type=EXTERNAL_CA,
+            multiple=True,
+            help="Specifications of one or more certificate signing endpoints",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -108,6 +116,7 @@ def merge_spec(spec: dict[str, Any], ctx: click.Context) -> None:
         spec.setdefault("EncryptionConfig", {})["AutoLockManagers"] = params["autolock"]
     if changed(ctx, "cert_expiry"):
         spec.setdefault("CAConfig", {})["NodeCertExpiry"] = params["cert_expiry"]
+    merge_ca_flags(spec, ctx)
 
 
 def _availability(ctx: click.Context, value: str) -> str:
@@ -139,6 +148,19 @@ def swarm() -> None:
     default="active",
     show_default=True,
     help='Availability of the node ("active", "pause", "drain")',
+)
+@click.option(
+    "--ca-cert",
+    type=PEM_FILE,
+    default=None,
+    help="Path to the PEM-formatted root CA certificate to use for the new cluster "
+    "(with --ca-key, or with --external-ca when the external CA keeps the key)",
+)
+@click.option(
+    "--ca-key",
+    type=PEM_FILE,
+    default=None,
+    help="Path to the PEM-formatted root CA key to use for the new cluster",
 )
 @click.option(
     "--data-path-addr",

@@ -162,6 +162,7 @@ def _swarm_lines(swarm: dict[str, Any]) -> list[str]:
             "  CA Configuration:",
             f"   Expiry Duration: {human_duration((spec.get('CAConfig') or {}).get('NodeCertExpiry') or 0)}",
             f"   Force Rotate: {(spec.get('CAConfig') or {}).get('ForceRotate') or 0}",
+            *_external_cas(spec.get("CAConfig") or {}),
             f"  Autolock Managers: {'true' if (spec.get('EncryptionConfig') or {}).get('AutoLockManagers') else 'false'}",
             f"  Root Rotation In Progress: {'true' if cluster.get('RootRotationInProgress') else 'false'}",
         ]
@@ -171,6 +172,14 @@ def _swarm_lines(swarm: dict[str, Any]) -> list[str]:
         lines.append("  Manager Addresses:")
         lines += [f"   {addr}" for addr in managers]
     return lines
+
+
+def _external_cas(ca_config: dict[str, Any]) -> list[str]:
+    """docker info's lines for the swarm's external CAs (none: no lines)."""
+    cas = ca_config.get("ExternalCAs") or []
+    if not cas:
+        return []
+    return ["   External CAs:", *(f"     {ca.get('Protocol', '')}: {ca.get('URL', '')}" for ca in cas)]
 
 
 @click.command("info", cls=ShoalCommand, use="[OPTIONS]")

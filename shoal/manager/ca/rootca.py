@@ -1,10 +1,10 @@
 """The cluster root CA: creates the swarm-ca root and signs node certificates from CSRs.
 
 The root certificate and key live in the Cluster object so every manager can sign; the CA
-server (``/ca/join``, ``/ca/renew``) calls ``Signer.sign`` once it has decided the node's ID and
-role. ``RootCA`` is the local signer; an external CA would be another ``Signer``. During a root
-rotation (``rotation.py``) the signer is the new root's key with a ``chain``: the new root
-cross-signed by the old one (``cross_sign``), appended to every certificate it issues.
+server (``/ca/join``, ``/ca/renew``) signs once it has decided the node's ID and role, through
+``shoal.manager.ca.signing`` (this local key, or an external CA holding the root's key).
+During a root rotation (``rotation.py``) the local key is the new root's, with a ``chain``: the
+new root cross-signed by the old one (``cross_sign``), appended to every certificate it issues.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -33,18 +34,23 @@ from shoal.pki.subjects import (
 __all__ = [
     "BACKDATE",
     "MIN_NODE_CERT_EXPIRY",
+    "MIN_ROOT_CA_VALIDITY",
     "NODE_CERT_EXPIRY",
     "ROOT_CA_EXPIRY",
     "CAKey",
+    "CSRKey",
     "RootCA",
     "Signer",
     "backdate_for",
+    "csr_public_key",
+    "issued_by",
 ]
 
 ROOT_CA_EXPIRY = timedelta(seconds=630720000)  # 20 years, swarmkit RootCAExpiration
 NODE_CERT_EXPIRY = timedelta(days=90)  # swarmkit DefaultNodeCertExpiration (2160h)
 MIN_NODE_CERT_EXPIRY = timedelta(hours=1)  # swarmkit MinNodeCertExpiration
 BACKDATE = timedelta(hours=1)  # NotBefore in the past, against clock skew between nodes
+MIN_ROOT_CA_VALIDITY = timedelta(days=365)  # swarmkit minRootExpiration, for a given root
 
 # What a root CA's key may be (swarmkit's ensureCertKeyMatch): ECDSA (what shoal makes) or RSA
 # (a root an operator brings with ``swarm ca --rotate --ca-key``).
@@ -127,6 +133,21 @@ class RootCA:
         if not isinstance(key, (ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey)):
             raise InvalidArgument("invalid root CA key: it does not match the root CA certificate")
         return cls(cert, key)
+
+    @classmethod
+    def from_operator(cls, cert_pem: str, key_pem: str | None) -> RootCA:
+        """A root the operator gives at init (``SigningCACert``, and ``SigningCAKey`` unless an
+        external CA keeps the key), refused as swarmkit's validateCAConfig refuses it."""
+        if len(parse_certificates(cert_pem, what="root CA certificate")) != 1:
+            raise InvalidArgument("the desired CA certificate cannot contain multiple certificates")
+        root = cls.from_pem(cert_pem, key_pem)
+        cert = root.certificate
+        if cert.issuer != cert.subject or not issued_by(cert, cert):
+            raise InvalidArgument(
+                "error while validating Root CA Certificate: the certificate is not self-signed")
+        if root.not_after < datetime.now(UTC) + MIN_ROOT_CA_VALIDITY:
+            raise InvalidArgument("CA certificate expires too soon")
+        return root
 
     def with_chain(self, chain: Sequence[x509.Certificate]) -> RootCA:
         """This CA (same key), appending ``chain`` to what it signs."""
@@ -217,7 +238,7 @@ class RootCA:
         if not node_id or not cluster_id:
             raise InvalidArgument("node ID and cluster ID must not be empty")
         ou = ou_for_role(role)
-        public = _csr_public_key(csr_pem)
+        public = csr_public_key(csr_pem)
         subject = x509.Name(
             [
                 x509.NameAttribute(NameOID.COMMON_NAME, node_id),
@@ -270,10 +291,10 @@ _NODE_EXT_KEY_USAGE = x509.ExtendedKeyUsage(
     [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
 )
 
-_CSRKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey
+CSRKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey  # what a node's CSR may carry
 
 
-def _csr_public_key(csr_pem: str) -> _CSRKey:
+def csr_public_key(csr_pem: str) -> CSRKey:
     """The public key of a CSR whose signature verifies; InvalidArgument otherwise."""
     try:
         csr = x509.load_pem_x509_csr(csr_pem.encode())
@@ -287,6 +308,15 @@ def _csr_public_key(csr_pem: str) -> _CSRKey:
     if isinstance(public, rsa.RSAPublicKey) and public.key_size >= 2048:
         return public
     raise InvalidArgument("invalid CSR: key must be ECDSA or RSA of at least 2048 bits")
+
+
+def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """Whether ``issuer`` signed ``cert`` (names and signature)."""
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
 
 
 def _sans(

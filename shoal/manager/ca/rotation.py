@@ -20,14 +20,15 @@ rotates.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from shoal.errors import FailedPrecondition, InvalidArgument
-from shoal.manager.ca.rootca import RootCA
+from shoal.errors import FailedPrecondition, InvalidArgument, Unimplemented
+from shoal.manager.ca.rootca import MIN_ROOT_CA_VALIDITY, RootCA
+from shoal.manager.ca.signing import matching_external_cas
 from shoal.manager.deks import ClusterKeys
 from shoal.model.objects import Cluster, JoinTokens, RootCAState, RootRotation, TLSInfo
 from shoal.model.specs import CAConfig
@@ -35,7 +36,6 @@ from shoal.pki.subjects import issuer_fields
 from shoal.pki.tokens import generate_token
 
 __all__ = [
-    "MIN_ROOT_VALIDITY",
     "ROOT_KEY",
     "desired_issuer",
     "desired_root_ca",
@@ -44,7 +44,6 @@ __all__ = [
     "trust_bundle",
 ]
 
-MIN_ROOT_VALIDITY = timedelta(days=365)  # swarmkit minRootExpiration
 ROOT_KEY = "root CA key"  # what ClusterKeys binds the sealed key to: the root's and the next's
 _RPC = "rpc error: code = InvalidArgument desc = "  # how dockerd shows swarmkit's refusals
 
@@ -82,12 +81,12 @@ def _invalid(message: str) -> InvalidArgument:
 
 def _operator_root(cert_pem: str, key_pem: str, *, now: datetime) -> RootCA:
     """The root ``--ca-cert``/``--ca-key`` give, checked in swarmkit's order and words."""
+    if "-----BEGIN" not in cert_pem:
+        raise _invalid("no valid root CA certificates found")
     try:
         certs = x509.load_pem_x509_certificates(cert_pem.encode())
     except ValueError as exc:
         raise _invalid(f"invalid root certificates: {exc}") from exc
-    if not certs:
-        raise _invalid("no valid root CA certificates found")
     cert = certs[0]
     try:
         cert.verify_directly_issued_by(cert)
@@ -112,17 +111,33 @@ def _operator_root(cert_pem: str, key_pem: str, *, now: datetime) -> RootCA:
         raise _invalid("certificate key mismatch")
     if len(certs) != 1:
         raise _invalid("the desired CA certificate cannot contain multiple certificates")
-    if cert.not_valid_after_utc < now + MIN_ROOT_VALIDITY:
+    if cert.not_valid_after_utc < now + MIN_ROOT_CA_VALIDITY:
         raise _invalid("CA certificate expires too soon")
     return RootCA(cert, key)
+
+
+def _same_cert(pem: str, current_pem: str) -> bool:
+    try:
+        certs = x509.load_pem_x509_certificates(pem.encode())
+    except ValueError:
+        return False
+    return certs == x509.load_pem_x509_certificates(current_pem.encode())
+
+
+def _any_root(pem: str) -> RootCA:
+    """``pem`` as a verify-only root, to match external CAs against; InvalidArgument if bad."""
+    try:
+        return RootCA.from_pem(pem)
+    except InvalidArgument as exc:
+        raise _invalid(exc.message) from exc
 
 
 def _rotation(current: RootCAState, old: RootCA, new: RootCA, keys: ClusterKeys,
               cluster_id: str, force_rotate: int) -> RootCAState:
     """``current`` with a rotation to ``new``, cross-signed by the old root."""
     if not old.can_sign:
-        raise FailedPrecondition("the current root CA has no signing key: it cannot cross-sign "
-                                 "a new root")
+        raise Unimplemented("the swarm's root CA key is held by an external CA: shoal cannot have "
+                            "it cross-sign a new root")
     new_key = new.key_pem
     assert new_key is not None  # generated or checked with its key
     try:
@@ -153,7 +168,12 @@ def desired_root_ca(cluster: Cluster, config: CAConfig, keys: ClusterKeys, *,
         return _rotation(current, keys.root_ca(cluster), RootCA.create(), keys, cluster.id,
                          config.force_rotate)
     if not config.signing_ca_key:
-        # Signing with a root whose key the swarm does not hold needs an external CA.
+        # A root whose key the swarm does not hold: an external CA signs for it.
+        if _same_cert(config.signing_ca_cert, current.ca_cert):
+            return current  # the current root named again (the external CAs' CACert): no change
+        if matching_external_cas(_any_root(config.signing_ca_cert), config.external_cas):
+            raise Unimplemented("rotating to a root CA whose key only an external CA holds is not "
+                                "supported: give its key too (--ca-key)")
         raise _invalid("there must be at least one valid, reachable external CA corresponding "
                        "to the desired CA certificate")
     new = _operator_root(config.signing_ca_cert, config.signing_ca_key, now=moment)

@@ -15,8 +15,9 @@ During a root rotation the certificates come from the new root's key, followed b
 cross-signed by the old one, and ``RootCA`` is both roots (``rotation.py``); ``GET /ca`` stays the
 current root, which join tokens name, until the rotation ends.
 
-Joining creates the Node object, so the node shows in ``node ls`` before its first session.
-Only the leader signs: another manager answers the signing calls with a 307 redirect to the
+Joining creates the Node object, so the node shows in ``node ls`` before its first session;
+the certificate is signed first (``signing``: the root key, or the swarm's external CA, waited
+for ``SIGN_WAIT`` at most), so a join the signer fails writes nothing. Only the leader signs: another manager answers the signing calls with a 307 redirect to the
 leader (the client resends the same request there), or 503 while there is no leader. Every
 manager first checks the caller of ``/ca/renew`` and ``/ca/raft`` (``auth.authorize``): a
 removed node, or one not in the store, is refused (403) before any redirect, so its old
@@ -36,12 +37,14 @@ from shoal.errors import InvalidArgument, PermissionDenied, ShoalError
 from shoal.manager.ca.auth import ANY_ROLE, MANAGER_ONLY, authorize, request_peer
 from shoal.manager.ca.rootca import RootCA
 from shoal.manager.ca.rotation import trust_bundle
+from shoal.manager.ca.signing import SIGN_WAIT, NodeSigner
 from shoal.manager.deks import ClusterKeys
 from shoal.manager.etcdusers import EtcdUsers
 from shoal.model.ids import new_id
 from shoal.model.objects import Cluster, ManagerStatus, Node, NodeDescription, NodeStatus
 from shoal.model.specs import NodeSpec
 from shoal.model.states import Availability, NodeRole
+from shoal.pki.identity import NodeIdentity
 from shoal.pki.subjects import Role
 from shoal.pki.tokens import match_token
 from shoal.store.etcd import EtcdAPI
@@ -70,13 +73,16 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 class CAServer:
     def __init__(self, store: Store, keys: ClusterKeys, *, swarm_port: int = 2377,
                  leadership: Leadership | None = None, etcd: EtcdAPI | None = None,
-                 etcd_users: EtcdUsers | None = None) -> None:
+                 etcd_users: EtcdUsers | None = None, identity: Callable[[], NodeIdentity] | None = None,
+                 sign_wait: float = SIGN_WAIT) -> None:
         self._store = store
         self._keys = keys  # opens the CA keys the cluster object holds sealed
         self._swarm_port = swarm_port
         self._leadership = leadership  # None: a lone manager that always signs (tests)
         self._etcd = etcd
         self._etcd_users = etcd_users  # None: etcd without per-manager users (tests)
+        self._identity = identity  # this manager's, its client certificate at an external CA
+        self._sign_wait = sign_wait
 
     def _leader_only(self, handler: Handler, *, callers: tuple[Role, ...] | None = None) -> Handler:
         """``handler`` on the leader, a redirect elsewhere; with ``callers``, only for a node
@@ -122,10 +128,16 @@ class CAServer:
     def _expiry(self) -> timedelta:
         return timedelta(microseconds=self._cluster().spec.ca_config.node_cert_expiry // 1000)
 
-    def sign(self, csr: str, *, node_id: str, role: str, addr: str) -> str:
+    async def sign(self, csr: str, *, node_id: str, role: str, addr: str) -> str:
         sans = ["127.0.0.1"] + ([addr] if addr and addr != "127.0.0.1" else [])
-        return self._signer().sign(csr, node_id=node_id, role=role, cluster_id=self._cluster().id,  # type: ignore[arg-type]
-                                 expiry=self._expiry(), san_ips=sans if role == NodeRole.MANAGER else [])
+        cluster = self._cluster()
+        rotating = cluster.root_ca is not None and cluster.root_ca.root_rotation is not None
+        # While rotating, the new root's key signs here: external CAs sign for the old root.
+        signer = NodeSigner(self._signer(), None if rotating else cluster.spec.ca_config.external_cas,
+                            cluster_id=cluster.id, identity=self._identity() if self._identity else None,
+                            expiry=self._expiry())
+        return await signer.sign(csr, node_id=node_id, role=role,  # type: ignore[arg-type]
+                                 san_ips=sans if role == NodeRole.MANAGER else [], wait=self._sign_wait)
 
     async def get_ca(self, request: web.Request) -> web.StreamResponse:
         try:
@@ -147,7 +159,7 @@ class CAServer:
                 raise InvalidArgument(f"invalid availability {availability!r}")
             node_id = new_id()
             addr = str(body.get("AdvertiseAddr") or request.remote or "")
-            cert = self.sign(str(body.get("CSR", "")), node_id=node_id, role=role, addr=addr)
+            cert = await self.sign(str(body.get("CSR", "")), node_id=node_id, role=role, addr=addr)
             node = Node(
                 id=node_id,
                 spec=NodeSpec(role=role, availability=availability, labels={}),
@@ -172,7 +184,7 @@ class CAServer:
                              roles=ANY_ROLE)
             body = await request.json()
             role = node.actual_role()
-            cert = self.sign(str(body.get("CSR", "")), node_id=node.id, role=role, addr=node.status.addr)
+            cert = await self.sign(str(body.get("CSR", "")), node_id=node.id, role=role, addr=node.status.addr)
 
             def fn(tx: Tx) -> None:
                 current = tx.view.get(Node, node.id)

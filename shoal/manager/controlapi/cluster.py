@@ -1,17 +1,22 @@
 """Swarm (cluster object) update: spec changes with optimistic concurrency, join token rotation,
-the start of a root CA rotation."""
+the start of a root CA rotation, and the checks of a spec's CA configuration (shared with swarm
+init)."""
 
 from __future__ import annotations
 
 import logging
 import os
+from urllib.parse import urlsplit
 
 from shoal.errors import InvalidArgument, SequenceConflict, Unavailable
+from shoal.manager.ca.external import CFSSL
 from shoal.manager.ca.rootca import RootCA
 from shoal.manager.ca.rotation import desired_root_ca, set_root_ca
+from shoal.manager.ca.signing import matching_external_cas
 from shoal.manager.deks import ClusterKeys
-from shoal.model.objects import Cluster
-from shoal.model.specs import SECOND, CAConfig, ClusterSpec
+from shoal.model.objects import Cluster, RootCAState
+from shoal.model.specs import SECOND, CAConfig, ClusterSpec, ExternalCA
+from shoal.pki.subjects import parse_certificates
 from shoal.pki.tokens import generate_token
 from shoal.store.store import Store, Tx, copy
 
@@ -78,6 +83,8 @@ def apply_defaults(spec: ClusterSpec) -> ClusterSpec:
     if spec.ca_config.node_cert_expiry < minimum:
         raise InvalidArgument("rpc error: code = InvalidArgument desc = minimum certificate expiry "
                               f"time is: {_go_duration(minimum)}")
+    for external in spec.ca_config.external_cas or []:
+        _check_external_ca(external)
     raft = spec.raft
     raft.snapshot_interval = raft.snapshot_interval or 10000
     raft.keep_old_snapshots = raft.keep_old_snapshots or 0
@@ -108,6 +115,7 @@ async def update_cluster(
         cluster = copy(current)
         cluster.spec = spec
         root_ca = desired_root_ca(current, ca_config, keys)
+        _check_signer(root_ca, spec.ca_config.external_cas)
         if root_ca is not current.root_ca:
             set_root_ca(cluster, root_ca)
             log.info("root CA updated: %s", "rotation in progress" if root_ca.root_rotation
@@ -123,3 +131,30 @@ async def update_cluster(
         return cluster
 
     return await store.update(fn)
+
+
+def _check_external_ca(external: ExternalCA) -> None:
+    """Docker's refusals of an ExternalCA, and ours: https only, no options (none is read)."""
+    if external.protocol.lower() != CFSSL:
+        raise InvalidArgument(f'invalid protocol: "{external.protocol}"')  # moby's convert
+    external.protocol = CFSSL  # stored as Docker shows it
+    parts = urlsplit(external.url)
+    if parts.scheme.lower() != "https":
+        raise InvalidArgument(f'invalid external CA URL "{external.url}": invalid HTTP scheme, '
+                              "an external CA is reached over https")
+    if not parts.hostname:
+        raise InvalidArgument(f'invalid external CA URL "{external.url}": no host')
+    if external.options:
+        names = ", ".join(sorted(external.options))
+        raise InvalidArgument(f"external CA options are not supported (shoal's cfssl client reads "
+                              f"none): {names}")
+    if external.ca_cert:
+        parse_certificates(external.ca_cert, what="CA cert for external CA")
+
+
+def _check_signer(root_ca: RootCAState, external_cas: list[ExternalCA] | None) -> None:
+    """A root whose key an external CA holds keeps one external CA for it (swarmkit's
+    validateCAConfig, without its reachability dial)."""
+    if not root_ca.ca_key and not matching_external_cas(RootCA.from_pem(root_ca.ca_cert), external_cas):
+        raise InvalidArgument("there must be at least one valid, reachable external CA corresponding "
+                              "to the current CA certificate")

@@ -14,7 +14,7 @@ from shoal.store.store import Store
 
 
 async def test_the_first_transaction_holds_the_cluster_the_node_and_ingress() -> None:
-    swarm = new_swarm(InitRequest(), hostname="h1", advertise_ip="10.9.0.2", manager_addr="10.9.0.2:2377")
+    swarm = await new_swarm(InitRequest(), hostname="h1", advertise_ip="10.9.0.2", manager_addr="10.9.0.2:2377")
     cert = x509.load_pem_x509_certificate(swarm.identity.cert_pem.encode())
     assert swarm.identity.node_id == swarm.node_id and swarm.identity.role == NodeRole.MANAGER
     assert cert.subject.get_attributes_for_oid(x509.NameOID.ORGANIZATION_NAME)[0].value == swarm.cluster_id
@@ -36,6 +36,6 @@ async def test_the_first_transaction_holds_the_cluster_the_node_and_ingress() ->
 
 @pytest.mark.parametrize("req", [InitRequest(availability="sleepy"),
                                  InitRequest(default_addr_pool=["10.0.0.0/30"], subnet_size=24)])
-def test_a_refused_request_raises_before_anything_is_made(req: InitRequest) -> None:
+async def test_a_refused_request_raises_before_anything_is_made(req: InitRequest) -> None:
     with pytest.raises(InvalidArgument):
-        new_swarm(req, hostname="h1", advertise_ip="10.9.0.2", manager_addr="10.9.0.2:2377")
+        await new_swarm(req, hostname="h1", advertise_ip="10.9.0.2", manager_addr="10.9.0.2:2377")

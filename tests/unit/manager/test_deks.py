@@ -23,12 +23,12 @@ from shoal.pki import generate_key_and_csr
 from shoal.store.store import Store, Tx
 
 
-def _swarm() -> NewSwarm:
-    return new_swarm(InitRequest(), hostname="h1", advertise_ip="127.0.0.1", manager_addr="127.0.0.1:2377")
+async def _swarm() -> NewSwarm:
+    return await new_swarm(InitRequest(), hostname="h1", advertise_ip="127.0.0.1", manager_addr="127.0.0.1:2377")
 
 
-def test_swarm_init_stores_no_private_key_in_clear() -> None:
-    swarm = _swarm()
+async def test_swarm_init_stores_no_private_key_in_clear() -> None:
+    swarm = await _swarm()
     root_ca = swarm.cluster.root_ca
     assert root_ca is not None
     stored = msgspec.json.encode(swarm.cluster)
@@ -43,8 +43,8 @@ def test_swarm_init_stores_no_private_key_in_clear() -> None:
     assert len(keys.secrets_key(swarm.cluster)) == 44  # base64 of 32 bytes
 
 
-def test_without_the_dek_or_with_another_the_keys_stay_shut() -> None:
-    swarm = _swarm()
+async def test_without_the_dek_or_with_another_the_keys_stay_shut() -> None:
+    swarm = await _swarm()
     with pytest.raises(Unavailable, match="holds no store DEK"):
         ClusterKeys(None).root_ca(swarm.cluster)
     with pytest.raises(Unavailable, match="cannot be opened with this manager's store DEK"):
@@ -57,8 +57,8 @@ def test_without_the_dek_or_with_another_the_keys_stay_shut() -> None:
         ClusterKeys(swarm.dek).raft_ca(moved)
 
 
-def test_keys_in_clear_from_an_older_swarm_are_read_as_they_are() -> None:
-    swarm = _swarm()
+async def test_keys_in_clear_from_an_older_swarm_are_read_as_they_are() -> None:
+    swarm = await _swarm()
     keys = ClusterKeys(swarm.dek)
     assert swarm.cluster.root_ca is not None
     clear = Cluster(id="old", secrets_key="a2V5", root_ca=RootCAState(
@@ -80,7 +80,7 @@ def test_the_dek_file(tmp_path: Path) -> None:
 
 
 async def test_assignments_open_secrets_sealed_under_a_sealed_key(store: Store) -> None:
-    swarm = _swarm()
+    swarm = await _swarm()
     keys = ClusterKeys(swarm.dek)
     secrets_key = keys.secrets_key(swarm.cluster)
     spec = {"Image": "busybox", "Secrets": [{"SecretID": "s1", "SecretName": "s1",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from ..conftest import Shoal
@@ -129,3 +131,61 @@ def test_join_token_and_update(shoal: Shoal, daemon: FakeDaemon) -> None:
     assert spec["Dispatcher"] == {
         "HeartbeatPeriod": 5_000_000_000
     }  # untouched flags keep current values
+
+
+URL = "https://ca.example:8888/api/v1/cfssl/sign"
+PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+
+
+def test_init_with_an_external_ca_and_its_root(shoal: Shoal, daemon: FakeDaemon, tmp_path: Path) -> None:
+    root, key, other = tmp_path / "root.pem", tmp_path / "key.pem", tmp_path / "other.pem"
+    root.write_text(PEM)
+    key.write_text(PEM.replace("CERTIFICATE", "PRIVATE KEY"))
+    other.write_text(PEM.replace("MIIB", "MIIC"))
+    result = shoal("swarm", "init", "--ca-cert", str(root), "--external-ca", f"protocol=cfssl,url={URL}",
+                   "--external-ca", f"PROTOCOL=CFSSL,URL={URL}2,cacert={other},profile=node")
+    assert result.status == 0, result.err
+    assert daemon.calls("POST")[0][3]["Spec"]["CAConfig"] == {
+        "ExternalCAs": [
+            {"Protocol": "cfssl", "URL": URL, "CACert": PEM},  # --ca-cert fills it
+            {"Protocol": "cfssl", "URL": URL + "2", "CACert": other.read_text(),
+             "Options": {"profile": "node"}},
+        ],
+        "SigningCACert": PEM,
+    }
+    shoal("swarm", "leave", "--force")
+    shoal("swarm", "init", "--ca-cert", str(root), "--ca-key", str(key))
+    config = daemon.calls("POST", "/swarm/init")[-1][3]["Spec"]["CAConfig"]
+    assert config == {"SigningCACert": PEM, "SigningCAKey": key.read_text()}
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--external-ca", "protocol=acme,url=" + URL], 'invalid argument "protocol=acme,url=' + URL
+     + '" for "--external-ca" flag: unrecognized external CA protocol acme'),
+    (["--external-ca", "protocol=cfssl"], "the external-ca option needs a url= parameter"),
+    (["--external-ca", "url=" + URL], "the external-ca option needs a protocol= parameter"),
+    (["--external-ca", "protocol=cfssl,url"], "invalid field 'url' must be a key=value pair"),
+    (["--external-ca", "protocol=cfssl,url=x,cacert=/nonexistent/ca.pem"],
+     "unable to read CA cert for external CA: open /nonexistent/ca.pem: no such file or directory"),
+    (["--ca-cert", "{notpem}"], "file contents must be in PEM format"),
+    (["--external-ca", "protocol=cfssl,url=x,cacert={notpem}"], "CA cert for external CA must be in PEM format"),
+    (["--ca-cert", "{root}"], "requires that a --ca-key flag and/or --external-ca flag be provided"),
+])
+def test_init_refuses_bad_ca_flags(shoal: Shoal, daemon: FakeDaemon, tmp_path: Path,
+                                   args: list[str], message: str) -> None:
+    (tmp_path / "notpem").write_text("hello")
+    (tmp_path / "root").write_text(PEM)
+    result = shoal("swarm", "init", *[a.format(notpem=tmp_path / "notpem", root=tmp_path / "root")
+                                      for a in args])
+    assert result.status != 0 and message in result.err
+    assert not daemon.calls("POST")
+
+
+def test_update_replaces_the_external_cas_and_info_shows_them(shoal: Shoal, daemon: FakeDaemon) -> None:
+    shoal("swarm", "init")
+    assert shoal("swarm", "update", "--external-ca", f"protocol=cfssl,url={URL}").status == 0
+    spec = daemon.calls("POST", "/swarm/update")[-1][3]
+    assert spec["CAConfig"]["ExternalCAs"] == [{"Protocol": "cfssl", "URL": URL}]
+    assert "SigningCACert" not in spec["CAConfig"]
+    daemon.swarm["Spec"] = spec
+    assert f"   Force Rotate: 0\n   External CAs:\n     cfssl: {URL}\n  Autolock" in shoal("info").out

@@ -11,6 +11,8 @@ MODULES = [
     "shoal.manager.ca.rootca",
     "shoal.manager.ca.rotation",
     "shoal.manager.ca.reconciler",
+    "shoal.manager.ca.external",
+    "shoal.manager.ca.signing",
     "shoal.pki.subjects",
     "shoal.pki.tokens",
     "shoal.node",

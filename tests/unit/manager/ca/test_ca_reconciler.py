@@ -31,7 +31,7 @@ class Clock:
 
 @pytest.fixture
 async def swarm(store: Store) -> AsyncIterator[NewSwarm]:
-    made = new_swarm(InitRequest(), hostname="m1", advertise_ip="127.0.0.1", manager_addr="127.0.0.1:2377")
+    made = await new_swarm(InitRequest(), hostname="m1", advertise_ip="127.0.0.1", manager_addr="127.0.0.1:2377")
     await store.update(made.write)
     yield made
 

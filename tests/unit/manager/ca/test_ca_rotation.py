@@ -143,8 +143,9 @@ def test_a_node_from_the_old_root_cannot_trust_the_new_alone() -> None:
 # -- what swarm update stores ------------------------------------------------------------------
 
 @pytest.fixture
-def swarm() -> NewSwarm:
-    return new_swarm(InitRequest(), hostname="m1", advertise_ip="127.0.0.1", manager_addr="127.0.0.1:2377")
+async def swarm() -> NewSwarm:
+    return await new_swarm(InitRequest(), hostname="m1", advertise_ip="127.0.0.1",
+                           manager_addr="127.0.0.1:2377")
 
 
 def _root_ca(cluster: Cluster) -> RootCAState:

@@ -51,11 +51,11 @@ def test_a_bad_override_keeps_the_hour(monkeypatch: pytest.MonkeyPatch, value: s
     assert min_cert_expiry() == 3600 * SECOND
 
 
-def test_init_signs_the_first_certificates_for_the_requested_expiry(
+async def test_init_signs_the_first_certificates_for_the_requested_expiry(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(TEST_MIN_CERT_EXPIRY_ENV, "10")
-    swarm = new_swarm(InitRequest(spec=_spec(20)), hostname="h1", advertise_ip="10.9.0.2",
-                      manager_addr="10.9.0.2:2377")
+    swarm = await new_swarm(InitRequest(spec=_spec(20)), hostname="h1", advertise_ip="10.9.0.2",
+                            manager_addr="10.9.0.2:2377")
     cert = swarm.identity.certificate
     # 20 s of validity plus the short backdate (a quarter of it), for both certificates
     assert (cert.not_valid_after_utc - cert.not_valid_before_utc).total_seconds() == pytest.approx(25, abs=1)
