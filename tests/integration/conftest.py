@@ -38,9 +38,10 @@ def _etcd_pids(root: Path) -> list[str]:
 
 
 @pytest.fixture
-def swarm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Swarm]:
-    root = tmp_path_factory.mktemp("shoaltest")
-    s = Swarm(root)
+def swarm(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Swarm]:
+    """Named and addressed after the module's PREFIX and BASE_IP where it has them."""
+    prefix: str = getattr(request.module, "PREFIX", "shoaltest")
+    s = Swarm(tmp_path_factory.mktemp(prefix), prefix=prefix, base_ip=getattr(request.module, "BASE_IP", None))
     try:
         yield s
     finally:
@@ -131,6 +132,18 @@ class TwoNodes:
         return out
 
 
+def runc_manager_and_worker(swarm: Swarm) -> tuple[Daemon, Daemon]:
+    """A manager (heartbeat 1 s) and a worker of ``swarm``, both running runc containers."""
+    manager = swarm.add(executor="runc")
+    manager.docker("swarm", "init", "--advertise-addr", manager.ip, "--dispatcher-heartbeat", "1s")
+    token = manager.docker("swarm", "join-token", "-q", "worker").stdout.strip()
+    worker = swarm.add(executor="runc")
+    worker.docker("swarm", "join", "--token", token, "--advertise-addr", worker.ip, f"{manager.ip}:2377")
+    wait_for("2 nodes ready", lambda: manager.docker("node", "ls", "--format", "{{.Status}}")
+             .stdout.split().count("Ready") == 2, timeout=60)
+    return manager, worker
+
+
 @pytest.fixture(scope="module")
 def hosts_cluster(request: pytest.FixtureRequest,
                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoNodes]:
@@ -145,14 +158,7 @@ def hosts_cluster(request: pytest.FixtureRequest,
         registry = swarm.start_registry()  # the nodes' Docker Hub mirror too
         for image in [*build_all(), *voting_app_images()]:
             registry.push(image)
-        manager = swarm.add(executor="runc")
-        manager.docker("swarm", "init", "--advertise-addr", manager.ip, "--dispatcher-heartbeat", "1s")
-        token = manager.docker("swarm", "join-token", "-q", "worker").stdout.strip()
-        worker = swarm.add(executor="runc")
-        worker.docker("swarm", "join", "--token", token, "--advertise-addr", worker.ip, f"{manager.ip}:2377")
-        wait_for("2 nodes ready", lambda: manager.docker("node", "ls", "--format", "{{.Status}}")
-                 .stdout.split().count("Ready") == 2, timeout=60)
-        yield TwoNodes(manager, worker, swarm.registry_addr)
+        yield TwoNodes(*runc_manager_and_worker(swarm), swarm.registry_addr)
     finally:
         close_and_check(swarm)
     left = hosts.list_netns(prefix)

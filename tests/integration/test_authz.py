@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,21 +37,12 @@ from shoal.model.states import TaskState
 from shoal.pki.identity import NodeIdentity, generate_key_and_csr
 from shoal.store.etcd import GrpcEtcdClient
 from shoal.store.etcd.messages import prefix_end
-from tests.integration.conftest import close_and_check, init_swarm
+from tests.integration.conftest import init_swarm
 
 pytestmark = pytest.mark.integration
 
 PREFIX = "shoaltest-authz"
 BASE_IP = "127.0.78"
-
-
-@pytest.fixture
-def swarm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Swarm]:
-    s = Swarm(tmp_path_factory.mktemp(PREFIX), prefix=PREFIX, base_ip=BASE_IP)
-    try:
-        yield s
-    finally:
-        close_and_check(s)
 
 
 def _swarm_dir(d: Daemon) -> Path:

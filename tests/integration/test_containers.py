@@ -35,7 +35,7 @@ from shoal.dev.local import Daemon, Swarm
 from shoal.dev.registry import LocalRegistry, push_blob, push_manifest
 from shoal.dev.wait import wait_for
 from shoal.store.etcd.testing import free_port
-from tests.integration.conftest import TwoNodes, close_and_check
+from tests.integration.conftest import TwoNodes, close_and_check, runc_manager_and_worker
 
 pytestmark = [
     pytest.mark.integration,
@@ -56,14 +56,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoNodes]:
     try:
         for image in build_all():
             registry.push(image)
-        manager = swarm.add(executor="runc")
-        manager.docker("swarm", "init", "--advertise-addr", manager.ip, "--dispatcher-heartbeat", "1s")
-        token = manager.docker("swarm", "join-token", "-q", "worker").stdout.strip()
-        worker = swarm.add(executor="runc")
-        worker.docker("swarm", "join", "--token", token, "--advertise-addr", worker.ip, f"{manager.ip}:2377")
-        wait_for("2 nodes ready", lambda: manager.docker("node", "ls", "--format", "{{.Status}}")
-                 .stdout.split().count("Ready") == 2)
-        yield TwoNodes(manager, worker, registry.addr)
+        yield TwoNodes(*runc_manager_and_worker(swarm), registry.addr)
         _assert_nothing_left(swarm)
     finally:
         registry.stop()
