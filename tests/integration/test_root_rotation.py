@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,13 +22,12 @@ from cryptography.x509.verification import PolicyBuilder, Store
 
 from shoal.dev.local import Daemon, Swarm
 from shoal.dev.wait import wait_for
-from tests.integration.conftest import close_and_check
 from tests.integration.quorum import statuses
 
 pytestmark = pytest.mark.integration
 
 PREFIX = "shoaltest-rot"
-BASE_IP = "127.0.84"
+BASE_IP = "127.0.84"  # the conftest swarm fixture names and addresses its daemons after these
 SERVICE = "shoaltest-rot-web"
 ROTATION_TIMEOUT = 120  # seconds for `swarm ca --rotate` to converge (it takes a few)
 
@@ -45,15 +43,6 @@ basicConstraints = critical, CA:TRUE
 keyUsage = critical, keyCertSign, cRLSign
 subjectKeyIdentifier = hash
 """
-
-
-@pytest.fixture
-def swarm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Swarm]:
-    s = Swarm(tmp_path_factory.mktemp(PREFIX), base_ip=BASE_IP, prefix=PREFIX)
-    try:
-        yield s
-    finally:
-        close_and_check(s)
 
 
 def _pems(text: str) -> list[x509.Certificate]:
