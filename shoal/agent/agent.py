@@ -10,6 +10,8 @@ next attempt goes there. ``NodeRemoved`` (close code 4403) ends ``run()`` with t
 error. ``stop()`` or cancellation ends the sessions and leaves tasks running; only
 ``shutdown_all()`` (swarm leave) stops and removes them. The manager's NetworkUpdates (gossip
 keys, the node's own network attachments) are kept as ``network`` and handed to ``on_network``.
+The node's TLS info (``tls_info``) goes with each Register, and again when the daemon says it
+changed (``report_tls``: a renewed certificate, new roots).
 """
 
 from __future__ import annotations
@@ -23,11 +25,12 @@ from pathlib import Path
 import aiohttp
 
 from shoal.agent.reporter import Reporter
-from shoal.agent.session import NodeRemoved, NotLeader, Session, SessionDropped
+from shoal.agent.session import NodeRemoved, NotLeader, Session, SessionDropped, TLSReports
 from shoal.agent.worker import Worker
 from shoal.aio import Backoff
 from shoal.exec.executor import Executor
 from shoal.model.dispatch import NetworkUpdate, Register, SessionInfo
+from shoal.model.objects import TLSInfo
 
 __all__ = ["Agent"]
 
@@ -38,13 +41,16 @@ class Agent:
     def __init__(self, *, executor: Executor, state_dir: Path,
                  ssl_context: Callable[[], ssl.SSLContext], managers: list[str], addr: str,
                  on_session: Callable[[SessionInfo], Awaitable[None]] | None = None,
-                 on_network: Callable[[NetworkUpdate], None] | None = None) -> None:
+                 on_network: Callable[[NetworkUpdate], None] | None = None,
+                 tls_info: Callable[[], TLSInfo | None] = lambda: None) -> None:
         self._executor = executor
         self._state_dir = Path(state_dir)
         self._ssl_context = ssl_context
         self._addr = addr
         self._on_session = on_session
         self._on_network = on_network
+        self._tls_info = tls_info  # what the node's certificate and roots are now
+        self._tls_due = asyncio.Event()  # they changed: the session reports them
         self._managers = list(dict.fromkeys(managers))
         self._next = 0
         self._current = ""
@@ -83,6 +89,11 @@ class Agent:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
 
+    def report_tls(self) -> None:
+        """The node's certificate or roots changed: tell the manager (now, or with the next
+        session's Register)."""
+        self._tls_due.set()
+
     async def shutdown_all(self) -> None:
         """Shut down and remove every task of this node (swarm leave)."""
         await self.worker.shutdown_all()
@@ -98,12 +109,15 @@ class Agent:
                     manager = self._managers[self._next % len(self._managers)]
                     self._next += 1
                     self._current = manager
+                    self._tls_due.clear()  # the Register below carries the current TLS info
+                    description = self._executor.describe()
+                    description.tls_info = self._tls_info()
                     session = Session(
                         manager, http=http, ssl_context=self._ssl_context(),
-                        register=Register(description=self._executor.describe(),
-                                          addr=self._addr),
+                        register=Register(description=description, addr=self._addr),
                         worker=self.worker, reporter=self.reporter, on_info=self._handle_info,
-                        on_network=self._handle_network)
+                        on_network=self._handle_network,
+                        tls=TLSReports(due=self._tls_due, current=self._tls_info))
                     try:
                         await session.run()
                     except NodeRemoved:

@@ -4,7 +4,8 @@ Order (shoal.model.dispatch): connect ``wss://MANAGER/session`` (server name swa
 send Register, read SessionInfo (within REGISTER_TIMEOUT), then three loops side by side until
 one fails: the reader (SessionInfo, Assignments, HeartbeatAck, NetworkUpdate for the agent's
 ``on_network``, log subscriptions for the LogPublisher), the heartbeat (send one every
-period; no ack within the period drops the session) and the reporter (StatusUpdates). The
+period; no ack within the period drops the session), the reporter (StatusUpdates) and the
+node's TLSReports. The
 session ends only by an error: ``SessionDropped`` (reconnect elsewhere) or ``NodeRemoved``
 (close code 4403: stop the agent). Agent (agent.py) owns reconnects and backoff.
 """
@@ -15,6 +16,7 @@ import asyncio
 import logging
 import ssl
 from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import aiohttp
@@ -37,11 +39,13 @@ from shoal.model.dispatch import (
     NetworkUpdate,
     Register,
     SessionInfo,
+    TLSReport,
     decode_message,
     encode_message,
 )
+from shoal.model.objects import TLSInfo
 
-__all__ = ["SERVER_NAME", "NodeRemoved", "NotLeader", "Session", "SessionDropped"]
+__all__ = ["SERVER_NAME", "NodeRemoved", "NotLeader", "Session", "SessionDropped", "TLSReports"]
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +74,19 @@ OnInfo = Callable[[SessionInfo], Awaitable[None]]
 OnNetwork = Callable[[NetworkUpdate], None]
 
 
+@dataclass(frozen=True, slots=True)
+class TLSReports:
+    """When the node's TLS info changed (``due``, set by the agent) and what it is now."""
+
+    due: asyncio.Event
+    current: Callable[[], TLSInfo | None]
+
+
 class Session:
     def __init__(self, manager: str, *, http: aiohttp.ClientSession, ssl_context: ssl.SSLContext,
                  register: Register, worker: Worker, reporter: Reporter,
-                 on_info: OnInfo, on_network: OnNetwork | None = None) -> None:
+                 on_info: OnInfo, on_network: OnNetwork | None = None,
+                 tls: TLSReports | None = None) -> None:
         self.manager = manager
         self.established = False  # SessionInfo received
         self._http = http
@@ -83,6 +96,7 @@ class Session:
         self._reporter = reporter
         self._on_info = on_info
         self._on_network = on_network
+        self._tls = tls
         self._period = DEFAULT_PERIOD
         self._acked = asyncio.Event()
 
@@ -109,11 +123,14 @@ class Session:
             log.info("session %s with %s established", first.session_id, self.manager)
             logs = LogPublisher(self._worker.controller_of, lambda m: self._send(ws, m))
             try:
-                await _first_error(
+                jobs = [
                     (self._read(ws, logs), "agent-session-read"),
                     (self._heartbeat(ws), "agent-session-heartbeat"),
                     (self._reporter.run(lambda m: self._send(ws, m)), "agent-session-report"),
-                )
+                ]
+                if self._tls is not None:
+                    jobs.append((self._report_tls(ws, self._tls), "agent-session-tls"))
+                await _first_error(*jobs)
             finally:
                 await logs.close()
         finally:
@@ -174,6 +191,15 @@ class Session:
                 logs.cancel(msg.subscription_id)
             else:
                 log.debug("%s: ignoring %s", self.manager, type(msg).__name__)
+
+    async def _report_tls(self, ws: aiohttp.ClientWebSocketResponse, tls: TLSReports) -> None:
+        """Send the node's TLS info each time it changes (Register carried it at the start)."""
+        while True:
+            await tls.due.wait()
+            tls.due.clear()
+            info = tls.current()
+            if info is not None:
+                await self._send(ws, TLSReport(tls_info=info))
 
     async def _heartbeat(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         loop = asyncio.get_running_loop()

@@ -34,6 +34,7 @@ def node_json(node: Node) -> dict[str, Any]:
     out.pop("CertRole", None)
     out.pop("Role", None)
     out.pop("EtcdMember", None)
+    out.pop("RotateCertificate", None)
     return out
 
 

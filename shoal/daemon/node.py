@@ -1,7 +1,8 @@
 """SwarmNode: this machine's membership in a swarm (swarmkit node/node.go).
 
 It owns the swarm lifecycle the API exposes (init, join, leave), the node's identity on disk and
-its renewal (a random point between 50% and 80% of its life, and at once on a role change), the
+its renewal (a random point between 50% and 80% of its life, and at once on a role change or
+when a root CA rotation asks), the roots it trusts (sent over its session), the
 agent (every node), and the manager (manager nodes). State lives under
 ``<data-root>/swarm``: ``certificates/`` (the identity), ``state.json`` (addresses, managers),
 ``etcd/`` (the manager's etcd member), ``manager/`` (its store DEK), ``worker/`` (the agent's
@@ -63,6 +64,7 @@ LAST_MANAGER = (
 LEAVE_LOCKED = "Swarm is encrypted and locked. Please unlock it first or use `--force` to ignore this message."
 JOIN_TIMEOUT = 20.0  # seconds a join waits for the first session, as dockerd's join timeout
 AUTOLOCK_IDLE = 5.0  # seconds between looks at whether the unlock key follower's manager is still ours
+ROTATION_RENEWAL_DEADLINE = 300.0  # seconds a renewal a root rotation asked for is retried
 
 
 @dataclass(kw_only=True)
@@ -131,6 +133,7 @@ class SwarmNode:
         self._lock = asyncio.Lock()
         self._background: set[asyncio.Task[None]] = set()
         self._role_change = False  # a certificate renewal for a new role is under way
+        self._rotating = False  # a certificate renewal a root rotation asked for is under way
         self._wanted_role = ""  # the role the last SessionInfo gave this node
         self._removed = ""  # why the managers refused this node's session for good
         self._renewing = asyncio.Lock()  # one certificate renewal at a time
@@ -346,7 +349,8 @@ class SwarmNode:
         # from the next session on.
         self._agent = Agent(executor=executor, state_dir=self._dir, ssl_context=self._client_ctx,
                             managers=managers, addr=state.advertise_ip, on_session=self._on_session,
-                            on_network=self._on_network)
+                            on_network=self._on_network,
+                            tls_info=lambda: self._identity.tls_info() if self._identity else None)
         self._agent_task = asyncio.create_task(self._run_agent(self._agent), name="agent")
 
     async def _run_agent(self, agent: Agent) -> None:
@@ -380,21 +384,67 @@ class SwarmNode:
                     continue
                 if self._identity is identity:  # not left (or renewed) meanwhile
                     self._install(new)
+                    log.info("node certificate renewed: role %s, valid until %s", new.role,
+                             new.not_after.isoformat(timespec="seconds"))
                 return new
             raise Unavailable("no manager renewed the certificate: " + "; ".join(errors or ["none known"]))
 
     def _install(self, new: NodeIdentity) -> None:
-        """Save a renewed identity, then use it: the agent's next session, the swarm listener's
-        next handshakes and the manager's own calls present it at once."""
+        """Save a renewed identity (or new roots), then use it: the agent's next session, the
+        swarm listener's next handshakes and the manager's own calls present it (and trust its
+        roots) at once; the manager hears of it (the node's TLS info)."""
         old = self._identity
         self._autolock.save_identity(new)
         self._identity = new
         if self._manager is not None:
             self._manager.use_identity(new)
-        log.info("node certificate renewed: role %s, valid until %s", new.role,
-                 new.not_after.isoformat(timespec="seconds"))
+        if self._agent is not None:
+            self._agent.report_tls()
         if old is not None and new.role != old.role and not self._role_change:
             self._spawn(self._apply_role(), "role-apply")  # the swarm changed it; follow
+
+    def _follow_trust(self, roots: str) -> None:
+        """Trust the roots the swarm sends (both while its root CA rotates, then the new one);
+        a certificate that does not chain to them is replaced first, by a renewal that brings
+        both."""
+        identity = self._identity
+        if identity is None or identity.ca_pem == roots:
+            return
+        try:
+            new = identity.with_trust(roots)
+        except InvalidArgument as exc:
+            log.warning("the swarm's new root CA does not verify this node's certificate (%s); "
+                        "renewing it", exc.message)
+            self._start_rotation_renewal()
+            return
+        self._install(new)
+        log.info("trusting the swarm's root CA certificates: %d", new.ca_pem.count("BEGIN CERTIFICATE"))
+
+    def _start_rotation_renewal(self) -> None:
+        if not self._rotating:
+            self._rotating = True
+            self._spawn(self._renew_for_rotation(), "root-rotation-renewal")
+
+    async def _renew_for_rotation(self) -> None:
+        """A root rotation asks for a certificate from the new root: renew now, retrying for a
+        while (the next session's SessionInfo asks again if this gives up)."""
+        backoff = aio.Backoff(initial=0.5, cap=10.0)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + ROTATION_RENEWAL_DEADLINE
+        try:
+            while self._identity is not None:
+                try:
+                    await self._renew_identity()
+                    return
+                except ShoalError as exc:
+                    if loop.time() > deadline:
+                        log.error("root rotation: could not renew this node's certificate: %s",
+                                  exc.message)
+                        return
+                    log.info("root rotation: certificate renewal failed (%s); retrying", exc.message)
+                    await backoff.sleep()
+        finally:
+            self._rotating = False
 
     def _client_ctx(self) -> ssl.SSLContext:
         assert self._identity is not None
@@ -415,6 +465,10 @@ class SwarmNode:
         if self._network is not None:
             self._network.set_managers(state.manager_addrs)
         assert self._identity is not None
+        if info.root_ca:
+            self._follow_trust(info.root_ca)
+        if info.rotate_certificate:
+            self._start_rotation_renewal()
         if info.role:
             self._wanted_role = info.role
         if self._wanted_role and self._wanted_role != self._identity.role and not self._role_change:

@@ -1,7 +1,8 @@
 """The swarm's own keys at rest: sealed in the store under the store DEK, which only managers
 hold, on their own disks, never in etcd (swarmkit manager/deks.go, design/raft_encryption.md).
 
-The cluster object holds the root CA key, the raft CA key and the secrets key. etcd keeps
+The cluster object holds the root CA key (and during a root rotation the next root's), the raft
+CA key and the secrets key. etcd keeps
 everything it stores in clear on every manager's disk, in its snapshots and in any backup of
 them, so those three are sealed (AES-256-GCM, bound to the cluster ID and to which key it is)
 under a 32-byte key made by ``swarm init``: the store DEK. Each manager keeps it in
@@ -33,6 +34,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography import x509
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -193,10 +195,22 @@ class ClusterKeys:
         return self._dek.open(value, context=f"{cluster_id}/{what}")
 
     def root_ca(self, cluster: Cluster) -> RootCA:
+        """The swarm's root CA (during a rotation, the old one: it cross-signs the new)."""
         if cluster.root_ca is None:
             raise Unavailable("this manager has no swarm CA")
         key = self.open(cluster.id, "root CA key", cluster.root_ca.ca_key)
         return RootCA.from_pem(cluster.root_ca.ca_cert, key or None)  # none: an external CA's
+
+    def signer(self, cluster: Cluster) -> RootCA:
+        """What signs node certificates now: the root, or during a rotation the new root's key
+        with the new root cross-signed by the old one after each certificate (swarmkit
+        ``RootCAFromAPI``)."""
+        rotation = cluster.root_ca.root_rotation if cluster.root_ca is not None else None
+        if rotation is None:
+            return self.root_ca(cluster)
+        key = self.open(cluster.id, "root CA key", rotation.ca_key)
+        cross = x509.load_pem_x509_certificate(rotation.cross_signed_ca_cert.encode())
+        return RootCA.from_pem(rotation.ca_cert, key).with_chain([cross])
 
     def raft_ca(self, cluster: Cluster) -> RootCA:
         if cluster.root_ca is None:

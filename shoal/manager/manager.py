@@ -2,13 +2,13 @@
 mutual TLS), the leader election, and the leader-only parts (swarmkit manager/manager.go).
 
 Every manager serves the API from its own store; any of them writes to etcd. Only the leader
-runs the gossip key manager, orchestrators, allocator, scheduler, dispatcher, role manager and CA
+runs the gossip key manager, the root rotation reconciler, orchestrators, allocator, scheduler, dispatcher, role manager and CA
 signing: they start when this manager wins the election, after its cache has caught up with etcd
 (so their first reconciliation sees everything committed before), under the term's fence, and are
 cancelled when the term ends.
 
 Certificates: the daemon renews the node certificate and hands it over (``use_identity``: the
-swarm listener presents it from the next handshake on); the manager renews its own etcd
+swarm listener presents it, and trusts the roots it came with, from the next handshake on); the manager renews its own etcd
 certificate through ``/ca/raft`` on the same schedule (shoal.node.renewal), replaces the files
 etcd re-reads on every handshake, and gives the new pair to its etcd clients and health checks.
 
@@ -24,7 +24,6 @@ import asyncio
 import logging
 import os
 import shutil
-import ssl
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -40,6 +39,7 @@ from shoal.manager import membership
 from shoal.manager.allocator import Allocator
 from shoal.manager.ca.auth import MANAGER_ONLY, authorize, request_peer
 from shoal.manager.ca.etcdtls import EtcdTLS
+from shoal.manager.ca.reconciler import RootRotationReconciler
 from shoal.manager.ca.server import CAServer
 from shoal.manager.deks import ClusterKeys, StoreDEK
 from shoal.manager.dispatcher.dispatcher import Dispatcher
@@ -52,6 +52,7 @@ from shoal.manager.roles import RoleManager
 from shoal.manager.scheduler import Scheduler
 from shoal.node.join import raft_certificate
 from shoal.node.renewal import Renewer
+from shoal.pki import ServingContext
 from shoal.pki.identity import NodeIdentity
 from shoal.store.etcd import EtcdBackend, EtcdMember, EtcdMemberSettings
 from shoal.store.etcd.grpc_client import GrpcEtcdClient
@@ -99,8 +100,9 @@ class ManagerSettings:
 def leader_parts(store: Store, dispatcher: Dispatcher, *,
                  key_rotation_interval: float = DEFAULT_ROTATION_INTERVAL) -> list[tuple[str, Part]]:
     """The pipeline that runs only on the leader, in pipeline order (the gossip keys first:
-    the dispatcher sends them to every node)."""
-    parts: list[tuple[str, Part]] = [("keymanager", KeyManager(store, rotation_interval=key_rotation_interval))]
+    the dispatcher sends them to every node), and the root CA rotation's reconciler."""
+    parts: list[tuple[str, Part]] = [("keymanager", KeyManager(store, rotation_interval=key_rotation_interval)),
+                                     ("rootrotation", RootRotationReconciler(store))]
     parts += [(type(p).__name__, p) for p in orchestrators(store)]
     parts += [("allocator", Allocator(store)), ("scheduler", Scheduler(store)), ("dispatcher", dispatcher)]
     return parts
@@ -124,7 +126,7 @@ class Manager:
         self.log_broker = LogBroker()  # the sessions' logs, on the leader
         self._runner: web.AppRunner | None = None
         self._listener: asyncio.Server | None = None
-        self._server_ctx: ssl.SSLContext | None = None  # the listener's: a renewal reloads it
+        self._server_tls: ServingContext | None = None  # the listener's: renewals replace it
         self._etcd_clients: weakref.WeakSet[GrpcEtcdClient] = weakref.WeakSet()  # to renew
         self._tasks: list[asyncio.Task[Any]] = []
         self.ready = asyncio.Event()
@@ -168,11 +170,17 @@ class Manager:
         return client
 
     def use_identity(self, identity: NodeIdentity) -> None:
-        """A renewed node certificate: new connections to the swarm port get it (sessions and
-        calls already connected keep theirs), and so do this manager's own calls."""
-        self.identity = identity
-        if self._server_ctx is not None:
-            identity.load_into(self._server_ctx)
+        """A renewed node certificate, or new roots to trust (a root rotation): new connections
+        to the swarm port get them (sessions and calls already connected keep theirs), and so do
+        this manager's own calls."""
+        previous, self.identity = self.identity, identity
+        tls = self._server_tls
+        if tls is None:
+            return
+        if identity.ca_pem != previous.ca_pem:
+            tls.use(identity.server_ssl_context())  # a context trusts no more than its roots
+        else:
+            identity.load_into(tls.current)
 
     def _etcd_certificate(self) -> x509.Certificate | None:
         tls = EtcdTLS.load(self.etcd_tls_dir)
@@ -275,10 +283,10 @@ class Manager:
         # "TypeError: 'NoneType' object is not iterable" from the server it belonged to.
         handler = self._runner.server
         assert handler is not None  # set up above
-        self._server_ctx = self.identity.server_ssl_context()
+        self._server_tls = ServingContext(self.identity.server_ssl_context())
         self._listener = await asyncio.get_running_loop().create_server(
             handler, self.settings.listen_ip, self.settings.listen_port,
-            ssl=self._server_ctx, reuse_address=True)
+            ssl=self._server_tls.listener, reuse_address=True)
         log.info("swarm listener on %s:%d", self.settings.listen_ip, self.settings.listen_port)
 
     def logs(self) -> LogBroker | RemoteLogs:
@@ -383,7 +391,7 @@ class Manager:
             abort = getattr(self._listener, "abort_clients", None)  # Python 3.13 and later
             if abort is not None:
                 abort()
-            self._listener = self._server_ctx = None
+            self._listener = self._server_tls = None
         if self.elector is not None:
             await self.elector.close()
             self.elector = None

@@ -4,13 +4,16 @@ Transport: the agent opens ``wss://MANAGER:2377/session`` with its node certific
 server name ``swarm-manager``). Every message is one JSON text frame encoding one of the structs
 below, told apart by ``Type``. Order of a session:
 
-    agent   -> Register      (its NodeDescription)
-    manager -> SessionInfo   (session id, heartbeat period, manager list, node role)
+    agent   -> Register      (its NodeDescription, with its TLSInfo)
+    manager -> SessionInfo   (session id, heartbeat period, manager list, node role, the roots
+                              to trust, whether to renew the certificate now)
     manager -> Assignments   (Full=True first: every task for the node with state >= ASSIGNED;
                               then Full=False increments: changed tasks and removed IDs)
     agent   -> Heartbeat     every HeartbeatPeriod; manager -> HeartbeatAck (next period)
     agent   -> StatusUpdate  batched task statuses (latest per task wins)
-    manager -> SessionInfo   again whenever the manager list, period or role changes
+    manager -> SessionInfo   again whenever the manager list, period, role, roots or renewal
+                             request change
+    agent   -> TLSReport     its TLSInfo again, after a new certificate or new roots
     manager -> NetworkUpdate the gossip keys and the node's own network attachments (its ingress
                              address), at the start and whenever either changes
     manager -> LogSubscribe  read these tasks' logs (service/task logs); LogCancel ends it
@@ -32,6 +35,7 @@ from shoal.model.objects import (
     NodeDescription,
     Task,
     TaskStatus,
+    TLSInfo,
 )
 
 __all__ = [
@@ -53,6 +57,7 @@ __all__ = [
     "SecretData",
     "SessionInfo",
     "StatusUpdate",
+    "TLSReport",
     "TaskStatusUpdate",
     "decode_message",
     "encode_message",
@@ -82,6 +87,11 @@ class SessionInfo(_Msg, tag="session"):
     heartbeat_period: int  # nanoseconds
     managers: list[ManagerAddr]
     role: str  # "manager" | "worker": the role the node's certificate should carry
+    # The roots the node trusts from now on (PEM; both old and new during a root rotation,
+    # which the node also saves); "" from a manager that does not say.
+    root_ca: str = msgspec.field(default="", name="RootCA")
+    # A root rotation asks for a certificate from the new root now (swarmkit IssuanceStateRotate).
+    rotate_certificate: bool = False
 
 
 class SecretData(msgspec.Struct, rename="pascal", kw_only=True):
@@ -127,6 +137,13 @@ class NetworkUpdate(_Msg, tag="network"):
     attachments: list[NetworkAttachment] = []  # the node's own (Node.Attachments)
 
 
+class TLSReport(_Msg, tag="tls"):
+    """The node's TLS info changed (a new certificate, new roots): the manager stores it in the
+    node's description, where a root rotation looks for the new issuer."""
+
+    tls_info: TLSInfo = msgspec.field(name="TLSInfo")
+
+
 class LogSelector(msgspec.Struct, rename="pascal", kw_only=True):
     """What to read (swarmkit's LogSubscriptionOptions): times are unix nanoseconds."""
 
@@ -166,7 +183,7 @@ class LogEnd(_Msg, tag="log_end"):
 
 
 Message = (Register | SessionInfo | Assignments | Heartbeat | HeartbeatAck | StatusUpdate
-           | LogSubscribe | LogCancel | LogBatch | LogEnd | NetworkUpdate)
+           | LogSubscribe | LogCancel | LogBatch | LogEnd | NetworkUpdate | TLSReport)
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(Message)
@@ -182,4 +199,4 @@ def decode_message(data: str | bytes) -> Message:
 
 # Kept for type checkers that want the literal set of tags.
 Tag = Literal["register", "session", "assignments", "heartbeat", "heartbeat_ack", "status",
-              "log_subscribe", "log_cancel", "log_batch", "log_end", "network"]
+              "log_subscribe", "log_cancel", "log_batch", "log_end", "network", "tls"]

@@ -50,6 +50,7 @@ __all__ = [
     "NodeResources",
     "NodeStatus",
     "RootCAState",
+    "RootRotation",
     "Secret",
     "Service",
     "StoredObject",
@@ -137,6 +138,9 @@ class Node(StoredObject, kw_only=True):
     # Internal: whether the node is a member of the managers' etcd cluster (kept by the role
     # manager); a manager cut off by force-new-cluster is not, and can be demoted freely.
     etcd_member: bool = False
+    # Internal: the root rotation asks this node for a new certificate now (swarmkit's
+    # IssuanceStateRotate); the CA clears it when it signs the node's next one.
+    rotate_certificate: bool = False
     # The node's own addresses on networks (swarmkit Node.Attachments): its address on the
     # ingress network, which the routing mesh sends from.
     attachments: list[NetworkAttachment] | None = None
@@ -287,6 +291,17 @@ class JoinTokens(Struct):
     manager: str = ""
 
 
+class RootRotation(Struct):
+    """A root CA rotation in progress (swarmkit RootRotation): the new root, its key (sealed
+    like the root's), and the new root's key certified by the old root (same subject, key and
+    validity), which the CA appends to every certificate it issues meanwhile, so nodes that
+    still trust only the old root accept them."""
+
+    ca_cert: str = msgspec.field(default="", name="CACert")
+    ca_key: str = msgspec.field(default="", name="CAKey")
+    cross_signed_ca_cert: str = msgspec.field(default="", name="CrossSignedCACert")
+
+
 class RootCAState(Struct):
     """The CA's key and certificate; never shown by the API (swarmkit keeps it in raft too).
     The keys are sealed under the managers' store DEK (shoal.manager.deks), never in clear.
@@ -295,12 +310,16 @@ class RootCAState(Struct):
 
     The raft CA signs only managers' etcd certificates: etcd cannot check a certificate's OU, so
     trusting the swarm CA would let a worker certificate into the store (raft.md, pitfall 6).
+    A root rotation (shoal.manager.ca.rotation) replaces the swarm CA only.
     """
 
     ca_cert: str = msgspec.field(default="", name="CACert")
     ca_key: str = msgspec.field(default="", name="CAKey")
     raft_ca_cert: str = msgspec.field(default="", name="RaftCACert")
     raft_ca_key: str = msgspec.field(default="", name="RaftCAKey")
+    root_rotation: RootRotation | None = None
+    # The spec's CAConfig.ForceRotate that made the last rotation: a different value asks for one.
+    last_forced_rotation: int = 0
 
 
 class EncryptionKey(Struct):

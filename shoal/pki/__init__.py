@@ -4,6 +4,7 @@ contexts (``identity``), a certificate and key replaced together on disk (``keyp
 autolock unlock key (``unlockkey``).
 Imports only model, errors and fsutil, so managers and agents both use it."""
 
+from shoal.pki._tls import ServingContext
 from shoal.pki.identity import NodeIdentity, bootstrap_ssl_context, generate_key_and_csr
 from shoal.pki.subjects import (
     CA_CN,
@@ -26,6 +27,7 @@ __all__ = [
     "ParsedToken",
     "PeerIdentity",
     "Role",
+    "ServingContext",
     "bootstrap_ssl_context",
     "digest_matches",
     "generate_key_and_csr",

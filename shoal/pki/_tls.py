@@ -7,6 +7,7 @@ import ssl
 import tempfile
 
 __all__ = [
+    "ServingContext",
     "bootstrap_ssl_context",
     "ca_verifying_ssl_context",
     "client_ssl_context",
@@ -45,6 +46,34 @@ def server_ssl_context(cert_pem: str, key_pem: str, ca_pem: str) -> ssl.SSLConte
     # Token-authenticated calls (/ca, /ca/join) arrive without a client certificate.
     ctx.verify_mode = ssl.CERT_OPTIONAL
     return ctx
+
+
+class ServingContext:
+    """A listener's SSL context whose roots can be replaced while it serves.
+
+    A renewed chain goes into the context in use (``load_chain``), but roots cannot be taken
+    out of one: after a root rotation the old root must not verify clients any more. So each
+    new handshake is switched, from its SNI callback (called on every ClientHello, with or
+    without a server name), to the newest context given to ``use``; connections already made
+    keep theirs.
+    """
+
+    def __init__(self, listener: ssl.SSLContext) -> None:
+        self.listener = listener  # the one the server was created with
+        self._current = listener
+        listener.sni_callback = self._pick
+
+    @property
+    def current(self) -> ssl.SSLContext:
+        return self._current
+
+    def use(self, ctx: ssl.SSLContext) -> None:
+        self._current = ctx
+
+    def _pick(self, conn: ssl.SSLObject | ssl.SSLSocket, _name: str | None,
+              ctx: ssl.SSLContext) -> None:
+        if ctx is not self._current:
+            conn.context = self._current
 
 
 def ca_verifying_ssl_context(ca_pem: str) -> ssl.SSLContext:

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from shoal.errors import InvalidArgument
 from shoal.model.ids import NodeID
+from shoal.model.objects import TLSInfo
 from shoal.pki import _tls
 from shoal.pki._tls import bootstrap_ssl_context
 from shoal.pki.keypair import finish_interrupted_save, save_pair
@@ -30,6 +31,7 @@ from shoal.pki.subjects import (
     PeerIdentity,
     Role,
     identity_from_certificate,
+    issuer_fields,
     parse_certificates,
     peer_identity,
 )
@@ -75,6 +77,7 @@ class NodeIdentity:
     ca_pem: str
     _peer: PeerIdentity = field(init=False, repr=False, compare=False)
     _leaf: x509.Certificate = field(init=False, repr=False, compare=False)
+    _issuer: x509.Certificate = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         chain = parse_certificates(self.cert_pem, what="node certificate")
@@ -85,12 +88,13 @@ class NodeIdentity:
             raise InvalidArgument(f"invalid node key: {exc}") from exc
         if key.public_key() != chain[0].public_key():
             raise InvalidArgument("node key does not match the node certificate")
-        _verify_chain(chain, roots)
+        issuer = _verify_chain(chain, roots)
         peer = identity_from_certificate(chain[0])
         if peer is None:
             raise InvalidArgument("not a swarm node certificate (need CN, OU=swarm-*, O)")
         object.__setattr__(self, "_peer", peer)
         object.__setattr__(self, "_leaf", chain[0])
+        object.__setattr__(self, "_issuer", issuer)
 
     @property
     def node_id(self) -> NodeID:
@@ -116,6 +120,17 @@ class NodeIdentity:
     @property
     def certificate(self) -> x509.Certificate:
         return self._leaf
+
+    def tls_info(self) -> TLSInfo:
+        """What the node reports (``node inspect``'s TLS info): the roots it trusts, and the
+        subject and key of its certificate's issuer; a root rotation is done with a node once
+        that issuer is the new root."""
+        return TLSInfo(self.ca_pem, *issuer_fields(self._issuer))
+
+    def with_trust(self, ca_pem: str) -> NodeIdentity:
+        """The same certificate and key, trusting ``ca_pem`` (InvalidArgument if the certificate
+        does not chain to it)."""
+        return NodeIdentity(cert_pem=self.cert_pem, key_pem=self.key_pem, ca_pem=ca_pem)
 
     def server_ssl_context(self) -> ssl.SSLContext:
         """TLS >= 1.2 with this chain; client certs optional but verified against the root CA."""
@@ -193,12 +208,16 @@ def _decrypt_key(key_pem: str, password: bytes) -> str:
                              serialization.NoEncryption()).decode()
 
 
-def _verify_chain(chain: list[x509.Certificate], roots: list[x509.Certificate]) -> None:
-    """Each certificate is signed by the next, the last by one of the roots."""
+def _verify_chain(chain: list[x509.Certificate], roots: list[x509.Certificate]) -> x509.Certificate:
+    """The leaf's issuer, once the chain is checked: each certificate is signed by the next one
+    until one is signed by a root (what follows it, the cross-signed root a rotation left in
+    the chain, is not needed any more)."""
     for i, cert in enumerate(chain):
-        issuers = chain[i + 1 : i + 2] or roots
-        if not any(_issued_by(cert, issuer) for issuer in issuers):
+        if any(_issued_by(cert, root) for root in roots):
+            break
+        if i + 1 == len(chain) or not _issued_by(cert, chain[i + 1]):
             raise InvalidArgument("node certificate is not signed by the root CA")
+    return next(c for c in [*chain[1:2], *roots] if _issued_by(chain[0], c))
 
 
 def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:

@@ -8,12 +8,14 @@ endpoints read it back from a verified certificate with ``identity_from_certific
 
 from __future__ import annotations
 
+import base64
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
 from shoal.errors import InvalidArgument
@@ -27,6 +29,7 @@ __all__ = [
     "PeerIdentity",
     "Role",
     "identity_from_certificate",
+    "issuer_fields",
     "ou_for_role",
     "parse_certificates",
     "peer_identity",
@@ -77,6 +80,15 @@ def parse_certificates(pem: str | bytes, *, what: str = "certificate") -> list[x
     if not certs:
         raise InvalidArgument(f"invalid {what}: no certificate in PEM data")
     return certs
+
+
+def issuer_fields(ca: x509.Certificate) -> tuple[str, str]:
+    """A CA certificate as an issuer, the way the API's TLSInfo shows one: base64 of its DER
+    subject and of its DER SubjectPublicKeyInfo. Two CA certificates with the same subject and
+    key issue the same certificates (a root and its cross-signed copy)."""
+    spki = ca.public_key().public_bytes(serialization.Encoding.DER,
+                                        serialization.PublicFormat.SubjectPublicKeyInfo)
+    return base64.b64encode(ca.subject.public_bytes()).decode(), base64.b64encode(spki).decode()
 
 
 def _name_attr(name: x509.Name, oid: x509.ObjectIdentifier) -> str | None:

@@ -3,11 +3,12 @@
 The root certificate and key live in the Cluster object so every manager can sign; the CA
 server (``/ca/join``, ``/ca/renew``) signs once it has decided the node's ID and role, through
 ``shoal.manager.ca.signing`` (this local key, or an external CA holding the root's key).
+During a root rotation (``rotation.py``) the local key is the new root's, with a ``chain``: the
+new root cross-signed by the old one (``cross_sign``), appended to every certificate it issues.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import ipaddress
 from collections.abc import Sequence
@@ -21,7 +22,14 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from shoal.errors import FailedPrecondition, InvalidArgument
-from shoal.pki.subjects import CA_CN, MANAGER_OU, Role, ou_for_role, parse_certificates
+from shoal.pki.subjects import (
+    CA_CN,
+    MANAGER_OU,
+    Role,
+    issuer_fields,
+    ou_for_role,
+    parse_certificates,
+)
 
 __all__ = [
     "BACKDATE",
@@ -29,6 +37,7 @@ __all__ = [
     "MIN_ROOT_CA_VALIDITY",
     "NODE_CERT_EXPIRY",
     "ROOT_CA_EXPIRY",
+    "CAKey",
     "CSRKey",
     "RootCA",
     "Signer",
@@ -42,6 +51,10 @@ NODE_CERT_EXPIRY = timedelta(days=90)  # swarmkit DefaultNodeCertExpiration (216
 MIN_NODE_CERT_EXPIRY = timedelta(hours=1)  # swarmkit MinNodeCertExpiration
 BACKDATE = timedelta(hours=1)  # NotBefore in the past, against clock skew between nodes
 MIN_ROOT_CA_VALIDITY = timedelta(days=365)  # swarmkit minRootExpiration, for a given root
+
+# What a root CA's key may be (swarmkit's ensureCertKeyMatch): ECDSA (what shoal makes) or RSA
+# (a root an operator brings with ``swarm ca --rotate --ca-key``).
+CAKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
 
 def backdate_for(expiry: timedelta) -> timedelta:
@@ -70,11 +83,16 @@ class Signer(Protocol):
 
 
 class RootCA:
-    """A root certificate and, on managers, its private key."""
+    """A root certificate and, on managers, its private key; ``chain`` (the cross-signed root
+    during a rotation) follows every certificate it signs."""
 
-    def __init__(self, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey | None) -> None:
+    def __init__(self, cert: x509.Certificate, key: CAKey | None, *,
+                 chain: Sequence[x509.Certificate] = ()) -> None:
+        if key is not None and key.public_key() != cert.public_key():
+            raise InvalidArgument("invalid root CA key: it does not match the root CA certificate")
         self._cert = cert
         self._key = key
+        self._chain = list(chain)
         self._cert_pem = cert.public_bytes(serialization.Encoding.PEM).decode()
 
     @classmethod
@@ -104,11 +122,7 @@ class RootCA:
     def from_pem(cls, cert_pem: str, key_pem: str | None = None) -> RootCA:
         """A root CA from stored PEM; without the key it can verify but not sign."""
         cert = parse_certificates(cert_pem, what="root CA certificate")[0]
-        try:
-            constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
-        except x509.ExtensionNotFound:
-            constraints = None
-        if constraints is None or not constraints.ca:
+        if not _is_ca(cert):
             raise InvalidArgument("invalid root CA certificate: not a CA certificate")
         if key_pem is None:
             return cls(cert, None)
@@ -116,7 +130,7 @@ class RootCA:
             key = serialization.load_pem_private_key(key_pem.encode(), password=None)
         except (ValueError, TypeError) as exc:
             raise InvalidArgument(f"invalid root CA key: {exc}") from exc
-        if not isinstance(key, ec.EllipticCurvePrivateKey) or key.public_key() != cert.public_key():
+        if not isinstance(key, (ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey)):
             raise InvalidArgument("invalid root CA key: it does not match the root CA certificate")
         return cls(cert, key)
 
@@ -134,6 +148,38 @@ class RootCA:
         if root.not_after < datetime.now(UTC) + MIN_ROOT_CA_VALIDITY:
             raise InvalidArgument("CA certificate expires too soon")
         return root
+
+    def with_chain(self, chain: Sequence[x509.Certificate]) -> RootCA:
+        """This CA (same key), appending ``chain`` to what it signs."""
+        return RootCA(self._cert, self._key, chain=chain)
+
+    def cross_sign(self, other: x509.Certificate) -> x509.Certificate:
+        """``other`` (a CA certificate) certified by this CA: the same subject, key, validity and
+        constraints, issued by this root (swarmkit ``CrossSignCACertificate``). A certificate
+        signed by ``other``'s key, followed by this one, chains to this root."""
+        if self._key is None:
+            raise FailedPrecondition("this root CA has no signing key")
+        if not _is_ca(other):
+            raise InvalidArgument("certificate not a CA")
+        public = other.public_key()
+        if not isinstance(public, (ec.EllipticCurvePublicKey, rsa.RSAPublicKey)):
+            raise InvalidArgument("unsupported CA public key")
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(other.subject)
+            .issuer_name(self._cert.subject)
+            .public_key(public)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(other.not_valid_before_utc)
+            .not_valid_after(other.not_valid_after_utc)
+        )
+        for ext in other.extensions:
+            # the issuer's key ID is this root's now; the rest (CA, key usage, SKI) is kept
+            if not isinstance(ext.value, x509.AuthorityKeyIdentifier):
+                builder = builder.add_extension(ext.value, critical=ext.critical)
+        builder = builder.add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key()), critical=False)
+        return builder.sign(self._key, hashes.SHA256())
 
     @property
     def certificate(self) -> x509.Certificate:
@@ -161,11 +207,7 @@ class RootCA:
     def tls_info(self) -> tuple[str, str, str]:
         """(TrustRoot PEM, issuer subject DER, issuer public key DER) as the API's TLSInfo shows
         them (the two DER fields base64-encoded)."""
-        cert = self.certificate
-        spki = cert.public_key().public_bytes(serialization.Encoding.DER,
-                                              serialization.PublicFormat.SubjectPublicKeyInfo)
-        return (self.cert_pem, base64.b64encode(cert.subject.public_bytes()).decode(),
-                base64.b64encode(spki).decode())
+        return (self.cert_pem, *issuer_fields(self.certificate))
 
     @property
     def digest(self) -> bytes:
@@ -212,7 +254,7 @@ class RootCA:
             .public_key(public)
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - backdate_for(expiry))
-            .not_valid_after(min(now + expiry, self.not_after))
+            .not_valid_after(min([now + expiry, self.not_after, *(c.not_valid_after_utc for c in self._chain)]))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(_NODE_KEY_USAGE, critical=True)
             .add_extension(_NODE_EXT_KEY_USAGE, critical=False)
@@ -224,7 +266,14 @@ class RootCA:
             )
             .sign(self._key, hashes.SHA256())
         )
-        return cert.public_bytes(serialization.Encoding.PEM).decode()
+        return "".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in [cert, *self._chain])
+
+
+def _is_ca(cert: x509.Certificate) -> bool:
+    try:
+        return cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        return False
 
 
 def _key_usage(*allowed: str) -> x509.KeyUsage:

@@ -11,6 +11,10 @@
                     certificate gets into etcd: shoal.manager.etcdusers); a manager's join,
                     and the periodic renewal of its etcd certificate
 
+During a root rotation the certificates come from the new root's key, followed by the new root
+cross-signed by the old one, and ``RootCA`` is both roots (``rotation.py``); ``GET /ca`` stays the
+current root, which join tokens name, until the rotation ends.
+
 Joining creates the Node object, so the node shows in ``node ls`` before its first session;
 the certificate is signed first (``signing``: the root key, or the swarm's external CA, waited
 for ``SIGN_WAIT`` at most), so a join the signer fails writes nothing. Only the leader signs: another manager answers the signing calls with a 307 redirect to the
@@ -32,6 +36,7 @@ from aiohttp import web
 from shoal.errors import InvalidArgument, PermissionDenied, ShoalError
 from shoal.manager.ca.auth import ANY_ROLE, MANAGER_ONLY, authorize, request_peer
 from shoal.manager.ca.rootca import RootCA
+from shoal.manager.ca.rotation import trust_bundle
 from shoal.manager.ca.signing import SIGN_WAIT, NodeSigner
 from shoal.manager.deks import ClusterKeys
 from shoal.manager.etcdusers import EtcdUsers
@@ -105,13 +110,20 @@ class CAServer:
             raise PermissionDenied("this manager has no swarm CA")
         return cluster
 
-    def _root(self) -> RootCA:
-        return self._keys.root_ca(self._cluster())
+    def _signer(self) -> RootCA:
+        return self._keys.signer(self._cluster())
 
     def _root_cert(self) -> str:
+        """The current root: what a joining node checks against its token."""
         root_ca = self._cluster().root_ca
         assert root_ca is not None  # _cluster checked it
         return root_ca.ca_cert
+
+    def _trust(self) -> str:
+        """The roots a node trusts (both during a rotation): it gets them with its certificate."""
+        root_ca = self._cluster().root_ca
+        assert root_ca is not None  # _cluster checked it
+        return trust_bundle(root_ca)
 
     def _expiry(self) -> timedelta:
         return timedelta(microseconds=self._cluster().spec.ca_config.node_cert_expiry // 1000)
@@ -119,8 +131,11 @@ class CAServer:
     async def sign(self, csr: str, *, node_id: str, role: str, addr: str) -> str:
         sans = ["127.0.0.1"] + ([addr] if addr and addr != "127.0.0.1" else [])
         cluster = self._cluster()
-        signer = NodeSigner(self._root(), cluster.spec.ca_config.external_cas, cluster_id=cluster.id,
-                            identity=self._identity() if self._identity else None, expiry=self._expiry())
+        rotating = cluster.root_ca is not None and cluster.root_ca.root_rotation is not None
+        # While rotating, the new root's key signs here: external CAs sign for the old root.
+        signer = NodeSigner(self._signer(), None if rotating else cluster.spec.ca_config.external_cas,
+                            cluster_id=cluster.id, identity=self._identity() if self._identity else None,
+                            expiry=self._expiry())
         return await signer.sign(csr, node_id=node_id, role=role,  # type: ignore[arg-type]
                                  san_ips=sans if role == NodeRole.MANAGER else [], wait=self._sign_wait)
 
@@ -157,7 +172,7 @@ class CAServer:
             )
             await self._store.update(lambda tx: tx.create(node))
             log.info("node %s joined as %s from %s", node_id, role, addr)
-            return web.json_response({"NodeID": node_id, "Certificate": cert, "RootCA": self._root_cert()})
+            return web.json_response({"NodeID": node_id, "Certificate": cert, "RootCA": self._trust()})
         except ShoalError as exc:
             return _error(exc)
         except ValueError as exc:
@@ -173,14 +188,15 @@ class CAServer:
 
             def fn(tx: Tx) -> None:
                 current = tx.view.get(Node, node.id)
-                if current is not None and current.cert_role != role:
+                if current is not None and (current.cert_role != role or current.rotate_certificate):
                     updated = copy(current)
                     updated.cert_role = role
+                    updated.rotate_certificate = False  # a root rotation's request is answered
                     tx.update(updated)
 
             await self._store.update(fn, retries=5)
             log.info("node %s certificate renewed as %s", node.id, role)
-            return web.json_response({"Certificate": cert, "RootCA": self._root_cert()})
+            return web.json_response({"Certificate": cert, "RootCA": self._trust()})
         except ShoalError as exc:
             return _error(exc)
 

@@ -1,7 +1,7 @@
 """Swarm (cluster object) update: spec changes with optimistic concurrency, join token rotation,
 the autolock unlock key (made when autolock is turned on, replaced on rotation, dropped when it is
-turned off; swarmkit controlapi/cluster.go), and the checks of a spec's CA configuration (shared
-with swarm init)."""
+turned off; swarmkit controlapi/cluster.go), the start of a root CA rotation, and the checks of a
+spec's CA configuration (shared with swarm init)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ import logging
 import os
 from urllib.parse import urlsplit
 
-from shoal.errors import InvalidArgument, SequenceConflict, Unavailable, Unimplemented
+from shoal.errors import InvalidArgument, SequenceConflict, Unavailable
 from shoal.manager.ca.external import CFSSL
 from shoal.manager.ca.rootca import RootCA
+from shoal.manager.ca.rotation import desired_root_ca, set_root_ca
 from shoal.manager.ca.signing import matching_external_cas
 from shoal.manager.deks import ClusterKeys
-from shoal.model.objects import Cluster
+from shoal.model.objects import Cluster, RootCAState
 from shoal.model.specs import SECOND, CAConfig, ClusterSpec, ExternalCA
 from shoal.pki.subjects import parse_certificates
 from shoal.pki.tokens import generate_token
@@ -97,10 +98,16 @@ def apply_defaults(spec: ClusterSpec) -> ClusterSpec:
 
 async def update_cluster(
     store: Store, version: int, spec: ClusterSpec, *, rotate_worker: bool, rotate_manager: bool,
-    rotate_unlock_key: bool = False, keys: ClusterKeys | None = None,
+    keys: ClusterKeys, rotate_unlock_key: bool = False,
 ) -> Cluster:
-    """``keys`` seals a new unlock key; needed only when autolock is on."""
+    """Store ``spec``. Its CAConfig may start a root rotation (``ForceRotate`` changed, or a
+    ``SigningCACert``/``SigningCAKey`` given: shoal.manager.ca.rotation), whose keys ``keys``
+    opens and seals (as it seals a new unlock key when autolock is on); the signing cert and key
+    themselves are never stored."""
     apply_defaults(spec)
+    ca_config = spec.ca_config
+    spec.ca_config = CAConfig(node_cert_expiry=ca_config.node_cert_expiry,
+                              external_cas=ca_config.external_cas, force_rotate=ca_config.force_rotate)
 
     def fn(tx: Tx) -> Cluster:
         current = tx.view.cluster()
@@ -109,10 +116,13 @@ async def update_cluster(
         if current.version.index != version:
             raise SequenceConflict()
         cluster = copy(current)
-        assert cluster.root_ca is not None
-        _check_ca_update(spec.ca_config, RootCA.from_pem(cluster.root_ca.ca_cert),
-                         has_key=bool(cluster.root_ca.ca_key))
         cluster.spec = spec
+        root_ca = desired_root_ca(current, ca_config, keys)
+        _check_signer(root_ca, spec.ca_config.external_cas)
+        if root_ca is not current.root_ca:
+            set_root_ca(cluster, root_ca)
+            log.info("root CA updated: %s", "rotation in progress" if root_ca.root_rotation
+                     else "no rotation in progress")
         if rotate_worker or rotate_manager:
             assert cluster.root_ca is not None
             digest = RootCA.from_pem(cluster.root_ca.ca_cert).digest
@@ -150,24 +160,9 @@ def _check_external_ca(external: ExternalCA) -> None:
         parse_certificates(external.ca_cert, what="CA cert for external CA")
 
 
-def _check_ca_update(config: CAConfig, root: RootCA, *, has_key: bool) -> None:
-    """What an update may change of the CA: the external CAs, not the root (no rotation here);
-    a root whose key an external CA holds keeps one external CA for it (swarmkit's
+def _check_signer(root_ca: RootCAState, external_cas: list[ExternalCA] | None) -> None:
+    """A root whose key an external CA holds keeps one external CA for it (swarmkit's
     validateCAConfig, without its reachability dial)."""
-    if config.signing_ca_key and not config.signing_ca_cert:
-        raise InvalidArgument("if a signing CA key is provided, the signing CA cert must also be provided")
-    if config.signing_ca_key or (config.signing_ca_cert and not _same_certs(config.signing_ca_cert, root)):
-        raise Unimplemented("shoal does not rotate the swarm's root CA (docker swarm ca --rotate): "
-                            "the root CA is chosen at swarm init")
-    config.signing_ca_cert = ""  # the current root, kept in the cluster's RootCA
-    if not has_key and not matching_external_cas(root, config.external_cas):
+    if not root_ca.ca_key and not matching_external_cas(RootCA.from_pem(root_ca.ca_cert), external_cas):
         raise InvalidArgument("there must be at least one valid, reachable external CA corresponding "
                               "to the current CA certificate")
-
-
-def _same_certs(pem: str, root: RootCA) -> bool:
-    try:
-        certs = parse_certificates(pem, what="signing CA certificate")
-    except InvalidArgument:
-        return False
-    return len(certs) == 1 and certs[0] == root.certificate

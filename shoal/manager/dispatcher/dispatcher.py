@@ -1,7 +1,9 @@
 """The dispatcher: agent sessions, heartbeats, assignment pushes, batched status writes.
 
 Runs on the leader. Each agent holds one websocket session (protocol: shoal.model.dispatch).
-Each session also gets a NetworkUpdate (the cluster's gossip keys and the node's own network
+SessionInfo carries the roots the node trusts (both during a root rotation) and, when a root
+rotation asks for it, a request to renew the node's certificate now; the node's TLSReport (its
+certificate's issuer) goes into its description. Each session also gets a NetworkUpdate (the cluster's gossip keys and the node's own network
 attachments) right after its SessionInfo, and again whenever either changes.
 A node that misses 3 heartbeats is marked DOWN; the orchestrators replace its tasks. Task status
 reports are collected in a dict (latest wins) and written every 100 ms in one batch, never
@@ -27,6 +29,7 @@ from aiohttp import WSMsgType, web
 
 from shoal.errors import PermissionDenied, ShoalError
 from shoal.manager.ca.auth import authorize, request_peer, was_removed
+from shoal.manager.ca.rotation import trust_bundle
 from shoal.manager.deks import ClusterKeys
 from shoal.manager.dispatcher.dependencies import SentData
 from shoal.manager.logbroker import LogBroker
@@ -45,6 +48,7 @@ from shoal.model.dispatch import (
     SessionInfo,
     StatusUpdate,
     TaskStatusUpdate,
+    TLSReport,
     decode_message,
     encode_message,
 )
@@ -157,6 +161,7 @@ class Dispatcher:
                     self._maybe_network(change)
                 elif change.kind == "clusters":
                     self._maybe_network(change)
+                    self._maybe_trust(change)
                     cluster = change.new
                     for node_id in list(self._sessions):
                         if isinstance(cluster, Cluster) and was_removed(cluster, node_id):
@@ -196,7 +201,8 @@ class Dispatcher:
         old, new = change.old, change.new
         assert isinstance(old, Node) and isinstance(new, Node)
         session = self._sessions.get(new.id)
-        if session is not None and old.actual_role() != new.actual_role():
+        if session is not None and (old.actual_role() != new.actual_role()
+                                    or old.rotate_certificate != new.rotate_certificate):
             session.info = new  # sent by the session's pusher, in order with its assignments
             session.wake.set()
         managers = {(m.node_id, m.addr) for m in self.managers()}
@@ -208,6 +214,24 @@ class Dispatcher:
                 if node is not None and other.info is None:
                     other.info = node
                     other.wake.set()
+
+    def _maybe_trust(self, change: Change) -> None:
+        """Every node gets a SessionInfo with the roots to trust when they change (a root
+        rotation starts, ends or is abandoned)."""
+        old, new = change.old, change.new
+        if not isinstance(old, Cluster) or not isinstance(new, Cluster):
+            return
+        if self._trust(old) == self._trust(new):
+            return
+        for node_id, session in self._sessions.items():
+            node = self._store.view().get(Node, node_id)
+            if node is not None:
+                session.info = node
+                session.wake.set()
+
+    @staticmethod
+    def _trust(cluster: Cluster | None) -> str:
+        return trust_bundle(cluster.root_ca) if cluster is not None and cluster.root_ca is not None else ""
 
     def _maybe_network(self, change: Change) -> None:
         """A NetworkUpdate is due to every node when the keys change, to one node when its
@@ -249,7 +273,8 @@ class Dispatcher:
     async def _send_session_info(self, session: _Session, node: Node) -> None:
         info = SessionInfo(session_id=new_id(), node_id=node.id,
                            heartbeat_period=int(self.period() * 1e9), managers=self.managers(),
-                           role=node.actual_role())
+                           role=node.actual_role(), root_ca=self._trust(self._store.view().cluster()),
+                           rotate_certificate=node.rotate_certificate)
         await session.ws.send_str(encode_message(info))
 
     async def _expiry_loop(self) -> None:
@@ -393,6 +418,8 @@ class Dispatcher:
                 self._take_statuses(session, message.updates)
             elif isinstance(message, (LogBatch, LogEnd)):
                 self._logs.deliver(session.node_id, message)
+            elif isinstance(message, TLSReport):
+                await self._update_tls_info(session.node_id, message)
             elif isinstance(message, Register):
                 node = await self._register(session.node_id, message, remote)
                 await self._send_session_info(session, node)
@@ -410,9 +437,6 @@ class Dispatcher:
                 raise PermissionDenied(f"node {node_id} was removed from the swarm")
             node = copy(current)
             node.description = reg.description
-            cluster = tx.view.cluster()
-            if cluster is not None and node.description.tls_info is None:
-                node.description.tls_info = cluster.tls_info
             addr = reg.addr or remote
             node.status = NodeStatus(state=NodeState.READY, addr=addr)
             ms = node.manager_status
@@ -424,6 +448,20 @@ class Dispatcher:
         node = await self._store.update(fn, retries=5, fence=self._fence)
         log.info("node %s (%s) registered from %s", node_id, reg.description.hostname, reg.addr or remote)
         return node
+
+    async def _update_tls_info(self, node_id: str, report: TLSReport) -> None:
+        """What the node says of its certificate and roots, in its description (a root rotation
+        is done with a node once its issuer is the new root)."""
+        def fn(tx: Tx) -> None:
+            current = tx.view.get(Node, node_id)
+            if current is None or current.description.tls_info == report.tls_info:
+                return
+            node = copy(current)
+            node.description.tls_info = report.tls_info
+            tx.update(node)
+
+        await self._store.update(fn, retries=5, fence=self._fence)
+        log.info("node %s: TLS info updated", node_id)
 
     async def _push(self, session: _Session) -> None:
         while True:

@@ -33,10 +33,11 @@ from shoal.model.dispatch import (
     SecretData,
     SessionInfo,
     StatusUpdate,
+    TLSReport,
     decode_message,
     encode_message,
 )
-from shoal.model.objects import Task, TaskStatus
+from shoal.model.objects import Task, TaskStatus, TLSInfo
 from shoal.model.specs import TaskSpec
 from shoal.model.states import TaskState
 
@@ -109,6 +110,7 @@ class FakeDispatcher:
         self.ws: web.WebSocketResponse | None = None
         self.addr = ""
         self.ack = True
+        self.tls_reports: list[TLSInfo] = []
 
     async def handler(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
@@ -142,6 +144,8 @@ class FakeDispatcher:
             for u in msg.updates:
                 self.statuses[u.task_id] = u.status
                 self.history.setdefault(u.task_id, []).append(u.status.state)
+        elif isinstance(msg, TLSReport):
+            self.tls_reports.append(msg.tls_info)
 
     async def send(self, msg: Any) -> None:
         assert self.ws is not None, "no session"
@@ -318,3 +322,27 @@ async def test_secret_data_held_until_the_last_task_goes(
     assert deps.ids() == ({"s1"}, set())  # 'sb' still references it
     await dispatcher.send(Assignments(full=False, tasks=[], removed=["sb"]))
     await wait_for_async("secret forgotten", lambda: len(deps) == 0)
+
+
+async def test_the_nodes_tls_info_goes_with_register_and_each_change(
+        tmp_path: Path, dispatcher: FakeDispatcher,
+        tls: tuple[Any, Callable[[], ssl.SSLContext]]) -> None:
+    current = [TLSInfo(trust_root="root one", cert_issuer_subject="c3ViamVjdA==")]
+    agent = Agent(executor=SimExecutor(hostname="node-1", state_dir=tmp_path), state_dir=tmp_path,
+                  ssl_context=tls[1], managers=[dispatcher.addr], addr="10.0.0.5",
+                  tls_info=lambda: current[0])
+    job = asyncio.create_task(agent.run(), name="test-agent")
+    try:
+        await wait_for_async("a session", lambda: agent.connected.is_set())
+        assert dispatcher.registers[0].description.tls_info == current[0]
+        current[0] = TLSInfo(trust_root="root one, root two", cert_issuer_subject="c3ViamVjdA==")
+        agent.report_tls()  # the daemon renewed its certificate, or got new roots
+        await wait_for_async("the new TLS info reported", lambda: dispatcher.tls_reports == [current[0]])
+        assert dispatcher.ws is not None
+        await dispatcher.ws.close()  # the next session's Register carries it
+        await wait_for_async("a second Register", lambda: len(dispatcher.registers) == 2)
+        assert dispatcher.registers[1].description.tls_info == current[0]
+        assert dispatcher.tls_reports == [current[0]]  # and no report again
+    finally:
+        await agent.stop()
+        await asyncio.wait_for(job, 5)

@@ -9,6 +9,8 @@ import pytest
 MODULES = [
     "shoal.manager.ca",
     "shoal.manager.ca.rootca",
+    "shoal.manager.ca.rotation",
+    "shoal.manager.ca.reconciler",
     "shoal.manager.ca.external",
     "shoal.manager.ca.signing",
     "shoal.pki.subjects",

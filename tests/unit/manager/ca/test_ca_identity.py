@@ -18,7 +18,13 @@ from shoal.errors import InvalidArgument
 from shoal.fsutil import temp_path
 from shoal.manager.ca import RootCA
 from shoal.manager.ca.etcdtls import RAFT_CA_CN, EtcdTLS, issue_etcd_tls
-from shoal.pki import NodeIdentity, bootstrap_ssl_context, generate_key_and_csr, peer_identity
+from shoal.pki import (
+    NodeIdentity,
+    ServingContext,
+    bootstrap_ssl_context,
+    generate_key_and_csr,
+    peer_identity,
+)
 
 CLUSTER_ID = "cluster0000000000000000001"  # as conftest.py
 MakeIdentity = Callable[..., NodeIdentity]
@@ -129,6 +135,48 @@ async def test_a_listener_context_takes_a_renewed_certificate(make_identity: Mak
     finally:
         server.close()
         await server.wait_closed()
+
+
+async def test_a_listener_switched_to_new_roots_refuses_the_old_ones(
+        root: RootCA, make_identity: MakeIdentity) -> None:
+    """After a root rotation the swarm port must not take a certificate from the old root."""
+    new_root = RootCA.create()
+    server = make_identity("manager", ca=new_root, san_ips=["127.0.0.1"])
+    old_client = make_identity("worker")  # from the old root, trusting both roots
+    old_client = old_client.with_trust(root.cert_pem + new_root.cert_pem)
+    new_client = make_identity("worker", ca=new_root)
+    serving = ServingContext(server.with_trust(root.cert_pem + new_root.cert_pem).server_ssl_context())
+    seen: list[str] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = peer_identity(writer.get_extra_info("ssl_object"))
+        seen.append(peer.node_id if peer else "")
+        writer.close()
+
+    listener = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=serving.listener)
+    port = listener.sockets[0].getsockname()[1]
+
+    async def call(client: NodeIdentity) -> bool:
+        """Whether the server took the client's certificate."""
+        before = len(seen)
+        try:
+            reader, writer = await asyncio.open_connection(
+                "127.0.0.1", port, ssl=client.client_ssl_context(), server_hostname="swarm-manager")
+            await reader.read()  # TLS 1.3: a refused client certificate shows after the handshake
+            writer.close()
+            await writer.wait_closed()
+        except (ssl.SSLError, ConnectionError):
+            return False
+        return len(seen) > before and seen[-1] == client.node_id
+
+    try:
+        assert await call(old_client) and await call(new_client)
+        serving.use(server.with_trust(new_root.cert_pem).server_ssl_context())
+        assert not await call(old_client)
+        assert await call(new_client)
+    finally:
+        listener.close()
+        await listener.wait_closed()
 
 
 def test_ssl_contexts(make_identity: MakeIdentity) -> None:

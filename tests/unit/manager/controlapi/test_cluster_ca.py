@@ -1,5 +1,6 @@
 """swarm update and the CA configuration: external CAs checked and stored as Docker shows them;
-the root CA is not rotated; a root whose key an external CA holds keeps one for it."""
+a new root needs its key (a rotation: test_ca_rotation.py); a root whose key an external CA holds
+keeps one for it."""
 
 from __future__ import annotations
 
@@ -7,15 +8,19 @@ import pytest
 
 from shoal.api.render import swarm_json
 from shoal.errors import InvalidArgument, ShoalError, Unimplemented
-from shoal.manager.bootstrap import new_swarm
+from shoal.manager.bootstrap import NewSwarm, new_swarm
 from shoal.manager.ca import RootCA
 from shoal.manager.controlapi.cluster import update_cluster
+from shoal.manager.deks import ClusterKeys
 from shoal.model.objects import Cluster
 from shoal.model.requests import InitRequest
 from shoal.model.specs import ExternalCA
 from shoal.store.store import Store, copy
 
 URL = "https://ca.example:8888/api/v1/cfssl/sign"
+
+
+SWARMS: dict[str, NewSwarm] = {}  # by cluster ID: its store DEK opens its keys
 
 
 async def _swarm(store: Store, *, keyless: bool = False) -> Cluster:
@@ -26,6 +31,7 @@ async def _swarm(store: Store, *, keyless: bool = False) -> Cluster:
         swarm.cluster.root_ca.ca_key = ""
         swarm.cluster.spec.ca_config.external_cas = [ExternalCA(protocol="cfssl", url=URL)]
     await store.update(swarm.write)
+    SWARMS[swarm.cluster_id] = swarm
     cluster = store.view().cluster()
     assert cluster is not None
     return cluster
@@ -35,7 +41,8 @@ async def _update(store: Store, cluster: Cluster, *cas: ExternalCA, cert: str = 
     spec = copy(cluster).spec
     spec.ca_config.external_cas = list(cas)
     spec.ca_config.signing_ca_cert, spec.ca_config.signing_ca_key = cert, key
-    await update_cluster(store, cluster.version.index, spec, rotate_worker=False, rotate_manager=False)
+    await update_cluster(store, cluster.version.index, spec, rotate_worker=False, rotate_manager=False,
+                         keys=ClusterKeys(SWARMS[cluster.id].dek))
     updated = store.view().cluster()
     assert updated is not None
     return updated
@@ -71,13 +78,17 @@ async def test_bad_external_cas_are_refused(store: Store, ca: ExternalCA, error:
         await _update(store, cluster, ca)
 
 
-async def test_the_root_is_not_rotated(store: Store) -> None:
+async def test_a_new_root_needs_its_key(store: Store) -> None:
     cluster = await _swarm(store)
     assert cluster.root_ca is not None
     same = await _update(store, cluster, cert=cluster.root_ca.ca_cert)  # what Docker could resend
-    assert same.spec.ca_config.signing_ca_cert == ""
-    with pytest.raises(Unimplemented, match="does not rotate the swarm's root CA"):
+    assert same.spec.ca_config.signing_ca_cert == "" and not same.root_rotation_in_progress
+    with pytest.raises(InvalidArgument, match="corresponding to the desired CA certificate"):
         await _update(store, same, cert=RootCA.create().cert_pem)
+    other = RootCA.create()
+    with pytest.raises(Unimplemented, match="only an external CA holds"):
+        await _update(store, same, ExternalCA(protocol="cfssl", url=URL, ca_cert=other.cert_pem),
+                      cert=other.cert_pem)
     with pytest.raises(InvalidArgument, match="the signing CA cert must also be provided"):
         await _update(store, same, key="a key")
 
