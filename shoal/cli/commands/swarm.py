@@ -1,4 +1,4 @@
-"""``shoal swarm init|join|leave|join-token|update|unlock|unlock-key``: thin wrappers over the
+"""``shoal swarm init|join|leave|join-token|update|ca|unlock|unlock-key``: thin wrappers over the
 /swarm endpoints (the CA flags are parsed in ``swarm_ca``)."""
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from shoal.cli.client import DaemonError
 from shoal.cli.command import BIN, ShoalGroup, changed, pass_app
 from shoal.cli.commands.swarm_ca import EXTERNAL_CA, PEM_FILE, merge_ca_flags
 from shoal.cli.errors import CliError
+from shoal.cli.progress.render import ProgressDisplay
+from shoal.cli.progress.rotation import root_rotation_progress
 
 __all__ = ["swarm"]
 
@@ -329,6 +331,60 @@ def update(ctx: click.Context, /, **params: Any) -> None:
     app.println("Swarm updated.")
     if (spec.get("EncryptionConfig") or {}).get("AutoLockManagers") and not previous:
         _print_unlock_key(app)
+
+
+@swarm.command("ca", use="[OPTIONS]", arity=(0, 0))
+@click.option("--ca-cert", type=PEM_FILE, default=None,
+              help="Path to the PEM-formatted root CA certificate to use for the new cluster")
+@click.option("--ca-key", type=PEM_FILE, default=None,
+              help="Path to the PEM-formatted root CA key to use for the new cluster")
+@click.option("--cert-expiry", type=ft.DURATION, default="2160h",
+              help="Validity period for node certificates (ns|us|ms|s|m|h)  [default: 2160h0m0s]")
+@click.option("-d", "--detach", is_flag=True,
+              help="Exit immediately instead of waiting for the root rotation to converge")
+@click.option("--external-ca", type=EXTERNAL_CA, multiple=True,
+              help="Specifications of one or more certificate signing endpoints")
+@click.option("-q", "--quiet", is_flag=True, help="Suppress progress output")
+@click.option("--rotate", is_flag=True,
+              help="Rotate the swarm CA - if no certificate or key are provided, new ones will be generated")
+@click.argument("args", nargs=-1)
+@click.pass_context
+def ca(ctx: click.Context, /, **params: Any) -> None:
+    """Display and rotate the root CA"""
+    app: App = ctx.obj
+    current = app.client.get("/swarm")
+    if not params["rotate"]:
+        for flag in ("ca_cert", "ca_key", "cert_expiry", "external_ca"):
+            if changed(ctx, flag):
+                raise CliError(f"`--{flag.replace('_', '-')}` flag requires the `--rotate` flag to update the CA")
+        _print_trust_root(app, current)
+        return
+    if changed(ctx, "external_ca") and params["external_ca"] and not changed(ctx, "ca_cert"):
+        raise CliError("rotating to an external CA requires the `--ca-cert` flag to specify the external "
+                       "CA's cert - to add an external CA with the current root CA certificate, use the "
+                       "`update` command instead")
+    spec = current.setdefault("Spec", {})
+    if changed(ctx, "cert_expiry"):
+        spec.setdefault("CAConfig", {})["NodeCertExpiry"] = params["cert_expiry"]
+    merge_ca_flags(spec, ctx)  # --ca-cert and --ca-key become SigningCACert/SigningCAKey
+    config = spec.setdefault("CAConfig", {})
+    if not params["ca_cert"] and not params["ca_key"]:
+        config["ForceRotate"] = int(config.get("ForceRotate") or 0) + 1  # a new root, generated
+    _update_swarm(app, current)
+    if params["detach"]:
+        return
+    display = ProgressDisplay(app.out if not params["quiet"] else (lambda _text: None),
+                              tty=app.is_tty, width=app.width)
+    root_rotation_progress(app, display)
+    if not params["quiet"]:
+        _print_trust_root(app, app.client.get("/swarm"))
+
+
+def _print_trust_root(app: App, swarm_info: dict[str, Any]) -> None:
+    root = str((swarm_info.get("TLSInfo") or {}).get("TrustRoot") or "")
+    if not root:
+        raise CliError("No CA information available")
+    app.println(root.strip())
 
 
 @swarm.command("unlock", use="", arity=(0, 0))

@@ -31,10 +31,11 @@ class Progress:
     current: int = 0
     total: int = 0
     hide_counts: bool = False
+    units: str = ""  # "nodes": the counts read "1/3 nodes"
 
 
-def progress_bar(current: int, total: int, *, hide_counts: bool, width: int) -> str:
-    """docker's ``JSONProgress.String`` for progress with a total (units-free)."""
+def progress_bar(current: int, total: int, *, hide_counts: bool, width: int, units: str = "") -> str:
+    """docker's ``JSONProgress.String`` for progress with a total (units other than bytes)."""
     if current <= 0 and total <= 0:
         return ""
     if total <= 0:
@@ -43,7 +44,7 @@ def progress_bar(current: int, total: int, *, hide_counts: bool, width: int) -> 
     bar = ""
     if width > 110:
         bar = "[" + "=" * percentage + ">" + " " * max(50 - percentage, 0) + "] "
-    numbers = "" if hide_counts else f"{current}/{total}"
+    numbers = "" if hide_counts else f"{current}/{total}" + (f" {units}" if units else "")
     return bar + numbers
 
 
@@ -83,6 +84,7 @@ class ProgressDisplay:
                 record.total,
                 hide_counts=record.hide_counts,
                 width=self.width if self.tty else 200,
+                units=record.units,
             )
             if has_bar
             else ""

@@ -226,3 +226,42 @@ def test_unlock_reads_the_key_from_stdin(shoal: Shoal, daemon: FakeDaemon) -> No
     assert (ok.status, ok.out) == (0, "")
     assert daemon.calls("POST", "/swarm/unlock")[-1][3] == {"UnlockKey": "SWMKEY-1-secret"}
     assert not daemon.locked
+
+
+ROOT = "-----BEGIN CERTIFICATE-----\nMIIROOT\n-----END CERTIFICATE-----\n"
+
+
+def _converged(daemon: FakeDaemon) -> None:
+    """The swarm's TLS info, and every node's the same: a rotation that is over."""
+    tls = {"TrustRoot": ROOT, "CertIssuerSubject": "MBMxETAPBgNVBAMTCHN3YXJtLWNh", "CertIssuerPublicKey": "AAAA"}
+    daemon.swarm["TLSInfo"] = tls
+    daemon.swarm["RootRotationInProgress"] = False
+    for node in daemon.nodes:
+        node.setdefault("Description", {})["TLSInfo"] = dict(tls)
+
+
+def test_ca_shows_the_root_and_rotates(shoal: Shoal, daemon: FakeDaemon, tmp_path: Path) -> None:
+    shoal("swarm", "init")
+    _converged(daemon)
+    shown = shoal("swarm", "ca")
+    assert shown.status == 0 and shown.out == ROOT
+    refused = shoal("swarm", "ca", "--cert-expiry", "48h")
+    assert refused.status != 0 and "`--cert-expiry` flag requires the `--rotate` flag" in refused.err
+
+    rotated = shoal("swarm", "ca", "--rotate")
+    assert rotated.status == 0, rotated.err
+    assert rotated.out.endswith(ROOT)  # after the progress lines, as docker prints it
+    assert "desired root digest: sha256:" in rotated.out
+    spec = daemon.calls("POST", "/swarm/update")[-1][3]
+    assert spec["CAConfig"]["ForceRotate"] == 1 and "SigningCACert" not in spec["CAConfig"]
+
+    cert, key = tmp_path / "root.pem", tmp_path / "key.pem"
+    cert.write_text(ROOT)
+    key.write_text(ROOT.replace("CERTIFICATE", "PRIVATE KEY"))
+    quiet = shoal("swarm", "ca", "--rotate", "-q", "--ca-cert", str(cert), "--ca-key", str(key))
+    assert quiet.status == 0 and quiet.out == ""
+    config = daemon.calls("POST", "/swarm/update")[-1][3]["CAConfig"]
+    assert config["SigningCACert"] == ROOT and config["SigningCAKey"] == key.read_text()
+    assert config["ForceRotate"] == 1  # unchanged: a given root is the rotation, nothing to force
+    external = shoal("swarm", "ca", "--rotate", "--external-ca", "protocol=cfssl,url=https://ca:8888")
+    assert external.status != 0 and "requires the `--ca-cert` flag" in external.err
