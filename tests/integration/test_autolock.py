@@ -14,7 +14,6 @@ Run alone (about 20 s, sim executor, loopback 127.0.85.N): PYTHONPATH=. .venv/bi
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,22 +23,12 @@ from shoal.dev.wait import wait_for
 from shoal.manager.deks import LocalKeys
 from shoal.pki.identity import key_is_encrypted
 from shoal.pki.unlockkey import LOCKED, InvalidUnlockKey, UnlockKey
-from tests.integration.conftest import close_and_check
 
 pytestmark = pytest.mark.integration
 
 PREFIX = "shoaltest-lock"
 BASE_IP = "127.0.85"
 SECRET = b"autolock-secret-payload-7f3a"
-
-
-@pytest.fixture
-def swarm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Swarm]:
-    s = Swarm(tmp_path_factory.mktemp(PREFIX), base_ip=BASE_IP, prefix=PREFIX)
-    try:
-        yield s
-    finally:
-        close_and_check(s)
 
 
 def _swarm_dir(d: Daemon) -> Path:
