@@ -205,6 +205,10 @@ def test_three_managers_renew_their_etcd_certificates_without_losing_quorum(swar
     restarted.start()
     wait_for("the restarted manager reachable again, every node ready",
              lambda: statuses(first) == {"Ready": 4, "managers": 3}, timeout=90)
+    # and its own copy of the store caught up, with the leader known (Docker's managers answer
+    # "not ready yet" for that moment too)
+    wait_for("the restarted manager's own store ready", lambda: restarted.docker(
+        "node", "ls", check=False, timeout=15).returncode == 0, timeout=60, interval=0.5)
     restarted.docker("service", "create", "-d", "--name", "shoaltest-renew-after", "busybox", timeout=60)
     wait_for("a service created through the restarted manager running",
              lambda: len(running_on(first, "shoaltest-renew-after")) == 1, timeout=60)
