@@ -17,8 +17,8 @@ from shoal.cli.client import DaemonError
 from shoal.cli.command import BIN, ShoalGroup, changed, pass_app
 from shoal.cli.commands.swarm_ca import EXTERNAL_CA, PEM_FILE, merge_ca_flags
 from shoal.cli.errors import CliError
-from shoal.cli.progress.render import ProgressDisplay
 from shoal.cli.progress.rotation import root_rotation_progress
+from shoal.cli.progress.watch import display_for
 
 __all__ = ["swarm"]
 
@@ -57,6 +57,21 @@ NODE_ADDR = ft.GoValue("node-addr", parse_node_addr)
 IP_NETS = ft.GoValue("ipNetSlice", _ip_nets)
 
 
+# Shared by init, update (through _spec_flags) and ca.
+_CERT_EXPIRY = click.option(
+    "--cert-expiry",
+    type=ft.DURATION,
+    default="2160h",
+    help="Validity period for node certificates (ns|us|ms|s|m|h)  [default: 2160h0m0s]",
+)
+_EXTERNAL_CAS = click.option(
+    "--external-ca",
+    type=EXTERNAL_CA,
+    multiple=True,
+    help="Specifications of one or more certificate signing endpoints",
+)
+
+
 def _spec_flags(func: Any) -> Any:
     """Flags shared by ``init`` and ``update`` (docker's ``addSwarmFlags``)."""
     options = [
@@ -86,18 +101,8 @@ def _spec_flags(func: Any) -> Any:
             show_default=True,
             help="Number of log entries between Raft snapshots",
         ),
-        click.option(
-            "--cert-expiry",
-            type=ft.DURATION,
-            default="2160h",
-            help="Validity period for node certificates (ns|us|ms|s|m|h)  [default: 2160h0m0s]",
-        ),
-        click.option(
-            "--external-ca",
-            type=EXTERNAL_CA,
-            multiple=True,
-            help="Specifications of one or more certificate signing endpoints",
-        ),
+        _CERT_EXPIRY,
+        _EXTERNAL_CAS,
     ]
     for option in reversed(options):
         func = option(func)
@@ -338,12 +343,10 @@ def update(ctx: click.Context, /, **params: Any) -> None:
               help="Path to the PEM-formatted root CA certificate to use for the new cluster")
 @click.option("--ca-key", type=PEM_FILE, default=None,
               help="Path to the PEM-formatted root CA key to use for the new cluster")
-@click.option("--cert-expiry", type=ft.DURATION, default="2160h",
-              help="Validity period for node certificates (ns|us|ms|s|m|h)  [default: 2160h0m0s]")
+@_CERT_EXPIRY
 @click.option("-d", "--detach", is_flag=True,
               help="Exit immediately instead of waiting for the root rotation to converge")
-@click.option("--external-ca", type=EXTERNAL_CA, multiple=True,
-              help="Specifications of one or more certificate signing endpoints")
+@_EXTERNAL_CAS
 @click.option("-q", "--quiet", is_flag=True, help="Suppress progress output")
 @click.option("--rotate", is_flag=True,
               help="Rotate the swarm CA - if no certificate or key are provided, new ones will be generated")
@@ -373,9 +376,7 @@ def ca(ctx: click.Context, /, **params: Any) -> None:
     _update_swarm(app, current)
     if params["detach"]:
         return
-    display = ProgressDisplay(app.out if not params["quiet"] else (lambda _text: None),
-                              tty=app.is_tty, width=app.width)
-    root_rotation_progress(app, display)
+    root_rotation_progress(app, display_for(app, quiet=params["quiet"]))
     if not params["quiet"]:
         _print_trust_root(app, app.client.get("/swarm"))
 

@@ -18,19 +18,22 @@ from shoal.cli.progress.jobs import GlobalJobUpdater, ReplicatedJobUpdater
 from shoal.cli.progress.render import Progress, ProgressDisplay
 from shoal.cli.progress.states import Output, Updater
 
-__all__ = ["POLL_INTERVAL", "new_updater", "service_progress", "wait_on_service"]
+__all__ = ["POLL_INTERVAL", "display_for", "new_updater", "service_progress", "wait_on_service"]
 
 POLL_INTERVAL = 0.2  # seconds between polls, as docker
 _DEFAULT_MONITOR = 5_000_000_000  # ns; swarmkit's default UpdateConfig.Monitor
 _SECOND = 1_000_000_000
 
 
+def display_for(app: App, *, quiet: bool = False) -> ProgressDisplay:
+    """The progress display on the app's output (nothing shown when `quiet`)."""
+    return ProgressDisplay(app.out if not quiet else (lambda _text: None), tty=app.is_tty,
+                           width=app.width)
+
+
 def wait_on_service(app: App, service_id: str, *, quiet: bool = False) -> None:
     """Show convergence progress for `service_id` (or only wait, when `quiet`)."""
-    display = ProgressDisplay(
-        app.out if not quiet else (lambda _text: None), tty=app.is_tty, width=app.width
-    )
-    service_progress(app, service_id, display)
+    service_progress(app, service_id, display_for(app, quiet=quiet))
 
 
 def _active_nodes(app: App) -> set[str]:
