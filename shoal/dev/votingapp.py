@@ -52,20 +52,21 @@ echo "database system is ready to accept connections (user ${POSTGRES_USER:-post
 exec /kv-server.sh
 """
 
-VOTE_SH = b"""#!/bin/sh
-# Stand-in for examplevotingapp_vote: the ballot page on port 80.
-cat > /www/index.html <<EOF
-<!doctype html>
+def _httpd_sh(original: str, page: bytes) -> bytes:
+    """A stand-in's entry point: ``page`` (a shell here-document body) as /www/index.html, then
+    busybox httpd on port 80 until SIGTERM."""
+    return (b"#!/bin/sh\n# Stand-in for " + original.encode() + b": its page on port 80.\n"
+            b"cat > /www/index.html <<EOF\n" + page + b"EOF\n"
+            b"busybox httpd -f -p 80 -h /www &\npid=$!\n"
+            b"trap 'kill $pid 2>/dev/null; exit 0' TERM INT\nwait $pid\n")
+
+
+VOTE_SH = _httpd_sh("examplevotingapp_vote", b"""<!doctype html>
 <html><head><title>Cats vs Dogs!</title></head><body>
 <form action="/cgi-bin/vote"><button name="vote" value="a">Cats</button>
 <button name="vote" value="b">Dogs</button></form>
 <p>Processed by container ID $(hostname)</p></body></html>
-EOF
-busybox httpd -f -p 80 -h /www &
-pid=$!
-trap 'kill $pid 2>/dev/null; exit 0' TERM INT
-wait $pid
-"""
+""")
 
 VOTE_CGI = b"""#!/bin/sh
 # GET /cgi-bin/vote?vote=a|b&voter=ID: queue the vote in redis (the original pushes it there).
@@ -105,18 +106,10 @@ while :; do
 done
 """
 
-RESULT_SH = b"""#!/bin/sh
-# Stand-in for examplevotingapp_result: the tally on port 80.
-cat > /www/index.html <<EOF
-<!doctype html>
+RESULT_SH = _httpd_sh("examplevotingapp_result", b"""<!doctype html>
 <html><head><title>Cats vs Dogs -- Result</title></head><body>
 <p><a href="/cgi-bin/results">Results</a>, served by $(hostname)</p></body></html>
-EOF
-busybox httpd -f -p 80 -h /www &
-pid=$!
-trap 'kill $pid 2>/dev/null; exit 0' TERM INT
-wait $pid
-"""
+""")
 
 RESULT_CGI = b"""#!/bin/sh
 # GET /cgi-bin/results: the votes in db, counted.
