@@ -136,8 +136,9 @@ class CAServer:
         signer = NodeSigner(self._signer(), None if rotating else cluster.spec.ca_config.external_cas,
                             cluster_id=cluster.id, identity=self._identity() if self._identity else None,
                             expiry=self._expiry())
-        return await signer.sign(csr, node_id=node_id, role=role,  # type: ignore[arg-type]
-                                 san_ips=sans if role == NodeRole.MANAGER else [], wait=self._sign_wait)
+        manager = role == NodeRole.MANAGER
+        return await signer.sign(csr, node_id=node_id, role="manager" if manager else "worker",
+                                 san_ips=sans if manager else [], wait=self._sign_wait)
 
     async def get_ca(self, request: web.Request) -> web.StreamResponse:
         try:
