@@ -14,6 +14,8 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 
+import msgspec
+
 from shoal.errors import InvalidArgument
 from shoal.manager import constraint
 from shoal.manager.orchestrator.common import is_live, new_task, node_invalid
@@ -25,6 +27,10 @@ from shoal.store.store import Tx, copy
 __all__ = ["plan_global_job"]
 
 log = logging.getLogger(__name__)
+
+
+def _shut_down(task: Task) -> Task:
+    return msgspec.structs.replace(task, desired_state=TaskState.SHUTDOWN)
 
 
 def _newest(tasks: list[Task]) -> Task:
@@ -60,6 +66,8 @@ def plan_global_job(tx: Tx, service: Service, run: list[Task],
                 replacement = restarts.restart(tx, service, task)
                 if replacement is not None:
                     live.append(replacement)
+                else:  # as restart() wrote it, for retired() below
+                    tasks = [_shut_down(t) if t.id == task.id else t for t in tasks]
         if live or restarts.retired(service, _newest(tasks)):
             covered.add(node_id)
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 
+import msgspec
+
 from shoal.manager.orchestrator.common import is_live, new_task, node_invalid
 from shoal.manager.orchestrator.restart import RestartSupervisor
 from shoal.model.objects import Node, Service, Task
@@ -25,6 +27,10 @@ from shoal.store.store import Tx
 __all__ = ["plan_replicated_job"]
 
 log = logging.getLogger(__name__)
+
+
+def _shut_down(task: Task) -> Task:
+    return msgspec.structs.replace(task, desired_state=TaskState.SHUTDOWN)
 
 
 def _newest(tasks: list[Task]) -> Task:
@@ -57,6 +63,8 @@ def plan_replicated_job(tx: Tx, service: Service, run: list[Task],
                 replacement = restarts.restart(tx, service, task)
                 if replacement is not None:
                     live.append(replacement)
+                else:  # as restart() wrote it, for retired() below
+                    tasks = [_shut_down(t) if t.id == task.id else t for t in tasks]
         if live:
             active.add(slot)
         elif restarts.retired(service, _newest(tasks)):
