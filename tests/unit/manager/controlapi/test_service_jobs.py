@@ -27,6 +27,11 @@ async def test_defaults_and_runs(store: Store) -> None:
     assert stored is not None
     again = await update_service(store, svc.id, stored.version.index, stored.spec)
     assert again.job_status is not None and again.job_status.job_iteration.index == 1
+    empty = await create_service(store, _job("e", replicated_job=ReplicatedJob(max_concurrent=0,
+                                                                             total_completions=0)))
+    assert empty.spec.mode.replicated_job == ReplicatedJob(max_concurrent=0, total_completions=0)
+    one = await create_service(store, _job("one", replicated_job=ReplicatedJob()))
+    assert one.spec.mode.replicated_job == ReplicatedJob(max_concurrent=1, total_completions=1)
     plain = await create_service(store, _job("web"))
     assert plain.job_status is None
 
