@@ -74,14 +74,16 @@ def plan_global_job(tx: Tx, service: Service, run: list[Task],
     rules = _constraints(service)
     if rules is None:
         return
+    added: list[str] = []
     for node in view.all(Node):
         if node.id in covered or node.status.state != "ready" or node.spec.availability != "active":
             continue
-        if not constraint.node_matches(rules, node):
-            continue
-        task = new_task(service, node_id=node.id)
-        tx.create(task)
-        log.info("service %s: job on node %s, new task %s", service.id, node.id, task.id)
+        if constraint.node_matches(rules, node):
+            tx.create(new_task(service, node_id=node.id))
+            added.append(node.id)
+    if added:
+        log.info("service %s: job %d nodes done or running, new tasks on %s", service.id,
+                 len(covered), ",".join(added[:5]) + ("..." if len(added) > 5 else ""))
 
 
 def _constraints(service: Service) -> list[constraint.Constraint] | None:
