@@ -59,6 +59,8 @@ def test_jobs_run_to_completion_and_again_on_update(swarm: Swarm) -> None:
     assert _replicas(manager, name) == "0/2 (3/3 completed)"
     mode = manager.docker("service", "ls", "--filter", f"name={name}", "--format", "{{.Mode}}")
     assert mode.stdout.strip() == "replicated job"
+    shoal_ls = manager.shoal("service", "ls", "--filter", f"name={name}", "--format", "{{.Replicas}}")
+    assert shoal_ls.stdout.strip() == "0/2 (3/3 completed)"  # the shoal CLI reads it alike
 
     # A global job: once on each of the 3 nodes.
     each = "shoaltest-job-each"
