@@ -75,7 +75,8 @@ def _service_status(view: Tables, svc: Service, down: frozenset[str]) -> dict[st
     elif mode.replicated_job is not None:
         desired = mode.replicated_job.max_concurrent or 0
     elif mode.global_job is not None:
-        desired = sum(1 for t in tasks if t.desired_state == TaskState.COMPLETE and t.status.state != TaskState.COMPLETE)
+        desired = sum(1 for t in tasks if current(t) and t.desired_state == TaskState.COMPLETE
+                      and t.status.state != TaskState.COMPLETE)
     else:
         desired = sum(1 for t in tasks if t.desired_state == TaskState.RUNNING)
     return {"RunningTasks": running, "DesiredTasks": desired, "CompletedTasks": completed}

@@ -5,11 +5,11 @@ state from the snapshot (``NetworkAllocator.restore``; every NEW task is dirty a
 debounced batch of events (50 ms quiet, 1 s at most): give back what changed holders no longer
 hold, allocate networks and then services' VIPs (a write each, only when a network, service or
 node changed), then in one non-atomic batch nodes' ingress addresses and the dirty tasks: each
-one that is still NEW with DesiredState <= RUNNING goes through the voters (the network one
-first) and, when every voter has allocated, is written PENDING ("pending task scheduling")
-compare-and-set. A conflict, or a voter that cannot allocate yet, leaves the task dirty for the
-next batch; idle for ``resync_interval`` means a full pass (swarmkit ``manager/allocator/network.go``
-``allocateTasks``, ``procTasksNetwork``).
+one that is still NEW with DesiredState <= COMPLETE (RUNNING, or COMPLETE for a job) goes
+through the voters (the network one first) and, when every voter has allocated, is written
+PENDING ("pending task scheduling") compare-and-set. A conflict, or a voter that cannot
+allocate yet, leaves the task dirty for the next batch; idle for ``resync_interval`` means a
+full pass (swarmkit ``manager/allocator/network.go`` ``allocateTasks``, ``procTasksNetwork``).
 """
 
 from __future__ import annotations
@@ -44,8 +44,9 @@ class AllocatorSettings:
 
 
 def waiting(task: Task) -> bool:
-    """NEW and still wanted: the allocator's input."""
-    return task.status.state == TaskState.NEW and task.desired_state <= TaskState.RUNNING
+    """NEW and still wanted (desired RUNNING, or COMPLETE for a job's task): the allocator's
+    input."""
+    return task.status.state == TaskState.NEW and task.desired_state <= TaskState.COMPLETE
 
 
 class Allocator:

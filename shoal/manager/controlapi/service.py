@@ -47,9 +47,10 @@ def _normalise(view: Tables, spec: ServiceSpec) -> None:
     if mode.replicated is not None and mode.replicated.replicas is None:
         mode.replicated.replicas = 1
     if mode.replicated_job is not None:
-        job = mode.replicated_job
-        job.max_concurrent = job.max_concurrent or 1
-        job.total_completions = job.total_completions or job.max_concurrent
+        job = mode.replicated_job  # moby's defaults: only absent counts (0 is a job with no task)
+        job.max_concurrent = 1 if job.max_concurrent is None else job.max_concurrent
+        if job.total_completions is None:
+            job.total_completions = job.max_concurrent
     tt = spec.task_template
     tt.runtime = tt.runtime or "container"
     if spec.labels is None:

@@ -73,12 +73,14 @@ def validate_service_spec(spec: ServiceSpec) -> None:
     mode = spec.mode
     if mode.replicated is not None and (mode.replicated.replicas or 0) < 0:
         raise InvalidArgument("rpc error: code = InvalidArgument desc = replicas must be non-negative")
-    if mode.replicated_job is not None:
+    if mode.replicated_job is not None:  # swarmkit's validateMode and validateJob
         job = mode.replicated_job
-        if (job.max_concurrent or 0) < 0 or (job.total_completions or 0) < 0:
-            raise InvalidArgument("rpc error: code = InvalidArgument desc = job counts must be non-negative")
-        if spec.update_config is not None:
-            raise InvalidArgument("rpc error: code = InvalidArgument desc = jobs may not have an update config")
+        if (job.max_concurrent or 0) < 0:
+            raise InvalidArgument("rpc error: code = InvalidArgument desc = Maximum concurrent jobs must not be negative")
+        if (job.total_completions or 0) < 0:
+            raise InvalidArgument("rpc error: code = InvalidArgument desc = Total completed jobs must not be negative")
+    if (mode.replicated_job is not None or mode.global_job is not None) and spec.update_config is not None:
+        raise InvalidArgument("rpc error: code = InvalidArgument desc = Jobs may not have an update config")
     tt = spec.task_template
     if not tt.image:
         raise InvalidArgument("rpc error: code = InvalidArgument desc = ContainerSpec: image reference must be provided")

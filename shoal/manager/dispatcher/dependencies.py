@@ -63,8 +63,9 @@ class SentData:
 
 def _will_run(task: Task) -> bool:
     """A task that may still start needs its files; one that ended or is being stopped does not
-    (swarmkit adds a task's dependencies only while it is at most RUNNING)."""
-    return task.state <= TaskState.RUNNING and task.desired_state <= TaskState.RUNNING
+    (swarmkit adds a task's dependencies only while it is at most RUNNING; a job's task is
+    desired COMPLETE)."""
+    return task.state <= TaskState.RUNNING and task.desired_state <= TaskState.COMPLETE
 
 
 def _secrets_key(view: Tables, keys: ClusterKeys) -> str:

@@ -4,8 +4,11 @@ Parts (each ``X(store, settings=None)`` with ``async def run()`` until cancelled
 allocator, scheduler and dispatcher only in the store):
 - ``ReplicatedOrchestrator``: Replicas slots per replicated service;
 - ``GlobalOrchestrator``: one task per eligible node per global service;
+- ``JobOrchestrator``: replicated-job and global-job services, run to completion once per run
+  (``JobStatus.JobIteration``);
 - ``TaskReaper``: deletes removed tasks and trims task history.
-Each orchestrator owns a ``RestartSupervisor`` and an ``UpdateSupervisor`` (rolling updates).
+Each orchestrator owns a ``RestartSupervisor``; the replicated and global ones an
+``UpdateSupervisor`` (rolling updates) too.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Protocol
 
 from shoal.manager.orchestrator.common import OrchestratorSettings, is_task_dirty, new_task
 from shoal.manager.orchestrator.global_ import GlobalOrchestrator
+from shoal.manager.orchestrator.jobs import JobOrchestrator
 from shoal.manager.orchestrator.replicated import ReplicatedOrchestrator
 from shoal.manager.orchestrator.restart import RestartSupervisor
 from shoal.manager.orchestrator.taskreaper import TaskReaper
@@ -22,6 +26,7 @@ from shoal.store.store import Store
 
 __all__ = [
     "GlobalOrchestrator",
+    "JobOrchestrator",
     "OrchestratorSettings",
     "Part",
     "ReplicatedOrchestrator",
@@ -44,5 +49,6 @@ def orchestrators(store: Store, settings: OrchestratorSettings | None = None) ->
     return [
         ReplicatedOrchestrator(store, settings),
         GlobalOrchestrator(store, settings),
+        JobOrchestrator(store, settings),
         TaskReaper(store, settings),
     ]

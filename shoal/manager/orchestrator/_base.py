@@ -1,8 +1,10 @@
-"""The part both orchestrators share: deleted services, the plan transaction, the supervisors.
+"""The part the orchestrators share: deleted services, the plan transaction, the supervisors.
 
 A subclass says which services are its own and writes a ``_plan(tx, service)`` that returns the
 slot keys it keeps; this class runs the plan in one compare-and-set transaction, commits or
-discards the restarts it staged, and hands the kept slots to the update supervisor.
+discards the restarts it staged, and hands the kept slots to the update supervisor. Jobs have no
+rolling update (a service update starts a new run): their orchestrator sets
+``rolling_updates = False`` and owns no update supervisor.
 """
 
 from __future__ import annotations
@@ -25,10 +27,12 @@ log = logging.getLogger(__name__)
 
 
 class Orchestrator(ServiceLoop):
+    rolling_updates = True
+
     def __init__(self, store: Store, settings: OrchestratorSettings | None = None) -> None:
         super().__init__(store, settings)
         self.restarts = RestartSupervisor(store, self._settings)
-        self.updates = UpdateSupervisor(store, self._settings)
+        self.updates = UpdateSupervisor(store, self._settings) if self.rolling_updates else None
 
     @abstractmethod
     def _mine(self, service: Service) -> bool:
@@ -46,7 +50,8 @@ class Orchestrator(ServiceLoop):
 
     async def _stop(self) -> None:
         await self.restarts.stop()
-        await self.updates.stop()
+        if self.updates is not None:
+            await self.updates.stop()
 
     async def _reconcile(self, service_id: str) -> None:
         view = self._store.view()
@@ -67,6 +72,8 @@ class Orchestrator(ServiceLoop):
             self.restarts.discard(self._store.view())
             raise
         self.restarts.commit()
+        if self.updates is None:
+            return
         view = self._store.view()
         service = view.get(Service, service_id)
         if service is None:
@@ -83,7 +90,8 @@ class Orchestrator(ServiceLoop):
         view = self._store.view()
         if all(t.desired_state == TaskState.REMOVE for t in view.tasks_of_service(service_id)):
             return
-        self.updates.cancel(service_id)
+        if self.updates is not None:
+            self.updates.cancel(service_id)
         self.restarts.clear_service(service_id)
 
         def remove(tx: Tx) -> int:

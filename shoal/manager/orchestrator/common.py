@@ -27,8 +27,10 @@ __all__ = [
     "clone",
     "fingerprint",
     "history_limit",
+    "is_job",
     "is_live",
     "is_task_dirty",
+    "job_iteration",
     "new_task",
     "node_invalid",
     "old_task_stopped",
@@ -80,9 +82,24 @@ def fingerprint(service: Service) -> bytes:
     return msgspec.json.encode((service.spec.task_template, service.spec.endpoint_spec))
 
 
+def is_job(service: Service) -> bool:
+    """A replicated-job or global-job service: its tasks run to completion, once."""
+    mode = service.spec.mode
+    return mode.replicated_job is not None or mode.global_job is not None
+
+
+def job_iteration(service: Service) -> int:
+    """The job's current run (JobStatus.JobIteration.Index, bumped by every service update)."""
+    return service.job_status.job_iteration.index if service.job_status else 0
+
+
 def new_task(service: Service, *, slot: int = 0, node_id: str = "") -> Task:
-    """A task for ``service`` in ``slot`` (replicated) or on ``node_id`` (global), state NEW."""
-    job = service.job_status.job_iteration.index if service.job_status else None
+    """A task for ``service`` in ``slot`` (replicated) or on ``node_id`` (global), state NEW.
+
+    A job's task carries the job's iteration and is desired COMPLETE, not RUNNING: it runs
+    until its process exits (swarmkit ``jobs/replicated/reconciler.go``).
+    """
+    job = job_iteration(service) if is_job(service) else None
     return Task(
         id=new_id(),
         spec=clone(service.spec.task_template),
@@ -93,7 +110,7 @@ def new_task(service: Service, *, slot: int = 0, node_id: str = "") -> Task:
         slot=slot,
         node_id=node_id,
         status=TaskStatus(timestamp=now(), state=TaskState.NEW, message="created"),
-        desired_state=TaskState.RUNNING,
+        desired_state=TaskState.RUNNING if job is None else TaskState.COMPLETE,
         job_iteration=Version(index=job) if job is not None else None,
     )
 
@@ -122,8 +139,9 @@ def is_task_dirty(service: Service, task: Task, node: Node | None = None) -> boo
 
 
 def is_live(task: Task) -> bool:
-    """The orchestrator still wants this task: desired state at most RUNNING."""
-    return task.desired_state <= TaskState.RUNNING
+    """The orchestrator still wants this task: desired state at most RUNNING (COMPLETE for a
+    job's task, as swarmkit's ``DesiredState <= COMPLETED``)."""
+    return task.desired_state <= TaskState.COMPLETE
 
 
 def node_invalid(node: Node | None) -> bool:

@@ -6,8 +6,10 @@ same slot (replicated, NodeID empty so the scheduler places it) or for the same 
 with DesiredState READY. After the commit (``commit()``) a timer moves the replacement to
 RUNNING once the restart delay has passed (none when the old node is drained) and the old task
 has stopped (not waited for when its node is down; capped by ``old_task_timeout``).
-Attempt history is in memory, per (service, slot) or (service, node), reset when the task
-template changes (swarmkit ``manager/orchestrator/restart/restart.go``).
+Attempt history is in memory, per (service, slot) or (service, node), and per run of a job,
+reset when the task template changes (swarmkit ``manager/orchestrator/restart/restart.go``).
+A job's task is started with DesiredState COMPLETE, and one that completed is never replaced
+(condition ``any`` acts as ``on-failure``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from shoal.manager.orchestrator._loop import wait_for
 from shoal.manager.orchestrator.common import (
     OrchestratorSettings,
     fingerprint,
+    is_job,
     is_task_dirty,
     new_task,
     old_task_stopped,
@@ -49,6 +52,8 @@ class _Staged:
 
 def _key(service: Service, task: Task) -> tuple[str, str]:
     where = task.node_id if service.spec.mode.is_global else str(task.slot)
+    if task.job_iteration is not None:  # each run of a job starts with no attempts
+        where += f"@{task.job_iteration.index}"
     return (service.id, where)
 
 
@@ -80,8 +85,7 @@ class RestartSupervisor:
 
     def should_restart(self, service: Service, task: Task) -> bool:
         """Whether the restart policy allows replacing ``task`` now."""
-        job = service.spec.mode.replicated_job is not None or service.spec.mode.global_job is not None
-        policy = restart_policy(task.spec, job=job)
+        policy = restart_policy(task.spec, job=is_job(service))
         if policy.condition == "none":
             return False
         if policy.condition == "on-failure" and task.state == TaskState.COMPLETE:
@@ -179,12 +183,14 @@ class RestartSupervisor:
                 if task is None or task.desired_state != TaskState.READY:
                     return False
                 task = copy(task)
-                task.desired_state = TaskState.RUNNING
+                # A job's task runs to completion (swarmkit: it has a JobIteration).
+                job = task.job_iteration is not None
+                task.desired_state = TaskState.COMPLETE if job else TaskState.RUNNING
                 tx.update(task)
                 return True
 
             if await self._store.update(start, retries=3):
-                log.info("task %s: desired ready->running", new_id)
+                log.info("task %s: desired ready->running (complete for a job)", new_id)
         except ShoalError as exc:
             log.warning("task %s: could not start after restart delay: %s", new_id, exc)
         finally:

@@ -5,7 +5,9 @@ Two rules, applied per service to the services touched by a batch of changes (ev
   node (state < assigned), or its node is gone;
 - per slot (per node for global services) at most ``TaskHistoryRetentionLimit`` tasks are kept
   (Cluster spec, default 5, negative keeps all; at least MaxAttempts + 1): ended tasks that are
-  no longer wanted are deleted oldest first (by Status.Timestamp).
+  no longer wanted are deleted oldest first (by Status.Timestamp). A job's tasks of earlier runs
+  are history too once ended (its current run's completions are kept: they are the run's
+  progress); swarmkit keeps every job task (moby#45443).
 A delete that loses a compare-and-set race leaves its service dirty for the next batch.
 As in swarmkit ``manager/orchestrator/taskreaper/task_reaper.go``.
 """
@@ -20,6 +22,7 @@ from shoal.manager.orchestrator._loop import DirtyLoop
 from shoal.manager.orchestrator.common import (
     history_limit,
     is_live,
+    job_iteration,
     restart_policy,
 )
 from shoal.manager.orchestrator.update import slot_key
@@ -36,6 +39,14 @@ log = logging.getLogger(__name__)
 
 def _ended(task: Task) -> bool:
     return task.state > TaskState.RUNNING
+
+
+def _history(service: Service, task: Task) -> bool:
+    """An ended task the service no longer wants: superseded, or of an earlier run of a job."""
+    if not _ended(task):
+        return False
+    earlier_run = task.job_iteration is not None and task.job_iteration.index != job_iteration(service)
+    return not is_live(task) or earlier_run
 
 
 def reapable(view: Tables, service_id: str) -> list[Task]:
@@ -61,8 +72,7 @@ def reapable(view: Tables, service_id: str) -> list[Task]:
     for slot in slots.values():
         if len(slot) <= limit:
             continue
-        history = sorted((t for t in slot if not is_live(t) and _ended(t)),
-                         key=lambda t: t.status.timestamp)
+        history = sorted((t for t in slot if _history(service, t)), key=lambda t: t.status.timestamp)
         for task in history[: len(slot) - limit]:
             out[task.id] = task
     return list(out.values())

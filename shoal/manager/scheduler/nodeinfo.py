@@ -3,8 +3,8 @@
 Kept up to date from store events (and from the scheduler's own decisions, before they are
 committed) so a scheduling pass never rescans the store (swarmkit ``manager/scheduler/
 nodeinfo.go``). A task *occupies* a node when it is assigned to it, has not gone past RUNNING
-and is still wanted (DesiredState <= RUNNING): only such tasks count for spread, reserve
-resources and hold host-mode ports.
+and is still wanted (DesiredState <= COMPLETE: a job's task is desired COMPLETE): only such
+tasks count for spread, reserve resources and hold host-mode ports.
 """
 
 from __future__ import annotations
@@ -23,13 +23,14 @@ HostPort = tuple[str, int]
 
 
 def occupies(task: Task) -> bool:
-    """Whether ``task`` counts against its node (assigned, not past RUNNING, still wanted)."""
+    """Whether ``task`` counts against its node (assigned, not past RUNNING, still wanted:
+    desired RUNNING, or COMPLETE for a job's task)."""
     if not task.node_id:
         return False
     state = task.status.state
     return (
         TaskState.ASSIGNED <= state <= TaskState.RUNNING
-        and task.desired_state <= TaskState.RUNNING
+        and task.desired_state <= TaskState.COMPLETE
     )
 
 

@@ -151,7 +151,7 @@ class Scheduler:
                 current = tx.view.get(Task, new.id)
                 if current is None or current.version.index != new.version.index:
                     continue  # changed since we saw it: the resync requeues it
-                if current.desired_state > TaskState.RUNNING:
+                if current.desired_state > TaskState.COMPLETE:
                     continue  # no longer wanted: left alone
                 if new.node_id and tx.view.get(Node, new.node_id) is None:
                     continue

@@ -31,10 +31,10 @@ def group_key(task: Task) -> GroupKey:
 
 
 def schedulable(task: Task) -> bool:
-    """PENDING and still wanted: the scheduler's input."""
+    """PENDING and still wanted (a job's task is desired COMPLETE): the scheduler's input."""
     return (
         task.status.state == TaskState.PENDING
-        and task.desired_state <= TaskState.RUNNING
+        and task.desired_state <= TaskState.COMPLETE
     )
 
 

@@ -84,6 +84,18 @@ async def test_forward_transitions(state: TaskState, expect: TaskState, message:
         assert status.container_status.container_id == "c" * 64
 
 
+@pytest.mark.parametrize(("state", "expect"), [
+    (TaskState.NEW, TaskState.ACCEPTED), (TaskState.READY, TaskState.STARTING),
+    (TaskState.STARTING, TaskState.RUNNING), (TaskState.RUNNING, TaskState.COMPLETE),
+])
+async def test_job_task_desired_complete_runs_to_completion(state: TaskState,
+                                                            expect: TaskState) -> None:
+    status = await step(task_in(state, desired=TaskState.COMPLETE), FakeController())
+    assert status.state == expect
+    done = task_in(TaskState.COMPLETE, desired=TaskState.COMPLETE)
+    assert await step(done, FakeController()) is done.status
+
+
 async def test_ready_waits_while_desired_ready() -> None:
     task = task_in(TaskState.READY, desired=TaskState.READY)
     assert await step(task, FakeController()) is task.status

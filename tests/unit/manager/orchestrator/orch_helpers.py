@@ -62,6 +62,7 @@ class Cluster:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.failing: set[str] = set()  # images whose tasks fail right after starting
+        self.completing: set[str] = set()  # images whose tasks exit 0 right after starting
         self._ids = itertools.count(1)
 
     # -- objects ---------------------------------------------------------------------------
@@ -121,7 +122,7 @@ class Cluster:
                       key=lambda t: (t.slot, t.created_at))
 
     def live(self, service_id: str = "svc1") -> list[Task]:
-        return [t for t in self.tasks(service_id) if t.desired_state <= TaskState.RUNNING]
+        return [t for t in self.tasks(service_id) if t.desired_state <= TaskState.COMPLETE]
 
     def get(self, service_id: str = "svc1") -> Service:
         svc = self.store.view().get(Service, service_id)
@@ -130,7 +131,8 @@ class Cluster:
 
     # -- fake scheduler + agents -----------------------------------------------------------
     async def run(self) -> None:
-        """Assign new tasks to ready nodes, run what is desired running, stop what is not."""
+        """Assign new tasks to ready nodes, run what is desired running (or complete), stop
+        what is not."""
         with self.store.subscribe([Task, Node]) as sub:
             while True:
                 try:
@@ -148,7 +150,7 @@ class Cluster:
             node = view.get(Node, task.node_id)
             state, desired = task.state, task.desired_state
             new = copy(task)
-            if desired > TaskState.RUNNING:
+            if desired > TaskState.COMPLETE:
                 if state <= TaskState.RUNNING and (node is None or node.status.state != "down"):
                     new.status.state = TaskState.SHUTDOWN
                 else:
@@ -162,9 +164,12 @@ class Cluster:
                 new.status.state = TaskState.ASSIGNED
             elif state < TaskState.READY and node is not None and node.status.state == "ready":
                 new.status.state = TaskState.READY
-            elif (state == TaskState.READY and desired == TaskState.RUNNING
+            elif (state == TaskState.READY and desired in (TaskState.RUNNING, TaskState.COMPLETE)
                   and node is not None and node.status.state == "ready"):
                 new.status.state = TaskState.FAILED if task.spec.image in self.failing else TaskState.RUNNING
+            elif (state == TaskState.RUNNING and task.spec.image in self.completing
+                  and node is not None and node.status.state == "ready"):
+                new.status.state = TaskState.COMPLETE
             else:
                 continue
             new.status.timestamp = now()

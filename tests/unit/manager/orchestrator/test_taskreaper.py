@@ -87,4 +87,4 @@ def test_exported_members() -> None:
 async def test_orchestrators_convenience(store: Store) -> None:
     parts = orchestrator.orchestrators(store)
     assert [type(p).__name__ for p in parts] == [
-        "ReplicatedOrchestrator", "GlobalOrchestrator", "TaskReaper"]
+        "ReplicatedOrchestrator", "GlobalOrchestrator", "JobOrchestrator", "TaskReaper"]

@@ -33,3 +33,13 @@ async def test_pipeline_new_to_assigned(
     await create(store, [make_node("n1"), make_node("n2")])
     await create(store, [make_task(f"t{i}", state=TaskState.NEW) for i in range(10)])
     await wait_for_async("10 assigned", lambda: len(assigned(store)) == 10)
+
+
+async def test_job_tasks_desired_complete_go_through(
+    store: Store, allocator: Allocator, scheduler: Scheduler
+) -> None:
+    """A job's task is desired COMPLETE (not RUNNING): still wanted, so allocated and placed."""
+    await create(store, [make_node("n1")])
+    await create(store, [make_task(f"j{i}", state=TaskState.NEW, desired=TaskState.COMPLETE)
+                         for i in range(3)])
+    await wait_for_async("3 assigned", lambda: len(assigned(store)) == 3)
