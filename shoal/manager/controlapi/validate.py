@@ -129,6 +129,11 @@ def validate_service_spec(spec: ServiceSpec) -> None:
             raise InvalidArgument("rpc error: code = InvalidArgument desc = restart max attempts must be non-negative")
     validate_refs(tt.container_spec or {})
     _check_task_options(tt)
+    for att in [*(tt.networks or []), *(spec.networks or [])]:
+        if att.driver_opts:
+            raise InvalidArgument(f"network {att.target!r}: driver-opt "
+                                  f"{min(att.driver_opts)!r} is not supported by Shoal: its "
+                                  "overlay endpoints take no driver options")
     health = (tt.container_spec or {}).get("Healthcheck") or {}
     for key in ("Interval", "Timeout", "StartPeriod", "StartInterval"):
         value = health.get(key)

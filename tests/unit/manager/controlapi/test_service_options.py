@@ -13,7 +13,14 @@ from shoal.manager.controlapi.cluster import apply_defaults
 from shoal.manager.controlapi.service import create_service, update_service
 from shoal.model.codec import decode
 from shoal.model.objects import Service
-from shoal.model.specs import ClusterSpec, Reservations, Resources, ServiceSpec, TaskSpec
+from shoal.model.specs import (
+    ClusterSpec,
+    NetworkAttachmentConfig,
+    Reservations,
+    Resources,
+    ServiceSpec,
+    TaskSpec,
+)
 from shoal.store.store import Store
 
 HONOURED: dict[str, Any] = {
@@ -73,6 +80,14 @@ async def test_generic_resources_refused(store: Store) -> None:
     spec.task_template.resources = Resources(reservations=Reservations(generic_resources=[
         {"DiscreteResourceSpec": {"Kind": "gpu", "Value": 1}}]))
     with pytest.raises(InvalidArgument, match="no node of the swarm advertises generic resources"):
+        await create_service(store, spec)
+
+
+async def test_network_driver_opts_refused(store: Store) -> None:
+    spec = _spec()
+    spec.task_template.networks = [NetworkAttachmentConfig(target="front",
+                                                           driver_opts={"ifname": "eth5"})]
+    with pytest.raises(InvalidArgument, match="network 'front': driver-opt 'ifname' is not"):
         await create_service(store, spec)
 
 
