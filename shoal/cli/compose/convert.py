@@ -8,6 +8,7 @@ import base64
 from pathlib import Path
 from typing import Any
 
+from shoal.cli.compose import svcoptions
 from shoal.cli.compose.loader import Config
 from shoal.cli.errors import CliError
 
@@ -282,6 +283,7 @@ def service_spec(
         "Mounts": _mounts(ns, svc.get("volumes") or [], config),
         "Secrets": secrets,
         "Configs": configs,
+        **svcoptions.container_fields(svc),
     }
     container.update({k: v for k, v in optional.items() if v not in (None, [], "")})
     placement_src = deploy.get("placement") or {}
@@ -300,6 +302,8 @@ def service_spec(
         "Placement": placement,
         "Networks": _networks(ns, svc, config, key),
     }
+    if svcoptions.log_driver(svc) is not None:
+        task["LogDriver"] = svcoptions.log_driver(svc)
     restart = deploy.get("restart_policy")
     if restart is not None:
         policy: dict[str, Any] = {"Condition": restart.get("condition", "")}
