@@ -164,6 +164,8 @@ def _resources(res: dict[str, Any]) -> dict[str, Any]:
         if key in res:
             out[api] = {"NanoCPUs": res[key].get("cpus", 0),
                         "MemoryBytes": res[key].get("memory", 0)}
+            if res[key].get("pids"):
+                out[api]["Pids"] = res[key]["pids"]
     return out
 
 

@@ -60,7 +60,8 @@ def _deploy(deploy: dict[str, Any]) -> dict[str, Any]:
     if "resources" in out:
         out["resources"] = {
             key: {**({"cpus": _cpus(res["cpus"])} if "cpus" in res else {}),
-                  **({"memory": str(res["memory"])} if "memory" in res else {})}
+                  **({"memory": str(res["memory"])} if "memory" in res else {}),
+                  **({"pids": res["pids"]} if "pids" in res else {})}
             for key, res in out["resources"].items()
         }
     if "placement" in out:

@@ -426,8 +426,12 @@ class _FileLoader:
 
     def resource(self, path: str, value: Any) -> dict[str, Any]:
         raw = self.mapping(path, value)
-        self.keys(path, raw, {"cpus", "memory"}, {"pids", "generic_resources", "devices"})
+        limits = path.endswith(".limits")  # pids (3.9) is a limit only
+        self.keys(path, raw, {"cpus", "memory", *(["pids"] if limits else [])},
+                  {"pids", "generic_resources", "devices"})
         out: dict[str, Any] = {}
+        if limits and raw.get("pids") is not None:
+            out["pids"] = self.integer(f"{path}.pids", raw["pids"])
         if raw.get("cpus") is not None:
             text = self.string(f"{path}.cpus", raw["cpus"])
             try:

@@ -208,6 +208,9 @@ services:
     extra_hosts: ["db:10.0.0.9", "six:::1"]
     dns: 9.9.9.9
     dns_search: [example.com]
+    deploy:
+      resources:
+        limits: {pids: 30}
     logging:
       driver: json-file
       options: {max-size: 1m}
@@ -220,6 +223,7 @@ services:
                              {"Name": "nproc", "Soft": 65535, "Hard": 65535}]
     assert cs["Hosts"] == ["10.0.0.9 db", "::1 six"]
     assert cs["DNSConfig"] == {"Nameservers": ["9.9.9.9"], "Search": ["example.com"]}
+    assert web["TaskTemplate"]["Resources"]["Limits"]["Pids"] == 30
     assert web["TaskTemplate"]["LogDriver"] == {"Name": "json-file",
                                                 "Options": {"max-size": "1m"}}
     plain = spec(config_of("services:\n  web:\n    image: web\n"), "web")
