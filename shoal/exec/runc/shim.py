@@ -157,10 +157,13 @@ class Shim:
         import socket
 
         self.console.settimeout(5.0)
+        fds: list[int] = []
         try:
             conn, _ = self.console.accept()
             with conn:
                 _msg, fds, _flags, _addr = socket.recv_fds(conn, 1024, 1)
+        except OSError as exc:  # the container runs: keep its exit code, if not its output
+            sys.stderr.write(f"shim: no terminal from runc: {exc}\n")
         finally:
             self.console.close()
         if fds:

@@ -184,13 +184,14 @@ def _process(process: Process, options: ContainerOptions, *, hostname: str, user
     user_obj: dict[str, Any] = {"uid": user.uid, "gid": user.gid}
     if gids:
         user_obj["additionalGids"] = gids
-    procopts.check_oom_score_adj(options.oom_score_adj, available)
     out: dict[str, Any] = {
         "terminal": options.tty, "user": user_obj, "args": args, "env": env,
         "cwd": process.cwd or "/",
         "capabilities": {k: list(caps) for k in ("bounding", "effective", "permitted")},
-        "oomScoreAdj": options.oom_score_adj,  # Docker always sets it: 0 unless asked
     }
+    if options.oom_score_adj:  # else the node's, inherited: 0 cannot be told from unset
+        procopts.check_oom_score_adj(options.oom_score_adj, available)
+        out["oomScoreAdj"] = options.oom_score_adj
     limits = procopts.rlimits(options, available)
     if limits:
         out["rlimits"] = limits
