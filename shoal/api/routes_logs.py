@@ -118,6 +118,7 @@ async def _logs(request: web.Request, kind: str) -> web.StreamResponse:
     by_node = _tasks_by_node(tasks)
     resp = web.StreamResponse(headers={"Content-Type": MULTIPLEXED if labelled else RAW})
     hung_up = asyncio.create_task(_hang_up(request))
+    errors: list[str] = []  # nodes that could not give their part (a log driver that keeps none)
     try:
         async with source.subscribe(by_node, selector) as items:
             resp.enable_chunked_encoding()
@@ -133,6 +134,10 @@ async def _logs(request: web.Request, kind: str) -> web.StreamResponse:
                     await resp.write(b"".join(chunks))
                 elif item.error:
                     log.warning("logs from node %s: %s", item.node_id, item.error)
+                    errors.append(item.error)
+            if errors and not hung_up.done():  # dockerd's WriteLogStream: on stream 3 (systemerr)
+                text = f"Error grabbing logs: {'; '.join(errors)}\n".encode()
+                await resp.write(struct.pack(">BxxxL", 3, len(text)) + text if muxed else text)
             if not hung_up.done():
                 await resp.write_eof()
     except ConnectionError:

@@ -8,7 +8,8 @@ process).
   to ``/``.
 * Health check: the service's fields override the image's one by one (zero means "the image's");
   ``Test: ["NONE"]`` (``--no-healthcheck``) disables it. Defaults as Docker's: 30 s interval,
-  30 s timeout, 3 retries, no start period.
+  30 s timeout, 3 retries, no start period, and a 5 s start interval (the interval while the
+  container is starting, within its start period).
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ from typing import Any
 
 from shoal.errors import InvalidArgument
 
-__all__ = ["HealthCheck", "Process", "resolve"]
+__all__ = ["DEFAULT_START_INTERVAL", "HealthCheck", "Process", "resolve"]
 
 DEFAULT_INTERVAL = 30.0
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_RETRIES = 3
+DEFAULT_START_INTERVAL = 5.0  # Docker 25's
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +34,7 @@ class HealthCheck:
     timeout: float = DEFAULT_TIMEOUT
     retries: int = DEFAULT_RETRIES
     start_period: float = 0.0
+    start_interval: float = DEFAULT_START_INTERVAL
 
     @property
     def argv(self) -> list[str]:
@@ -85,7 +88,8 @@ def _health(image: dict[str, Any] | None, service: dict[str, Any] | None) -> Hea
     return HealthCheck(tuple(test), interval=_seconds(pick("Interval")) or DEFAULT_INTERVAL,
                        timeout=_seconds(pick("Timeout")) or DEFAULT_TIMEOUT,
                        retries=int(pick("Retries") or DEFAULT_RETRIES),
-                       start_period=_seconds(pick("StartPeriod")))
+                       start_period=_seconds(pick("StartPeriod")),
+                       start_interval=_seconds(pick("StartInterval")) or DEFAULT_START_INTERVAL)
 
 
 def resolve(image_config: dict[str, Any], spec: dict[str, Any]) -> Process:

@@ -17,8 +17,9 @@ task: ``failed to expand templated secret <id>: ...``. Expansion happens in memo
 
 from __future__ import annotations
 
+import copy
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -26,7 +27,8 @@ from shoal.gotemplate import Fields, Template
 from shoal.model.objects import Task
 from shoal.model.references import FileRef
 
-__all__ = ["GOLANG", "NodeInfo", "TemplateFailed", "expand", "expand_files"]
+__all__ = ["GOLANG", "NodeInfo", "TemplateFailed", "expand", "expand_container_spec",
+           "expand_files"]
 
 GOLANG = "golang"  # the only template driver (swarmkit's)
 _NAME = "expansion"  # swarmkit's template name, in its error messages
@@ -153,3 +155,70 @@ def expand_files(raw: Mapping[FileRef, bytes], drivers: Mapping[FileRef, str], t
                  node: NodeInfo) -> dict[FileRef, bytes]:
     """Every file's data expanded (`expand`); ``drivers``: each templated one's driver."""
     return {ref: expand(ref, drivers.get(ref, ""), task, node, raw) for ref in raw}
+
+
+def _expander(task: Task, node: NodeInfo) -> Callable[[str], str]:
+    ctx = context(task, node)
+
+    def expand(text: str) -> str:
+        if "{{" not in text:
+            return text  # most values: no parse
+        try:
+            return Template(text, {"join": _join}, missingkey_error=True).execute(ctx)
+        except Exception as exc:  # a user template's error (or oddity), reported as Go's
+            message = str(exc).replace("template: :", f"template: {_NAME}:", 1)
+            raise ValueError(message.replace('executing ""', f'executing "{_NAME}"', 1)) from exc
+    return expand
+
+
+def _expand_map(values: Any, expand: Callable[[str], str]) -> Any:
+    if not isinstance(values, dict):
+        return values
+    return {k: expand(v) if isinstance(v, str) else v for k, v in values.items()}
+
+
+def _expand_mount(mount: dict[str, Any], expand: Callable[[str], str]) -> dict[str, Any]:
+    out = dict(mount)
+    for key, what in (("Source", "source"), ("Target", "target")):
+        if isinstance(out.get(key), str):
+            try:
+                out[key] = expand(out[key])
+            except ValueError as exc:
+                raise ValueError(f"expanding mount {what} {mount[key]!r}: {exc}") from exc
+    volume = out.get("VolumeOptions")
+    if isinstance(volume, dict):
+        volume = out["VolumeOptions"] = dict(volume)
+        volume["Labels"] = _expand_map(volume.get("Labels"), expand)
+        driver = volume.get("DriverConfig")
+        if isinstance(driver, dict):
+            volume["DriverConfig"] = {**driver, "Options": _expand_map(driver.get("Options"),
+                                                                        expand)}
+    return out
+
+
+def expand_container_spec(spec: dict[str, Any], task: Task, node: NodeInfo) -> dict[str, Any]:
+    """A copy of ``spec`` with its templated fields expanded for ``task`` on ``node``
+    (swarmkit's ExpandContainerSpec); TemplateFailed says which field failed."""
+    expand = _expander(task, node)
+    out = copy.deepcopy(spec)
+    env = []
+    for entry in out.get("Env") or []:
+        key, eq, value = str(entry).partition("=")
+        try:
+            env.append(f"{key}={expand(value)}" if eq else key)
+        except ValueError as exc:
+            raise TemplateFailed(f"expanding env failed: expanding env {entry!r}: {exc}") from exc
+    if "Env" in out:
+        out["Env"] = env
+    if isinstance(out.get("Mounts"), list):
+        try:
+            out["Mounts"] = [_expand_mount(m, expand) if isinstance(m, dict) else m
+                             for m in out["Mounts"]]
+        except ValueError as exc:
+            raise TemplateFailed(f"expanding mounts failed: {exc}") from exc
+    try:
+        if isinstance(out.get("Hostname"), str):
+            out["Hostname"] = expand(out["Hostname"])
+    except ValueError as exc:
+        raise TemplateFailed(f"expanding hostname failed: {exc}") from exc
+    return out

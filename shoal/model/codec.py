@@ -22,8 +22,9 @@ T = TypeVar("T")
 # ContainerSpec passes through as a dict; these are its keys (api/types/swarm/container.go).
 CONTAINER_SPEC_KEYS = ["Image", "Labels", "Command", "Args", "Hostname", "Env", "Dir", "User", "Groups", "Privileges", "Init", "StopSignal", "TTY", "OpenStdin", "ReadOnly", "Mounts", "StopGracePeriod", "Healthcheck", "Hosts", "DNSConfig", "Secrets", "Configs", "Isolation", "Sysctls", "CapabilityAdd", "CapabilityDrop", "Ulimits", "OomScoreAdj"]
 _HEALTH_KEYS = ["Test", "Interval", "Timeout", "StartPeriod", "StartInterval", "Retries"]
-# Secret and config references (SecretReference, ConfigReference, their File target) and
-# Privileges: the control API and the nodes read these keys, so they are stored in one spelling.
+# Secret and config references (SecretReference, ConfigReference, their File target),
+# Privileges and the other options: the control API and the nodes read these keys, so they are
+# stored in one spelling.
 _NESTED_KEYS = {
     "Secrets": ["File", "SecretID", "SecretName"],
     "Configs": ["File", "Runtime", "ConfigID", "ConfigName"],
@@ -33,6 +34,17 @@ _NESTED_KEYS = {
     "SELinuxContext": ["Disable", "User", "Role", "Type", "Level"],
     "Seccomp": ["Mode", "Profile"],
     "AppArmor": ["Mode"],
+    # the options the nodes read (shoal.model.containeropts, mountopts, logdriver)
+    "DNSConfig": ["Nameservers", "Search", "Options"],
+    "Ulimits": ["Name", "Soft", "Hard"],
+    "Mounts": ["Type", "Source", "Target", "ReadOnly", "Consistency", "BindOptions",
+               "VolumeOptions", "ImageOptions", "TmpfsOptions", "ClusterOptions"],
+    "BindOptions": ["Propagation", "NonRecursive", "CreateMountpoint", "ReadOnlyNonRecursive",
+                    "ReadOnlyForceRecursive"],
+    "VolumeOptions": ["NoCopy", "Labels", "Subpath", "DriverConfig"],
+    "DriverConfig": ["Name", "Options"],
+    "TmpfsOptions": ["SizeBytes", "Mode", "Options"],
+    "LogDriver": ["Name", "Options"],
 }
 _CANON: dict[str, dict[str, str]] = {
     "ContainerSpec": {k.lower(): k for k in CONTAINER_SPEC_KEYS},

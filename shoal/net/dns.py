@@ -12,7 +12,8 @@ behaviour of libnetwork's resolver, ../shared/reference/swarmkit.md section 5.6)
 Names are case-insensitive, with or without the trailing dot; a configured search domain is
 stripped. A known name asked for AAAA (or any type without records) is an empty NOERROR; several
 addresses come shuffled, TTL 600 s as docker's. Every other name is forwarded unchanged to the
-node's resolvers, one after the other, over the transport the asker used (a truncated UDP answer
+node's resolvers (or the container's own, its service's ``--dns``, as Docker's ExtServers),
+one after the other, over the transport the asker used (a truncated UDP answer
 goes back as is, so the asker retries over TCP and that is forwarded over TCP). If none answers
 within the budget the asker gets SERVFAIL; with no resolvers at all, NXDOMAIN: never silence.
 
@@ -108,9 +109,11 @@ class Resolver:
         self._max_forwards = max_forwards
         self._forwarding = 0
 
-    def handle(self, data: bytes, container_id: str, *, tcp: bool) -> bytes | Forward | None:
+    def handle(self, data: bytes, container_id: str, *, tcp: bool,
+               forwards: bool = False) -> bytes | Forward | None:
         """The answer to one query from ``container_id``, or a `Forward` to send upstream, or
-        None when the packet deserves no answer (not DNS, or a response)."""
+        None when the packet deserves no answer (not DNS, or a response). ``forwards``: the
+        container has upstreams of its own."""
         try:
             request = DNSRecord.parse(data)
         except (DNSError, ValueError, IndexError, UnicodeError):   # what dnslib raises on junk
@@ -124,22 +127,24 @@ class Resolver:
         networks = self.records.networks(container_id)
         reply = self._local(request, networks) if networks else None
         if reply is None:
-            if self.upstreams:
+            if self.upstreams or forwards:
                 return Forward(data, _error(request, RCODE.SERVFAIL))
             reply = request.reply()
             reply.header.rcode = RCODE.NXDOMAIN
         return _pack(reply, request, tcp=tcp)
 
-    async def forward(self, query: Forward, *, tcp: bool) -> bytes:
+    async def forward(self, query: Forward, *, tcp: bool,
+                      upstreams: Sequence[Upstream] | None = None) -> bytes:
         """The first upstream answer to ``query`` (same transport as the asker's), or SERVFAIL
-        once every upstream failed or the budget ran out."""
+        once every upstream failed or the budget ran out. ``upstreams``: the asking
+        container's own (its service's ``--dns``), instead of the node's."""
         if self._forwarding >= self._max_forwards:
             log.warning("more than %d queries forwarded at once: SERVFAIL", self._max_forwards)
             return query.servfail
         self._forwarding += 1
         try:
             async with aio.timeout(self._budget):
-                for upstream in list(self.upstreams):
+                for upstream in list(self.upstreams if upstreams is None else upstreams):
                     try:
                         async with aio.timeout(self._timeout):
                             return await (_ask_tcp if tcp else _ask_udp)(upstream, query.data)
@@ -151,10 +156,13 @@ class Resolver:
             self._forwarding -= 1
         return query.servfail
 
-    async def resolve(self, data: bytes, container_id: str, *, tcp: bool = False) -> bytes | None:
+    async def resolve(self, data: bytes, container_id: str, *, tcp: bool = False,
+                      upstreams: Sequence[Upstream] | None = None) -> bytes | None:
         """`handle` then, if needed, `forward`: the whole answer to one query."""
-        out = self.handle(data, container_id, tcp=tcp)
-        return await self.forward(out, tcp=tcp) if isinstance(out, Forward) else out
+        out = self.handle(data, container_id, tcp=tcp, forwards=bool(upstreams))
+        if isinstance(out, Forward):
+            return await self.forward(out, tcp=tcp, upstreams=upstreams)
+        return out
 
     def _local(self, request: Any, networks: Mapping[str, str]) -> Any:
         q = request.q
@@ -346,9 +354,11 @@ class DNSServer:
 
     def __init__(self, resolver: Resolver, container_id: str, *, host: str = "127.0.0.11",
                  port: int = 53, udp: socket.socket | None = None,
-                 tcp: socket.socket | None = None, idle: float = 10.0) -> None:
+                 tcp: socket.socket | None = None, idle: float = 10.0,
+                 upstreams: Sequence[Upstream] | None = None) -> None:
         self.resolver = resolver
         self.container_id = container_id
+        self.upstreams = list(upstreams) if upstreams else None  # --dns, else the node's
         self._bind = (host, port) if udp is None and tcp is None else None
         self._udp_sock, self._tcp_sock = udp, tcp
         self._idle = idle   # a TCP connection with no query for this long is closed
@@ -412,7 +422,8 @@ class DNSServer:
 
     def query(self, data: bytes, *, tcp: bool, send: Callable[[bytes], None]) -> None:
         """Answer one query: at once from the records, or from a task that forwards it."""
-        out = self.resolver.handle(data, self.container_id, tcp=tcp)
+        out = self.resolver.handle(data, self.container_id, tcp=tcp,
+                                   forwards=bool(self.upstreams))
         if isinstance(out, Forward):
             task = asyncio.get_running_loop().create_task(
                 self._forward(out, tcp, send), name="dns-forward")
@@ -422,7 +433,7 @@ class DNSServer:
             send(out)
 
     async def _forward(self, query: Forward, tcp: bool, send: Callable[[bytes], None]) -> None:
-        reply = await self.resolver.forward(query, tcp=tcp)
+        reply = await self.resolver.forward(query, tcp=tcp, upstreams=self.upstreams)
         if not self._closed:
             send(reply)
 

@@ -31,6 +31,7 @@ from typing import Any
 
 from shoal.aio import Backoff, cancel_and_wait
 from shoal.errors import InvalidArgument
+from shoal.model.containeropts import container_options
 from shoal.model.dispatch import NetworkUpdate
 from shoal.model.objects import EncryptionKey, NetworkAttachment, Task
 from shoal.net import links, netns, nft
@@ -80,6 +81,16 @@ class _Net:
     @property
     def ip(self) -> str:
         return self.address.split("/")[0]
+
+
+def _dns_servers(task: Task) -> list[tuple[str, int]]:
+    """The service's ``--dns`` servers: where the container's DNS server forwards what it
+    does not answer itself (none: the node's resolvers)."""
+    try:
+        dns = container_options(task.spec.container_spec or {}).dns
+    except InvalidArgument:  # the control API refuses these; the executor rejects the task
+        return []
+    return [(server, 53) for server in dns.nameservers] if dns else []
 
 
 def _networks(task: Task) -> list[_Net]:
@@ -276,7 +287,8 @@ class NetworkAgent:
             try:
                 await asyncio.to_thread(self._plumb, nets, container_id, path)
                 udp, tcp = await asyncio.to_thread(sockets_in_netns, str(path))
-                dns = DNSServer(self._resolver, container_id, udp=udp, tcp=tcp)
+                dns = DNSServer(self._resolver, container_id, udp=udp, tcp=tcp,
+                                upstreams=_dns_servers(task))
                 await dns.start()
             except BaseException:
                 if fresh:  # all or nothing; never cut a running container off

@@ -8,6 +8,7 @@ import base64
 from pathlib import Path
 from typing import Any
 
+from shoal.cli.compose import svcoptions
 from shoal.cli.compose.loader import Config
 from shoal.cli.errors import CliError
 
@@ -163,6 +164,8 @@ def _resources(res: dict[str, Any]) -> dict[str, Any]:
         if key in res:
             out[api] = {"NanoCPUs": res[key].get("cpus", 0),
                         "MemoryBytes": res[key].get("memory", 0)}
+            if res[key].get("pids"):
+                out[api]["Pids"] = res[key]["pids"]
     return out
 
 
@@ -282,6 +285,7 @@ def service_spec(
         "Mounts": _mounts(ns, svc.get("volumes") or [], config),
         "Secrets": secrets,
         "Configs": configs,
+        **svcoptions.container_fields(svc),
     }
     container.update({k: v for k, v in optional.items() if v not in (None, [], "")})
     placement_src = deploy.get("placement") or {}
@@ -300,6 +304,8 @@ def service_spec(
         "Placement": placement,
         "Networks": _networks(ns, svc, config, key),
     }
+    if svcoptions.log_driver(svc) is not None:
+        task["LogDriver"] = svcoptions.log_driver(svc)
     restart = deploy.get("restart_policy")
     if restart is not None:
         policy: dict[str, Any] = {"Condition": restart.get("condition", "")}

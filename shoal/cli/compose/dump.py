@@ -13,9 +13,11 @@ from shoal.cli.format import units
 __all__ = ["dump"]
 
 _SERVICE_ORDER = [
-    "command", "configs", "depends_on", "deploy", "entrypoint", "environment", "hostname", "healthcheck",
-    "image", "labels", "networks", "ports", "read_only", "secrets", "stop_grace_period",
-    "stop_signal", "tty", "user", "volumes", "working_dir",
+    "command", "configs", "depends_on", "deploy", "dns", "dns_search", "entrypoint",
+    "environment", "extra_hosts", "hostname", "healthcheck", "image", "init", "isolation",
+    "labels", "logging", "networks", "oom_score_adj", "ports", "read_only", "secrets",
+    "stdin_open", "stop_grace_period", "stop_signal", "sysctls", "tty", "ulimits", "user",
+    "volumes", "working_dir",
 ]
 _DEPLOY_ORDER = ["mode", "replicas", "labels", "update_config", "rollback_config", "resources",
                  "restart_policy", "placement", "endpoint_mode"]
@@ -58,7 +60,8 @@ def _deploy(deploy: dict[str, Any]) -> dict[str, Any]:
     if "resources" in out:
         out["resources"] = {
             key: {**({"cpus": _cpus(res["cpus"])} if "cpus" in res else {}),
-                  **({"memory": str(res["memory"])} if "memory" in res else {})}
+                  **({"memory": str(res["memory"])} if "memory" in res else {}),
+                  **({"pids": res["pids"]} if "pids" in res else {})}
             for key, res in out["resources"].items()
         }
     if "placement" in out:
@@ -101,9 +104,11 @@ def _service(svc: dict[str, Any]) -> dict[str, Any]:
         out["networks"] = {name: (conf or None) for name, conf in _sorted(out["networks"]).items()}
     if "volumes" in out:
         out["volumes"] = [_volume(v) for v in out["volumes"]]
-    for key in ("environment", "labels"):
+    for key in ("environment", "labels", "sysctls", "ulimits"):
         if key in out:
             out[key] = _sorted(out[key])
+    if "logging" in out and "options" in out["logging"]:
+        out["logging"] = {**out["logging"], "options": _sorted(out["logging"]["options"])}
     return out
 
 

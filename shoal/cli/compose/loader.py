@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 import yaml
 
+from shoal.cli.compose import svcoptions
 from shoal.cli.compose.interpolate import InterpolationError, interpolate
 from shoal.cli.errors import CliError
 from shoal.cli.format import units
@@ -290,7 +291,7 @@ class _FileLoader:
         "image", "command", "entrypoint", "environment", "env_file", "labels", "deploy", "ports",
         "networks", "healthcheck", "secrets", "configs", "hostname", "user", "working_dir",
         "stop_grace_period", "stop_signal", "tty", "read_only", "volumes", "depends_on",
-        "cap_add", "cap_drop",
+        "cap_add", "cap_drop", *svcoptions.KEYS,
     }
 
     def service(self, path: str, value: Any) -> dict[str, Any]:
@@ -309,6 +310,7 @@ class _FileLoader:
         for key in ("cap_add", "cap_drop"):
             if raw.get(key) is not None:
                 out[key] = self.strings(f"{path}.{key}", raw[key])
+        out.update(svcoptions.load(self, path, raw))
         if "depends_on" in raw:  # kept for `stack config`; deploy cannot honour it: said aloud
             out["depends_on"] = self.strings(f"{path}.depends_on", raw["depends_on"])
             self.warnings.append(f"{self.filename}: {path}.depends_on: ignored: a swarm starts "
@@ -424,8 +426,12 @@ class _FileLoader:
 
     def resource(self, path: str, value: Any) -> dict[str, Any]:
         raw = self.mapping(path, value)
-        self.keys(path, raw, {"cpus", "memory"}, {"pids", "generic_resources", "devices"})
+        limits = path.endswith(".limits")  # pids (3.9) is a limit only
+        self.keys(path, raw, {"cpus", "memory", *(["pids"] if limits else [])},
+                  {"pids", "generic_resources", "devices"})
         out: dict[str, Any] = {}
+        if limits and raw.get("pids") is not None:
+            out["pids"] = self.integer(f"{path}.pids", raw["pids"])
         if raw.get("cpus") is not None:
             text = self.string(f"{path}.cpus", raw["cpus"])
             try:

@@ -33,7 +33,7 @@ from shoal.errors import ShoalError
 from shoal.exec import containerspec, templating
 from shoal.exec.errors import ExecError, ExitError, TaskRejected, Unhealthy
 from shoal.exec.executor import LogLine, LogOptions, TaskFiles
-from shoal.exec.runc import logfile, mounts, shim, spec, taskfiles
+from shoal.exec.runc import hostfiles, logfile, mounts, shim, spec, taskfiles
 from shoal.exec.runc.health import HEALTHY, STARTING, UNHEALTHY, HealthState, probe
 from shoal.exec.runc.state import (
     RuncConfig,
@@ -43,6 +43,7 @@ from shoal.exec.runc.state import (
     wait_pid,
     write_json,
 )
+from shoal.model import logdriver
 from shoal.model.objects import ContainerStatus, Task
 from shoal.model.references import FileRef, file_refs
 
@@ -235,25 +236,34 @@ class RuncController:
             taskfiles.populate(d, data)
         if (d / "config.json").exists():
             return  # prepared; after a reboot only the mount was missing
-        try:
+        self._log_config()  # a driver the node does not have: rejected now, not at start
+        try:  # Hostname, Env and Mounts may hold Go templates (swarmkit expands them too)
+            cs = templating.expand_container_spec(
+                cs, self._task, templating.NodeInfo.local(self._cfg.hostname))
             process = containerspec.resolve(image_config, cs)
+        except templating.TemplateFailed as exc:
+            raise TaskRejected(str(exc)) from exc
         except ShoalError as exc:
             raise TaskRejected(str(exc)) from exc
         hostname = process.hostname or self._cid[:12]
         user = spec.resolve_user(rootfs, process.user)
+        options = spec.options_of(cs)
         mount_list = spec.build_mounts(cs, volumes_root=self._cfg.data_root / "volumes",
                                        anon_root=d / "volumes", rootfs=rootfs)
         # after the service's own mounts: a file under a tmpfs mounted at /run stays visible
         mount_list += taskfiles.bind_mounts(d, file_refs(self._task))
-        files = spec.write_host_files(d, hostname, addresses=self._addresses())
+        files = hostfiles.write_host_files(d, hostname, addresses=self._addresses(),
+                                           dns=options.dns, hosts=options.hosts)
         oci = spec.build_spec(task=self._task, process=process, rootfs=rootfs, hostname=hostname,
                               user=user, mounts=mount_list, host_files=files,
-                              cgroups_path=self._cfg.cgroups_path(self._cid), netns=netns)
+                              cgroups_path=self._cfg.cgroups_path(self._cid), netns=netns,
+                              container_spec=cs)
         if process.health is not None:
             h = process.health
             write_json(d / "healthcheck.json", {
                 "test": list(h.test), "interval": h.interval, "timeout": h.timeout,
-                "retries": h.retries, "start_period": h.start_period})
+                "retries": h.retries, "start_period": h.start_period,
+                "start_interval": h.start_interval})
         write_json(d / "config.json", oci)
 
     def _check(self) -> containerspec.HealthCheck | None:
@@ -263,7 +273,8 @@ class RuncController:
             if h:
                 self._health_check = containerspec.HealthCheck(
                     tuple(h["test"]), float(h["interval"]), float(h["timeout"]),
-                    int(h["retries"]), float(h["start_period"]))
+                    int(h["retries"]), float(h["start_period"]),
+                    float(h.get("start_interval", containerspec.DEFAULT_START_INTERVAL)))
         return self._health_check
 
     async def start(self) -> None:
@@ -289,11 +300,18 @@ class RuncController:
     async def _spawn_shim(self) -> None:
         assert self._cid is not None
         d = self.directory
+        logs = self._log_config()
+        size, files = logs.limits(self._cfg.log_max_size, self._cfg.log_max_files)
+        if logs.driver == logdriver.NONE:
+            log, size = os.devnull, 0
+        else:
+            log = str(self.log_path)
+        options = spec.options_of(self._task.spec.container_spec or {})
         ready_r, ready_w = os.pipe()
         args = {"runc": self._cfg.runc, "dir": str(d), "cid": self._cid,
-                "log": str(self.log_path), "max_size": self._cfg.log_max_size,
-                "max_files": self._cfg.log_max_files,
-                "cgroup": self._cfg.cgroups_path(self._cid)}
+                "log": log, "max_size": size, "max_files": files,
+                "cgroup": self._cfg.cgroups_path(self._cid),
+                "tty": int(options.tty), "stdin": int(options.open_stdin)}
         (self._cfg.exec_root / "runc").mkdir(parents=True, exist_ok=True)
         try:
             # forked by the shim server; its own Python process only if the server is not there
@@ -344,7 +362,10 @@ class RuncController:
         started = (self.directory / "shim.json").stat().st_mtime
         shim_pid = self._running_shim()
         while True:
-            if shim_pid == 0 or await wait_pid(shim_pid, check.interval):
+            wait = check.interval  # Docker's: the start interval while starting, in the period
+            if health.status == STARTING and time.time() - started < check.start_period:
+                wait = check.start_interval
+            if shim_pid == 0 or await wait_pid(shim_pid, wait):
                 return ""
             ok = await probe(self._cfg.runc, self._cid, check, self.directory / "health.pid")
             in_start = time.time() - started < check.start_period
@@ -457,9 +478,17 @@ class RuncController:
     def _exited(self) -> bool:
         return self._exit_info() is not None or self._running_shim() == 0
 
+    def _log_config(self) -> logdriver.LogConfig:
+        try:
+            return logdriver.log_config(self._task.spec.log_driver)
+        except ShoalError as exc:  # a spec stored before the control API checked it
+            raise TaskRejected(str(exc)) from exc
+
     async def logs(self, options: LogOptions) -> AsyncIterator[LogLine]:
         if self._cid is None:
             return
+        if self._log_config().driver == logdriver.NONE:
+            raise ExecError("configured logging driver does not support reading")
         path = str(self.log_path)
         o = options
         follower = logfile.Follower(path)

@@ -7,7 +7,11 @@ container's stdout/stderr on pipes, and then:
 
 * once running: writes ``shim.json`` {shim_pid, pid} atomically and closes the ready fd;
 * if runc failed: writes ``exit.json`` {"error": runc's message} and exits;
-* copies both pipes into the json-file log (logfile.py), rotating it;
+* copies both pipes into the json-file log (logfile.py), rotating it; with ``tty=1`` (the
+  spec's ``process.terminal``) runc sends the pty's master over ``--console-socket`` (an
+  abstract socket: no path to clean up), read as the container's stdout; with ``stdin=1``
+  (OpenStdin) the container's stdin is a pipe the shim keeps open, so a read waits instead of
+  seeing EOF (nothing is written to it: Shoal attaches nobody);
 * when the container's init exits: reads the cgroup's OOM count (before anything deletes the
   cgroup), drains the pipes, writes ``exit.json`` {code (128+signal for a signal), oom,
   finished_at}, and exits.
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import _signal as signal  # signal without its IntEnum wrappers (enum is costly to import)
 import ctypes
+import errno
 import os
 import select
 import sys
@@ -109,24 +114,62 @@ class Shim:
         self.dir: str = args["dir"]
         self.statuses: dict[int, int] = {}
         self.writer = logfile.LogWriter(args["log"], int(args["max_size"]), int(args["max_files"]))
-        self.splitters = {"stdout": logfile.LineSplitter(), "stderr": logfile.LineSplitter()}
+        self.splitters = {"stdout": logfile.LineSplitter(), "stderr": logfile.LineSplitter(),
+                          "tty": logfile.LineSplitter()}
         self.early_stderr = b""  # what runc wrote before the container ran (its errors)
+        self.console: Any = None  # the socket runc sends the pty master on (tty=1)
+        self.stdin_w = -1  # OpenStdin: the pipe's end kept open, never written
 
     def spawn_runc(self) -> tuple[int, dict[int, str]]:
         a = self.args
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
+        extra = []
+        if a.get("tty") == "1":
+            import socket  # only for a terminal: the shim's start-up stays small
+
+            name = f"shoal-console-{a['cid'][:32]}-{os.getpid()}"
+            self.console = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.console.bind("\0" + name)  # abstract: runc dials "@name"
+            self.console.listen(1)
+            extra = ["--console-socket", "@" + name]
+        stdin: tuple[object, ...] = (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0)
+        stdin_r = -1
+        if a.get("stdin") == "1" and a.get("tty") != "1":
+            stdin_r, self.stdin_w = os.pipe()
+            stdin = (os.POSIX_SPAWN_DUP2, stdin_r, 0)
         argv = [*a["runc"], "--log", os.path.join(self.dir, "runc.log"), "--log-format", "json",
-                "run", "--detach", "--bundle", self.dir,
+                "run", "--detach", *extra, "--bundle", self.dir,
                 "--pid-file", os.path.join(self.dir, "pid"), a["cid"]]
         pid = os.posix_spawn(argv[0], argv, dict(os.environ), file_actions=[
-            (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
+            stdin,
             (os.POSIX_SPAWN_DUP2, out_w, 1),
             (os.POSIX_SPAWN_DUP2, err_w, 2),
         ])
         os.close(out_w)
         os.close(err_w)
+        if stdin_r >= 0:
+            os.close(stdin_r)
         return pid, {out_r: "stdout", err_r: "stderr"}
+
+    def receive_console(self, pipes: dict[int, str], poller: select.poll) -> None:
+        """The pty master runc sent (it has exited: the message waits in the socket)."""
+        import socket
+
+        self.console.settimeout(5.0)
+        fds: list[int] = []
+        try:
+            conn, _ = self.console.accept()
+            with conn:
+                _msg, fds, _flags, _addr = socket.recv_fds(conn, 1024, 1)
+        except OSError as exc:  # the container runs: keep its exit code, if not its output
+            sys.stderr.write(f"shim: no terminal from runc: {exc}\n")
+        finally:
+            self.console.close()
+        if fds:
+            os.set_blocking(fds[0], False)
+            pipes[fds[0]] = "tty"
+            poller.register(fds[0], select.POLLIN)
 
     def reap(self) -> None:
         while True:
@@ -143,12 +186,17 @@ class Shim:
             chunk = os.read(fd, 65536)
         except BlockingIOError:
             return
+        except OSError as exc:  # a pty master once every slave end is closed: EIO
+            if exc.errno != errno.EIO:
+                raise
+            chunk = b""
         now = time.time_ns()
         lines = self.splitters[stream].feed(chunk) if chunk else self.splitters[stream].flush()
         if stream == "stderr" and len(self.early_stderr) < 65536:
             self.early_stderr += chunk
+        name = "stdout" if stream == "tty" else stream  # Docker logs a terminal as stdout
         for line in lines:
-            self.writer.write(logfile.Entry(stream, now, line))
+            self.writer.write(logfile.Entry(name, now, line))
         if not chunk:
             poller.unregister(fd)
             os.close(fd)
@@ -196,6 +244,8 @@ class Shim:
                 code = os.waitstatus_to_exitcode(self.statuses.pop(runc_pid))
                 if code != 0:
                     return self.failed(pipes, poller, ready_fd)
+                if self.console is not None:
+                    self.receive_console(pipes, poller)
                 with open(os.path.join(self.dir, "pid"), encoding="ascii") as f:
                     container_pid = int(f.read().strip())
                 write_json(os.path.join(self.dir, "shim.json"),
@@ -212,7 +262,8 @@ class Shim:
         code = os.waitstatus_to_exitcode(status)
         for fd, stream in list(pipes.items()):  # output still pending after the drain time
             for line in self.splitters[stream].flush():
-                self.writer.write(logfile.Entry(stream, time.time_ns(), line))
+                name = "stdout" if stream == "tty" else stream
+                self.writer.write(logfile.Entry(name, time.time_ns(), line))
             os.close(fd)
         self.writer.close()
         write_json(os.path.join(self.dir, "exit.json"), {

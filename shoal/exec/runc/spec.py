@@ -5,7 +5,9 @@ the user is resolved against the container's own /etc/passwd and /etc/group; Mou
 volume, tmpfs) are checked and turned into OCI mounts; limits become cgroup resources under
 ``cgroupsPath = <cgroup_parent>/<cid>``. The container gets its own network namespace (runc
 makes it and brings ``lo`` up) and bind mounts of the /etc/hosts, /etc/hostname and
-/etc/resolv.conf written into its directory. No rlimits: this host lacks CAP_SYS_RESOURCE.
+/etc/resolv.conf written into its directory (hostfiles.py). The ContainerSpec's other options
+(shoal.model.containeropts: init, groups, ulimits, OOM score, terminal, sysctls) are set as
+procopts.py makes them.
 The sandbox is Docker's: its 14 default capabilities with the service's CapabilityAdd/Drop, its
 seccomp profile (shoal.exec.runc.seccomp) unless Privileges says otherwise, no_new_privs only
 when Privileges.NoNewPrivileges asks for it (shoal.model.privileges).
@@ -15,8 +17,7 @@ from __future__ import annotations
 
 import functools
 import os
-import shutil
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,11 +25,13 @@ from typing import Any
 from shoal.errors import InvalidArgument
 from shoal.exec.containerspec import Process
 from shoal.exec.errors import TaskRejected
-from shoal.exec.runc import seccomp
+from shoal.exec.runc import procopts, seccomp
+from shoal.exec.runc.specmounts import build_mounts
 from shoal.model import privileges
+from shoal.model.containeropts import ContainerOptions, container_options
 from shoal.model.objects import Task
 
-__all__ = ["User", "build_mounts", "build_spec", "node_caps", "resolve_user", "write_host_files"]
+__all__ = ["User", "build_mounts", "build_spec", "node_caps", "options_of", "resolve_user"]
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 MASKED = ["/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
@@ -106,94 +109,6 @@ def resolve_user(rootfs: Path, user: str) -> User:
     return User(uid, gid, tuple(extra))
 
 
-def _volume(source: str, target: str, volumes_root: Path, rootfs: Path,
-            options: dict[str, Any]) -> str:
-    """A named volume's data dir, made on first use and filled with the image's content at
-    ``target`` (Docker's copy-up, unless NoCopy)."""
-    if "/" in source or source in (".", ".."):
-        raise TaskRejected(f"invalid mount config for type \"volume\": invalid volume name {source!r}")
-    data = volumes_root / source / "_data"
-    if not data.is_dir():
-        data.mkdir(parents=True)
-        seed = rootfs / target.lstrip("/")
-        if not options.get("NoCopy") and seed.is_dir() and not seed.is_symlink():
-            shutil.copytree(seed, data, symlinks=True, dirs_exist_ok=True)
-    return str(data)
-
-
-def build_mounts(container_spec: dict[str, Any], *, volumes_root: Path, anon_root: Path,
-                 rootfs: Path) -> list[dict[str, Any]]:
-    """The ContainerSpec's Mounts as OCI mounts; TaskRejected with Docker's wording when one is
-    wrong. A volume without a name gets a directory in ``anon_root`` (removed with the
-    container); named ones live in ``volumes_root/<name>/_data`` and outlive it."""
-    out = []
-    for m in container_spec.get("Mounts") or []:
-        kind = m.get("Type") or "volume"
-        target, source = m.get("Target") or "", m.get("Source") or ""
-        bad = f"invalid mount config for type \"{kind}\": "
-        if not target.startswith("/"):
-            raise TaskRejected(bad + f"invalid mount path: '{target}' mount path must be absolute")
-        ro = ["ro"] if m.get("ReadOnly") else []
-        if kind == "bind":
-            if not source.startswith("/"):
-                raise TaskRejected(bad + f"invalid mount path: '{source}' mount path must be absolute")
-            if not os.path.exists(source):
-                raise TaskRejected(bad + f"bind source path does not exist: {source}")
-            prop = ((m.get("BindOptions") or {}).get("Propagation") or "rprivate")
-            out.append({"destination": target, "type": "bind", "source": source,
-                        "options": ["rbind", prop, *ro]})
-        elif kind == "volume":
-            opts = m.get("VolumeOptions") or {}
-            if source:
-                data = _volume(source, target, volumes_root, rootfs, opts)
-            else:
-                anon = anon_root / str(len(out))
-                anon.mkdir(parents=True, exist_ok=True)
-                data = str(anon)
-            out.append({"destination": target, "type": "bind", "source": data,
-                        "options": ["rbind", "rprivate", *ro]})
-        elif kind == "tmpfs":
-            t = m.get("TmpfsOptions") or {}
-            opts = ["nosuid", "nodev", *ro]
-            if t.get("SizeBytes"):
-                opts.append(f"size={int(t['SizeBytes'])}")
-            if t.get("Mode"):
-                opts.append(f"mode={int(t['Mode']):o}")
-            out.append({"destination": target, "type": "tmpfs", "source": "tmpfs",
-                        "options": opts})
-        else:
-            raise TaskRejected(f"invalid mount config: mount type unknown: {kind!r}")
-    return out
-
-
-EMBEDDED_DNS = "127.0.0.11"
-
-
-def write_host_files(directory: Path, hostname: str, *,
-                     addresses: list[str] | None = None) -> dict[str, str]:
-    """/etc/hosts, /etc/hostname and /etc/resolv.conf for the container (destination: file).
-
-    ``addresses`` (the container's overlay addresses, "10.0.1.5/24"), when given, name the
-    hostname in /etc/hosts and make the embedded DNS the resolver, with the host's search
-    domains (as dockerd on a user network); otherwise the host's resolv.conf is copied."""
-    files = {"/etc/hosts": directory / "hosts", "/etc/hostname": directory / "hostname",
-             "/etc/resolv.conf": directory / "resolv.conf"}
-    own = [a.split("/")[0] for a in addresses or []]
-    mine = "".join(f"{ip}\t{hostname}\n" for ip in own) or f"127.0.1.1\t{hostname}\n"
-    files["/etc/hosts"].write_text(
-        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n" + mine)
-    files["/etc/hostname"].write_text(hostname + "\n")
-    try:
-        resolv = Path("/etc/resolv.conf").read_text()
-    except OSError:
-        resolv = ""
-    if addresses is not None:
-        search = [line for line in resolv.splitlines() if line.split()[:1] == ["search"]]
-        resolv = "\n".join([f"nameserver {EMBEDDED_DNS}", *search[-1:], "options ndots:0"]) + "\n"
-    files["/etc/resolv.conf"].write_text(resolv)
-    return {dest: str(path) for dest, path in files.items()}
-
-
 @functools.cache
 def node_caps() -> frozenset[str]:
     """The capabilities shoald itself has, all a container can get (moby caps.Current: the
@@ -243,49 +158,85 @@ def _resources(task: Task) -> dict[str, Any]:
     return res
 
 
-def build_spec(*, task: Task, process: Process, rootfs: Path, hostname: str, user: User,
-               mounts: list[dict[str, Any]], host_files: dict[str, str],
-               cgroups_path: str, netns: str | None = None,
-               available_caps: Collection[str] | None = None) -> dict[str, Any]:
-    """config.json as a dict; ``netns``: the network namespace to join (the container's own
-    overlay sandbox), else a new one with only loopback; ``available_caps``: what ``ALL`` and
-    CapabilityAdd may give (default: `node_caps`)."""
-    container_spec = task.spec.container_spec or {}
-    readonly = bool(container_spec.get("ReadOnly"))
+def options_of(container_spec: dict[str, Any]) -> ContainerOptions:
+    """The ContainerSpec's options (shoal.model.containeropts), or TaskRejected."""
+    try:
+        return container_options(container_spec)
+    except InvalidArgument as exc:  # a spec stored before the control API checked these
+        raise TaskRejected(str(exc)) from exc
+
+
+def _process(process: Process, options: ContainerOptions, *, hostname: str, user: User,
+             rootfs: Path, caps: Collection[str], available: Collection[str],
+             init: Callable[[], str | None]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The OCI process and the mounts it needs (the init's)."""
     env = list(process.env)
     if not any(e.startswith("PATH=") for e in env):
         env.insert(0, DEFAULT_PATH)
     env.insert(1, f"HOSTNAME={hostname}")
-    caps, seccomp_section, no_new_privs = _sandbox(container_spec, available_caps)
+    if options.tty:
+        env = procopts.tty_env(env)
+    args, mounts = list(process.args), list[dict[str, Any]]()
+    if options.init:
+        args, mounts = procopts.init_args(args, init())
+    gids = [*user.additional_gids]
+    gids += [g for g in procopts.resolve_groups(rootfs, options.groups) if g not in gids]
+    user_obj: dict[str, Any] = {"uid": user.uid, "gid": user.gid}
+    if gids:
+        user_obj["additionalGids"] = gids
+    out: dict[str, Any] = {
+        "terminal": options.tty, "user": user_obj, "args": args, "env": env,
+        "cwd": process.cwd or "/",
+        "capabilities": {k: list(caps) for k in ("bounding", "effective", "permitted")},
+    }
+    if options.oom_score_adj:  # else the node's, inherited: 0 cannot be told from unset
+        procopts.check_oom_score_adj(options.oom_score_adj, available)
+        out["oomScoreAdj"] = options.oom_score_adj
+    limits = procopts.rlimits(options, available)
+    if limits:
+        out["rlimits"] = limits
+    return out, mounts
+
+
+def build_spec(*, task: Task, process: Process, rootfs: Path, hostname: str, user: User,
+               mounts: list[dict[str, Any]], host_files: dict[str, str],
+               cgroups_path: str, netns: str | None = None,
+               available_caps: Collection[str] | None = None,
+               container_spec: dict[str, Any] | None = None,
+               init: Callable[[], str | None] = procopts.find_init) -> dict[str, Any]:
+    """config.json as a dict; ``netns``: the network namespace to join (the container's own
+    overlay sandbox), else a new one with only loopback; ``available_caps``: what ``ALL`` and
+    CapabilityAdd may give (default: `node_caps`); ``container_spec``: the task's with its
+    templates expanded (default: the task's own); ``init``: finds the node's init binary."""
+    if container_spec is None:
+        container_spec = task.spec.container_spec or {}
+    available = node_caps() if available_caps is None else available_caps
+    options = options_of(container_spec)
+    readonly = bool(container_spec.get("ReadOnly"))
+    caps, seccomp_section, no_new_privs = _sandbox(container_spec, available)
+    proc, init_mounts = _process(process, options, hostname=hostname, user=user, rootfs=rootfs,
+                                 caps=caps, available=available, init=init)
+    proc["noNewPrivileges"] = no_new_privs
     ns: list[dict[str, str]] = [{"type": t} for t in ("pid", "ipc", "uts", "mount", "network")]
     if netns:
         ns[-1]["path"] = netns
     files = [{"destination": dest, "type": "bind", "source": src,
               "options": ["rbind", "rprivate", *(["ro"] if readonly else [])]}
              for dest, src in host_files.items()]
-    sysctl = {str(k): str(v) for k, v in (container_spec.get("Sysctls") or {}).items()}
-    user_obj: dict[str, Any] = {"uid": user.uid, "gid": user.gid}
-    if user.additional_gids:
-        user_obj["additionalGids"] = list(user.additional_gids)
     linux: dict[str, Any] = {
         "namespaces": ns, "resources": _resources(task), "cgroupsPath": cgroups_path,
         "maskedPaths": MASKED, "readonlyPaths": READONLY,
     }
-    if sysctl:
-        linux["sysctl"] = sysctl
+    if options.sysctls:
+        linux["sysctl"] = dict(options.sysctls)
     if seccomp_section is not None:
         linux["seccomp"] = seccomp_section
     return {
         "ociVersion": "1.0.2",
-        "process": {
-            "terminal": False, "user": user_obj, "args": list(process.args), "env": env,
-            "cwd": process.cwd or "/",
-            "capabilities": {k: caps for k in ("bounding", "effective", "permitted")},
-            "noNewPrivileges": no_new_privs,
-        },
+        "process": proc,
         "root": {"path": str(rootfs), "readonly": readonly},
         "hostname": hostname,
-        "mounts": [*BASE_MOUNTS, *mounts, *files],
+        "mounts": [*BASE_MOUNTS, *mounts, *init_mounts, *files],
         "annotations": _annotations(task, container_spec),
         "linux": linux,
     }

@@ -87,6 +87,10 @@ def apply_defaults(spec: ClusterSpec) -> ClusterSpec:
                               f"time is: {_go_duration(minimum)}")
     for external in spec.ca_config.external_cas or []:
         _check_external_ca(external)
+    defaults = {str(k).lower(): v for k, v in (spec.task_defaults or {}).items()}
+    if defaults.get("logdriver"):  # the orchestrator does not copy it into tasks: refused
+        raise InvalidArgument("TaskDefaults.LogDriver is not supported by Shoal: give the "
+                              "services their own --log-driver and --log-opt")
     raft = spec.raft
     raft.snapshot_interval = raft.snapshot_interval or 10000
     raft.keep_old_snapshots = raft.keep_old_snapshots or 0

@@ -58,3 +58,14 @@ def test_no_healthcheck_and_defaults() -> None:
 def test_bad_configs_are_refused(image: dict[str, Any], spec: dict[str, Any], message: str) -> None:
     with pytest.raises(InvalidArgument, match=message):
         resolve(image, spec)
+
+
+def test_start_interval_docker_default_and_the_services() -> None:
+    p = resolve({}, {"Command": ["x"], "Healthcheck": {"Test": ["CMD", "true"]}})
+    assert p.health is not None and p.health.start_interval == 5.0  # Docker 25's default
+    p = resolve({"Healthcheck": {"Test": ["CMD", "true"], "StartInterval": 2 * 10**9}},
+                {"Command": ["x"], "Healthcheck": {"StartPeriod": 10**10}})
+    assert p.health is not None and (p.health.start_interval, p.health.start_period) == (2.0, 10.0)
+    p = resolve({}, {"Command": ["x"], "Healthcheck": {"Test": ["CMD", "true"],
+                                                       "StartInterval": 500_000_000}})
+    assert p.health is not None and p.health.start_interval == 0.5

@@ -7,7 +7,14 @@ from typing import Any
 
 import pytest
 
-from shoal.exec.templating import NodeInfo, TemplateFailed, context, expand, expand_files
+from shoal.exec.templating import (
+    NodeInfo,
+    TemplateFailed,
+    context,
+    expand,
+    expand_container_spec,
+    expand_files,
+)
 from shoal.gotemplate import Template
 from shoal.model.objects import Task
 from shoal.model.references import FileRef, file_refs
@@ -115,3 +122,36 @@ def test_bytes_that_are_not_utf8_are_kept() -> None:
     refs = {r.id: r for r in file_refs(task)}
     raw = {refs["s1"]: b"\xff\xfe", refs["c1"]: b"\x80{{.Task.Slot}}{{secret \"pw\"}}"}
     assert expand(refs["c1"], "golang", task, NODE, raw) == b"\x802\xff\xfe"
+
+
+# --- the ContainerSpec (swarmkit's ExpandContainerSpec) -----------------------------------------
+
+def test_container_spec_hostname_env_and_mounts_expanded() -> None:
+    cs = {"Image": "busybox", "Hostname": "{{.Service.Name}}-{{.Task.Slot}}.{{.Node.Hostname}}",
+          "Env": ["SLOT={{.Task.Slot}}", "PLAIN=x", "BARE", "JOINED={{join \"-\" \"a\" \"b\"}}"],
+          "Mounts": [{"Type": "volume", "Source": "data-{{.Task.Slot}}",
+                      "Target": "/data/{{.Service.Name}}",
+                      "VolumeOptions": {"Labels": {"node": "{{.Node.ID}}"}}},
+                     {"Type": "tmpfs", "Target": "/t"}],
+          "Args": ["{{.Task.Slot}}"]}
+    task = make_task(slot=3, **cs)
+    out = expand_container_spec(cs, task, NODE)
+    assert out["Hostname"] == "web-3.host-a"
+    assert out["Env"] == ["SLOT=3", "PLAIN=x", "BARE", "JOINED=a-b"]
+    assert out["Mounts"][0]["Source"] == "data-3" and out["Mounts"][0]["Target"] == "/data/web"
+    assert out["Mounts"][0]["VolumeOptions"]["Labels"] == {"node": "node1"}
+    assert out["Args"] == ["{{.Task.Slot}}"]  # not a templated field, as swarmkit's
+    assert cs["Hostname"].startswith("{{")  # the task's own spec is left alone
+    global_task = make_task(slot=0, **cs)
+    assert expand_container_spec(cs, global_task, NODE)["Hostname"] == "web-node1.host-a"
+
+
+@pytest.mark.parametrize(("cs", "message"), [
+    ({"Hostname": "{{.Task.Nope}}"}, "expanding hostname failed: template: expansion:1:"),
+    ({"Env": ["A={{.Bad"]}, "expanding env failed: expanding env 'A={{.Bad':"),
+    ({"Mounts": [{"Type": "volume", "Source": "{{env \"X\"}}", "Target": "/x"}]},
+     "expanding mounts failed: expanding mount source"),
+])
+def test_container_spec_template_errors(cs: dict[str, Any], message: str) -> None:
+    with pytest.raises(TemplateFailed, match=message.replace("{", r"\{").replace("(", r"\(")):
+        expand_container_spec(cs, make_task(**cs), NODE)

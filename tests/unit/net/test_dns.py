@@ -251,6 +251,27 @@ async def test_other_names_are_forwarded(upstream: tuple[FakeUpstream, int]) -> 
         assert proto.seen == ["example.com", "example.com", "nope.example", "db"]
 
 
+async def test_a_containers_own_servers_replace_the_nodes(
+        upstream: tuple[FakeUpstream, int]) -> None:
+    """--dns: the container's server forwards to the service's nameservers (Docker's
+    ExtServers), not the node's; service names are still answered locally."""
+    proto, port = upstream
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as dead:   # the node's: never answers
+        dead.bind((LOOP, 0))
+        resolver = Resolver(FakeRecords(), [dead.getsockname()], timeout=0.2, budget=0.3)
+        async with DNSServer(resolver, "c-front", host=LOOP, port=0,
+                             upstreams=[(LOOP, port)]) as own, \
+                DNSServer(resolver, "c-front", host=LOOP, port=0) as node:
+            assert addresses(await ask(own, "example.com")) == ["192.0.2.1"]
+            assert addresses(await ask(own, "example.com", tcp=True)) == ["192.0.2.1"]
+            assert addresses(await ask(own, "web")) == ["10.0.1.100"]
+            assert (await ask(node, "example.com")).header.rcode == RCODE.SERVFAIL
+        assert proto.seen == ["example.com", "example.com"]
+    alone = Resolver(FakeRecords())  # no node resolvers at all: the container's are asked
+    async with DNSServer(alone, "c-front", host=LOOP, port=0, upstreams=[(LOOP, port)]) as own:
+        assert addresses(await ask(own, "example.com")) == ["192.0.2.1"]
+
+
 async def test_truncated_upstream_answer_then_tcp(upstream: tuple[FakeUpstream, int]) -> None:
     resolver = Resolver(FakeRecords(), [(LOOP, upstream[1])])
     async with DNSServer(resolver, "c-front", host=LOOP, port=0) as server:

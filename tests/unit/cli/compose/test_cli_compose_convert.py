@@ -187,3 +187,50 @@ volumes:
     assert mounts[0] == {"Type": "volume", "Source": "ext", "Target": "/e",
                          "VolumeOptions": {"NoCopy": False}}
     assert mounts[1]["Source"] == "exact-vol"
+
+
+def test_container_options_and_logging() -> None:
+    """init, stdin_open, isolation, oom_score_adj, sysctls, ulimits, extra_hosts, dns,
+    dns_search and logging, as docker/cli's convert.Service."""
+    config = config_of("""
+version: "3.13"
+services:
+  web:
+    image: web
+    init: true
+    stdin_open: true
+    isolation: default
+    oom_score_adj: 200
+    sysctls: [net.core.somaxconn=1024]
+    ulimits:
+      nproc: 65535
+      nofile: {soft: 20000, hard: 40000}
+    extra_hosts: ["db:10.0.0.9", "six:::1"]
+    dns: 9.9.9.9
+    dns_search: [example.com]
+    deploy:
+      resources:
+        limits: {pids: 30}
+    logging:
+      driver: json-file
+      options: {max-size: 1m}
+""")
+    web = spec(config, "web")
+    cs = web["TaskTemplate"]["ContainerSpec"]
+    assert cs["Init"] is True and cs["OpenStdin"] is True and cs["OomScoreAdj"] == 200
+    assert cs["Isolation"] == "default" and cs["Sysctls"] == {"net.core.somaxconn": "1024"}
+    assert cs["Ulimits"] == [{"Name": "nofile", "Soft": 20000, "Hard": 40000},
+                             {"Name": "nproc", "Soft": 65535, "Hard": 65535}]
+    assert cs["Hosts"] == ["10.0.0.9 db", "::1 six"]
+    assert cs["DNSConfig"] == {"Nameservers": ["9.9.9.9"], "Search": ["example.com"]}
+    assert web["TaskTemplate"]["Resources"]["Limits"]["Pids"] == 30
+    assert web["TaskTemplate"]["LogDriver"] == {"Name": "json-file",
+                                                "Options": {"max-size": "1m"}}
+    plain = spec(config_of("services:\n  web:\n    image: web\n"), "web")
+    assert "LogDriver" not in plain["TaskTemplate"]
+    assert not {"Init", "OpenStdin", "DNSConfig", "Ulimits"} & set(plain["TaskTemplate"]["ContainerSpec"])
+
+
+def test_bad_ulimit_is_a_schema_error() -> None:
+    with pytest.raises(CliError, match="services.web.ulimits.nofile must be a integer"):
+        config_of("services:\n  web:\n    image: web\n    ulimits:\n      nofile: {soft: 1}\n")

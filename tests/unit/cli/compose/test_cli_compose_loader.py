@@ -167,9 +167,9 @@ def test_versions() -> None:
          "docker-compose.yml: services.web.build: not supported by shoal stack deploy"),
         ("services:\n  web:\n    privileged: true\n",
          "docker-compose.yml: services.web.privileged: not supported by shoal stack deploy"),
-        ("services:\n  web:\n    deploy:\n      resources:\n        limits:\n          pids: 3\n",
-         ("docker-compose.yml: services.web.deploy.resources.limits.pids: not supported by shoal "
-         "stack deploy")),
+        ("services:\n  web:\n    deploy:\n      resources:\n        reservations:\n          pids: 3\n",
+         ("docker-compose.yml: services.web.deploy.resources.reservations.pids: not supported by "
+         "shoal stack deploy")),
         ("services:\n  web:\n    networks:\n      n:\n        ipv4_address: 10.0.0.2\n",
          ("docker-compose.yml: services.web.networks.n.ipv4_address: not supported by shoal stack "
          "deploy")),
