@@ -109,7 +109,6 @@ class _Container:
     nets: list[_Net]
     dns: DNSServer | None = None
     rules: str = ""  # the nft text applied last
-    gateway: bool = False  # on the gateway bridge (its last interface, its default route)
 
 
 @dataclass
@@ -299,8 +298,7 @@ class NetworkAgent:
                 if fresh:  # all or nothing; never cut a running container off
                     await asyncio.to_thread(self._unplumb, container_id, len(nets), path)
                 raise
-            self._containers[container_id] = _Container(container_id, task, str(path), nets, dns,
-                                                        gateway=gw)
+            self._containers[container_id] = _Container(container_id, task, str(path), nets, dns)
         if nets and not any((table_name(n.id), task.id) in self._published for n in nets):
             self._publish(task, serving=False)  # reachable from the other nodes from now on
         self._wake.set()

@@ -29,6 +29,7 @@ NFT_TIMEOUT = 30.0              # seconds; nft -f of a few thousand elements tak
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}")
 _IFNAME = re.compile(r"[A-Za-z0-9_.\-]{1,15}")
 _PROTOCOLS = ("tcp", "udp")
+_OVERLAY_BRIDGES = "shbr*"  # links.bridge_name's
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +162,7 @@ def mesh_table(ports: Sequence[MeshPort], *, ingress_bridge: str | None,
     if ingress_bridge is not None and snat_address is not None:
         body.append(f'\t\toifname "{_ifname(ingress_bridge)}" ct status dnat '
                     f"snat ip to {_ipv4(snat_address)}")
-    body += ['\t\tct status dnat oifname "shbr*" masquerade', "\t}"]
+    body += [f'\t\tct status dnat oifname "{_OVERLAY_BRIDGES}" masquerade', "\t}"]
     return _replace(name, body)
 
 
@@ -176,7 +177,9 @@ def gateway_table(subnet: str, bridge: str, *, name: str = "shoal_gw") -> str:
     and masquerade on (swarm-features.md 5.3): what leaves ``bridge``'s ``subnet`` for any other
     interface is masqueraded; into the bridge only replies are forwarded, so neither another
     host routing to the subnet nor one container to another's gateway address gets in
-    (host-mode published ports come in on the ingress network, not here). The caller sets
+    (host-mode published ports come in on the ingress network, not here). Nor does it lead
+    into the overlays' bridges (the node holds an address on ingress's, which Docker's host
+    does not), except as the routing mesh DNATs a published port. The caller sets
     net.ipv4.ip_forward=1 in that netns."""
     name = _table_name(name)
     bridge = _ifname(bridge)
@@ -186,7 +189,9 @@ def gateway_table(subnet: str, bridge: str, *, name: str = "shoal_gw") -> str:
         raise InvalidArgument(f"not an IPv4 subnet: {subnet!r}") from e
     body = ["\tchain forward {", "\t\ttype filter hook forward priority 0; policy accept;",
             f'\t\toifname "{bridge}" ct state established,related accept',
-            f'\t\toifname "{bridge}" drop', "\t}",
+            f'\t\toifname "{bridge}" drop',
+            f'\t\tiifname "{bridge}" oifname "{_OVERLAY_BRIDGES}" ct status dnat accept',
+            f'\t\tiifname "{bridge}" oifname "{_OVERLAY_BRIDGES}" drop', "\t}",
             "\tchain postrouting {", "\t\ttype nat hook postrouting priority 100; policy accept;",
             f'\t\tip saddr {net.with_prefixlen} oifname != "{bridge}" masquerade', "\t}"]
     return _replace(name, body)

@@ -1,7 +1,8 @@
 """The gateway bridge (shoal.net.gateway, nft.gateway_table, the NetworkAgent's plumbing): the
 subnet's choice, the addresses, the rules' text; then the real thing in namespaces of our own.
 
-    node netns: eth0 172.18.88.1/24 (so the gateway subnet must skip 172.18.0.0/16)
+    node netns: eth0 172.18.88.1/24 (so the gateway subnet must skip 172.18.0.0/16), and an
+      address of its own on the overlay's bridge (as on ingress's): 10.0.42.1/24
       cA: eth0 on overlay 4242 (10.0.42.2/24), eth1 on the gateway    cB: eth0 on the gateway
     outside netns: eth0 172.18.88.2/24, the server a container reaches
 
@@ -26,7 +27,7 @@ from shoal.net import gateway, links, netns
 from shoal.net.errors import NetError
 from shoal.net.gateway import AddressBook, candidates, choose_subnet, wants_gateway
 from shoal.net.netagent import GATEWAY_TABLE, NetworkAgent, _Net
-from shoal.net.nft import gateway_table
+from shoal.net.nft import MeshPort, apply, gateway_table, mesh_table
 
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="namespaces need CAP_SYS_ADMIN")
 
@@ -93,6 +94,9 @@ def test_gateway_table_text() -> None:
     assert "type filter hook forward priority 0; policy accept;" in lines
     assert 'oifname "shoal_gwbridge" ct state established,related accept' in lines
     assert 'oifname "shoal_gwbridge" drop' in lines  # ICC off, nothing new comes in
+    # not into the overlays through the node, but to a published port the mesh DNATs
+    assert lines.index('iifname "shoal_gwbridge" oifname "shbr*" ct status dnat accept') \
+        < lines.index('iifname "shoal_gwbridge" oifname "shbr*" drop')
     assert "type nat hook postrouting priority 100; policy accept;" in lines
     assert 'ip saddr 172.18.0.0/16 oifname != "shoal_gwbridge" masquerade' in lines
     assert gateway_table("172.18.0.0/16", "shoal_gwbridge") == text  # same state, same text
@@ -117,6 +121,7 @@ def test_names() -> None:
 OVERLAY_VNI = 4242
 NODE_UL, OUTSIDE = "172.18.88.1", "172.18.88.2"
 A_OVERLAY = "10.0.42.2/24"
+NODE_OVERLAY = "10.0.42.1/24"
 CID_A, CID_B, CID_C = "a" * 64, "b" * 64, "c" * 64
 
 
@@ -207,9 +212,11 @@ def tables(ns: str) -> str:
                           capture_output=True, text=True, timeout=30, check=True).stdout
 
 
-def reach(src: str, dst: str, ip: str, port: int, timeout: float = 5.0) -> str | None:
-    """A TCP connection from ``src`` to a listener in ``dst`` on ``ip:port``: the source address
-    the listener saw, or None if it never arrived (within ``timeout``)."""
+def reach(src: str, dst: str, ip: str, port: int, timeout: float = 5.0,
+          via: str | None = None) -> str | None:
+    """A TCP connection from ``src`` to a listener in ``dst`` on ``ip:port`` (made to ``via``,
+    a published address, if given): the source address the listener saw, or None if it never
+    arrived (within ``timeout``)."""
     def listener() -> socket.socket:
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -220,7 +227,8 @@ def reach(src: str, dst: str, ip: str, port: int, timeout: float = 5.0) -> str |
 
     with netns.run_in(dst, listener) as server:
         try:
-            client = netns.run_in(src, lambda: socket.create_connection((ip, port), timeout=timeout))
+            client = netns.run_in(src, lambda: socket.create_connection((via or ip, port),
+                                                                        timeout=timeout))
         except OSError:
             return None
         with client:
@@ -258,6 +266,15 @@ def test_containers_get_out_masqueraded_and_nothing_gets_in(env: Env) -> None:
 
     netns.run_in(env.outside, route_via_node)
     assert reach(env.outside, b, "172.19.0.3", 8083, timeout=1.0) is None
+    # the node holds an overlay address (as on ingress): B does not get onto the overlay
+    # through it, but does reach a port the routing mesh publishes there
+    netns.run_in(env.node, lambda: links.ensure_overlay(
+        links.Overlay(OVERLAY_VNI, NODE_UL, address=NODE_OVERLAY)))
+    assert reach(b, a, A_OVERLAY.split("/")[0], 8084, timeout=1.0) is None
+    apply(mesh_table([MeshPort("tcp", 9000, 9000, (A_OVERLAY.split("/")[0],))],
+                     ingress_bridge=links.bridge_name(OVERLAY_VNI),
+                     snat_address=NODE_OVERLAY.split("/")[0]), env.node)
+    assert reach(b, a, A_OVERLAY.split("/")[0], 9000, via=NODE_UL) == NODE_OVERLAY.split("/")[0]
     # a restarted daemon keeps the subnet and hands out no address twice
     again = env.agent()
     plumb(env, again, CID_C, [])
