@@ -179,7 +179,8 @@ def gateway_table(subnet: str, bridge: str, *, name: str = "shoal_gw") -> str:
     host routing to the subnet nor one container to another's gateway address gets in
     (host-mode published ports come in on the ingress network, not here). Nor does it lead
     into the overlays' bridges (the node holds an address on ingress's, which Docker's host
-    does not), except as the routing mesh DNATs a published port. The caller sets
+    does not), except as the routing mesh DNATs a published port: refused at once, as a
+    node without a route to an overlay's subnet refuses. The caller sets
     net.ipv4.ip_forward=1 in that netns."""
     name = _table_name(name)
     bridge = _ifname(bridge)
@@ -187,11 +188,12 @@ def gateway_table(subnet: str, bridge: str, *, name: str = "shoal_gw") -> str:
         net = ipaddress.IPv4Network(subnet)
     except ValueError as e:
         raise InvalidArgument(f"not an IPv4 subnet: {subnet!r}") from e
+    into_overlays = f'iifname "{bridge}" oifname "{_OVERLAY_BRIDGES}"'
     body = ["\tchain forward {", "\t\ttype filter hook forward priority 0; policy accept;",
             f'\t\toifname "{bridge}" ct state established,related accept',
             f'\t\toifname "{bridge}" drop',
-            f'\t\tiifname "{bridge}" oifname "{_OVERLAY_BRIDGES}" ct status dnat accept',
-            f'\t\tiifname "{bridge}" oifname "{_OVERLAY_BRIDGES}" drop', "\t}",
+            f"\t\t{into_overlays} ct status dnat accept",
+            f"\t\t{into_overlays} reject with icmp type admin-prohibited", "\t}",
             "\tchain postrouting {", "\t\ttype nat hook postrouting priority 100; policy accept;",
             f'\t\tip saddr {net.with_prefixlen} oifname != "{bridge}" masquerade', "\t}"]
     return _replace(name, body)
