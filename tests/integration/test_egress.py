@@ -39,7 +39,7 @@ def _in_container(pid: int, *argv: str) -> subprocess.CompletedProcess[str]:
 
 def _fetch(pid: int, url: str) -> subprocess.CompletedProcess[str]:
     # busybox wget -T segfaults here (linux.md, pitfall): bounded by timeout instead
-    return _in_container(pid, "/bin/timeout", "5", "/bin/wget", "-q", "-O", "-", url)
+    return _in_container(pid, "/bin/busybox", "timeout", "5", "/bin/busybox", "wget", "-q", "-O", "-", url)
 
 
 def _routes(pid: int) -> str:
