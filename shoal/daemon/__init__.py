@@ -94,6 +94,8 @@ def _log_opts(opts: tuple[str, ...]) -> tuple[int, int]:
               help="Parent cgroup of every container (under each controller's hierarchy)")
 @click.option("--log-opt", "log_opts", multiple=True,
               help="Container log limits: max-size=10m, max-file=3 (repeatable)")
+@click.option("-b", "--bridge", default="", metavar="none",
+              help="none: containers of tasks on no network get loopback only, not the gateway bridge")
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
 @click.option("-D", "--debug", is_flag=True, help="Debug logging")
 @click.option("--tls", is_flag=True, help="Serve TCP hosts with TLS (implied by --tlsverify)")
@@ -104,7 +106,7 @@ def _log_opts(opts: tuple[str, ...]) -> tuple[int, int]:
 def main(data_root: str, exec_root: str, hosts: tuple[str, ...], labels: tuple[str, ...],
          insecure_registries: tuple[str, ...], registry_mirrors: tuple[str, ...],
          hostname: str | None, executor: str, cgroup_parent: str, log_opts: tuple[str, ...],
-         log_level: str, debug: bool, tls: bool,
+         bridge: str, log_level: str, debug: bool, tls: bool,
          tlsverify: bool, tlscacert: str | None, tlscert: str | None, tlskey: str | None) -> None:
     """The Shoal daemon: Docker swarm mode, one per machine.
 
@@ -116,6 +118,8 @@ def main(data_root: str, exec_root: str, hosts: tuple[str, ...], labels: tuple[s
     if executor == "runc" and shutil.which("runc") is None:
         raise click.UsageError("runc is not installed: apt-get install runc (or use --executor sim)")
     max_size, max_files = _log_opts(log_opts)
+    if bridge not in ("", "none"):  # dockerd's names a bridge to use; only its "none" here
+        raise click.UsageError(f"--bridge {bridge!r}: only \"none\" is supported")
     try:
         mirrors = [validate_mirror(m) for m in registry_mirrors]
     except InvalidArgument as exc:
@@ -125,7 +129,7 @@ def main(data_root: str, exec_root: str, hosts: tuple[str, ...], labels: tuple[s
                             executor=executor, insecure_registries=list(insecure_registries),
                             registry_mirrors=mirrors,
                             cgroup_parent=cgroup_parent, log_max_size=max_size,
-                            log_max_files=max_files)
+                            log_max_files=max_files, default_bridge=bridge != "none")
     settings.data_root.mkdir(parents=True, exist_ok=True)
     settings.exec_root.mkdir(parents=True, exist_ok=True)
     api_tls = None

@@ -79,6 +79,7 @@ class NodeSettings:
     cgroup_parent: str = "/shoal"
     log_max_size: int = 10 * 1024 * 1024  # --log-opt max-size, per container log file
     log_max_files: int = 3
+    default_bridge: bool = True  # --bridge none: tasks on no network get loopback only
 
 
 def _split_addr(addr: str, default_port: int = 2377) -> tuple[str, int]:
@@ -332,7 +333,8 @@ class SwarmNode:
             self._network = NetworkAgent(node_id=self._identity.node_id,
                                          advertise_ip=state.advertise_ip,
                                          netns_dir=self.settings.exec_root / "netns",
-                                         upstreams=upstreams, search=search)
+                                         upstreams=upstreams, search=search,
+                                         default_bridge=self.settings.default_bridge)
             executor = RuncExecutor(self.hostname, self.engine_labels, self.settings.data_root,
                                     self.settings.exec_root, self.images,
                                     cgroup_parent=self.settings.cgroup_parent,

@@ -72,6 +72,8 @@ class Daemon:
                          "-H", self.host, "--hostname", self.hostname, "--executor", self.executor]
         if self.executor == "runc":
             args += ["--cgroup-parent", self.cgroup_parent]
+            if not self.netns:  # the machine's own namespace: no gateway bridge made in it
+                args += ["--bridge", "none"]
         for k, v in self.labels.items():
             args += ["--label", f"{k}={v}"]
         for registry in self.insecure_registries:

@@ -135,12 +135,14 @@ class ImageProvider(Protocol):
 
 
 class NetworkAttacher(Protocol):
-    """The node's overlay networks, as a container with network attachments uses them. Every
-    method is idempotent: after a daemon restart a running container is attached again."""
+    """The node's overlay networks and gateway bridge, as a container uses them. Every method
+    is idempotent: after a daemon restart a running container is attached again."""
 
-    async def attach(self, task: Task, container_id: str) -> str:
+    async def attach(self, task: Task, container_id: str) -> str | None:
         """Make the container's network namespace, its interfaces and addresses on the task's
-        networks, its DNS server and load-balancing rules; the namespace's path."""
+        networks and its way out (the gateway bridge), its DNS server and load-balancing
+        rules; the namespace's path. Called for every container, with networks or not: None
+        when it needs none of this (loopback only)."""
         ...
 
     async def announce(self, task: Task) -> None:

@@ -1,5 +1,6 @@
 """Overlay links in the calling thread's network namespace: per network a bridge and a VXLAN
-device, the static forwarding entries for the peers, and each container's veth.
+device, the static forwarding entries for the peers, and each container's veth; and plain
+bridges (the gateway bridge, gateway.py) with the node-side facts choosing its subnet.
 
 Docker swarm's data path without flooding (../shared/reference/linux.md section 3): a task's MAC
 is derived from its overlay address (`mac_for`), so a node knows, from the gossip tables alone,
@@ -33,12 +34,19 @@ from shoal.net.errors import NetError
 __all__ = [
     "NetError",
     "Overlay",
+    "addresses_in",
     "attach",
+    "attach_to_bridge",
     "bridge_name",
+    "bridge_state",
     "detach",
+    "ensure_bridge",
     "ensure_overlay",
+    "gateway_ifname",
     "host_ifname",
+    "ipv4_networks",
     "mac_for",
+    "remove_link",
     "remove_overlay",
     "set_remote_endpoints",
     "vxlan_name",
@@ -75,6 +83,11 @@ def host_ifname(container_id: str, index: int) -> str:
     if not 0 <= index < 100:
         raise InvalidArgument(f"attachment index out of range: {index}")
     return "shv" + container_id[:10].ljust(10, "0") + str(index)
+
+
+def gateway_ifname(container_id: str) -> str:
+    """The host end of a container's veth on the gateway bridge (IFNAMSIZ: 15)."""
+    return "shgw" + container_id[:11].ljust(11, "0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,8 +292,20 @@ def attach(netns_path: str, vni: int, host_ifname: str, address: str, *, mtu: in
     ``ifname`` with MAC `mac_for` its address, ``address`` (CIDR), ``mtu``, up; and, if
     ``gateway`` is given, the container's default route through it. Already attached: only
     makes sure of the settings."""
+    _attach(netns_path, bridge_name(vni), "ensure_overlay", host_ifname, address, mtu=mtu,
+            ifname=ifname, gateway=gateway)
+
+
+def attach_to_bridge(netns_path: str, br_name: str, host_ifname: str, address: str, *,
+                     mtu: int, ifname: str, gateway: str | None = None) -> None:
+    """`attach` to the plain bridge named ``br_name`` (`ensure_bridge`: the gateway bridge)."""
+    _attach(netns_path, br_name, "ensure_bridge", host_ifname, address, mtu=mtu, ifname=ifname,
+            gateway=gateway)
+
+
+def _attach(netns_path: str, br_name: str, maker: str, host_ifname: str, address: str, *,
+            mtu: int, ifname: str, gateway: str | None) -> None:
     mac = mac_for(_interface(address).ip.compressed)
-    br_name = bridge_name(vni)
 
     def inside(must_exist: bool) -> Callable[[], bool]:
         return lambda: _configure_inside(ifname, mac, address, gateway, must_exist)
@@ -288,7 +313,7 @@ def attach(netns_path: str, vni: int, host_ifname: str, address: str, *, mtu: in
     with IPRoute() as ipr:
         br = _index(ipr, br_name)
         if br is None:
-            raise NetError(f"no bridge {br_name}: ensure_overlay first")
+            raise NetError(f"no bridge {br_name}: {maker} first")
         host = _index(ipr, host_ifname)
         if host is not None and not netns.run_in(netns_path, inside(False)):
             # A host end without its peer in that container (a half-done attach, or a
@@ -329,3 +354,83 @@ def detach(host_ifname: str) -> None:
         if index is not None:
             with _netlink(f"delete {host_ifname}", gone=(errno.ENODEV,)):
                 ipr.link("del", index=index)
+
+
+# -- plain bridges (the gateway bridge) --------------------------------------------------------
+
+
+def ensure_bridge(name: str, address: str, *, mtu: int = 1500) -> None:
+    """A bridge ``name`` holding ``address`` (CIDR), up, its MAC `mac_for` that address (so it
+    does not change as ports come and go). Made if missing; an existing one is only completed."""
+    iface = _interface(address)
+    mac = mac_for(iface.ip.compressed)
+    with IPRoute() as ipr:
+        br = _index(ipr, name)
+        if br is None:
+            with _netlink(f"add bridge {name}"):
+                ipr.link("add", ifname=name, kind="bridge", mtu=mtu)
+            br = _index(ipr, name)
+            if br is None:
+                raise NetError(f"bridge {name} vanished after creation")
+        elif _link(ipr, br).get(("linkinfo", "kind")) != "bridge":
+            raise NetError(f"{name} exists and is not a bridge")
+        if str(_link(ipr, br).get("address")) != mac:
+            with _netlink(f"set {name} address {mac}"):
+                ipr.link("set", index=br, address=mac)
+        _ensure_address(ipr, br, address, name)
+        with _netlink(f"set up {name}"):
+            ipr.link("set", index=br, state="up")
+
+
+def bridge_state(name: str) -> tuple[str | None, int] | None:
+    """The bridge ``name``'s first IPv4 address ("172.18.0.1/16", or None) and its number of
+    ports; None if there is no such link."""
+    with IPRoute() as ipr:
+        br = _index(ipr, name)
+        if br is None:
+            return None
+        address = None
+        for msg in ipr.get_addr(family=socket.AF_INET, index=br):
+            if msg.get("IFA_LOCAL"):
+                address = f"{msg.get('IFA_LOCAL')}/{msg['prefixlen']}"
+                break
+        with _netlink(f"list ports of {name}"):
+            ports = len(ipr.get_links(master=br))
+        return address, ports
+
+
+def remove_link(name: str) -> None:
+    """Delete the link ``name``; a missing one is fine."""
+    with IPRoute() as ipr:
+        index = _index(ipr, name)
+        if index is not None:
+            with _netlink(f"delete {name}", gone=(errno.ENODEV,)):
+                ipr.link("del", index=index)
+
+
+def ipv4_networks(*, skip: str | None = None) -> list[ipaddress.IPv4Network]:
+    """What this namespace's IPv4 addresses and main-table routes cover (a subnet chosen here
+    must overlap none), leaving out those on the link ``skip``."""
+    out: set[ipaddress.IPv4Network] = set()
+    with IPRoute() as ipr:
+        skipped = _index(ipr, skip) if skip else None
+        for msg in ipr.get_addr(family=socket.AF_INET):
+            if msg["index"] != skipped and msg.get("IFA_LOCAL"):
+                out.add(ipaddress.IPv4Network(f"{msg.get('IFA_LOCAL')}/{msg['prefixlen']}",
+                                              strict=False))
+        for msg in ipr.get_routes(family=socket.AF_INET, table=254):
+            if skipped is not None and msg.get("RTA_OIF") == skipped:
+                continue
+            dst = msg.get("RTA_DST") or "0.0.0.0"
+            out.add(ipaddress.IPv4Network(f"{dst}/{msg['dst_len']}", strict=False))
+    return sorted(out)
+
+
+def addresses_in(network: str) -> list[str]:
+    """This namespace's IPv4 addresses inside ``network`` ("172.18.0.0/16"): a container's own
+    address on the gateway bridge, found again after a daemon restart."""
+    net = ipaddress.IPv4Network(network)
+    with IPRoute() as ipr:
+        found = [str(msg.get("IFA_LOCAL")) for msg in ipr.get_addr(family=socket.AF_INET)
+                 if msg.get("IFA_LOCAL")]
+    return sorted(a for a in found if ipaddress.IPv4Address(a) in net)

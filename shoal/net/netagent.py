@@ -8,6 +8,9 @@ It owns, on this node:
   neighbour entry for every endpoint another node holds (links.py);
 - per container: a network namespace with a veth per network, its embedded DNS server
   (dns.py) and its VIP load-balancing table (nft.py, inside the container's namespace);
+- the gateway bridge (gateway.py): the containers' way out, a veth each after their overlay
+  ones, NATed by one nft table in the node's namespace; made for the first container that
+  needs it, removed with the last;
 - the routing mesh: one nft table in the node's namespace DNATing each published port to the
   service's tasks, once some service publishes a port.
 
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import secrets
 from collections.abc import Sequence
@@ -34,7 +38,7 @@ from shoal.errors import InvalidArgument
 from shoal.model.containeropts import container_options
 from shoal.model.dispatch import NetworkUpdate
 from shoal.model.objects import EncryptionKey, NetworkAttachment, Task
-from shoal.net import links, netns, nft
+from shoal.net import gateway, links, netns, nft
 from shoal.net.dns import DNSServer, Resolver, sockets_in_netns
 from shoal.net.gossip import GossipConfig, GossipError, GossipNode
 from shoal.net.records import (
@@ -52,6 +56,7 @@ log = logging.getLogger(__name__)
 
 GOSSIP_PORT = 7946
 MESH_TABLE = "shoal_mesh"
+GATEWAY_TABLE = "shoal_gw"
 _RETRY = Backoff(initial=1.0, cap=1.0)  # a failed reconcile is tried again this often (fixed)
 REJOIN_INTERVAL = 5.0  # while alone in the gossip, try the managers again this often
 
@@ -77,6 +82,7 @@ class _Net:
     address: str  # "10.0.1.5/24"
     aliases: tuple[str, ...]
     ingress: bool
+    internal: bool = False
 
     @property
     def ip(self) -> str:
@@ -102,7 +108,7 @@ def _networks(task: Task) -> list[_Net]:
         if not nid or not vnis or not att.addresses:
             raise InvalidArgument(f"task {task.id}: network {nid or '?'} is not allocated")
         out.append(_Net(nid, net.spec.name, vnis[0], att.addresses[0],
-                        tuple(att.aliases or ()), net.spec.ingress))
+                        tuple(att.aliases or ()), net.spec.ingress, net.spec.internal))
     return out
 
 
@@ -124,6 +130,7 @@ class _Settings:
     gossip_port: int = GOSSIP_PORT
     spread_delay: float = 0.3  # after a withdraw, time for the gossip to reach the others
     gossip_overrides: dict[str, Any] = field(default_factory=dict)
+    default_bridge: bool = True  # False (shoald --bridge none): no network, loopback only
 
 
 class NetworkAgent:
@@ -132,9 +139,9 @@ class NetworkAgent:
     def __init__(self, *, node_id: str, advertise_ip: str, netns_dir: Path,
                  gossip_port: int = GOSSIP_PORT, upstreams: Sequence[tuple[str, int]] = (),
                  search: Sequence[str] = (), spread_delay: float = 0.3,
-                 **gossip_overrides: Any) -> None:
+                 default_bridge: bool = True, **gossip_overrides: Any) -> None:
         self._s = _Settings(node_id, advertise_ip, Path(netns_dir), gossip_port, spread_delay,
-                            dict(gossip_overrides))
+                            dict(gossip_overrides), default_bridge)
         self.directory = Directory()
         self._resolver = Resolver(self.directory, upstreams, search=search)
         self._containers: dict[str, _Container] = {}
@@ -149,6 +156,8 @@ class NetworkAgent:
         self._overlays: dict[int, links.Overlay] = {}
         self._remote: dict[int, dict[str, str]] = {}
         self._mesh = ""
+        self._gw_book: gateway.AddressBook | None = None  # None: no gateway bridge made yet
+        self._gw_rules = ""
         self._sysctls_done: set[str] = set()
         self._lock = asyncio.Lock()  # one kernel writer at a time
         self._updating = asyncio.Lock()
@@ -197,7 +206,7 @@ class NetworkAgent:
 
     async def cleanup_all(self) -> None:
         """Remove everything this agent made in the kernel (``swarm leave``): containers'
-        namespaces, the overlays, the mesh table."""
+        namespaces, the overlays, the mesh table, the gateway bridge and its table."""
         await self.close()
         self._containers.clear()
 
@@ -208,6 +217,7 @@ class NetworkAgent:
             for vni in list(self._overlays):
                 links.remove_overlay(vni)
             nft.delete_table(MESH_TABLE)
+            self._gateway_gc(force=True)
 
         await asyncio.to_thread(clean)
         self._overlays.clear()
@@ -276,8 +286,12 @@ class NetworkAgent:
     def _netns_path(self, container_id: str) -> Path:
         return self._s.netns_dir / container_id[:16]
 
-    async def attach(self, task: Task, container_id: str) -> str:
+    async def attach(self, task: Task, container_id: str) -> str | None:
         nets = _networks(task)
+        gw = gateway.wants_gateway((n.internal for n in nets),
+                                   default_bridge=self._s.default_bridge)
+        if not nets and not gw:
+            return None  # runc makes the namespace: loopback only
         path = self._netns_path(container_id)
         known = self._containers.get(container_id)
         if known is not None:
@@ -285,33 +299,100 @@ class NetworkAgent:
         async with self._lock:
             fresh = not netns.exists(path)  # else a running container's, after a restart
             try:
-                await asyncio.to_thread(self._plumb, nets, container_id, path)
-                udp, tcp = await asyncio.to_thread(sockets_in_netns, str(path))
-                dns = DNSServer(self._resolver, container_id, udp=udp, tcp=tcp,
-                                upstreams=_dns_servers(task))
-                await dns.start()
+                await asyncio.to_thread(self._plumb, nets, gw, container_id, path)
+                dns = None
+                if nets:  # with no network, the node's resolv.conf, as Docker's default bridge
+                    udp, tcp = await asyncio.to_thread(sockets_in_netns, str(path))
+                    dns = DNSServer(self._resolver, container_id, udp=udp, tcp=tcp,
+                                    upstreams=_dns_servers(task))
+                    await dns.start()
             except BaseException:
                 if fresh:  # all or nothing; never cut a running container off
                     await asyncio.to_thread(self._unplumb, container_id, len(nets), path)
                 raise
             self._containers[container_id] = _Container(container_id, task, str(path), nets, dns)
-        if not any((table_name(n.id), task.id) in self._published for n in nets):
+        if nets and not any((table_name(n.id), task.id) in self._published for n in nets):
             self._publish(task, serving=False)  # reachable from the other nodes from now on
         self._wake.set()
         return str(path)
 
-    def _plumb(self, nets: list[_Net], container_id: str, path: Path) -> None:
+    def _plumb(self, nets: list[_Net], gw: bool, container_id: str, path: Path) -> None:
         if not netns.exists(path):
             netns.create(path)
         for i, net in enumerate(nets):
             self._ensure_overlay(net.vni, net.ingress)
             links.attach(str(path), net.vni, links.host_ifname(container_id, i), net.address,
                          ifname=f"eth{i}")
+        if gw:
+            # after the overlays, as Docker orders a task's interfaces: eth1 beside one network
+            book = self._ensure_gateway()
+            address = book.allocate(path.name)
+            links.attach_to_bridge(str(path), gateway.BRIDGE, links.gateway_ifname(container_id),
+                                   address.with_prefixlen, mtu=gateway.MTU,
+                                   ifname=f"eth{len(nets)}", gateway=str(book.gateway.ip))
 
     def _unplumb(self, container_id: str, count: int, path: Path) -> None:
         for i in range(count):
             links.detach(links.host_ifname(container_id, i))
+        links.detach(links.gateway_ifname(container_id))  # none is fine
         netns.remove(path)
+        if self._gw_book is not None:
+            self._gw_book.release(path.name)
+        self._gateway_gc()
+
+    # -- the gateway bridge (in the node's namespace, under self._lock) --------------------
+
+    def _ensure_gateway(self) -> gateway.AddressBook:
+        """The gateway bridge, its NAT table and forwarding, made if missing; its addresses."""
+        book = self._gw_book
+        if book is None:
+            state = links.bridge_state(gateway.BRIDGE)
+            if state is not None and state[0] is not None:
+                # an earlier run's, whose containers may still run: keep its subnet
+                subnet = ipaddress.IPv4Interface(state[0]).network
+            else:
+                subnet = gateway.choose_subnet(links.ipv4_networks(skip=gateway.BRIDGE))
+            book = gateway.AddressBook(subnet)
+            self._adopt_addresses(book)
+            log.info("gateway bridge %s on %s", gateway.BRIDGE, subnet)
+        links.ensure_bridge(gateway.BRIDGE, book.gateway.with_prefixlen, mtu=gateway.MTU)
+        self._gw_book = book
+        key = "net.ipv4.ip_forward"  # the node's own namespace: this thread's
+        if key not in self._sysctls_done:
+            netns.write_sysctl(key, "1")
+            self._sysctls_done.add(key)
+        text = nft.gateway_table(str(book.subnet), gateway.BRIDGE, name=GATEWAY_TABLE)
+        if text != self._gw_rules:
+            nft.apply(text)
+            self._gw_rules = text
+        return book
+
+    def _adopt_addresses(self, book: gateway.AddressBook) -> None:
+        """The addresses that running containers (an earlier run's) hold on the subnet, so
+        none is handed out twice: read from inside each namespace of ours (about 1 ms each)."""
+        if not self._s.netns_dir.is_dir():
+            return
+        subnet = str(book.subnet)
+        for path in sorted(self._s.netns_dir.iterdir()):
+            if not netns.exists(path):
+                continue
+            for ip in netns.run_in(path, lambda: links.addresses_in(subnet)):
+                book.adopt(path.name, ip)
+
+    def _gateway_gc(self, *, force: bool = False) -> None:
+        """The gateway bridge and its table go once no container is on it any more (counted
+        in the kernel: a container not attached again yet after a restart still counts), or
+        at once with ``force``. Nothing is touched where there is neither (a node whose
+        containers never needed one)."""
+        state = links.bridge_state(gateway.BRIDGE)
+        if state is None and not self._gw_rules:
+            return
+        if state is not None and state[1] > 0 and not force:
+            return
+        links.remove_link(gateway.BRIDGE)
+        nft.delete_table(GATEWAY_TABLE)
+        self._gw_book = None
+        self._gw_rules = ""
 
     def _ensure_overlay(self, vni: int, ingress: bool) -> None:
         address = None
@@ -430,6 +511,8 @@ class NetworkAgent:
             self._overlays.pop(vni, None)
             self._remote.pop(vni, None)
         for c in containers:
+            if not c.nets:
+                continue  # the gateway bridge alone: no VIPs
             vips: dict[str, list[str]] = {}
             for n in c.nets:
                 if not n.ingress:

@@ -1,5 +1,6 @@
 """nftables for service load balancing (this machine has no IPVS): the VIP table inside each
-container's netns and the routing mesh inside the node's netns.
+container's netns and the routing mesh inside the node's netns; and the gateway bridge's NAT
+(its subnet masqueraded on the way out), in the node's netns too.
 
 Each table is rendered whole and applied in one `nft -f` transaction that declares, deletes and
 redefines it (../shared/reference/linux.md 4.1), so a change is atomic: a connection sees the
@@ -21,12 +22,14 @@ from dataclasses import dataclass
 from shoal.errors import InvalidArgument
 from shoal.net.errors import NetError
 
-__all__ = ["MeshPort", "NetError", "apply", "delete_table", "mesh_table", "vip_table"]
+__all__ = ["MeshPort", "NetError", "apply", "delete_table", "gateway_table", "mesh_table",
+           "vip_table"]
 
 NFT_TIMEOUT = 30.0              # seconds; nft -f of a few thousand elements takes well under 1 s
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}")
 _IFNAME = re.compile(r"[A-Za-z0-9_.\-]{1,15}")
 _PROTOCOLS = ("tcp", "udp")
+_OVERLAY_BRIDGES = "shbr*"  # links.bridge_name's
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,11 +160,42 @@ def mesh_table(ports: Sequence[MeshPort], *, ingress_bridge: str | None,
              "\t\tmeta l4proto . th dport @closed reject", "\t}"]
     body += ["\tchain postrouting {", "\t\ttype nat hook postrouting priority 100; policy accept;"]
     if ingress_bridge is not None and snat_address is not None:
-        if not _IFNAME.fullmatch(ingress_bridge):
-            raise InvalidArgument(f"not a valid interface name: {ingress_bridge!r}")
-        body.append(f'\t\toifname "{ingress_bridge}" ct status dnat '
+        body.append(f'\t\toifname "{_ifname(ingress_bridge)}" ct status dnat '
                     f"snat ip to {_ipv4(snat_address)}")
-    body += ['\t\tct status dnat oifname "shbr*" masquerade', "\t}"]
+    body += [f'\t\tct status dnat oifname "{_OVERLAY_BRIDGES}" masquerade', "\t}"]
+    return _replace(name, body)
+
+
+def _ifname(name: str) -> str:
+    if not _IFNAME.fullmatch(name):
+        raise InvalidArgument(f"not a valid interface name: {name!r}")
+    return name
+
+
+def gateway_table(subnet: str, bridge: str, *, name: str = "shoal_gw") -> str:
+    """The `nft -f` text that replaces table ``ip <name>``, docker_gwbridge's rules with ICC off
+    and masquerade on (swarm-features.md 5.3): what leaves ``bridge``'s ``subnet`` for any other
+    interface is masqueraded; into the bridge only replies are forwarded, so neither another
+    host routing to the subnet nor one container to another's gateway address gets in
+    (host-mode published ports come in on the ingress network, not here). Nor does it lead
+    into the overlays' bridges (the node holds an address on ingress's, which Docker's host
+    does not), except as the routing mesh DNATs a published port: refused at once, as a
+    node without a route to an overlay's subnet refuses. The caller sets
+    net.ipv4.ip_forward=1 in that netns."""
+    name = _table_name(name)
+    bridge = _ifname(bridge)
+    try:
+        net = ipaddress.IPv4Network(subnet)
+    except ValueError as e:
+        raise InvalidArgument(f"not an IPv4 subnet: {subnet!r}") from e
+    into_overlays = f'iifname "{bridge}" oifname "{_OVERLAY_BRIDGES}"'
+    body = ["\tchain forward {", "\t\ttype filter hook forward priority 0; policy accept;",
+            f'\t\toifname "{bridge}" ct state established,related accept',
+            f'\t\toifname "{bridge}" drop',
+            f"\t\t{into_overlays} ct status dnat accept",
+            f"\t\t{into_overlays} reject with icmp type admin-prohibited", "\t}",
+            "\tchain postrouting {", "\t\ttype nat hook postrouting priority 100; policy accept;",
+            f'\t\tip saddr {net.with_prefixlen} oifname != "{bridge}" masquerade', "\t}"]
     return _replace(name, body)
 
 

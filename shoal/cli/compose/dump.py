@@ -183,7 +183,7 @@ def dump(config: Config) -> str:
     doc["services"] = {key: _service(config.services[key]) for key in sorted(config.services)}
     if config.networks:
         doc["networks"] = _top(config.networks, ["name", "driver", "driver_opts", "subnets",
-                                                 "external", "attachable", "labels"])
+                                                 "external", "internal", "attachable", "labels"])
     if config.volumes:
         doc["volumes"] = _top(config.volumes, ["name", "external", "labels"])
     for kind in ("secrets", "configs"):

@@ -626,8 +626,8 @@ class _FileLoader:
 
     def network(self, path: str, name: str, value: Any) -> dict[str, Any]:
         raw = self.mapping(path, value)
-        self.keys(path, raw, {"driver", "driver_opts", "attachable", "labels", "external", "name",
-                              "ipam"}, {"internal", "enable_ipv6"})
+        self.keys(path, raw, {"driver", "driver_opts", "attachable", "internal", "labels",
+                              "external", "name", "ipam"}, {"enable_ipv6"})
         external, net_name = self.external(path, raw, name)
         out: dict[str, Any] = {"external": external, "name": net_name}
         if raw.get("driver") is not None:
@@ -636,6 +636,8 @@ class _FileLoader:
             out["driver_opts"] = self.labels(f"{path}.driver_opts", raw["driver_opts"])
         if raw.get("attachable") is not None:
             out["attachable"] = self.boolean(f"{path}.attachable", raw["attachable"])
+        if raw.get("internal") is not None:
+            out["internal"] = self.boolean(f"{path}.internal", raw["internal"])
         if raw.get("labels") is not None:
             out["labels"] = self.labels(f"{path}.labels", raw["labels"])
         if raw.get("ipam") is not None:

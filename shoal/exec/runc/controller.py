@@ -199,8 +199,9 @@ class RuncController:
         return self._cfg.network is not None and bool(self._task.networks_attachments)
 
     async def _attach(self) -> str | None:
-        """The container's network namespace on the task's networks (idempotent), or None."""
-        if not self._networked() or self._cid is None:
+        """The container's network namespace on the task's networks and the gateway bridge
+        (idempotent), or None: runc makes one with loopback only."""
+        if self._cfg.network is None or self._cid is None:
             return None
         assert self._cfg.network is not None
         try:

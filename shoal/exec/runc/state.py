@@ -34,7 +34,7 @@ class RuncConfig:
     log_max_size: int = 10 * 1024 * 1024
     log_max_files: int = 3
     shims: ShimServer = field(default_factory=ShimServer)  # forks the shims (shimserver.py)
-    network: NetworkAttacher | None = None  # overlay networks; None: containers get loopback only
+    network: NetworkAttacher | None = None  # overlays, gateway; None: containers get loopback only
     hostname: str = ""  # the node's, for templated secrets and configs (.Node.Hostname)
 
     @property

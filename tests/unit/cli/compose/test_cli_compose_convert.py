@@ -164,7 +164,7 @@ services:
     volumes: [ext:/e, named:/n]
 networks:
   outside: {external: true}
-  named: {name: exact-net}
+  named: {name: exact-net, internal: true}
 secrets:
   mine: {file: s.txt, labels: {k: v}}
   theirs: {external: true, name: other}
@@ -174,6 +174,7 @@ volumes:
 """, working_dir=str(tmp_path))
     creates, external = convert.networks(NS, config)
     assert (list(creates), external) == (["exact-net"], ["outside"])
+    assert creates["exact-net"]["Internal"] is True  # no way out for its tasks
     assert convert.file_objects(NS, config.secrets) == [
         {"Name": "vote_mine", "Labels": {"k": "v", **LABEL}, "Data": "ZGF0YQ=="}]
     out = spec(config, "a")

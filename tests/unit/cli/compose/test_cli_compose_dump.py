@@ -33,6 +33,7 @@ services:
 networks:
   front: {driver: overlay, attachable: true, ipam: {config: [{subnet: 10.5.0.0/24}]}, labels: {k: v}}
   ext: {external: true}
+  private: {internal: true}
 secrets:
   s: {file: s.txt}
 configs:
@@ -97,6 +98,8 @@ networks:
     attachable: true
     labels:
       k: v
+  private:
+    internal: true
 secrets:
   s:
     file: WORKDIR/s.txt

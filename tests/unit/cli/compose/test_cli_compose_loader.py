@@ -320,6 +320,7 @@ networks:
     labels: {team: a}
     ipam: {config: [{subnet: 10.9.0.0/24}]}
   named: {name: exact}
+  private: {internal: true}
   outside: {external: true}
   old: {external: {name: legacy}}
 """
@@ -330,6 +331,7 @@ networks:
         "attachable": True, "labels": {"team": "a"}, "subnets": ["10.9.0.0/24"],
     }
     assert config.networks["named"]["name"] == "exact"
+    assert config.networks["private"] == {"external": False, "name": "", "internal": True}
     assert config.networks["outside"] == {"external": True, "name": "outside"}
     assert config.networks["old"] == {"external": True, "name": "legacy"}
     assert config.warnings == [
