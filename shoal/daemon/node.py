@@ -34,7 +34,7 @@ from shoal.exec.runc import RuncExecutor
 from shoal.exec.sim import SimExecutor
 from shoal.fsutil import write_atomic
 from shoal.image.service import ImageService
-from shoal.manager.bootstrap import new_swarm
+from shoal.manager.bootstrap import FIRST_WRITES_WAIT, await_first_writes, new_swarm
 from shoal.manager.ca.etcdtls import EtcdTLS
 from shoal.manager.deks import DEK_DIR, ClusterKeys, StoreDEK
 from shoal.manager.logbroker import LogBroker, RemoteLogs
@@ -552,6 +552,12 @@ class SwarmNode:
             self._save_state()
             self._start_agent()
             self._start_renewal()
+            # Docker's init answers once the node and the cluster are settled: an update made
+            # at once with the version just read must not be "out of sequence".
+            store = self.store
+            if store is not None and not await await_first_writes(store, swarm.node_id):
+                log.warning("swarm init: the first node and the cluster are still changing after "
+                            "%.0f s; answering anyway", FIRST_WRITES_WAIT)
         log.info("swarm initialised: cluster %s, node %s", swarm.cluster_id, swarm.node_id)
         return swarm.node_id
     async def join(self, req: JoinRequest) -> None:
