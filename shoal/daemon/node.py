@@ -332,7 +332,8 @@ class SwarmNode:
             self._network = NetworkAgent(node_id=self._identity.node_id,
                                          advertise_ip=state.advertise_ip,
                                          netns_dir=self.settings.exec_root / "netns",
-                                         upstreams=upstreams, search=search)
+                                         upstreams=upstreams, search=search,
+                                         data_path_port=state.data_path_port)
             executor = RuncExecutor(self.hostname, self.engine_labels, self.settings.data_root,
                                     self.settings.exec_root, self.images,
                                     cgroup_parent=self.settings.cgroup_parent,
@@ -451,6 +452,10 @@ class SwarmNode:
         return self._identity.client_ssl_context()
 
     def _on_network(self, msg: NetworkUpdate) -> None:
+        state = self._state
+        if state is not None and state.data_path_port != msg.data_path_port:
+            state.data_path_port = msg.data_path_port
+            self._save_state()
         if self._network is not None:
             self._spawn(self._network.update(msg), "network-update")
 

@@ -19,6 +19,9 @@ class LocalState(msgspec.Struct, kw_only=True):
     listen_port: int
     advertise_ip: str
     managers: list[ManagerAddr] = msgspec.field(default_factory=list)
+    # The swarm's VXLAN port as the managers last said it, for the overlays of the running
+    # containers a restarted daemon re-attaches before its first session.
+    data_path_port: int = 4789
 
     @property
     def manager_addrs(self) -> list[str]:

@@ -57,6 +57,7 @@ __all__ = ["DEFAULT_ADDR_POOL", "DEFAULT_DATA_PATH_PORT", "DEFAULT_SUBNET_SIZE",
 DEFAULT_ADDR_POOL = "10.0.0.0/8"
 DEFAULT_SUBNET_SIZE = 24
 DEFAULT_DATA_PATH_PORT = 4789
+DATA_PATH_PORTS = (1024, 49151)  # moby's getDataPathPort: IANA's registered ports only
 # Seconds init waits for the leader's first writes (about one here); past it init answers anyway,
 # as a slow start is no reason to fail a swarm that exists.
 FIRST_WRITES_WAIT = 10.0
@@ -94,6 +95,9 @@ async def new_swarm(req: InitRequest, *, hostname: str, advertise_ip: str, manag
     # dockerd takes --autolock from the request's own field; the CLI sets the spec's too.
     spec.encryption_config.auto_lock_managers = (req.auto_lock_managers
                                                  or spec.encryption_config.auto_lock_managers)
+    port = req.data_path_port
+    if port and not DATA_PATH_PORTS[0] <= port <= DATA_PATH_PORTS[1]:
+        raise InvalidArgument(f"Datapath port number is not in valid range (1024-49151) : {port}")
     pool = req.default_addr_pool or [DEFAULT_ADDR_POOL]
     subnet_size = req.subnet_size or DEFAULT_SUBNET_SIZE
     AddressPool(pool, subnet_size)  # a bad pool or size: InvalidArgument now, not in the allocator

@@ -45,10 +45,17 @@ async def test_the_first_transaction_holds_the_cluster_the_node_and_ingress() ->
 
 
 @pytest.mark.parametrize("req", [InitRequest(availability="sleepy"),
-                                 InitRequest(default_addr_pool=["10.0.0.0/30"], subnet_size=24)])
+                                 InitRequest(default_addr_pool=["10.0.0.0/30"], subnet_size=24),
+                                 InitRequest(data_path_port=1023), InitRequest(data_path_port=49152)])
 async def test_a_refused_request_raises_before_anything_is_made(req: InitRequest) -> None:
     with pytest.raises(InvalidArgument):
         await new_swarm(req, hostname="h1", advertise_ip="10.9.0.2", manager_addr="10.9.0.2:2377")
+
+
+async def test_the_data_path_port_is_the_clusters() -> None:
+    swarm = await new_swarm(InitRequest(data_path_port=7789), hostname="h1", advertise_ip="10.9.0.2",
+                            manager_addr="10.9.0.2:2377")
+    assert swarm.cluster.data_path_port == 7789
 
 
 async def test_init_waits_for_the_leaders_first_writes(store: Store, parts: Parts) -> None:
