@@ -13,6 +13,7 @@ from shoal.api import (
     routes_services,
     routes_swarm,
     routes_system,
+    routes_volumes,
 )
 from shoal.api.engine import Engine, SwarmState
 from shoal.api.server import APITLS, Router, make_app, serve
@@ -23,6 +24,6 @@ __all__ = ["APITLS", "Engine", "SwarmState", "build_app", "serve"]
 def build_app(engine: Engine) -> web.Application:
     router = Router()
     for module in (routes_system, routes_swarm, routes_nodes, routes_services, routes_networks,
-                   routes_secrets, routes_logs, routes_images):
+                   routes_secrets, routes_logs, routes_images, routes_volumes):
         module.register(router)
     return make_app(engine, router)

@@ -51,6 +51,7 @@ from shoal.node.renewal import Renewer
 from shoal.pki.identity import NodeIdentity
 from shoal.pki.unlockkey import LOCKED, SwarmLocked, UnlockKey
 from shoal.store.store import NO_LEADER, Store, Tx
+from shoal.volume import VolumeService
 
 __all__ = ["NodeSettings", "SwarmNode"]
 
@@ -120,6 +121,9 @@ class SwarmNode:
         self.images = ImageService(Path(settings.data_root) / "image",
                                    insecure_registries=settings.insecure_registries,
                                    registry_mirrors=settings.registry_mirrors)
+        # the node's named volumes (/volumes and the runc executor's), in or out of a swarm
+        self.volumes = VolumeService(Path(settings.data_root) / "volumes", users=self._volume_users)
+        self._executor: RuncExecutor | None = None  # which containers use which volume
         self._dir = settings.data_root / "swarm"
         self._autolock = Autolock(self._dir)
         self._locked = False  # an autolocked manager restarted: nothing runs until unlock
@@ -339,7 +343,8 @@ class SwarmNode:
                                     cgroup_parent=self.settings.cgroup_parent,
                                     log_max_size=self.settings.log_max_size,
                                     log_max_files=self.settings.log_max_files,
-                                    network=self._network)
+                                    network=self._network, volumes=self.volumes)
+            self._executor = executor
         else:
             executor = SimExecutor(hostname=self.hostname, engine_labels=self.engine_labels,
                                    state_dir=self.settings.exec_root)
@@ -446,6 +451,9 @@ class SwarmNode:
                     await backoff.sleep()
         finally:
             self._rotating = False
+
+    def _volume_users(self) -> dict[str, list[str]]:
+        return self._executor.volume_users() if self._executor is not None else {}
 
     def _client_ctx(self) -> ssl.SSLContext:
         assert self._identity is not None

@@ -6,6 +6,7 @@ Where things live (``<data_root>/containers/``):
     <cid>/config.json          the OCI spec (written last in prepare: "prepared")
     <cid>/rootfs upper work    the overlayfs root (lower = the image's layer dirs)
     <cid>/hosts hostname resolv.conf, <cid>/volumes/ (anonymous volumes)
+    <cid>/volumes.json         the named volumes it uses (the node's VolumeProvider holds them)
     <cid>/mounts/secrets       a tmpfs with the task's secrets and configs (taskfiles.py)
     <cid>/shim.json            {shim_pid, pid}: the container runs (written by the shim)
     <cid>/exit.json            {code, oom, finished_at} or {error}: written by the shim
@@ -36,6 +37,7 @@ from shoal.exec.executor import LogLine, LogOptions, TaskFiles
 from shoal.exec.runc import logfile, mounts, shim, spec, taskfiles
 from shoal.exec.runc.health import HEALTHY, STARTING, UNHEALTHY, HealthState, probe
 from shoal.exec.runc.state import (
+    VOLUMES_FILE,
     RuncConfig,
     read_json,
     remove_container_files,
@@ -234,15 +236,19 @@ class RuncController:
         if data is not None:
             taskfiles.populate(d, data)
         if (d / "config.json").exists():
-            return  # prepared; after a reboot only the mount was missing
+            # prepared; after a reboot only the mounts were missing (volumes' devices too)
+            spec.remount_volumes(cs, self._cfg.volumes)
+            return
         try:
             process = containerspec.resolve(image_config, cs)
         except ShoalError as exc:
             raise TaskRejected(str(exc)) from exc
         hostname = process.hostname or self._cid[:12]
         user = spec.resolve_user(rootfs, process.user)
-        mount_list = spec.build_mounts(cs, volumes_root=self._cfg.data_root / "volumes",
-                                       anon_root=d / "volumes", rootfs=rootfs)
+        # which named volumes it uses, before it is prepared: ``volume rm`` then refuses them
+        write_json(d / VOLUMES_FILE, {"names": spec.named_volumes(cs)})
+        mount_list = spec.build_mounts(cs, volumes=self._cfg.volumes, anon_root=d / "volumes",
+                                       rootfs=rootfs)
         # after the service's own mounts: a file under a tmpfs mounted at /run stays visible
         mount_list += taskfiles.bind_mounts(d, file_refs(self._task))
         files = spec.write_host_files(d, hostname, addresses=self._addresses())
@@ -448,6 +454,10 @@ class RuncController:
         await asyncio.to_thread(remove_container_files, self._cfg, cid)
         with contextlib.suppress(FileNotFoundError):
             self._record_path.unlink()
+        volumes = self._cfg.volumes
+        for name in spec.named_volumes(self._task.spec.container_spec or {}) if volumes else ():
+            assert volumes is not None
+            await asyncio.to_thread(volumes.release, name)  # the last user unmounts its device
         self._cid = None
         self._health_check = None
         self._shim_seen = self._exit_seen = None

@@ -21,14 +21,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shoal.errors import InvalidArgument
+from shoal.errors import InvalidArgument, ShoalError
 from shoal.exec.containerspec import Process
 from shoal.exec.errors import TaskRejected
+from shoal.exec.executor import VolumeProvider
 from shoal.exec.runc import seccomp
 from shoal.model import privileges
 from shoal.model.objects import Task
 
-__all__ = ["User", "build_mounts", "build_spec", "node_caps", "resolve_user", "write_host_files"]
+__all__ = ["User", "build_mounts", "build_spec", "named_volumes", "node_caps", "remount_volumes", "resolve_user",
+           "write_host_files"]
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 MASKED = ["/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
@@ -106,26 +108,44 @@ def resolve_user(rootfs: Path, user: str) -> User:
     return User(uid, gid, tuple(extra))
 
 
-def _volume(source: str, target: str, volumes_root: Path, rootfs: Path,
-            options: dict[str, Any]) -> str:
-    """A named volume's data dir, made on first use and filled with the image's content at
-    ``target`` (Docker's copy-up, unless NoCopy)."""
-    if "/" in source or source in (".", ".."):
-        raise TaskRejected(f"invalid mount config for type \"volume\": invalid volume name {source!r}")
-    data = volumes_root / source / "_data"
-    if not data.is_dir():
-        data.mkdir(parents=True)
-        seed = rootfs / target.lstrip("/")
-        if not options.get("NoCopy") and seed.is_dir() and not seed.is_symlink():
-            shutil.copytree(seed, data, symlinks=True, dirs_exist_ok=True)
-    return str(data)
+def named_volumes(container_spec: dict[str, Any]) -> list[str]:
+    """The names of the volumes the ContainerSpec mounts (anonymous ones have none)."""
+    return [m.get("Source") or "" for m in container_spec.get("Mounts") or []
+            if (m.get("Type") or "volume") == "volume" and m.get("Source")]
 
 
-def build_mounts(container_spec: dict[str, Any], *, volumes_root: Path, anon_root: Path,
+def _volume(mount: dict[str, Any], volumes: VolumeProvider | None) -> Path:
+    """A named volume's data directory from the node's volumes, made on first use with the
+    mount's DriverConfig and labels (as swarm's executor creates it through dockerd)."""
+    if volumes is None:
+        raise TaskRejected("named volumes are not available on this node")
+    opts = mount.get("VolumeOptions") or {}
+    driver = opts.get("DriverConfig") or {}
+    try:
+        return volumes.mount(mount.get("Source") or "", driver=driver.get("Name") or "",
+                             options=driver.get("Options") or None, labels=opts.get("Labels") or None)
+    except ShoalError as exc:
+        raise TaskRejected(exc.message) from exc
+
+
+def _copy_up(data: Path, seed: Path) -> None:
+    """Docker's copy-up: an empty volume gets what the image has at its target."""
+    if seed.is_dir() and not seed.is_symlink() and not any(data.iterdir()):
+        shutil.copytree(seed, data, symlinks=True, dirs_exist_ok=True)
+
+
+def remount_volumes(container_spec: dict[str, Any], volumes: VolumeProvider | None) -> None:
+    """A prepared container's named volumes, their devices mounted again (after a reboot)."""
+    for m in container_spec.get("Mounts") or []:
+        if (m.get("Type") or "volume") == "volume" and m.get("Source"):
+            _volume(m, volumes)
+
+
+def build_mounts(container_spec: dict[str, Any], *, volumes: VolumeProvider | None, anon_root: Path,
                  rootfs: Path) -> list[dict[str, Any]]:
     """The ContainerSpec's Mounts as OCI mounts; TaskRejected with Docker's wording when one is
     wrong. A volume without a name gets a directory in ``anon_root`` (removed with the
-    container); named ones live in ``volumes_root/<name>/_data`` and outlive it."""
+    container); named ones come from ``volumes`` and outlive it."""
     out = []
     for m in container_spec.get("Mounts") or []:
         kind = m.get("Type") or "volume"
@@ -143,14 +163,14 @@ def build_mounts(container_spec: dict[str, Any], *, volumes_root: Path, anon_roo
             out.append({"destination": target, "type": "bind", "source": source,
                         "options": ["rbind", prop, *ro]})
         elif kind == "volume":
-            opts = m.get("VolumeOptions") or {}
             if source:
-                data = _volume(source, target, volumes_root, rootfs, opts)
+                data = _volume(m, volumes)
             else:
-                anon = anon_root / str(len(out))
-                anon.mkdir(parents=True, exist_ok=True)
-                data = str(anon)
-            out.append({"destination": target, "type": "bind", "source": data,
+                data = anon_root / str(len(out))
+                data.mkdir(parents=True, exist_ok=True)
+            if not (m.get("VolumeOptions") or {}).get("NoCopy"):
+                _copy_up(data, rootfs / target.lstrip("/"))
+            out.append({"destination": target, "type": "bind", "source": str(data),
                         "options": ["rbind", "rprivate", *ro]})
         elif kind == "tmpfs":
             t = m.get("TmpfsOptions") or {}
