@@ -1,7 +1,8 @@
 """The daemon's own swarm state on disk (``<data-root>/swarm/state.json``): where it listens,
 what it advertises and the managers it last knew (a manager's NodeID is "" until a session
-names it). The file's JSON keys are as they were when this was a plain dict, so a node made by
-an older shoald resumes. The daemon is its only writer."""
+names it), the swarm's data path port. The file's JSON keys are as they were when this was a
+plain dict, so a node made by an older shoald resumes; a default is not written (it stays that
+file). The daemon is its only writer."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from shoal.model.dispatch import ManagerAddr
 __all__ = ["LocalState"]
 
 
-class LocalState(msgspec.Struct, kw_only=True):
+class LocalState(msgspec.Struct, kw_only=True, omit_defaults=True):
     listen_ip: str
     listen_port: int
     advertise_ip: str
