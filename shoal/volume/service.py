@@ -120,6 +120,13 @@ class VolumeService:
                 space += size
             return PruneReport(deleted, space)
 
+    def usage(self) -> Sequence[tuple[Volume, int, int]]:
+        """Each volume with its size in bytes and how many containers use it (``/system/df``)."""
+        with self._lock:
+            used = self.users()
+            return [(self._volume(n), self._local.size(n), len(used.get(n, ())))
+                    for n in self._local.names()]
+
     # -- for the executor ------------------------------------------------------------------
     def mount(self, name: str, *, driver: str = "", options: dict[str, str] | None = None,
               labels: dict[str, str] | None = None) -> Path:

@@ -18,8 +18,15 @@ from shoal.model.volumes import ANONYMOUS_LABEL
 from shoal.volume import VolumeService
 
 
+class NoImages:
+    def list(self, filters: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
+        return [{"Id": "sha256:" + "1" * 64, "Size": 500}]
+
+
 class Engine:
     """A node outside any swarm: volumes work there too."""
+
+    images = NoImages()
 
     hostname = "voltest"
     data_root = "/nonexistent"
@@ -190,3 +197,18 @@ async def test_space_reclaimed_counts_the_data(api: TestClient) -> None:
     (Path(vol["Mountpoint"]) / "f").write_bytes(b"x" * 1000)
     r = await api.post("/v1.50/volumes/prune", params={"filters": json.dumps({"all": {"true": True}})})
     assert await r.json() == {"VolumesDeleted": ["shoaltest-data"], "SpaceReclaimed": 1000}
+
+
+async def test_system_df_shows_the_volumes_usage(api: TestClient, used: dict[str, list[str]]) -> None:
+    vol = await _create(api, Name="shoaltest-df")
+    (Path(vol["Mountpoint"]) / "f").write_bytes(b"x" * 10)
+    used["shoaltest-df"] = ["c" * 64]
+    r = await api.get("/v1.50/system/df", params={"type": "volume"})
+    body = await r.json()
+    assert body["Images"] is None and body["Containers"] is None and body["BuildCache"] is None
+    assert body["Volumes"] == [{**vol, "UsageData": {"Size": 10, "RefCount": 1}}]
+    everything = await (await api.get("/v1.50/system/df")).json()
+    assert everything["LayersSize"] == 500 and len(everything["Images"]) == 1
+    assert everything["Containers"] == [] and everything["Volumes"] == body["Volumes"]
+    r = await api.get("/v1.50/system/df", params={"type": "nope"})
+    assert r.status == 400 and (await r.json())["message"] == "unknown object type: nope"
