@@ -5,7 +5,7 @@ from __future__ import annotations
 import docker
 import pytest
 from docker.errors import APIError, NotFound
-from docker.types import EndpointSpec, Placement, Resources, ServiceMode
+from docker.types import EndpointSpec, Resources, ServiceMode
 
 from shoal.dev.local import Swarm
 from shoal.dev.wait import wait_for
@@ -83,7 +83,7 @@ def test_docker_py_updates_right_after_init(swarm: Swarm) -> None:
         assert client.nodes.get(node_id).attrs["Spec"]["Labels"] == {"zone": "a"}
 
         svc = client.services.create("busybox:latest", name="pyspread",
-                                     placement=Placement(preferences=[("spread", "com.example.label")]),
+                                     preferences=[("spread", "com.example.label")],
                                      resources=Resources(mem_limit=64 << 20))
         tt = svc.attrs["Spec"]["TaskTemplate"]
         assert tt["Placement"]["Preferences"] == [{"Spread": {"SpreadDescriptor": "com.example.label"}}]
