@@ -76,6 +76,9 @@ def test_docker_py_updates_right_after_init(swarm: Swarm) -> None:
     try:
         node_id = client.swarm.init(advertise_addr=d.ip, listen_addr=f"{d.ip}:2377")  # reloads too
         node = client.nodes.get(node_id)
+        # as the leader leaves it: registered by its agent, its ingress address given (without
+        # the wait these came ~0.1 s after init's answer, each bumping the version)
+        assert node.attrs["Status"]["State"] == "ready" and node.attrs.get("Attachments")
         assert node.update({"Availability": "active", "Role": "manager", "Labels": {"zone": "a"}})
         client.swarm.update(snapshot_interval=5000)  # with the version init's reload read
         client.swarm.reload()
