@@ -79,7 +79,7 @@ def test_overlay_traffic_uses_the_swarms_data_path_port(cluster: TwoNodes) -> No
 
         def fetch() -> str:
             res = subprocess.run(["nsenter", "-t", pid, "-n", "-m", "--", "/bin/busybox", "wget", "-q",
-                                  "-T", "3", "-O", "-", f"http://{ip}/"], capture_output=True, text=True,
+                                  "-O", "-", f"http://{ip}/"], capture_output=True, text=True,
                                  timeout=15, check=False)
             return res.stdout
 
