@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from shoal.api import (
+    routes_df,
     routes_images,
     routes_logs,
     routes_networks,
@@ -13,6 +14,7 @@ from shoal.api import (
     routes_services,
     routes_swarm,
     routes_system,
+    routes_volumes,
 )
 from shoal.api.engine import Engine, SwarmState
 from shoal.api.server import APITLS, Router, make_app, serve
@@ -23,6 +25,6 @@ __all__ = ["APITLS", "Engine", "SwarmState", "build_app", "serve"]
 def build_app(engine: Engine) -> web.Application:
     router = Router()
     for module in (routes_system, routes_swarm, routes_nodes, routes_services, routes_networks,
-                   routes_secrets, routes_logs, routes_images):
+                   routes_secrets, routes_logs, routes_images, routes_volumes, routes_df):
         module.register(router)
     return make_app(engine, router)

@@ -13,6 +13,7 @@ from shoal.manager.deks import ClusterKeys
 from shoal.manager.logbroker import LogBroker, RemoteLogs
 from shoal.model.requests import InitRequest, JoinRequest
 from shoal.store.store import Store
+from shoal.volume import VolumeService
 
 __all__ = ["API_WARNINGS", "ENGINE", "Engine", "SwarmState"]
 
@@ -33,6 +34,7 @@ class Engine(Protocol):
     engine_labels: dict[str, str]
     data_root: str
     images: ImageService  # the node's images (/images, /distribution)
+    volumes: VolumeService  # the node's named volumes (/volumes)
 
     def swarm_state(self) -> SwarmState: ...
 

@@ -34,7 +34,7 @@ from shoal.exec.runc import RuncExecutor
 from shoal.exec.sim import SimExecutor
 from shoal.fsutil import write_atomic
 from shoal.image.service import ImageService
-from shoal.manager.bootstrap import new_swarm
+from shoal.manager.bootstrap import FIRST_WRITES_WAIT, await_first_writes, new_swarm
 from shoal.manager.ca.etcdtls import EtcdTLS
 from shoal.manager.deks import DEK_DIR, ClusterKeys, StoreDEK
 from shoal.manager.logbroker import LogBroker, RemoteLogs
@@ -51,6 +51,7 @@ from shoal.node.renewal import Renewer
 from shoal.pki.identity import NodeIdentity
 from shoal.pki.unlockkey import LOCKED, SwarmLocked, UnlockKey
 from shoal.store.store import NO_LEADER, Store, Tx
+from shoal.volume import VolumeService
 
 __all__ = ["NodeSettings", "SwarmNode"]
 
@@ -121,6 +122,9 @@ class SwarmNode:
         self.images = ImageService(Path(settings.data_root) / "image",
                                    insecure_registries=settings.insecure_registries,
                                    registry_mirrors=settings.registry_mirrors)
+        # the node's named volumes (/volumes and the runc executor's), in or out of a swarm
+        self.volumes = VolumeService(Path(settings.data_root) / "volumes", users=self._volume_users)
+        self._executor: RuncExecutor | None = None  # which containers use which volume
         self._dir = settings.data_root / "swarm"
         self._autolock = Autolock(self._dir)
         self._locked = False  # an autolocked manager restarted: nothing runs until unlock
@@ -334,13 +338,15 @@ class SwarmNode:
                                          advertise_ip=state.advertise_ip,
                                          netns_dir=self.settings.exec_root / "netns",
                                          upstreams=upstreams, search=search,
-                                         default_bridge=self.settings.default_bridge)
+                                         default_bridge=self.settings.default_bridge,
+                                         data_path_port=state.data_path_port)
             executor = RuncExecutor(self.hostname, self.engine_labels, self.settings.data_root,
                                     self.settings.exec_root, self.images,
                                     cgroup_parent=self.settings.cgroup_parent,
                                     log_max_size=self.settings.log_max_size,
                                     log_max_files=self.settings.log_max_files,
-                                    network=self._network)
+                                    network=self._network, volumes=self.volumes)
+            self._executor = executor
         else:
             executor = SimExecutor(hostname=self.hostname, engine_labels=self.engine_labels,
                                    state_dir=self.settings.exec_root)
@@ -448,11 +454,18 @@ class SwarmNode:
         finally:
             self._rotating = False
 
+    def _volume_users(self) -> dict[str, list[str]]:
+        return self._executor.volume_users() if self._executor is not None else {}
+
     def _client_ctx(self) -> ssl.SSLContext:
         assert self._identity is not None
         return self._identity.client_ssl_context()
 
     def _on_network(self, msg: NetworkUpdate) -> None:
+        state = self._state
+        if state is not None and state.data_path_port != msg.data_path_port:
+            state.data_path_port = msg.data_path_port
+            self._save_state()
         if self._network is not None:
             self._spawn(self._network.update(msg), "network-update")
 
@@ -554,6 +567,12 @@ class SwarmNode:
             self._save_state()
             self._start_agent()
             self._start_renewal()
+            # Docker's init answers once the node and the cluster are settled: an update made
+            # at once with the version just read must not be "out of sequence".
+            store = self.store
+            if store is not None and not await await_first_writes(store, swarm.node_id):
+                log.warning("swarm init: the first node and the cluster are still changing after "
+                            "%.0f s; answering anyway", FIRST_WRITES_WAIT)
         log.info("swarm initialised: cluster %s, node %s", swarm.cluster_id, swarm.node_id)
         return swarm.node_id
     async def join(self, req: JoinRequest) -> None:

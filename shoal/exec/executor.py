@@ -15,7 +15,8 @@ Optional abilities are separate small protocols (``ContainerStatuser``, ``LogSou
 ``ProgressReporting``). A controller gets the data of its task's secrets and configs through
 the ``TaskFiles`` the agent passes when it asks for the controller (memory only, never disk). Images reach an executor through ``ImageProvider`` (the daemon passes
 shoal.image's ImageService, which satisfies it structurally), networks through
-``NetworkAttacher`` (shoal.net's NetworkAgent). Implementations: shoal.exec.sim (no
+``NetworkAttacher`` (shoal.net's NetworkAgent), named volumes through ``VolumeProvider``
+(shoal.volume's VolumeService). Implementations: shoal.exec.sim (no
 processes) and shoal.exec.runc. This package imports only shoal.model and shoal.errors.
 """
 
@@ -48,6 +49,7 @@ __all__ = [
     "NetworkAttacher",
     "ProgressReporting",
     "TaskFiles",
+    "VolumeProvider",
     "host_description",
     "memory_bytes",
 ]
@@ -156,6 +158,21 @@ class NetworkAttacher(Protocol):
 
     async def detach(self, task: Task, container_id: str) -> None:
         """Remove what attach made (after the container is gone)."""
+        ...
+
+
+class VolumeProvider(Protocol):
+    """The node's named volumes (the daemon passes shoal.volume's VolumeService). Blocking
+    calls; errors are ShoalErrors with dockerd's words."""
+
+    def mount(self, name: str, *, driver: str = "", options: dict[str, str] | None = None,
+              labels: dict[str, str] | None = None) -> Path:
+        """The directory to bind for volume ``name``: made on first use with a mount's
+        DriverConfig and labels, its device mounted when its options name one."""
+        ...
+
+    def release(self, name: str) -> None:
+        """A container that used the volume is gone (its files removed)."""
         ...
 
 

@@ -10,6 +10,10 @@ The root CA is a new one (swarmkit's ``CreateRootCA``), or the operator's ``Sign
 manager's own certificate comes from that external CA, asked without a client certificate since
 this manager has none yet). With a root key here, the first certificate is signed locally even
 when external CAs are configured, as swarmkit signs its first manager before the spec applies.
+
+``await_first_writes`` is what init waits for before it answers: the leader's parts then have
+written what they add to the first node and the cluster, so a ``node update`` or ``swarm
+update`` with the version just read is not "out of sequence" (Docker's init returns settled).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+from shoal import aio
 from shoal.errors import InvalidArgument
 from shoal.manager.allocator.ipam import AddressPool
 from shoal.manager.ca.etcdtls import RAFT_CA_CN, EtcdTLS, issue_etcd_tls
@@ -43,13 +48,19 @@ from shoal.model.states import Availability, NodeRole, NodeState
 from shoal.pki.identity import NodeIdentity, generate_key_and_csr
 from shoal.pki.tokens import generate_token
 from shoal.pki.unlockkey import UnlockKey
-from shoal.store.store import Tx
+from shoal.store.store import Store, Tx
+from shoal.store.tables import Tables
 
-__all__ = ["DEFAULT_ADDR_POOL", "DEFAULT_DATA_PATH_PORT", "DEFAULT_SUBNET_SIZE", "NewSwarm", "new_swarm"]
+__all__ = ["DEFAULT_ADDR_POOL", "DEFAULT_DATA_PATH_PORT", "DEFAULT_SUBNET_SIZE", "FIRST_WRITES_WAIT", "NewSwarm",
+           "await_first_writes", "first_writes_done", "new_swarm"]
 
 DEFAULT_ADDR_POOL = "10.0.0.0/8"
 DEFAULT_SUBNET_SIZE = 24
 DEFAULT_DATA_PATH_PORT = 4789
+DATA_PATH_PORTS = (1024, 49151)  # moby's getDataPathPort: IANA's registered ports only
+# Seconds init waits for the leader's first writes (about one here); past it init answers anyway,
+# as a slow start is no reason to fail a swarm that exists.
+FIRST_WRITES_WAIT = 10.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -84,6 +95,9 @@ async def new_swarm(req: InitRequest, *, hostname: str, advertise_ip: str, manag
     # dockerd takes --autolock from the request's own field; the CLI sets the spec's too.
     spec.encryption_config.auto_lock_managers = (req.auto_lock_managers
                                                  or spec.encryption_config.auto_lock_managers)
+    port = req.data_path_port
+    if port and not DATA_PATH_PORTS[0] <= port <= DATA_PATH_PORTS[1]:
+        raise InvalidArgument(f"Datapath port number is not in valid range (1024-49151) : {port}")
     pool = req.default_addr_pool or [DEFAULT_ADDR_POOL]
     subnet_size = req.subnet_size or DEFAULT_SUBNET_SIZE
     AddressPool(pool, subnet_size)  # a bad pool or size: InvalidArgument now, not in the allocator
@@ -149,3 +163,27 @@ def _root_ca(config: CAConfig) -> RootCA:
         raise InvalidArgument("there must be at least one valid, reachable external CA corresponding "
                               "to the desired CA certificate")
     return root
+
+
+def first_writes_done(view: Tables, node_id: str) -> bool:
+    """Whether the first node and the cluster are as the leader's parts leave them: the node
+    registered by its agent (the dispatcher: READY and its description), its address on the
+    ingress network (the allocator), the cluster's gossip keys (the key manager)."""
+    node, cluster = view.get(Node, node_id), view.cluster()
+    if node is None or cluster is None:
+        return False
+    on_ingress = any(a.network.spec.ingress and a.addresses for a in node.attachments or [])
+    return (node.status.state == NodeState.READY and on_ingress
+            and bool(cluster.network_bootstrap_keys))
+
+
+async def await_first_writes(store: Store, node_id: str, timeout: float = FIRST_WRITES_WAIT) -> bool:
+    """Until ``first_writes_done``, or ``timeout``; whether they are done."""
+    with store.subscribe([Node, Cluster]) as changes:  # subscribe, then look: nothing is missed
+        try:
+            async with aio.timeout(timeout):
+                while not first_writes_done(store.view(), node_id):
+                    await changes.next()
+        except TimeoutError:
+            return False
+    return True

@@ -135,6 +135,7 @@ class StatusUpdate(_Msg, tag="status"):
 class NetworkUpdate(_Msg, tag="network"):
     keys: list[EncryptionKey]  # the gossip keys, oldest first (the newest seals)
     attachments: list[NetworkAttachment] = []  # the node's own (Node.Attachments)
+    data_path_port: int = 4789  # the swarm's VXLAN UDP port (Cluster.DataPathPort, set at init)
 
 
 class TLSReport(_Msg, tag="tls"):

@@ -84,13 +84,15 @@ class ServiceMode(Struct):
         return self.global_ is not None or self.global_job is not None
 
 
-class Limits(Struct):
+class Limits(Struct, omit_defaults=True):
+    """Zero fields are left out, as Docker's ``omitempty`` does (docker-py compares specs)."""
+
     nano_cpus: int = msgspec.field(default=0, name="NanoCPUs")
     memory_bytes: int = 0
     pids: int = 0
 
 
-class Reservations(Struct):
+class Reservations(Struct, omit_defaults=True):
     nano_cpus: int = msgspec.field(default=0, name="NanoCPUs")
     memory_bytes: int = 0
     generic_resources: list[dict[str, Any]] | None = None

@@ -54,7 +54,7 @@ __all__ = [
 
 T = TypeVar("T")
 
-VXLAN_PORT = 4789
+VXLAN_PORT = 4789  # IANA's, Docker's default; a swarm's own is its DataPathPort (swarm init)
 MAC_PREFIX = "02:42"            # docker's locally administered prefix; marks our entries
 NUD_NOARP, NUD_PERMANENT = 0x40, 0x80
 NTF_SELF = 0x02
@@ -94,12 +94,14 @@ def gateway_ifname(container_id: str) -> str:
 class Overlay:
     """One overlay network on this node. ``local_ip`` is the node's underlay address (the VTEP;
     the underlay device is the one holding it); ``address`` ("10.0.0.3/24") is the node's own
-    address on the bridge, for the ingress network's routing mesh only."""
+    address on the bridge, for the ingress network's routing mesh only. ``port`` is the UDP port
+    VXLAN sends to and listens on: the swarm's DataPathPort, the same on every node."""
 
     vni: int
     local_ip: str
     mtu: int = 1450
     address: str | None = None
+    port: int = VXLAN_PORT
 
 
 @contextmanager
@@ -136,7 +138,7 @@ def _vxlan_matches(link: Any, ov: Overlay, underlay: int) -> bool:
     data = link.get(("linkinfo", "data"))
     return (link.get(("linkinfo", "kind")) == "vxlan" and data is not None
             and data.get("vxlan_id") == ov.vni and data.get("vxlan_local") == ov.local_ip
-            and data.get("vxlan_link") == underlay and data.get("vxlan_port") == VXLAN_PORT
+            and data.get("vxlan_link") == underlay and data.get("vxlan_port") == ov.port
             and data.get("vxlan_learning") == 0 and data.get("vxlan_proxy") == 1)
 
 
@@ -159,7 +161,7 @@ def _ensure_address(ipr: IPRoute, index: int, cidr: str, what: str) -> None:
 
 
 def ensure_overlay(ov: Overlay) -> None:
-    """The network's bridge (``shbr<vni>``) with its vxlan (``shvx<vni>``: VNI, UDP 4789, local
+    """The network's bridge (``shbr<vni>``) with its vxlan (``shvx<vni>``: VNI, UDP ``ov.port``, local
     VTEP, no learning, ARP answered from the neighbour table) as a port, both up, and
     ``ov.address`` on the bridge if given. A vxlan with other settings is recreated."""
     br_name, vx_name = bridge_name(ov.vni), vxlan_name(ov.vni)
@@ -181,7 +183,7 @@ def ensure_overlay(ov: Overlay) -> None:
         if vx is None:
             with _netlink(f"add vxlan {vx_name}"):
                 ipr.link("add", ifname=vx_name, kind="vxlan", vxlan_id=ov.vni,
-                         vxlan_port=VXLAN_PORT, vxlan_local=ov.local_ip, vxlan_link=underlay,
+                         vxlan_port=ov.port, vxlan_local=ov.local_ip, vxlan_link=underlay,
                          vxlan_learning=0, vxlan_proxy=1, mtu=ov.mtu)
             vx = _index(ipr, vx_name)
             assert vx is not None

@@ -129,6 +129,7 @@ class _Settings:
     netns_dir: Path
     gossip_port: int = GOSSIP_PORT
     spread_delay: float = 0.3  # after a withdraw, time for the gossip to reach the others
+    data_path_port: int = links.VXLAN_PORT  # the swarm's VXLAN port: the managers say it
     gossip_overrides: dict[str, Any] = field(default_factory=dict)
     default_bridge: bool = True  # False (shoald --bridge none): no network, loopback only
 
@@ -139,9 +140,12 @@ class NetworkAgent:
     def __init__(self, *, node_id: str, advertise_ip: str, netns_dir: Path,
                  gossip_port: int = GOSSIP_PORT, upstreams: Sequence[tuple[str, int]] = (),
                  search: Sequence[str] = (), spread_delay: float = 0.3,
-                 default_bridge: bool = True, **gossip_overrides: Any) -> None:
+                 data_path_port: int = links.VXLAN_PORT, default_bridge: bool = True,
+                 **gossip_overrides: Any) -> None:
+        """``data_path_port``: the one last heard from the managers (a restarted daemon
+        re-attaches its running containers before its session says it again)."""
         self._s = _Settings(node_id, advertise_ip, Path(netns_dir), gossip_port, spread_delay,
-                            dict(gossip_overrides), default_bridge)
+                            data_path_port, dict(gossip_overrides), default_bridge)
         self.directory = Directory()
         self._resolver = Resolver(self.directory, upstreams, search=search)
         self._containers: dict[str, _Container] = {}
@@ -177,6 +181,12 @@ class NetworkAgent:
                 log.error("network update failed: %s", exc)
 
     async def _update(self, msg: NetworkUpdate) -> None:
+        if msg.data_path_port != self._s.data_path_port:
+            log.info("data path port %d -> %d", self._s.data_path_port, msg.data_path_port)
+            self._s.data_path_port = msg.data_path_port
+            async with self._lock:  # the overlays made meanwhile move to it
+                await asyncio.to_thread(self._move_overlays)
+            self._wake.set()  # their forwarding entries went with the old devices
         keys = gossip_keys(msg.keys)
         ingress = next((a for a in msg.attachments if a.network.spec.ingress), None)
         if ingress is not None and ingress.addresses:
@@ -394,11 +404,15 @@ class NetworkAgent:
         self._gw_book = None
         self._gw_rules = ""
 
+    def _move_overlays(self) -> None:
+        for vni, ov in list(self._overlays.items()):
+            self._ensure_overlay(vni, ov.address is not None)
+
     def _ensure_overlay(self, vni: int, ingress: bool) -> None:
         address = None
         if ingress and self._ingress is not None and self._ingress.addresses:
             address = self._ingress.addresses[0]
-        ov = links.Overlay(vni, self._s.advertise_ip, address=address)
+        ov = links.Overlay(vni, self._s.advertise_ip, address=address, port=self._s.data_path_port)
         if self._overlays.get(vni) != ov:
             links.ensure_overlay(ov)  # may recreate the vxlan, and lose its entries with it
             self._overlays[vni] = ov

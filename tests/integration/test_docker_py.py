@@ -5,7 +5,7 @@ from __future__ import annotations
 import docker
 import pytest
 from docker.errors import APIError, NotFound
-from docker.types import EndpointSpec, ServiceMode
+from docker.types import EndpointSpec, Resources, ServiceMode
 
 from shoal.dev.local import Swarm
 from shoal.dev.wait import wait_for
@@ -64,5 +64,35 @@ def test_docker_py_lifecycle_and_errors(swarm: Swarm) -> None:
         net.remove()
         assert client.swarm.leave(force=True)
         assert client.info()["Swarm"]["LocalNodeState"] == "inactive"
+    finally:
+        client.close()
+
+
+def test_docker_py_updates_right_after_init(swarm: Swarm) -> None:
+    """Init answers with the node and the cluster settled: updates with the versions read at once
+    are in sequence; a spread over any descriptor is accepted; zero limits are left out."""
+    d = swarm.add()
+    client = docker.DockerClient(base_url=d.host, timeout=30)
+    try:
+        node_id = client.swarm.init(advertise_addr=d.ip, listen_addr=f"{d.ip}:2377")  # reloads too
+        node = client.nodes.get(node_id)
+        # as the leader leaves it: registered by its agent, its ingress address given (without
+        # the wait these came ~0.1 s after init's answer, each bumping the version)
+        assert node.attrs["Status"]["State"] == "ready" and node.attrs.get("Attachments")
+        assert node.update({"Availability": "active", "Role": "manager", "Labels": {"zone": "a"}})
+        client.swarm.update(snapshot_interval=5000)  # with the version init's reload read
+        client.swarm.reload()
+        assert client.swarm.attrs["Spec"]["Raft"]["SnapshotInterval"] == 5000
+        assert client.nodes.get(node_id).attrs["Spec"]["Labels"] == {"zone": "a"}
+
+        svc = client.services.create("busybox:latest", name="pyspread",
+                                     preferences=[("spread", "com.example.label")],
+                                     resources=Resources(mem_limit=64 << 20))
+        tt = svc.attrs["Spec"]["TaskTemplate"]
+        assert tt["Placement"]["Preferences"] == [{"Spread": {"SpreadDescriptor": "com.example.label"}}]
+        assert tt["Resources"]["Limits"] == {"MemoryBytes": 64 << 20}
+        wait_for("the task running", lambda: [t for t in svc.tasks() if t["Status"]["State"] == "running"])
+        svc.remove()
+        assert client.swarm.leave(force=True)
     finally:
         client.close()

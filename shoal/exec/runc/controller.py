@@ -6,6 +6,7 @@ Where things live (``<data_root>/containers/``):
     <cid>/config.json          the OCI spec (written last in prepare: "prepared")
     <cid>/rootfs upper work    the overlayfs root (lower = the image's layer dirs)
     <cid>/hosts hostname resolv.conf, <cid>/volumes/ (anonymous volumes)
+    <cid>/volumes.json         the named volumes it uses (the node's VolumeProvider holds them)
     <cid>/mounts/secrets       a tmpfs with the task's secrets and configs (taskfiles.py)
     <cid>/shim.json            {shim_pid, pid}: the container runs (written by the shim)
     <cid>/exit.json            {code, oom, finished_at} or {error}: written by the shim
@@ -36,6 +37,7 @@ from shoal.exec.executor import LogLine, LogOptions, TaskFiles
 from shoal.exec.runc import hostfiles, logfile, mounts, shim, spec, taskfiles
 from shoal.exec.runc.health import HEALTHY, STARTING, UNHEALTHY, HealthState, probe
 from shoal.exec.runc.state import (
+    VOLUMES_FILE,
     RuncConfig,
     read_json,
     remove_container_files,
@@ -236,7 +238,10 @@ class RuncController:
         if data is not None:
             taskfiles.populate(d, data)
         if (d / "config.json").exists():
-            return  # prepared; after a reboot only the mount was missing
+            # prepared; after a reboot only the mounts were missing (volumes' devices too)
+            spec.remount_volumes(templating.expand_container_spec(
+                cs, self._task, templating.NodeInfo.local(self._cfg.hostname)), self._cfg.volumes)
+            return
         self._log_config()  # a driver the node does not have: rejected now, not at start
         try:  # Hostname, Env and Mounts may hold Go templates (swarmkit expands them too)
             cs = templating.expand_container_spec(
@@ -249,8 +254,10 @@ class RuncController:
         hostname = process.hostname or self._cid[:12]
         user = spec.resolve_user(rootfs, process.user)
         options = spec.options_of(cs)
-        mount_list = spec.build_mounts(cs, volumes_root=self._cfg.data_root / "volumes",
-                                       anon_root=d / "volumes", rootfs=rootfs)
+        # which named volumes it uses, before it is prepared: ``volume rm`` then refuses them
+        write_json(d / VOLUMES_FILE, {"names": spec.named_volumes(cs)})
+        mount_list = spec.build_mounts(cs, volumes=self._cfg.volumes, anon_root=d / "volumes",
+                                       rootfs=rootfs)
         # after the service's own mounts: a file under a tmpfs mounted at /run stays visible
         mount_list += taskfiles.bind_mounts(d, file_refs(self._task))
         files = hostfiles.write_host_files(d, hostname, addresses=self._addresses(),
@@ -467,9 +474,14 @@ class RuncController:
         await self._runc("delete", "--force", cid)
         if self._cfg.network is not None:
             await self._cfg.network.detach(self._task, cid)
+        used = read_json(d / VOLUMES_FILE) or {}  # the names as prepared (templates expanded)
         await asyncio.to_thread(remove_container_files, self._cfg, cid)
         with contextlib.suppress(FileNotFoundError):
             self._record_path.unlink()
+        volumes = self._cfg.volumes
+        for name in used.get("names") or [] if volumes else ():
+            assert volumes is not None
+            await asyncio.to_thread(volumes.release, name)  # the last user unmounts its device
         self._cid = None
         self._health_check = None
         self._shim_seen = self._exit_seen = None

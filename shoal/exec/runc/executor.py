@@ -16,11 +16,23 @@ import time
 from pathlib import Path
 
 from shoal import __version__
-from shoal.exec.executor import ImageProvider, NetworkAttacher, TaskFiles, host_description
+from shoal.exec.executor import (
+    ImageProvider,
+    NetworkAttacher,
+    TaskFiles,
+    VolumeProvider,
+    host_description,
+)
 from shoal.exec.runc import cgroups, mounts
 from shoal.exec.runc.controller import RuncController
 from shoal.exec.runc.shims import ShimServer
-from shoal.exec.runc.state import RuncConfig, read_json, remove_container_files, shim_alive
+from shoal.exec.runc.state import (
+    VOLUMES_FILE,
+    RuncConfig,
+    read_json,
+    remove_container_files,
+    shim_alive,
+)
 from shoal.model.objects import NodeDescription, Task
 
 __all__ = ["RuncExecutor"]
@@ -34,14 +46,15 @@ class RuncExecutor:
     def __init__(self, hostname: str, engine_labels: dict[str, str] | None, data_root: Path,
                  exec_root: Path, images: ImageProvider, cgroup_parent: str = "/shoal",
                  runtime: str = "runc", log_max_size: int = 10 * 1024 * 1024,
-                 log_max_files: int = 3, network: NetworkAttacher | None = None) -> None:
+                 log_max_files: int = 3, network: NetworkAttacher | None = None,
+                 volumes: VolumeProvider | None = None) -> None:
         self._hostname = hostname
         self._labels = dict(engine_labels or {})
         self.config = RuncConfig(data_root=Path(data_root), exec_root=Path(exec_root),
                                  images=images, cgroup_parent=cgroup_parent, runtime=runtime,
                                  log_max_size=log_max_size, log_max_files=log_max_files,
                                  shims=ShimServer(str(exec_root)), network=network,
-                                 hostname=hostname)
+                                 volumes=volumes, hostname=hostname)
 
     def describe(self) -> NodeDescription:
         return host_description(self._hostname, self._labels, engine_version=ENGINE_VERSION)
@@ -55,6 +68,16 @@ class RuncExecutor:
         if not root.is_dir():
             return []
         return sorted(p.name for p in root.iterdir() if len(p.name) == 64 and p.is_dir())
+
+    def volume_users(self) -> dict[str, list[str]]:
+        """Named volume -> the containers on disk (running or not) that use it, as dockerd
+        counts a volume's references (what ``volume rm`` and ``dangling`` ask)."""
+        users: dict[str, list[str]] = {}
+        for cid in self.containers():
+            record = read_json(self.config.containers / cid / VOLUMES_FILE) or {}
+            for name in record.get("names") or []:
+                users.setdefault(str(name), []).append(cid)
+        return users
 
     def cleanup_all(self, *, volumes: bool = False) -> None:
         """Remove every container this executor owns: its processes (``runc delete -f`` kills
@@ -81,6 +104,10 @@ class RuncExecutor:
         # --one-file-system: never into a mount that could not be removed
         _run(["rm", "-rf", "--one-file-system", str(cfg.containers)])
         if volumes:
+            # a volume's device first: a bound host directory is on the same filesystem, and
+            # --one-file-system would go into it
+            for point in mounts.mounts_under(cfg.data_root / "volumes"):
+                mounts.umount(point)
             _run(["rm", "-rf", "--one-file-system", str(cfg.data_root / "volumes")])
 
 

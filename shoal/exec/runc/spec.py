@@ -26,12 +26,13 @@ from shoal.errors import InvalidArgument
 from shoal.exec.containerspec import Process
 from shoal.exec.errors import TaskRejected
 from shoal.exec.runc import procopts, seccomp
-from shoal.exec.runc.specmounts import build_mounts
+from shoal.exec.runc.specmounts import build_mounts, named_volumes, remount_volumes
 from shoal.model import privileges
 from shoal.model.containeropts import ContainerOptions, container_options
 from shoal.model.objects import Task
 
-__all__ = ["User", "build_mounts", "build_spec", "node_caps", "options_of", "resolve_user"]
+__all__ = ["User", "build_mounts", "build_spec", "named_volumes", "node_caps", "options_of", "remount_volumes",
+           "resolve_user"]
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 MASKED = ["/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",

@@ -3,9 +3,10 @@ Go templates of Source and Target already expanded), with Docker's wording when 
 
 bind: ``Propagation`` (rprivate), ``NonRecursive`` (a plain bind), ``CreateMountpoint`` (the
 source directory made), read-only as runc's ``ro`` (the top mount: ``ReadOnlyNonRecursive``)
-or ``rro`` for ``ReadOnlyForceRecursive``. volume: a named one under ``volumes_root/<name>/
-_data``, made on first use and filled with the image's content at the target (Docker's
-copy-up, unless ``NoCopy``), or ``Subpath`` of it; an anonymous one in ``anon_root``, removed
+or ``rro`` for ``ReadOnlyForceRecursive``. volume: a named one from the node's volumes
+(shoal.volume, through ``VolumeProvider``), made on first use with the mount's DriverConfig and
+filled, while empty, with the image's content at the target (Docker's copy-up, unless
+``NoCopy``), or ``Subpath`` of it; an anonymous one in ``anon_root``, removed
 with the container. tmpfs: ``SizeBytes``, ``Mode`` and ``Options`` (``[["noexec"]]``). What a
 node cannot do at all is refused at create (shoal.model.mountopts).
 """
@@ -17,22 +18,45 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from shoal.errors import ShoalError
 from shoal.exec.errors import TaskRejected
+from shoal.exec.executor import VolumeProvider
 
-__all__ = ["build_mounts"]
+__all__ = ["build_mounts", "named_volumes", "remount_volumes"]
 
 
-def _volume(source: str, target: str, volumes_root: Path, rootfs: Path,
-            options: dict[str, Any]) -> str:
-    if "/" in source or source in (".", ".."):
-        raise TaskRejected(f"invalid mount config for type \"volume\": invalid volume name {source!r}")
-    data = volumes_root / source / "_data"
-    if not data.is_dir():
-        data.mkdir(parents=True)
-        seed = rootfs / target.lstrip("/")
-        if not options.get("NoCopy") and seed.is_dir() and not seed.is_symlink():
-            shutil.copytree(seed, data, symlinks=True, dirs_exist_ok=True)
-    return str(data)
+def named_volumes(container_spec: dict[str, Any]) -> list[str]:
+    """The names of the volumes the ContainerSpec mounts (anonymous ones have none)."""
+    return [m.get("Source") or "" for m in container_spec.get("Mounts") or []
+            if (m.get("Type") or "volume") == "volume" and m.get("Source")]
+
+
+def _volume(mount: dict[str, Any], volumes: VolumeProvider | None) -> Path:
+    """A named volume's data directory from the node's volumes, made on first use with the
+    mount's DriverConfig and labels (as swarm's executor creates it through dockerd)."""
+    if volumes is None:
+        raise TaskRejected("named volumes are not available on this node")
+    opts = mount.get("VolumeOptions") or {}
+    driver = opts.get("DriverConfig") or {}
+    try:
+        return volumes.mount(mount.get("Source") or "", driver=driver.get("Name") or "",
+                             options=driver.get("Options") or None,
+                             labels=opts.get("Labels") or None)
+    except ShoalError as exc:
+        raise TaskRejected(exc.message) from exc
+
+
+def _copy_up(data: Path, seed: Path) -> None:
+    """Docker's copy-up: an empty volume gets what the image has at its target."""
+    if seed.is_dir() and not seed.is_symlink() and not any(data.iterdir()):
+        shutil.copytree(seed, data, symlinks=True, dirs_exist_ok=True)
+
+
+def remount_volumes(container_spec: dict[str, Any], volumes: VolumeProvider | None) -> None:
+    """A prepared container's named volumes, their devices mounted again (after a reboot)."""
+    for m in container_spec.get("Mounts") or []:
+        if (m.get("Type") or "volume") == "volume" and m.get("Source"):
+            _volume(m, volumes)
 
 
 def _subpath(data: str, sub: str) -> str:
@@ -73,10 +97,11 @@ def _tmpfs(m: dict[str, Any]) -> list[str]:
     return opts
 
 
-def build_mounts(container_spec: dict[str, Any], *, volumes_root: Path, anon_root: Path,
-                 rootfs: Path) -> list[dict[str, Any]]:
+def build_mounts(container_spec: dict[str, Any], *, volumes: VolumeProvider | None,
+                 anon_root: Path, rootfs: Path) -> list[dict[str, Any]]:
     """The ContainerSpec's Mounts as OCI mounts; TaskRejected with Docker's wording when one is
-    wrong."""
+    wrong. A volume without a name gets a directory in ``anon_root`` (removed with the
+    container); named ones come from ``volumes`` and outlive it."""
     out = []
     for m in container_spec.get("Mounts") or []:
         kind = m.get("Type") or "volume"
@@ -91,11 +116,13 @@ def build_mounts(container_spec: dict[str, Any], *, volumes_root: Path, anon_roo
         elif kind == "volume":
             opts = m.get("VolumeOptions") or {}
             if source:
-                data = _volume(source, target, volumes_root, rootfs, opts)
+                volume = _volume(m, volumes)
             else:
-                anon = anon_root / str(len(out))
-                anon.mkdir(parents=True, exist_ok=True)
-                data = str(anon)
+                volume = anon_root / str(len(out))
+                volume.mkdir(parents=True, exist_ok=True)
+            if not opts.get("NoCopy"):
+                _copy_up(volume, rootfs / target.lstrip("/"))
+            data = str(volume)
             if opts.get("Subpath"):
                 data = _subpath(data, str(opts["Subpath"]))
             out.append({"destination": target, "type": "bind", "source": data,

@@ -13,13 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shoal.exec.executor import ImageProvider, NetworkAttacher
+from shoal.exec.executor import ImageProvider, NetworkAttacher, VolumeProvider
 from shoal.exec.runc import cgroups, mounts
 from shoal.exec.runc.shims import ShimServer
 from shoal.fsutil import write_atomic
 
-__all__ = ["RuncConfig", "read_json", "remove_container_files", "shim_alive", "wait_pid",
+__all__ = ["VOLUMES_FILE", "RuncConfig", "read_json", "remove_container_files", "shim_alive", "wait_pid",
            "write_json"]
+
+VOLUMES_FILE = "volumes.json"  # in a container's directory: the named volumes it uses
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +37,7 @@ class RuncConfig:
     log_max_files: int = 3
     shims: ShimServer = field(default_factory=ShimServer)  # forks the shims (shimserver.py)
     network: NetworkAttacher | None = None  # overlays, gateway; None: containers get loopback only
+    volumes: VolumeProvider | None = None  # named volumes; None: a task mounting one is rejected
     hostname: str = ""  # the node's, for templated secrets and configs (.Node.Hostname)
 
     @property

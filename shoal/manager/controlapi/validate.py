@@ -107,10 +107,8 @@ def validate_service_spec(spec: ServiceSpec) -> None:
         raise InvalidArgument("rpc error: code = InvalidArgument desc = ContainerSpec: image reference must be provided")
     if tt.placement is not None:
         constraint.parse(tt.placement.constraints)
-        for pref in tt.placement.preferences or []:
-            desc = pref.spread.spread_descriptor if pref.spread else ""
-            if not desc.startswith(("node.labels.", "engine.labels.")):
-                raise InvalidArgument(f"invalid placement preference spread={desc!r}: use node.labels.X or engine.labels.X")
+        # Any spread descriptor is accepted, as swarmkit does: the scheduler skips one it
+        # cannot split on (shoal.manager.scheduler.spread).
         if tt.placement.max_replicas < 0:
             raise InvalidArgument("rpc error: code = InvalidArgument desc = max replicas must be non-negative")
     res = tt.resources

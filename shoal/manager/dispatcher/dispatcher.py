@@ -251,16 +251,17 @@ class Dispatcher:
                 mine.wake.set()
 
     def network_update(self, node_id: str) -> NetworkUpdate | None:
-        """What a node should have now: the cluster's keys (oldest first) and its own
-        attachments; None while the cluster has no keys (gossip cannot start without one)."""
+        """What a node should have now: the cluster's keys (oldest first), its own
+        attachments and the swarm's data path port; None while the cluster has no keys
+        (gossip cannot start without one)."""
         view = self._store.view()
         cluster = view.cluster()
         keys = sorted(cluster.network_bootstrap_keys or [], key=lambda k: k.lamport_time) if cluster else []
-        if not keys:
+        if cluster is None or not keys:
             return None
         node = view.get(Node, node_id)
         attachments = list(node.attachments or []) if node is not None else []
-        return NetworkUpdate(keys=keys, attachments=attachments)
+        return NetworkUpdate(keys=keys, attachments=attachments, data_path_port=cluster.data_path_port)
 
     async def _send_network(self, session: _Session) -> None:
         session.network_due = False

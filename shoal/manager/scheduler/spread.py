@@ -1,7 +1,8 @@
 """The spread strategy: place a group of identical tasks over the nodes that pass the filters.
 
 The nodes passing the pipeline are arranged as a tree: one level per placement preference
-(``spread=node.labels.X`` / ``engine.labels.X``; nodes without the label form their own group),
+(``spread=node.labels.X`` / ``engine.labels.X``, the prefix in any case; a node without the label
+counts as the value ""; any other descriptor is accepted and its level skipped, all nodes alike),
 each level a min-heap of branches by how many tasks of the service they hold, the leaves a
 min-heap of nodes ordered by (sorted last if >= MAX_FAILURES recent failures of the service,
 tasks of the service, tasks in total, node ID). Each task takes the best leaf of the best branch,
@@ -92,37 +93,50 @@ class _Branch:
         return None
 
 
-def _label(info: NodeInfo, descriptor: str) -> str | None:
-    node = info.node
-    if node is None:
-        return None
-    if descriptor.startswith("node.labels."):
-        return (node.spec.labels or {}).get(descriptor[len("node.labels.") :])
-    if descriptor.startswith("engine.labels."):
-        return (node.description.engine.labels or {}).get(descriptor[len("engine.labels.") :])
+_PREFIXES = ("node.labels.", "engine.labels.")
+
+
+def _label_key(descriptor: str) -> tuple[str, str] | None:
+    """(prefix, label key) of a descriptor the tree splits on; None for the others, which
+    swarmkit accepts and skips (``nodeset.go`` ``tree``: "Support other items ...? default: continue")."""
+    for prefix in _PREFIXES:
+        if len(descriptor) > len(prefix) and descriptor[: len(prefix)].lower() == prefix:
+            return prefix, descriptor[len(prefix):]
     return None
 
 
+def _label(info: NodeInfo, prefix: str, key: str) -> str:
+    node = info.node
+    if node is None:
+        return ""
+    if prefix == "node.labels.":
+        return (node.spec.labels or {}).get(key, "")
+    return (node.description.engine.labels or {}).get(key, "")
+
+
 def _tree(
-    nodes: list[NodeInfo], descriptors: Sequence[str], service_id: str, now: float
+    nodes: list[NodeInfo], levels: Sequence[tuple[str, str]], service_id: str, now: float
 ) -> _Leaf | _Branch:
-    if not descriptors:
+    if not levels:
         return _Leaf(nodes, service_id, now)
-    groups: dict[str | None, list[NodeInfo]] = {}
+    groups: dict[str, list[NodeInfo]] = {}
     for info in nodes:
-        groups.setdefault(_label(info, descriptors[0]), []).append(info)
-    ordered = sorted(groups.items(), key=lambda kv: (kv[0] is None, kv[0] or ""))
+        groups.setdefault(_label(info, *levels[0]), []).append(info)
+    # A missing label is "" (swarmkit: the tree's shape does not depend on which nodes have it);
+    # it sorts last only to keep ties stable.
+    ordered = sorted(groups.items(), key=lambda kv: (kv[0] == "", kv[0]))
     children: list[tuple[int, int, _Leaf | _Branch]] = []
     for order, (_, members) in enumerate(ordered):
         count = sum(m.active_by_service.get(service_id, 0) for m in members)
-        children.append((count, order, _tree(members, descriptors[1:], service_id, now)))
+        children.append((count, order, _tree(members, levels[1:], service_id, now)))
     return _Branch(children)
 
 
-def _descriptors(task: Task) -> list[str]:
+def _levels(task: Task) -> list[tuple[str, str]]:
     placement = task.spec.placement
     prefs = (placement.preferences if placement is not None else None) or []
-    return [p.spread.spread_descriptor for p in prefs if p.spread and p.spread.spread_descriptor]
+    keys = (_label_key(p.spread.spread_descriptor) for p in prefs if p.spread)
+    return [k for k in keys if k is not None]
 
 
 class _Assigner:
@@ -155,7 +169,7 @@ def place_group(
     first = tasks[0]
     pipeline.set_task(first)
     feasible = [info for info in nodes if pipeline.process(info)]
-    tree = _tree(feasible, _descriptors(first), first.service_id, now)
+    tree = _tree(feasible, _levels(first), first.service_id, now)
     assigner = _Assigner(timestamp)
     fits = pipeline.check
     for i, task in enumerate(tasks):

@@ -187,3 +187,14 @@ async def test_published_port_conflict(manager: TestClient) -> None:
 async def test_distribution_takes_image_names_with_slashes(manager: TestClient) -> None:
     r = await manager.get("/v1.50/distribution/prom/prometheus:latest/json")
     assert r.status == 200 and (await r.json())["Descriptor"]["digest"] == ""
+
+
+async def test_resources_leave_zero_fields_out_as_docker(manager: TestClient) -> None:
+    """Docker's Limit and Resources are all ``omitempty``: no ``"Pids": 0`` for docker-py to diff."""
+    body = {"Name": "lim", "TaskTemplate": {"ContainerSpec": {"Image": "x"},
+                                            "Resources": {"Limits": {"MemoryBytes": 8 << 20},
+                                                          "Reservations": {"NanoCPUs": 10**8}}}}
+    assert (await manager.post("/v1.50/services/create", json=body)).status == 201
+    svc = await (await manager.get("/v1.50/services/lim")).json()
+    assert svc["Spec"]["TaskTemplate"]["Resources"] == {"Limits": {"MemoryBytes": 8 << 20},
+                                                        "Reservations": {"NanoCPUs": 10**8}}

@@ -23,3 +23,11 @@ def test_a_dict_era_file_loads_and_is_written_back_the_same(tmp_path: Path) -> N
     assert state.managers[1] == ManagerAddr(addr="10.9.0.3:2377")
     assert json.loads(state.encode()) == DICT_ERA
     assert state.encode().decode() == json.dumps(DICT_ERA, indent=2)
+
+
+def test_the_data_path_port_is_kept_when_not_the_default(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    path.write_bytes(LocalState(listen_ip="a", listen_port=1, advertise_ip="a", data_path_port=7789).encode())
+    assert LocalState.load(path).data_path_port == 7789
+    path.write_text(json.dumps(DICT_ERA))
+    assert LocalState.load(path).data_path_port == 4789

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from cryptography import x509
+from parts import FAST_ALLOC, Parts
 
+from shoal.dev.wait import wait_for_async
 from shoal.errors import InvalidArgument
-from shoal.manager.bootstrap import new_swarm
+from shoal.manager.allocator import Allocator
+from shoal.manager.bootstrap import await_first_writes, new_swarm
+from shoal.manager.controlapi.cluster import update_cluster
+from shoal.manager.controlapi.node import update_node
+from shoal.manager.deks import ClusterKeys
+from shoal.manager.keymanager import KeyManager
+from shoal.model.objects import Cluster, Node, NodeStatus
 from shoal.model.requests import InitRequest
-from shoal.model.states import NodeRole
+from shoal.model.states import NodeRole, NodeState
 from shoal.store.membackend import MemoryBackend
-from shoal.store.store import Store
+from shoal.store.store import Store, Tx, copy
 
 
 async def test_the_first_transaction_holds_the_cluster_the_node_and_ingress() -> None:
@@ -35,7 +45,51 @@ async def test_the_first_transaction_holds_the_cluster_the_node_and_ingress() ->
 
 
 @pytest.mark.parametrize("req", [InitRequest(availability="sleepy"),
-                                 InitRequest(default_addr_pool=["10.0.0.0/30"], subnet_size=24)])
+                                 InitRequest(default_addr_pool=["10.0.0.0/30"], subnet_size=24),
+                                 InitRequest(data_path_port=1023), InitRequest(data_path_port=49152)])
 async def test_a_refused_request_raises_before_anything_is_made(req: InitRequest) -> None:
     with pytest.raises(InvalidArgument):
         await new_swarm(req, hostname="h1", advertise_ip="10.9.0.2", manager_addr="10.9.0.2:2377")
+
+
+async def test_the_data_path_port_is_the_clusters() -> None:
+    swarm = await new_swarm(InitRequest(data_path_port=7789), hostname="h1", advertise_ip="10.9.0.2",
+                            manager_addr="10.9.0.2:2377")
+    assert swarm.cluster.data_path_port == 7789
+
+
+async def test_init_waits_for_the_leaders_first_writes(store: Store, parts: Parts) -> None:
+    """Once the wait is over, updates with the versions just read are in sequence (docker-py's
+    init then ``node update``)."""
+    swarm = await new_swarm(InitRequest(), hostname="h1", advertise_ip="10.9.0.2", manager_addr="10.9.0.2:2377")
+    await store.update(swarm.write)
+    waiter = asyncio.create_task(await_first_writes(store, swarm.node_id, timeout=10))
+    parts.start(KeyManager(store))
+    parts.start(Allocator(store, FAST_ALLOC))
+
+    def written() -> bool:
+        node, cluster = store.view().get(Node, swarm.node_id), store.view().cluster()
+        return bool(node and node.attachments and cluster and cluster.network_bootstrap_keys)
+
+    await wait_for_async("the gossip keys and the node's ingress address", written, timeout=5)
+    assert not waiter.done()  # the agent has not registered yet
+
+    def register(tx: Tx) -> None:  # what the dispatcher writes when the node's agent registers
+        node = copy(tx.view.get(Node, swarm.node_id))
+        node.status = NodeStatus(state=NodeState.READY, addr="10.9.0.2")
+        tx.update(node)
+
+    await store.update(register)
+    assert await waiter
+    node, cluster = store.view().get(Node, swarm.node_id), store.view().cluster()
+    assert node is not None and cluster is not None
+    await update_node(store, node.id, node.version.index, node.spec)
+    await update_cluster(store, cluster.version.index, cluster.spec, rotate_worker=False,
+                         rotate_manager=False, keys=ClusterKeys(swarm.dek))
+
+
+async def test_the_wait_is_bounded(store: Store) -> None:
+    swarm = await new_swarm(InitRequest(), hostname="h1", advertise_ip="10.9.0.2", manager_addr="10.9.0.2:2377")
+    await store.update(swarm.write)
+    assert not await await_first_writes(store, swarm.node_id, timeout=0.05)
+    assert store.view().get(Cluster, swarm.cluster_id) is not None

@@ -42,7 +42,7 @@ async def store() -> AsyncIterator[Store]:
     await s.start()
     try:
         def bootstrap(tx: Tx) -> None:
-            tx.create(Cluster(id=CLUSTER_ID))
+            tx.create(Cluster(id=CLUSTER_ID, data_path_port=7789))  # swarm init --data-path-port
             tx.create(Node(id=WORKER_ID))
         await s.update(bootstrap)
         yield s
@@ -248,6 +248,7 @@ async def test_keys_and_attachments_reach_the_agent(store: Store, parts: Parts, 
         await wait_for_async("the first NetworkUpdate", lambda: len(received) == 1)
         assert received[0].keys == _keys(store)
         assert received[0].attachments == []
+        assert received[0].data_path_port == 7789  # the VXLAN devices' port on every node
         assert agent.network == received[0]
 
         # A rotation reaches the agent (once, however many cluster writes follow).

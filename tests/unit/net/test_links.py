@@ -259,6 +259,29 @@ def test_devices_are_brought_to_spec(topo: Topo) -> None:
     assert dump(topo.hA, "fdb") == [(links.mac_for(B_IP), B_UL)]
 
 
+def test_the_swarms_data_path_port(topo: Topo) -> None:
+    """VXLAN on the swarm's DataPathPort on both ends; a device on another port is recreated."""
+    def vxlan_port() -> int:
+        with IPRoute() as ipr:
+            link = ipr.link("get", index=_index(ipr, links.vxlan_name(VNI)))[0]
+            return int(link.get(("linkinfo", "data")).get("vxlan_port"))
+
+    connected(topo)  # on 4789 first, as a daemon before its first session
+    for ns, ul in ((topo.hA, A_UL), (topo.hB, B_UL)):
+        topo.on(ns, lambda ul=ul: links.ensure_overlay(links.Overlay(VNI, ul, port=7789)))
+        assert topo.on(ns, vxlan_port) == 7789
+    topo.on(topo.hA, lambda: links.attach(topo.cA, VNI, "shvA0", f"{A_IP}/24"))
+    topo.on(topo.hB, lambda: links.attach(topo.cB, VNI, "shvB0", f"{B_IP}/24"))
+    topo.on(topo.hA, lambda: links.set_remote_endpoints(VNI, {B_IP: B_UL}))
+    topo.on(topo.hB, lambda: links.set_remote_endpoints(VNI, {A_IP: A_UL}))
+    assert ping(topo.cA, B_IP) and ping(topo.cB, A_IP)
+    # One end on another port: the two no longer meet.
+    topo.on(topo.hB, lambda: links.ensure_overlay(links.Overlay(VNI, B_UL, port=7790)))
+    topo.on(topo.hB, lambda: links.attach(topo.cB, VNI, "shvB0", f"{B_IP}/24"))
+    topo.on(topo.hB, lambda: links.set_remote_endpoints(VNI, {A_IP: A_UL}))
+    assert not ping(topo.cA, B_IP, tries=1)
+
+
 def test_errors_carry_the_reason(topo: Topo) -> None:
     with pytest.raises(NetError, match="no device .* 192.168.77.50"):
         topo.on(topo.hA, lambda: links.ensure_overlay(links.Overlay(VNI, "192.168.77.50")))

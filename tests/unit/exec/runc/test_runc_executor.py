@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from shoal.dev.wait import wait_for_async
-from shoal.errors import NotFound
+from shoal.errors import Conflict, NotFound
 from shoal.exec import ExecError, ExitError, TaskRejected, Unhealthy
 from shoal.exec.executor import (
     ContainerStatuser,
@@ -36,6 +36,8 @@ from shoal.exec.runc import RuncController, RuncExecutor
 from shoal.exec.runc.mounts import mounts_under
 from shoal.model.objects import Task
 from shoal.model.specs import Limits, Resources, TaskSpec
+from shoal.volume import VolumeService
+from shoal.volume.local import is_mounted
 
 RUNC = shutil.which("runc")
 pytestmark = [
@@ -129,8 +131,11 @@ def env(rootfs: Path) -> Iterator[Env]:
     base = Path(tempfile.mkdtemp(prefix="shoaltest-", dir="/tmp"))
     parent = f"/shoaltest-{secrets.token_hex(4)}"
     images = FakeImages(rootfs)
+    volumes = VolumeService(base / "data" / "volumes")
     executor = RuncExecutor("node-1", {"zone": "a"}, base / "data", base / "run", images,
-                            cgroup_parent=parent, log_max_size=1024 * 1024, log_max_files=3)
+                            cgroup_parent=parent, log_max_size=1024 * 1024, log_max_files=3,
+                            volumes=volumes)
+    volumes.users = executor.volume_users
     e = Env(base, executor, images, parent)
     try:
         yield e
@@ -570,6 +575,42 @@ async def test_read_only_root_and_mounts(env: Env) -> None:
     finally:
         await ctl.remove()
     assert (env.base / "data/volumes/myvol/_data/new").read_text() == "kept\n"
+
+
+async def test_volumes_with_the_local_drivers_options(env: Env) -> None:
+    """A service mount's DriverConfig makes the volume (tmpfs, a bound host directory), mounted
+    while a container uses it, unmounted when the last one is gone; in use, ``rm`` refuses it."""
+    host = env.base / "hostdir"
+    host.mkdir()
+    mounts = [
+        {"Type": "volume", "Source": "scratch", "Target": "/scratch", "VolumeOptions": {
+            "Labels": {"k": "v"},
+            "DriverConfig": {"Name": "local", "Options": {"type": "tmpfs", "device": "tmpfs",
+                                                          "o": "size=1m"}}}},
+        {"Type": "volume", "Source": "bound", "Target": "/bound", "VolumeOptions": {
+            "NoCopy": True,
+            "DriverConfig": {"Options": {"type": "none", "device": str(host), "o": "bind"}}}},
+    ]
+    script = "grep ' /scratch ' /proc/mounts; echo hi > /bound/f; echo kept > /scratch/g"
+    ctl = env.controller(env.task(["sh", "-c", script], Mounts=mounts))
+    volumes = env.executor.config.volumes
+    assert isinstance(volumes, VolumeService)
+    try:
+        assert await run_to_exit(ctl) == 0
+        assert "tmpfs" in text(await collect(ctl))
+        assert (host / "f").read_text() == "hi\n"  # the host's directory, bound
+        vol = volumes.get("scratch")
+        assert vol.labels == {"k": "v"} and vol.options == {"type": "tmpfs", "device": "tmpfs", "o": "size=1m"}
+        assert is_mounted(Path(vol.mountpoint))
+        assert volumes.users() == {"scratch": [ctl.status().container_id],
+                                   "bound": [ctl.status().container_id]}
+        with pytest.raises(Conflict, match=r"remove bound: volume is in use - \["):
+            volumes.remove("bound")
+    finally:
+        await ctl.remove()
+    assert not is_mounted(Path(volumes.get("scratch").mountpoint))  # released: unmounted
+    volumes.remove("bound")
+    assert (host / "f").read_text() == "hi\n"  # removing the volume left the host's files
 
 
 async def test_remove_leaves_nothing(env: Env) -> None:

@@ -18,6 +18,7 @@ from shoal.model.containeropts import DNSConfig, HostEntry, container_options
 from shoal.model.objects import Task
 from shoal.model.privileges import KNOWN_CAPS
 from shoal.model.specs import TaskSpec
+from shoal.volume import VolumeService
 
 NO_SYS_RESOURCE = frozenset(KNOWN_CAPS) - {"CAP_SYS_RESOURCE"}
 HOST = "nameserver 192.0.2.53\nnameserver 192.0.2.54\nsearch corp.example lab.example\n" \
@@ -158,7 +159,7 @@ def test_mount_options(rootfs: Path, tmp_path: Path) -> None:
     (rootfs / "data/sub").mkdir(parents=True)
 
     def mounts(*ms: dict[str, Any]) -> list[dict[str, Any]]:
-        return build_mounts({"Mounts": list(ms)}, volumes_root=tmp_path / "v",
+        return build_mounts({"Mounts": list(ms)}, volumes=VolumeService(tmp_path / "v"),
                             anon_root=tmp_path / "a", rootfs=rootfs)
 
     got = mounts(

@@ -17,6 +17,7 @@ from shoal.exec.runc.spec import build_mounts, build_spec, resolve_user
 from shoal.model.objects import Task
 from shoal.model.privileges import KNOWN_CAPS
 from shoal.model.specs import Limits, Resources, TaskSpec
+from shoal.volume import VolumeService
 
 T0 = 1_795_000_000_123_456_789
 
@@ -122,7 +123,7 @@ def test_resolve_user_errors(rootfs: Path) -> None:
 
 def test_mount_errors(rootfs: Path, tmp_path: Path) -> None:
     def mounts(*ms: dict[str, Any]) -> list[dict[str, Any]]:
-        return build_mounts({"Mounts": list(ms)}, volumes_root=tmp_path / "v",
+        return build_mounts({"Mounts": list(ms)}, volumes=VolumeService(tmp_path / "v"),
                             anon_root=tmp_path / "a", rootfs=rootfs)
 
     with pytest.raises(TaskRejected, match="bind source path does not exist: /nope"):

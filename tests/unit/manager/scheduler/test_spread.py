@@ -80,3 +80,29 @@ async def test_engine_label_preference(store: Store, scheduler: Scheduler) -> No
     await create(store, [make_task(f"t{i}", spec=spec) for i in range(4)])
     await wait_for_async("4 tasks assigned", lambda: len(assigned(store)) == 4)
     assert per_node(store)["s0"] == 2
+
+
+async def test_prefix_in_any_case_and_missing_label_as_empty_value(
+    store: Store, scheduler: Scheduler
+) -> None:
+    nodes = [make_node("a0", labels={"zone": "a"}), make_node("a1", labels={"zone": "a"})]
+    nodes += [make_node("e0", labels={"zone": ""}), make_node("x0")]  # "" and missing: one group
+    await create(store, nodes)
+    pref = PlacementPreference(spread=SpreadOver(spread_descriptor="Node.Labels.zone"))
+    spec = TaskSpec(placement=Placement(preferences=[pref]))
+    await create(store, [make_task(f"t{i}", spec=spec) for i in range(4)])
+    await wait_for_async("4 tasks assigned", lambda: len(assigned(store)) == 4)
+    placed = per_node(store)
+    assert placed.get("a0", 0) + placed.get("a1", 0) == 2
+    assert placed.get("e0", 0) + placed.get("x0", 0) == 2
+
+
+async def test_unknown_descriptor_treats_all_nodes_alike(store: Store, scheduler: Scheduler) -> None:
+    """swarmkit accepts any descriptor and skips a level it cannot split on."""
+    nodes = [make_node(f"a{i}", labels={"zone": "a"}) for i in range(3)] + [make_node("b0", labels={"zone": "b"})]
+    await create(store, nodes)
+    prefs = [PlacementPreference(spread=SpreadOver(spread_descriptor="com.example.label"))]
+    spec = TaskSpec(placement=Placement(preferences=prefs))
+    await create(store, [make_task(f"t{i}", spec=spec) for i in range(4)])
+    await wait_for_async("4 tasks assigned", lambda: len(assigned(store)) == 4)
+    assert per_node(store) == {"a0": 1, "a1": 1, "a2": 1, "b0": 1}
