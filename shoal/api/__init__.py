@@ -28,4 +28,6 @@ def build_app(engine: Engine) -> web.Application:
     for module in (routes_system, routes_swarm, routes_nodes, routes_services, routes_networks,
                    routes_secrets, routes_logs, routes_images, routes_volumes, routes_df, routes_events):
         module.register(router)
-    return make_app(engine, router)
+    app = make_app(engine, router)
+    routes_events.install(app)  # its live streams end when the app shuts down
+    return app

@@ -27,11 +27,14 @@ from shoal.api.server import API_VERSION_IN_USE, Router, parse_version
 from shoal.errors import InvalidArgument
 from shoal.events import Event, Subscription
 
-__all__ = ["parse_event_time", "register", "replay_window", "stream_window"]
+__all__ = ["install", "parse_event_time", "register", "replay_window", "stream_window"]
 
 log = logging.getLogger(__name__)
 
 HANG_UP_POLL = 0.5  # seconds between checks that a client waiting for events is still there
+# The live streams of an app, ended when it shuts down (dockerd closes its event streams as it
+# stops; left open, aiohttp would wait for them until its shutdown timeout).
+STREAMS: web.AppKey[set[Subscription]] = web.AppKey("event_streams")
 
 
 def parse_event_time(name: str, value: str) -> int | None:
@@ -96,6 +99,9 @@ async def events(request: web.Request) -> web.StreamResponse:
     window = replay_window(since, until)
     buffered = [] if window is None else [e for e in log_.replay(*window) if include is None or include(e)]
     sub = None if only_past else log_.subscribe(include)
+    streams = request.app.get(STREAMS)
+    if sub is not None and streams is not None:
+        streams.add(sub)
     resp = web.StreamResponse(headers={"Content-Type": "application/json"})
     try:
         await resp.prepare(request)
@@ -110,6 +116,8 @@ async def events(request: web.Request) -> web.StreamResponse:
     finally:
         if sub is not None:
             sub.close()
+            if streams is not None:
+                streams.discard(sub)
     return resp
 
 
@@ -142,6 +150,17 @@ async def _hang_up(request: web.Request) -> None:
     """Returns once the client has closed the connection (aiohttp does not cancel handlers)."""
     while request.transport is not None and not request.transport.is_closing():
         await asyncio.sleep(HANG_UP_POLL)
+
+
+def install(app: web.Application) -> None:
+    """End the app's live event streams when it shuts down (before it waits for handlers)."""
+    app[STREAMS] = set()
+
+    async def end_streams(app: web.Application) -> None:
+        for sub in list(app[STREAMS]):
+            sub.close()
+
+    app.on_shutdown.append(end_streams)
 
 
 def register(router: Router) -> None:

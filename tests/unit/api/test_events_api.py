@@ -129,3 +129,15 @@ async def test_a_client_hanging_up_ends_its_subscription(api: TestClient, log: E
     assert json.loads(await asyncio.wait_for(r.content.readline(), 5))["Actor"]["ID"] == "v"
     r.close()
     await wait_for_async("the subscription gone", lambda: log.subscribers == 0, timeout=5)
+
+
+async def test_shutting_down_ends_the_live_streams(log: EventLog) -> None:
+    client = TestClient(TestServer(build_app(Engine(log))))  # type: ignore[arg-type]
+    await client.start_server()
+    try:
+        r = await client.get("/events")
+        await wait_for_async("the subscription", lambda: log.subscribers == 1, timeout=5)
+    finally:
+        await asyncio.wait_for(client.close(), 10)  # aiohttp would wait 60 s for an open stream
+    assert log.subscribers == 0
+    r.close()
