@@ -154,10 +154,11 @@ async def _hang_up(request: web.Request) -> None:
 
 def install(app: web.Application) -> None:
     """End the app's live event streams when it shuts down (before it waits for handlers)."""
-    app[STREAMS] = set()
+    streams: set[Subscription] = set()
+    app[STREAMS] = streams
 
     async def end_streams(app: web.Application) -> None:
-        for sub in list(app[STREAMS]):
+        for sub in list(streams):
             sub.close()
 
     app.on_shutdown.append(end_streams)
