@@ -103,6 +103,18 @@ def test_swarm_events_live_replayed_and_on_every_manager(swarm: Swarm) -> None:
     scaled = [e["Actor"]["Attributes"] for e in seen if "replicas.new" in e["Actor"]["Attributes"]]
     assert scaled == [{"name": web, "replicas.old": "1", "replicas.new": "3"}]
 
+    # live only (no --since): each event is flushed as it happens
+    nodes = Events(manager, "--filter", "type=node", "--format", "{{.Action}} {{.Actor.Attributes.name}}")
+    try:
+        def touched() -> list[str]:  # until the stream is subscribed, an update goes unseen
+            manager.docker("node", "update", "--label-add", f"evt={time.monotonic_ns()}", worker.hostname)
+            return list(nodes.lines)
+
+        wait_for("a live node event", touched, timeout=20, interval=0.5)
+    finally:
+        nodes.close()
+    assert f"update {worker.hostname}" in nodes.lines
+
     # node updates, replayed as docker's text lines, filtered by the node's name
     manager.docker("node", "update", "--availability", "drain", worker.hostname)
     lines = replayed(manager, since, "availability.new=drain", "--filter", "type=node",
