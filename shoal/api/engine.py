@@ -8,6 +8,7 @@ from typing import Protocol
 
 from aiohttp import web
 
+from shoal.events import EventLog
 from shoal.image.service import ImageService
 from shoal.manager.deks import ClusterKeys
 from shoal.manager.logbroker import LogBroker, RemoteLogs
@@ -35,6 +36,7 @@ class Engine(Protocol):
     data_root: str
     images: ImageService  # the node's images (/images, /distribution)
     volumes: VolumeService  # the node's named volumes (/volumes)
+    events: EventLog  # the node's events (/events)
 
     def swarm_state(self) -> SwarmState: ...
 

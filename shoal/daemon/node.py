@@ -29,6 +29,7 @@ from shoal.api.engine import SwarmState
 from shoal.daemon.autolock import Autolock
 from shoal.daemon.state import LocalState
 from shoal.errors import Conflict, InvalidArgument, ShoalError, Unavailable
+from shoal.events import EventLog
 from shoal.exec.executor import Executor
 from shoal.exec.runc import RuncExecutor
 from shoal.exec.sim import SimExecutor
@@ -119,11 +120,15 @@ class SwarmNode:
         self.hostname = settings.hostname
         self.engine_labels = settings.engine_labels
         self.data_root = str(settings.data_root)
+        self.events = EventLog()  # the node's events (/events): its parts publish, the API reads
+        with contextlib.suppress(RuntimeError):  # made on the daemon's loop, which subscribers use
+            self.events.bind(asyncio.get_running_loop())
         self.images = ImageService(Path(settings.data_root) / "image",
                                    insecure_registries=settings.insecure_registries,
-                                   registry_mirrors=settings.registry_mirrors)
+                                   registry_mirrors=settings.registry_mirrors, events=self.events)
         # the node's named volumes (/volumes and the runc executor's), in or out of a swarm
-        self.volumes = VolumeService(Path(settings.data_root) / "volumes", users=self._volume_users)
+        self.volumes = VolumeService(Path(settings.data_root) / "volumes", users=self._volume_users,
+                                     events=self.events)
         self._executor: RuncExecutor | None = None  # which containers use which volume
         self._dir = settings.data_root / "swarm"
         self._autolock = Autolock(self._dir)
@@ -251,7 +256,7 @@ class SwarmNode:
         manager = Manager(ManagerSettings(state_dir=self._dir, listen_ip=state.listen_ip,
                                           listen_port=state.listen_port, advertise_ip=state.advertise_ip),
                           self._identity, keys=ClusterKeys(self._autolock.dek),
-                          eligible=self._eligible)
+                          eligible=self._eligible, events=self.events)
         self._manager = manager
         try:
             await manager.start(bootstrap=bootstrap, join=join, force_new_cluster=force_new_cluster, wait=wait)
