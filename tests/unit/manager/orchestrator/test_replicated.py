@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 from orch_helpers import FAST, Cluster, spec
 from parts import Parts
@@ -37,6 +38,28 @@ async def test_scale_up_and_down_by_slots(store: Store, parts: Parts, cluster: C
     assert len(removed) == 3
     # Scaling never touches UpdateStatus (the updater is not involved).
     assert cluster.get().update_status is None
+
+
+async def test_one_pass_writes_a_bounded_number_of_tasks(store: Store, parts: Parts,
+                                                        cluster: Cluster) -> None:
+    """Issue 16: a large scale goes in passes of ``max_tasks_per_pass`` tasks, each pass's
+    writes making the service dirty for the next, so the event loop is served in between."""
+    settings = dataclasses.replace(FAST, max_tasks_per_pass=4)
+    orchestrator = ReplicatedOrchestrator(store, settings)
+    await cluster.service(spec(replicas=10))
+    await orchestrator._reconcile("svc1")
+    assert [t.slot for t in cluster.live()] == [1, 2, 3, 4]
+    parts.start(orchestrator)
+    await wait_for_async("10 slots", lambda: [t.slot for t in cluster.live()] == list(range(1, 11)))
+
+    def scale(svc: Service) -> None:
+        assert svc.spec.mode.replicated is not None
+        svc.spec.mode.replicated.replicas = 1
+
+    await parts.close()
+    await cluster.update_service("svc1", scale)
+    await ReplicatedOrchestrator(store, settings)._reconcile("svc1")
+    assert len(cluster.live()) == 6  # 4 of the 9 surplus slots removed in this pass
 
 
 async def test_scale_up_fills_lowest_free_slots(store: Store, parts: Parts,
