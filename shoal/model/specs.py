@@ -57,7 +57,7 @@ class Struct(msgspec.Struct, rename="pascal", kw_only=True):
 
 # The most tasks one service may ask for at a time (Replicas, a job's TotalCompletions and
 # MaxConcurrent, Placement.MaxReplicas). Docker's Go types take any uint64 and swarmkit sets no
-# bound; a manager holds every task in memory and in etcd (about 3 KiB each), so the control API
+# bound; every manager holds every task in memory with its indexes (and etcd, 640 bytes), so the API
 # refuses more than this with a 400 rather than let one call fill a manager (issue 16).
 MAX_REPLICAS = 10_000
 
