@@ -386,6 +386,8 @@ class Store:
         for attempt in range(retries + 1):
             if self.unavailable is not None:
                 raise Unavailable(self.unavailable)
+            if (down := self._feed_down()) is not None:  # nothing written it could not see
+                raise Unavailable(f"this manager's store cache is stale: {down}")
             async with self._lock:
                 tx = Tx(self._tables)
                 result = fn(tx)

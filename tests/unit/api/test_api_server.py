@@ -208,3 +208,18 @@ async def test_resources_leave_zero_fields_out_as_docker(manager: TestClient) ->
     svc = await (await manager.get("/v1.50/services/lim")).json()
     assert svc["Spec"]["TaskTemplate"]["Resources"] == {"Limits": {"MemoryBytes": 8 << 20},
                                                         "Reservations": {"NanoCPUs": 10**8}}
+
+
+async def test_an_update_to_absurd_replicas_is_refused(manager: TestClient) -> None:
+    """Issue 16: `service update --replicas` and `service scale` (an update) are bounded too."""
+    body = {"Name": "web", "TaskTemplate": {"ContainerSpec": {"Image": "x"}},
+            "Mode": {"Replicated": {"Replicas": 2}}}
+    assert (await manager.post("/v1.50/services/create", json=body)).status == 201
+    svc = await (await manager.get("/v1.50/services/web")).json()
+    spec = svc["Spec"]
+    spec["Mode"]["Replicated"]["Replicas"] = 9223372036854775807
+    r = await manager.post("/v1.50/services/web/update",
+                           params={"version": str(svc["Version"]["Index"])}, json=spec)
+    assert r.status == 400 and "replicas must be at most 10000" in (await r.json())["message"]
+    again = await (await manager.get("/v1.50/services/web")).json()
+    assert again["Spec"]["Mode"]["Replicated"]["Replicas"] == 2

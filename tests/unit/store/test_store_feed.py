@@ -85,10 +85,14 @@ async def test_a_write_fails_clearly_when_the_feeder_stays_down() -> None:
     try:
         with pytest.raises(Unavailable, match=r"store did not apply revision \d+: the store's "
                            r"watch of etcd has been failing for \d+s \(etcd: connection refused\)"):
-            await _write(store, "s1")
+            await _write(store, "s1")  # committed while the feeder was still in its grace
+        with pytest.raises(Unavailable, match=r"this manager's store cache is stale: the store's "
+                           r"watch of etcd has been failing"):
+            await _write(store, "s3")  # down past its grace: refused before it is written
+        assert await backend.revision() == 2  # s1 only
         backend.forever = None
         await wait_for_async("the feeder watching again", lambda: store._feed_watching)
         await _write(store, "s2")  # recovered: the cache has both
-        assert {s.id for s in store.view().all(Service)} == {"s1", "s2"}
+        assert {s.id for s in store.view().all(Service)} == {"s1", "s2"}  # no s3
     finally:
         await store.close()
