@@ -3,7 +3,8 @@
 - a second shoald on a data root another one holds is refused at once (dockerd's words, exit 1),
   and a restart that overlaps the old process's exit waits for it instead of failing on its ports;
 - an absurd replica count is refused with a 400 and the manager keeps answering;
-- a long heartbeat period, then a short one, leaves the nodes Ready.
+- a long heartbeat period, then a short one, leaves the nodes Ready;
+- the store follows etcd through a kill of its member: writes are accepted again after it.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
-from shoal.dev.local import SHOALD, Swarm
+from shoal.dev.local import SHOALD, Daemon, Swarm
 from shoal.dev.wait import wait_for
 from tests.integration.conftest import init_swarm
 
@@ -91,3 +93,35 @@ def test_a_long_heartbeat_period_then_a_short_one(swarm: Swarm) -> None:
             "node", "ls", "--format", "{{.Status}}").stdout.split(), timeout=20)
     finally:
         worker.proc.send_signal(signal.SIGCONT)
+
+
+def _etcd_pid(daemon: Daemon) -> int | None:
+    """The daemon's etcd member, found by its command line (the binary, the data root)."""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"etcd") and str(daemon.root).encode() in b" ".join(argv):
+            return int(proc.name)
+    return None
+
+
+def test_the_store_follows_etcd_through_a_kill(swarm: Swarm) -> None:
+    manager, _ = init_swarm(swarm, 0)
+    manager.docker("service", "create", "--detach", "--name", "before", "busybox")
+    first = _etcd_pid(manager)
+    assert first is not None
+    os.kill(first, signal.SIGKILL)
+    wait_for("etcd restarted", lambda: _etcd_pid(manager) not in (None, first), timeout=60)
+
+    def created() -> bool:
+        out = manager.docker("service", "create", "--detach", "--name", "after", "busybox",
+                             check=False)
+        return out.returncode == 0 or "already exists" in out.stderr
+    wait_for("a write accepted after the kill", created, timeout=60, interval=0.5)
+    wait_for("both services listed", lambda: sorted(manager.docker(
+        "service", "ls", "--format", "{{.Name}}", check=False).stdout.split()) == ["after", "before"],
+        timeout=30)
