@@ -52,6 +52,7 @@ from shoal.node.renewal import Renewer
 from shoal.pki.identity import NodeIdentity
 from shoal.pki.unlockkey import LOCKED, SwarmLocked, UnlockKey
 from shoal.store.store import NO_LEADER, Store, Tx
+from shoal.store.watch import SubscriptionOverflow
 from shoal.volume import VolumeService
 
 __all__ = ["NodeSettings", "SwarmNode"]
@@ -280,7 +281,8 @@ class SwarmNode:
         with store.subscribe([Cluster]) as changes:
             while self._manager is manager:
                 self._sync_unlock_key(manager)
-                await changes.next_batch(idle=AUTOLOCK_IDLE)
+                with contextlib.suppress(SubscriptionOverflow):  # the view is read again
+                    await changes.next_batch(idle=AUTOLOCK_IDLE)
 
     def _sync_unlock_key(self, manager: Manager) -> None:
         store, identity = manager.store, self._identity
