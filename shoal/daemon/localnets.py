@@ -1,0 +1,74 @@
+"""The node's local networks as the runc executor's standalone containers see them: shoal.net's
+LocalBridges behind shoal.exec.localnet's LocalNetworks contract (exec and net sit in one
+layer and never import each other, so the daemon, above both, joins them here).
+
+Only bridge networks and the predefined ``host`` and ``none`` so far: a swarm overlay, even
+an attachable one, is not found here (docs/design/networking.md, "Local networks").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from ipaddress import IPv4Network
+
+from shoal.exec.localnet import Endpoint, EndpointRequest, PortBinding, Sandbox
+from shoal.net import links
+from shoal.net.bridges import LocalBridges, PortWant, Want
+from shoal.net.localrecords import dns_names
+from shoal.net.localstore import ContainerRec, EndpointRec
+
+__all__ = ["StandaloneNetworks"]
+
+
+class StandaloneNetworks:
+    """Implements shoal.exec.localnet.LocalNetworks."""
+
+    def __init__(self, bridges: LocalBridges) -> None:
+        self.bridges = bridges
+
+    def _endpoint(self, rec: ContainerRec, ep: EndpointRec) -> Endpoint:
+        net = self.bridges.state.networks.get(ep.network_id)
+        if net is None:  # host or none
+            name = "host" if rec.netns is None else "none"
+            return Endpoint(network_id=ep.network_id, network_name=name,
+                            endpoint_id=ep.endpoint_id, ip_address="")
+        return Endpoint(network_id=net.id, network_name=net.name, endpoint_id=ep.endpoint_id,
+                        ip_address=ep.ip, prefix_len=IPv4Network(net.subnet).prefixlen,
+                        gateway=net.gateway, mac_address=links.mac_for(ep.ip),
+                        aliases=tuple(ep.aliases),
+                        dns_names=() if net.predefined else tuple(dns_names(rec, ep)))
+
+    def _sandbox(self, rec: ContainerRec) -> Sandbox:
+        return Sandbox(path=rec.netns,
+                       endpoints=tuple(self._endpoint(rec, e) for e in rec.endpoints),
+                       ports=tuple(PortBinding(p.container_port, p.protocol, p.host_ip,
+                                               p.host_port) for p in rec.ports),
+                       embedded_dns=self.bridges.embedded_dns(rec))
+
+    async def attach(self, container_id: str, requests: Sequence[EndpointRequest], *,
+                     hostname: str, ports: Sequence[PortBinding] = ()) -> Sandbox:
+        rec = await self.bridges.attach(
+            container_id, [Want(r.network, tuple(r.aliases), r.ipv4_address) for r in requests],
+            hostname=hostname,
+            ports=[PortWant(p.container_port, p.protocol, p.host_ip, p.host_port)
+                   for p in ports])
+        return self._sandbox(rec)
+
+    async def connect(self, container_id: str, request: EndpointRequest, *,
+                      hostname: str) -> Endpoint:
+        ep = await self.bridges.connect(
+            container_id, Want(request.network, tuple(request.aliases), request.ipv4_address),
+            hostname=hostname)
+        rec = self.bridges.container(container_id)
+        assert rec is not None
+        return self._endpoint(rec, ep)
+
+    async def disconnect(self, container_id: str, network: str, *, force: bool = False) -> None:
+        await self.bridges.disconnect(container_id, network, force=force)
+
+    def sandbox(self, container_id: str) -> Sandbox | None:
+        rec = self.bridges.container(container_id)
+        return self._sandbox(rec) if rec is not None else None
+
+    async def release(self, container_id: str) -> None:
+        await self.bridges.release(container_id)
