@@ -12,6 +12,7 @@ containers' routes (they call shoal.exec.localnet.LocalNetworks).
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import datetime
 from ipaddress import IPv4Network
@@ -152,8 +153,23 @@ async def inspect(request: web.Request) -> web.StreamResponse:
     raise NotFound(f"network {ref} not found")
 
 
+def _aux_addresses(body: bytes, spec: NetworkSpec) -> None:
+    """The Engine API names them ``AuxiliaryAddresses`` (network.IPAMConfig's JSON tag); the
+    model's field keeps the swarm encoding's name, so they are read here."""
+    try:
+        raw = json.loads(body or b"{}")
+        configs = (raw.get("IPAM") or {}).get("Config") or []
+    except (ValueError, AttributeError):
+        return
+    for cfg, given in zip(spec.subnets(), configs, strict=False):
+        aux = given.get("AuxiliaryAddresses") if isinstance(given, dict) else None
+        if isinstance(aux, dict) and aux:
+            cfg.aux_address = {str(k): str(v) for k, v in aux.items()}
+
+
 async def create(request: web.Request) -> web.StreamResponse:
     spec = await read(request, NetworkSpec)
+    _aux_addresses(await request.read(), spec)
     driver = spec.driver or "bridge"
     if not spec.name:
         raise InvalidArgument("network name must not be empty")
