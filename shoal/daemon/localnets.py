@@ -2,16 +2,20 @@
 LocalBridges behind shoal.exec.localnet's LocalNetworks contract (exec and net sit in one
 layer and never import each other, so the daemon, above both, joins them here).
 
-Only bridge networks and the predefined ``host`` and ``none`` so far: a swarm overlay, even
-an attachable one, is not found here (docs/design/networking.md, "Local networks").
+Only bridge networks and the predefined ``host`` and ``none`` so far. A swarm overlay named
+by a standalone container is refused before anything is made: not attachable, with dockerd's
+403; attachable, as not implemented yet (docs/design/networking.md, "Local networks"). Where
+the node has no store (a worker), an overlay is not found at all.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from ipaddress import IPv4Network
 
+from shoal.errors import NotFound, PermissionDenied, Unimplemented
 from shoal.exec.localnet import Endpoint, EndpointRequest, PortBinding, Sandbox
+from shoal.model.objects import Network
 from shoal.net import links
 from shoal.net.bridges import LocalBridges, PortWant, Want
 from shoal.net.localrecords import dns_names
@@ -23,8 +27,27 @@ __all__ = ["StandaloneNetworks"]
 class StandaloneNetworks:
     """Implements shoal.exec.localnet.LocalNetworks."""
 
-    def __init__(self, bridges: LocalBridges) -> None:
+    def __init__(self, bridges: LocalBridges, *,
+                 swarm_network: Callable[[str], Network | None] = lambda ref: None) -> None:
         self.bridges = bridges
+        self._swarm_network = swarm_network  # a swarm network by name or ID, where known
+
+    def _check(self, ref: str) -> None:
+        """A ref that is no local network but a swarm overlay: refused with its reason."""
+        if ref in ("host", "none", "bridge"):
+            return
+        try:
+            self.bridges.get(ref)
+        except NotFound:
+            net = self._swarm_network(ref)
+            if net is None:
+                raise
+            if not net.spec.attachable:
+                raise PermissionDenied(f"rpc error: code = PermissionDenied desc = network "
+                                       f"{net.spec.name} not manually attachable") from None
+            raise Unimplemented(f"network {net.spec.name} is an attachable swarm overlay: "
+                                "Shoal does not attach standalone containers to overlays yet "
+                                "(use a bridge network, or run it as a service)") from None
 
     def _endpoint(self, rec: ContainerRec, ep: EndpointRec) -> Endpoint:
         net = self.bridges.state.networks.get(ep.network_id)
@@ -47,6 +70,8 @@ class StandaloneNetworks:
 
     async def attach(self, container_id: str, requests: Sequence[EndpointRequest], *,
                      hostname: str, ports: Sequence[PortBinding] = ()) -> Sandbox:
+        for r in requests:
+            self._check(r.network)
         rec = await self.bridges.attach(
             container_id, [Want(r.network, tuple(r.aliases), r.ipv4_address) for r in requests],
             hostname=hostname,
@@ -56,6 +81,7 @@ class StandaloneNetworks:
 
     async def connect(self, container_id: str, request: EndpointRequest, *,
                       hostname: str) -> Endpoint:
+        self._check(request.network)
         ep = await self.bridges.connect(
             container_id, Want(request.network, tuple(request.aliases), request.ipv4_address),
             hostname=hostname)

@@ -29,7 +29,7 @@ from shoal.api.engine import SwarmState
 from shoal.daemon.autolock import Autolock
 from shoal.daemon.localnets import StandaloneNetworks
 from shoal.daemon.state import LocalState
-from shoal.errors import Conflict, InvalidArgument, ShoalError, Unavailable
+from shoal.errors import Conflict, InvalidArgument, NotFound, ShoalError, Unavailable
 from shoal.events import EventLog
 from shoal.exec.executor import Executor
 from shoal.exec.localnet import LocalNetworks
@@ -43,7 +43,7 @@ from shoal.manager.deks import DEK_DIR, ClusterKeys, StoreDEK
 from shoal.manager.logbroker import LogBroker, RemoteLogs
 from shoal.manager.manager import Manager, ManagerSettings
 from shoal.model.dispatch import ManagerAddr, NetworkUpdate, SessionInfo
-from shoal.model.objects import Cluster, Node
+from shoal.model.objects import Cluster, Network, Node
 from shoal.model.requests import InitRequest, JoinRequest
 from shoal.model.states import NodeRole
 from shoal.net.bridges import LocalBridges
@@ -137,7 +137,8 @@ class SwarmNode:
             settings.data_root, settings.exec_root, kernel=settings.executor == "runc",
             enabled=settings.default_bridge, upstreams=upstreams, search=search,
             events=self.events)
-        self.local_networks: LocalNetworks = StandaloneNetworks(self.bridge_networks)
+        self.local_networks: LocalNetworks = StandaloneNetworks(self.bridge_networks,
+                                                                swarm_network=self._swarm_network)
         self._dir = settings.data_root / "swarm"
         self._autolock = Autolock(self._dir)
         self._locked = False  # an autolocked manager restarted: nothing runs until unlock
@@ -187,6 +188,16 @@ class SwarmNode:
                           node_addr=state.advertise_ip,
                           control_available=self.store is not None, role=self._identity.role,
                           remote_managers=managers, error=error)
+
+    def _swarm_network(self, ref: str) -> Network | None:
+        """A swarm network by name or ID, on a manager (standalone containers' refusals)."""
+        st = self.store
+        if st is None:
+            return None
+        try:
+            return st.view().resolve(Network, ref, what="network")
+        except NotFound:
+            return None
 
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:

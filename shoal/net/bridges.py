@@ -270,6 +270,7 @@ class LocalBridges:
         async with self._lock:
             rec = self._state.containers.get(container_id)
             fresh = rec is None
+            before = {e.network_id for e in rec.endpoints} if rec is not None else set()
             if rec is None:
                 path = None if special == ["host"] else str(self._ns_dir / container_id[:16])
                 rec = ContainerRec(id=container_id, hostname=hostname, netns=path)
@@ -294,9 +295,9 @@ class LocalBridges:
                     await self._drop(rec)
                 raise
             self._save()
-        for ep in rec.endpoints:
+        for ep in rec.endpoints:  # the new ones only (not again after a restart)
             net_ = self._state.networks.get(ep.network_id)
-            if net_ is not None:
+            if net_ is not None and ep.network_id not in before:
                 self._event("connect", net_, container_id)
         return rec
 
@@ -306,6 +307,9 @@ class LocalBridges:
         if isinstance(net, str) or (rec is not None and rec.netns is None):
             raise InvalidArgument("container cannot be disconnected from host network or "
                                   "connected to host network")
+        if rec is not None and rec.endpoint(static_id("none")) is not None:
+            raise InvalidArgument("container cannot be connected to multiple networks with one "
+                                  "of the networks in private (none) mode")
         if rec is None:
             rec = await self.attach(container_id, [want], hostname=hostname)
         else:
