@@ -38,10 +38,21 @@ def remove_network(net: BridgeNet) -> None:
 def plug(ns_path: str, net: BridgeNet, host_ifname: str, ip: str, *, ifname: str,
          gateway: bool) -> None:
     """A veth from the bridge into the container as ``ifname`` with ``ip`` (its MAC derived
-    from it, 02:42:ac:11:00:02 as Docker's) and, if ``gateway``, the default route."""
+    from it, 02:42:ac:11:00:02 as Docker's), in hairpin mode, and, if ``gateway``, the
+    default route."""
     prefix = ipaddress.IPv4Network(net.subnet).prefixlen
     links.attach_to_bridge(ns_path, net.bridge, host_ifname, f"{ip}/{prefix}", mtu=net.mtu,
                            ifname=ifname, gateway=net.gateway if gateway else None)
+    # hairpin on the port (dockerd's without its userland proxy): a container reaching its own
+    # published port is DNATed back to itself by the bridge's netfilter, out the port it came in
+    with IPRoute() as ipr:
+        index = ipr.link_lookup(ifname=host_ifname)
+        if not index:
+            raise NetError(f"veth {host_ifname} vanished")
+        try:
+            ipr.brport("set", index=index[0], mode=1)
+        except NetlinkError as e:
+            raise NetError(f"hairpin on {host_ifname}: {e}") from e
 
 
 def default_route(ns_path: str, gateway: str | None, ifname: str) -> None:

@@ -37,6 +37,7 @@ from shoal.net import links, localstore, netns, nft
 from shoal.net.bridgeconf import DEFAULT_BRIDGE, BridgeNet, choose_pool, configure
 from shoal.net.bridgenft import Published, bridge_table
 from shoal.net.dns import DNSServer, Resolver, sockets_in_netns
+from shoal.net.errors import NetError
 from shoal.net.gateway import DEFAULT_SUBNET as GW_SUBNET
 from shoal.net.localrecords import LocalRecords
 from shoal.net.localstore import ContainerRec, EndpointRec, LocalState, PortRec
@@ -139,7 +140,10 @@ class LocalBridges:
                 st.networks[net_id].gateway = str(IPv4Network(st.networks[net_id].subnet)[1])
             if self.kernel:
                 for net in list(st.networks.values()):
-                    await self._k(kernel.ensure_network, net)
+                    try:  # one network the kernel refuses does not keep the daemon down
+                        await self._k(kernel.ensure_network, net)
+                    except NetError as exc:
+                        log.error("network %s: bridge %s: %s", net.name, net.bridge, exc)
                 for c in list(st.containers.values()):
                     if c.netns is not None and not netns.exists(c.netns):
                         del st.containers[c.id]
@@ -192,10 +196,10 @@ class LocalBridges:
     async def create(self, spec: NetworkSpec) -> BridgeNet:
         if not self.enabled:
             raise InvalidArgument(DISABLED)
-        if spec.name in PREDEFINED or any(n.name == spec.name
-                                          for n in self._state.networks.values()):
-            raise Conflict(f"network with name {spec.name} already exists")
         async with self._lock:
+            if spec.name in PREDEFINED or any(n.name == spec.name
+                                              for n in self._state.networks.values()):
+                raise Conflict(f"network with name {spec.name} already exists")
             net = configure(spec, net_id=secrets.token_hex(32), created=_now(),
                             taken=await self._taken(default=True))
             if any(n.bridge == net.bridge for n in self._state.networks.values()):
@@ -313,10 +317,10 @@ class LocalBridges:
         if rec is None:
             rec = await self.attach(container_id, [want], hostname=hostname)
         else:
-            if rec.endpoint(net.id) is not None:
-                raise PermissionDenied(f"endpoint with name {rec.hostname} already exists in "
-                                       f"network {net.name}")
             async with self._lock:
+                if rec.endpoint(net.id) is not None:
+                    raise PermissionDenied(f"endpoint with name {rec.hostname} already exists "
+                                           f"in network {net.name}")
                 await self._join(rec, net, want)
                 await self._apply()
                 await self._serve_dns(rec)
@@ -340,8 +344,12 @@ class LocalBridges:
                          ip=str(ip), aliases=list(want.aliases), gateway_route=gateway)
         if self.kernel and rec.netns is not None:
             ns = rec.netns
-            await self._k(functools.partial(kernel.plug, ifname=ep.ifname, gateway=gateway),
-                          ns, net, ep.host_ifname, ep.ip)
+            try:
+                await self._k(functools.partial(kernel.plug, ifname=ep.ifname, gateway=gateway),
+                              ns, net, ep.host_ifname, ep.ip)
+            except BaseException:
+                await self._k(links.detach, ep.host_ifname)  # no half-made endpoint left
+                raise
         rec.endpoints.append(ep)
         rec.next_index = index + 1
 

@@ -185,6 +185,10 @@ async def test_default_bridge_nat_and_published_ports(env: Env) -> None:
         # once the first is released
         await lb.attach(C2, [Want("bridge")], hostname="c2")
         assert reach(env.ns(C2), c1, "172.17.0.2", 82) == "172.17.0.3"
+        # hairpin: a container on the bridge to the node's published port, masqueraded to
+        # the gateway so the reply comes back through the node; and to its own port
+        assert reach(env.ns(C2), c1, "172.17.0.2", 80, via=f"{NODE_UL}:8080") == "172.17.0.1"
+        assert reach(c1, c1, "172.17.0.2", 80, via=f"{NODE_UL}:8080") == "172.17.0.1"
         await lb.release(C1)
         assert not Path(c1).exists()
         assert reach(env.outside, env.ns(C2), "172.17.0.3", 80, via=f"{NODE_UL}:8080",
