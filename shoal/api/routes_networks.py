@@ -31,7 +31,6 @@ from shoal.model.specs import NetworkSpec
 from shoal.net import links
 from shoal.net.bridgeconf import BridgeNet
 from shoal.net.bridges import LocalBridges, static_id
-from shoal.net.localrecords import dns_names
 
 __all__ = ["register"]
 
@@ -66,7 +65,7 @@ def _bridge_json(lb: LocalBridges, net: BridgeNet) -> dict[str, Any]:
                Labels=dict(net.labels))
     prefix = IPv4Network(net.subnet).prefixlen
     out["Containers"] = {
-        c.id: {"Name": (dns_names(c, ep) or [c.id[:12]])[-1], "EndpointID": ep.endpoint_id,
+        c.id: {"Name": c.name or c.hostname, "EndpointID": ep.endpoint_id,
                "MacAddress": links.mac_for(ep.ip), "IPv4Address": f"{ep.ip}/{prefix}",
                "IPv6Address": ""}
         for c, ep in lb.users(net.id)}

@@ -28,9 +28,14 @@ class StandaloneNetworks:
     """Implements shoal.exec.localnet.LocalNetworks."""
 
     def __init__(self, bridges: LocalBridges, *,
-                 swarm_network: Callable[[str], Network | None] = lambda ref: None) -> None:
+                 swarm_network: Callable[[str], Network | None] = lambda ref: None,
+                 name_of: Callable[[str], str | None] = lambda container_id: None) -> None:
+        """``name_of``: a container's name ("web", no slash) by ID, for the embedded DNS and
+        inspect (the contract carries the hostname only); the daemon wires it to its
+        containers where it can."""
         self.bridges = bridges
         self._swarm_network = swarm_network  # a swarm network by name or ID, where known
+        self.name_of = name_of
 
     def _check(self, ref: str) -> None:
         """A ref that is no local network but a swarm overlay: refused with its reason."""
@@ -74,7 +79,7 @@ class StandaloneNetworks:
             self._check(r.network)
         rec = await self.bridges.attach(
             container_id, [Want(r.network, tuple(r.aliases), r.ipv4_address) for r in requests],
-            hostname=hostname,
+            hostname=hostname, name=(self.name_of(container_id) or "").lstrip("/"),
             ports=[PortWant(p.container_port, p.protocol, p.host_ip, p.host_port)
                    for p in ports])
         return self._sandbox(rec)
@@ -84,7 +89,7 @@ class StandaloneNetworks:
         self._check(request.network)
         ep = await self.bridges.connect(
             container_id, Want(request.network, tuple(request.aliases), request.ipv4_address),
-            hostname=hostname)
+            hostname=hostname, name=(self.name_of(container_id) or "").lstrip("/"))
         rec = self.bridges.container(container_id)
         assert rec is not None
         return self._endpoint(rec, ep)

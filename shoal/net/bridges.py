@@ -261,7 +261,7 @@ class LocalBridges:
         return self.get(ref)
 
     async def attach(self, container_id: str, wants: Sequence[Want], *, hostname: str,
-                     ports: Sequence[PortWant] = ()) -> ContainerRec:
+                     ports: Sequence[PortWant] = (), name: str = "") -> ContainerRec:
         """The container's namespace, an endpoint per network (``bridge`` if none is named),
         its ports published. All or nothing; again for a known container: only what is
         missing is added (a daemon restart, or a created container that was connected)."""
@@ -277,7 +277,7 @@ class LocalBridges:
             before = {e.network_id for e in rec.endpoints} if rec is not None else set()
             if rec is None:
                 path = None if special == ["host"] else str(self._ns_dir / container_id[:16])
-                rec = ContainerRec(id=container_id, hostname=hostname, netns=path)
+                rec = ContainerRec(id=container_id, hostname=hostname, name=name, netns=path)
             try:
                 if fresh and rec.netns is not None and self.kernel and not netns.exists(rec.netns):
                     await asyncio.to_thread(netns.create, rec.netns)
@@ -305,7 +305,8 @@ class LocalBridges:
                 self._event("connect", net_, container_id)
         return rec
 
-    async def connect(self, container_id: str, want: Want, *, hostname: str) -> EndpointRec:
+    async def connect(self, container_id: str, want: Want, *, hostname: str,
+                      name: str = "") -> EndpointRec:
         net = self._find(want.network)
         rec = self._state.containers.get(container_id)
         if isinstance(net, str) or (rec is not None and rec.netns is None):
@@ -315,7 +316,7 @@ class LocalBridges:
             raise InvalidArgument("container cannot be connected to multiple networks with one "
                                   "of the networks in private (none) mode")
         if rec is None:
-            rec = await self.attach(container_id, [want], hostname=hostname)
+            rec = await self.attach(container_id, [want], hostname=hostname, name=name)
         else:
             async with self._lock:
                 if rec.endpoint(net.id) is not None:

@@ -1,6 +1,6 @@
 """The embedded DNS's records for local bridge networks (dns.Records): a container on a user
-bridge network resolves the other containers of that network by their DNS names (its aliases,
-its hostname, its short ID), as libnetwork's resolver does; the default ``bridge`` network has
+bridge network resolves the other containers of that network by their DNS names (its name,
+its aliases, its hostname, its short ID), as libnetwork's resolver does; the default ``bridge`` network has
 no embedded DNS (Docker's neither). Rebuilt by bridges.LocalBridges after every change; the
 lookups are dictionary reads, as the resolver asks on the event loop."""
 
@@ -15,9 +15,10 @@ __all__ = ["LocalRecords", "dns_names"]
 
 
 def dns_names(c: ContainerRec, ep: EndpointRec) -> list[str]:
-    """Docker's DNSNames of an endpoint: its aliases, the short ID, the hostname."""
+    """Docker's DNSNames of an endpoint: the container's name, its aliases, the short ID,
+    the hostname."""
     out: list[str] = []
-    for name in [*ep.aliases, c.id[:12], c.hostname]:
+    for name in [c.name, *ep.aliases, c.id[:12], c.hostname]:
         if name and name not in out:
             out.append(name)
     return out

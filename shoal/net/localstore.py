@@ -36,6 +36,7 @@ class PortRec(msgspec.Struct, kw_only=True):
 class ContainerRec(msgspec.Struct, kw_only=True):
     id: str
     hostname: str
+    name: str = ""  # the container's name ("web"), when the daemon knows it: a DNS name
     netns: str | None  # None: the node's own (--network host)
     endpoints: list[EndpointRec] = msgspec.field(default_factory=list)
     ports: list[PortRec] = msgspec.field(default_factory=list)

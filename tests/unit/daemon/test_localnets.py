@@ -26,7 +26,8 @@ async def nets(tmp_path: Path) -> StandaloneNetworks:
     bridges = LocalBridges(tmp_path, tmp_path, kernel=False)
     await bridges.start()
     await bridges.create(NetworkSpec(name="front"))
-    return StandaloneNetworks(bridges, swarm_network=swarm.get)
+    return StandaloneNetworks(bridges, swarm_network=swarm.get,
+                              name_of={CID: "/web"}.get)
 
 
 async def test_sandbox_and_endpoints(nets: StandaloneNetworks) -> None:
@@ -39,7 +40,7 @@ async def test_sandbox_and_endpoints(nets: StandaloneNetworks) -> None:
     assert ep.dns_names == () and sb.ports == (PortBinding(80, "tcp", "", 8080),)
     ep2 = await contract.connect(CID, EndpointRequest("front", aliases=("api",)), hostname="web1")
     assert ep2.ip_address == "172.19.0.2" and ep2.aliases == ("api",)
-    assert ep2.dns_names == ("api", CID[:12], "web1")
+    assert ep2.dns_names == ("web", "api", CID[:12], "web1")
     got = contract.sandbox(CID)
     assert got is not None and got.embedded_dns and len(got.endpoints) == 2
     await contract.disconnect(CID, "front")

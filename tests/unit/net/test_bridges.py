@@ -208,12 +208,13 @@ async def test_user_networks_dns_icc_internal_fixed_ip_restart(env: Env) -> None
             name="fixed", ipam=IPAM(config=[IPAMConfig(subnet="10.77.0.0/24")]),
             options={"com.docker.network.bridge.enable_icc": "false"}))
         back = await lb.create(NetworkSpec(name="back", internal=True))
-        await lb.attach(C1, [Want("front", aliases=("web",))], hostname="c1")
+        await lb.attach(C1, [Want("front", aliases=("web",))], hostname="c1", name="api1")
         rec3 = await lb.attach(C3, [Want("front")], hostname="c3")
         c1, c3 = env.ns(C1), env.ns(C3)
         assert lb.embedded_dns(rec3)
         assert await resolve(c3, "web") == ["172.19.0.2"]
         assert await resolve(c3, "c1") == ["172.19.0.2"]  # the hostname
+        assert await resolve(c3, "API1") == ["172.19.0.2"]  # the name, any case
         assert await resolve(c3, C1[:12] + ".front") == ["172.19.0.2"]  # NAME.NETWORK
         assert reach(c3, c1, "172.19.0.2", 80) == "172.19.0.3"  # ICC
         assert reach(c1, env.outside, OUTSIDE, 9001) == NODE_UL
