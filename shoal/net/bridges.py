@@ -25,7 +25,7 @@ import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from ipaddress import IPv4Network
+from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -196,6 +196,8 @@ class LocalBridges:
     async def create(self, spec: NetworkSpec) -> BridgeNet:
         if not self.enabled:
             raise InvalidArgument(DISABLED)
+        if not spec.name:
+            raise InvalidArgument("network name must not be empty")
         async with self._lock:
             if spec.name in PREDEFINED or any(n.name == spec.name
                                               for n in self._state.networks.values()):
@@ -370,7 +372,15 @@ class LocalBridges:
         for want in ports:
             if want.protocol not in ("tcp", "udp"):
                 raise InvalidArgument(f"invalid proto: {want.protocol}")
+            if not 1 <= want.container_port <= 65535 or not 0 <= want.host_port <= 65535:
+                raise InvalidArgument(f"invalid port specification: "
+                                      f"{want.host_port}:{want.container_port}")
             host_ip = want.host_ip or net.host_ip
+            try:
+                host_ip = str(IPv4Address(host_ip)) if host_ip else ""
+            except ValueError as e:
+                raise InvalidArgument(f"invalid IP address {host_ip!r} to publish a port on: "
+                                      "IPv4 only") from e
             if host_ip == "0.0.0.0":
                 host_ip = ""
             port = want.host_port
@@ -443,7 +453,10 @@ class LocalBridges:
             if rec is None:
                 return
             await self._drop(rec)
-            self._save()
+            try:
+                self._save()
+            except OSError as exc:  # release always succeeds; the next save writes it
+                log.error("saving local networks after releasing %s: %s", rec.id[:12], exc)
         for ep in rec.endpoints:
             net = self._state.networks.get(ep.network_id)
             if net is not None:

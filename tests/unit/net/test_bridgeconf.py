@@ -127,6 +127,10 @@ async def test_records_only_mode(tmp_path: Path) -> None:
                           ports=[PortWant(80)])
     assert [e.ip for e in rec.endpoints] == ["172.19.0.2"]
     assert rec.ports[0].host_port >= 32768 and lb.embedded_dns(rec)
+    for bad in (PortWant(80, host_ip="::"), PortWant(80, protocol="sctp"), PortWant(0)):
+        with pytest.raises(InvalidArgument):
+            await lb.attach("d" * 64, [], hostname="h2", ports=[bad])
+    assert lb.container("d" * 64) is None
     ep = await lb.connect("c" * 64, Want("bridge"), hostname="h1")
     assert ep.ip == "172.17.0.2" and not ep.gateway_route
     with pytest.raises(Conflict, match="has active endpoints"):
