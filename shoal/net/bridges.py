@@ -299,6 +299,9 @@ class LocalBridges:
             except BaseException:
                 if fresh:
                     await self._drop(rec)
+                else:  # a known container keeps what it had, and only that
+                    await self._unjoin(rec, [e for e in rec.endpoints
+                                             if e.network_id not in before])
                 raise
             self._save()
         for ep in rec.endpoints:  # the new ones only (not again after a restart)
@@ -437,6 +440,21 @@ class LocalBridges:
             await self._apply()
             self._save()
         self._event("disconnect", net, container_id)
+
+    async def _unjoin(self, rec: ContainerRec, eps: Sequence[EndpointRec]) -> None:
+        """Take back endpoints a failed attach made (errors logged: the first one is raised)."""
+        for ep in eps:
+            rec.endpoints.remove(ep)
+            rec.ports = [p for p in rec.ports if p.network_id != ep.network_id]
+            try:
+                if self.kernel and rec.netns is not None:
+                    await self._k(links.detach, ep.host_ifname)
+            except NetError as exc:
+                log.error("taking back %s of %s: %s", ep.host_ifname, rec.id[:12], exc)
+        try:
+            await self._apply()
+        except NetError as exc:
+            log.error("local network rules: %s", exc)
 
     async def _move_gateway(self, rec: ContainerRec) -> None:
         for e in rec.endpoints:

@@ -119,6 +119,8 @@ async def test_records_only_mode(tmp_path: Path) -> None:
     assert default.predefined and default.subnet == "172.17.0.0/16" and default.bridge == "shoal0"
     net = await lb.create(NetworkSpec(name="front", labels={"k": "v"}))
     assert net.subnet == "172.19.0.0/16"  # 172.18 left to the gateway bridge
+    front2 = await lb.create(NetworkSpec(name="front2", ipam=IPAM(config=[
+        IPAMConfig(subnet="10.5.0.0/24", gateway="10.5.0.1")])))
     with pytest.raises(Conflict, match="network with name front already exists"):
         await lb.create(NetworkSpec(name="front"))
     with pytest.raises(Conflict, match="network with name bridge already exists"):
@@ -127,6 +129,11 @@ async def test_records_only_mode(tmp_path: Path) -> None:
                           ports=[PortWant(80)])
     assert [e.ip for e in rec.endpoints] == ["172.19.0.2"]
     assert rec.ports[0].host_port >= 32768 and lb.embedded_dns(rec)
+    with pytest.raises(Conflict, match="Address already in use"):  # all or nothing again
+        await lb.attach("c" * 64, [Want("front"), Want("bridge"),
+                                   Want("front2", ipv4_address="10.5.0.1")], hostname="h1")
+    kept_now = lb.container("c" * 64)
+    assert kept_now is not None and [e.ip for e in kept_now.endpoints] == ["172.19.0.2"]
     for bad in (PortWant(80, host_ip="::"), PortWant(80, protocol="sctp"), PortWant(0)):
         with pytest.raises(InvalidArgument):
             await lb.attach("d" * 64, [], hostname="h2", ports=[bad])
@@ -147,14 +154,17 @@ async def test_records_only_mode(tmp_path: Path) -> None:
     await lb.release("c" * 64)
     await lb.release("c" * 64)  # again: nothing
     await lb.remove(net.id)
+    await lb.remove(front2.id)
     with pytest.raises(NotFound, match="network front not found"):
         lb.get("front")
     seen = []
     while (e := sub._queue.get_nowait() if not sub._queue.empty() else None) is not None:
         seen.append((e.action, e.attributes.get("name"), e.attributes.get("container", "")))
-    assert seen == [("create", "front", ""), ("connect", "front", "c" * 64),
+    assert seen == [("create", "front", ""), ("create", "front2", ""),
+                    ("connect", "front", "c" * 64),
                     ("connect", "bridge", "c" * 64), ("disconnect", "bridge", "c" * 64),
-                    ("disconnect", "front", "c" * 64), ("destroy", "front", "")]
+                    ("disconnect", "front", "c" * 64), ("destroy", "front", ""),
+                    ("destroy", "front2", "")]
 
 
 async def test_bridge_none_disables(tmp_path: Path) -> None:
