@@ -27,10 +27,12 @@ from shoal import aio
 from shoal.agent import Agent, NodeRemoved
 from shoal.api.engine import SwarmState
 from shoal.daemon.autolock import Autolock
+from shoal.daemon.localnets import StandaloneNetworks
 from shoal.daemon.state import LocalState
-from shoal.errors import Conflict, InvalidArgument, ShoalError, Unavailable
+from shoal.errors import Conflict, InvalidArgument, NotFound, ShoalError, Unavailable
 from shoal.events import EventLog
 from shoal.exec.executor import Executor
+from shoal.exec.localnet import LocalNetworks
 from shoal.exec.runc import RuncExecutor
 from shoal.exec.sim import SimExecutor
 from shoal.fsutil import write_atomic
@@ -41,9 +43,10 @@ from shoal.manager.deks import DEK_DIR, ClusterKeys, StoreDEK
 from shoal.manager.logbroker import LogBroker, RemoteLogs
 from shoal.manager.manager import Manager, ManagerSettings
 from shoal.model.dispatch import ManagerAddr, NetworkUpdate, SessionInfo
-from shoal.model.objects import Cluster, Node
+from shoal.model.objects import Cluster, Network, Node
 from shoal.model.requests import InitRequest, JoinRequest
 from shoal.model.states import NodeRole
+from shoal.net.bridges import LocalBridges
 from shoal.net.dns import read_resolv_conf
 from shoal.net.netagent import NetworkAgent
 from shoal.node.join import join as join_swarm
@@ -131,6 +134,15 @@ class SwarmNode:
         self.volumes = VolumeService(Path(settings.data_root) / "volumes", users=self._volume_users,
                                      events=self.events)
         self._executor: RuncExecutor | None = None  # which containers use which volume
+        # the node's local networks (bridge, user bridges, host, none), in or out of a swarm:
+        # in the kernel with the runc executor, records only with sim, none with --bridge none
+        upstreams, search = read_resolv_conf()
+        self.bridge_networks = LocalBridges(
+            settings.data_root, settings.exec_root, kernel=settings.executor == "runc",
+            enabled=settings.default_bridge, upstreams=upstreams, search=search,
+            events=self.events)
+        self.local_networks: LocalNetworks = StandaloneNetworks(self.bridge_networks,
+                                                                swarm_network=self._swarm_network)
         self._dir = settings.data_root / "swarm"
         self._autolock = Autolock(self._dir)
         self._locked = False  # an autolocked manager restarted: nothing runs until unlock
@@ -181,8 +193,20 @@ class SwarmNode:
                           control_available=self.store is not None, role=self._identity.role,
                           remote_managers=managers, error=error)
 
+    def _swarm_network(self, ref: str) -> Network | None:
+        """A swarm network by name or ID, on a manager (standalone containers' refusals)."""
+        st = self.store
+        if st is None:
+            return None
+        try:
+            return st.view().resolve(Network, ref, what="network")
+        except NotFound:
+            return None
+
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
+        self.events.bind(asyncio.get_running_loop())
+        await self.bridge_networks.start()
         state_file = self._dir / "state.json"
         if not state_file.exists():
             return
@@ -233,6 +257,7 @@ class SwarmNode:
         """Daemon shutdown: tasks keep their state on disk; nothing is shut down."""
         await aio.cancel_and_wait(*self._background)
         await self._stop_parts(shutdown_tasks=False)
+        await self.bridge_networks.close()
 
     def _save_state(self) -> None:
         assert self._state is not None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -14,6 +15,7 @@ from shoal.errors import Unavailable
 from shoal.model.objects import Cluster, Node
 from shoal.model.requests import InitRequest, JoinRequest
 from shoal.model.specs import NodeSpec
+from shoal.net.bridges import LocalBridges
 from shoal.store.membackend import MemoryBackend
 from shoal.store.store import Store
 
@@ -37,9 +39,12 @@ class FakeEngine:
     hostname = "apitest"
     data_root = "/nonexistent"
 
-    def __init__(self, store: Store | None) -> None:
+    def __init__(self, store: Store | None, bridges: LocalBridges | None = None) -> None:
         self._store = store
         self.engine_labels = {"k": "v"}
+        # the node's local networks, records only (no kernel); not started: none on disk
+        self.bridge_networks = bridges or LocalBridges(Path("/nonexistent"), Path("/nonexistent"),
+                                                       kernel=False)
 
     def swarm_state(self) -> SwarmState:
         if self._store is None:
@@ -132,8 +137,10 @@ async def test_service_create_normalises_and_stale_update_is_refused(manager: Te
     assert listed[0]["ServiceStatus"] == {"RunningTasks": 0, "DesiredTasks": 1, "CompletedTasks": 0}
 
 
-async def test_not_in_a_swarm_gets_503() -> None:
-    client = TestClient(TestServer(build_app(FakeEngine(None))))
+async def test_not_in_a_swarm_gets_503(tmp_path: Path) -> None:
+    bridges = LocalBridges(tmp_path, tmp_path, kernel=False)
+    await bridges.start()
+    client = TestClient(TestServer(build_app(FakeEngine(None, bridges))))
     await client.start_server()
     try:
         r = await client.get("/v1.50/services")
