@@ -156,7 +156,8 @@ async def test_not_in_a_swarm_gets_503() -> None:
     ({"Name": "bad name!"}, 400, "valid as a DNS name"),
     ({"Name": "c", "TaskTemplate": {"Placement": {"Constraints": ["node.role=manager"]}}}, 400, "invalid constraint"),
     ({"Name": "c", "TaskTemplate": {"Placement": {"Constraints": ["foo.bar==x"]}}}, 400, "unknown key"),
-    ({"Name": "c", "Mode": {"Replicated": {"Replicas": -2}}}, 400, "non-negative"),
+    ({"Name": "c", "Mode": {"Replicated": {"Replicas": -2}}}, 400,  # dockerd: Go refuses it
+     "json: cannot unmarshal number -2 into Go struct field ReplicatedService.Mode.Replicated.Replicas of type uint64"),
     ({"Name": "c", "TaskTemplate": {"Resources": {"Limits": {"MemoryBytes": 1024}}}}, 400, "4MiB"),
     ({"Name": "c", "TaskTemplate": {"Networks": [{"Target": "nosuchnet"}]}}, 404, "network nosuchnet not found"),
     ({"Name": "c", "EndpointSpec": {"Mode": "dnsrr", "Ports": [{"TargetPort": 80, "PublishedPort": 80}]}}, 400,
