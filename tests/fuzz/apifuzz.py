@@ -16,6 +16,7 @@ of the budget is spent. Failures are recorded, never raised mid-run:
 
 from __future__ import annotations
 
+import random
 import time
 import warnings
 from collections import Counter
@@ -114,8 +115,12 @@ def seed(base_url: str) -> dict[str, str]:
 
 
 def run(base_url: str, *, budget: float, seed_ids: dict[str, str] | None = None,
-        operations: list[tuple[str, str]] | None = None) -> Report:
-    """Fuzz ``base_url`` (``http://IP:PORT/v1.50``) for about ``budget`` seconds."""
+        operations: list[tuple[str, str]] | None = None, live_versions: bool = True) -> Report:
+    """Fuzz ``base_url`` (``http://IP:PORT/v1.50``) for about ``budget`` seconds.
+
+    ``live_versions``: an update of a seeded object (or of the swarm) is sent with the object's
+    current ``version`` half of the time, so generated specs get past "update out of sequence"
+    and are stored, and the reads after the run see them."""
     import hypothesis
     import schemathesis
     from hypothesis import HealthCheck, Phase, strategies
@@ -153,6 +158,10 @@ def run(base_url: str, *, budget: float, seed_ids: dict[str, str] | None = None,
             return
         name = f"{case.method} {case.formatted_path}"
         report.requests += 1
+        if live_versions and case.query and "version" in case.query and random.random() < 0.5:
+            current = _current_version(session, base_url, case)
+            if current is not None:
+                case.query["version"] = current
         if case.query and "follow" in case.query:
             case.query["follow"] = False  # a followed stream never ends; test_logs follows
         try:
@@ -211,6 +220,16 @@ _DOCKERS_5XX = ("update out of sequence", "This node is already part of a swarm"
 
 def _dockers_own(response: Any) -> bool:
     return any(words in response.text for words in _DOCKERS_5XX)
+
+
+def _current_version(session: requests.Session, base_url: str, case: Any) -> int | None:
+    """The Version.Index of the object an update names (the swarm's for /swarm/update)."""
+    path = case.formatted_path.removesuffix("/update")
+    try:
+        r = session.get(base_url + path, timeout=REQUEST_TIMEOUT)
+        return int(r.json()["Version"]["Index"]) if r.status_code == 200 else None
+    except (requests.RequestException, ValueError, KeyError, TypeError):
+        return None
 
 
 def _header(response: Any, name: str) -> str | None:
