@@ -3,6 +3,8 @@ path does not take (405 with Allow); and every answer carries a Content-Type."""
 
 from __future__ import annotations
 
+import io
+
 from aiohttp.test_utils import TestClient
 
 from tests.unit.api.test_api_server import manager
@@ -42,3 +44,10 @@ async def test_every_answer_has_a_content_type(manager: TestClient) -> None:
         "invalid node version '-1': strconv.ParseUint: parsing \"-1\": invalid syntax")
     r = await manager.get("/v1.50/services/a\nb")  # a path aiohttp's router itself refuses
     assert r.status == 404 and r.headers["Content-Type"] == "application/json"
+
+
+async def test_a_body_too_large_is_refused_not_a_500(manager: TestClient) -> None:
+    r = await manager.post("/v1.50/services/create", data=io.BytesIO(b" " * (16 * 1024 * 1024 + 1)),
+                           headers={"Content-Type": "application/json"})
+    assert r.status == 413 and r.headers["Content-Type"] == "application/json"
+    assert "Maximum request body size" in (await r.json())["message"]
