@@ -92,6 +92,9 @@ async def test_create_inspect_list_remove(api: TestClient, tmp_path: Path) -> No
     r = await api.delete("/v1.50/volumes/shoaltest-a")
     assert r.status == 404 and (await r.json())["message"] == "get shoaltest-a: no such volume"
     assert (await api.delete("/v1.50/volumes/shoaltest-a", params={"force": "1"})).status == 204
+    long = "x" * 300  # longer than a file name may be (the fuzz tier found a 500 here)
+    for r in (await api.get(f"/v1.50/volumes/{long}"), await api.delete(f"/v1.50/volumes/{long}")):
+        assert r.status == 404 and (await r.json())["message"] == f"get {long}: no such volume"
 
 
 async def test_anonymous_volume(api: TestClient) -> None:
