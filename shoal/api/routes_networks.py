@@ -48,7 +48,7 @@ def _bridges(request: web.Request) -> LocalBridges:
 def _base(name: str, net_id: str, driver: str, created: str = _ZERO) -> dict[str, Any]:
     return {"Name": name, "Id": net_id, "Created": created, "Scope": "local", "Driver": driver,
             "EnableIPv4": True, "EnableIPv6": False,
-            "IPAM": {"Driver": "default", "Options": None, "Config": []}, "Internal": False,
+            "IPAM": {"Driver": "default", "Options": {}, "Config": []}, "Internal": False,
             "Attachable": False, "Ingress": False, "ConfigFrom": {"Network": ""},
             "ConfigOnly": False, "Containers": {}, "Options": {}, "Labels": {}}
 

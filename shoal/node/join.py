@@ -246,7 +246,7 @@ def _error(status: int, text: str, addr: str) -> ShoalError:
         return PermissionDenied(message)
     if status == 400:
         return InvalidArgument(message)
-    if status == 503:
+    if status == 503 and "does not have a leader" in message:  # NO_LEADER, Docker's words
         return _Electing(f"{addr}: {message}")
     return Unavailable(f"{addr}: {message}")
 
