@@ -5,7 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from shoal.api import (
+    routes_containers,
     routes_df,
+    routes_exec,
     routes_images,
     routes_logs,
     routes_networks,
@@ -25,6 +27,7 @@ __all__ = ["APITLS", "Engine", "SwarmState", "build_app", "serve"]
 def build_app(engine: Engine) -> web.Application:
     router = Router()
     for module in (routes_system, routes_swarm, routes_nodes, routes_services, routes_networks,
-                   routes_secrets, routes_logs, routes_images, routes_volumes, routes_df):
+                   routes_secrets, routes_logs, routes_images, routes_volumes, routes_df,
+                   routes_containers, routes_exec):
         module.register(router)
     return make_app(engine, router)

@@ -8,6 +8,7 @@ from typing import Protocol
 
 from aiohttp import web
 
+from shoal.exec.runc.executor import RuncExecutor
 from shoal.image.service import ImageService
 from shoal.manager.deks import ClusterKeys
 from shoal.manager.logbroker import LogBroker, RemoteLogs
@@ -57,6 +58,11 @@ class Engine(Protocol):
 
     async def rewrap_local_keys(self) -> None:
         """After a swarm update: this manager's key files follow the unlock key at once."""
+        ...
+
+    def container_runtime(self) -> RuncExecutor | None:
+        """The runc executor whose containers /containers and /exec show (None: no
+        containers on this node)."""
         ...
 
     def logs(self) -> LogBroker | RemoteLogs | None:

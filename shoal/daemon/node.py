@@ -29,6 +29,7 @@ from shoal.api.engine import SwarmState
 from shoal.daemon.autolock import Autolock
 from shoal.daemon.state import LocalState
 from shoal.errors import Conflict, InvalidArgument, ShoalError, Unavailable
+from shoal.events import EventLog
 from shoal.exec.executor import Executor
 from shoal.exec.runc import RuncExecutor
 from shoal.exec.sim import SimExecutor
@@ -125,6 +126,7 @@ class SwarmNode:
         # the node's named volumes (/volumes and the runc executor's), in or out of a swarm
         self.volumes = VolumeService(Path(settings.data_root) / "volumes", users=self._volume_users)
         self._executor: RuncExecutor | None = None  # which containers use which volume
+        self.events = EventLog()  # the node's events (GET /events)
         self._dir = settings.data_root / "swarm"
         self._autolock = Autolock(self._dir)
         self._locked = False  # an autolocked manager restarted: nothing runs until unlock
@@ -345,7 +347,8 @@ class SwarmNode:
                                     cgroup_parent=self.settings.cgroup_parent,
                                     log_max_size=self.settings.log_max_size,
                                     log_max_files=self.settings.log_max_files,
-                                    network=self._network, volumes=self.volumes)
+                                    network=self._network, volumes=self.volumes,
+                                    events=self.events)
             self._executor = executor
         else:
             executor = SimExecutor(hostname=self.hostname, engine_labels=self.engine_labels,
@@ -453,6 +456,9 @@ class SwarmNode:
                     await backoff.sleep()
         finally:
             self._rotating = False
+
+    def container_runtime(self) -> RuncExecutor | None:
+        return self._executor
 
     def _volume_users(self) -> dict[str, list[str]]:
         return self._executor.volume_users() if self._executor is not None else {}

@@ -4,6 +4,7 @@ Where things live (``<data_root>/containers/``):
 
     by-task/<task id>.json     {"id": cid}: how a new controller (daemon restart) finds it
     <cid>/config.json          the OCI spec (written last in prepare: "prepared")
+    <cid>/container.json       what docker ps/inspect show (record.py)
     <cid>/rootfs upper work    the overlayfs root (lower = the image's layer dirs)
     <cid>/hosts hostname resolv.conf, <cid>/volumes/ (anonymous volumes)
     <cid>/volumes.json         the named volumes it uses (the node's VolumeProvider holds them)
@@ -34,7 +35,7 @@ from shoal.errors import ShoalError
 from shoal.exec import containerspec, templating
 from shoal.exec.errors import ExecError, ExitError, TaskRejected, Unhealthy
 from shoal.exec.executor import LogLine, LogOptions, TaskFiles
-from shoal.exec.runc import hostfiles, logfile, mounts, shim, spec, taskfiles
+from shoal.exec.runc import hostfiles, logfile, mounts, record, shim, spec, taskfiles
 from shoal.exec.runc.health import HEALTHY, STARTING, UNHEALTHY, HealthState, probe
 from shoal.exec.runc.state import (
     VOLUMES_FILE,
@@ -168,7 +169,11 @@ class RuncController:
             return  # started already
         try:
             netns = await self._attach()
-            await asyncio.to_thread(self._create, image.layer_dirs, image.config, netns, data)
+            created = not (d / "config.json").exists()
+            await asyncio.to_thread(self._create, image.layer_dirs, image.config, netns, data,
+                                    image.id)
+            if created:
+                self._publish("create")
         except Exception:
             # undo the half-made container; a cancelled prepare is resumed or removed later
             await self.remove()
@@ -227,7 +232,8 @@ class RuncController:
         return [a for att in self._task.networks_attachments or [] for a in att.addresses or []]
 
     def _create(self, layers: list[Path], image_config: dict[str, Any],
-                netns: str | None = None, data: dict[FileRef, bytes] | None = None) -> None:
+                netns: str | None = None, data: dict[FileRef, bytes] | None = None,
+                image_id: str = "") -> None:
         assert self._cid is not None
         cs = self._task.spec.container_spec or {}
         d, rootfs = self.directory, self.directory / "rootfs"
@@ -272,6 +278,9 @@ class RuncController:
                 "test": list(h.test), "interval": h.interval, "timeout": h.timeout,
                 "retries": h.retries, "start_period": h.start_period,
                 "start_interval": h.start_interval})
+        record.write_record(d, record.task_record(
+            self._task, process=process, image_id=image_id, image_config=image_config,
+            hostname=hostname, tty=options.tty, open_stdin=options.open_stdin))
         write_json(d / "config.json", oci)
 
     def _check(self) -> containerspec.HealthCheck | None:
@@ -291,6 +300,8 @@ class RuncController:
             raise ExecError(f"runc: container for task {self._task.id} is not prepared")
         if self._shim_info() is None and self._exit_info() is None:
             await self._spawn_shim()
+            if self._shim_info() is not None:
+                self._publish("start")
         exit_info = self._exit_info()
         if exit_info is not None and "error" in exit_info:
             raise ExecError(f"starting container failed: {exit_info['error']}")
@@ -377,9 +388,15 @@ class RuncController:
                 return ""
             ok = await probe(self._cfg.runc, self._cid, check, self.directory / "health.pid")
             in_start = time.time() - started < check.start_period
-            if health.record(ok, in_start_period=in_start) == HEALTHY and until_healthy:
+            before = health.status
+            status = health.record(ok, in_start_period=in_start)
+            if status != before:
+                self._publish(f"health_status: {status}")
+            if status == HEALTHY and until_healthy:
                 return HEALTHY
             if health.failed(check):
+                if before != UNHEALTHY:
+                    self._publish(f"health_status: {UNHEALTHY}")
                 return UNHEALTHY
 
     async def _stop_unhealthy(self) -> int:
@@ -406,7 +423,22 @@ class RuncController:
                 await wait_pid(shim_pid)
         finally:
             await self._withdraw()
+            if shim_pid:
+                self._publish_die()
         return self._result()
+
+    def _publish(self, action: str, extra: dict[str, str] | None = None) -> None:
+        if self._cfg.events is not None and self._cid is not None:
+            record.publish(self._cfg.events, self.directory, action, extra)
+
+    def _publish_die(self) -> None:
+        info = self._exit_info()
+        if info is None:
+            return
+        if info.get("oom"):
+            self._publish("oom")
+        code = max(int(info.get("code", 0)), 0)
+        self._publish("die", {"exitCode": str(code), "execDuration": "0"})
 
     def _result(self) -> int:
         info = self._exit_info()
@@ -466,6 +498,7 @@ class RuncController:
         if cid is None:
             return
         d = self._cfg.containers / cid
+        existed = (d / record.RECORD_FILE).exists()
         shim_pid = self._running_shim() if d.is_dir() else 0
         if shim_pid and not await self._kill(int(signal.SIGKILL), KILL_WAIT):
             with contextlib.suppress(ProcessLookupError):
@@ -478,6 +511,11 @@ class RuncController:
         await asyncio.to_thread(remove_container_files, self._cfg, cid)
         with contextlib.suppress(FileNotFoundError):
             self._record_path.unlink()
+        if existed and self._cfg.events is not None:
+            self._cfg.events.publish("container", "destroy", cid, {
+                **record.task_labels(self._task),
+                "image": str((self._task.spec.container_spec or {}).get("Image", "")),
+                "name": self._task.full_name})
         volumes = self._cfg.volumes
         for name in used.get("names") or [] if volumes else ():
             assert volumes is not None
