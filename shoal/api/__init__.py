@@ -12,6 +12,7 @@ from shoal.api import (
     routes_logs,
     routes_networks,
     routes_nodes,
+    routes_run,
     routes_secrets,
     routes_services,
     routes_swarm,
@@ -28,6 +29,6 @@ def build_app(engine: Engine) -> web.Application:
     router = Router()
     for module in (routes_system, routes_swarm, routes_nodes, routes_services, routes_networks,
                    routes_secrets, routes_logs, routes_images, routes_volumes, routes_df,
-                   routes_containers, routes_exec):
+                   routes_containers, routes_exec, routes_run):
         module.register(router)
     return make_app(engine, router)

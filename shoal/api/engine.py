@@ -8,7 +8,7 @@ from typing import Protocol
 
 from aiohttp import web
 
-from shoal.exec.runc.executor import RuncExecutor
+from shoal.exec.runc.engine import ContainerEngine
 from shoal.image.service import ImageService
 from shoal.manager.deks import ClusterKeys
 from shoal.manager.logbroker import LogBroker, RemoteLogs
@@ -60,9 +60,8 @@ class Engine(Protocol):
         """After a swarm update: this manager's key files follow the unlock key at once."""
         ...
 
-    def container_runtime(self) -> RuncExecutor | None:
-        """The runc executor whose containers /containers and /exec show (None: no
-        containers on this node)."""
+    def container_runtime(self) -> ContainerEngine | None:
+        """This node's containers (/containers, /exec); None without the runc executor."""
         ...
 
     def logs(self) -> LogBroker | RemoteLogs | None:

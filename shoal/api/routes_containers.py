@@ -17,9 +17,9 @@ from shoal.api.render_containers import LIST_FILTERS, check_filters, inspect, li
 from shoal.api.server import API_VERSION_IN_USE, Router, parse_version
 from shoal.api.streams import MULTIPLEXED, RAW, STDERR, STDOUT, frame
 from shoal.errors import Conflict, InvalidArgument, NotFound
-from shoal.exec.runc import logfile, stats
+from shoal.exec.runc import attach, logfile, stats
 from shoal.exec.runc.containers import Containers, parse_signal, since_param
-from shoal.exec.runc.executor import RuncExecutor
+from shoal.exec.runc.engine import ContainerEngine
 
 __all__ = ["body_json", "register", "runtime"]
 
@@ -27,7 +27,7 @@ FOLLOW_POLL = 0.1
 STATS_INTERVAL = 1.0  # seconds between samples of a stream, as dockerd's collector
 
 
-def runtime(request: web.Request, *, missing: str = "No such container") -> RuncExecutor:
+def runtime(request: web.Request, *, missing: str = "No such container") -> ContainerEngine:
     """The node's runc executor; a node without one has no container (nor exec)."""
     rt = engine(request).container_runtime()
     if rt is None:
@@ -49,7 +49,7 @@ async def body_json(request: web.Request) -> dict[str, Any]:
 
 
 def _found(request: web.Request) -> tuple[Containers, str]:
-    containers = runtime(request).node_containers
+    containers = runtime(request).containers
     return containers, containers.resolve(param(request, "id"))
 
 
@@ -59,7 +59,7 @@ async def list_containers(request: web.Request) -> web.StreamResponse:
     rt = engine(request).container_runtime()
     if rt is None:
         return reply([])
-    containers = rt.node_containers
+    containers = rt.containers
     show_all = bool_value(request, "all")
     try:
         limit = int(request.query.get("limit", "-1") or -1)
@@ -185,6 +185,7 @@ async def container_stats(request: web.Request) -> web.StreamResponse:
 
 async def kill(request: web.Request) -> web.StreamResponse:
     containers, cid = _found(request)
+    runtime(request).standalone.mark_stopped(cid)  # no restart policy after a kill (dockerd)
     await containers.kill(cid, parse_signal(request.query.get("signal")))
     return web.Response(status=204)
 
@@ -200,20 +201,24 @@ def _timeout(request: web.Request) -> int | None:
 
 
 async def stop(request: web.Request) -> web.StreamResponse:
-    containers, cid = _found(request)
+    _, cid = _found(request)
     sig = request.query.get("signal")
-    stopped = await containers.stop(cid, _timeout(request),
-                                    parse_signal(sig) if sig else None)
+    stopped = await runtime(request).standalone.stop(cid, _timeout(request),
+                                                     parse_signal(sig) if sig else None)
     return web.Response(status=204 if stopped else 304)
 
 
 async def restart(request: web.Request) -> web.StreamResponse:
     containers, cid = _found(request)
     labels = (containers.record(cid).get("Config") or {}).get("Labels") or {}
+    sig = request.query.get("signal")
+    standalone = runtime(request).standalone
+    if standalone.is_standalone(cid):
+        await standalone.restart(cid, _timeout(request), parse_signal(sig) if sig else None)
+        return web.Response(status=204)
     if "com.docker.swarm.task" in labels:
         # its task ends with it: the swarm starts a new task (a new container), as it would
         # after a stop
-        sig = request.query.get("signal")
         await containers.stop(cid, _timeout(request), parse_signal(sig) if sig else None)
         return web.Response(status=204)
     raise NotFound(f"No such container: {param(request, 'id')}")
@@ -229,6 +234,12 @@ async def resize(request: web.Request) -> web.StreamResponse:
     containers, cid = _found(request)
     if not containers.state(cid).running:
         raise Conflict(f"Container {cid} is not running")
+    try:
+        h, w = int(request.query.get("h", "0")), int(request.query.get("w", "0"))
+    except ValueError:
+        raise InvalidArgument("invalid resize parameters") from None
+    if (containers.record(cid).get("Config") or {}).get("Tty"):
+        await asyncio.to_thread(attach.send_frame_quiet, cid, attach.RESIZE, f"{h} {w}".encode())
     return web.Response(status=200)
 
 

@@ -36,7 +36,7 @@ def _console(value: Any) -> tuple[int, int] | None:
 
 async def create(request: web.Request) -> web.StreamResponse:
     rt = runtime(request)
-    cid = rt.node_containers.resolve(param(request, "id"))
+    cid = rt.containers.resolve(param(request, "id"))
     body = await body_json(request)
     cmd = body.get("Cmd") or []
     if isinstance(cmd, str):

@@ -32,6 +32,7 @@ from shoal.errors import Conflict, InvalidArgument, ShoalError, Unavailable
 from shoal.events import EventLog
 from shoal.exec.executor import Executor
 from shoal.exec.runc import RuncExecutor
+from shoal.exec.runc.engine import ContainerEngine
 from shoal.exec.sim import SimExecutor
 from shoal.fsutil import write_atomic
 from shoal.image.service import ImageService
@@ -127,6 +128,15 @@ class SwarmNode:
         self.volumes = VolumeService(Path(settings.data_root) / "volumes", users=self._volume_users)
         self._executor: RuncExecutor | None = None  # which containers use which volume
         self.events = EventLog()  # the node's events (GET /events)
+        # /containers and /exec: task and standalone containers, in or out of a swarm
+        self._containers: ContainerEngine | None = None
+        if settings.executor == "runc":
+            self._containers = ContainerEngine(
+                data_root=Path(settings.data_root), exec_root=Path(settings.exec_root),
+                images=self.images, cgroup_parent=settings.cgroup_parent,
+                log_max_size=settings.log_max_size, log_max_files=settings.log_max_files,
+                volumes=self.volumes, hostname=self.hostname, events=self.events,
+                networks=None)  # shoal.net's LocalNetworks once the node has them
         self._dir = settings.data_root / "swarm"
         self._autolock = Autolock(self._dir)
         self._locked = False  # an autolocked manager restarted: nothing runs until unlock
@@ -179,6 +189,9 @@ class SwarmNode:
 
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
+        self.events.bind(asyncio.get_running_loop())
+        if self._containers is not None:
+            self._spawn(self._containers.run(), "containers")
         state_file = self._dir / "state.json"
         if not state_file.exists():
             return
@@ -229,6 +242,8 @@ class SwarmNode:
         """Daemon shutdown: tasks keep their state on disk; nothing is shut down."""
         await aio.cancel_and_wait(*self._background)
         await self._stop_parts(shutdown_tasks=False)
+        if self._containers is not None:
+            self._containers.close()  # the shim server; the containers and shims run on
 
     def _save_state(self) -> None:
         assert self._state is not None
@@ -457,8 +472,8 @@ class SwarmNode:
         finally:
             self._rotating = False
 
-    def container_runtime(self) -> RuncExecutor | None:
-        return self._executor
+    def container_runtime(self) -> ContainerEngine | None:
+        return self._containers
 
     def _volume_users(self) -> dict[str, list[str]]:
         return self._executor.volume_users() if self._executor is not None else {}

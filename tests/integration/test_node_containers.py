@@ -234,3 +234,115 @@ def test_stop_a_task_container_and_the_swarm_replaces_it(cluster: TwoNodes, web:
     found = _task_container(cluster, w)
     w.docker("kill", found["cid"])
     wait_for("a new task after kill", replaced, timeout=90, interval=0.3)
+
+
+# --- standalone containers ------------------------------------------------------------------
+
+
+def _standalone_left(d: Daemon) -> list[str]:
+    return [r["Names"] for r in _ps(d, "-a", "--filter", "is-task=false")]
+
+
+def test_docker_run_rm_and_refusals(cluster: TwoNodes) -> None:
+    w = cluster.worker
+    image = cluster.image("web")
+    # the image is not on the node: the CLI pulls it on create's 404, then runs it
+    res = w.docker("run", "--rm", "--network", "none", image, "echo", "hi", timeout=120)
+    assert res.stdout == "hi\n"
+    res = w.docker("run", "--rm", "--network", "none", image, "sh", "-c", "echo bad >&2; exit 3",
+                   check=False)
+    assert res.returncode == 3 and res.stderr.endswith("bad\n")
+    res = w.docker("run", "--rm", "--network", "host", image, "hostname")
+    assert res.stdout.strip()  # the node's own network namespace
+    no_net = w.docker("run", "--rm", image, "true", check=False)
+    assert no_net.returncode != 0 and 'network "bridge"' in no_net.stderr
+    privileged = w.docker("run", "--rm", "--privileged", "--network", "none", image, "true",
+                          check=False)
+    assert privileged.returncode != 0 and "HostConfig.Privileged" in privileged.stderr
+    assert _standalone_left(w) == []
+
+
+def test_docker_run_detached_lifecycle(cluster: TwoNodes) -> None:
+    w = cluster.worker
+    image = cluster.image("web")
+    w.docker("pull", image, timeout=120)
+    cid = w.docker("run", "-d", "--name", "shoaltest-ctr-x", "--network", "none",
+                   "--label", "k=v", image, "sleep", "100").stdout.strip()
+    try:
+        rows = _ps(w, "--filter", "name=shoaltest-ctr-x")
+        assert [r["ID"] for r in rows] == [cid] and rows[0]["Labels"] == "k=v"
+        assert w.docker("exec", "shoaltest-ctr-x", "hostname").stdout.strip() == cid[:12]
+        dup = w.docker("run", "-d", "--name", "shoaltest-ctr-x", "--network", "none", image,
+                       check=False)
+        assert dup.returncode != 0 and "is already in use" in dup.stderr
+        w.docker("stop", "-t", "1", "shoaltest-ctr-x")
+        assert w.docker("inspect", "-f", "{{.State.Status}}", cid).stdout.strip() == "exited"
+        w.docker("start", "shoaltest-ctr-x")
+        assert w.docker("inspect", "-f", "{{.State.Running}}", cid).stdout.strip() == "true"
+        w.docker("restart", "-t", "1", "shoaltest-ctr-x")
+        assert w.docker("inspect", "-f", "{{.State.Running}}", cid).stdout.strip() == "true"
+        running = w.docker("rm", "shoaltest-ctr-x", check=False)
+        assert running.returncode != 0 and "container is running" in running.stderr
+    finally:
+        w.docker("rm", "-f", "shoaltest-ctr-x", check=False)
+    assert _standalone_left(w) == []
+    gone = w.docker("inspect", cid, check=False)
+    assert gone.returncode != 0 and f"No such object: {cid}" in gone.stderr
+
+
+def test_restart_policy_and_prune(cluster: TwoNodes) -> None:
+    w = cluster.worker
+    image = cluster.image("web")
+    w.docker("pull", image, timeout=120)
+    cid = w.docker("run", "-d", "--name", "shoaltest-ctr-retry", "--restart", "on-failure:2",
+                   "--network", "none", image, "sh", "-c", "exit 1").stdout.strip()
+    try:
+        def settled() -> bool:
+            out = w.docker("inspect", "-f", "{{.RestartCount}} {{.State.Status}}", cid).stdout
+            return out.split() == ["2", "exited"]
+
+        wait_for("two restarts, then exited", settled, timeout=60, interval=0.3)
+        w.docker("run", "--name", "shoaltest-ctr-done", "--network", "none", image, "true")
+        assert len(_standalone_left(w)) == 2
+        out = w.docker("container", "prune", "-f").stdout
+        assert cid in out
+        assert _standalone_left(w) == []
+    finally:
+        w.docker("rm", "-f", "shoaltest-ctr-retry", "shoaltest-ctr-done", check=False)
+
+
+def test_docker_run_interactive_terminal(cluster: TwoNodes) -> None:
+    w = cluster.worker
+    image = cluster.image("web")
+    w.docker("pull", image, timeout=120)
+    seen = _pty_run(["docker", "run", "--rm", "-it", "--network", "none", image, "sh"], w.env(), [
+        (b"# ", b"echo $((6*7))-ok\r"),
+        (b"42-ok", b"exit 7\r")])
+    assert b"42-ok" in seen
+    piped = subprocess.run(["docker", "run", "--rm", "-i", "--network", "none", image, "cat"],
+                           env=w.env(), input="via stdin\n", capture_output=True, text=True,
+                           timeout=60, check=True)
+    assert piped.stdout == "via stdin\n"
+    assert _standalone_left(w) == []
+
+
+def test_docker_py_run(cluster: TwoNodes) -> None:
+    import docker
+
+    w = cluster.worker
+    image = cluster.image("web")
+    w.docker("pull", image, timeout=120)
+    client = docker.DockerClient(base_url=w.host)
+    try:
+        assert client.containers.run(image, ["echo", "hi"], remove=True,
+                                     network_mode="none") == b"hi\n"
+        c = client.containers.run(image, ["sleep", "100"], detach=True, network_mode="none",
+                                  name="shoaltest-ctr-py")
+        try:
+            assert c.exec_run(["cat", "/etc/hostname"]).output.strip() == c.id[:12].encode()
+            assert client.containers.get("shoaltest-ctr-py").status == "running"
+        finally:
+            c.remove(force=True)
+    finally:
+        client.close()
+    assert _standalone_left(w) == []

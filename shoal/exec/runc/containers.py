@@ -159,6 +159,7 @@ class Containers:
     def __init__(self, config: RuncConfig, events: EventLog | None = None) -> None:
         self.cfg = config
         self.events = events
+        self._waiters: dict[str, list[tuple[str, asyncio.Future[int]]]] = {}
 
     def ids(self) -> list[str]:
         root = self.cfg.containers
@@ -240,21 +241,43 @@ class Containers:
         return True
 
     async def wait(self, cid: str, condition: str = "not-running") -> int:
-        if condition not in ("", "not-running", "next-exit", "removed"):
+        """The exit code once the condition holds: ``not-running`` (now if it is not),
+        ``next-exit``, ``removed``. Standalone containers are told of here (``exited``,
+        ``removed``), so an exit followed at once by its removal (--rm) keeps its code."""
+        condition = condition or "not-running"
+        if condition not in ("not-running", "next-exit", "removed"):
             raise InvalidArgument(f"invalid condition: {condition!r}")
         st = self.state(cid)
-        if st.running:
-            await wait_pid(st.shim_pid)
-        elif condition == "next-exit" or (st.status == "created" and condition != "removed"):
-            while not self.state(cid).running:  # bounded by the caller's connection
-                if not (self.cfg.containers / cid).is_dir():
-                    return 0
-                await asyncio.sleep(0.1)
-            await wait_pid(self.state(cid).shim_pid)
-        if condition == "removed":
-            while (self.cfg.containers / cid).is_dir():
-                await asyncio.sleep(0.1)
-        return self.state(cid).exit_code if (self.cfg.containers / cid).is_dir() else 0
+        if condition == "not-running" and not st.running and st.status != "created":
+            return st.exit_code
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(cid, []).append((condition, future))
+        try:
+            if st.running and not (st.dir / "run.json").exists():
+                # a task's container: its shim is waited for (nobody calls exited)
+                waiter: asyncio.Future[bool] = asyncio.ensure_future(wait_pid(st.shim_pid))
+                done, _ = await asyncio.wait([waiter, future],  # type: ignore[type-var]
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if future in done:
+                    waiter.cancel()
+                    return future.result()
+                if condition != "removed":
+                    return self.state(cid).exit_code
+            return await future
+        finally:
+            waiters = self._waiters.get(cid, [])
+            if (condition, future) in waiters:
+                waiters.remove((condition, future))
+
+    def exited(self, cid: str, code: int) -> None:
+        for condition, future in self._waiters.get(cid, []):
+            if condition != "removed" and not future.done():
+                future.set_result(code)
+
+    def removed(self, cid: str, code: int) -> None:
+        for _condition, future in self._waiters.pop(cid, []):
+            if not future.done():
+                future.set_result(code)
 
 
 def since_param(value: str) -> int:

@@ -330,7 +330,8 @@ class RuncController:
         args = {"runc": self._cfg.runc, "dir": str(d), "cid": self._cid,
                 "log": log, "max_size": size, "max_files": files,
                 "cgroup": self._cfg.cgroups_path(self._cid),
-                "tty": int(options.tty), "stdin": int(options.open_stdin)}
+                "tty": int(options.tty), "stdin": int(options.open_stdin),
+                "attach": int(options.tty or options.open_stdin)}
         (self._cfg.exec_root / "runc").mkdir(parents=True, exist_ok=True)
         try:
             # forked by the shim server; its own Python process only if the server is not there

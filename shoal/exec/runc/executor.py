@@ -25,9 +25,7 @@ from shoal.exec.executor import (
     host_description,
 )
 from shoal.exec.runc import cgroups, mounts
-from shoal.exec.runc.containers import Containers
 from shoal.exec.runc.controller import RuncController
-from shoal.exec.runc.execs import Execs
 from shoal.exec.runc.shims import ShimServer
 from shoal.exec.runc.state import (
     VOLUMES_FILE,
@@ -58,9 +56,6 @@ class RuncExecutor:
                                  log_max_size=log_max_size, log_max_files=log_max_files,
                                  shims=ShimServer(str(exec_root)), network=network,
                                  volumes=volumes, hostname=hostname, events=events)
-        # the Engine API's /containers and /exec on this node (shoal.api.routes_containers)
-        self.node_containers = Containers(self.config, events)
-        self.execs = Execs(self.node_containers)
 
     def describe(self) -> NodeDescription:
         return host_description(self._hostname, self._labels, engine_version=ENGINE_VERSION)

@@ -1,0 +1,371 @@
+"""Standalone containers (``docker run``, not a swarm's task): created, started, stopped,
+restarted by their restart policy (also after a daemon restart) and removed. Each is built and
+run by a RuncController on a task made from its request (runspec.py), so the shim, the overlay
+root, the OCI spec, seccomp, cgroups and log files are the tasks' own.
+
+On disk, besides the controller's files: ``<cid>/container.json`` (record.py; Name, Config,
+HostConfig as the client sent them) and ``<cid>/run.json`` (the task, the networks asked for,
+the restart policy, RestartCount, whether it was stopped by hand). Networks come from the node's
+LocalNetworks (shoal/exec/localnet.py): attached at start (the namespace's path written into
+config.json), released when the container stops; ``none`` is runc's own namespace with loopback
+only; ``host`` the daemon's. Called by shoal.api.routes_run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from shoal.errors import Conflict, InvalidArgument, NotFound, ShoalError
+from shoal.exec.errors import ExitError, Unhealthy
+from shoal.exec.localnet import LocalNetworks, Sandbox
+from shoal.exec.runc import record
+from shoal.exec.runc.containers import Containers
+from shoal.exec.runc.controller import RuncController
+from shoal.exec.runc.names import random_name, valid_name
+from shoal.exec.runc.runspec import RunSpec, parse_run
+from shoal.exec.runc.state import read_json, write_json
+from shoal.fsutil import write_atomic
+from shoal.model.codec import decode, encode
+from shoal.model.objects import Task
+
+__all__ = ["RUN_FILE", "Standalone"]
+
+log = logging.getLogger(__name__)
+
+RUN_FILE = "run.json"
+RESTART_DELAY = 0.1  # dockerd's first restart delay, doubled each time up to a minute
+RESTART_MAX_DELAY = 60.0
+
+
+class Standalone:
+    def __init__(self, containers: Containers, networks: LocalNetworks | None = None) -> None:
+        self._c = containers
+        # its events are this module's (the controller would publish a task's)
+        self._cfg = dataclasses.replace(containers.cfg, network=None, events=None)
+        self._networks = networks
+        self._supervisors: dict[str, asyncio.Task[None]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._last_code: dict[str, int] = {}
+
+    # --- records ----------------------------------------------------------------------------
+
+    def _dir(self, cid: str) -> Path:
+        return self._cfg.containers / cid
+
+    def run_info(self, cid: str) -> dict[str, Any] | None:
+        return read_json(self._dir(cid) / RUN_FILE)
+
+    def is_standalone(self, cid: str) -> bool:
+        return (self._dir(cid) / RUN_FILE).is_file()
+
+    def _task(self, info: dict[str, Any]) -> Task:
+        return decode(json.dumps(info["task"]).encode(), Task)
+
+    def _controller(self, info: dict[str, Any]) -> RuncController:
+        return RuncController(self._task(info), self._cfg)
+
+    def _lock(self, cid: str) -> asyncio.Lock:
+        return self._locks.setdefault(cid, asyncio.Lock())
+
+    # --- create -----------------------------------------------------------------------------
+
+    def _check_networks(self, spec: RunSpec) -> None:
+        primary = spec.endpoints[0].network if spec.endpoints else "bridge"
+        if spec.network_mode in ("none", "host"):
+            if len(spec.endpoints) > 1:
+                raise InvalidArgument(f"container cannot be connected to multiple networks with "
+                                      f"one of the networks in private ({spec.network_mode}) "
+                                      "mode")
+            if spec.ports and spec.network_mode == "host":
+                spec.ports.clear()  # dockerd: published ports are discarded in host mode
+            elif spec.ports:
+                raise InvalidArgument("conflicting options: port publishing and the container "
+                                      "type network mode")
+            return
+        if spec.network_mode.startswith("container:"):
+            raise InvalidArgument(f"--network {spec.network_mode}: sharing another container's "
+                                  "network namespace is not supported by this node")
+        if self._networks is None:
+            raise InvalidArgument(f'network "{primary}": this node has no local networks; only '
+                                  '"none" and "host" can be used (--network none)')
+
+    async def create(self, body: dict[str, Any], name: str,
+                     networking: dict[str, Any] | None = None) -> str:
+        spec = parse_run(body, networking)
+        self._check_networks(spec)
+        if name:
+            if not valid_name(name):
+                raise InvalidArgument(f"Invalid container name ({name}), only [a-zA-Z0-9]"
+                                      "[a-zA-Z0-9_.-] are allowed")
+        else:
+            name = random_name()
+        name = name.lstrip("/")
+        for cid in self._c.ids():
+            rec = record.read_record(self._dir(cid)) or {}
+            if rec.get("Name") == "/" + name:
+                raise Conflict(f'Conflict. The container name "/{name}" is already in use by '
+                               f'container "{cid}". You have to remove (or rename) that '
+                               "container to be able to reuse that name.")
+        task = Task(id=secrets.token_hex(13)[:25], spec=spec.task_spec, service_name=name)
+        ctrl = RuncController(task, self._cfg)
+        try:
+            await ctrl.prepare()
+        except ShoalError as exc:
+            await ctrl.remove()
+            raise InvalidArgument(str(exc)) from exc
+        made = ctrl.container_id
+        assert made is not None
+        cid = made
+        d = self._dir(cid)
+        task_record = record.read_record(d) or {}
+        config = dict(task_record.get("Config") or {})
+        config["Labels"] = dict(spec.config.get("Labels") or {})
+        config["AttachStdin"] = bool(spec.config.get("AttachStdin"))
+        config["AttachStdout"] = bool(spec.config.get("AttachStdout"))
+        config["AttachStderr"] = bool(spec.config.get("AttachStderr"))
+        config["StdinOnce"] = bool(spec.config.get("StdinOnce"))
+        config["Image"] = spec.image
+        if spec.config.get("ExposedPorts"):
+            config["ExposedPorts"] = spec.config["ExposedPorts"]
+        host = {**spec.host_config, "NetworkMode": spec.network_mode,
+                "RestartPolicy": {"Name": spec.restart, "MaximumRetryCount": spec.max_retries},
+                "AutoRemove": spec.auto_remove,
+                "LogConfig": task_record.get("HostConfig", {}).get("LogConfig")}
+        rec = {**task_record, "Name": "/" + name, "Config": config, "HostConfig": host,
+               "Managed": False, "Networks": {}}
+        write_json(d / RUN_FILE, {
+            "task": json.loads(encode(task)), "network_mode": spec.network_mode,
+            "endpoints": [dataclasses.asdict(e) for e in spec.endpoints],
+            "ports": [dataclasses.asdict(p) for p in spec.ports], "restart": spec.restart,
+            "max_retries": spec.max_retries, "auto_remove": spec.auto_remove,
+            "restart_count": 0, "stopped_by_hand": False})
+        record.write_record(d, rec)
+        self._c.publish(cid, "create")
+        return cid
+
+    # --- start, and what happens when it stops ----------------------------------------------
+
+    def _set_netns(self, cid: str, path: str | None) -> None:
+        config_path = self._dir(cid) / "config.json"
+        oci = json.loads(config_path.read_text())
+        for ns in oci["linux"]["namespaces"]:
+            if ns["type"] == "network":
+                ns.pop("path", None)
+                if path:
+                    ns["path"] = path
+        write_atomic(config_path, json.dumps(oci))
+
+    async def _attach_networks(self, cid: str, info: dict[str, Any]) -> Sandbox | None:
+        mode = str(info.get("network_mode", "none"))
+        if mode == "none":
+            self._set_netns(cid, None)
+            return None
+        if mode == "host":
+            self._set_netns(cid, f"/proc/{os.getpid()}/ns/net")
+            return None
+        if self._networks is None:
+            raise InvalidArgument(f'network "{mode}": this node has no local networks')
+        from shoal.exec.localnet import EndpointRequest, PortBinding
+
+        requests = [EndpointRequest(e["network"], tuple(e.get("aliases") or ()),
+                                    e.get("ipv4_address", "")) for e in info["endpoints"]]
+        ports = [PortBinding(**p) for p in info.get("ports") or []]
+        rec = record.read_record(self._dir(cid)) or {}
+        hostname = str((rec.get("Config") or {}).get("Hostname") or cid[:12])
+        sandbox = await self._networks.attach(cid, requests, hostname=hostname, ports=ports)
+        self._set_netns(cid, sandbox.path or f"/proc/{os.getpid()}/ns/net")
+        if sandbox.embedded_dns:
+            write_atomic(self._dir(cid) / "resolv.conf", "nameserver 127.0.0.11\noptions ndots:0\n")
+        return sandbox
+
+    async def _release(self, cid: str) -> None:
+        info = self.run_info(cid) or {}
+        if self._networks is not None and info.get("network_mode") not in ("none", "host"):
+            await self._networks.release(cid)
+
+    def _reset(self, cid: str) -> None:
+        d = self._dir(cid)
+        for name in ("shim.json", "exit.json", "health.json", "pid"):
+            with contextlib.suppress(FileNotFoundError):
+                (d / name).unlink()
+
+    async def start(self, cid: str, *, by_hand: bool = True) -> bool:
+        """False when it runs already (the API's 304)."""
+        async with self._lock(cid):
+            info = self.run_info(cid)
+            if info is None:
+                raise InvalidArgument(f"container {cid} is a swarm task's: the swarm starts it")
+            st = self._c.state(cid)
+            if st.running:
+                return False
+            if by_hand and info.get("stopped_by_hand"):
+                info["stopped_by_hand"] = False
+                write_json(self._dir(cid) / RUN_FILE, info)
+            if st.shim is not None or st.exit is not None:
+                proc = await asyncio.create_subprocess_exec(
+                    *self._cfg.runc, "delete", "--force", cid,
+                    stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+                    stderr=asyncio.subprocess.DEVNULL)
+                await proc.wait()
+                self._reset(cid)
+            ctrl = self._controller(info)
+            await ctrl.prepare()  # after a reboot: the mounts again
+            try:
+                await self._attach_networks(cid, info)
+                await ctrl.start()
+            except BaseException:
+                await self._release(cid)
+                raise
+            self._c.publish(cid, "start")
+            self._supervise(cid)
+            return True
+
+    def _supervise(self, cid: str) -> None:
+        old = self._supervisors.get(cid)
+        if old is not None and not old.done():
+            return
+        task = asyncio.create_task(self._watch(cid), name=f"container-{cid[:12]}")
+        self._supervisors[cid] = task
+        task.add_done_callback(lambda t: self._supervisors.pop(cid, None) if
+                               self._supervisors.get(cid) is t else None)
+
+    async def _watch(self, cid: str) -> None:
+        """Wait for the container's exit; then its networks go, and the restart policy or
+        AutoRemove decides what follows."""
+        delay = RESTART_DELAY
+        while True:
+            info = self.run_info(cid)
+            if info is None:
+                return
+            code = 0
+            try:
+                await self._controller(info).wait()
+            except (ExitError, Unhealthy) as exc:
+                code = exc.code if isinstance(exc, ExitError) else 137
+            except ShoalError as exc:
+                log.warning("container %s: %s", cid[:12], exc)
+                code = 128
+            self._c.publish(cid, "die", {"exitCode": str(code)})
+            self._last_code[cid] = code
+            self._c.exited(cid, code)
+            await self._release(cid)
+            info = self.run_info(cid)
+            if info is None:
+                return
+            if info.get("auto_remove"):
+                await self.remove(cid, force=True)
+                return
+            if not self._should_restart(info, code):
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RESTART_MAX_DELAY)
+            info = self.run_info(cid)
+            if info is None or info.get("stopped_by_hand"):
+                return
+            info["restart_count"] = int(info.get("restart_count", 0)) + 1
+            write_json(self._dir(cid) / RUN_FILE, info)
+            rec = record.read_record(self._dir(cid)) or {}
+            rec["RestartCount"] = info["restart_count"]
+            record.write_record(self._dir(cid), rec)
+            try:
+                await self.start(cid, by_hand=False)
+            except ShoalError as exc:
+                log.warning("container %s: restart failed: %s", cid[:12], exc)
+                return
+            self._c.publish(cid, "restart")
+            return  # start() supervises it again
+
+    @staticmethod
+    def _should_restart(info: dict[str, Any], code: int) -> bool:
+        if info.get("stopped_by_hand"):
+            return False
+        policy = info.get("restart", "no")
+        if policy in ("always", "unless-stopped"):
+            return True
+        if policy == "on-failure" and code != 0:
+            retries = int(info.get("max_retries", 0))
+            return retries == 0 or int(info.get("restart_count", 0)) < retries
+        return False
+
+    @property
+    def networks(self) -> LocalNetworks | None:
+        return self._networks
+
+    def mark_stopped(self, cid: str) -> None:
+        """Stopped or killed by hand: no restart policy applies (until a start by hand)."""
+        info = self.run_info(cid)
+        if info is not None and self._c.state(cid).running:
+            info["stopped_by_hand"] = True
+            write_json(self._dir(cid) / RUN_FILE, info)
+
+    async def stop(self, cid: str, timeout: int | None, sig: int | None) -> bool:
+        self.mark_stopped(cid)
+        return await self._c.stop(cid, timeout, sig)
+
+    async def restart(self, cid: str, timeout: int | None, sig: int | None) -> None:
+        await self.stop(cid, timeout, sig)
+        watcher = self._supervisors.get(cid)
+        if watcher is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(asyncio.shield(watcher), 10)
+        await self.start(cid)
+        self._c.publish(cid, "restart")
+
+    # --- remove -----------------------------------------------------------------------------
+
+    async def remove(self, cid: str, *, force: bool) -> None:
+        info = self.run_info(cid)
+        if info is None:
+            raise Conflict(f"You cannot remove a swarm task's container {cid}: remove its "
+                           "service or scale it down")
+        if self._c.state(cid).running:
+            if not force:
+                raise Conflict(f"cannot remove container \"{cid}\": container is running: stop "
+                               "the container before removing or force remove")
+            info["stopped_by_hand"] = True
+            write_json(self._dir(cid) / RUN_FILE, info)
+            await self._c.kill(cid, 9)
+        watcher = self._supervisors.pop(cid, None)
+        if watcher is not None and watcher is not asyncio.current_task():
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await watcher
+        await self._release(cid)
+        self._c.publish(cid, "destroy")
+        code = self._last_code.pop(cid, self._c.state(cid).exit_code)
+        await self._controller(info).remove()
+        self._locks.pop(cid, None)
+        self._c.removed(cid, code)
+
+    # --- a daemon's start: what was running is watched again, the policies applied ----------
+
+    async def run(self) -> None:
+        for cid in self._c.ids():
+            info = self.run_info(cid)
+            if info is None:
+                continue
+            st = self._c.state(cid)
+            if st.running:
+                self._supervise(cid)
+            elif st.shim is not None and info.get("restart") in ("always", "unless-stopped") \
+                    and not (info.get("restart") == "unless-stopped" and
+                             info.get("stopped_by_hand")):
+                try:
+                    await self.start(cid, by_hand=False)
+                except ShoalError as exc:
+                    log.warning("container %s: start at daemon start failed: %s", cid[:12], exc)
+        await asyncio.Event().wait()
+
+    def find(self, ref: str) -> str:
+        cid = self._c.resolve(ref)
+        if not self.is_standalone(cid) and not (self._dir(cid) / "container.json").exists():
+            raise NotFound(f"No such container: {ref}")
+        return cid
