@@ -5,6 +5,7 @@ stop, restart, wait, resize. A node without the runc executor has no containers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from typing import Any
@@ -226,8 +227,21 @@ async def restart(request: web.Request) -> web.StreamResponse:
 
 async def wait(request: web.Request) -> web.StreamResponse:
     containers, cid = _found(request)
-    code = await containers.wait(cid, request.query.get("condition", "not-running"))
-    return reply({"StatusCode": code, "Error": None})
+    condition = request.query.get("condition", "") or "not-running"
+    if condition not in ("not-running", "next-exit", "removed"):
+        raise InvalidArgument(f"invalid condition: {condition!r}")
+    # the headers at once, as dockerd: the CLI's ContainerWait returns only once it has them,
+    # and it calls it before starting the container (docker run)
+    response = web.StreamResponse(headers={"Content-Type": "application/json"})
+    await response.prepare(request)
+    error: dict[str, str] | None = None
+    try:
+        code = await containers.wait(cid, condition)
+    except Exception as exc:  # noqa: BLE001 - the status is sent already: the error goes in the body
+        code, error = -1, {"Message": str(exc)}
+    with contextlib.suppress(ConnectionError):  # the client went away (its run ended)
+        await response.write(json.dumps({"StatusCode": code, "Error": error}).encode() + b"\n")
+    return response
 
 
 async def resize(request: web.Request) -> web.StreamResponse:

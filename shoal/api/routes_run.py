@@ -72,6 +72,13 @@ async def prune(request: web.Request) -> web.StreamResponse:
 
 
 async def _stdin(conn: Any, rt: Any, cid: str, once: bool) -> None:
+    """The client's bytes to the container's stdin, once it runs (docker run attaches before
+    it starts: what comes first waits in the connection's queue)."""
+    containers = rt.containers
+    while containers.state(cid).shim is None:
+        if not (containers.cfg.containers / cid).is_dir():
+            return
+        await asyncio.sleep(FOLLOW_POLL)
     while True:
         data = await conn.read()
         await asyncio.to_thread(send_stdin, cid, data)

@@ -75,8 +75,12 @@ def _signal(value: Any) -> int:
 class RuncController:
     """Implements Controller, ContainerStatuser, LogSource and ProgressReporting."""
 
-    def __init__(self, task: Task, config: RuncConfig, files: TaskFiles | None = None) -> None:
+    def __init__(self, task: Task, config: RuncConfig, files: TaskFiles | None = None, *,
+                 standalone: bool = False) -> None:
         self._task = task
+        # a standalone container (docker run): its start is not gated on its health, and an
+        # unhealthy one keeps running (Docker's), shown as unhealthy
+        self._standalone = standalone
         self._cfg = config
         self._files = files
         self._progress: Callable[[str], None] | None = None
@@ -310,7 +314,7 @@ class RuncController:
         check = self._check()
         if exit_info is not None:
             return
-        if check is not None and self._health().status == STARTING:
+        if check is not None and self._health().status == STARTING and not self._standalone:
             if self._progress is not None:  # its PID shows while it is not yet healthy
                 self._progress("starting")
             await self._gate(check, self._health())
@@ -398,7 +402,8 @@ class RuncController:
             if health.failed(check):
                 if before != UNHEALTHY:
                     self._publish(f"health_status: {UNHEALTHY}")
-                return UNHEALTHY
+                if not self._standalone:
+                    return UNHEALTHY
 
     async def _stop_unhealthy(self) -> int:
         await self.shutdown()  # withdraws the task from the backends first
@@ -449,7 +454,8 @@ class RuncController:
         if "error" in info:
             raise ExecError(f"starting container failed: {info['error']}")
         code = int(info["code"])
-        if (self.directory / "health.json").exists() and self._health().status == UNHEALTHY:
+        if (self.directory / "health.json").exists() and self._health().status == UNHEALTHY \
+                and not self._standalone:
             raise Unhealthy(code if code > 0 else 137)
         if code == 0:
             return 0

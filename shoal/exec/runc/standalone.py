@@ -70,7 +70,7 @@ class Standalone:
         return decode(json.dumps(info["task"]).encode(), Task)
 
     def _controller(self, info: dict[str, Any]) -> RuncController:
-        return RuncController(self._task(info), self._cfg)
+        return RuncController(self._task(info), self._cfg, standalone=True)
 
     def _lock(self, cid: str) -> asyncio.Lock:
         return self._locks.setdefault(cid, asyncio.Lock())
@@ -114,8 +114,11 @@ class Standalone:
                 raise Conflict(f'Conflict. The container name "/{name}" is already in use by '
                                f'container "{cid}". You have to remove (or rename) that '
                                "container to be able to reuse that name.")
+        cs = spec.task_spec.container_spec or {}
+        if spec.network_mode == "host" and not cs.get("Hostname") and self._cfg.hostname:
+            cs["Hostname"] = self._cfg.hostname  # dockerd: the node's name in its namespace
         task = Task(id=secrets.token_hex(13)[:25], spec=spec.task_spec, service_name=name)
-        ctrl = RuncController(task, self._cfg)
+        ctrl = RuncController(task, self._cfg, standalone=True)
         try:
             await ctrl.prepare()
         except ShoalError as exc:
@@ -197,7 +200,7 @@ class Standalone:
             with contextlib.suppress(FileNotFoundError):
                 (d / name).unlink()
 
-    async def start(self, cid: str, *, by_hand: bool = True) -> bool:
+    async def start(self, cid: str, *, by_hand: bool = True, supervise: bool = True) -> bool:
         """False when it runs already (the API's 304)."""
         async with self._lock(cid):
             info = self.run_info(cid)
@@ -225,7 +228,8 @@ class Standalone:
                 await self._release(cid)
                 raise
             self._c.publish(cid, "start")
-            self._supervise(cid)
+            if supervise:
+                self._supervise(cid)
             return True
 
     def _supervise(self, cid: str) -> None:
@@ -276,12 +280,11 @@ class Standalone:
             rec["RestartCount"] = info["restart_count"]
             record.write_record(self._dir(cid), rec)
             try:
-                await self.start(cid, by_hand=False)
+                await self.start(cid, by_hand=False, supervise=False)  # watched by this loop
             except ShoalError as exc:
                 log.warning("container %s: restart failed: %s", cid[:12], exc)
                 return
             self._c.publish(cid, "restart")
-            return  # start() supervises it again
 
     @staticmethod
     def _should_restart(info: dict[str, Any], code: int) -> bool:
