@@ -243,8 +243,17 @@ def _standalone_left(d: Daemon) -> list[str]:
     return [r["Names"] for r in _ps(d, "-a", "--filter", "is-task=false")]
 
 
-def test_docker_run_rm_and_refusals(cluster: TwoNodes) -> None:
-    w = cluster.worker
+@pytest.fixture
+def worker(cluster: TwoNodes) -> Iterator[Daemon]:
+    """The worker; every standalone container it has is removed after the test, pass or fail."""
+    yield cluster.worker
+    left = _standalone_left(cluster.worker)
+    if left:
+        cluster.worker.docker("rm", "-f", *left, check=False)
+
+
+def test_docker_run_rm_and_refusals(cluster: TwoNodes, worker: Daemon) -> None:
+    w = worker
     image = cluster.image("web")
     # the image is not on the node: the CLI pulls it on create's 404, then runs it
     res = w.docker("run", "--rm", "--network", "none", image, "echo", "hi", timeout=120)
@@ -262,8 +271,8 @@ def test_docker_run_rm_and_refusals(cluster: TwoNodes) -> None:
     assert _standalone_left(w) == []
 
 
-def test_docker_run_detached_lifecycle(cluster: TwoNodes) -> None:
-    w = cluster.worker
+def test_docker_run_detached_lifecycle(cluster: TwoNodes, worker: Daemon) -> None:
+    w = worker
     image = cluster.image("web")
     w.docker("pull", image, timeout=120)
     cid = w.docker("run", "-d", "--name", "shoaltest-ctr-x", "--network", "none",
@@ -290,8 +299,8 @@ def test_docker_run_detached_lifecycle(cluster: TwoNodes) -> None:
     assert gone.returncode != 0 and f"No such object: {cid}" in gone.stderr
 
 
-def test_restart_policy_and_prune(cluster: TwoNodes) -> None:
-    w = cluster.worker
+def test_restart_policy_and_prune(cluster: TwoNodes, worker: Daemon) -> None:
+    w = worker
     image = cluster.image("web")
     w.docker("pull", image, timeout=120)
     cid = w.docker("run", "-d", "--name", "shoaltest-ctr-retry", "--restart", "on-failure:2",
@@ -311,8 +320,8 @@ def test_restart_policy_and_prune(cluster: TwoNodes) -> None:
         w.docker("rm", "-f", "shoaltest-ctr-retry", "shoaltest-ctr-done", check=False)
 
 
-def test_docker_run_interactive_terminal(cluster: TwoNodes) -> None:
-    w = cluster.worker
+def test_docker_run_interactive_terminal(cluster: TwoNodes, worker: Daemon) -> None:
+    w = worker
     image = cluster.image("web")
     w.docker("pull", image, timeout=120)
     seen = _pty_run(["docker", "run", "--rm", "-it", "--network", "none", image, "sh"], w.env(), [
@@ -326,10 +335,10 @@ def test_docker_run_interactive_terminal(cluster: TwoNodes) -> None:
     assert _standalone_left(w) == []
 
 
-def test_docker_py_run(cluster: TwoNodes) -> None:
+def test_docker_py_run(cluster: TwoNodes, worker: Daemon) -> None:
     import docker
 
-    w = cluster.worker
+    w = worker
     image = cluster.image("web")
     w.docker("pull", image, timeout=120)
     client = docker.DockerClient(base_url=w.host)

@@ -208,7 +208,10 @@ class Shim:
                 raise
             chunk = b""
         now = time.time_ns()
-        lines = self.splitters[stream].feed(chunk) if chunk else self.splitters[stream].flush()
+        if stream == "tty":  # a terminal's output as it comes: a prompt has no newline
+            lines = [chunk[i:i + logfile.MAX_LINE] for i in range(0, len(chunk), logfile.MAX_LINE)]
+        else:
+            lines = self.splitters[stream].feed(chunk) if chunk else self.splitters[stream].flush()
         if stream == "stderr" and len(self.early_stderr) < 65536:
             self.early_stderr += chunk
         name = "stdout" if stream == "tty" else stream  # Docker logs a terminal as stdout
