@@ -138,6 +138,13 @@ async def attach(request: web.Request) -> web.StreamResponse:
     return conn.response
 
 
+async def rename(request: web.Request) -> web.StreamResponse:
+    rt = runtime(request)
+    cid = rt.containers.resolve(param(request, "id"))
+    await rt.standalone.rename(cid, request.query.get("name", ""))
+    return web.Response(status=204)
+
+
 async def connect(request: web.Request) -> web.StreamResponse:
     rt = runtime(request)
     body = await body_json(request)
@@ -174,5 +181,6 @@ def register(router: Router) -> None:
     router.add("POST", "/containers/{id}/start", start)
     router.add("POST", "/containers/{id}/attach", attach)
     router.add("DELETE", "/containers/{id}", remove)
+    router.add("POST", "/containers/{id}/rename", rename)
     router.add("POST", "/networks/{id}/connect", connect)
     router.add("POST", "/networks/{id}/disconnect", disconnect)

@@ -214,6 +214,14 @@ def test_docker_py(cluster: TwoNodes, web: str) -> None:
         client.close()
 
 
+def test_task_containers_cannot_be_removed_by_hand(cluster: TwoNodes, web: str) -> None:
+    w = cluster.worker
+    found = _task_container(cluster, w)
+    res = w.docker("rm", "-f", found["cid"], check=False)
+    assert res.returncode != 0 and "swarm task's container" in res.stderr
+    assert _task_container(cluster, w)["cid"] == found["cid"]
+
+
 def test_stop_a_task_container_and_the_swarm_replaces_it(cluster: TwoNodes, web: str) -> None:
     w = cluster.worker
     found = _task_container(cluster, w)
@@ -292,8 +300,11 @@ def test_docker_run_detached_lifecycle(cluster: TwoNodes, worker: Daemon) -> Non
         assert w.docker("inspect", "-f", "{{.State.Running}}", cid).stdout.strip() == "true"
         running = w.docker("rm", "shoaltest-ctr-x", check=False)
         assert running.returncode != 0 and "container is running" in running.stderr
+        w.docker("rename", "shoaltest-ctr-x", "shoaltest-ctr-y")
+        assert [r["Names"] for r in _ps(w, "--filter", f"id={cid}")] == ["shoaltest-ctr-y"]
     finally:
         w.docker("rm", "-f", "shoaltest-ctr-x", check=False)
+        w.docker("rm", "-f", "shoaltest-ctr-y", check=False)
     assert _standalone_left(w) == []
     gone = w.docker("inspect", cid, check=False)
     assert gone.returncode != 0 and f"No such object: {cid}" in gone.stderr

@@ -322,6 +322,29 @@ class Standalone:
         await self.start(cid)
         self._c.publish(cid, "restart")
 
+    async def rename(self, cid: str, name: str) -> None:
+        if not self.is_standalone(cid):
+            raise Conflict(f"Error when allocating new name: {cid} is a swarm task's container")
+        name = name.lstrip("/")
+        if not name:
+            raise InvalidArgument("Neither old nor new names may be empty")
+        if not valid_name(name):
+            raise InvalidArgument(f"Invalid container name ({name}), only [a-zA-Z0-9]"
+                                  "[a-zA-Z0-9_.-] are allowed")
+        rec = record.read_record(self._dir(cid)) or {}
+        old = str(rec.get("Name", ""))
+        if old == "/" + name:
+            raise InvalidArgument("Renaming a container with the same name as its current name")
+        for other in self._c.ids():
+            if (record.read_record(self._dir(other)) or {}).get("Name") == "/" + name:
+                raise Conflict(f'Error when allocating new name: Conflict. The container name '
+                               f'"/{name}" is already in use by container "{other}". You have '
+                               "to remove (or rename) that container to be able to reuse that "
+                               "name.")
+        rec["Name"] = "/" + name
+        record.write_record(self._dir(cid), rec)
+        self._c.publish(cid, "rename", {"oldName": old})
+
     # --- remove -----------------------------------------------------------------------------
 
     async def remove(self, cid: str, *, force: bool) -> None:

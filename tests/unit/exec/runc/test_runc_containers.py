@@ -194,3 +194,19 @@ async def test_without_local_networks_only_none_and_host(tmp_path: Path) -> None
     assert info is not None and await standalone._attach_networks(CID, info) is None
     ns = json.loads((d / "config.json").read_text())["linux"]["namespaces"]
     assert ns[1] == {"type": "network"}
+
+
+def test_events_carry_dockers_attributes(tmp_path: Path) -> None:
+    from shoal.events import EventLog
+
+    events = EventLog()
+    containers = Containers(_config(tmp_path), events)
+    d = tmp_path / "containers" / CID
+    d.mkdir(parents=True)
+    record.write_record(d, {"Name": "/web.1.t", "Config": {"Image": "busybox",
+                                                          "Labels": {"a": "b"}}})
+    containers.publish(CID, "kill", {"signal": "15"})
+    [event] = events.replay(0)
+    assert event.to_json()["Actor"] == {"ID": CID, "Attributes": {
+        "a": "b", "image": "busybox", "name": "web.1.t", "signal": "15"}}
+    assert event.to_json()["status"] == "kill" and event.to_json()["from"] == "busybox"
