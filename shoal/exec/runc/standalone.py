@@ -18,21 +18,20 @@ import contextlib
 import dataclasses
 import json
 import logging
-import os
 import secrets
 from pathlib import Path
 from typing import Any
 
 from shoal.errors import Conflict, InvalidArgument, NotFound, ShoalError
 from shoal.exec.errors import ExitError, Unhealthy
-from shoal.exec.localnet import LocalNetworks, Sandbox
+from shoal.exec.localnet import LocalNetworks
 from shoal.exec.runc import record
 from shoal.exec.runc.containers import Containers
 from shoal.exec.runc.controller import RuncController
 from shoal.exec.runc.names import random_name, valid_name
-from shoal.exec.runc.runspec import RunSpec, parse_run
+from shoal.exec.runc.runspec import parse_run
+from shoal.exec.runc.sandbox import attach_networks, check_networks, release
 from shoal.exec.runc.state import read_json, write_json
-from shoal.fsutil import write_atomic
 from shoal.model.codec import decode, encode
 from shoal.model.objects import Task
 
@@ -77,30 +76,10 @@ class Standalone:
 
     # --- create -----------------------------------------------------------------------------
 
-    def _check_networks(self, spec: RunSpec) -> None:
-        primary = spec.endpoints[0].network if spec.endpoints else "bridge"
-        if spec.network_mode in ("none", "host"):
-            if len(spec.endpoints) > 1:
-                raise InvalidArgument(f"container cannot be connected to multiple networks with "
-                                      f"one of the networks in private ({spec.network_mode}) "
-                                      "mode")
-            if spec.ports and spec.network_mode == "host":
-                spec.ports.clear()  # dockerd: published ports are discarded in host mode
-            elif spec.ports:
-                raise InvalidArgument("conflicting options: port publishing and the container "
-                                      "type network mode")
-            return
-        if spec.network_mode.startswith("container:"):
-            raise InvalidArgument(f"--network {spec.network_mode}: sharing another container's "
-                                  "network namespace is not supported by this node")
-        if self._networks is None:
-            raise InvalidArgument(f'network "{primary}": this node has no local networks; only '
-                                  '"none" and "host" can be used (--network none)')
-
     async def create(self, body: dict[str, Any], name: str,
                      networking: dict[str, Any] | None = None) -> str:
         spec = parse_run(body, networking)
-        self._check_networks(spec)
+        check_networks(spec, self._networks)
         if name:
             if not valid_name(name):
                 raise InvalidArgument(f"Invalid container name ({name}), only [a-zA-Z0-9]"
@@ -156,44 +135,6 @@ class Standalone:
 
     # --- start, and what happens when it stops ----------------------------------------------
 
-    def _set_netns(self, cid: str, path: str | None) -> None:
-        config_path = self._dir(cid) / "config.json"
-        oci = json.loads(config_path.read_text())
-        for ns in oci["linux"]["namespaces"]:
-            if ns["type"] == "network":
-                ns.pop("path", None)
-                if path:
-                    ns["path"] = path
-        write_atomic(config_path, json.dumps(oci))
-
-    async def _attach_networks(self, cid: str, info: dict[str, Any]) -> Sandbox | None:
-        mode = str(info.get("network_mode", "none"))
-        if mode == "none":
-            self._set_netns(cid, None)
-            return None
-        if mode == "host":
-            self._set_netns(cid, f"/proc/{os.getpid()}/ns/net")
-            return None
-        if self._networks is None:
-            raise InvalidArgument(f'network "{mode}": this node has no local networks')
-        from shoal.exec.localnet import EndpointRequest, PortBinding
-
-        requests = [EndpointRequest(e["network"], tuple(e.get("aliases") or ()),
-                                    e.get("ipv4_address", "")) for e in info["endpoints"]]
-        ports = [PortBinding(**p) for p in info.get("ports") or []]
-        rec = record.read_record(self._dir(cid)) or {}
-        hostname = str((rec.get("Config") or {}).get("Hostname") or cid[:12])
-        sandbox = await self._networks.attach(cid, requests, hostname=hostname, ports=ports)
-        self._set_netns(cid, sandbox.path or f"/proc/{os.getpid()}/ns/net")
-        if sandbox.embedded_dns:
-            write_atomic(self._dir(cid) / "resolv.conf", "nameserver 127.0.0.11\noptions ndots:0\n")
-        return sandbox
-
-    async def _release(self, cid: str) -> None:
-        info = self.run_info(cid) or {}
-        if self._networks is not None and info.get("network_mode") not in ("none", "host"):
-            await self._networks.release(cid)
-
     def _reset(self, cid: str) -> None:
         d = self._dir(cid)
         for name in ("shim.json", "exit.json", "health.json", "pid"):
@@ -222,10 +163,10 @@ class Standalone:
             ctrl = self._controller(info)
             await ctrl.prepare()  # after a reboot: the mounts again
             try:
-                await self._attach_networks(cid, info)
+                await attach_networks(self._dir(cid), info, self._networks)
                 await ctrl.start()
             except BaseException:
-                await self._release(cid)
+                await release(cid, self.run_info(cid) or {}, self._networks)
                 raise
             self._c.publish(cid, "start")
             if supervise:
@@ -260,7 +201,7 @@ class Standalone:
             self._c.publish(cid, "die", {"exitCode": str(code)})
             self._last_code[cid] = code
             self._c.exited(cid, code)
-            await self._release(cid)
+            await release(cid, self.run_info(cid) or {}, self._networks)
             info = self.run_info(cid)
             if info is None:
                 return
@@ -364,7 +305,7 @@ class Standalone:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await watcher
-        await self._release(cid)
+        await release(cid, self.run_info(cid) or {}, self._networks)
         self._c.publish(cid, "destroy")
         code = self._last_code.pop(cid, self._c.state(cid).exit_code)
         await self._controller(info).remove()

@@ -18,6 +18,7 @@ from shoal.exec.localnet import Endpoint, EndpointRequest, PortBinding, Sandbox
 from shoal.exec.runc import record
 from shoal.exec.runc.containers import Containers, ContainerState, human_duration, parse_signal
 from shoal.exec.runc.runspec import parse_run
+from shoal.exec.runc.sandbox import attach_networks, check_networks, release
 from shoal.exec.runc.standalone import RUN_FILE, Standalone
 from shoal.exec.runc.state import RuncConfig, write_json
 from shoal.model.objects import Task
@@ -170,28 +171,27 @@ async def test_standalone_networks_attach_and_release(tmp_path: Path) -> None:
     d = _standalone_dir(tmp_path, "mynet")
     info = standalone.run_info(CID)
     assert info is not None
-    sandbox = await standalone._attach_networks(CID, info)
+    sandbox = await attach_networks(d, info, fake)
     assert sandbox is not None and fake.attached == [
         (CID, [EndpointRequest("mynet", ("a",))], [PortBinding(80)])]
     ns = json.loads((d / "config.json").read_text())["linux"]["namespaces"]
     assert ns[1] == {"type": "network", "path": "/run/netns/x"}
     assert (d / "resolv.conf").read_text().startswith("nameserver 127.0.0.11")
-    await standalone._release(CID)
+    await release(CID, info, fake)
     assert fake.released == [CID]
 
 
 async def test_without_local_networks_only_none_and_host(tmp_path: Path) -> None:
     standalone = Standalone(Containers(_config(tmp_path)), None)
     with pytest.raises(InvalidArgument, match='network "mynet": this node has no local'):
-        standalone._check_networks(parse_run({"Image": "b", "HostConfig": {
-            "NetworkMode": "mynet"}}, None))
+        check_networks(parse_run({"Image": "b", "HostConfig": {
+            "NetworkMode": "mynet"}}, None), None)
     with pytest.raises(InvalidArgument, match='network "bridge"'):
-        standalone._check_networks(parse_run({"Image": "b"}, None))
-    standalone._check_networks(parse_run({"Image": "b", "HostConfig": {"NetworkMode": "none"}},
-                                         None))
+        check_networks(parse_run({"Image": "b"}, None), None)
+    check_networks(parse_run({"Image": "b", "HostConfig": {"NetworkMode": "none"}}, None), None)
     d = _standalone_dir(tmp_path, "none")
     info = standalone.run_info(CID)
-    assert info is not None and await standalone._attach_networks(CID, info) is None
+    assert info is not None and await attach_networks(d, info, None) is None
     ns = json.loads((d / "config.json").read_text())["linux"]["namespaces"]
     assert ns[1] == {"type": "network"}
 
