@@ -366,3 +366,27 @@ def test_docker_py_run(cluster: TwoNodes, worker: Daemon) -> None:
     finally:
         client.close()
     assert _standalone_left(w) == []
+
+
+def test_restart_policy_after_a_daemon_restart(cluster: TwoNodes, worker: Daemon) -> None:
+    w = worker
+    image = cluster.image("web")
+    w.docker("pull", image, timeout=120)
+    always = w.docker("run", "-d", "--name", "shoaltest-ctr-always", "--restart", "always",
+                      "--network", "none", image, "sleep", "1000").stdout.strip()
+    once = w.docker("run", "-d", "--name", "shoaltest-ctr-once", "--network", "none", image,
+                    "sleep", "1000").stdout.strip()
+    w.stop()  # the containers outlive shoald; then they die while it is away
+    for cid in (always, once):
+        subprocess.run(["runc", "--root", f"{w.root}/exec/runc", "kill", cid, "KILL"],
+                       check=True, capture_output=True)
+    w.start()
+    wait_for("the --restart always container running again", lambda: w.docker(
+        "inspect", "-f", "{{.State.Running}}", always, check=False).stdout.strip() == "true",
+        timeout=60, interval=0.3)
+    wait_for("the other one exited", lambda: w.docker(
+        "inspect", "-f", "{{.State.Status}}", once, check=False).stdout.strip() == "exited",
+        timeout=30, interval=0.3)
+    wait_for("the worker back in the swarm", lambda: cluster.manager.docker(
+        "node", "ls", "--format", "{{.Status}}").stdout.split().count("Ready") == 2,
+        timeout=60, interval=0.5)
