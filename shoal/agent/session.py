@@ -98,6 +98,7 @@ class Session:
         self._on_network = on_network
         self._tls = tls
         self._period = DEFAULT_PERIOD
+        self._period_changed = asyncio.Event()  # wakes the heartbeat loop's wait
         self._acked = asyncio.Event()
 
     async def run(self) -> NoReturn:
@@ -163,9 +164,16 @@ class Session:
                 raise NotLeader(self.manager, reason)
             raise SessionDropped(f"{self.manager} closed the session (code {code})")
 
+    def _set_period(self, ns: int) -> None:
+        """A period the manager announced (SessionInfo, HeartbeatAck); a change wakes the
+        heartbeat loop, so a period shortened after a long one is kept at once (issue 16)."""
+        if ns > 0 and ns / 1e9 != self._period:
+            log.info("%s: heartbeat period %.1fs->%.1fs", self.manager, self._period, ns / 1e9)
+            self._period = ns / 1e9
+            self._period_changed.set()
+
     async def _handle_info(self, info: SessionInfo) -> None:
-        if info.heartbeat_period > 0:
-            self._period = info.heartbeat_period / 1e9
+        self._set_period(info.heartbeat_period)
         await self._on_info(info)
 
     async def _read(self, ws: aiohttp.ClientWebSocketResponse, logs: LogPublisher) -> None:
@@ -179,8 +187,7 @@ class Session:
                 else:
                     await self._worker.update(msg.tasks, msg.removed, msg.secrets, msg.configs)
             elif isinstance(msg, HeartbeatAck):
-                if msg.period > 0:
-                    self._period = msg.period / 1e9
+                self._set_period(msg.period)
                 self._acked.set()
             elif isinstance(msg, NetworkUpdate):
                 if self._on_network is not None:
@@ -214,9 +221,19 @@ class Session:
             except TimeoutError:
                 raise SessionDropped(
                     f"{self.manager}: no heartbeat ack within {period:.1f} s") from None
-            # the ack may announce a new period (swarm update --dispatcher-heartbeat): the next
-            # beat is due by that one, which the manager now expects
-            await asyncio.sleep(max(0.0, sent + self._period - loop.time()))
+            # The next beat is due one period after this one, by the period in force: the ack,
+            # or a SessionInfo while waiting, may announce a new one (swarm update
+            # --dispatcher-heartbeat), which the manager expects from then on.
+            while True:
+                self._period_changed.clear()
+                delay = sent + self._period - loop.time()
+                if delay <= 0:
+                    break
+                try:
+                    async with aio.timeout(delay):
+                        await self._period_changed.wait()
+                except TimeoutError:
+                    break
 
 
 async def _first_error(*jobs: tuple[Coroutine[Any, Any, None], str]) -> NoReturn:

@@ -8,11 +8,14 @@ from typing import Protocol
 
 from aiohttp import web
 
+from shoal.events import EventLog
+from shoal.exec.localnet import LocalNetworks
 from shoal.exec.runc.engine import ContainerEngine
 from shoal.image.service import ImageService
 from shoal.manager.deks import ClusterKeys
 from shoal.manager.logbroker import LogBroker, RemoteLogs
 from shoal.model.requests import InitRequest, JoinRequest
+from shoal.net.bridges import LocalBridges
 from shoal.store.store import Store
 from shoal.volume import VolumeService
 
@@ -36,6 +39,9 @@ class Engine(Protocol):
     data_root: str
     images: ImageService  # the node's images (/images, /distribution)
     volumes: VolumeService  # the node's named volumes (/volumes)
+    events: EventLog  # the node's events (/events)
+    bridge_networks: LocalBridges  # the node's local networks (/networks, beside the swarm's)
+    local_networks: LocalNetworks  # the same, as standalone containers use them
 
     def swarm_state(self) -> SwarmState: ...
 

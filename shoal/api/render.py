@@ -11,7 +11,7 @@ from shoal.model.specs import SECOND
 from shoal.model.states import TaskState
 from shoal.store.tables import Tables
 
-__all__ = ["config_json", "down_nodes", "local_networks", "network_json", "node_json",
+__all__ = ["config_json", "down_nodes", "network_json", "node_json",
            "secret_json", "service_json", "swarm_json", "task_json"]
 
 
@@ -139,20 +139,6 @@ def network_json(net: Network) -> dict[str, Any]:
         "ConfigFrom": {"Network": ""}, "ConfigOnly": False, "Containers": None,
         "Options": options, "Labels": spec.labels or {},
     }
-
-
-def local_networks() -> list[dict[str, Any]]:
-    """The engine's node-local networks (bridge, host, none), listed like dockerd does."""
-    out = []
-    for name, driver in (("bridge", "bridge"), ("host", "host"), ("none", "null")):
-        out.append({
-            "Name": name, "Id": (name.encode().hex() * 16)[:64], "Created": "0001-01-01T00:00:00Z",
-            "Scope": "local", "Driver": driver, "EnableIPv4": True, "EnableIPv6": False,
-            "IPAM": {"Driver": "default", "Options": None, "Config": []}, "Internal": False,
-            "Attachable": False, "Ingress": False, "ConfigFrom": {"Network": ""},
-            "ConfigOnly": False, "Containers": {}, "Options": {}, "Labels": {},
-        })
-    return out
 
 
 def swarm_json(cluster: Cluster, *, with_tokens: bool = True) -> dict[str, Any]:

@@ -161,6 +161,7 @@ def _plugins() -> dict[str, EntryPoint]:
 
 def _register() -> None:
     from shoal.cli.commands.config import config
+    from shoal.cli.commands.events import events
     from shoal.cli.commands.network import network
     from shoal.cli.commands.node import node
     from shoal.cli.commands.secret import secret
@@ -169,7 +170,7 @@ def _register() -> None:
     from shoal.cli.commands.swarm import swarm
     from shoal.cli.commands.system import info, version
 
-    for command in (config, node, network, secret, service, stack, swarm, info, version):
+    for command in (config, events, node, network, secret, service, stack, swarm, info, version):
         cli.add_command(command)
     from shoal.cli.commands.image import ALIASES, image
 

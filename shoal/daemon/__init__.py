@@ -15,6 +15,7 @@ import click
 from shoal import aio
 from shoal.api import APITLS, build_app, serve
 from shoal.daemon.node import NodeSettings, SwarmNode
+from shoal.daemon.pidfile import PidFile, PidFileBusy
 from shoal.errors import InvalidArgument, ShoalError
 from shoal.image.mirrors import validate_mirror
 
@@ -33,7 +34,8 @@ def _labels(values: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
-async def _run(settings: NodeSettings, hosts: list[str], tls: APITLS | None) -> None:
+async def _run(settings: NodeSettings, hosts: list[str], tls: APITLS | None,
+               pidfiles: list[PidFile]) -> None:
     node = SwarmNode(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -50,6 +52,8 @@ async def _run(settings: NodeSettings, hosts: list[str], tls: APITLS | None) -> 
         await stop.wait()
     finally:
         log.info("shutting down")
+        for pidfile in pidfiles:  # a new shoald on this data root now waits for this one
+            pidfile.stopping()
         await runner.cleanup()
         await node.stop()
         for host in hosts:
@@ -81,6 +85,8 @@ def _log_opts(opts: tuple[str, ...]) -> tuple[int, int]:
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "SHOAL"})
 @click.option("--data-root", default="/var/lib/shoal", show_default=True, help="Root of persistent state")
 @click.option("--exec-root", default="/run/shoal/exec", show_default=True, help="Root of runtime state")
+@click.option("-p", "--pidfile", default=None,
+              help="Path to use for daemon PID file (besides <data-root>/shoald.pid, always held)")
 @click.option("-H", "--host", "hosts", multiple=True, help="Daemon socket(s): unix://PATH or tcp://IP:PORT")
 @click.option("--label", "labels", multiple=True, help="Engine label key=value (repeatable)")
 @click.option("--insecure-registry", "insecure_registries", multiple=True,
@@ -103,7 +109,8 @@ def _log_opts(opts: tuple[str, ...]) -> tuple[int, int]:
 @click.option("--tlscacert", type=click.Path(dir_okay=False), help="CA that client certificates must chain to")
 @click.option("--tlscert", type=click.Path(dir_okay=False), help="The API's TLS certificate")
 @click.option("--tlskey", type=click.Path(dir_okay=False), help="The API's TLS key")
-def main(data_root: str, exec_root: str, hosts: tuple[str, ...], labels: tuple[str, ...],
+def main(data_root: str, exec_root: str, pidfile: str | None, hosts: tuple[str, ...],
+         labels: tuple[str, ...],
          insecure_registries: tuple[str, ...], registry_mirrors: tuple[str, ...],
          hostname: str | None, executor: str, cgroup_parent: str, log_opts: tuple[str, ...],
          bridge: str, log_level: str, debug: bool, tls: bool,
@@ -130,7 +137,7 @@ def main(data_root: str, exec_root: str, hosts: tuple[str, ...], labels: tuple[s
                             registry_mirrors=mirrors,
                             cgroup_parent=cgroup_parent, log_max_size=max_size,
                             log_max_files=max_files, default_bridge=bridge != "none")
-    settings.data_root.mkdir(parents=True, exist_ok=True)
+    pidfiles = _hold_pidfiles(settings.data_root, pidfile)
     settings.exec_root.mkdir(parents=True, exist_ok=True)
     api_tls = None
     if tls or tlsverify:
@@ -140,7 +147,32 @@ def main(data_root: str, exec_root: str, hosts: tuple[str, ...], labels: tuple[s
                          verify=tlsverify)
     aio.guard_server_close_race()
     try:
-        asyncio.run(_run(settings, list(hosts) or ["unix:///run/shoal/shoal.sock"], api_tls))
+        asyncio.run(_run(settings, list(hosts) or ["unix:///run/shoal/shoal.sock"], api_tls,
+                         pidfiles))
     except ShoalError as exc:
         click.echo(f"shoald: {exc.message}", err=True)
         sys.exit(1)
+    finally:
+        for held in pidfiles:
+            held.release()
+
+
+def _hold_pidfiles(data_root: Path, extra: str | None) -> list[PidFile]:
+    """One daemon per data root (and per ``--pidfile``): the files held, or exit 1 with
+    dockerd's words at once (after a bounded wait for a daemon that is stopping)."""
+    paths = [data_root / "shoald.pid"]
+    if extra and Path(extra).absolute() != paths[0].absolute():
+        paths.append(Path(extra))
+    held: list[PidFile] = []
+    try:
+        for path in paths:
+            pidfile = PidFile(path)
+            pidfile.acquire()
+            held.append(pidfile)
+    except (PidFileBusy, OSError) as exc:
+        for pidfile in held:
+            pidfile.release()
+        message = exc.message if isinstance(exc, PidFileBusy) else f"PID file: {exc}"
+        click.echo(f"shoald: {message}", err=True)
+        sys.exit(1)
+    return held

@@ -27,10 +27,12 @@ from shoal import aio
 from shoal.agent import Agent, NodeRemoved
 from shoal.api.engine import SwarmState
 from shoal.daemon.autolock import Autolock
+from shoal.daemon.localnets import StandaloneNetworks
 from shoal.daemon.state import LocalState
-from shoal.errors import Conflict, InvalidArgument, ShoalError, Unavailable
+from shoal.errors import Conflict, InvalidArgument, NotFound, ShoalError, Unavailable
 from shoal.events import EventLog
 from shoal.exec.executor import Executor
+from shoal.exec.localnet import LocalNetworks
 from shoal.exec.runc import RuncExecutor
 from shoal.exec.runc.engine import ContainerEngine
 from shoal.exec.sim import SimExecutor
@@ -42,9 +44,10 @@ from shoal.manager.deks import DEK_DIR, ClusterKeys, StoreDEK
 from shoal.manager.logbroker import LogBroker, RemoteLogs
 from shoal.manager.manager import Manager, ManagerSettings
 from shoal.model.dispatch import ManagerAddr, NetworkUpdate, SessionInfo
-from shoal.model.objects import Cluster, Node
+from shoal.model.objects import Cluster, Network, Node
 from shoal.model.requests import InitRequest, JoinRequest
 from shoal.model.states import NodeRole
+from shoal.net.bridges import LocalBridges
 from shoal.net.dns import read_resolv_conf
 from shoal.net.netagent import NetworkAgent
 from shoal.node.join import join as join_swarm
@@ -53,6 +56,7 @@ from shoal.node.renewal import Renewer
 from shoal.pki.identity import NodeIdentity
 from shoal.pki.unlockkey import LOCKED, SwarmLocked, UnlockKey
 from shoal.store.store import NO_LEADER, Store, Tx
+from shoal.store.watch import SubscriptionOverflow
 from shoal.volume import VolumeService
 
 __all__ = ["NodeSettings", "SwarmNode"]
@@ -121,13 +125,25 @@ class SwarmNode:
         self.hostname = settings.hostname
         self.engine_labels = settings.engine_labels
         self.data_root = str(settings.data_root)
+        self.events = EventLog()  # the node's events (/events): its parts publish, the API reads
+        with contextlib.suppress(RuntimeError):  # made on the daemon's loop, which subscribers use
+            self.events.bind(asyncio.get_running_loop())
         self.images = ImageService(Path(settings.data_root) / "image",
                                    insecure_registries=settings.insecure_registries,
-                                   registry_mirrors=settings.registry_mirrors)
+                                   registry_mirrors=settings.registry_mirrors, events=self.events)
         # the node's named volumes (/volumes and the runc executor's), in or out of a swarm
-        self.volumes = VolumeService(Path(settings.data_root) / "volumes", users=self._volume_users)
+        self.volumes = VolumeService(Path(settings.data_root) / "volumes", users=self._volume_users,
+                                     events=self.events)
         self._executor: RuncExecutor | None = None  # which containers use which volume
-        self.events = EventLog()  # the node's events (GET /events)
+        # the node's local networks (bridge, user bridges, host, none), in or out of a swarm:
+        # in the kernel with the runc executor, records only with sim, none with --bridge none
+        upstreams, search = read_resolv_conf()
+        self.bridge_networks = LocalBridges(
+            settings.data_root, settings.exec_root, kernel=settings.executor == "runc",
+            enabled=settings.default_bridge, upstreams=upstreams, search=search,
+            events=self.events)
+        self.local_networks: LocalNetworks = StandaloneNetworks(self.bridge_networks,
+                                                                swarm_network=self._swarm_network)
         # /containers and /exec: task and standalone containers, in or out of a swarm
         self._containers: ContainerEngine | None = None
         if settings.executor == "runc":
@@ -136,7 +152,7 @@ class SwarmNode:
                 images=self.images, cgroup_parent=settings.cgroup_parent,
                 log_max_size=settings.log_max_size, log_max_files=settings.log_max_files,
                 volumes=self.volumes, hostname=self.hostname, events=self.events,
-                networks=None)  # shoal.net's LocalNetworks once the node has them
+                networks=self.local_networks)
         self._dir = settings.data_root / "swarm"
         self._autolock = Autolock(self._dir)
         self._locked = False  # an autolocked manager restarted: nothing runs until unlock
@@ -187,9 +203,20 @@ class SwarmNode:
                           control_available=self.store is not None, role=self._identity.role,
                           remote_managers=managers, error=error)
 
+    def _swarm_network(self, ref: str) -> Network | None:
+        """A swarm network by name or ID, on a manager (standalone containers' refusals)."""
+        st = self.store
+        if st is None:
+            return None
+        try:
+            return st.view().resolve(Network, ref, what="network")
+        except NotFound:
+            return None
+
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
         self.events.bind(asyncio.get_running_loop())
+        await self.bridge_networks.start()
         if self._containers is not None:
             self._spawn(self._containers.run(), "containers")
         state_file = self._dir / "state.json"
@@ -242,6 +269,7 @@ class SwarmNode:
         """Daemon shutdown: tasks keep their state on disk; nothing is shut down."""
         await aio.cancel_and_wait(*self._background)
         await self._stop_parts(shutdown_tasks=False)
+        await self.bridge_networks.close()
         if self._containers is not None:
             self._containers.close()  # the shim server; the containers and shims run on
 
@@ -268,7 +296,7 @@ class SwarmNode:
         manager = Manager(ManagerSettings(state_dir=self._dir, listen_ip=state.listen_ip,
                                           listen_port=state.listen_port, advertise_ip=state.advertise_ip),
                           self._identity, keys=ClusterKeys(self._autolock.dek),
-                          eligible=self._eligible)
+                          eligible=self._eligible, events=self.events)
         self._manager = manager
         try:
             await manager.start(bootstrap=bootstrap, join=join, force_new_cluster=force_new_cluster, wait=wait)
@@ -292,7 +320,8 @@ class SwarmNode:
         with store.subscribe([Cluster]) as changes:
             while self._manager is manager:
                 self._sync_unlock_key(manager)
-                await changes.next_batch(idle=AUTOLOCK_IDLE)
+                with contextlib.suppress(SubscriptionOverflow):  # the view is read again
+                    await changes.next_batch(idle=AUTOLOCK_IDLE)
 
     def _sync_unlock_key(self, manager: Manager) -> None:
         store, identity = manager.store, self._identity

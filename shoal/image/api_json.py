@@ -15,7 +15,7 @@ from shoal.image.catalog import Catalog
 from shoal.image.reference import Reference
 from shoal.image.store import ImageRecord, ImageStore
 
-__all__ = ["ZERO_TIME", "inspect_image", "list_images", "reference_matches"]
+__all__ = ["ZERO_TIME", "image_labels", "inspect_image", "list_images", "reference_matches"]
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
@@ -79,6 +79,12 @@ def _config(store: ImageStore, record: ImageRecord) -> dict[str, Any]:
     except (NotFound, ValueError):
         return {}
     return doc if isinstance(doc, dict) else {}
+
+
+def image_labels(store: ImageStore, record: ImageRecord) -> dict[str, str]:
+    """The image's ``Config.Labels`` (what its events carry), {} if it has none."""
+    labels = (_config(store, record).get("config") or {}).get("Labels") or {}
+    return {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {}
 
 
 def _size(store: ImageStore, record: ImageRecord) -> int:

@@ -18,6 +18,7 @@ update`` with the version just read is not "out of sequence" (Docker's init retu
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -50,6 +51,7 @@ from shoal.pki.tokens import generate_token
 from shoal.pki.unlockkey import UnlockKey
 from shoal.store.store import Store, Tx
 from shoal.store.tables import Tables
+from shoal.store.watch import SubscriptionOverflow
 
 __all__ = ["DEFAULT_ADDR_POOL", "DEFAULT_DATA_PATH_PORT", "DEFAULT_SUBNET_SIZE", "FIRST_WRITES_WAIT", "NewSwarm",
            "await_first_writes", "first_writes_done", "new_swarm"]
@@ -183,7 +185,8 @@ async def await_first_writes(store: Store, node_id: str, timeout: float = FIRST_
         try:
             async with aio.timeout(timeout):
                 while not first_writes_done(store.view(), node_id):
-                    await changes.next()
+                    with contextlib.suppress(SubscriptionOverflow):  # the view is read again
+                        await changes.next()
         except TimeoutError:
             return False
     return True

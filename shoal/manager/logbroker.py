@@ -13,6 +13,10 @@ PublishLogs refuses a message for another node ("permission denied").
 
 Sessions live on the leader only, so a follower's API reads through the leader's broker over
 the swarm port (``RemoteLogs`` / ``serve``).
+
+A subscriber that reads more slowly than the nodes send (a stuck ``service logs -f`` client)
+is not let grow (issue 16): past ``MAX_WAITING_BYTES`` of lines waiting, its lines are dropped,
+its stream ends with an error ("Error grabbing logs: ..."), and the nodes are told to stop.
 """
 
 from __future__ import annotations
@@ -46,6 +50,9 @@ log = logging.getLogger(__name__)
 
 Sender = Callable[[Message], Awaitable[None]]
 SERVER_NAME = "swarm-manager"
+# Lines one subscription may hold unread (their bytes): seconds of a busy service's output,
+# while the dispatcher's session reader, which delivers them, must never wait on a client.
+MAX_WAITING_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +76,24 @@ class _Subscription:
         self.tasks = {node_id: set(tasks) for node_id, tasks in tasks_by_node.items()}
         self.pending = set(tasks_by_node)  # nodes that have not sent LogEnd yet
         self.queue: asyncio.Queue[NodeLogs] = asyncio.Queue()
+        self.waiting = 0  # bytes of lines queued
+        self.dropped = ""  # why the subscription was dropped (its reader too slow)
+
+    def lines(self, node_id: str, entries: list[LogEntry]) -> None:
+        if self.dropped:
+            return
+        size = sum(len(e.data) for e in entries)
+        if self.waiting + size > MAX_WAITING_BYTES:
+            self.dropped = (f"log stream dropped: the client read more slowly than the nodes "
+                            f"sent (more than {_size(MAX_WAITING_BYTES)} of lines waiting)")
+            log.warning("log subscription %s: %s", self.id, self.dropped)
+            while not self.queue.empty():
+                self.queue.get_nowait()
+            self.waiting = 0
+            self.queue.put_nowait(LogEnded("", self.dropped))  # wakes the reader
+            return
+        self.waiting += size
+        self.queue.put_nowait(LogLines(node_id, entries))
 
     def allowed(self, node_id: str, entries: list[LogEntry]) -> list[LogEntry]:
         """The entries of tasks asked of ``node_id``; the others are refused, and logged."""
@@ -81,7 +106,7 @@ class _Subscription:
         return kept
 
     def end(self, node_id: str, error: str = "") -> None:
-        if node_id in self.pending:
+        if node_id in self.pending and not self.dropped:
             self.pending.discard(node_id)
             self.queue.put_nowait(LogEnded(node_id, error))
 
@@ -109,7 +134,7 @@ class LogBroker:
         if isinstance(msg, LogBatch):
             entries = sub.allowed(node_id, msg.entries)
             if entries:
-                sub.queue.put_nowait(LogLines(node_id, entries))
+                sub.lines(node_id, entries)
         else:
             sub.end(node_id, msg.error)
 
@@ -182,9 +207,19 @@ def _encode_item(item: NodeLogs) -> bytes:
     return msgspec.json.encode(_RemoteItem(node_id=item.node_id, ended=True, error=item.error))
 
 
+def _size(n: int) -> str:
+    return f"{n // (1024 * 1024)} MiB" if n >= 1024 * 1024 else f"{n} bytes"
+
+
 async def _drain(sub: _Subscription) -> AsyncIterator[NodeLogs]:
     while sub.pending or not sub.queue.empty():
-        yield await sub.queue.get()
+        item = await sub.queue.get()
+        if sub.dropped:  # ends here; the nodes still reading get LogCancel (subscribe)
+            yield LogEnded("", sub.dropped)
+            return
+        if isinstance(item, LogLines):
+            sub.waiting -= sum(len(e.data) for e in item.entries)
+        yield item
 
 
 async def until(items: AsyncIterator[NodeLogs], stop: asyncio.Task[object]) -> AsyncIterator[NodeLogs]:

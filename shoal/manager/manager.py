@@ -35,6 +35,7 @@ from cryptography import x509
 
 from shoal.aio import Backoff, cancel_and_wait
 from shoal.errors import ShoalError, Unavailable
+from shoal.events import EventLog
 from shoal.manager import membership
 from shoal.manager.allocator import Allocator
 from shoal.manager.ca.auth import MANAGER_ONLY, authorize, request_peer
@@ -43,6 +44,7 @@ from shoal.manager.ca.reconciler import RootRotationReconciler
 from shoal.manager.ca.server import CAServer
 from shoal.manager.deks import ClusterKeys, StoreDEK
 from shoal.manager.dispatcher.dispatcher import Dispatcher
+from shoal.manager.dispatcher.orphans import Orphaner
 from shoal.manager.etcdusers import EtcdUsers
 from shoal.manager.keymanager import DEFAULT_ROTATION_INTERVAL, KeyManager
 from shoal.manager.leadership import Elector, Term
@@ -50,6 +52,7 @@ from shoal.manager.logbroker import LogBroker, RemoteLogs
 from shoal.manager.orchestrator import Part, orchestrators
 from shoal.manager.roles import RoleManager
 from shoal.manager.scheduler import Scheduler
+from shoal.manager.swarmevents import SwarmEvents
 from shoal.node.join import raft_certificate
 from shoal.node.renewal import Renewer
 from shoal.pki import ServingContext
@@ -104,14 +107,17 @@ def leader_parts(store: Store, dispatcher: Dispatcher, *,
     parts: list[tuple[str, Part]] = [("keymanager", KeyManager(store, rotation_interval=key_rotation_interval)),
                                      ("rootrotation", RootRotationReconciler(store))]
     parts += [(type(p).__name__, p) for p in orchestrators(store)]
-    parts += [("allocator", Allocator(store)), ("scheduler", Scheduler(store)), ("dispatcher", dispatcher)]
+    parts += [("allocator", Allocator(store)), ("scheduler", Scheduler(store)), ("dispatcher", dispatcher),
+              ("orphaner", Orphaner(store))]
     return parts
 
 
 class Manager:
     def __init__(self, settings: ManagerSettings, identity: NodeIdentity, *,
-                 keys: ClusterKeys | None = None, eligible: Callable[[], bool] = lambda: True) -> None:
+                 keys: ClusterKeys | None = None, eligible: Callable[[], bool] = lambda: True,
+                 events: EventLog | None = None) -> None:
         self.settings = settings
+        self._events = events  # the node's event log: this manager's swarm events go there
         self.identity = identity
         # The swarm's keys in the store are sealed under the store DEK on this manager's disk
         # (given by the daemon, which unwraps it on an autolocked manager).
@@ -252,6 +258,8 @@ class Manager:
         await store.start()
         if bootstrap is not None:
             await store.update(bootstrap)
+        # every manager, leader or not, publishes the swarm's changes (subscribed here, run below)
+        swarm_events = SwarmEvents(store, self._events) if self._events is not None else None
         self.elector = Elector(self.connect(settings.client_url, timeout=2.0), node_id=self.identity.node_id,
                                addr=self.settings.swarm_addr, eligible=self._eligible,
                                connect=lambda url: self.connect(url, timeout=1.0))
@@ -265,6 +273,8 @@ class Manager:
         self._tasks.append(asyncio.create_task(self._watch_quorum(store), name="quorum-watch"))
         self._tasks.append(asyncio.create_task(self.elector.run(), name="elector"))
         self._tasks.append(asyncio.create_task(self._lead(), name="leader"))
+        if swarm_events is not None:
+            self._tasks.append(asyncio.create_task(swarm_events.run(), name="swarm-events"))
         self.ready.set()
 
     async def _listen(self, store: Store, elector: Elector) -> None:

@@ -29,6 +29,7 @@ from shoal.model.states import NodeRole
 from shoal.store.etcd import EtcdAPI
 from shoal.store.etcd.messages import Member
 from shoal.store.store import Store, Tx, copy
+from shoal.store.watch import SubscriptionOverflow
 
 __all__ = ["RoleManager"]
 
@@ -60,7 +61,7 @@ class RoleManager:
                     await self._reconcile()
                 except ShoalError as exc:
                     log.warning("role manager: %s", exc.message)
-                with suppress(TimeoutError):
+                with suppress(TimeoutError, SubscriptionOverflow):  # the view is read again
                     async with aio.timeout(PERIOD):
                         await sub.next()
         finally:

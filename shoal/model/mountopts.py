@@ -42,9 +42,8 @@ def _volume(m: dict[str, Any], target: str) -> None:
     if name != "local":
         raise InvalidArgument(f"invalid mount config for {target}: volume driver {name!r} is "
                               "not supported by Shoal: only local volumes")
-    if driver.get("Options"):
-        raise InvalidArgument(f"invalid mount config for {target}: volume driver options "
-                              "(VolumeOptions.DriverConfig.Options) are not supported by Shoal")
+    # DriverConfig.Options are the local driver's (type, device, o), checked by the node's
+    # volume service when the volume is made (shoal.volume.local), as dockerd checks them
     sub = opts.get("Subpath") or ""
     if sub and (sub.startswith("/") or ".." in sub.split("/")):
         raise InvalidArgument(f"invalid mount config for {target}: subpath must be a relative "

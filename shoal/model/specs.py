@@ -13,6 +13,7 @@ import msgspec
 
 __all__ = [
     "IPAM",
+    "MAX_REPLICAS",
     "SECOND",
     "CAConfig",
     "ClusterSpec",
@@ -52,6 +53,13 @@ SECOND = 1_000_000_000
 
 class Struct(msgspec.Struct, rename="pascal", kw_only=True):
     """Base of every model struct: PascalCase on the wire, every field written (Go reads null as zero)."""
+
+
+# The most tasks one service may ask for at a time (Replicas, a job's TotalCompletions and
+# MaxConcurrent, Placement.MaxReplicas). Docker's Go types take any uint64 and swarmkit sets no
+# bound; every manager holds every task in memory with its indexes (and etcd, 640 bytes), so the API
+# refuses more than this with a 400 rather than let one call fill a manager (issue 16).
+MAX_REPLICAS = 10_000
 
 
 class Replicated(Struct):

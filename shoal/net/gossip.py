@@ -46,6 +46,7 @@ from shoal.net.gossip_tables import Event, Tables
 from shoal.net.gossip_wire import (
     MAX_FRAME,
     MAX_NAME,
+    MAX_REQUEST_FRAME,
     MAX_VALUE,
     OVERHEAD,
     Ack,
@@ -86,6 +87,7 @@ class GossipStats:
     malformed: int = 0  # opened but did not decode
     push_pulls: int = 0  # completed, either side
     push_pull_failures: int = 0
+    refused: int = 0  # connections closed at once: ``max_push_pulls`` were being served
 
 
 class Subscription:
@@ -148,6 +150,7 @@ class GossipNode:
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
+        self._serving = 0  # push-pull connections being served (at most max_push_pulls)
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -517,13 +520,19 @@ class GossipNode:
 
     async def _write_frame(self, writer: asyncio.StreamWriter, msg: Message) -> None:
         sealed = self._keyring.seal(encode(msg))
+        if len(sealed) > MAX_FRAME:
+            raise GossipError(f"gossip state of {len(sealed)} bytes: more than a push-pull "
+                              f"frame carries ({MAX_FRAME})")
         writer.write(frame_header(len(sealed)) + sealed)
         await writer.drain()
 
-    async def _read_frame(self, reader: asyncio.StreamReader) -> Message:
+    async def _read_frame(self, reader: asyncio.StreamReader, limit: int = MAX_FRAME) -> Message:
+        """One frame, refused unread past ``limit`` bytes (the peer's length prefix is read
+        before anything is decrypted, so it is bounded before it is believed)."""
         size = read_frame_length(await reader.readexactly(4))
-        if size > MAX_FRAME:
-            raise GossipError(f"gossip frame of {size} bytes")
+        if size > limit:
+            self.stats.malformed += 1
+            raise GossipError(f"gossip frame of {size} bytes (at most {limit})")
         plain = self._keyring.open(await reader.readexactly(size))
         if plain is None:
             self.stats.dropped += 1
@@ -564,13 +573,20 @@ class GossipNode:
         if self._closed:
             writer.close()
             return
+        if self._serving >= self.config.max_push_pulls:
+            self.stats.refused += 1
+            log.debug("gossip %s: %d push-pulls served already, connection closed",
+                      self.node_id, self._serving)
+            writer.close()
+            return
+        self._serving += 1
         self._spawn(self._serve_push_pull(reader, writer), f"gossip-sync-{self.node_id}")
 
     async def _serve_push_pull(self, reader: asyncio.StreamReader,
                                writer: asyncio.StreamWriter) -> None:
         try:
             async with aio.timeout(self.config.tcp_timeout):
-                req = await self._read_frame(reader)
+                req = await self._read_frame(reader, MAX_REQUEST_FRAME)
                 if not isinstance(req, SyncRequest):
                     return
                 self._merge(req.members, [])
@@ -586,6 +602,7 @@ class GossipNode:
             self.stats.push_pull_failures += 1
             log.debug("gossip %s: push-pull served badly: %s", self.node_id, e)
         finally:
+            self._serving -= 1
             writer.close()
             with contextlib.suppress(OSError):
                 await writer.wait_closed()

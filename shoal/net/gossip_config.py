@@ -28,7 +28,8 @@ class GossipConfig:
     gossip_to_dead: float = 30.0  # keep gossiping to a member this long after it went dead
     retransmit_mult: int = 4  # each update is sent mult * ceil(log10(n + 1)) times
     push_pull_interval: float = 30.0
-    tcp_timeout: float = 10.0
+    tcp_timeout: float = 10.0  # a whole push-pull exchange: a slow or silent peer is cut off
+    max_push_pulls: int = 16  # push-pulls served at once; more connections are closed at once
     packet_size: int = 1400
     tombstone_ttl: float = 1800.0
     dead_member_ttl: float = 86400.0

@@ -13,7 +13,7 @@ Message types (tag: name, size):
 - 3 ``PingReq``: "probe this member for me" (indirect probe), about 60 bytes;
 - 4 ``Gossip``: piggybacked updates only, sent every gossip interval to a few members;
 - 5 ``SyncRequest`` / 6 ``SyncReply`` / 7 ``SyncEntries``: push-pull anti-entropy over one TCP
-  connection (length-prefixed frames, no size limit but ``MAX_FRAME``): the initiator's members and
+  connection (length-prefixed frames of at most ``MAX_FRAME``, the first ``MAX_REQUEST_FRAME``): the initiator's members and
   entry digest, the answer's members, the entries the initiator lacks and the keys it wants, then
   those entries.
 """
@@ -32,6 +32,7 @@ __all__ = [
     "AAD",
     "MAX_FRAME",
     "MAX_NAME",
+    "MAX_REQUEST_FRAME",
     "MAX_VALUE",
     "OVERHEAD",
     "Ack",
@@ -58,7 +59,13 @@ AAD = b"shoal-gossip-1"
 NONCE = 12
 TAG = 16
 OVERHEAD = 1 + NONCE + TAG  # bytes added to a message by the encryption
-MAX_FRAME = 64 * 1024 * 1024  # a push-pull frame (the whole state of a large cluster fits)
+# A push-pull frame: memberlist's maxPushStateBytes. An entry is at most about 1.3 KB (the names
+# and value below), an endpoint record about 300 bytes: tens of thousands of endpoints fit.
+MAX_FRAME = 20 * 1024 * 1024
+# The first frame of a connection served, read before its sender has shown it holds a key: the
+# members and the digest (about 100 bytes an entry), not the entries. What a stranger can make a
+# node buffer is this, times ``GossipConfig.max_push_pulls`` connections, for ``tcp_timeout``.
+MAX_REQUEST_FRAME = 4 * 1024 * 1024
 # An entry's value, its table's and key's names and a node ID: small enough that any entry rides in
 # one datagram with the message's headers.
 MAX_VALUE = 1000

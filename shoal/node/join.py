@@ -52,7 +52,8 @@ async def join(
     """Join through the first manager in ``addrs`` that answers; return the new identity.
 
     A refused token or a root CA that does not match the token fails at once; a manager that
-    cannot be reached is skipped. The whole call is bounded by ``timeout`` seconds.
+    cannot be reached is skipped; while the managers answer that the swarm has no leader (an
+    election), they are asked again. The whole call is bounded by ``timeout`` seconds.
     """
     parse_token(token)  # a malformed token fails before any network traffic
     if availability not in AVAILABILITIES:
@@ -65,16 +66,26 @@ async def join(
     body = {"Token": token, "CSR": csr_pem, "Availability": availability, "Hostname": hostname,
             "AdvertiseAddr": advertise_addr}
     errors: list[str] = []
+    backoff = aio.Backoff(initial=0.25, cap=2.0)
     try:
         async with aio.timeout(timeout):
-            for addr in addrs:
-                try:
-                    return await _join_one(addr, token, body, key_pem, timeout)
-                except Unavailable as exc:
-                    log.warning("join via %s failed: %s", addr, exc.message)
-                    errors.append(exc.message)
+            while True:
+                errors.clear()
+                electing = False
+                for addr in addrs:
+                    try:
+                        return await _join_one(addr, token, body, key_pem, timeout)
+                    except Unavailable as exc:
+                        log.warning("join via %s failed: %s", addr, exc.message)
+                        errors.append(exc.message)
+                        electing = electing or isinstance(exc, _Electing)
+                if not electing:
+                    break
+                await backoff.sleep()  # bounded by the join's timeout
     except TimeoutError as exc:
-        raise Unavailable(f"timed out after {timeout:g}s joining via {', '.join(addrs)}") from exc
+        detail = f" ({'; '.join(errors)})" if errors else ""
+        raise Unavailable(f"timed out after {timeout:g}s joining via {', '.join(addrs)}"
+                          f"{detail}") from exc
     raise Unavailable("could not join the swarm: " + "; ".join(errors))
 
 
@@ -235,4 +246,11 @@ def _error(status: int, text: str, addr: str) -> ShoalError:
         return PermissionDenied(message)
     if status == 400:
         return InvalidArgument(message)
+    if status == 503:
+        return _Electing(f"{addr}: {message}")
     return Unavailable(f"{addr}: {message}")
+
+
+class _Electing(Unavailable):
+    """A manager answered, but the swarm has no leader for now (an election, a new member
+    being promoted): worth asking again within the join's time."""

@@ -61,7 +61,7 @@ _NAMED = frozenset({"services", "networks", "secrets", "configs"})  # names uniq
 NO_LEADER = ("The swarm does not have a leader. It's possible that too few managers are online. "
              "Make sure more than half of the managers are online.")
 
-_RETRY = aio.Backoff(initial=0.5, cap=0.5)  # a broken watch is retried this often (fixed)
+FEED_STALL = 5.0  # seconds a failing feeder may lag before writes waiting on it fail
 STALE_READS_AFTER = 5.0  # seconds without a quorum after which reads skip the barrier
 
 _FENCE: contextvars.ContextVar[Fence | None] = contextvars.ContextVar("shoal_store_fence", default=None)
@@ -167,8 +167,17 @@ class Tx:
 
 
 class Store:
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Backend, *, feed_backoff: aio.Backoff | None = None,
+                 feed_stall: float = FEED_STALL) -> None:
         self.backend = backend
+        # A broken watch is retried after 0.1 s, doubling to 2 s (etcd restarting, an election).
+        self._feed_backoff = feed_backoff or aio.Backoff(initial=0.1, cap=2.0, jitter=0.2)
+        self._feed_stall = feed_stall
+        self._feed_error: str | None = None  # the feeder's last failure, until it recovers
+        self._feed_failing_since = 0.0
+        self._feed_watching = False
+        self._feed_stall_logged = False
+        self._feed_opened_at = 0.0
         self._tables = Tables()
         self.revision = 0
         self._subs: list[Subscription] = []
@@ -201,17 +210,77 @@ class Store:
         self._publish(changes)
 
     async def _feed(self) -> None:
+        """The watch into the cache, supervised: it ends only when cancelled. A compacted
+        revision re-lists; any other failure (etcd down, a broken stream, a bad value, a bug)
+        is logged and retried with backoff, re-listing after anything but a broken stream (the
+        cache may hold half a batch). While it fails, writes waiting for their revision fail
+        once it has failed for ``feed_stall`` seconds (``wait_for_revision``), never frozen."""
+        relist = False
         while True:
             try:
+                if relist:
+                    await self._load()
+                    relist = False
+                    async with self._applied:  # writes waiting for what the list brought
+                        self._applied.notify_all()
+                self._feed_watching, self._feed_opened_at = True, time.monotonic()
                 async for events in self.backend.watch(ROOT, self.revision + 1):
+                    self._feed_recovered()
                     await self._apply(events)
                 raise Unavailable("store watch ended")
+            except asyncio.CancelledError:
+                raise
             except Compacted:
                 log.warning("store watch compacted at revision %d; re-listing", self.revision)
-                await self._load()
+                relist = True
+                if self._feed_error is None:
+                    continue  # at once the first time; a re-list that keeps failing backs off
+                await self._feed_failed("watch compacted", relist=True)
             except Unavailable as exc:
-                log.warning("store watch broken (%s); retrying", exc)
-                await _RETRY.sleep()
+                await self._feed_failed(exc.message, relist=relist)
+            except Exception as exc:
+                log.exception("store watch failed; re-listing")
+                relist = True
+                await self._feed_failed(f"{type(exc).__name__}: {exc}", relist=True)
+
+    async def _feed_failed(self, reason: str, *, relist: bool) -> None:
+        """Record a failure of the feeder, wake the writes waiting on it, then back off."""
+        now_ = time.monotonic()
+        # A watch that stayed open a while before breaking starts a new outage.
+        lived = self._feed_watching and now_ - self._feed_opened_at >= self._feed_stall
+        if self._feed_error is None or lived:
+            self._feed_failing_since, self._feed_stall_logged = now_, False
+            self._feed_backoff.reset()
+        self._feed_error, self._feed_watching = reason, False
+        delay = self._feed_backoff.next()
+        down = now_ - self._feed_failing_since
+        if down >= self._feed_stall and not self._feed_stall_logged:
+            self._feed_stall_logged = True
+            log.error("store watch down for %.0fs (%s): this manager's cache is stale and its "
+                      "writes fail until it recovers", down, reason)
+        else:
+            log.warning("store watch broken (%s); %s in %.1fs", reason,
+                        "re-listing" if relist else "retrying", delay)
+        async with self._applied:
+            self._applied.notify_all()
+        await asyncio.sleep(delay)
+
+    def _feed_recovered(self) -> None:
+        if self._feed_error is not None:
+            log.info("store watch recovered at revision %d after %d attempts (was: %s)",
+                     self.revision, self._feed_backoff.attempt, self._feed_error)
+            self._feed_error, self._feed_stall_logged = None, False
+            self._feed_backoff.reset()
+
+    def _feed_down(self) -> str | None:
+        """Why the cache is stale, once the feeder has been failing for ``feed_stall`` seconds
+        and is not watching (backing off or re-listing); else None."""
+        if self._feed_error is None or self._feed_watching:
+            return None
+        down = time.monotonic() - self._feed_failing_since
+        if down < self._feed_stall:
+            return None
+        return f"the store's watch of etcd has been failing for {down:.0f}s ({self._feed_error})"
 
     def _decode(self, kv: KV) -> StoredObject | None:
         kind = kv.key[len(PREFIX) :].split("/", 1)[0]
@@ -258,15 +327,22 @@ class Store:
         return sub
 
     async def wait_for_revision(self, revision: int, timeout: float = 10.0) -> None:
+        """Until the cache has applied ``revision``; Unavailable after ``timeout``, or at once
+        while the feeder has been failing too long (the cache is stale, not slow)."""
         async def _wait() -> None:
             async with self._applied:
-                await self._applied.wait_for(lambda: self.revision >= revision)
+                await self._applied.wait_for(lambda: self.revision >= revision
+                                             or self._feed_down() is not None)
 
         try:
             async with aio.timeout(timeout):
                 await _wait()
         except TimeoutError as exc:
-            raise Unavailable(f"store did not apply revision {revision} in {timeout}s") from exc
+            why = f": {self._feed_error}" if self._feed_error is not None else ""
+            raise Unavailable(f"store did not apply revision {revision} in {timeout}s{why}") from exc
+        down = self._feed_down()
+        if self.revision < revision and down is not None:
+            raise Unavailable(f"store did not apply revision {revision}: {down}")
 
     @property
     def unavailable(self) -> str | None:
@@ -283,7 +359,8 @@ class Store:
         """Wait until the cache holds every write committed before this call (a read barrier,
         like etcd's ReadIndex), so a read on any manager sees what another acknowledged. Without
         a quorum the barrier cannot be had: reads are then served from the cache as it is (at
-        once when the quorum has been gone for a while, after ``timeout`` during an election)."""
+        once when the quorum has been gone for a while, after ``timeout`` during an election),
+        a choice Docker does not make (its reads fail without a leader): see design/store.md."""
         if self._unavailable is not None and time.monotonic() - self._unavailable_since > STALE_READS_AFTER:
             return
         try:
@@ -310,6 +387,8 @@ class Store:
         for attempt in range(retries + 1):
             if self.unavailable is not None:
                 raise Unavailable(self.unavailable)
+            if (down := self._feed_down()) is not None:  # nothing written it could not see
+                raise Unavailable(f"this manager's store cache is stale: {down}")
             async with self._lock:
                 tx = Tx(self._tables)
                 result = fn(tx)

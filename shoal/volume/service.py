@@ -6,6 +6,11 @@ from the containers on disk, running or not, as dockerd counts references: so ``
 a container uses is refused with moby's words, ``dangling`` means no container uses it, and a
 restarted daemon knows as much as before. Only the ``local`` driver exists (no plugins).
 Blocking; one call at a time (a lock), as the API runs it in a thread.
+
+Events (moby volume/service and daemon/volumes_unix.go), when given the node's event log:
+``create`` and ``destroy`` (``driver``), ``prune`` (no ID, ``reclaimed``), and ``mount`` /
+``unmount`` when the caller names the container (``driver``, ``container``, and for a mount
+``destination``, ``read/write``, ``propagation``).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from shoal.errors import Conflict, InvalidArgument, NotFound
+from shoal.events import EventLog
 from shoal.fsutil import write_atomic
 from shoal.model.volumes import ANONYMOUS_LABEL, Volume
 from shoal.volume.local import DRIVER, LocalDriver, validate_name, validate_options
@@ -47,8 +53,9 @@ def _plugin_missing(name: str, driver: str) -> NotFound:
 class VolumeService:
     """Implements shoal.exec.executor.VolumeProvider."""
 
-    def __init__(self, root: Path, *, users: Users = _no_users) -> None:
+    def __init__(self, root: Path, *, users: Users = _no_users, events: EventLog | None = None) -> None:
         self.root = Path(root)
+        self._events = events  # the node's event log (None: no events)
         self._local = LocalDriver(self.root)
         self.users = users
         self._lock = threading.RLock()
@@ -79,6 +86,7 @@ class VolumeService:
             meta = {"Driver": DRIVER, "Labels": labels, "Options": options,
                     "CreatedAt": _now()}
             write_atomic(self.root / name / _META, json.dumps(meta).encode(), durable=True)
+            self._event(name, "create", {"driver": DRIVER})
             return self._volume(name)
 
     def get(self, name: str) -> Volume:
@@ -103,6 +111,7 @@ class VolumeService:
             if refs:
                 raise Conflict(f"remove {name}: volume is in use - [{', '.join(refs)}]")
             self._local.remove(name)
+            self._event(name, "destroy", {"driver": DRIVER})
 
     def prune(self, *, keep: Callable[[Volume], bool]) -> PruneReport:
         """Remove every volume no container uses, but those ``keep`` keeps (the API's filters:
@@ -116,8 +125,10 @@ class VolumeService:
                     continue
                 size = self._local.size(name)
                 self._local.remove(name)
+                self._event(name, "destroy", {"driver": DRIVER})
                 deleted.append(name)
                 space += size
+            self._event("", "prune", {"reclaimed": str(space)})
             return PruneReport(deleted, space)
 
     def usage(self) -> Sequence[tuple[Volume, int, int]]:
@@ -129,23 +140,36 @@ class VolumeService:
 
     # -- for the executor ------------------------------------------------------------------
     def mount(self, name: str, *, driver: str = "", options: dict[str, str] | None = None,
-              labels: dict[str, str] | None = None) -> Path:
+              labels: dict[str, str] | None = None, container: str = "", destination: str = "",
+              read_write: bool = True, propagation: str = "") -> Path:
         """The data directory a container binds: the volume created if missing (a service
         mount's driver, options and labels, as swarm's executor asks dockerd), its device
-        mounted if it has one."""
+        mounted if it has one; a ``mount`` event when ``container`` names who mounts it."""
         with self._lock:
             self.create(name, driver=driver, options=options, labels=labels)
             self._local.mount(name, self._volume(name).options)
+            if container:
+                self._event(name, "mount", {"driver": DRIVER, "container": container,
+                                            "destination": destination,
+                                            "read/write": str(read_write).lower(),
+                                            "propagation": propagation})
             return self._local.path(name)
 
-    def release(self, name: str) -> None:
+    def release(self, name: str, *, container: str = "") -> None:
         """A container using the volume is gone: unmount its device once no container uses it
-        (moby's reference count reaching zero)."""
+        (moby's reference count reaching zero); an ``unmount`` event when ``container`` names
+        it."""
         with self._lock:
             if self._exists(name) and not self.users().get(name):
                 self._local.unmount(name)
+            if container and self._exists(name):
+                self._event(name, "unmount", {"driver": DRIVER, "container": container})
 
     # -- internals -------------------------------------------------------------------------
+    def _event(self, name: str, action: str, attributes: dict[str, str]) -> None:
+        if self._events is not None:
+            self._events.publish_threadsafe("volume", action, name, attributes)
+
     def _exists(self, name: str) -> bool:
         return bool(name) and "/" not in name and name not in (".", "..") and self._local.path(name).is_dir()
 

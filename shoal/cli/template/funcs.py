@@ -15,9 +15,10 @@ __all__ = ["BASIC_FUNCTIONS", "HEADER_FUNCTIONS", "to_json"]
 
 def to_json(value: Any) -> str:
     """docker's ``json`` function: Go's encoder with HTML escaping off, except that formatter
-    contexts marshal themselves with ``json.Marshal`` (so ``->`` becomes ``-\\u003e``)."""
+    contexts marshal themselves with ``json.Marshal`` (so ``->`` becomes ``-\\u003e``); a
+    context standing for a plain API struct says so with ``json_escape_html = False``."""
     text = json.dumps(_jsonable(value), ensure_ascii=False, separators=(",", ":"))
-    if callable(getattr(value, "json_fields", None)):
+    if callable(getattr(value, "json_fields", None)) and getattr(value, "json_escape_html", True):
         text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     return text
 

@@ -72,6 +72,13 @@ def _signal(value: Any) -> int:
         raise ExecError(f"invalid stop signal {value!r}") from None
 
 
+def _close_after(read: asyncio.Future[Any], follower: logfile.Follower) -> None:
+    """Close ``follower`` once the thread reading through it is done (its result dropped)."""
+    if not read.cancelled():
+        read.exception()
+    follower.close()
+
+
 class RuncController:
     """Implements Controller, ContainerStatuser, LogSource and ProgressReporting."""
 
@@ -550,11 +557,21 @@ class RuncController:
         path = str(self.log_path)
         o = options
         follower = logfile.Follower(path)
+        # The files written so far (up to max-file of max-size) are read and parsed in a worker
+        # thread, a chunk at a time, so the event loop (heartbeats, DNS, gossip) never waits on
+        # them (issue 16); the follower is the thread's until the chunk it reads is done.
+        loop = asyncio.get_running_loop()
+        chunks = logfile.history(path, follower, since=o.since, until=o.until, stdout=o.stdout,
+                                 stderr=o.stderr, tail=o.tail)
+        reading: asyncio.Future[list[logfile.Entry] | None] | None = None
         try:
-            history = [*logfile.read_entries(path, rotated_only=True), *follower.read_new()]
-            for e in logfile.select(history, since=o.since, until=o.until,
-                                    stdout=o.stdout, stderr=o.stderr, tail=o.tail):
-                yield LogLine(e.stream, e.time, e.data)
+            while True:
+                reading = loop.run_in_executor(None, next, chunks, None)
+                chunk = await asyncio.shield(reading)
+                if chunk is None:
+                    break
+                for e in chunk:
+                    yield LogLine(e.stream, e.time, e.data)
             while options.follow:
                 done = self._exited()  # checked before reading: nothing can come after
                 for e in follower.read_new():
@@ -565,4 +582,7 @@ class RuncController:
                     return
                 await asyncio.sleep(FOLLOW_POLL)
         finally:
-            follower.close()
+            if reading is not None and not reading.done():  # left while a thread reads
+                reading.add_done_callback(lambda f: _close_after(f, follower))
+            else:
+                follower.close()

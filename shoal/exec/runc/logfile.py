@@ -34,6 +34,7 @@ __all__ = [
     "LineSplitter",
     "LogWriter",
     "format_time",
+    "history",
     "parse_line",
     "parse_time",
     "paths",
@@ -204,6 +205,32 @@ class Follower:
         if self._f is not None:
             self._f.close()
             self._f = None
+
+
+def history(path: str, follower: Follower, *, since: int = 0, until: int = 0,
+            stdout: bool = True, stderr: bool = True, tail: int | None = None,
+            chunk: int = 1000) -> Iterator[list[Entry]]:
+    """The entries written so far that pass the filters, oldest first: the rotated files, then
+    the current one through ``follower`` (which goes on from there), in lists of at most
+    ``chunk``; with ``tail``, one list of the last ``tail``. Slow (up to max-file files of
+    max-size): ``logs()`` takes each list in a worker thread, off the daemon's event loop."""
+
+    def every() -> Iterator[Entry]:
+        yield from read_entries(path, rotated_only=True)
+        yield from follower.read_new()
+
+    if tail is not None and tail >= 0:
+        yield select(every(), since=since, until=until, stdout=stdout, stderr=stderr, tail=tail)
+        return
+    batch: list[Entry] = []
+    for e in every():
+        if wanted(e, since=since, until=until, stdout=stdout, stderr=stderr):
+            batch.append(e)
+            if len(batch) >= chunk:
+                yield batch
+                batch = []
+    if batch:
+        yield batch
 
 
 def wanted(entry: Entry, *, since: int = 0, until: int = 0, stdout: bool = True,

@@ -13,6 +13,7 @@ rotation until it comes back or is removed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from shoal.errors import SequenceConflict, Unavailable
 from shoal.manager.ca.rotation import desired_issuer, finished_root_ca, set_root_ca
 from shoal.model.objects import Cluster, Node, RootCAState
 from shoal.store.store import LostLeadership, Store, Tx, copy
+from shoal.store.watch import SubscriptionOverflow
 
 __all__ = ["ROTATE_BATCH", "ROTATE_INTERVAL", "RootRotationReconciler", "unconverged"]
 
@@ -57,7 +59,8 @@ class RootRotationReconciler:
                     raise  # the term is over: the manager stops the leader parts
                 except (SequenceConflict, Unavailable) as exc:  # the next pass tries again
                     log.warning("root rotation: %s", exc.message)
-                await sub.next_batch(gap=_GAP, max_latency=_MAX_LATENCY, idle=self._interval)
+                with contextlib.suppress(SubscriptionOverflow):  # the view is read again
+                    await sub.next_batch(gap=_GAP, max_latency=_MAX_LATENCY, idle=self._interval)
         finally:
             sub.close()
 

@@ -36,6 +36,11 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEFAULT_HEARTBEAT = 5 * SECOND  # swarmkit's dispatcher default
+# The heartbeat periods a swarm may have. swarmkit refuses only a negative one; a period of
+# days means a dead node is seen only days later, and one of 2^63 ns overflows every deadline
+# (issue 16), so Shoal keeps it between a second (tests use 1 s) and an hour.
+MIN_HEARTBEAT = 1 * SECOND
+MAX_HEARTBEAT = 3600 * SECOND
 DEFAULT_HISTORY = 5  # swarmkit's defaultTaskHistoryRetentionLimit
 DEFAULT_CERT_EXPIRY = 90 * 24 * 3600 * SECOND  # 2160h, as swarmkit
 MIN_CERT_EXPIRY = 3600 * SECOND  # swarmkit's MinNodeCertExpiration
@@ -70,6 +75,16 @@ def _go_duration(nanoseconds: int) -> str:
     return f"{minutes}m{secs}s" if minutes else f"{secs}s"
 
 
+def _check_heartbeat(period: int) -> None:
+    if period < 0:  # swarmkit's validateClusterSpec, and its words
+        raise InvalidArgument("rpc error: code = InvalidArgument desc = heartbeat time period "
+                              "cannot be a negative duration")
+    if not MIN_HEARTBEAT <= period <= MAX_HEARTBEAT:
+        raise InvalidArgument("rpc error: code = InvalidArgument desc = heartbeat time period "
+                              f"must be between {_go_duration(MIN_HEARTBEAT)} and "
+                              f"{_go_duration(MAX_HEARTBEAT)}")
+
+
 def apply_defaults(spec: ClusterSpec) -> ClusterSpec:
     """Zero values mean "use the default" (engine-api.md: swarm init sends zeros)."""
     spec.name = spec.name or "default"
@@ -78,8 +93,7 @@ def apply_defaults(spec: ClusterSpec) -> ClusterSpec:
     if spec.orchestration.task_history_retention_limit is None:
         spec.orchestration.task_history_retention_limit = DEFAULT_HISTORY
     spec.dispatcher.heartbeat_period = spec.dispatcher.heartbeat_period or DEFAULT_HEARTBEAT
-    if spec.dispatcher.heartbeat_period < 0:
-        raise InvalidArgument("heartbeat period must be positive")
+    _check_heartbeat(spec.dispatcher.heartbeat_period)
     spec.ca_config.node_cert_expiry = spec.ca_config.node_cert_expiry or DEFAULT_CERT_EXPIRY
     minimum = min_cert_expiry()
     if spec.ca_config.node_cert_expiry < minimum:

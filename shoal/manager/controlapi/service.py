@@ -9,6 +9,7 @@ changes the service's version, which a client reading right after must see to up
 
 from __future__ import annotations
 
+import contextlib
 import random
 
 from shoal import aio
@@ -27,6 +28,7 @@ from shoal.model.objects import Endpoint, JobStatus, Network, Service, UpdateSta
 from shoal.model.specs import EndpointSpec, PortConfig, Replicated, ServiceSpec
 from shoal.store.store import Store, Tx, copy
 from shoal.store.tables import Tables
+from shoal.store.watch import SubscriptionOverflow
 
 __all__ = ["create_service", "random_name", "remove_service", "update_service"]
 
@@ -154,7 +156,8 @@ async def _await_allocation(store: Store, service_id: str, timeout: float = VIP_
         try:
             async with aio.timeout(timeout):
                 while not done():
-                    await changes.next()
+                    with contextlib.suppress(SubscriptionOverflow):  # the view is read again
+                        await changes.next()
         except TimeoutError:
             pass
 

@@ -14,7 +14,7 @@ from shoal.model.containeropts import container_options
 from shoal.model.logdriver import log_config
 from shoal.model.mountopts import check_mounts
 from shoal.model.privileges import sandbox
-from shoal.model.specs import Driver, ServiceSpec, TaskSpec
+from shoal.model.specs import MAX_REPLICAS, Driver, ServiceSpec, TaskSpec
 
 __all__ = ["decode_data", "validate_name", "validate_object_name", "validate_service_spec",
            "validate_templating"]
@@ -89,17 +89,29 @@ def _check_task_options(tt: TaskSpec) -> None:
                               "--node-generic-resource is not supported)")
 
 
+def _check_count(value: int | None, what: str) -> None:
+    """A count of tasks a service asks for: at most ``MAX_REPLICAS`` (issue 16: one call asking
+    for 2^63 replicas used to fill the manager)."""
+    if value is not None and value > MAX_REPLICAS:
+        raise InvalidArgument(f"rpc error: code = InvalidArgument desc = {what} must be at most "
+                              f"{MAX_REPLICAS} (Shoal's limit of tasks per service), not {value}")
+
+
 def validate_service_spec(spec: ServiceSpec) -> None:
     validate_name(spec.name)
     mode = spec.mode
-    if mode.replicated is not None and (mode.replicated.replicas or 0) < 0:
-        raise InvalidArgument("rpc error: code = InvalidArgument desc = replicas must be non-negative")
+    if mode.replicated is not None:
+        if (mode.replicated.replicas or 0) < 0:
+            raise InvalidArgument("rpc error: code = InvalidArgument desc = replicas must be non-negative")
+        _check_count(mode.replicated.replicas, "replicas")
     if mode.replicated_job is not None:  # swarmkit's validateMode and validateJob
         job = mode.replicated_job
         if (job.max_concurrent or 0) < 0:
             raise InvalidArgument("rpc error: code = InvalidArgument desc = Maximum concurrent jobs must not be negative")
         if (job.total_completions or 0) < 0:
             raise InvalidArgument("rpc error: code = InvalidArgument desc = Total completed jobs must not be negative")
+        _check_count(job.max_concurrent, "Maximum concurrent jobs")
+        _check_count(job.total_completions, "Total completed jobs")
     if (mode.replicated_job is not None or mode.global_job is not None) and spec.update_config is not None:
         raise InvalidArgument("rpc error: code = InvalidArgument desc = Jobs may not have an update config")
     tt = spec.task_template
@@ -111,6 +123,7 @@ def validate_service_spec(spec: ServiceSpec) -> None:
         # cannot split on (shoal.manager.scheduler.spread).
         if tt.placement.max_replicas < 0:
             raise InvalidArgument("rpc error: code = InvalidArgument desc = max replicas must be non-negative")
+        _check_count(tt.placement.max_replicas, "max replicas")
     res = tt.resources
     for part in (res.limits, res.reservations) if res else ():
         if part is None:

@@ -65,6 +65,7 @@ __all__ = ["GRACE_MULTIPLIER", "Dispatcher", "Leadership"]
 log = logging.getLogger(__name__)
 
 GRACE_MULTIPLIER = 3  # missed heartbeats before a node is DOWN (swarmkit)
+DEFAULT_PERIOD_NS = 5_000_000_000  # swarmkit's DefaultHeartBeatPeriod
 LEADER_GRACE = 6  # heartbeats a new leader waits before judging nodes (swarmkit)
 STATUS_FLUSH = 0.1  # seconds between status batch writes
 PUSH_GAP = 0.05  # assignment pushes are debounced this long
@@ -120,7 +121,7 @@ class Dispatcher:
     def period(self) -> float:
         cluster = self._store.view().cluster()
         ns = cluster.spec.dispatcher.heartbeat_period if cluster else 0
-        return (ns or 5_000_000_000) / 1e9
+        return (ns or DEFAULT_PERIOD_NS) / 1e9
 
     def managers(self) -> list[ManagerAddr]:
         return [
@@ -155,6 +156,7 @@ class Dispatcher:
                 if change.kind == "tasks":
                     self._route(change)
                 elif change.kind == "nodes" and change.new is None and change.old is not None:
+                    self._expires.pop(change.old.id, None)  # the table holds nodes in the store
                     self._refuse(change.old.id, f"node {change.old.id} was removed from the swarm")
                 elif change.kind == "nodes" and change.new is not None and change.old is not None:
                     self._maybe_session_info(change)
@@ -162,6 +164,7 @@ class Dispatcher:
                 elif change.kind == "clusters":
                     self._maybe_network(change)
                     self._maybe_trust(change)
+                    self._maybe_period(change)
                     cluster = change.new
                     for node_id in list(self._sessions):
                         if isinstance(cluster, Cluster) and was_removed(cluster, node_id):
@@ -223,6 +226,30 @@ class Dispatcher:
             return
         if self._trust(old) == self._trust(new):
             return
+        for node_id, session in self._sessions.items():
+            node = self._store.view().get(Node, node_id)
+            if node is not None:
+                session.info = node
+                session.wake.set()
+
+    def _maybe_period(self, change: Change) -> None:
+        """A new heartbeat period goes to every node at once in a SessionInfo (an agent waits
+        out the period it was given: after 28 days, 5 s would otherwise reach it only at its
+        next beat, 28 days on, its node Down meanwhile: issue 16). A shorter one gives each
+        node a grace of the old period plus the new grace, for a beat that was due by the old
+        one; a node's next heartbeat, acknowledged with the new period, ends it."""
+        old, new = change.old, change.new
+        if not isinstance(old, Cluster) or not isinstance(new, Cluster):
+            return
+        before = (old.spec.dispatcher.heartbeat_period or DEFAULT_PERIOD_NS) / 1e9
+        after = (new.spec.dispatcher.heartbeat_period or DEFAULT_PERIOD_NS) / 1e9
+        if before == after:
+            return
+        log.info("heartbeat period %.1fs->%.1fs", before, after)
+        if after < before:
+            grace = time.monotonic() + before + GRACE_MULTIPLIER * after
+            for node_id, expires in self._expires.items():
+                self._expires[node_id] = max(expires, grace)
         for node_id, session in self._sessions.items():
             node = self._store.view().get(Node, node_id)
             if node is not None:
@@ -408,7 +435,12 @@ class Dispatcher:
             message = decode_message(msg.data)
             self._authorize(session.peer)  # removed meanwhile: PermissionDenied ends it
             period = self.period()
-            self._expires[session.node_id] = time.monotonic() + GRACE_MULTIPLIER * period
+            # A heartbeat re-arms the node's clock by the period its ack announces; any other
+            # message only pushes it later (a grace given for a shortened period stays).
+            expires = time.monotonic() + GRACE_MULTIPLIER * period
+            if not isinstance(message, Heartbeat):
+                expires = max(expires, self._expires.get(session.node_id, expires))
+            self._expires[session.node_id] = expires
             if isinstance(message, Heartbeat):
                 await ws.send_str(encode_message(HeartbeatAck(period=int(period * 1e9))))
                 node = self._store.view().get(Node, session.node_id)

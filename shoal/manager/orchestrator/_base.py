@@ -72,9 +72,10 @@ class Orchestrator(ServiceLoop):
             self.restarts.discard(self._store.view())
             raise
         self.restarts.commit()
+        view = self._store.view()
+        self.restarts.prune(service_id, view)
         if self.updates is None:
             return
-        view = self._store.view()
         service = view.get(Service, service_id)
         if service is None:
             return

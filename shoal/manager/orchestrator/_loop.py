@@ -12,6 +12,7 @@ touches and how to reconcile one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
@@ -21,7 +22,7 @@ from shoal.manager.orchestrator.common import OrchestratorSettings
 from shoal.model.objects import Cluster, Node, Service, StoredObject, Task
 from shoal.store.store import Store
 from shoal.store.tables import Tables
-from shoal.store.watch import Change
+from shoal.store.watch import Change, SubscriptionOverflow
 
 __all__ = ["DirtyLoop", "ServiceLoop", "wait_for"]
 
@@ -46,7 +47,10 @@ class DirtyLoop(ABC):
             self._startup(view)
             await self._flush()
             while True:
-                batch = await sub.next_batch(gap=gap, max_latency=max_latency, idle=s.resync)
+                try:
+                    batch = await sub.next_batch(gap=gap, max_latency=max_latency, idle=s.resync)
+                except SubscriptionOverflow:
+                    batch = []  # changes dropped: a full pass, as when idle
                 view = self._store.view()
                 if not batch:
                     self._dirty |= self._all_services(view)
@@ -137,4 +141,5 @@ async def wait_for(
             remaining = None if deadline is None else deadline - loop.time()
             if remaining is not None and remaining <= 0:
                 return False
-            await sub.next_batch(gap=0.0, max_latency=0.0, idle=remaining)
+            with contextlib.suppress(SubscriptionOverflow):  # the view is read again above
+                await sub.next_batch(gap=0.0, max_latency=0.0, idle=remaining)

@@ -52,6 +52,10 @@ class OrchestratorSettings:
     resync: float = 30.0  # idle this long -> full pass, catches anything an event missed
     old_task_timeout: float = 60.0  # swarmkit restart.go defaultOldTaskTimeout
     reaper_interval: float = 0.25  # swarmkit task_reaper.go reaperBatchingInterval
+    # Tasks one pass of a service creates or removes at most (issue 16): a scale to thousands
+    # goes in several transactions, the event loop (heartbeats, DNS, gossip) served between
+    # them; the tasks written make the service dirty again, so the next batch goes on.
+    max_tasks_per_pass: int = 200
 
 
 @dataclass(frozen=True, slots=True)

@@ -64,7 +64,8 @@ class JobOrchestrator(Orchestrator):
             log.info("service %s: job run %d, %d tasks of earlier runs desired remove",
                      service.id, job_iteration(service), stopped)
         if service.spec.mode.replicated_job is not None:
-            plan_replicated_job(tx, service, run, self.restarts)
+            plan_replicated_job(tx, service, run, self.restarts,
+                                limit=self._settings.max_tasks_per_pass)
         else:
             plan_global_job(tx, service, run, self.restarts)
         return set()

@@ -5,7 +5,8 @@ drained or gone, go to the restart supervisor (replacement in the same slot, una
 missing slots are filled with the lowest free numbers; surplus slots get DesiredState REMOVE
 (ended and non-running ones first, then from the nodes with the most tasks of the service).
 A slot whose last task ended and that the restart policy declined to replace stays empty and
-still counts. The kept slots go to the update supervisor. Replicated jobs are not handled here.
+still counts. One pass creates or removes at most ``max_tasks_per_pass`` tasks; the tasks it
+writes make the service dirty again, so a large scale goes on at the next batches. The kept slots go to the update supervisor. Replicated jobs are not handled here.
 As in swarmkit ``manager/orchestrator/replicated/{services,tasks}.go``.
 """
 
@@ -65,18 +66,20 @@ class ReplicatedOrchestrator(Orchestrator):
         want = 1 if replicated is None or replicated.replicas is None else replicated.replicas
         have = len(live) + len(retired)
 
+        step = self._settings.max_tasks_per_pass  # the rest at the next pass
         if want > have:
             slot, added = 0, list[int]()
-            while len(added) < want - have:
+            while len(added) < min(want - have, step):
                 slot += 1
                 if slot not in live and slot not in retired:
                     task = new_task(service, slot=slot)
                     tx.create(task)
                     live[slot] = [task]
                     added.append(slot)
-            log.info("service %s: scale up %d->%d, new slots %s", service.id, have, want, added)
+            log.info("service %s: scale up %d->%d, new slots %s", service.id, have, want,
+                     _slots(added))
         elif want < have:
-            doomed = _removal_order(retired | set(live), live)[: have - want]
+            doomed = _removal_order(retired | set(live), live)[: min(have - want, step)]
             for slot in doomed:
                 for task in live.pop(slot, None) or [max(by_slot[slot], key=_age_key)]:
                     if task.desired_state != TaskState.REMOVE:
@@ -84,8 +87,15 @@ class ReplicatedOrchestrator(Orchestrator):
                         task.desired_state = TaskState.REMOVE
                         tx.update(task)
             log.info("service %s: scale down %d->%d, removing slots %s", service.id, have, want,
-                     sorted(doomed))
+                     _slots(sorted(doomed)))
         return {str(s) for s in live}
+
+
+def _slots(slots: list[int]) -> str:
+    """Slots for a log line, the middle elided past ten."""
+    if len(slots) <= 10:
+        return str(slots)
+    return f"[{slots[0]}..{slots[-1]}] ({len(slots)})"
 
 
 def _age_key(task: Task) -> tuple[str, str]:

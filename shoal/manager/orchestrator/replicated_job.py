@@ -38,8 +38,9 @@ def _newest(tasks: list[Task]) -> Task:
 
 
 def plan_replicated_job(tx: Tx, service: Service, run: list[Task],
-                        restarts: RestartSupervisor) -> None:
-    """Write the restarts and new tasks of ``run`` (the current run's tasks) into ``tx``."""
+                        restarts: RestartSupervisor, *, limit: int) -> None:
+    """Write the restarts and new tasks of ``run`` (the current run's tasks) into ``tx``, at
+    most ``limit`` new tasks (the rest at the next pass, which the new tasks trigger)."""
     job = service.spec.mode.replicated_job
     assert job is not None
     total = job.total_completions or 0  # both set by the control API's defaults
@@ -70,7 +71,7 @@ def plan_replicated_job(tx: Tx, service: Service, run: list[Task],
         elif restarts.retired(service, _newest(tasks)):
             spent.add(slot)
 
-    want = min(concurrent - len(active), total - len(done) - len(active) - len(spent))
+    want = min(concurrent - len(active), total - len(done) - len(active) - len(spent), limit)
     taken = done | active | spent
     added: list[int] = []
     for slot in range(total):

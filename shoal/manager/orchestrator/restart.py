@@ -7,7 +7,10 @@ with DesiredState READY. After the commit (``commit()``) a timer moves the repla
 RUNNING once the restart delay has passed (none when the old node is drained) and the old task
 has stopped (not waited for when its node is down; capped by ``old_task_timeout``).
 Attempt history is in memory, per (service, slot) or (service, node), and per run of a job,
-reset when the task template changes (swarmkit ``manager/orchestrator/restart/restart.go``).
+reset when the task template changes (swarmkit ``manager/orchestrator/restart/restart.go``);
+bounded (issue 16): a key keeps only the attempts its policy can still count, and a key with no
+task left in the store (a slot scaled away, a node removed, an earlier run of a job: the reaper
+deleted its tasks) is forgotten at the service's next reconcile (``prune``).
 A job's task is started with DesiredState COMPLETE, and one that completed is never replaced
 (condition ``any`` acts as ``on-failure``).
 """
@@ -48,6 +51,8 @@ class _Staged:
     old_id: str
     delay: float
     wait_old: bool
+    max_attempts: int  # the policy's, to keep no more attempts than it counts
+    window: float
 
 
 def _key(service: Service, task: Task) -> tuple[str, str]:
@@ -65,17 +70,29 @@ def _age(task: Task) -> float:
     return (datetime.now(UTC) - made.replace(tzinfo=UTC)).total_seconds()
 
 
+def _counted(times: list[float], now: float, max_attempts: int, window: float) -> list[float]:
+    """The attempts a policy can still count: none without a maximum, those within the window,
+    at most the last ``max_attempts`` (more never change "fewer than the maximum")."""
+    if max_attempts <= 0:
+        return []
+    if window > 0:
+        times = [t for t in times if t >= now - window]
+    return times[-max_attempts:]
+
+
 class RestartSupervisor:
     def __init__(self, store: Store, settings: OrchestratorSettings | None = None) -> None:
         self._store = store
         self._settings = settings or OrchestratorSettings()
-        self._history: dict[tuple[str, str], tuple[bytes, list[float]]] = {}
+        # service ID -> slot or node (and job run) -> (task template fingerprint, attempt times)
+        self._history: dict[str, dict[str, tuple[bytes, list[float]]]] = {}
         self._staged: list[_Staged] = []
         self._timers: dict[str, asyncio.Task[None]] = {}
 
     # -- policy ----------------------------------------------------------------------------
     def _attempts(self, service: Service, task: Task, window: float) -> int:
-        entry = self._history.get(_key(service, task))
+        service_id, where = _key(service, task)
+        entry = self._history.get(service_id, {}).get(where)
         if entry is None or entry[0] != fingerprint(service):
             return 0
         if window <= 0:
@@ -125,9 +142,8 @@ class RestartSupervisor:
         delay = 0.0 if node is not None and node.spec.availability == "drain" else policy.delay
         wait_old = node is not None and node.status.state != "down"
         tx.create(new)
-        self._staged.append(
-            _Staged(_key(service, task), fingerprint(service), new.id, task.id, delay, wait_old)
-        )
+        self._staged.append(_Staged(_key(service, task), fingerprint(service), new.id, task.id,
+                                    delay, wait_old, policy.max_attempts, policy.window))
         log.info(
             "service %s: task %s %s (desired %s), replaced by %s, starting in %.2fs",
             service.id, task.id, task.status.state, task.desired_state, new.id, delay,
@@ -138,10 +154,13 @@ class RestartSupervisor:
         """The transaction holding the staged restarts committed: count them, start timers."""
         now = asyncio.get_running_loop().time()
         for staged in self._staged:
-            spec, times = self._history.get(staged.key, (staged.spec, []))
+            service_id, where = staged.key
+            keys = self._history.setdefault(service_id, {})
+            spec, times = keys.get(where, (staged.spec, []))
             if spec != staged.spec:
                 times = []
-            self._history[staged.key] = (staged.spec, [*times, now])
+            keys[where] = (staged.spec, _counted([*times, now], now, staged.max_attempts,
+                                                 staged.window))
             self._schedule(staged.new_id, staged.old_id, staged.delay, staged.wait_old)
         self._staged.clear()
 
@@ -159,8 +178,20 @@ class RestartSupervisor:
         self._schedule(task.id, "", remaining, False)
 
     def clear_service(self, service_id: str) -> None:
-        for key in [k for k in self._history if k[0] == service_id]:
-            del self._history[key]
+        self._history.pop(service_id, None)
+
+    def prune(self, service_id: str, view: Tables) -> None:
+        """Forget the attempts of the service's slots or nodes that have no task left."""
+        keys = self._history.get(service_id)
+        service = view.get(Service, service_id)
+        if keys is None or service is None:
+            self._history.pop(service_id, None)
+            return
+        kept = {_key(service, t)[1] for t in view.tasks_of_service(service_id)}
+        for where in [w for w in keys if w not in kept]:
+            del keys[where]
+        if not keys:
+            del self._history[service_id]
 
     def _schedule(self, new_id: str, old_id: str, delay: float, wait_old: bool) -> None:
         if new_id in self._timers:

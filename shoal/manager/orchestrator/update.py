@@ -31,7 +31,7 @@ from shoal.model.objects import Node, Service, Task, UpdateStatus, now
 from shoal.model.states import TaskState
 from shoal.store.store import Store, Tx, copy
 from shoal.store.tables import Tables
-from shoal.store.watch import Change, Subscription
+from shoal.store.watch import Change, Subscription, SubscriptionOverflow
 
 __all__ = ["UpdateSupervisor", "Updater", "slot_key"]
 
@@ -194,7 +194,11 @@ class Updater:
             remaining = None if deadline is None else deadline - loop.time()
             if remaining is not None and remaining <= 0:
                 return False
-            self._note(await self._sub.next_batch(gap=0.0, max_latency=0.0, idle=remaining))
+            try:
+                batch = await self._sub.next_batch(gap=0.0, max_latency=0.0, idle=remaining)
+            except SubscriptionOverflow:
+                batch = []  # changes dropped: the view, read again above, has them
+            self._note(batch)
 
     def _note(self, batch: list[Change]) -> None:
         t = asyncio.get_running_loop().time()

@@ -111,6 +111,7 @@ class FakeDispatcher:
         self.addr = ""
         self.ack = True
         self.tls_reports: list[TLSInfo] = []
+        self.period_ns = PERIOD_NS
 
     async def handler(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
@@ -133,13 +134,13 @@ class FakeDispatcher:
         if isinstance(msg, Register):
             self.registers.append(msg)
             await self.send(SessionInfo(
-                session_id=f"s{self.sessions}", node_id="node-1", heartbeat_period=PERIOD_NS,
+                session_id=f"s{self.sessions}", node_id="node-1", heartbeat_period=self.period_ns,
                 managers=[ManagerAddr(node_id="m1", addr=self.addr)], role="worker"))
             await self.send(Assignments(full=True, tasks=self.tasks))
         elif isinstance(msg, Heartbeat):
             self.heartbeats += 1
             if self.ack:
-                await self.send(HeartbeatAck(period=PERIOD_NS))
+                await self.send(HeartbeatAck(period=self.period_ns))
         elif isinstance(msg, StatusUpdate):
             for u in msg.updates:
                 self.statuses[u.task_id] = u.status
@@ -243,6 +244,28 @@ async def test_missing_heartbeat_ack_drops_session(agent: Agent, dispatcher: Fak
     await wait_for_async("a session", lambda: dispatcher.sessions == 1 and agent.connected.is_set())
     dispatcher.ack = False
     await wait_for_async("a new session after missed acks", lambda: dispatcher.sessions >= 2)
+
+
+async def test_a_shorter_period_is_kept_at_once(tmp_path: Path, dispatcher: FakeDispatcher,
+                                               tls: tuple[Any, Callable[[], ssl.SSLContext]]
+                                               ) -> None:
+    """Issue 16: after a period of 28 days, `swarm update --dispatcher-heartbeat 5s` used to
+    leave the agent asleep for 28 days (and its node Down for good)."""
+    dispatcher.period_ns = 28 * 24 * 3600 * 10**9
+    a = Agent(executor=SimExecutor(hostname="node-1", state_dir=tmp_path), state_dir=tmp_path,
+              ssl_context=tls[1], managers=[dispatcher.addr], addr="10.0.0.5")
+    job = asyncio.create_task(a.run(), name="test-agent")
+    try:
+        await wait_for_async("the first heartbeat", lambda: dispatcher.heartbeats == 1)
+        dispatcher.period_ns = PERIOD_NS
+        await dispatcher.send(SessionInfo(session_id="s1", node_id="node-1",
+                                          heartbeat_period=PERIOD_NS, role="worker",
+                                          managers=[ManagerAddr(node_id="m1", addr=dispatcher.addr)]))
+        await wait_for_async("heartbeats by the new period", lambda: dispatcher.heartbeats >= 3)
+        assert dispatcher.sessions == 1
+    finally:
+        await a.stop()
+        await asyncio.wait_for(job, 5)
 
 
 async def test_node_removed_stops_agent(tmp_path: Path, dispatcher: FakeDispatcher,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -14,6 +15,7 @@ from shoal.errors import Unavailable
 from shoal.model.objects import Cluster, Node
 from shoal.model.requests import InitRequest, JoinRequest
 from shoal.model.specs import NodeSpec
+from shoal.net.bridges import LocalBridges
 from shoal.store.membackend import MemoryBackend
 from shoal.store.store import Store
 
@@ -37,9 +39,12 @@ class FakeEngine:
     hostname = "apitest"
     data_root = "/nonexistent"
 
-    def __init__(self, store: Store | None) -> None:
+    def __init__(self, store: Store | None, bridges: LocalBridges | None = None) -> None:
         self._store = store
         self.engine_labels = {"k": "v"}
+        # the node's local networks, records only (no kernel); not started: none on disk
+        self.bridge_networks = bridges or LocalBridges(Path("/nonexistent"), Path("/nonexistent"),
+                                                       kernel=False)
 
     def swarm_state(self) -> SwarmState:
         if self._store is None:
@@ -132,8 +137,10 @@ async def test_service_create_normalises_and_stale_update_is_refused(manager: Te
     assert listed[0]["ServiceStatus"] == {"RunningTasks": 0, "DesiredTasks": 1, "CompletedTasks": 0}
 
 
-async def test_not_in_a_swarm_gets_503() -> None:
-    client = TestClient(TestServer(build_app(FakeEngine(None))))
+async def test_not_in_a_swarm_gets_503(tmp_path: Path) -> None:
+    bridges = LocalBridges(tmp_path, tmp_path, kernel=False)
+    await bridges.start()
+    client = TestClient(TestServer(build_app(FakeEngine(None, bridges))))
     await client.start_server()
     try:
         r = await client.get("/v1.50/services")
@@ -157,6 +164,16 @@ async def test_not_in_a_swarm_gets_503() -> None:
     ({"Name": "c", "TaskTemplate": {"Placement": {"Constraints": ["node.role=manager"]}}}, 400, "invalid constraint"),
     ({"Name": "c", "TaskTemplate": {"Placement": {"Constraints": ["foo.bar==x"]}}}, 400, "unknown key"),
     ({"Name": "c", "Mode": {"Replicated": {"Replicas": -2}}}, 400, "non-negative"),
+    # Issue 16: 2^63-1 replicas used to answer 201, then the orchestrator filled the manager.
+    ({"Name": "c", "Mode": {"Replicated": {"Replicas": 2**63 - 1}}}, 400,
+     "replicas must be at most 10000 (Shoal's limit of tasks per service)"),
+    ({"Name": "c", "Mode": {"Replicated": {"Replicas": 10_001}}}, 400, "at most 10000"),
+    ({"Name": "c", "Mode": {"ReplicatedJob": {"TotalCompletions": 2**64 - 1}}}, 400,
+     "Total completed jobs must be at most 10000"),
+    ({"Name": "c", "Mode": {"ReplicatedJob": {"MaxConcurrent": 2**63}}}, 400,
+     "Maximum concurrent jobs must be at most 10000"),
+    ({"Name": "c", "TaskTemplate": {"Placement": {"MaxReplicas": 2**63 - 1}}}, 400,
+     "max replicas must be at most 10000"),
     ({"Name": "c", "TaskTemplate": {"Resources": {"Limits": {"MemoryBytes": 1024}}}}, 400, "4MiB"),
     ({"Name": "c", "TaskTemplate": {"Networks": [{"Target": "nosuchnet"}]}}, 404, "network nosuchnet not found"),
     ({"Name": "c", "EndpointSpec": {"Mode": "dnsrr", "Ports": [{"TargetPort": 80, "PublishedPort": 80}]}}, 400,
@@ -198,3 +215,18 @@ async def test_resources_leave_zero_fields_out_as_docker(manager: TestClient) ->
     svc = await (await manager.get("/v1.50/services/lim")).json()
     assert svc["Spec"]["TaskTemplate"]["Resources"] == {"Limits": {"MemoryBytes": 8 << 20},
                                                         "Reservations": {"NanoCPUs": 10**8}}
+
+
+async def test_an_update_to_absurd_replicas_is_refused(manager: TestClient) -> None:
+    """Issue 16: `service update --replicas` and `service scale` (an update) are bounded too."""
+    body = {"Name": "web", "TaskTemplate": {"ContainerSpec": {"Image": "x"}},
+            "Mode": {"Replicated": {"Replicas": 2}}}
+    assert (await manager.post("/v1.50/services/create", json=body)).status == 201
+    svc = await (await manager.get("/v1.50/services/web")).json()
+    spec = svc["Spec"]
+    spec["Mode"]["Replicated"]["Replicas"] = 9223372036854775807
+    r = await manager.post("/v1.50/services/web/update",
+                           params={"version": str(svc["Version"]["Index"])}, json=spec)
+    assert r.status == 400 and "replicas must be at most 10000" in (await r.json())["message"]
+    again = await (await manager.get("/v1.50/services/web")).json()
+    assert again["Spec"]["Mode"]["Replicated"]["Replicas"] == 2

@@ -175,3 +175,32 @@ def test_line_format_as_the_docker_cli_parses_it() -> None:
     assert timestamp(5) == "1970-01-01T00:00:00.000000005Z"
     assert since_ns("1700000000.5") == 1_700_000_000_500_000_000
     assert since_ns("12") == 12_000_000_000 and since_ns("") == 0
+
+
+async def test_a_subscriber_that_reads_too_slowly_is_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 16: lines waiting for a slow client are bounded; past the bound the stream ends
+    with an error and the nodes are told to stop, instead of the queue growing."""
+    from shoal.manager import logbroker
+
+    monkeypatch.setattr(logbroker, "MAX_WAITING_BYTES", 100)
+    broker = LogBroker()
+    sent: list[Message] = []
+
+    async def to_agent(msg: Message) -> None:
+        sent.append(msg)
+
+    broker.attach("n1", to_agent)
+    async with broker.subscribe({"n1": ["t1"]}, LogSelector(follow=True)) as items:
+        (subscribe,) = sent
+        assert isinstance(subscribe, LogSubscribe)
+        sub_id = subscribe.subscription_id
+        for i in range(50):  # 500 bytes of lines, nobody reading
+            broker.deliver("n1", LogBatch(subscription_id=sub_id, entries=[
+                LogEntry(task_id="t1", stream=1, time=i, data=b"123456789\n")]))
+        assert broker._subs[sub_id].queue.qsize() == 1  # only the end is held
+        lines, ends = await asyncio.wait_for(_collect(items), 5)
+    assert lines == []
+    assert [e.error for e in ends] == [(
+        "log stream dropped: the client read more slowly than the nodes sent (more than 100 "
+        "bytes of lines waiting)")]
+    assert isinstance(sent[-1], LogCancel) and sent[-1].subscription_id == sub_id

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from shoal.errors import InvalidArgument, NotFound, SequenceConflict
+from shoal.errors import InvalidArgument, NotFound, SequenceConflict, Unavailable
 from shoal.model.objects import Node, Service, Task
 from shoal.model.specs import ServiceSpec
 from shoal.model.states import TaskState
 from shoal.store.membackend import MemoryBackend
 from shoal.store.store import Store, copy
+from shoal.store.watch import Subscription, SubscriptionOverflow
 
 
 async def test_create_read_your_write_and_version(store: Store) -> None:
@@ -100,3 +101,21 @@ async def test_restart_relists_from_backend() -> None:
         assert second.view().resolve(Service, "web").id == "s1"
     finally:
         await second.close()
+
+
+async def test_a_subscriber_that_falls_behind_is_dropped_then_resyncs(store: Store) -> None:
+    """Issue 16: a subscription's queue is bounded; past the bound its changes are dropped and
+    the next read raises SubscriptionOverflow, after which the changes from then on arrive."""
+    sub = Subscription(frozenset({"services"}), lambda _: None, limit=3)
+    store._subs.append(sub)
+    try:
+        for i in range(5):  # nobody reads
+            await store.update(lambda tx, i=i: tx.create(Service(id=f"s{i}", spec=ServiceSpec(name=f"n{i}"))))
+        assert sub._queue.qsize() == 1 and sub._pending == 0  # only the wake-up is held
+        with pytest.raises(SubscriptionOverflow, match="fell more than"):
+            await sub.next()
+        assert isinstance(SubscriptionOverflow(frozenset()), Unavailable)
+        await store.update(lambda tx: tx.create(Service(id="s9", spec=ServiceSpec(name="n9"))))
+        assert [c.obj.id for c in await sub.next_batch(gap=0.01, idle=1)] == ["s9"]
+    finally:
+        store._subs.remove(sub)

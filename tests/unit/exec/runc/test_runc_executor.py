@@ -548,6 +548,39 @@ async def test_logs_rotate(env: Env, rootfs: Path) -> None:
         await ctl.remove()
 
 
+async def test_log_files_are_read_off_the_event_loop(env: Env, rootfs: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 16: `service logs` read and parsed every rotated file on the event loop (up to
+    30 MiB). The files are read in a worker thread, a chunk at a time; a consumer that leaves
+    while a chunk is being read leaves nothing open."""
+    import threading
+
+    from shoal.exec.runc import logfile
+
+    executor = RuncExecutor("node-1", None, env.base / "data", env.base / "run", env.images,
+                            cgroup_parent=env.cgroup_parent, log_max_size=2000, log_max_files=3)
+    ctl = executor.controller(env.task(["sh", "-c", ("i=0; while [ $i -lt 200 ]; do "
+                                        "i=$((i+1)); echo line$i; done")]))
+    readers: set[int] = set()
+    real = logfile.read_entries
+
+    def recorded(path: str, *, rotated_only: bool = False) -> Iterator[logfile.Entry]:
+        readers.add(threading.get_ident())
+        return real(path, rotated_only=rotated_only)
+
+    monkeypatch.setattr(logfile, "read_entries", recorded)
+    try:
+        assert await run_to_exit(ctl) == 0
+        lines = await collect(ctl)
+        assert lines[-1].data == b"line200\n"
+        assert readers and threading.get_ident() not in readers
+        stream = ctl.logs(LogOptions())
+        assert (await asyncio.wait_for(anext(stream), 20)).data.startswith(b"line")
+        await stream.aclose()  # type: ignore[attr-defined]
+    finally:
+        await ctl.remove()
+
+
 async def test_read_only_root_and_mounts(env: Env) -> None:
     shared = env.base / "shared"
     shared.mkdir()

@@ -73,6 +73,26 @@ def test_select_filters_and_tail() -> None:
     assert logfile.select(entries, tail=0) == []
 
 
+def test_history_in_chunks_then_the_follower_goes_on(tmp_path: Path) -> None:
+    path = str(tmp_path / "c-json.log")
+    w = logfile.LogWriter(path, 300, 3)
+    for i in range(12):
+        w.write(logfile.Entry("stdout" if i % 3 else "stderr", T0 + i, f"l{i}\n".encode()))
+    follower = logfile.Follower(path)
+    chunks = list(logfile.history(path, follower, stderr=False, chunk=3))
+    assert all(len(c) <= 3 for c in chunks)
+    seen = [e.data for c in chunks for e in c]
+    assert seen[-1] == b"l11\n" and all(e.stream == "stdout" for c in chunks for e in c)
+    other = logfile.Follower(path)
+    (last,) = logfile.history(path, other, tail=2)
+    other.close()
+    assert [e.data for e in last] == [b"l10\n", b"l11\n"]
+    w.write(logfile.Entry("stdout", T0 + 12, b"l12\n"))
+    assert [e.data for e in follower.read_new()] == [b"l12\n"]  # only what came after
+    w.close()
+    follower.close()
+
+
 def test_follower_reads_appends_and_survives_rotation(tmp_path: Path) -> None:
     path = str(tmp_path / "c-json.log")
     f = logfile.Follower(path)

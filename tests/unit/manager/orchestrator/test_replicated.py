@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+from typing import Any
 
 from orch_helpers import FAST, Cluster, spec
 from parts import Parts
@@ -37,6 +39,28 @@ async def test_scale_up_and_down_by_slots(store: Store, parts: Parts, cluster: C
     assert len(removed) == 3
     # Scaling never touches UpdateStatus (the updater is not involved).
     assert cluster.get().update_status is None
+
+
+async def test_one_pass_writes_a_bounded_number_of_tasks(store: Store, parts: Parts,
+                                                        cluster: Cluster) -> None:
+    """Issue 16: a large scale goes in passes of ``max_tasks_per_pass`` tasks, each pass's
+    writes making the service dirty for the next, so the event loop is served in between."""
+    settings = dataclasses.replace(FAST, max_tasks_per_pass=4)
+    orchestrator = ReplicatedOrchestrator(store, settings)
+    await cluster.service(spec(replicas=10))
+    await orchestrator._reconcile("svc1")
+    assert [t.slot for t in cluster.live()] == [1, 2, 3, 4]
+    parts.start(orchestrator)
+    await wait_for_async("10 slots", lambda: [t.slot for t in cluster.live()] == list(range(1, 11)))
+
+    def scale(svc: Service) -> None:
+        assert svc.spec.mode.replicated is not None
+        svc.spec.mode.replicated.replicas = 1
+
+    await parts.close()
+    await cluster.update_service("svc1", scale)
+    await ReplicatedOrchestrator(store, settings)._reconcile("svc1")
+    assert len(cluster.live()) == 6  # 4 of the 9 surplus slots removed in this pass
 
 
 async def test_scale_up_fills_lowest_free_slots(store: Store, parts: Parts,
@@ -213,3 +237,36 @@ async def test_history_limit_keeps_five_per_slot(store: Store, parts: Parts,
     assert sum(t.desired_state <= TaskState.RUNNING for t in kept) == 1
     # The oldest were deleted: the kept history is the four most recent failures.
     assert {t.id for t in kept if t.desired_state == TaskState.SHUTDOWN} == set(seen[-4:])
+
+
+async def test_restart_history_is_bounded(store: Store, parts: Parts, cluster: Cluster) -> None:
+    """Issue 16: the attempts kept per slot are those the policy counts, and a slot scaled away
+    whose tasks are gone is forgotten."""
+    await cluster.node("n1")
+    orchestrator = parts.start(ReplicatedOrchestrator(store, FAST))
+    await cluster.service(spec(replicas=2, max_attempts=2))
+    for _ in range(3):  # slot 2 fails three times (the third is not replaced)
+        task = await wait_for_async("slot 2 live", lambda: next(
+            (t for t in cluster.live() if t.slot == 2 and t.desired_state == TaskState.RUNNING),
+            None))
+        await cluster.set_task(task.id, TaskState.FAILED, "n1")
+        await wait_for_async("slot 2 handled", lambda t=task: store.view().get(Task, t.id)
+                             .desired_state == TaskState.SHUTDOWN)
+    history = orchestrator.restarts._history["svc1"]
+    assert len(history["2"][1]) == 2  # the policy counts 2: no more kept
+
+    def scale(svc: Service) -> None:
+        assert svc.spec.mode.replicated is not None
+        svc.spec.mode.replicated.replicas = 1
+
+    await cluster.update_service("svc1", scale)
+    await wait_for_async("one live slot", lambda: [t.slot for t in cluster.live()] == [1])
+
+    def reap(tx: Any) -> None:  # what the task reaper does with the slot's tasks
+        for t in tx.view.tasks_of_service("svc1"):
+            if t.slot == 2:
+                tx.delete(t)
+
+    await store.update(reap)
+    await wait_for_async("slot 2 forgotten", lambda: "2" not in orchestrator.restarts._history.get(
+        "svc1", {}))
