@@ -34,6 +34,7 @@ from shoal.events import EventLog
 from shoal.exec.executor import Executor
 from shoal.exec.localnet import LocalNetworks
 from shoal.exec.runc import RuncExecutor
+from shoal.exec.runc.engine import ContainerEngine
 from shoal.exec.sim import SimExecutor
 from shoal.fsutil import write_atomic
 from shoal.image.service import ImageService
@@ -143,6 +144,15 @@ class SwarmNode:
             events=self.events)
         self.local_networks: LocalNetworks = StandaloneNetworks(self.bridge_networks,
                                                                 swarm_network=self._swarm_network)
+        # /containers and /exec: task and standalone containers, in or out of a swarm
+        self._containers: ContainerEngine | None = None
+        if settings.executor == "runc":
+            self._containers = ContainerEngine(
+                data_root=Path(settings.data_root), exec_root=Path(settings.exec_root),
+                images=self.images, cgroup_parent=settings.cgroup_parent,
+                log_max_size=settings.log_max_size, log_max_files=settings.log_max_files,
+                volumes=self.volumes, hostname=self.hostname, events=self.events,
+                networks=self.local_networks)
         self._dir = settings.data_root / "swarm"
         self._autolock = Autolock(self._dir)
         self._locked = False  # an autolocked manager restarted: nothing runs until unlock
@@ -207,6 +217,8 @@ class SwarmNode:
     async def start(self) -> None:
         self.events.bind(asyncio.get_running_loop())
         await self.bridge_networks.start()
+        if self._containers is not None:
+            self._spawn(self._containers.run(), "containers")
         state_file = self._dir / "state.json"
         if not state_file.exists():
             return
@@ -258,6 +270,8 @@ class SwarmNode:
         await aio.cancel_and_wait(*self._background)
         await self._stop_parts(shutdown_tasks=False)
         await self.bridge_networks.close()
+        if self._containers is not None:
+            self._containers.close()  # the shim server; the containers and shims run on
 
     def _save_state(self) -> None:
         assert self._state is not None
@@ -377,7 +391,8 @@ class SwarmNode:
                                     cgroup_parent=self.settings.cgroup_parent,
                                     log_max_size=self.settings.log_max_size,
                                     log_max_files=self.settings.log_max_files,
-                                    network=self._network, volumes=self.volumes)
+                                    network=self._network, volumes=self.volumes,
+                                    events=self.events)
             self._executor = executor
         else:
             executor = SimExecutor(hostname=self.hostname, engine_labels=self.engine_labels,
@@ -485,6 +500,9 @@ class SwarmNode:
                     await backoff.sleep()
         finally:
             self._rotating = False
+
+    def container_runtime(self) -> ContainerEngine | None:
+        return self._containers
 
     def _volume_users(self) -> dict[str, list[str]]:
         return self._executor.volume_users() if self._executor is not None else {}
