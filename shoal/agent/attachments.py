@@ -53,7 +53,7 @@ OnRemoved = Callable[[Task], None]
 class Attachments:
     def __init__(self, reporter: Reporter, *, timeout: float = ATTACH_TIMEOUT) -> None:
         self._reporter = reporter
-        self._timeout = timeout
+        self.timeout = timeout
         self._outbox: collections.deque[Message] = collections.deque()
         self._queued = asyncio.Event()
         self._replies: dict[str, asyncio.Future[AttachNetworkReply]] = {}
@@ -73,7 +73,7 @@ class Attachments:
         self._replies[request_id] = reply_f
         task_id = ""
         try:
-            async with aio.timeout(self._timeout):
+            async with aio.timeout(self.timeout):
                 self._queue(AttachNetwork(request_id=request_id, container_id=container_id,
                                           network=network, addresses=list(addresses)))
                 reply = await reply_f

@@ -422,7 +422,7 @@ async def test_an_attachment_refused_by_the_manager(agent: Agent) -> None:
 async def test_an_attachment_never_assigned_times_out_and_is_given_back(
         agent: Agent, dispatcher: FakeDispatcher) -> None:
     dispatcher.assign_attachments = False
-    agent.attachments._timeout = 0.3  # noqa: SLF001 - dockerd's 20 s, shortened
+    agent.attachments.timeout = 0.3  # dockerd's 20 s, shortened
     with pytest.raises(Unavailable) as err:
         await agent.attachments.attach("beef" + "0" * 60, "att")
     assert err.value.message == ("attaching to network failed, make sure your network options "
