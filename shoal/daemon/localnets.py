@@ -165,6 +165,16 @@ class StandaloneNetworks:
     def sandbox(self, container_id: str) -> Sandbox | None:
         return self._sandbox(container_id)
 
+    def overlay_users(self, network_id: str) -> list[tuple[str, str, Endpoint]]:
+        """The standalone containers of this node on a swarm overlay (``network inspect``'s
+        Containers): (container ID, name, endpoint)."""
+        return self.overlays.users(network_id)
+
+    def overlay_networks(self) -> list[Network]:
+        """The swarm overlays this node's standalone containers are on, as their attachment
+        tasks carry them (a worker lists an overlay while it uses one, as dockerd's)."""
+        return self.overlays.networks()
+
     async def release(self, container_id: str) -> None:
         await self.overlays.release(container_id)
         await self.bridges.release(container_id)

@@ -32,7 +32,7 @@ from shoal.agent.attachments import Attachments
 from shoal.errors import ShoalError, Unavailable
 from shoal.exec.localnet import Endpoint
 from shoal.fsutil import write_atomic
-from shoal.model.objects import Task
+from shoal.model.objects import Network, Task
 from shoal.net import links, netns
 from shoal.net.bridges import LocalBridges
 from shoal.net.netagent import NetworkAgent
@@ -117,6 +117,18 @@ class OverlayJoins:
     def endpoints(self, container_id: str) -> list[Endpoint]:
         h = self._holders.get(container_id)
         return [_endpoint(h, j) for j in h.joins] if h is not None else []
+
+    def users(self, network_id: str) -> list[tuple[str, str, Endpoint]]:
+        return [(h.container_id, h.name, _endpoint(h, j)) for h in self._holders.values()
+                for j in h.joins if j.network_id == network_id]
+
+    def networks(self) -> list[Network]:
+        found: dict[str, Network] = {}
+        for h in self._holders.values():
+            for j in h.joins:
+                for att in j.task.networks_attachments or []:
+                    found.setdefault(att.network.id, att.network)
+        return list(found.values())
 
     def _way_out(self, container_id: str) -> bool:
         rec = self._bridges.container(container_id)
