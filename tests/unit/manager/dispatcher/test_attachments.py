@@ -6,11 +6,13 @@ given back; removing the node removes its attachments."""
 
 from __future__ import annotations
 
+import pytest
 from parts import FAST_ALLOC, FAST_SCHED, Parts
 
 from shoal.dev.wait import wait_for_async
+from shoal.errors import FailedPrecondition
 from shoal.manager.allocator import Allocator
-from shoal.manager.controlapi.network import create_network
+from shoal.manager.controlapi.network import create_network, remove_network
 from shoal.manager.controlapi.node import remove_node
 from shoal.manager.dispatcher import attachments
 from shoal.manager.scheduler import Scheduler
@@ -100,3 +102,16 @@ async def test_removing_a_node_removes_its_attachments(store: Store) -> None:
     await remove_node(store, "node2", force=False)
     assert store.view().get(Node, "node2") is None
     assert _task(store, reply.task_id) is None
+
+
+async def test_a_network_with_a_container_on_it_is_not_removed(store: Store) -> None:
+    await _swarm(store)
+    net = await create_network(store, NetworkSpec(name="att", driver="overlay", attachable=True,
+                                                  ipam=IPAM()))
+    reply = await attachments.attach(store, "node1", AttachNetwork(
+        request_id="r6", container_id="e" * 64, network="att"))
+    with pytest.raises(FailedPrecondition, match=f"network {net.id} is in use by task "
+                                                 f"{reply.task_id}"):
+        await remove_network(store, "att")
+    await attachments.detach(store, "node1", DetachNetwork(task_id=reply.task_id))
+    await remove_network(store, "att")
