@@ -51,6 +51,7 @@ from shoal.net.tasknets import Net as _Net
 from shoal.net.tasknets import dns_servers as _dns_servers
 from shoal.net.tasknets import gossip_defaults as _gossip_defaults
 from shoal.net.tasknets import gossip_keys
+from shoal.net.tasknets import mesh_ports as _mesh_ports
 from shoal.net.tasknets import networks as _networks
 
 __all__ = ["GOSSIP_PORT", "NetworkAgent", "gossip_keys"]
@@ -549,7 +550,7 @@ class NetworkAgent:
         for c in containers:
             for n in c.nets:
                 in_use[n.vni] = (n.id, n.ingress)
-        mesh_ports, ingress = self._mesh_ports(d)
+        mesh_ports, ingress = _mesh_ports(d, self._ingress, self._s.node_id)
         if ingress is not None and mesh_ports:
             in_use[ingress[1]] = (ingress[0], True)
         for vni, (net_id, is_ingress) in in_use.items():
@@ -574,23 +575,6 @@ class NetworkAgent:
                 nft.apply(text, c.netns)
                 c.rules = text
         self._apply_mesh(mesh_ports, ingress)
-
-    def _mesh_ports(self, d: Directory) -> tuple[list[nft.MeshPort], tuple[str, int] | None]:
-        att = self._ingress
-        if att is None:
-            return [], None
-        net_id = att.network.id
-        vnis = att.network.vxlan_ids()
-        if not vnis:
-            return [], None
-        found: dict[tuple[str, int], tuple[int, list[str]]] = {}
-        for ep in d.tasks(net_id):
-            for p in ep.ports:
-                if p.mode == "ingress" or ep.node == self._s.node_id:
-                    found.setdefault((p.protocol, p.published), (p.target, []))[1].append(ep.ip)
-        ports = [nft.MeshPort(proto, published, target, tuple(sorted(ips)))
-                 for (proto, published), (target, ips) in sorted(found.items())]
-        return ports, (net_id, vnis[0])
 
     def _apply_mesh(self, ports: list[nft.MeshPort], ingress: tuple[str, int] | None) -> None:
         if not ports or ingress is None or self._ingress is None:

@@ -1,7 +1,8 @@
 """What the NetworkAgent reads from a task and the managers: a task's overlay networks
 (`networks`, from its allocated attachments), the DNS servers its service asked for
 (`dns_servers`), the gossip keyring's order (`gossip_keys`) and the gossip's timings
-(`gossip_defaults`). Pure functions, no kernel; netagent.py calls them."""
+(`gossip_defaults`), and the routing mesh's ports from the gossip (`mesh_ports`). Pure
+functions, no kernel; netagent.py calls them."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from typing import Any
 
 from shoal.errors import InvalidArgument
 from shoal.model.containeropts import container_options
-from shoal.model.objects import EncryptionKey, Task
+from shoal.model.objects import EncryptionKey, NetworkAttachment, Task
+from shoal.net import nft
+from shoal.net.records import Directory
 
-__all__ = ["Net", "dns_servers", "gossip_defaults", "gossip_keys", "networks"]
+__all__ = ["Net", "dns_servers", "gossip_defaults", "gossip_keys", "mesh_ports", "networks"]
 
 
 def gossip_keys(keys: Sequence[EncryptionKey]) -> list[bytes]:
@@ -74,3 +77,23 @@ def gossip_defaults(overrides: dict[str, Any]) -> dict[str, Any]:
                             "gossip_interval": 0.1, "push_pull_interval": 10.0}
     base.update(overrides)
     return base
+
+
+def mesh_ports(d: Directory, ingress: NetworkAttachment | None, node_id: str
+               ) -> tuple[list[nft.MeshPort], tuple[str, int] | None]:
+    """The routing mesh's ports (ingress mode: every node's tasks; host mode: this node's) and
+    the ingress network's (ID, VNI), from the gossip and this node's ingress attachment."""
+    if ingress is None:
+        return [], None
+    net_id = ingress.network.id
+    vnis = ingress.network.vxlan_ids()
+    if not vnis:
+        return [], None
+    found: dict[tuple[str, int], tuple[int, list[str]]] = {}
+    for ep in d.tasks(net_id):
+        for p in ep.ports:
+            if p.mode == "ingress" or ep.node == node_id:
+                found.setdefault((p.protocol, p.published), (p.target, []))[1].append(ep.ip)
+    ports = [nft.MeshPort(proto, published, target, tuple(sorted(ips)))
+             for (proto, published), (target, ips) in sorted(found.items())]
+    return ports, (net_id, vnis[0])
