@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 from parts import FAST_ALLOC, FAST_SCHED, Parts
+from swarmport import swarm_port
 
 from shoal.dev.wait import wait_for_async
 from shoal.errors import FailedPrecondition
@@ -16,7 +17,7 @@ from shoal.manager.controlapi.network import create_network, remove_network
 from shoal.manager.controlapi.node import remove_node
 from shoal.manager.dispatcher import attachments
 from shoal.manager.scheduler import Scheduler
-from shoal.model.dispatch import AttachNetwork, DetachNetwork
+from shoal.model.dispatch import Assignments, AttachNetwork, AttachNetworkReply, DetachNetwork
 from shoal.model.objects import Cluster, Network, Node, Task
 from shoal.model.specs import IPAM, NetworkSpec
 from shoal.model.states import TaskState
@@ -115,3 +116,39 @@ async def test_a_network_with_a_container_on_it_is_not_removed(store: Store) -> 
         await remove_network(store, "att")
     await attachments.detach(store, "node1", DetachNetwork(task_id=reply.task_id))
     await remove_network(store, "att")
+
+
+async def test_round_trip_over_a_real_session(store: Store, parts: Parts) -> None:
+    """A node's session asks; the allocator and the scheduler do their part; the dispatcher
+    answers and then assigns the task to that node only; the node deletes it."""
+    async with swarm_port(store, parts) as port:
+        parts.start(Allocator(store, FAST_ALLOC))
+        parts.start(Scheduler(store, FAST_SCHED))
+        await create_network(store, NetworkSpec(name="att", driver="overlay", attachable=True,
+                                                ipam=IPAM()))
+        me, other = await port.add_node(), await port.add_node()
+        mine = await port.session(me)
+        theirs = await port.session(other)
+        await mine.send(AttachNetwork(request_id="q1", container_id="f" * 64, network="att"))
+        replies = await wait_for_async("the reply", lambda: [
+            m for m in mine.got if isinstance(m, AttachNetworkReply)])
+        task_id = replies[0].task_id
+        assert task_id and replies[0].request_id == "q1"
+
+        def assigned() -> list[Task]:
+            return [t for m in mine.got if isinstance(m, Assignments) for t in m.tasks
+                    if t.id == task_id and t.networks_attachments]
+
+        (task, *_) = await wait_for_async("the attachment assigned", assigned)
+        assert task.node_id == me.node_id and task.is_attachment
+        assert not [t for m in theirs.got if isinstance(m, Assignments) for t in m.tasks]
+        await theirs.send(DetachNetwork(task_id=task_id))  # not theirs: refused
+        await mine.send(AttachNetwork(request_id="q2", container_id="f" * 64, network="ingress"))
+        await wait_for_async("the refusal", lambda: [
+            m for m in mine.got if isinstance(m, AttachNetworkReply) and m.request_id == "q2"
+            and m.code == "PermissionDenied"])
+        assert _task(store, task_id) is not None
+        await mine.send(DetachNetwork(task_id=task_id))
+        await wait_for_async("the task deleted", lambda: _task(store, task_id) is None)
+        await wait_for_async("removed from the node's assignments", lambda: [
+            m for m in mine.got if isinstance(m, Assignments) and task_id in m.removed])
