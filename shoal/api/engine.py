@@ -10,6 +10,7 @@ from aiohttp import web
 
 from shoal.events import EventLog
 from shoal.exec.localnet import LocalNetworks
+from shoal.exec.runc.engine import ContainerEngine
 from shoal.image.service import ImageService
 from shoal.manager.deks import ClusterKeys
 from shoal.manager.logbroker import LogBroker, RemoteLogs
@@ -63,6 +64,10 @@ class Engine(Protocol):
 
     async def rewrap_local_keys(self) -> None:
         """After a swarm update: this manager's key files follow the unlock key at once."""
+        ...
+
+    def container_runtime(self) -> ContainerEngine | None:
+        """This node's containers (/containers, /exec); None without the runc executor."""
         ...
 
     def logs(self) -> LogBroker | RemoteLogs | None:

@@ -35,6 +35,8 @@ from shoal.events import EventLog
 from shoal.exec.executor import Executor
 from shoal.exec.localnet import LocalNetworks
 from shoal.exec.runc import RuncExecutor
+from shoal.exec.runc.engine import ContainerEngine
+from shoal.exec.runc.record import read_record
 from shoal.exec.sim import SimExecutor
 from shoal.fsutil import write_atomic
 from shoal.image.service import ImageService
@@ -151,6 +153,16 @@ class SwarmNode:
         # the embedded DNS of standalone containers answers the overlays' names too
         self.bridge_networks.chain_records(
             lambda: self._network.directory if self._network is not None else _NO_RECORDS)
+        # /containers and /exec: task and standalone containers, in or out of a swarm
+        self._containers: ContainerEngine | None = None
+        if settings.executor == "runc":
+            self._containers = ContainerEngine(
+                data_root=Path(settings.data_root), exec_root=Path(settings.exec_root),
+                images=self.images, cgroup_parent=settings.cgroup_parent,
+                log_max_size=settings.log_max_size, log_max_files=settings.log_max_files,
+                volumes=self.volumes, hostname=self.hostname, events=self.events,
+                networks=self.local_networks)
+            self.standalone.name_of = self._container_name  # the containers' DNS names
         self._dir = settings.data_root / "swarm"
         self._autolock = Autolock(self._dir)
         self._locked = False  # an autolocked manager restarted: nothing runs until unlock
@@ -201,6 +213,15 @@ class SwarmNode:
                           control_available=self.store is not None, role=self._identity.role,
                           remote_managers=managers, error=error)
 
+    def _container_name(self, container_id: str) -> str | None:
+        """A standalone container's name ("/web"), for the embedded DNS and inspect."""
+        engine = self._containers
+        if engine is None:
+            return None
+        rec = read_record(engine.config.containers / container_id) or {}
+        name = rec.get("Name")
+        return name if isinstance(name, str) and name else None
+
     def _swarm_side(self) -> SwarmSide | None:
         """The agent's attachments and the NetworkAgent, for standalone containers on
         attachable overlays; None out of a swarm."""
@@ -222,6 +243,8 @@ class SwarmNode:
     async def start(self) -> None:
         self.events.bind(asyncio.get_running_loop())
         await self.bridge_networks.start()
+        if self._containers is not None:
+            self._spawn(self._containers.run(), "containers")
         state_file = self._dir / "state.json"
         if not state_file.exists():
             return
@@ -273,6 +296,8 @@ class SwarmNode:
         await aio.cancel_and_wait(*self._background)
         await self._stop_parts(shutdown_tasks=False)
         await self.bridge_networks.close()
+        if self._containers is not None:
+            self._containers.close()  # the shim server; the containers and shims run on
 
     def _save_state(self) -> None:
         assert self._state is not None
@@ -392,7 +417,8 @@ class SwarmNode:
                                     cgroup_parent=self.settings.cgroup_parent,
                                     log_max_size=self.settings.log_max_size,
                                     log_max_files=self.settings.log_max_files,
-                                    network=self._network, volumes=self.volumes)
+                                    network=self._network, volumes=self.volumes,
+                                    events=self.events)
             self._executor = executor
         else:
             executor = SimExecutor(hostname=self.hostname, engine_labels=self.engine_labels,
@@ -503,6 +529,9 @@ class SwarmNode:
                     await backoff.sleep()
         finally:
             self._rotating = False
+
+    def container_runtime(self) -> ContainerEngine | None:
+        return self._containers
 
     def _volume_users(self) -> dict[str, list[str]]:
         return self._executor.volume_users() if self._executor is not None else {}

@@ -44,6 +44,7 @@ from shoal.manager.ca.reconciler import RootRotationReconciler
 from shoal.manager.ca.server import CAServer
 from shoal.manager.deks import ClusterKeys, StoreDEK
 from shoal.manager.dispatcher.dispatcher import Dispatcher
+from shoal.manager.dispatcher.orphans import Orphaner
 from shoal.manager.etcdusers import EtcdUsers
 from shoal.manager.keymanager import DEFAULT_ROTATION_INTERVAL, KeyManager
 from shoal.manager.leadership import Elector, Term
@@ -106,7 +107,8 @@ def leader_parts(store: Store, dispatcher: Dispatcher, *,
     parts: list[tuple[str, Part]] = [("keymanager", KeyManager(store, rotation_interval=key_rotation_interval)),
                                      ("rootrotation", RootRotationReconciler(store))]
     parts += [(type(p).__name__, p) for p in orchestrators(store)]
-    parts += [("allocator", Allocator(store)), ("scheduler", Scheduler(store)), ("dispatcher", dispatcher)]
+    parts += [("allocator", Allocator(store)), ("scheduler", Scheduler(store)), ("dispatcher", dispatcher),
+              ("orphaner", Orphaner(store))]
     return parts
 
 

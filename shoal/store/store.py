@@ -359,7 +359,8 @@ class Store:
         """Wait until the cache holds every write committed before this call (a read barrier,
         like etcd's ReadIndex), so a read on any manager sees what another acknowledged. Without
         a quorum the barrier cannot be had: reads are then served from the cache as it is (at
-        once when the quorum has been gone for a while, after ``timeout`` during an election)."""
+        once when the quorum has been gone for a while, after ``timeout`` during an election),
+        a choice Docker does not make (its reads fail without a leader): see design/store.md."""
         if self._unavailable is not None and time.monotonic() - self._unavailable_since > STALE_READS_AFTER:
             return
         try:

@@ -4,6 +4,7 @@ Where things live (``<data_root>/containers/``):
 
     by-task/<task id>.json     {"id": cid}: how a new controller (daemon restart) finds it
     <cid>/config.json          the OCI spec (written last in prepare: "prepared")
+    <cid>/container.json       what docker ps/inspect show (record.py)
     <cid>/rootfs upper work    the overlayfs root (lower = the image's layer dirs)
     <cid>/hosts hostname resolv.conf, <cid>/volumes/ (anonymous volumes)
     <cid>/volumes.json         the named volumes it uses (the node's VolumeProvider holds them)
@@ -34,7 +35,7 @@ from shoal.errors import ShoalError
 from shoal.exec import containerspec, templating
 from shoal.exec.errors import ExecError, ExitError, TaskRejected, Unhealthy
 from shoal.exec.executor import LogLine, LogOptions, TaskFiles
-from shoal.exec.runc import hostfiles, logfile, mounts, shim, spec, taskfiles
+from shoal.exec.runc import hostfiles, logfile, mounts, record, shim, spec, taskfiles
 from shoal.exec.runc.health import HEALTHY, STARTING, UNHEALTHY, HealthState, probe
 from shoal.exec.runc.state import (
     VOLUMES_FILE,
@@ -81,8 +82,12 @@ def _close_after(read: asyncio.Future[Any], follower: logfile.Follower) -> None:
 class RuncController:
     """Implements Controller, ContainerStatuser, LogSource and ProgressReporting."""
 
-    def __init__(self, task: Task, config: RuncConfig, files: TaskFiles | None = None) -> None:
+    def __init__(self, task: Task, config: RuncConfig, files: TaskFiles | None = None, *,
+                 standalone: bool = False) -> None:
         self._task = task
+        # a standalone container (docker run): its start is not gated on its health, and an
+        # unhealthy one keeps running (Docker's), shown as unhealthy
+        self._standalone = standalone
         self._cfg = config
         self._files = files
         self._progress: Callable[[str], None] | None = None
@@ -175,7 +180,11 @@ class RuncController:
             return  # started already
         try:
             netns = await self._attach()
-            await asyncio.to_thread(self._create, image.layer_dirs, image.config, netns, data)
+            created = not (d / "config.json").exists()
+            await asyncio.to_thread(self._create, image.layer_dirs, image.config, netns, data,
+                                    image.id)
+            if created:
+                self._publish("create")
         except Exception:
             # undo the half-made container; a cancelled prepare is resumed or removed later
             await self.remove()
@@ -234,7 +243,8 @@ class RuncController:
         return [a for att in self._task.networks_attachments or [] for a in att.addresses or []]
 
     def _create(self, layers: list[Path], image_config: dict[str, Any],
-                netns: str | None = None, data: dict[FileRef, bytes] | None = None) -> None:
+                netns: str | None = None, data: dict[FileRef, bytes] | None = None,
+                image_id: str = "") -> None:
         assert self._cid is not None
         cs = self._task.spec.container_spec or {}
         d, rootfs = self.directory, self.directory / "rootfs"
@@ -279,6 +289,9 @@ class RuncController:
                 "test": list(h.test), "interval": h.interval, "timeout": h.timeout,
                 "retries": h.retries, "start_period": h.start_period,
                 "start_interval": h.start_interval})
+        record.write_record(d, record.task_record(
+            self._task, process=process, image_id=image_id, image_config=image_config,
+            hostname=hostname, tty=options.tty, open_stdin=options.open_stdin))
         write_json(d / "config.json", oci)
 
     def _check(self) -> containerspec.HealthCheck | None:
@@ -298,6 +311,8 @@ class RuncController:
             raise ExecError(f"runc: container for task {self._task.id} is not prepared")
         if self._shim_info() is None and self._exit_info() is None:
             await self._spawn_shim()
+            if self._shim_info() is not None:
+                self._publish("start")
         exit_info = self._exit_info()
         if exit_info is not None and "error" in exit_info:
             raise ExecError(f"starting container failed: {exit_info['error']}")
@@ -306,7 +321,7 @@ class RuncController:
         check = self._check()
         if exit_info is not None:
             return
-        if check is not None and self._health().status == STARTING:
+        if check is not None and self._health().status == STARTING and not self._standalone:
             if self._progress is not None:  # its PID shows while it is not yet healthy
                 self._progress("starting")
             await self._gate(check, self._health())
@@ -326,7 +341,8 @@ class RuncController:
         args = {"runc": self._cfg.runc, "dir": str(d), "cid": self._cid,
                 "log": log, "max_size": size, "max_files": files,
                 "cgroup": self._cfg.cgroups_path(self._cid),
-                "tty": int(options.tty), "stdin": int(options.open_stdin)}
+                "tty": int(options.tty), "stdin": int(options.open_stdin),
+                "attach": int(options.tty or options.open_stdin)}
         (self._cfg.exec_root / "runc").mkdir(parents=True, exist_ok=True)
         try:
             # forked by the shim server; its own Python process only if the server is not there
@@ -384,10 +400,17 @@ class RuncController:
                 return ""
             ok = await probe(self._cfg.runc, self._cid, check, self.directory / "health.pid")
             in_start = time.time() - started < check.start_period
-            if health.record(ok, in_start_period=in_start) == HEALTHY and until_healthy:
+            before = health.status
+            status = health.record(ok, in_start_period=in_start)
+            if status != before:
+                self._publish(f"health_status: {status}")
+            if status == HEALTHY and until_healthy:
                 return HEALTHY
             if health.failed(check):
-                return UNHEALTHY
+                if before != UNHEALTHY:
+                    self._publish(f"health_status: {UNHEALTHY}")
+                if not self._standalone:
+                    return UNHEALTHY
 
     async def _stop_unhealthy(self) -> int:
         await self.shutdown()  # withdraws the task from the backends first
@@ -413,7 +436,22 @@ class RuncController:
                 await wait_pid(shim_pid)
         finally:
             await self._withdraw()
+            if shim_pid:
+                self._publish_die()
         return self._result()
+
+    def _publish(self, action: str, extra: dict[str, str] | None = None) -> None:
+        if self._cfg.events is not None and self._cid is not None:
+            record.publish(self._cfg.events, self.directory, action, extra)
+
+    def _publish_die(self) -> None:
+        info = self._exit_info()
+        if info is None:
+            return
+        if info.get("oom"):
+            self._publish("oom")
+        code = max(int(info.get("code", 0)), 0)
+        self._publish("die", {"exitCode": str(code), "execDuration": "0"})
 
     def _result(self) -> int:
         info = self._exit_info()
@@ -423,7 +461,8 @@ class RuncController:
         if "error" in info:
             raise ExecError(f"starting container failed: {info['error']}")
         code = int(info["code"])
-        if (self.directory / "health.json").exists() and self._health().status == UNHEALTHY:
+        if (self.directory / "health.json").exists() and self._health().status == UNHEALTHY \
+                and not self._standalone:
             raise Unhealthy(code if code > 0 else 137)
         if code == 0:
             return 0
@@ -473,6 +512,7 @@ class RuncController:
         if cid is None:
             return
         d = self._cfg.containers / cid
+        existed = (d / record.RECORD_FILE).exists()
         shim_pid = self._running_shim() if d.is_dir() else 0
         if shim_pid and not await self._kill(int(signal.SIGKILL), KILL_WAIT):
             with contextlib.suppress(ProcessLookupError):
@@ -485,6 +525,11 @@ class RuncController:
         await asyncio.to_thread(remove_container_files, self._cfg, cid)
         with contextlib.suppress(FileNotFoundError):
             self._record_path.unlink()
+        if existed and self._cfg.events is not None:
+            self._cfg.events.publish("container", "destroy", cid, {
+                **record.task_labels(self._task),
+                "image": str((self._task.spec.container_spec or {}).get("Image", "")),
+                "name": self._task.full_name})
         volumes = self._cfg.volumes
         for name in used.get("names") or [] if volumes else ():
             assert volumes is not None

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from shoal import __version__
+from shoal.events import EventLog
 from shoal.exec.executor import (
     ImageProvider,
     NetworkAttacher,
@@ -47,14 +48,14 @@ class RuncExecutor:
                  exec_root: Path, images: ImageProvider, cgroup_parent: str = "/shoal",
                  runtime: str = "runc", log_max_size: int = 10 * 1024 * 1024,
                  log_max_files: int = 3, network: NetworkAttacher | None = None,
-                 volumes: VolumeProvider | None = None) -> None:
+                 volumes: VolumeProvider | None = None, events: EventLog | None = None) -> None:
         self._hostname = hostname
         self._labels = dict(engine_labels or {})
         self.config = RuncConfig(data_root=Path(data_root), exec_root=Path(exec_root),
                                  images=images, cgroup_parent=cgroup_parent, runtime=runtime,
                                  log_max_size=log_max_size, log_max_files=log_max_files,
                                  shims=ShimServer(str(exec_root)), network=network,
-                                 volumes=volumes, hostname=hostname)
+                                 volumes=volumes, hostname=hostname, events=events)
 
     def describe(self) -> NodeDescription:
         return host_description(self._hostname, self._labels, engine_version=ENGINE_VERSION)

@@ -118,7 +118,8 @@ class Shim:
                           "tty": logfile.LineSplitter()}
         self.early_stderr = b""  # what runc wrote before the container ran (its errors)
         self.console: Any = None  # the socket runc sends the pty master on (tty=1)
-        self.stdin_w = -1  # OpenStdin: the pipe's end kept open, never written
+        self.stdin_w = -1  # OpenStdin: the pipe's end kept open (written by attach)
+        self.attach: Any = None  # attach.AttachServer: stdin and resizes from the daemon
 
     def spawn_runc(self) -> tuple[int, dict[int, str]]:
         a = self.args
@@ -171,6 +172,22 @@ class Shim:
             pipes[fds[0]] = "tty"
             poller.register(fds[0], select.POLLIN)
 
+    def serve_attach(self, pipes: dict[int, str], poller: select.poll) -> None:
+        """``attach=1``: stdin and terminal resizes from the daemon (attach.py)."""
+        try:
+            from shoal.exec.runc import attach
+        except ImportError:
+            import attach  # type: ignore[no-redef]
+
+        tty_fd = next((fd for fd, name in pipes.items() if name == "tty"), -1)
+        try:
+            self.attach = attach.AttachServer(self.args["cid"], self.stdin_w, tty_fd)
+        except OSError as exc:
+            sys.stderr.write(f"shim: no attach socket: {exc}\n")
+            return
+        for fd in self.attach.fds():
+            poller.register(fd, select.POLLIN)
+
     def reap(self) -> None:
         while True:
             try:
@@ -191,7 +208,10 @@ class Shim:
                 raise
             chunk = b""
         now = time.time_ns()
-        lines = self.splitters[stream].feed(chunk) if chunk else self.splitters[stream].flush()
+        if stream == "tty":  # a terminal's output as it comes: a prompt has no newline
+            lines = [chunk[i:i + logfile.MAX_LINE] for i in range(0, len(chunk), logfile.MAX_LINE)]
+        else:
+            lines = self.splitters[stream].feed(chunk) if chunk else self.splitters[stream].flush()
         if stream == "stderr" and len(self.early_stderr) < 65536:
             self.early_stderr += chunk
         name = "stdout" if stream == "tty" else stream  # Docker logs a terminal as stdout
@@ -239,6 +259,12 @@ class Shim:
                     os.read(wake_r, 4096)
                 elif fd in pipes:
                     self.pump(fd, pipes[fd], pipes, poller)
+                elif self.attach is not None and fd in self.attach.fds():
+                    for n in self.attach.ready(fd):
+                        if n > 0:
+                            poller.register(n, select.POLLIN)
+                        else:
+                            poller.unregister(-n)
             self.reap()
             if not container_pid and runc_pid in self.statuses:
                 code = os.waitstatus_to_exitcode(self.statuses.pop(runc_pid))
@@ -248,6 +274,8 @@ class Shim:
                     self.receive_console(pipes, poller)
                 with open(os.path.join(self.dir, "pid"), encoding="ascii") as f:
                     container_pid = int(f.read().strip())
+                if self.args.get("attach") == "1":
+                    self.serve_attach(pipes, poller)
                 write_json(os.path.join(self.dir, "shim.json"),
                            {"shim_pid": os.getpid(), "shim_start": start_time(),
                             "pid": container_pid})
@@ -259,6 +287,8 @@ class Shim:
                 # read before the daemon's ``runc delete`` removes the cgroup
                 oom = cgroups.oom_killed(self.args["cgroup"])
                 status = self.statuses[container_pid]
+        if self.attach is not None:
+            self.attach.close()
         code = os.waitstatus_to_exitcode(status)
         for fd, stream in list(pipes.items()):  # output still pending after the drain time
             for line in self.splitters[stream].flush():

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from shoal.events import EventLog
 from shoal.exec.executor import ImageProvider, NetworkAttacher, VolumeProvider
 from shoal.exec.runc import cgroups, mounts
 from shoal.exec.runc.shims import ShimServer
@@ -39,6 +40,7 @@ class RuncConfig:
     network: NetworkAttacher | None = None  # overlays, gateway; None: containers get loopback only
     volumes: VolumeProvider | None = None  # named volumes; None: a task mounting one is rejected
     hostname: str = ""  # the node's, for templated secrets and configs (.Node.Hostname)
+    events: EventLog | None = None  # the node's events (container create, start, die...)
 
     @property
     def containers(self) -> Path:

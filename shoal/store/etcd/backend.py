@@ -95,8 +95,9 @@ class EtcdBackend(Backend):
             key = page.kvs[-1].key + b"\x00"
 
     async def revision(self) -> int:
-        # A linearizable (ReadIndex) count-only range: no data, just the quorum's revision.
-        return (await self.client.range(b"\x00", b"\x00", count_only=True)).header.revision
+        # A linearizable (ReadIndex) read of one key that never exists: no data and no count
+        # over the keyspace, just the quorum's revision in the header.
+        return (await self.client.range(b"\x00", count_only=True)).header.revision
 
     async def watch(
         self, prefix: str, start_revision: int

@@ -6,7 +6,8 @@ joins); ``await member.run()`` supervises until cancelled, restarting etcd with 
 backoff when it exits and keeping ``healthy`` current so the manager stops acting as leader while
 etcd is down; ``await member.stop()`` ends it (SIGTERM, then SIGKILL after ``stop_timeout``).
 etcd runs in its own session with PR_SET_PDEATHSIG=SIGKILL, so it dies with shoald even when
-shoald is SIGKILLed. Its output goes to ``<data_dir>.log``. Settings and flags live in
+shoald is SIGKILLed. Its output goes to ``<data_dir>.log``, kept under 16 MiB (one older
+``.log.1``). Settings and flags live in
 ``settings.py``. The health check is etcd's status over gRPC: once the managers turn etcd's
 authentication on, its JSON gateway refuses every request that carries a client certificate.
 """
@@ -219,6 +220,7 @@ class EtcdMember:
             pass
         if self._probe is None:  # stop() is under way
             return False
+        await asyncio.to_thread(cap_log, self.settings.log_path)
         try:
             self.status = await self._probe.status()
             self._set_health(True, "answering again")
@@ -236,8 +238,28 @@ class EtcdMember:
         (self._unhealthy if healthy else self._healthy).clear()
 
 
+LOG_MAX_BYTES = 16 * 1024 * 1024  # then the log moves to <log>.1 (one kept) and starts again
+
+
+def cap_log(path: Path, max_bytes: int = LOG_MAX_BYTES) -> bool:
+    """Keep etcd's log under ``max_bytes``: past it, its content moves to ``<log>.1`` and the
+    file is emptied in place (etcd holds it open with O_APPEND, so its next line lands at the
+    start again; a rename would leave etcd writing to the moved file). Blocking; True if it
+    rotated."""
+    try:
+        if path.stat().st_size <= max_bytes:
+            return False
+        shutil.copyfile(path, path.with_name(path.name + ".1"))
+        os.truncate(path, 0)
+    except OSError as exc:
+        log.warning("etcd log %s not rotated: %s", path, exc)
+        return False
+    return True
+
+
 def _open_log(path: Path, args: list[str]) -> BinaryIO:
     """etcd's log, opened for appending, with a marker line naming this launch."""
+    cap_log(path)
     out = open(path, "ab")  # noqa: SIM115 - the caller closes it once etcd has it
     out.write(f"--- shoal: {' '.join(args)}\n".encode())
     out.flush()

@@ -160,3 +160,22 @@ async def test_etcd_listens_only_on_the_two_tls_urls(member: EtcdMember) -> None
     settings = member.settings
     expected = {int(settings.client_url.rsplit(":", 1)[1]), int(settings.peer_url.rsplit(":", 1)[1])}
     assert _listening_ports(member.pid) == expected
+
+
+def test_etcd_log_is_capped_in_place(tmp_path: Path) -> None:
+    """The log file etcd holds open (O_APPEND) is emptied in place past the cap, its content
+    kept as .log.1, and etcd's next write lands at the start of the same file."""
+    from shoal.store.etcd.member import cap_log
+
+    path = tmp_path / "etcd.log"
+    with open(path, "ab") as held:  # as etcd holds it
+        held.write(b"x" * 100)
+        held.flush()
+        assert cap_log(path, max_bytes=1000) is False
+        held.write(b"y" * 1000)
+        held.flush()
+        assert cap_log(path, max_bytes=1000) is True
+        held.write(b"after\n")
+        held.flush()
+    assert path.read_bytes() == b"after\n"
+    assert (tmp_path / "etcd.log.1").read_bytes() == b"x" * 100 + b"y" * 1000
