@@ -8,12 +8,12 @@ from aiohttp import web
 
 from shoal.api.engine import ENGINE, Engine
 from shoal.api.server import PATH_PARAMS
-from shoal.errors import Unavailable
+from shoal.errors import InvalidArgument, Unavailable
 from shoal.model.codec import decode, encode
 from shoal.pki.unlockkey import LOCKED
 from shoal.store.store import NO_LEADER, Store
 
-__all__ = ["NOT_MANAGER", "WORKER", "engine", "param", "read", "reply", "store"]
+__all__ = ["NOT_MANAGER", "WORKER", "check_json", "engine", "param", "read", "reply", "store"]
 
 T = TypeVar("T")
 
@@ -54,6 +54,21 @@ def reply(data: Any, status: int = 200) -> web.Response:
     return web.Response(status=status, body=encode(data), content_type="application/json")
 
 
+def check_json(request: web.Request, body: bytes) -> None:
+    """moby's CheckForJSON: a body (or a Content-Type) must say application/json."""
+    ct = request.headers.get("Content-Type", "")
+    if not ct and not body:
+        return
+    media = ct.partition(";")[0].strip().lower()
+    if not media:
+        raise InvalidArgument(f"malformed Content-Type header ({ct}): mime: no media type")
+    if media != "application/json":
+        raise InvalidArgument(f"unsupported Content-Type header ({ct}): must be 'application/json'")
+
+
 async def read(request: web.Request, type_: type[T]) -> T:
+    """moby's ReadJSON: the Content-Type checked, then the body decoded as Go's types would
+    take it (``codec.decode``); no body is the zero value."""
     body = await request.read()
+    check_json(request, body)
     return decode(body or b"{}", type_)

@@ -25,5 +25,7 @@ def json_error(status: int, message: str) -> web.Response:
 def error_response(exc: BaseException) -> web.Response:
     if isinstance(exc, ShoalError):
         return json_error(exc.status, exc.message)
+    if isinstance(exc, web.HTTPClientError):  # aiohttp's refusals (a body past client_max_size: 413)
+        return json_error(exc.status, exc.text or exc.reason)
     log.exception("unexpected error in API handler", exc_info=exc)
     return json_error(500, f"internal error: {exc}")

@@ -54,11 +54,15 @@ def filters(request: web.Request, allowed: set[str]) -> Filters:
 
 
 def version_param(request: web.Request, *, what: str = "version") -> int:
+    """strconv.ParseUint(version, 10, 64), with dockerd's message."""
     raw = request.query.get("version", "")
-    try:
-        return int(raw)
-    except ValueError:
-        raise InvalidArgument(f"invalid {what} '{raw}'") from None
+    if raw.isascii() and raw.isdigit():
+        if int(raw) < 2**64:
+            return int(raw)
+        reason = "value out of range"
+    else:
+        reason = "invalid syntax"
+    raise InvalidArgument(f'invalid {what} \'{raw}\': strconv.ParseUint: parsing "{raw}": {reason}')
 
 
 def label_match(labels: dict[str, str] | None, wanted: list[str]) -> bool:

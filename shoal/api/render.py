@@ -9,10 +9,11 @@ from shoal.model.codec import to_builtins
 from shoal.model.objects import Cluster, Config, Network, Node, Secret, Service, Task
 from shoal.model.specs import SECOND
 from shoal.model.states import TaskState
+from shoal.model.volumes import Volume
 from shoal.store.tables import Tables
 
 __all__ = ["config_json", "down_nodes", "network_json", "node_json",
-           "secret_json", "service_json", "swarm_json", "task_json"]
+           "secret_json", "service_json", "swarm_json", "task_json", "volume_json"]
 
 
 def _builtins(obj: object) -> Any:
@@ -134,9 +135,9 @@ def network_json(net: Network) -> dict[str, Any]:
         "Name": spec.name, "Id": net.id, "Created": net.created_at, "Scope": "swarm",
         "Driver": spec.driver or "overlay", "EnableIPv4": True, "EnableIPv6": bool(spec.enable_ipv6),
         "IPAM": {"Driver": (ipam.driver if ipam else "") or "default",
-                 "Options": ipam.options if ipam else None, "Config": ipam_cfg},
+                 "Options": (ipam.options if ipam else None) or {}, "Config": ipam_cfg},
         "Internal": spec.internal, "Attachable": spec.attachable, "Ingress": spec.ingress,
-        "ConfigFrom": {"Network": ""}, "ConfigOnly": False, "Containers": None,
+        "ConfigFrom": {"Network": ""}, "ConfigOnly": False, "Containers": {},
         "Options": options, "Labels": spec.labels or {},
     }
 
@@ -153,6 +154,14 @@ def swarm_json(cluster: Cluster, *, with_tokens: bool = True) -> dict[str, Any]:
         out.pop("JoinTokens", None)
     return out
 
+
+
+def volume_json(vol: Volume) -> dict[str, Any]:
+    """Labels and Options are objects, {} when none (the schema's type, not Go's null)."""
+    out: dict[str, Any] = to_builtins(vol)
+    out["Labels"] = out.get("Labels") or {}
+    out["Options"] = out.get("Options") or {}
+    return out
 
 
 def secret_json(secret: Secret) -> dict[str, Any]:

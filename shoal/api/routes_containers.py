@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from shoal.api.common import engine, param, reply
+from shoal.api.common import check_json, engine, param, reply
 from shoal.api.params import bool_value, filters
 from shoal.api.render_containers import LIST_FILTERS, check_filters, inspect, listed, summary
 from shoal.api.server import API_VERSION_IN_USE, Router, parse_version
@@ -38,6 +38,7 @@ def runtime(request: web.Request, *, missing: str = "No such container") -> Cont
 
 async def body_json(request: web.Request) -> dict[str, Any]:
     raw = await request.read()
+    check_json(request, raw)  # moby's CheckForJSON, as every other body
     if not raw.strip():
         return {}
     try:

@@ -12,9 +12,9 @@ from typing import Any
 from aiohttp import web
 
 from shoal.api.common import engine, reply
+from shoal.api.render import volume_json
 from shoal.api.server import API_VERSION_IN_USE, Router, parse_version
 from shoal.errors import InvalidArgument
-from shoal.model.codec import to_builtins
 
 __all__ = ["register"]
 
@@ -34,8 +34,8 @@ def _wanted(request: web.Request) -> set[str]:
 async def disk_usage(request: web.Request) -> web.StreamResponse:
     wanted = _wanted(request)
     eng = engine(request)
-    out: dict[str, Any] = {"LayersSize": 0, "Images": None, "Containers": None, "Volumes": None,
-                           "BuildCache": None}
+    out: dict[str, Any] = {"LayersSize": 0, "Images": [], "Containers": [], "Volumes": [],
+                           "BuildCache": []}
     if "image" in wanted:
         images = await asyncio.to_thread(eng.images.list, {})
         out["Images"] = images
@@ -44,7 +44,7 @@ async def disk_usage(request: web.Request) -> web.StreamResponse:
         out["Containers"] = []
     if "volume" in wanted:
         usage = await asyncio.to_thread(eng.volumes.usage)
-        out["Volumes"] = [{**to_builtins(vol), "UsageData": {"Size": size, "RefCount": refs}}
+        out["Volumes"] = [{**volume_json(vol), "UsageData": {"Size": size, "RefCount": refs}}
                           for vol, size, refs in usage]
     if "build-cache" in wanted:
         out["BuildCache"] = []

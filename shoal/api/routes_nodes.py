@@ -45,7 +45,7 @@ async def inspect(request: web.Request) -> web.StreamResponse:
 
 async def update(request: web.Request) -> web.StreamResponse:
     st = store(request)
-    version = version_param(request)
+    version = version_param(request, what="node version")
     spec = await read(request, NodeSpec)
     await update_node(st, param(request, "id"), version, spec)
     return reply(None)

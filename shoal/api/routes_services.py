@@ -71,7 +71,7 @@ async def inspect(request: web.Request) -> web.StreamResponse:
 
 async def update(request: web.Request) -> web.StreamResponse:
     st = store(request)
-    version = version_param(request)
+    version = version_param(request, what="service version")
     spec = await read(request, ServiceSpec)
     try:
         current: Service | None = st.view().resolve(Service, param(request, "id"))

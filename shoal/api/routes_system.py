@@ -66,7 +66,7 @@ async def info(request: web.Request) -> web.StreamResponse:
     swarm: dict[str, object] = {
         "NodeID": state.node_id, "NodeAddr": state.node_addr, "LocalNodeState": state.local_node_state,
         "ControlAvailable": state.control_available, "Error": state.error,
-        "RemoteManagers": [{"NodeID": n, "Addr": a} for n, a in state.remote_managers] or None,
+        "RemoteManagers": [{"NodeID": n, "Addr": a} for n, a in state.remote_managers],
     }
     st = eng.store
     if st is not None and state.local_node_state == "active":
@@ -83,9 +83,9 @@ async def info(request: web.Request) -> web.StreamResponse:
         "OperatingSystem": "Shoal", "OSType": "linux", "Architecture": platform.machine(),
         "KernelVersion": platform.release(), "NCPU": os.cpu_count() or 1, "MemTotal": memory_bytes(),
         "DockerRootDir": eng.data_root, "Labels": labels, "Driver": "overlay2",
-        "Plugins": {"Volume": ["local"], "Network": ["overlay"], "Authorization": None, "Log": ["json-file"]},
+        "Plugins": {"Volume": ["local"], "Network": ["overlay"], "Authorization": [], "Log": ["json-file"]},
         "Containers": 0, "ContainersRunning": 0, "ContainersPaused": 0, "ContainersStopped": 0,
-        "Images": 0, "SecurityOptions": [], "Warnings": request.app.get(API_WARNINGS) or None,
+        "Images": 0, "SecurityOptions": [], "Warnings": request.app.get(API_WARNINGS) or [],
         "Swarm": swarm,
         "RegistryConfig": _registry_config(eng.images.insecure_registries,
                                            eng.images.registry_mirrors),

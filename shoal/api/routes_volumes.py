@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import re
+from typing import Any
 
 from aiohttp import web
 
 from shoal.api.common import engine, param, read, reply
 from shoal.api.params import Filters, bool_value, filters, label_match
+from shoal.api.render import volume_json
 from shoal.api.server import API_VERSION_IN_USE, Router, parse_version
 from shoal.errors import InvalidArgument
 from shoal.model.volumes import ANONYMOUS_LABEL, Volume, VolumeCreateRequest
@@ -68,11 +70,11 @@ async def list_volumes(request: web.Request) -> web.StreamResponse:
     _flag(f, "dangling")  # a bad value is refused even with no volume to filter
     service = _volumes(request)
 
-    def found() -> list[Volume]:
+    def found() -> list[dict[str, Any]]:
         used = service.users()
-        return [v for v in service.list() if _listed(v, f, bool(used.get(v.name)))]
+        return [volume_json(v) for v in service.list() if _listed(v, f, bool(used.get(v.name)))]
 
-    return reply({"Volumes": await asyncio.to_thread(found), "Warnings": None})
+    return reply({"Volumes": await asyncio.to_thread(found), "Warnings": []})
 
 
 async def create(request: web.Request) -> web.StreamResponse:
@@ -82,11 +84,11 @@ async def create(request: web.Request) -> web.StreamResponse:
                               "create a local volume (no ClusterVolumeSpec)")
     vol = await asyncio.to_thread(_volumes(request).create, req.name, driver=req.driver,
                                   options=req.driver_opts, labels=req.labels)
-    return reply(vol, status=201)
+    return reply(volume_json(vol), status=201)
 
 
 async def inspect(request: web.Request) -> web.StreamResponse:
-    return reply(await asyncio.to_thread(_volumes(request).get, param(request, "name")))
+    return reply(volume_json(await asyncio.to_thread(_volumes(request).get, param(request, "name"))))
 
 
 async def remove(request: web.Request) -> web.StreamResponse:
@@ -111,7 +113,7 @@ async def prune(request: web.Request) -> web.StreamResponse:
         return any(label_match(labels, [item]) for item in excluded)
 
     report = await asyncio.to_thread(_volumes(request).prune, keep=keep)
-    return reply({"VolumesDeleted": report.deleted or None, "SpaceReclaimed": report.space})
+    return reply({"VolumesDeleted": report.deleted, "SpaceReclaimed": report.space})
 
 
 def register(router: Router) -> None:

@@ -56,15 +56,15 @@ class Router:
 
     def match(self, method: str, path: str) -> tuple[Handler, dict[str, str], bool] | None:
         """The handler, its path parameters, and whether a GET of it needs the read barrier."""
-        allowed = False
+        allowed: set[str] = set()
         for m, regex, handler, reads_store in self._routes:
             found = regex.match(path)
             if found:
                 if m == method or (m == "GET" and method == "HEAD"):
                     return handler, found.groupdict(), reads_store and method == "GET"
-                allowed = True
+                allowed |= {m, "HEAD"} if m == "GET" else {m}
         if allowed:
-            raise web.HTTPMethodNotAllowed(method, [])
+            raise web.HTTPMethodNotAllowed(method, sorted(allowed))
         return None
 
 
@@ -86,8 +86,10 @@ def make_app(engine: Engine, router: Router) -> web.Application:
         API_VERSION_IN_USE.set(version)
         try:
             matched = router.match(request.method, path.rstrip("/") or "/")
-        except web.HTTPMethodNotAllowed:
-            return json_error(405, "method not allowed")
+        except web.HTTPMethodNotAllowed as exc:
+            refused = json_error(405, "method not allowed")
+            refused.headers["Allow"] = ", ".join(sorted(exc.allowed_methods))
+            return refused
         if matched is None:
             return json_error(404, "page not found")
         handler, params, barrier = matched
@@ -102,7 +104,14 @@ def make_app(engine: Engine, router: Router) -> web.Application:
 
     @web.middleware
     async def headers(request: web.Request, handler: Handler) -> web.StreamResponse:
-        response = await handler(request)
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:  # aiohttp's own (a path its router cannot take): JSON too
+            response = json_error(exc.status, exc.reason.lower())
+        if not response.prepared and "Content-Type" not in response.headers:
+            # Every answer says what it is, an empty one too: the type every operation of the
+            # Engine API's swagger documents (the docker CLI and docker-py read no empty body).
+            response.headers["Content-Type"] = "application/json"
         response.headers["Api-Version"] = API_VERSION
         response.headers["Server"] = SERVER
         response.headers["Ostype"] = "linux"

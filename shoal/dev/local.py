@@ -45,6 +45,7 @@ class Daemon:
     netns: str | None = None  # a simulated host's namespace path: shoald runs inside it
     insecure_registries: list[str] = field(default_factory=list)  # plain-HTTP registries
     registry_mirrors: list[str] = field(default_factory=list)  # tried before Docker Hub
+    api_hosts: list[str] = field(default_factory=list)  # more API listeners (-H tcp://127.0.x.y:N)
 
     @property
     def hostname(self) -> str:
@@ -80,6 +81,8 @@ class Daemon:
             args += ["--insecure-registry", registry]
         for mirror in self.registry_mirrors:
             args += ["--registry-mirror", mirror]
+        for host in self.api_hosts:
+            args += ["-H", host]
         if self.netns:
             args = nsenter(self.netns) + args  # nsenter execs: the pid stays shoald's
         self.root.mkdir(parents=True, exist_ok=True)

@@ -9,11 +9,12 @@ msgspec validate. Free-form maps (labels, options) are left exactly as sent.
 from __future__ import annotations
 
 import functools
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import msgspec
 
 from shoal.errors import InvalidArgument
+from shoal.model.gotypes import BOUNDS, SHAPES, go_name
 
 __all__ = ["CONTAINER_SPEC_KEYS", "decode", "encode", "to_builtins"]
 
@@ -61,15 +62,107 @@ def _fields(cls: type) -> dict[str, tuple[str, Any]]:
     return {f.encode_name.lower(): (f.encode_name, f.type) for f in info.fields}
 
 
-def _normalize(value: Any, info: Any, key: str = "") -> Any:
+@functools.cache
+def _shape(key: str) -> Any:
+    return msgspec.inspect.type_info(SHAPES[key])
+
+
+class _Mismatch(Exception):
+    """Go's json.UnmarshalTypeError: ``value`` ("string", "number 1e99"...) does not fit the
+    Go type ``go`` of the field at ``path`` (JSON keys from the top) of the Go struct ``struct``."""
+
+    def __init__(self, value: str, go: str, at: _At) -> None:
+        super().__init__(value, go, at)
+        self.value, self.go, self.at = value, go, at
+
+    def __str__(self) -> str:
+        if self.at.path:
+            return (f"json: cannot unmarshal {self.value} into Go struct field "
+                    f"{self.at.struct}.{'.'.join(self.at.path)} of type {self.go}")
+        return f"json: cannot unmarshal {self.value} into Go value of type {self.go}"
+
+
+class _At(NamedTuple):
+    """Where the decoder is: the innermost Go struct and the path of JSON keys to the field."""
+
+    struct: str = ""
+    path: tuple[str, ...] = ()
+
+
+def _kind(value: Any) -> str:
+    """How Go names a JSON value that does not fit."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"
+
+
+def _go(info: Any) -> str:
+    """Go's name of the type ``info`` stands for ("[]string", "map[string]string", "uint64")."""
+    if isinstance(info, msgspec.inspect.Metadata):
+        return str((info.extra or {}).get("go") or _go(info.type))
+    if isinstance(info, msgspec.inspect.UnionType):
+        types = [t for t in info.types if not isinstance(t, msgspec.inspect.NoneType)]
+        return _go(types[0]) if len(types) == 1 else "interface {}"
+    if isinstance(info, msgspec.inspect.StructType):
+        return go_name(info.cls)
+    if isinstance(info, msgspec.inspect.ListType):
+        return "[]" + _go(info.item_type)
+    if isinstance(info, msgspec.inspect.DictType):
+        return "map[string]" + _go(info.value_type)
+    simple: dict[type, str] = {msgspec.inspect.IntType: "int64", msgspec.inspect.FloatType: "float64",
+                               msgspec.inspect.StrType: "string", msgspec.inspect.BoolType: "bool"}
+    return simple.get(type(info), "interface {}")
+
+
+def _number(value: Any, info: Any, go: str, at: _At) -> Any:
+    """An integer or float field: a JSON number the Go type holds, else Go's error."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _Mismatch(_kind(value), go, at)
+    if isinstance(info, msgspec.inspect.IntType):
+        low, high = BOUNDS.get(go, BOUNDS["int64"])
+        if isinstance(value, float) or not low <= value <= high:
+            raise _Mismatch(f"number {value}", go, at)
+    elif go == "float32" and abs(value) > _FLOAT32_MAX:
+        raise _Mismatch(f"number {value}", go, at)
+    return value
+
+
+_FLOAT32_MAX = 3.4028234663852886e38
+_SCALARS: dict[type, type] = {msgspec.inspect.StrType: str, msgspec.inspect.BoolType: bool}
+
+
+_TOP = _At()
+
+
+def _normalize(value: Any, info: Any, key: str = "", at: _At = _TOP) -> Any:
+    """``value`` with canonical keys and no nulls, checked against ``info`` as Go's decoder
+    would check it against the Go type (``_Mismatch``); msgspec converts it after."""
     if value is None:
         return None
+    go = ""
+    if isinstance(info, msgspec.inspect.Metadata):
+        go = str((info.extra or {}).get("go", ""))
+        info = info.type
     if isinstance(info, msgspec.inspect.UnionType):
         for t in info.types:
             if not isinstance(t, msgspec.inspect.NoneType):
-                return _normalize(value, t, key)
+                return _normalize(value, t, key, at)
         return value
-    if isinstance(info, msgspec.inspect.StructType) and isinstance(value, dict):
+    if isinstance(info, (msgspec.inspect.IntType, msgspec.inspect.FloatType)):
+        return _number(value, info, go or _go(info), at)
+    scalar = _SCALARS.get(type(info))
+    if scalar is not None:
+        if not isinstance(value, scalar):
+            raise _Mismatch(_kind(value), _go(info), at)
+        return value
+    if isinstance(info, msgspec.inspect.StructType):
+        if not isinstance(value, dict):
+            raise _Mismatch(_kind(value), _go(info), at)
+        struct = go_name(info.cls).rpartition(".")[2]
         fields = _fields(info.cls)
         out: dict[str, Any] = {}
         for k, v in value.items():
@@ -78,14 +171,20 @@ def _normalize(value: Any, info: Any, key: str = "") -> Any:
             canon = fields.get(str(k).lower())
             if canon is None:
                 continue  # unknown field: ignored, as Go does
-            out[canon[0]] = _normalize(v, canon[1], canon[0])
+            out[canon[0]] = _normalize(v, canon[1], canon[0], _At(struct, (*at.path, canon[0])))
         return out
-    if isinstance(info, msgspec.inspect.ListType) and isinstance(value, list):
-        return [_normalize(v, info.item_type, key) for v in value]
-    if isinstance(info, msgspec.inspect.DictType) and isinstance(value, dict):
+    if isinstance(info, msgspec.inspect.ListType):
+        if not isinstance(value, list):
+            raise _Mismatch(_kind(value), _go(info), at)
+        return [_normalize(v, info.item_type, key, at) for v in value]
+    if isinstance(info, msgspec.inspect.DictType):
+        if key in SHAPES and isinstance(info.value_type, msgspec.inspect.AnyType):
+            _normalize(value, _shape(key), key, at)  # checked as Go's struct, kept as sent
+        elif not isinstance(value, dict):
+            raise _Mismatch(_kind(value), _go(info), at)
         if key in _CANON:
             return _canon_dict(value, key)
-        return {k: _normalize(v, info.value_type) for k, v in value.items()}
+        return {k: _normalize(v, info.value_type, "", at) for k, v in value.items()}
     return value
 
 
@@ -105,12 +204,17 @@ def _canon_dict(value: dict[str, Any], key: str) -> dict[str, Any]:
 
 
 def decode(data: bytes | str | Any, type_: type[T], *, what: str = "request body") -> T:
-    """Parse a client's JSON into ``type_`` leniently; bad input is InvalidArgument."""
+    """Parse a client's JSON into ``type_`` leniently; bad input is InvalidArgument, with
+    dockerd's words (``invalid JSON: json: cannot unmarshal ...``) for a value of the wrong
+    type or out of its Go type's range."""
+    prefix = "invalid JSON" if what == "request body" else f"invalid JSON in {what}"
     try:
         raw = msgspec.json.decode(data) if isinstance(data, (bytes, str)) else data
         return msgspec.convert(_normalize(raw, msgspec.inspect.type_info(type_)), type_)
+    except _Mismatch as exc:
+        raise InvalidArgument(f"{prefix}: {exc}") from None
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        raise InvalidArgument(f"invalid JSON in {what}: {exc}") from exc
+        raise InvalidArgument(f"{prefix}: {exc}") from exc
 
 
 _encoder = msgspec.json.Encoder()

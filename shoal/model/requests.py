@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
+from shoal.model.gotypes import UInt32
 from shoal.model.specs import ClusterSpec, Struct
 
 __all__ = ["InitRequest", "JoinRequest", "UnlockRequest"]
@@ -13,13 +14,13 @@ class InitRequest(Struct):
     listen_addr: str = "0.0.0.0:2377"
     advertise_addr: str = ""
     data_path_addr: str = ""
-    data_path_port: int = 0
+    data_path_port: UInt32 = 0
     force_new_cluster: bool = False
     spec: ClusterSpec = msgspec.field(default_factory=ClusterSpec)
     auto_lock_managers: bool = False
     availability: str = ""
     default_addr_pool: list[str] | None = None
-    subnet_size: int = 0
+    subnet_size: UInt32 = 0
 
 
 class JoinRequest(Struct):

@@ -11,6 +11,8 @@ from typing import Any
 
 import msgspec
 
+from shoal.model.gotypes import Duration, Float32, GoInt, UInt32, UInt64
+
 __all__ = [
     "IPAM",
     "MAX_REPLICAS",
@@ -63,12 +65,12 @@ MAX_REPLICAS = 10_000
 
 
 class Replicated(Struct):
-    replicas: int | None = None
+    replicas: UInt64 | None = None
 
 
 class ReplicatedJob(Struct):
-    max_concurrent: int | None = None
-    total_completions: int | None = None
+    max_concurrent: UInt64 | None = None
+    total_completions: UInt64 | None = None
 
 
 class ServiceMode(Struct):
@@ -113,9 +115,9 @@ class Resources(Struct):
 
 class RestartPolicy(Struct):
     condition: str | None = None  # none | on-failure | any
-    delay: int | None = None
-    max_attempts: int | None = None
-    window: int | None = None
+    delay: Duration | None = None
+    max_attempts: UInt64 | None = None
+    window: Duration | None = None
 
 
 class SpreadOver(Struct):
@@ -134,7 +136,7 @@ class Platform(Struct):
 class Placement(Struct):
     constraints: list[str] | None = None
     preferences: list[PlacementPreference] | None = None
-    max_replicas: int = 0
+    max_replicas: UInt64 = 0
     platforms: list[Platform] | None = None
 
 
@@ -153,7 +155,7 @@ class TaskSpec(Struct):
     placement: Placement | None = None
     networks: list[NetworkAttachmentConfig] | None = None
     log_driver: dict[str, Any] | None = None
-    force_update: int = 0
+    force_update: UInt64 = 0
     runtime: str = ""
 
     @property
@@ -162,19 +164,19 @@ class TaskSpec(Struct):
 
 
 class UpdateConfig(Struct):
-    parallelism: int = 0
-    delay: int = 0
+    parallelism: UInt64 = 0
+    delay: Duration = 0
     failure_action: str = ""
-    monitor: int = 0
-    max_failure_ratio: float = 0.0
+    monitor: Duration = 0
+    max_failure_ratio: Float32 = 0.0
     order: str = ""
 
 
 class PortConfig(Struct):
     name: str = ""
     protocol: str = "tcp"
-    target_port: int = 0
-    published_port: int = 0
+    target_port: UInt32 = 0
+    published_port: UInt32 = 0
     publish_mode: str = "ingress"
 
 
@@ -241,15 +243,15 @@ class OrchestrationConfig(Struct):
 
 
 class RaftConfig(Struct):
-    snapshot_interval: int = 0
-    keep_old_snapshots: int | None = None
-    log_entries_for_slow_followers: int = 0
-    election_tick: int = 0
-    heartbeat_tick: int = 0
+    snapshot_interval: UInt64 = 0
+    keep_old_snapshots: UInt64 | None = None
+    log_entries_for_slow_followers: UInt64 = 0
+    election_tick: GoInt = 0
+    heartbeat_tick: GoInt = 0
 
 
 class DispatcherConfig(Struct):
-    heartbeat_period: int = 0
+    heartbeat_period: Duration = 0
 
 
 class ExternalCA(Struct):
@@ -266,11 +268,11 @@ class CAConfig(Struct):
     """``SigningCACert``/``SigningCAKey`` are read once (swarm init) and never stored here: the
     root lives in ``Cluster.root_ca``."""
 
-    node_cert_expiry: int = 0
+    node_cert_expiry: Duration = 0
     external_cas: list[ExternalCA] | None = msgspec.field(default=None, name="ExternalCAs")
     signing_ca_cert: str = msgspec.field(default="", name="SigningCACert")
     signing_ca_key: str = msgspec.field(default="", name="SigningCAKey")
-    force_rotate: int = 0
+    force_rotate: UInt64 = 0
 
 
 class EncryptionConfig(Struct):

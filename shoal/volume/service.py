@@ -171,7 +171,12 @@ class VolumeService:
             self._events.publish_threadsafe("volume", action, name, attributes)
 
     def _exists(self, name: str) -> bool:
-        return bool(name) and "/" not in name and name not in (".", "..") and self._local.path(name).is_dir()
+        if not name or "/" in name or name in (".", ".."):
+            return False
+        try:
+            return self._local.path(name).is_dir()
+        except OSError:  # a name no volume can have (too long for a file name): none such
+            return False
 
     def _meta(self, name: str) -> dict[str, object]:
         try:

@@ -42,14 +42,18 @@ def read_compose_files(names: tuple[str, ...]) -> tuple[list[ConfigFile], str]:
         raise CliError("Please specify a Compose file (with --compose-file).")
     files = []
     for name in names:
-        if name == "-":
-            files.append(ConfigFile("-", sys.stdin.read()))
-            continue
         try:
-            with open(name, encoding="utf-8") as fh:
-                files.append(ConfigFile(name, fh.read()))
+            if name == "-":
+                data = sys.stdin.buffer.read()
+            else:
+                with open(name, "rb") as fh:
+                    data = fh.read()
         except OSError as exc:
             raise CliError(f"open {name}: {(exc.strerror or str(exc)).lower()}") from None
+        try:
+            files.append(ConfigFile(name, data.decode("utf-8")))
+        except UnicodeDecodeError as exc:  # yaml.v3's words for what it cannot read
+            raise CliError(f"{name}: yaml: invalid leading UTF-8 octet at byte {exc.start}") from None
     first = names[0]
     working_dir = os.getcwd() if first == "-" else os.path.dirname(os.path.abspath(first))
     return files, working_dir

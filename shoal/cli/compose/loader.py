@@ -88,10 +88,61 @@ class Config:
     warnings: list[str] = field(default_factory=list)
 
 
+MAX_EXPANDED_NODES = 1_000_000  # a file's nodes with every alias expanded (billion laughs)
+
+
+class _Recursive(Exception):
+    pass
+
+
+def _expanded_size(root: yaml.Node) -> int:
+    """How many nodes the document has once its aliases are expanded, counted without
+    expanding them (each node's size once, children first); _Recursive if a node contains
+    itself."""
+    sizes: dict[int, int] = {}
+    visiting: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if isinstance(node, yaml.MappingNode):
+            kids = [n for pair in node.value for n in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            kids = list(node.value)
+        else:
+            kids = []
+        if children_done:
+            visiting.discard(id(node))
+            size = 1 + sum(sizes[id(k)] for k in kids)
+            sizes[id(node)] = min(size, MAX_EXPANDED_NODES + 1)
+            continue
+        if id(node) in sizes:
+            continue
+        if id(node) in visiting:
+            raise _Recursive
+        visiting.add(id(node))
+        stack.append((node, True))
+        for kid in kids:
+            if id(kid) in visiting:
+                raise _Recursive
+            if id(kid) not in sizes:
+                stack.append((kid, False))
+    return sizes[id(root)]
+
+
 def parse_yaml(filename: str, text: str) -> dict[str, Any]:
     """The file's top-level mapping; YAML errors name the file and the line."""
     try:
-        data = yaml.load(text, Loader=_Loader)
+        loader = _Loader(text)
+        try:
+            node = loader.get_single_node()
+            try:
+                if node is not None and _expanded_size(node) > MAX_EXPANDED_NODES:
+                    raise CliError(f"{filename}: yaml: document contains excessive aliasing")
+            except _Recursive:
+                raise CliError(f"{filename}: yaml: an anchor's value contains itself") from None
+            data = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)
@@ -195,10 +246,12 @@ class _FileLoader:
     def integer(self, path: str, value: Any) -> int:
         if isinstance(value, bool):
             raise self.fail(path, "must be a integer")
-        if isinstance(value, int):
-            return value
         if isinstance(value, str) and re.fullmatch(r"[-+]?\d+", value.strip()):
-            return int(value)
+            value = int(value)
+        if isinstance(value, int):
+            if not -(2**63) <= value < 2**64:  # Go's int64 and uint64 fields
+                raise self.fail(path, "must be a integer within 64 bits")
+            return value
         raise self.fail(path, "must be a integer")
 
     def number(self, path: str, value: Any) -> float:
@@ -358,7 +411,7 @@ class _FileLoader:
     def env_file(self, path: str, name: str) -> dict[str, str | None]:
         filename = self.path(name)
         try:
-            text = Path(filename).read_text()
+            text = Path(filename).read_text(errors="replace")  # Go keeps the bytes
         except OSError as exc:
             raise self.fail(path, f"open {filename}: {(exc.strerror or str(exc)).lower()}") from None
         out: dict[str, str | None] = {}

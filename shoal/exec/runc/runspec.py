@@ -195,9 +195,11 @@ def _host_entry(entry: str) -> str:
 
 
 def _endpoints(mode: str, networking: dict[str, Any] | None) -> list[EndpointRequest]:
-    configs = (networking or {}).get("EndpointsConfig") or {}
+    configs = dict((networking or {}).get("EndpointsConfig") or {})
     out: list[EndpointRequest] = []
     primary = "bridge" if mode == "default" else mode
+    if "default" in configs:  # the CLI keys the primary's endpoint by the network mode
+        configs.setdefault(primary, configs.pop("default"))
     names = [primary] + [n for n in configs if n != primary]
     for name in names:
         ep = configs.get(name) or {}

@@ -142,7 +142,17 @@ class Standalone:
                 (d / name).unlink()
 
     async def start(self, cid: str, *, by_hand: bool = True, supervise: bool = True) -> bool:
-        """False when it runs already (the API's 304)."""
+        """False when it runs already (the API's 304). A container with AutoRemove that fails
+        to start is removed (dockerd's; docker run --rm waits for its removal)."""
+        try:
+            return await self._start(cid, by_hand=by_hand, supervise=supervise)
+        except ShoalError:
+            info = self.run_info(cid)
+            if info is not None and info.get("auto_remove") and not self._c.state(cid).running:
+                await self.remove(cid, force=True)
+            raise
+
+    async def _start(self, cid: str, *, by_hand: bool, supervise: bool) -> bool:
         async with self._lock(cid):
             info = self.run_info(cid)
             if info is None:

@@ -51,7 +51,7 @@ async def test_tls_without_tlsverify_warns_loudly(tmp_path: Path, caplog: pytest
         await runner.cleanup()
     logged = [r.getMessage() for r in caplog.records]
     if verify:
-        assert warnings is None and not logged
+        assert warnings == [] and not logged
         return
     assert logged == [f'{line} host="{host}"' for line in BIND_WARNINGS]
     assert "Binding to IP address without --tlsverify is insecure" in logged[0]

@@ -163,7 +163,8 @@ async def test_not_in_a_swarm_gets_503(tmp_path: Path) -> None:
     ({"Name": "bad name!"}, 400, "valid as a DNS name"),
     ({"Name": "c", "TaskTemplate": {"Placement": {"Constraints": ["node.role=manager"]}}}, 400, "invalid constraint"),
     ({"Name": "c", "TaskTemplate": {"Placement": {"Constraints": ["foo.bar==x"]}}}, 400, "unknown key"),
-    ({"Name": "c", "Mode": {"Replicated": {"Replicas": -2}}}, 400, "non-negative"),
+    ({"Name": "c", "Mode": {"Replicated": {"Replicas": -2}}}, 400,  # dockerd: Go refuses it
+     "json: cannot unmarshal number -2 into Go struct field ReplicatedService.Mode.Replicated.Replicas of type uint64"),
     # Issue 16: 2^63-1 replicas used to answer 201, then the orchestrator filled the manager.
     ({"Name": "c", "Mode": {"Replicated": {"Replicas": 2**63 - 1}}}, 400,
      "replicas must be at most 10000 (Shoal's limit of tasks per service)"),

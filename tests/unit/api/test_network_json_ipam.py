@@ -11,7 +11,7 @@ from shoal.model.specs import IPAM, IPAMConfig, NetworkSpec
 
 def test_allocated_ipam_and_vxlan_id_are_shown() -> None:
     net = Network(id="n1", spec=NetworkSpec(name="front", driver="overlay", ipam=IPAM()))
-    assert network_json(net)["IPAM"] == {"Driver": "default", "Options": None, "Config": []}
+    assert network_json(net)["IPAM"] == {"Driver": "default", "Options": {}, "Config": []}
     configs, state = IPAMState().allocate_network("n1")
     net.ipam_options, net.driver_state = IPAM(config=configs), state
     out = network_json(net)

@@ -170,6 +170,9 @@ def test_deploy_errors(shoal: Shoal, daemon: FakeDaemon, stack_dir: Path) -> Non
         'invalid stack name: "a b "\n')
     assert shoal("stack", "deploy", "-d", "-c", "gone.yml", "app").err == (
         "open gone.yml: no such file or directory\n")
+    (stack_dir / "binary.yml").write_bytes(b"services:\xff\xfe")
+    assert shoal("stack", "deploy", "-d", "-c", "binary.yml", "app").err == (
+        "binary.yml: yaml: invalid leading UTF-8 octet at byte 9\n")
     (stack_dir / "bad.yml").write_text("services:\n  web:\n    image: x\n    build: .\n")
     result = shoal("stack", "deploy", "-d", "-c", "bad.yml", "app")
     assert (result.status, result.err) == (

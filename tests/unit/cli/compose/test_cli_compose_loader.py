@@ -150,6 +150,24 @@ def test_yaml_errors_name_file_and_line() -> None:
     assert refused("- a\n") == "docker-compose.yml: Top-level object must be a mapping"
 
 
+def test_garbage_gets_one_clear_line() -> None:
+    """Alias bombs, an anchor inside itself and numbers past 64 bits are refused, never
+    expanded, recursed into or passed on (yaml.v3 and Go's integer types refuse them too)."""
+    levels = ['a: &a ["x","x","x","x","x","x","x","x","x"]']
+    for prev, name in zip("abcdefgh", "bcdefghi", strict=True):
+        levels.append(f"{name}: &{name} [{','.join(['*' + prev] * 9)}]")
+    bomb = "x-" + "\nx-".join(levels) + "\nservices:\n  web: {image: a, labels: {k: v}}\n"
+    assert refused(bomb) == "docker-compose.yml: yaml: document contains excessive aliasing"
+    assert refused("x-a: &a [*a]\nservices: {}\n") == (
+        "docker-compose.yml: yaml: an anchor's value contains itself")
+    assert refused("services: {web: {image: a, deploy: {replicas: 99999999999999999999999}}}\n") \
+        == "docker-compose.yml: services.web.deploy.replicas must be a integer within 64 bits"
+    # shared anchors that stay small load as before
+    shared = load_one("x-l: &l {k: v}\nservices:\n  a: {image: a, labels: *l}\n"
+                      "  b: {image: b, labels: *l}\n")
+    assert shared.services["b"]["labels"] == {"k": "v"}
+
+
 def test_versions() -> None:
     assert load_one("version: '3.8'\nservices: {}\n").version == "3.8"
     assert load_one("services: {}\n").version == "3.13"
