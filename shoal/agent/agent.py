@@ -24,6 +24,7 @@ from pathlib import Path
 
 import aiohttp
 
+from shoal.agent.attachments import Attachments
 from shoal.agent.reporter import Reporter
 from shoal.agent.session import NodeRemoved, NotLeader, Session, SessionDropped, TLSReports
 from shoal.agent.worker import Worker
@@ -93,6 +94,12 @@ class Agent:
         """The node's certificate or roots changed: tell the manager (now, or with the next
         session's Register)."""
         self._tls_due.set()
+
+    @property
+    def attachments(self) -> Attachments:
+        """The node's standalone containers' overlay attachments (attachments.py): ``attach``
+        waits for one (20 s), ``detach`` gives one back."""
+        return self.worker.attachments
 
     async def shutdown_all(self) -> None:
         """Shut down and remove every task of this node (swarm leave)."""

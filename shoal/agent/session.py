@@ -3,9 +3,10 @@
 Order (shoal.model.dispatch): connect ``wss://MANAGER/session`` (server name swarm-manager),
 send Register, read SessionInfo (within REGISTER_TIMEOUT), then three loops side by side until
 one fails: the reader (SessionInfo, Assignments, HeartbeatAck, NetworkUpdate for the agent's
-``on_network``, log subscriptions for the LogPublisher), the heartbeat (send one every
-period; no ack within the period drops the session), the reporter (StatusUpdates) and the
-node's TLSReports. The
+``on_network``, log subscriptions for the LogPublisher, AttachNetworkReply for the worker's
+attachments), the heartbeat (send one every period; no ack within the period drops the
+session), the reporter (StatusUpdates), the attachments' requests (AttachNetwork,
+DetachNetwork) and the node's TLSReports. The
 session ends only by an error: ``SessionDropped`` (reconnect elsewhere) or ``NodeRemoved``
 (close code 4403: stop the agent). Agent (agent.py) owns reconnects and backoff.
 """
@@ -31,6 +32,7 @@ from shoal.model.dispatch import (
     CLOSE_NOT_LEADER,
     CLOSE_REMOVED,
     Assignments,
+    AttachNetworkReply,
     Heartbeat,
     HeartbeatAck,
     LogCancel,
@@ -128,6 +130,8 @@ class Session:
                     (self._read(ws, logs), "agent-session-read"),
                     (self._heartbeat(ws), "agent-session-heartbeat"),
                     (self._reporter.run(lambda m: self._send(ws, m)), "agent-session-report"),
+                    (self._worker.attachments.send_loop(lambda m: self._send(ws, m)),
+                     "agent-session-attachments"),
                 ]
                 if self._tls is not None:
                     jobs.append((self._report_tls(ws, self._tls), "agent-session-tls"))
@@ -192,6 +196,8 @@ class Session:
             elif isinstance(msg, NetworkUpdate):
                 if self._on_network is not None:
                     self._on_network(msg)
+            elif isinstance(msg, AttachNetworkReply):
+                self._worker.attachments.reply(msg)
             elif isinstance(msg, LogSubscribe):
                 logs.subscribe(msg)
             elif isinstance(msg, LogCancel):

@@ -8,7 +8,9 @@ them back so a worker that lost its manager keeps running its tasks (a running s
 container is re-attached: the runner resumes at RUNNING and waits). ``close()`` leaves
 containers running; ``shutdown_all()`` (swarm leave) shuts down and removes every task.
 The data of the secrets and configs the tasks reference is kept in ``dependencies`` (memory
-only) and forgotten once no task the worker holds references it.
+only) and forgotten once no task the worker holds references it. A standalone container's
+network attachment task (``Task.is_attachment``) gets no runner (no executor runs one): it goes
+to ``attachments`` (attachments.py), where the daemon waits for its address.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+from shoal.agent.attachments import Attachments
 from shoal.agent.dependencies import Dependencies
 from shoal.agent.reporter import Reporter
 from shoal.agent.runner import TaskRunner
@@ -41,6 +44,7 @@ class Worker:
         self._runners: dict[str, TaskRunner] = {}
         self._removing: dict[str, asyncio.Task[None]] = {}
         self.dependencies = Dependencies()
+        self.attachments = Attachments(reporter)
 
     @property
     def tasks(self) -> dict[str, Task]:
@@ -66,6 +70,7 @@ class Worker:
         config they reference."""
         self.dependencies.add(secrets, configs, reset=True)
         wanted = {t.id for t in tasks}
+        self.attachments.keep_only(wanted)
         for task_id in [i for i in self._runners if i not in wanted]:
             self._remove(task_id)
         for task_id in self.dependencies.held_tasks() - wanted - set(self._removing):
@@ -81,11 +86,17 @@ class Worker:
         secrets and configs the new tasks reference that the node did not have."""
         self.dependencies.add(secrets, configs)
         for task_id in removed:
+            if task_id in self.attachments.tasks:
+                self.attachments.removed(task_id)
+                continue
             self._remove(task_id)
         for task in tasks:
             await self._upsert(task)
 
     async def _upsert(self, task: Task) -> None:
+        if task.is_attachment:
+            self.attachments.assigned(task)
+            return
         pending = self._removing.get(task.id)
         if pending is not None:
             await asyncio.gather(pending, return_exceptions=True)

@@ -16,7 +16,7 @@ import json
 import time
 from datetime import datetime
 from ipaddress import IPv4Network
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from aiohttp import web
 
@@ -25,6 +25,7 @@ from shoal.api.params import Filters, filters, label_match
 from shoal.api.render import network_json
 from shoal.api.server import Router
 from shoal.errors import Conflict, InvalidArgument, NotFound, PermissionDenied, ShoalError
+from shoal.exec.localnet import Endpoint
 from shoal.manager.controlapi.network import create_network, remove_network
 from shoal.model.objects import Network
 from shoal.model.specs import NetworkSpec
@@ -72,6 +73,45 @@ def _bridge_json(lb: LocalBridges, net: BridgeNet) -> dict[str, Any]:
     return out
 
 
+@runtime_checkable
+class _OverlayUsers(Protocol):
+    """What the daemon's standalone networks tell of swarm overlays (daemon/localnets.py)."""
+
+    def overlay_users(self, network_id: str) -> list[tuple[str, str, Endpoint]]: ...
+
+    def overlay_networks(self) -> list[Network]: ...
+
+
+def _overlays(request: web.Request) -> _OverlayUsers | None:
+    nets = getattr(engine(request), "local_networks", None)  # API test fakes may have none
+    return nets if isinstance(nets, _OverlayUsers) else None
+
+
+def _swarm_json(request: web.Request, net: Network) -> dict[str, Any]:
+    """A swarm network with this node's standalone containers on it (dockerd's Containers
+    are the node's own)."""
+    out = network_json(net)
+    users = _overlays(request)
+    found = users.overlay_users(net.id) if users is not None else []
+    if found:
+        out["Containers"] = {
+            cid: {"Name": name, "EndpointID": ep.endpoint_id, "MacAddress": ep.mac_address,
+                  "IPv4Address": f"{ep.ip_address}/{ep.prefix_len}", "IPv6Address": ""}
+            for cid, name, ep in found}
+    return out
+
+
+def _swarm(request: web.Request) -> list[Network]:
+    """The swarm networks this node shows: all of them on a manager; on a worker, those its
+    standalone containers use (as dockerd's)."""
+    st = engine(request).store
+    if st is not None:
+        return sorted(st.view().all(Network), key=lambda n: n.spec.name)
+    users = _overlays(request)
+    return sorted(users.overlay_networks() if users is not None else [],
+                  key=lambda n: n.spec.name)
+
+
 def _local(request: web.Request) -> list[dict[str, Any]]:
     lb = _bridges(request)
     out = [_bridge_json(lb, n) for n in lb.networks()]
@@ -91,11 +131,7 @@ def _local(request: web.Request) -> list[dict[str, Any]]:
 
 
 def _all(request: web.Request) -> list[dict[str, Any]]:
-    out = _local(request)
-    st = engine(request).store
-    if st is not None:
-        out += [network_json(n) for n in sorted(st.view().all(Network), key=lambda n: n.spec.name)]
-    return out
+    return _local(request) + [_swarm_json(request, n) for n in _swarm(request)]
 
 
 def _builtin(net: dict[str, Any]) -> bool:
@@ -141,10 +177,15 @@ async def inspect(request: web.Request) -> web.StreamResponse:
     st = engine(request).store
     if st is not None and scope in ("", "swarm"):
         try:
-            return reply(network_json(st.view().resolve(Network, ref, what="network")))
+            return reply(_swarm_json(request, st.view().resolve(Network, ref, what="network")))
         except NotFound:
             if scope == "swarm":
                 raise
+    elif scope in ("", "swarm"):  # a worker: the overlays its containers use
+        used = [n for n in _swarm(request) if ref in (n.id, n.spec.name)
+                or (len(ref) >= 12 and n.id.startswith(ref))]
+        if used:
+            return reply(_swarm_json(request, used[0]))
     if scope in ("", "local"):
         prefixed = [n for n in _local(request) if n["Id"].startswith(ref)]
         if len(prefixed) == 1:

@@ -28,6 +28,7 @@ from shoal.agent import Agent, NodeRemoved
 from shoal.api.engine import SwarmState
 from shoal.daemon.autolock import Autolock
 from shoal.daemon.localnets import StandaloneNetworks
+from shoal.daemon.overlays import SwarmSide
 from shoal.daemon.state import LocalState
 from shoal.errors import Conflict, InvalidArgument, NotFound, ShoalError, Unavailable
 from shoal.events import EventLog
@@ -35,6 +36,7 @@ from shoal.exec.executor import Executor
 from shoal.exec.localnet import LocalNetworks
 from shoal.exec.runc import RuncExecutor
 from shoal.exec.runc.engine import ContainerEngine
+from shoal.exec.runc.record import read_record
 from shoal.exec.sim import SimExecutor
 from shoal.fsutil import write_atomic
 from shoal.image.service import ImageService
@@ -50,6 +52,7 @@ from shoal.model.states import NodeRole
 from shoal.net.bridges import LocalBridges
 from shoal.net.dns import read_resolv_conf
 from shoal.net.netagent import NetworkAgent
+from shoal.net.records import Directory
 from shoal.node.join import join as join_swarm
 from shoal.node.join import raft_certificate, renew
 from shoal.node.renewal import Renewer
@@ -71,6 +74,7 @@ LAST_MANAGER = (
 LEAVE_LOCKED = "Swarm is encrypted and locked. Please unlock it first or use `--force` to ignore this message."
 JOIN_TIMEOUT = 20.0  # seconds a join waits for the first session, as dockerd's join timeout
 AUTOLOCK_IDLE = 5.0  # seconds between looks at whether the unlock key follower's manager is still ours
+_NO_RECORDS = Directory()  # the overlays' names out of a swarm: none
 ROTATION_RENEWAL_DEADLINE = 300.0  # seconds a renewal a root rotation asked for is retried
 
 
@@ -142,8 +146,13 @@ class SwarmNode:
             settings.data_root, settings.exec_root, kernel=settings.executor == "runc",
             enabled=settings.default_bridge, upstreams=upstreams, search=search,
             events=self.events)
-        self.local_networks: LocalNetworks = StandaloneNetworks(self.bridge_networks,
-                                                                swarm_network=self._swarm_network)
+        self.standalone = StandaloneNetworks(self.bridge_networks,
+                                             swarm_network=self._swarm_network,
+                                             swarm=self._swarm_side)
+        self.local_networks: LocalNetworks = self.standalone
+        # the embedded DNS of standalone containers answers the overlays' names too
+        self.bridge_networks.chain_records(
+            lambda: self._network.directory if self._network is not None else _NO_RECORDS)
         # /containers and /exec: task and standalone containers, in or out of a swarm
         self._containers: ContainerEngine | None = None
         if settings.executor == "runc":
@@ -153,6 +162,7 @@ class SwarmNode:
                 log_max_size=settings.log_max_size, log_max_files=settings.log_max_files,
                 volumes=self.volumes, hostname=self.hostname, events=self.events,
                 networks=self.local_networks)
+            self.standalone.name_of = self._container_name  # the containers' DNS names
         self._dir = settings.data_root / "swarm"
         self._autolock = Autolock(self._dir)
         self._locked = False  # an autolocked manager restarted: nothing runs until unlock
@@ -202,6 +212,22 @@ class SwarmNode:
                           node_addr=state.advertise_ip,
                           control_available=self.store is not None, role=self._identity.role,
                           remote_managers=managers, error=error)
+
+    def _container_name(self, container_id: str) -> str | None:
+        """A standalone container's name ("/web"), for the embedded DNS and inspect."""
+        engine = self._containers
+        if engine is None:
+            return None
+        rec = read_record(engine.config.containers / container_id) or {}
+        name = rec.get("Name")
+        return name if isinstance(name, str) and name else None
+
+    def _swarm_side(self) -> SwarmSide | None:
+        """The agent's attachments and the NetworkAgent, for standalone containers on
+        attachable overlays; None out of a swarm."""
+        if self._agent is None:
+            return None
+        return SwarmSide(self._agent.attachments, self._network)
 
     def _swarm_network(self, ref: str) -> Network | None:
         """A swarm network by name or ID, on a manager (standalone containers' refusals)."""
@@ -406,7 +432,10 @@ class SwarmNode:
                             managers=managers, addr=state.advertise_ip, on_session=self._on_session,
                             on_network=self._on_network,
                             tls_info=lambda: self._identity.tls_info() if self._identity else None)
+        self._agent.attachments.on_removed = self.standalone.overlays.lost
         self._agent_task = asyncio.create_task(self._run_agent(self._agent), name="agent")
+        # standalone containers' overlay joins of a previous run, adopted again
+        self._spawn(self.standalone.overlays.readopt(), "overlay-readopt")
 
     async def _run_agent(self, agent: Agent) -> None:
         """The agent until it stops; a node the swarm removed keeps its state (``docker info``
@@ -581,6 +610,7 @@ class SwarmNode:
         self._agent = self._agent_task = None
         if self._network is not None:
             if shutdown_tasks:  # leaving: nothing of the networks may stay behind
+                self.standalone.overlays.forget_all()
                 await self._network.cleanup_all()
             else:
                 await self._network.close()

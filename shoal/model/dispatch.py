@@ -18,6 +18,11 @@ below, told apart by ``Type``. Order of a session:
                              address), at the start and whenever either changes
     manager -> LogSubscribe  read these tasks' logs (service/task logs); LogCancel ends it
     agent   -> LogBatch      log lines of a subscription; LogEnd once it has sent them all
+    agent   -> AttachNetwork a standalone container asks for an address on an attachable
+                             overlay (swarmkit's ResourceAllocator.AttachNetwork); the manager
+                             answers AttachNetworkReply with the attachment task's ID (or why
+                             not), and assigns that task to the node like any other
+    agent   -> DetachNetwork the attachment task is no longer wanted: the manager deletes it
 
 A node that misses 3 heartbeats is marked DOWN by the dispatcher. A session closed by the
 manager (node removed, certificate revoked) carries websocket close code 4403 and a reason.
@@ -42,6 +47,9 @@ __all__ = [
     "CLOSE_NOT_LEADER",
     "CLOSE_REMOVED",
     "Assignments",
+    "AttachNetwork",
+    "AttachNetworkReply",
+    "DetachNetwork",
     "Heartbeat",
     "HeartbeatAck",
     "LogBatch",
@@ -183,8 +191,31 @@ class LogEnd(_Msg, tag="log_end"):
     error: str = ""  # why the node could not send every line ("" when it did)
 
 
+class AttachNetwork(_Msg, tag="attach_network"):
+    """A standalone container of the node joins an attachable overlay."""
+
+    request_id: str = msgspec.field(name="RequestID")
+    container_id: str = msgspec.field(name="ContainerID")
+    network: str  # name or ID, as the user gave it
+    addresses: list[str] = []  # a fixed address asked for ("10.0.9.9"), else allocated
+
+
+class AttachNetworkReply(_Msg, tag="attach_network_reply"):
+    request_id: str = msgspec.field(name="RequestID")
+    task_id: str = msgspec.field(default="", name="TaskID")  # "" on error
+    error: str = ""  # the manager's words
+    code: str = ""  # the error's kind: "PermissionDenied", "NotFound", "InvalidArgument", ...
+
+
+class DetachNetwork(_Msg, tag="detach_network"):
+    """The node no longer wants this attachment task (only its own may be removed)."""
+
+    task_id: str = msgspec.field(name="TaskID")
+
+
 Message = (Register | SessionInfo | Assignments | Heartbeat | HeartbeatAck | StatusUpdate
-           | LogSubscribe | LogCancel | LogBatch | LogEnd | NetworkUpdate | TLSReport)
+           | LogSubscribe | LogCancel | LogBatch | LogEnd | NetworkUpdate | TLSReport | AttachNetwork
+           | AttachNetworkReply | DetachNetwork)
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(Message)
@@ -200,4 +231,5 @@ def decode_message(data: str | bytes) -> Message:
 
 # Kept for type checkers that want the literal set of tags.
 Tag = Literal["register", "session", "assignments", "heartbeat", "heartbeat_ack", "status",
-              "log_subscribe", "log_cancel", "log_batch", "log_end", "network", "tls"]
+              "log_subscribe", "log_cancel", "log_batch", "log_end", "network", "tls",
+              "attach_network", "attach_network_reply", "detach_network"]

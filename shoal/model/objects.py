@@ -241,6 +241,12 @@ class Task(StoredObject, kw_only=True):
         return self.status.state
 
     @property
+    def is_attachment(self) -> bool:
+        """A standalone container's network attachment (no service; the network-attachment
+        runtime, ``Spec.NetworkAttachmentSpec.ContainerID``): the agent runs nothing for it."""
+        return not self.service_id and self.spec.network_attachment_spec is not None
+
+    @property
     def full_name(self) -> str:
         """"web.1.<task id>" (global: "web.<node id>.<task id>"): the container's name."""
         return f"{self.service_name or self.service_id}.{self.slot or self.node_id}.{self.id}"

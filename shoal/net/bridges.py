@@ -36,7 +36,7 @@ from shoal.net import bridgekernel as kernel
 from shoal.net import links, localstore, netns, nft
 from shoal.net.bridgeconf import DEFAULT_BRIDGE, BridgeNet, choose_pool, configure
 from shoal.net.bridgenft import Published, bridge_table
-from shoal.net.dns import DNSServer, Resolver, sockets_in_netns
+from shoal.net.dns import ChainedRecords, DNSServer, Records, Resolver, sockets_in_netns
 from shoal.net.errors import NetError
 from shoal.net.gateway import DEFAULT_SUBNET as GW_SUBNET
 from shoal.net.localrecords import LocalRecords
@@ -87,6 +87,9 @@ class LocalBridges:
         self._records = LocalRecords()
         self._resolver = Resolver(self._records, upstreams, search=search)
         self._dns: dict[str, DNSServer] = {}
+        # whether a container already has a default route from elsewhere (the gateway bridge
+        # of its overlay attachments): the daemon wires it (localnets.py)
+        self.has_way_out: Callable[[str], bool] = lambda container_id: False
         self._rules = ""
         self._lock = asyncio.Lock()
 
@@ -247,6 +250,15 @@ class LocalBridges:
 
     # -- endpoints (bridgeeps.py does the containers' side) --------------------------------
 
+    @property
+    def data_dir(self) -> Path:
+        """``<data-root>/network``: where the node's network records are kept."""
+        return self._file.parent
+
+    def ns_path(self, container_id: str) -> str:
+        """Where a standalone container's namespace lives (``<exec-root>/localnet/<cid16>``)."""
+        return str(self._ns_dir / container_id[:16])
+
     def container(self, container_id: str) -> ContainerRec | None:
         return self._state.containers.get(container_id)
 
@@ -343,8 +355,11 @@ class LocalBridges:
         used = self._state.used(net.id)
         ip = (net.check_fixed(want.ipv4_address, used) if want.ipv4_address
               else net.allocate(used))
-        gateway = not net.internal and not any(e.gateway_route for e in rec.endpoints)
+        gateway = (not net.internal and not any(e.gateway_route for e in rec.endpoints)
+                   and not self.has_way_out(rec.id))
         index = rec.next_index
+        if self.kernel and rec.netns is not None:  # an overlay's endpoint may hold ethN
+            index = await asyncio.to_thread(links.free_eth, rec.netns, index)
         ep = EndpointRec(network_id=net.id, endpoint_id=secrets.token_hex(32),
                          ifname=f"eth{index}", host_ifname=f"shl{rec.id[:10]}{index:02d}",
                          ip=str(ip), aliases=list(want.aliases), gateway_route=gateway)
@@ -414,6 +429,26 @@ class LocalBridges:
         await server.start()
         self._dns[rec.id] = server
 
+    def chain_records(self, extra: Callable[[], Records]) -> None:
+        """Answer from ``extra`` too (the overlays' directory), after the local networks'."""
+        local = self._records
+        self._resolver.records = ChainedRecords(lambda: local, extra)
+
+    async def serve_dns(self, container_id: str, path: str) -> None:
+        """A DNS server on 127.0.0.11 in the namespace at ``path`` (a container on overlays
+        only); it goes with ``release``."""
+        if not self.kernel or container_id in self._dns:
+            return
+        udp, tcp = await asyncio.to_thread(sockets_in_netns, path)
+        server = DNSServer(self._resolver, container_id, udp=udp, tcp=tcp)
+        await server.start()
+        self._dns[container_id] = server
+
+    async def stop_dns(self, container_id: str) -> None:
+        server = self._dns.pop(container_id, None)
+        if server is not None:
+            await server.close()
+
     def embedded_dns(self, rec: ContainerRec) -> bool:
         return any((n := self._state.networks.get(e.network_id)) is not None and not n.predefined
                    for e in rec.endpoints)
@@ -469,6 +504,7 @@ class LocalBridges:
         async with self._lock:
             rec = self._state.containers.get(container_id)
             if rec is None:
+                await self.stop_dns(container_id)  # one on overlays only
                 return
             await self._drop(rec)
             try:

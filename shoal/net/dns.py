@@ -41,7 +41,7 @@ from shoal import aio
 from shoal.net import netns
 from shoal.net.errors import NetError
 
-__all__ = ["DNSServer", "Forward", "Records", "Resolver", "read_resolv_conf", "sockets_in_netns"]
+__all__ = ["ChainedRecords", "DNSServer", "Forward", "Records", "Resolver", "read_resolv_conf", "sockets_in_netns"]
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,44 @@ class Records(Protocol):
     def lookup_address(self, address: str, networks: Collection[str]) -> str | None:
         """PTR: the task or service name holding that address on those networks."""
         ...
+
+
+class ChainedRecords:
+    """Several `Records` as one (a standalone container on user bridge networks and swarm
+    overlays): each part asked in turn, the first answer wins; ``parts`` are called per query,
+    so a part that replaces its records object (the NetworkAgent's directory) is followed."""
+
+    def __init__(self, *parts: Callable[[], Records]) -> None:
+        self._parts = parts
+
+    def networks(self, container_id: str) -> Mapping[str, str]:
+        out: dict[str, str] = {}
+        for part in self._parts:
+            out.update(part().networks(container_id))
+        return out
+
+    def _first(self, ask: Callable[[Records], Sequence[str]]) -> Sequence[str]:
+        for part in self._parts:
+            found = ask(part())
+            if found:
+                return found
+        return ()
+
+    def lookup_service(self, name: str, networks: Collection[str]) -> Sequence[str]:
+        return self._first(lambda r: r.lookup_service(name, networks))
+
+    def lookup_tasks(self, service: str, networks: Collection[str]) -> Sequence[str]:
+        return self._first(lambda r: r.lookup_tasks(service, networks))
+
+    def lookup_task_name(self, name: str, networks: Collection[str]) -> Sequence[str]:
+        return self._first(lambda r: r.lookup_task_name(name, networks))
+
+    def lookup_address(self, address: str, networks: Collection[str]) -> str | None:
+        for part in self._parts:
+            found = part().lookup_address(address, networks)
+            if found:
+                return found
+        return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -436,3 +436,19 @@ def addresses_in(network: str) -> list[str]:
         found = [str(msg.get("IFA_LOCAL")) for msg in ipr.get_addr(family=socket.AF_INET)
                  if msg.get("IFA_LOCAL")]
     return sorted(a for a in found if ipaddress.IPv4Address(a) in net)
+
+
+def link_names() -> set[str]:
+    """This namespace's interface names (run inside a container's with `netns.run_in`: the
+    ``ethN`` it has, so a new endpoint takes a free one)."""
+    with IPRoute() as ipr:
+        return {str(link.get_attr("IFLA_IFNAME")) for link in ipr.get_links()}
+
+
+def free_eth(netns_path: str, start: int = 0) -> int:
+    """The lowest N >= ``start`` with no ``ethN`` in the namespace at ``netns_path``."""
+    names = netns.run_in(netns_path, link_names)
+    n = start
+    while f"eth{n}" in names:
+        n += 1
+    return n

@@ -34,10 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from shoal.aio import Backoff, cancel_and_wait
-from shoal.errors import InvalidArgument
-from shoal.model.containeropts import container_options
 from shoal.model.dispatch import NetworkUpdate
-from shoal.model.objects import EncryptionKey, NetworkAttachment, Task
+from shoal.model.objects import NetworkAttachment, Task
 from shoal.net import gateway, links, netns, nft
 from shoal.net.dns import DNSServer, Resolver, sockets_in_netns
 from shoal.net.gossip import GossipConfig, GossipError, GossipNode
@@ -49,6 +47,12 @@ from shoal.net.records import (
     encode_endpoint,
     table_name,
 )
+from shoal.net.tasknets import Net as _Net
+from shoal.net.tasknets import dns_servers as _dns_servers
+from shoal.net.tasknets import gossip_defaults as _gossip_defaults
+from shoal.net.tasknets import gossip_keys
+from shoal.net.tasknets import mesh_ports as _mesh_ports
+from shoal.net.tasknets import networks as _networks
 
 __all__ = ["GOSSIP_PORT", "NetworkAgent", "gossip_keys"]
 
@@ -61,57 +65,6 @@ _RETRY = Backoff(initial=1.0, cap=1.0)  # a failed reconcile is tried again this
 REJOIN_INTERVAL = 5.0  # while alone in the gossip, try the managers again this often
 
 
-def gossip_keys(keys: Sequence[EncryptionKey]) -> list[bytes]:
-    """The keyring order GossipNode wants (first seals, all open) from the cluster's keys
-    (oldest first): the second newest seals, so a new key is installed on every node before
-    anyone seals with it (libnetwork's primary key), then the newest, then the rest."""
-    ordered = [k.key for k in sorted(keys, key=lambda k: k.lamport_time) if k.key]
-    if len(ordered) < 2:
-        return ordered
-    sealing = ordered[-2]
-    return [sealing, ordered[-1], *ordered[:-2]]
-
-
-@dataclass(frozen=True, slots=True)
-class _Net:
-    """One of a container's networks."""
-
-    id: str
-    name: str
-    vni: int
-    address: str  # "10.0.1.5/24"
-    aliases: tuple[str, ...]
-    ingress: bool
-    internal: bool = False
-
-    @property
-    def ip(self) -> str:
-        return self.address.split("/")[0]
-
-
-def _dns_servers(task: Task) -> list[tuple[str, int]]:
-    """The service's ``--dns`` servers: where the container's DNS server forwards what it
-    does not answer itself (none: the node's resolvers)."""
-    try:
-        dns = container_options(task.spec.container_spec or {}).dns
-    except InvalidArgument:  # the control API refuses these; the executor rejects the task
-        return []
-    return [(server, 53) for server in dns.nameservers] if dns else []
-
-
-def _networks(task: Task) -> list[_Net]:
-    out = []
-    for att in task.networks_attachments or []:
-        net = att.network
-        nid = net.id
-        vnis = net.vxlan_ids()
-        if not nid or not vnis or not att.addresses:
-            raise InvalidArgument(f"task {task.id}: network {nid or '?'} is not allocated")
-        out.append(_Net(nid, net.spec.name, vnis[0], att.addresses[0],
-                        tuple(att.aliases or ()), net.spec.ingress, net.spec.internal))
-    return out
-
-
 @dataclass
 class _Container:
     id: str
@@ -120,6 +73,10 @@ class _Container:
     nets: list[_Net]
     dns: DNSServer | None = None
     rules: str = ""  # the nft text applied last
+    # a standalone container (`join`): its interface number per overlay, and whether this
+    # agent gave it the gateway bridge
+    ifnums: dict[str, int] = field(default_factory=dict)
+    gateway: bool = False
 
 
 @dataclass
@@ -218,9 +175,14 @@ class NetworkAgent:
         """Remove everything this agent made in the kernel (``swarm leave``): containers'
         namespaces, the overlays, the mesh table, the gateway bridge and its table."""
         await self.close()
+        standalone = [c for c in self._containers.values() if c.ifnums]
         self._containers.clear()
 
         def clean() -> None:
+            for c in standalone:  # their namespaces are the daemon's: only our veths go
+                for n in c.ifnums.values():
+                    links.detach(links.host_ifname(c.id, n))
+                links.detach(links.gateway_ifname(c.id))
             if self._s.netns_dir.is_dir():
                 for path in self._s.netns_dir.iterdir():
                     netns.remove(path)
@@ -380,10 +342,9 @@ class NetworkAgent:
     def _adopt_addresses(self, book: gateway.AddressBook) -> None:
         """The addresses that running containers (an earlier run's) hold on the subnet, so
         none is handed out twice: read from inside each namespace of ours (about 1 ms each)."""
-        if not self._s.netns_dir.is_dir():
-            return
         subnet = str(book.subnet)
-        for path in sorted(self._s.netns_dir.iterdir()):
+        dirs = [self._s.netns_dir, self._s.netns_dir.parent / "localnet"]  # tasks', standalone
+        for path in sorted(p for d in dirs if d.is_dir() for p in d.iterdir()):
             if not netns.exists(path):
                 continue
             for ip in netns.run_in(path, lambda: links.addresses_in(subnet)):
@@ -468,6 +429,84 @@ class NetworkAgent:
             await asyncio.to_thread(self._unplumb, container_id, count, path)
         self._wake.set()
 
+    # -- standalone containers on attachable overlays (the daemon's localnets.py) ----------
+
+    async def join(self, container_id: str, task: Task, path: str, *, name: str,
+                   aliases: Sequence[str] = (), way_out: bool = True, ifnum: int | None = None
+                   ) -> int:
+        """A standalone container's namespace (``path``, made by the daemon) joins the
+        overlay of its attachment ``task`` with the task's address, as ``eth<N>`` (the first
+        free one, or ``ifnum`` again after a restart); without ``way_out`` (no other default
+        route) it gets the gateway bridge too. Its endpoint is published, serving, under
+        ``name`` and ``aliases``. Returns N. All or nothing."""
+        net = _networks(task)[0]
+        async with self._lock:
+            c = self._containers.get(container_id)
+            if c is not None and net.id in c.ifnums:
+                return c.ifnums[net.id]
+            gw = not way_out and not (c is not None and c.gateway)
+            n = await asyncio.to_thread(self._plumb_join, container_id, path, net, ifnum, gw)
+            if c is None:
+                c = self._containers[container_id] = _Container(container_id, task, path, [])
+            c.nets.append(net)
+            c.ifnums[net.id] = n
+            c.gateway |= gw
+        ep = Endpoint(ip=net.ip, vtep=self._s.advertise_ip, node=self._s.node_id, task=task.id,
+                      name=name, aliases=tuple(dict.fromkeys([*net.aliases, *aliases])))
+        self._set(table_name(net.id), task.id, encode_endpoint(ep))
+        log.info("container %s joined %s as %s", container_id[:12], net.name, net.address)
+        return n
+
+    def _plumb_join(self, container_id: str, path: str, net: _Net, ifnum: int | None,
+                    gw: bool) -> int:
+        self._ensure_overlay(net.vni, False)
+        n = ifnum if ifnum is not None else links.free_eth(path)
+        host = links.host_ifname(container_id, n)
+        try:
+            links.attach(path, net.vni, host, net.address, ifname=f"eth{n}")
+            if gw:
+                book = self._ensure_gateway()
+                address = book.allocate(Path(path).name)
+                links.attach_to_bridge(path, gateway.BRIDGE, links.gateway_ifname(container_id),
+                                       address.with_prefixlen, mtu=gateway.MTU,
+                                       ifname=f"eth{links.free_eth(path)}",
+                                       gateway=str(book.gateway.ip))
+        except BaseException:
+            links.detach(host)
+            self._drop_gateway(container_id, path)
+            raise
+        return n
+
+    def _drop_gateway(self, container_id: str, path: str) -> None:
+        links.detach(links.gateway_ifname(container_id))  # none is fine
+        if self._gw_book is not None:
+            self._gw_book.release(Path(path).name)
+        self._gateway_gc()
+
+    async def leave(self, container_id: str, task: Task) -> None:
+        """The container leaves the attachment's overlay (endpoint withdrawn, veth gone); with
+        its last overlay, the gateway bridge this agent gave it. Never raises for what is
+        already gone."""
+        nid = next((a.network.id for a in task.networks_attachments or []), "")
+        self._delete(table_name(nid), task.id)
+        async with self._lock:
+            c = self._containers.get(container_id)
+            if c is None or nid not in c.ifnums:
+                return
+            n = c.ifnums.pop(nid)
+            c.nets = [x for x in c.nets if x.id != nid]
+            last = not c.ifnums
+            if last:
+                self._containers.pop(container_id, None)
+
+            def unplumb() -> None:
+                links.detach(links.host_ifname(container_id, n))
+                if last and c.gateway:
+                    self._drop_gateway(container_id, c.netns)
+
+            await asyncio.to_thread(unplumb)
+        self._wake.set()
+
     # -- reconciliation --------------------------------------------------------------------
 
     async def _reconcile_loop(self) -> None:
@@ -511,7 +550,7 @@ class NetworkAgent:
         for c in containers:
             for n in c.nets:
                 in_use[n.vni] = (n.id, n.ingress)
-        mesh_ports, ingress = self._mesh_ports(d)
+        mesh_ports, ingress = _mesh_ports(d, self._ingress, self._s.node_id)
         if ingress is not None and mesh_ports:
             in_use[ingress[1]] = (ingress[0], True)
         for vni, (net_id, is_ingress) in in_use.items():
@@ -537,23 +576,6 @@ class NetworkAgent:
                 c.rules = text
         self._apply_mesh(mesh_ports, ingress)
 
-    def _mesh_ports(self, d: Directory) -> tuple[list[nft.MeshPort], tuple[str, int] | None]:
-        att = self._ingress
-        if att is None:
-            return [], None
-        net_id = att.network.id
-        vnis = att.network.vxlan_ids()
-        if not vnis:
-            return [], None
-        found: dict[tuple[str, int], tuple[int, list[str]]] = {}
-        for ep in d.tasks(net_id):
-            for p in ep.ports:
-                if p.mode == "ingress" or ep.node == self._s.node_id:
-                    found.setdefault((p.protocol, p.published), (p.target, []))[1].append(ep.ip)
-        ports = [nft.MeshPort(proto, published, target, tuple(sorted(ips)))
-                 for (proto, published), (target, ips) in sorted(found.items())]
-        return ports, (net_id, vnis[0])
-
     def _apply_mesh(self, ports: list[nft.MeshPort], ingress: tuple[str, int] | None) -> None:
         if not ports or ingress is None or self._ingress is None:
             if self._mesh:
@@ -572,12 +594,3 @@ class NetworkAgent:
         if text != self._mesh:
             nft.apply(text)
             self._mesh = text
-
-
-def _gossip_defaults(overrides: dict[str, Any]) -> dict[str, Any]:
-    """Faster failure detection than memberlist's LAN defaults: a dead host's backends must
-    leave every node's rules within about 2 s (probe 0.25 s, suspicion 3 probes)."""
-    base: dict[str, Any] = {"probe_interval": 0.25, "probe_timeout": 0.1, "suspicion_mult": 3.0,
-                            "gossip_interval": 0.1, "push_pull_interval": 10.0}
-    base.update(overrides)
-    return base

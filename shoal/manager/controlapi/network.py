@@ -11,7 +11,7 @@ from shoal.errors import Conflict, FailedPrecondition, InvalidArgument
 from shoal.manager.allocator.ipam import POOL_OVERLAP, parse_subnet
 from shoal.manager.controlapi.validate import validate_name
 from shoal.model.ids import new_id
-from shoal.model.objects import Network, Service
+from shoal.model.objects import Network, Service, Task
 from shoal.model.specs import NetworkSpec
 from shoal.store.store import Store, Tx
 from shoal.store.tables import Tables
@@ -118,6 +118,13 @@ async def remove_network(store: Store, ref: str) -> None:
             raise FailedPrecondition(
                 f"rpc error: code = FailedPrecondition desc = network {net.id} is in use by service "
                 f"{users[0]}"
+            )
+        attached = [t.id for t in tx.view.all(Task) if t.is_attachment
+                    and any(a.target == net.id for a in t.spec.networks or [])]
+        if attached:  # a standalone container is on it (swarmkit's words)
+            raise FailedPrecondition(
+                f"rpc error: code = FailedPrecondition desc = network {net.id} is in use by task "
+                f"{attached[0]}"
             )
         tx.delete(net)
 

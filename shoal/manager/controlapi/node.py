@@ -82,6 +82,9 @@ async def remove_node(store: Store, ref: str, *, force: bool) -> None:
             cluster = copy(cluster)
             blacklist(cluster, node.id)
             tx.update(cluster)
+        for task in tx.view.tasks_of_node(node.id):
+            if task.is_attachment:
+                tx.delete(task)  # its standalone containers' attachments go with it
         tx.delete(node)
 
     await store.update(fn, retries=3)

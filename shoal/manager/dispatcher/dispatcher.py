@@ -16,6 +16,8 @@ opens, and each of its messages is taken, only while the node is in the store an
 removed; a node deleted from the store has its session closed at once (close code 4403). It
 reports statuses only of tasks assigned to it: any other report is dropped and logged (swarmkit:
 "cannot update a task not assigned this node"), the rest of the session goes on.
+Standalone containers' network attachments (AttachNetwork, DetachNetwork) are answered by
+attachments.py: a task for the calling node, deleted only by that node.
 """
 
 from __future__ import annotations
@@ -31,12 +33,15 @@ from shoal.errors import PermissionDenied, ShoalError
 from shoal.manager.ca.auth import authorize, request_peer, was_removed
 from shoal.manager.ca.rotation import trust_bundle
 from shoal.manager.deks import ClusterKeys
+from shoal.manager.dispatcher import attachments
 from shoal.manager.dispatcher.dependencies import SentData
 from shoal.manager.logbroker import LogBroker
 from shoal.model.dispatch import (
     CLOSE_NOT_LEADER,
     CLOSE_REMOVED,
     Assignments,
+    AttachNetwork,
+    DetachNetwork,
     Heartbeat,
     HeartbeatAck,
     LogBatch,
@@ -453,6 +458,12 @@ class Dispatcher:
                 self._logs.deliver(session.node_id, message)
             elif isinstance(message, TLSReport):
                 await self._update_tls_info(session.node_id, message)
+            elif isinstance(message, AttachNetwork):
+                reply = await attachments.attach(self._store, session.node_id, message,
+                                                 fence=self._fence)
+                await ws.send_str(encode_message(reply))
+            elif isinstance(message, DetachNetwork):
+                await attachments.detach(self._store, session.node_id, message, fence=self._fence)
             elif isinstance(message, Register):
                 node = await self._register(session.node_id, message, remote)
                 await self._send_session_info(session, node)

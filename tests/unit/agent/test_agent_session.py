@@ -21,10 +21,14 @@ from cryptography.x509.oid import NameOID
 from shoal.agent import Agent, NodeRemoved
 from shoal.agent.reporter import Reporter
 from shoal.dev.wait import wait_for_async
+from shoal.errors import PermissionDenied, Unavailable
 from shoal.exec.sim import SimExecutor
 from shoal.model.dispatch import (
     CLOSE_REMOVED,
     Assignments,
+    AttachNetwork,
+    AttachNetworkReply,
+    DetachNetwork,
     Heartbeat,
     HeartbeatAck,
     ManagerAddr,
@@ -37,8 +41,8 @@ from shoal.model.dispatch import (
     decode_message,
     encode_message,
 )
-from shoal.model.objects import Task, TaskStatus, TLSInfo
-from shoal.model.specs import TaskSpec
+from shoal.model.objects import Network, NetworkAttachment, Task, TaskStatus, TLSInfo
+from shoal.model.specs import NetworkAttachmentConfig, NetworkSpec, TaskSpec
 from shoal.model.states import TaskState
 
 PERIOD_NS = 200_000_000  # 200 ms heartbeats keep the test quick
@@ -112,6 +116,8 @@ class FakeDispatcher:
         self.ack = True
         self.tls_reports: list[TLSInfo] = []
         self.period_ns = PERIOD_NS
+        self.detached: list[str] = []
+        self.assign_attachments = True
 
     async def handler(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
@@ -147,6 +153,27 @@ class FakeDispatcher:
                 self.history.setdefault(u.task_id, []).append(u.status.state)
         elif isinstance(msg, TLSReport):
             self.tls_reports.append(msg.tls_info)
+        elif isinstance(msg, AttachNetwork):
+            if msg.network == "plain":
+                await self.send(AttachNetworkReply(
+                    request_id=msg.request_id, code="PermissionDenied",
+                    error="rpc error: code = PermissionDenied desc = network plain not manually "
+                          "attachable"))
+                return
+            task_id = f"att-{msg.container_id[:4]}"
+            await self.send(AttachNetworkReply(request_id=msg.request_id, task_id=task_id))
+            if self.assign_attachments:
+                net = Network(id="net1", spec=NetworkSpec(name=msg.network, attachable=True))
+                await self.send(Assignments(full=False, tasks=[Task(
+                    id=task_id, node_id="node-1",
+                    spec=TaskSpec(network_attachment_spec={"ContainerID": msg.container_id},
+                                  networks=[NetworkAttachmentConfig(target="net1")]),
+                    networks_attachments=[NetworkAttachment(network=net,
+                                                            addresses=["10.0.9.2/24"])],
+                    status=TaskStatus(state=TaskState.ASSIGNED))]))
+        elif isinstance(msg, DetachNetwork):
+            self.detached.append(msg.task_id)
+            await self.send(Assignments(full=False, tasks=[], removed=[msg.task_id]))
 
     async def send(self, msg: Any) -> None:
         assert self.ws is not None, "no session"
@@ -369,3 +396,35 @@ async def test_the_nodes_tls_info_goes_with_register_and_each_change(
     finally:
         await agent.stop()
         await asyncio.wait_for(job, 5)
+
+
+async def test_an_attachment_is_asked_for_assigned_and_given_back(
+        agent: Agent, dispatcher: FakeDispatcher, tmp_path: Path) -> None:
+    task = await agent.attachments.attach("c0ffee" + "0" * 58, "att")
+    assert task.id == "att-c0ff" and task.networks_attachments
+    assert task.networks_attachments[0].addresses == ["10.0.9.2/24"]
+    # no runner, no container: reported running as an attachment, nothing on disk
+    await wait_for_async("attachment running", lambda: dispatcher.state(task.id) == "running")
+    assert not (tmp_path / "sim" / task.id).exists()
+    assert agent.worker.controller_of(task.id) is None
+    agent.attachments.detach(task.id)
+    await wait_for_async("detach sent", lambda: dispatcher.detached == [task.id])
+    assert task.id not in agent.attachments.tasks
+
+
+async def test_an_attachment_refused_by_the_manager(agent: Agent) -> None:
+    with pytest.raises(PermissionDenied) as err:
+        await agent.attachments.attach("c" * 64, "plain")
+    assert err.value.message == ("rpc error: code = PermissionDenied desc = network plain not "
+                                 "manually attachable")
+
+
+async def test_an_attachment_never_assigned_times_out_and_is_given_back(
+        agent: Agent, dispatcher: FakeDispatcher) -> None:
+    dispatcher.assign_attachments = False
+    agent.attachments.timeout = 0.3  # dockerd's 20 s, shortened
+    with pytest.raises(Unavailable) as err:
+        await agent.attachments.attach("beef" + "0" * 60, "att")
+    assert err.value.message == ("attaching to network failed, make sure your network options "
+                                 "are correct and check manager logs: context deadline exceeded")
+    await wait_for_async("the made task given back", lambda: dispatcher.detached == ["att-beef"])

@@ -1,6 +1,6 @@
 """StandaloneNetworks: LocalBridges (records only) behind shoal.exec.localnet's contract: the
 Sandbox and Endpoint shapes the container side reads, host and none, and swarm overlays
-refused with dockerd's words."""
+refused with dockerd's words (attachable ones: test_overlays.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from shoal.daemon.localnets import StandaloneNetworks
-from shoal.errors import InvalidArgument, NotFound, PermissionDenied, Unimplemented
+from shoal.errors import InvalidArgument, NotFound, PermissionDenied
 from shoal.exec.localnet import EndpointRequest, LocalNetworks, PortBinding
 from shoal.model.objects import Network
 from shoal.model.specs import NetworkSpec
@@ -66,7 +66,7 @@ async def test_host_none_and_overlays(nets: StandaloneNetworks) -> None:
         await nets.connect(CID2, EndpointRequest("front"), hostname="h")
     with pytest.raises(PermissionDenied, match="network closed not manually attachable"):
         await nets.attach("c" * 64, [EndpointRequest("closed")], hostname="h")
-    with pytest.raises(Unimplemented, match="attachable swarm overlay"):
+    with pytest.raises(NotFound, match="network open not found"):  # no swarm side here
         await nets.connect(CID2, EndpointRequest("open"), hostname="h")
     with pytest.raises(NotFound, match="network nope not found"):
         await nets.attach("c" * 64, [EndpointRequest("nope")], hostname="h")
