@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from pyroute2 import IPRoute
+from underlay_ns import wire_underlay
 
 from shoal.daemon.overlays import Holder, Joined, _endpoint
 from shoal.model.objects import Network, NetworkAttachment, Task
@@ -62,25 +63,7 @@ def env(tmp_path: Path) -> Iterator[Env]:
     prefix = f"/run/netns/shoalatt-{os.getpid()}-"
     e = Env(prefix + "node", prefix + "out", tmp_path)
     try:
-        for p in (e.node, e.outside):
-            netns.create(p)
-
-        def node() -> None:
-            with IPRoute() as ipr:
-                ipr.link("add", ifname="eth0", kind="veth",
-                         peer={"ifname": "eth0", "net_ns_fd": e.outside})
-                eth0 = ipr.link_lookup(ifname="eth0")[0]
-                ipr.addr("add", index=eth0, address=NODE_UL, prefixlen=24)
-                ipr.link("set", index=eth0, state="up")
-
-        def outside() -> None:
-            with IPRoute() as ipr:
-                eth0 = ipr.link_lookup(ifname="eth0")[0]
-                ipr.addr("add", index=eth0, address=OUTSIDE, prefixlen=24)
-                ipr.link("set", index=eth0, state="up")
-
-        netns.run_in(e.node, node)
-        netns.run_in(e.outside, outside)
+        wire_underlay(e.node, e.outside, NODE_UL, OUTSIDE)
         yield e
     finally:
         for d in (tmp_path / "netns", tmp_path / "localnet"):
