@@ -17,9 +17,10 @@ from shoal.api.routes_containers import body_json, runtime
 from shoal.api.server import Router
 from shoal.api.streams import MULTIPLEXED, RAW, STDERR, STDOUT, frame, hijack
 from shoal.errors import InvalidArgument, NotFound
-from shoal.exec.localnet import EndpointRequest
+from shoal.exec.localnet import EndpointRequest, LocalNetworks
 from shoal.exec.runc import logfile
 from shoal.exec.runc.attach import send_stdin
+from shoal.exec.runc.engine import ContainerEngine
 
 __all__ = ["register"]
 
@@ -145,7 +146,10 @@ async def rename(request: web.Request) -> web.StreamResponse:
     return web.Response(status=204)
 
 
-async def connect(request: web.Request) -> web.StreamResponse:
+async def _network_call(request: web.Request
+                        ) -> tuple[ContainerEngine, dict[str, Any], str, LocalNetworks, str]:
+    """What connect and disconnect share: the runtime, the body, the container, the node's
+    networks (a node without any refuses) and the network named in the path."""
     rt = runtime(request)
     body = await body_json(request)
     cid = rt.containers.resolve(str(body.get("Container") or ""))
@@ -153,6 +157,11 @@ async def connect(request: web.Request) -> web.StreamResponse:
     network = param(request, "id")
     if networks is None:
         raise InvalidArgument(f'network "{network}": this node has no local networks')
+    return rt, body, cid, networks, network
+
+
+async def connect(request: web.Request) -> web.StreamResponse:
+    rt, body, cid, networks, network = await _network_call(request)
     ep = body.get("EndpointConfig") or {}
     ipam = ep.get("IPAMConfig") or {}
     hostname = str((rt.containers.record(cid).get("Config") or {}).get("Hostname") or cid[:12])
@@ -164,13 +173,7 @@ async def connect(request: web.Request) -> web.StreamResponse:
 
 
 async def disconnect(request: web.Request) -> web.StreamResponse:
-    rt = runtime(request)
-    body = await body_json(request)
-    cid = rt.containers.resolve(str(body.get("Container") or ""))
-    networks = rt.standalone.networks
-    network = param(request, "id")
-    if networks is None:
-        raise InvalidArgument(f'network "{network}": this node has no local networks')
+    _rt, body, cid, networks, network = await _network_call(request)
     await networks.disconnect(cid, network, force=bool(body.get("Force")))
     return web.Response(status=200)
 
