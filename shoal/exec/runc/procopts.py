@@ -20,7 +20,7 @@ from typing import Any
 from shoal.exec.errors import TaskRejected
 from shoal.model.containeropts import RLIMIT_INFINITY, ContainerOptions
 
-__all__ = ["INIT_PATH", "check_oom_score_adj", "find_init", "init_args", "resolve_groups", "rlimits",
+__all__ = ["INIT_PATH", "check_oom_score_adj", "entries_of", "find_init", "init_args", "resolve_groups", "rlimits",
            "tty_env"]
 
 INIT_PATH = "/sbin/docker-init"  # where Docker mounts its init, in every container
@@ -54,8 +54,10 @@ def init_args(args: list[str], init: str | None) -> tuple[list[str], list[dict[s
     return [INIT_PATH, "--", *args], [mount]
 
 
-def _group_file(rootfs: Path) -> list[list[str]]:
-    path = rootfs / "etc/group"
+def entries_of(rootfs: Path, rel: str) -> list[list[str]]:
+    """The colon-separated entries of a file of the container, /etc/passwd or /etc/group (none
+    if the path escapes its root through a symlink)."""
+    path = rootfs / rel
     real = os.path.realpath(path)
     if not real.startswith(str(rootfs.resolve()) + "/"):
         return []
@@ -69,7 +71,7 @@ def _group_file(rootfs: Path) -> list[list[str]]:
 def resolve_groups(rootfs: Path, groups: Collection[str]) -> tuple[int, ...]:
     """``--group`` names and numbers as gids: names from the container's /etc/group (moby's
     GetAdditionalGroups), numbers as they are."""
-    entries = [e for e in _group_file(rootfs) if len(e) >= 3 and e[2].isdigit()]
+    entries = [e for e in entries_of(rootfs, "etc/group") if len(e) >= 3 and e[2].isdigit()]
     out: list[int] = []
     for group in groups:
         entry = next((e for e in entries if e[0] == group), None)

@@ -16,7 +16,6 @@ when Privileges.NoNewPrivileges asks for it (shoal.model.privileges).
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,27 +64,14 @@ class User:
     additional_gids: tuple[int, ...] = field(default=())
 
 
-def _inside(rootfs: Path, rel: str) -> list[list[str]]:
-    """The colon-separated entries of a file of the container (absent if it escapes root)."""
-    path = rootfs / rel
-    real = os.path.realpath(path)
-    if not real.startswith(str(rootfs.resolve()) + "/"):
-        return []
-    try:
-        with open(real, encoding="utf-8", errors="replace") as f:
-            return [line.rstrip("\n").split(":") for line in f if line.strip()]
-    except OSError:
-        return []
-
-
 def resolve_user(rootfs: Path, user: str) -> User:
     """"name", "uid", "name:group" or "uid:gid" as Docker accepts; names from the container's
     /etc/passwd and /etc/group, numbers pass through."""
     if not user:
         user = "0"
     name, _, group = user.partition(":")
-    passwd = [e for e in _inside(rootfs, "etc/passwd") if len(e) >= 4]
-    groups = [e for e in _inside(rootfs, "etc/group") if len(e) >= 3]
+    passwd = [e for e in procopts.entries_of(rootfs, "etc/passwd") if len(e) >= 4]
+    groups = [e for e in procopts.entries_of(rootfs, "etc/group") if len(e) >= 3]
     entry = next((e for e in passwd if (e[2] if name.isdigit() else e[0]) == name), None)
     if name.isdigit():
         uid = int(name)
