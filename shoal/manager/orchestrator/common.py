@@ -32,9 +32,11 @@ __all__ = [
     "is_task_dirty",
     "job_iteration",
     "new_task",
+    "newest",
     "node_invalid",
     "old_task_stopped",
     "restart_policy",
+    "shut_down",
     "update_policy",
 ]
 
@@ -195,3 +197,13 @@ def history_limit(view: Tables) -> int:
     cluster = view.cluster()
     limit = cluster.spec.orchestration.task_history_retention_limit if cluster else None
     return DEFAULT_HISTORY_LIMIT if limit is None else limit
+
+
+def shut_down(task: Task) -> Task:
+    """The task, asked to stop (a copy)."""
+    return msgspec.structs.replace(task, desired_state=TaskState.SHUTDOWN)
+
+
+def newest(tasks: list[Task]) -> Task:
+    """The latest made of a slot's or node's tasks (then the latest status)."""
+    return max(tasks, key=lambda t: (t.created_at, t.status.timestamp))

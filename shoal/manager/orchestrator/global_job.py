@@ -14,11 +14,9 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 
-import msgspec
-
 from shoal.errors import InvalidArgument
 from shoal.manager import constraint
-from shoal.manager.orchestrator.common import is_live, new_task, node_invalid
+from shoal.manager.orchestrator.common import is_live, new_task, newest, node_invalid, shut_down
 from shoal.manager.orchestrator.restart import RestartSupervisor
 from shoal.model.objects import Node, Service, Task
 from shoal.model.states import TaskState
@@ -27,14 +25,6 @@ from shoal.store.store import Tx, copy
 __all__ = ["plan_global_job"]
 
 log = logging.getLogger(__name__)
-
-
-def _shut_down(task: Task) -> Task:
-    return msgspec.structs.replace(task, desired_state=TaskState.SHUTDOWN)
-
-
-def _newest(tasks: list[Task]) -> Task:
-    return max(tasks, key=lambda t: (t.created_at, t.status.timestamp))
 
 
 def plan_global_job(tx: Tx, service: Service, run: list[Task],
@@ -67,8 +57,8 @@ def plan_global_job(tx: Tx, service: Service, run: list[Task],
                 if replacement is not None:
                     live.append(replacement)
                 else:  # as restart() wrote it, for retired() below
-                    tasks = [_shut_down(t) if t.id == task.id else t for t in tasks]
-        if live or restarts.retired(service, _newest(tasks)):
+                    tasks = [shut_down(t) if t.id == task.id else t for t in tasks]
+        if live or restarts.retired(service, newest(tasks)):
             covered.add(node_id)
 
     rules = _constraints(service)

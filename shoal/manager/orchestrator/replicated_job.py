@@ -16,9 +16,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 
-import msgspec
-
-from shoal.manager.orchestrator.common import is_live, new_task, node_invalid
+from shoal.manager.orchestrator.common import is_live, new_task, newest, node_invalid, shut_down
 from shoal.manager.orchestrator.restart import RestartSupervisor
 from shoal.model.objects import Node, Service, Task
 from shoal.model.states import TaskState
@@ -27,14 +25,6 @@ from shoal.store.store import Tx
 __all__ = ["plan_replicated_job"]
 
 log = logging.getLogger(__name__)
-
-
-def _shut_down(task: Task) -> Task:
-    return msgspec.structs.replace(task, desired_state=TaskState.SHUTDOWN)
-
-
-def _newest(tasks: list[Task]) -> Task:
-    return max(tasks, key=lambda t: (t.created_at, t.status.timestamp))
 
 
 def plan_replicated_job(tx: Tx, service: Service, run: list[Task],
@@ -65,10 +55,10 @@ def plan_replicated_job(tx: Tx, service: Service, run: list[Task],
                 if replacement is not None:
                     live.append(replacement)
                 else:  # as restart() wrote it, for retired() below
-                    tasks = [_shut_down(t) if t.id == task.id else t for t in tasks]
+                    tasks = [shut_down(t) if t.id == task.id else t for t in tasks]
         if live:
             active.add(slot)
-        elif restarts.retired(service, _newest(tasks)):
+        elif restarts.retired(service, newest(tasks)):
             spent.add(slot)
 
     want = min(concurrent - len(active), total - len(done) - len(active) - len(spent), limit)
