@@ -96,8 +96,11 @@ class Attachments:
             self._replies.pop(request_id, None)
 
     def detach(self, task_id: str) -> None:
-        """Ask the managers to remove the attachment task (sent now or with the next session)."""
+        """Ask the managers to remove the attachment task (sent now or with the next session);
+        asking again for one already queued adds nothing."""
         self.tasks.pop(task_id, None)
+        if any(isinstance(m, DetachNetwork) and m.task_id == task_id for m in self._outbox):
+            return
         self._queue(DetachNetwork(task_id=task_id))
 
     def _queue(self, msg: Message) -> None:

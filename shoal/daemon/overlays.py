@@ -178,12 +178,16 @@ class OverlayJoins:
         return _endpoint(h, j)
 
     async def _undo(self, side: SwarmSide, container_id: str, task: Task) -> None:
+        """The task given back first (queued at once: a cancelled caller, such as a container's
+        supervisor stopped by ``rm -f``, must not leave it behind), then the veth; the kernel
+        work is shielded from the caller's cancellation."""
+        side.attachments.detach(task.id)
+        if side.agent is None:
+            return
         try:
-            if side.agent is not None:
-                await side.agent.leave(container_id, task)
+            await asyncio.shield(side.agent.leave(container_id, task))
         except (OSError, ShoalError) as exc:
             log.error("taking back %s's attachment %s: %s", container_id[:12], task.id, exc)
-        side.attachments.detach(task.id)
 
     async def leave(self, container_id: str, ref: str) -> bool:
         """Leave one overlay; False if the container is not on it."""
@@ -206,8 +210,10 @@ class OverlayJoins:
                 return
             self._save()
             side = self._swarm()
-            for j in h.joins:
-                if side is not None:
+            if side is not None:
+                for j in h.joins:  # every task given back before the first await
+                    side.attachments.detach(j.task.id)
+                for j in h.joins:
                     await self._undo(side, container_id, j.task)
             if h.made_ns and self._bridges.kernel:
                 await self._bridges.stop_dns(container_id)

@@ -156,3 +156,19 @@ async def test_the_record_survives_a_restart(tmp_path: Path, manager: FakeManage
     assert sandbox2 is not None and [e.network_name for e in sandbox2.endpoints] == ["front"]
     again.overlays.forget_all()  # swarm leave
     assert [e.network_name for e in again.sandbox(CID).endpoints] == []  # type: ignore[union-attr]
+
+
+async def test_a_release_cancelled_midway_still_gives_the_task_back(
+        tmp_path: Path, manager: FakeManager) -> None:
+    """``docker rm -f`` cancels the container's supervisor while it releases the networks:
+    the attachment task must still go back to the managers."""
+    nets = await make(tmp_path, manager)
+    await nets.attach(CID, [EndpointRequest("open")], hostname="h1")
+    job = asyncio.create_task(nets.release(CID))
+    await asyncio.sleep(0)
+    job.cancel()
+    await asyncio.gather(job, return_exceptions=True)
+    await nets.release(CID)  # the second call (rm after stop) finds nothing more to do
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert manager.detached == ["t1"] and not manager.tasks
