@@ -10,6 +10,7 @@ from typing import Any
 
 from shoal.api.params import Filters, label_match
 from shoal.errors import InvalidArgument
+from shoal.exec.localnet import Endpoint, Sandbox
 from shoal.exec.runc.containers import ContainerState
 from shoal.exec.runc.logfile import parse_time
 
@@ -25,7 +26,37 @@ def _mounts(record: dict[str, Any]) -> list[dict[str, Any]]:
     return list(record.get("Mounts") or [])
 
 
-def inspect(cid: str, record: dict[str, Any], st: ContainerState) -> dict[str, Any]:
+def _endpoint(ep: Endpoint) -> dict[str, Any]:
+    """EndpointSettings, as dockerd shows a container's place on one network."""
+    return {"IPAMConfig": None, "Links": None, "Aliases": list(ep.aliases) or None,
+            "MacAddress": ep.mac_address, "DriverOpts": None, "GwPriority": 0,
+            "NetworkID": ep.network_id, "EndpointID": ep.endpoint_id, "Gateway": ep.gateway,
+            "IPAddress": ep.ip_address, "IPPrefixLen": ep.prefix_len, "IPv6Gateway": "",
+            "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+            "DNSNames": list(ep.dns_names) or None}
+
+
+def networks_of(record: dict[str, Any], sandbox: Sandbox | None) -> dict[str, Any]:
+    """NetworkSettings.Networks: a task's attachments (in its record), or what a standalone
+    container's sandbox holds now (its endpoints come and go with connect and disconnect)."""
+    if record.get("Networks") or sandbox is None:
+        return dict(record.get("Networks") or {})
+    return {ep.network_name: _endpoint(ep) for ep in sandbox.endpoints}
+
+
+def ports_of(sandbox: Sandbox | None) -> dict[str, Any]:
+    """NetworkSettings.Ports: the published ports as bound (host ports chosen)."""
+    out: dict[str, Any] = {}
+    for p in sandbox.ports if sandbox is not None else ():
+        out.setdefault(f"{p.container_port}/{p.protocol}", []).append(
+            {"HostIp": p.host_ip or "0.0.0.0", "HostPort": str(p.host_port)})
+    return out
+
+
+def inspect(cid: str, record: dict[str, Any], st: ContainerState,
+            sandbox: Sandbox | None = None) -> dict[str, Any]:
+    networks = networks_of(record, sandbox)
+    bridge = networks.get("bridge") or {}  # dockerd's top-level fields: the default bridge's
     return {
         "Id": cid, "Created": record.get("Created", ""), "Path": record.get("Path", ""),
         "Args": record.get("Args") or [], "State": st.state(), "Image": record.get("Image", ""),
@@ -38,12 +69,17 @@ def inspect(cid: str, record: dict[str, Any], st: ContainerState) -> dict[str, A
                                                      "UpperDir": str(st.dir / "upper"),
                                                      "WorkDir": str(st.dir / "work")}},
         "Mounts": _mounts(record), "Config": record.get("Config") or {},
-        "NetworkSettings": {"SandboxID": "", "SandboxKey": "", "Ports": {},
-                            "Networks": record.get("Networks") or {}},
+        "NetworkSettings": {"SandboxID": "", "SandboxKey": sandbox.path or "" if sandbox else "",
+                            "Ports": ports_of(sandbox), "Networks": networks,
+                            "IPAddress": bridge.get("IPAddress", ""),
+                            "IPPrefixLen": bridge.get("IPPrefixLen", 0),
+                            "Gateway": bridge.get("Gateway", ""),
+                            "MacAddress": bridge.get("MacAddress", "")},
     }
 
 
-def summary(cid: str, record: dict[str, Any], st: ContainerState) -> dict[str, Any]:
+def summary(cid: str, record: dict[str, Any], st: ContainerState,
+            sandbox: Sandbox | None = None) -> dict[str, Any]:
     config = record.get("Config") or {}
     command = " ".join([str(record.get("Path", "")), *[str(a) for a in record.get("Args") or []]])
     created = record.get("Created", "")
@@ -55,10 +91,13 @@ def summary(cid: str, record: dict[str, Any], st: ContainerState) -> dict[str, A
     return {
         "Id": cid, "Names": [record.get("Name", "")], "Image": config.get("Image", ""),
         "ImageID": record.get("Image", ""), "Command": command.strip(), "Created": created_s,
-        "Ports": [], "Labels": config.get("Labels") or {}, "State": st.status,
+        "Ports": [{"IP": p.host_ip or "0.0.0.0", "PrivatePort": p.container_port,
+                   "PublicPort": p.host_port, "Type": p.protocol}
+                  for p in (sandbox.ports if sandbox is not None else ())],
+        "Labels": config.get("Labels") or {}, "State": st.status,
         "Status": st.status_text(time.time()),
         "HostConfig": {"NetworkMode": host.get("NetworkMode", "default")},
-        "NetworkSettings": {"Networks": record.get("Networks") or {}},
+        "NetworkSettings": {"Networks": networks_of(record, sandbox)},
         "Mounts": _mounts(record),
     }
 

@@ -18,6 +18,7 @@ from shoal.api.render_containers import LIST_FILTERS, check_filters, inspect, li
 from shoal.api.server import API_VERSION_IN_USE, Router, parse_version
 from shoal.api.streams import MULTIPLEXED, RAW, STDERR, STDOUT, frame
 from shoal.errors import Conflict, InvalidArgument, NotFound
+from shoal.exec.localnet import Sandbox
 from shoal.exec.runc import attach, logfile, stats
 from shoal.exec.runc.containers import Containers, parse_signal, since_param
 from shoal.exec.runc.engine import ContainerEngine
@@ -78,14 +79,21 @@ async def list_containers(request: web.Request) -> web.StreamResponse:
                                                     "exited" in f):
             continue
         if listed(cid, record, st, f):
-            out.append(summary(cid, record, st))
+            out.append(summary(cid, record, st, _sandbox(rt, cid)))
     out.sort(key=lambda c: -int(c["Created"]))
     return reply(out[:limit] if limit > 0 else out)
 
 
+def _sandbox(rt: ContainerEngine, cid: str) -> Sandbox | None:
+    """A standalone container's networks as they are now (None: a task's, or none)."""
+    networks = rt.standalone.networks
+    return networks.sandbox(cid) if networks is not None else None
+
+
 async def inspect_container(request: web.Request) -> web.StreamResponse:
     containers, cid = _found(request)
-    out = inspect(cid, containers.record(cid), containers.state(cid))
+    out = inspect(cid, containers.record(cid), containers.state(cid),
+                  _sandbox(runtime(request), cid))
     if bool_value(request, "size"):
         out["SizeRw"], out["SizeRootFs"] = 0, 0
     return reply(out)

@@ -6,6 +6,8 @@ Needs root, runc and docker-registry."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.integration.conftest import TwoNodes
@@ -31,10 +33,15 @@ def test_published_port_and_names_on_a_user_bridge(cluster: TwoNodes) -> None:
         page = m.exec("busybox", "timeout", "20", "busybox", "wget", "-q", "-O", "-",
                       f"http://{w.ip}:8088/", timeout=30)
         assert "Hello from" in page.stdout, page
+        assert "80/tcp -> 0.0.0.0:8088" in w.docker("port", PUBLISHED).stdout
 
         # a user bridge: a container by its name, through the embedded DNS
         w.docker("network", "create", "-d", "bridge", NET, timeout=30)
         w.docker("run", "-d", "--name", SERVER, "--network", NET, image, timeout=60)
+        settings = json.loads(w.docker("inspect", SERVER).stdout)[0]["NetworkSettings"]
+        address = settings["Networks"][NET]["IPAddress"]
+        assert address and address in w.docker("exec", SERVER, "busybox", "ip", "-4", "-o",
+                                                "addr").stdout
         by_name = w.docker("run", "--rm", "--network", NET, image, "busybox", "timeout", "20",
                            "busybox", "wget", "-q", "-O", "-", f"http://{SERVER}/", timeout=60)
         assert "Hello from" in by_name.stdout, by_name

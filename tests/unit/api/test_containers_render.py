@@ -9,6 +9,7 @@ import pytest
 from shoal.api.render_containers import check_filters, inspect, listed, summary
 from shoal.api.streams import frame
 from shoal.errors import InvalidArgument
+from shoal.exec.localnet import Endpoint, PortBinding, Sandbox
 from shoal.exec.runc import record
 from shoal.exec.runc.containers import ContainerState
 from shoal.exec.runc.state import write_json
@@ -65,3 +66,23 @@ def test_bad_filter_values() -> None:
         check_filters({"status": ["sleeping"]})
     with pytest.raises(InvalidArgument, match="Unrecognized filter value for health: ok"):
         check_filters({"health": ["ok"]})
+
+
+def test_a_standalone_containers_networks_and_ports_come_from_its_sandbox(tmp_path: Path) -> None:
+    rec = {**REC, "Networks": {}}
+    ep = Endpoint(network_id="b1" * 32, network_name="bridge", endpoint_id="e1" * 32,
+                  ip_address="172.17.0.2", prefix_len=16, gateway="172.17.0.1",
+                  mac_address="02:42:ac:11:00:02", dns_names=("web",))
+    box = Sandbox(path="/run/x", endpoints=(ep,),
+                  ports=(PortBinding(80, "tcp", "", 8088), PortBinding(53, "udp", "10.0.0.1", 5353)))
+    out = inspect(CID, rec, _state(tmp_path), box)["NetworkSettings"]
+    assert out["Networks"]["bridge"]["IPAddress"] == "172.17.0.2"
+    assert out["Networks"]["bridge"]["DNSNames"] == ["web"]
+    assert (out["IPAddress"], out["IPPrefixLen"], out["Gateway"]) == ("172.17.0.2", 16, "172.17.0.1")
+    assert out["Ports"] == {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8088"}],
+                            "53/udp": [{"HostIp": "10.0.0.1", "HostPort": "5353"}]}
+    listed_ports = summary(CID, rec, ContainerState(tmp_path / CID), box)["Ports"]
+    assert {"IP": "0.0.0.0", "PrivatePort": 80, "PublicPort": 8088, "Type": "tcp"} in listed_ports
+    # a task's networks are its attachments, whatever a sandbox says
+    assert inspect(CID, REC, ContainerState(tmp_path / CID), box)["NetworkSettings"][
+        "Networks"] == REC["Networks"]
