@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["CGROUP_ROOT", "container_dirs", "hierarchies", "oom_killed", "remove_dirs",
+__all__ = ["CGROUP_ROOT", "container_dirs", "hierarchies", "oom_killed", "read_file", "remove_dirs",
            "remove_parent"]
 
 CGROUP_ROOT = "/sys/fs/cgroup"
@@ -44,7 +44,8 @@ def container_dirs(cgroups_path: str) -> list[str]:
     return [os.path.join(root, rel) for root in hierarchies()]
 
 
-def _read(path: str) -> str:
+def read_file(path: str) -> str:
+    """A cgroup (or /proc) file's text, "" if it is not there."""
     try:
         with open(path, encoding="ascii") as f:
             return f.read()
@@ -65,11 +66,11 @@ def oom_killed(cgroups_path: str) -> bool:
     memory.events); False once the cgroup is gone."""
     rel = cgroups_path.strip("/")
     if _unified():
-        return _counter(_read(os.path.join(CGROUP_ROOT, rel, "memory.events")), "oom_kill") > 0
-    v1 = _read(os.path.join(CGROUP_ROOT, "memory", rel, "memory.oom_control"))
+        return _counter(read_file(os.path.join(CGROUP_ROOT, rel, "memory.events")), "oom_kill") > 0
+    v1 = read_file(os.path.join(CGROUP_ROOT, "memory", rel, "memory.oom_control"))
     if _counter(v1, "oom_kill") > 0:
         return True
-    hybrid = _read(os.path.join(CGROUP_ROOT, "unified", rel, "memory.events"))
+    hybrid = read_file(os.path.join(CGROUP_ROOT, "unified", rel, "memory.events"))
     return _counter(hybrid, "oom_kill") > 0
 
 

@@ -21,14 +21,6 @@ _USER_HZ = os.sysconf("SC_CLK_TCK")
 _V2 = os.path.exists(os.path.join(cgroups.CGROUP_ROOT, "cgroup.controllers"))
 
 
-def _read(path: str) -> str:
-    try:
-        with open(path, encoding="ascii") as f:
-            return f.read()
-    except OSError:
-        return ""
-
-
 def _int(text: str, default: int = 0) -> int:
     text = text.strip()
     return int(text) if text.isdigit() else default
@@ -55,14 +47,14 @@ def cgroup_pids(cgroups_path: str) -> list[int]:
     for d in cgroups.container_dirs(cgroups_path):
         for dirpath, _dirs, files in os.walk(d):
             if "cgroup.procs" in files:
-                pids.update(int(p) for p in _read(os.path.join(dirpath, "cgroup.procs")).split()
+                pids.update(int(p) for p in cgroups.read_file(os.path.join(dirpath, "cgroup.procs")).split()
                             if p.isdigit())
     return sorted(pids)
 
 
 def _system_cpu() -> int:
     """/proc/stat's cpu line in nanoseconds (Docker's system_cpu_usage)."""
-    for line in _read("/proc/stat").splitlines():
+    for line in cgroups.read_file("/proc/stat").splitlines():
         if line.startswith("cpu "):
             return sum(int(v) for v in line.split()[1:8]) * 1_000_000_000 // _USER_HZ
     return 0
@@ -70,7 +62,7 @@ def _system_cpu() -> int:
 
 def _cpu(cg: str) -> dict[str, Any]:
     if _V2:
-        stat = _kv(_read(os.path.join(_dir(cg, ""), "cpu.stat")))
+        stat = _kv(cgroups.read_file(os.path.join(_dir(cg, ""), "cpu.stat")))
         usage: dict[str, Any] = {
             "total_usage": stat.get("usage_usec", 0) * 1000,
             "usage_in_kernelmode": stat.get("system_usec", 0) * 1000,
@@ -80,14 +72,14 @@ def _cpu(cg: str) -> dict[str, Any]:
                       "throttled_time": stat.get("throttled_usec", 0) * 1000}
     else:
         d = _dir(cg, "cpuacct")
-        acct = _kv(_read(os.path.join(d, "cpuacct.stat")))
+        acct = _kv(cgroups.read_file(os.path.join(d, "cpuacct.stat")))
         ns_per_tick = 1_000_000_000 // _USER_HZ
-        usage = {"total_usage": _int(_read(os.path.join(d, "cpuacct.usage"))),
+        usage = {"total_usage": _int(cgroups.read_file(os.path.join(d, "cpuacct.usage"))),
                  "percpu_usage": [int(v) for v in
-                                  _read(os.path.join(d, "cpuacct.usage_percpu")).split()],
+                                  cgroups.read_file(os.path.join(d, "cpuacct.usage_percpu")).split()],
                  "usage_in_kernelmode": acct.get("system", 0) * ns_per_tick,
                  "usage_in_usermode": acct.get("user", 0) * ns_per_tick}
-        stat = _kv(_read(os.path.join(_dir(cg, "cpu"), "cpu.stat")))
+        stat = _kv(cgroups.read_file(os.path.join(_dir(cg, "cpu"), "cpu.stat")))
         throttling = {"periods": stat.get("nr_periods", 0),
                       "throttled_periods": stat.get("nr_throttled", 0),
                       "throttled_time": stat.get("throttled_time", 0)}
@@ -98,19 +90,19 @@ def _cpu(cg: str) -> dict[str, Any]:
 def _memory(cg: str) -> dict[str, Any]:
     d = _dir(cg, "memory")
     if _V2:
-        usage = _int(_read(os.path.join(d, "memory.current")))
-        limit = _int(_read(os.path.join(d, "memory.max")), 0)
+        usage = _int(cgroups.read_file(os.path.join(d, "memory.current")))
+        limit = _int(cgroups.read_file(os.path.join(d, "memory.max")), 0)
     else:
-        usage = _int(_read(os.path.join(d, "memory.usage_in_bytes")))
-        limit = _int(_read(os.path.join(d, "memory.limit_in_bytes")), 0)
-        out = {"usage": usage, "max_usage": _int(_read(os.path.join(d,
+        usage = _int(cgroups.read_file(os.path.join(d, "memory.usage_in_bytes")))
+        limit = _int(cgroups.read_file(os.path.join(d, "memory.limit_in_bytes")), 0)
+        out = {"usage": usage, "max_usage": _int(cgroups.read_file(os.path.join(d,
                                                                      "memory.max_usage_in_bytes"))),
-               "failcnt": _int(_read(os.path.join(d, "memory.failcnt"))),
-               "stats": _kv(_read(os.path.join(d, "memory.stat")))}
+               "failcnt": _int(cgroups.read_file(os.path.join(d, "memory.failcnt"))),
+               "stats": _kv(cgroups.read_file(os.path.join(d, "memory.stat")))}
         out["limit"] = _host_limit(limit)
         return out
     return {"usage": usage, "limit": _host_limit(limit),
-            "stats": _kv(_read(os.path.join(d, "memory.stat")))}
+            "stats": _kv(cgroups.read_file(os.path.join(d, "memory.stat")))}
 
 
 def _host_limit(limit: int) -> int:
@@ -121,8 +113,8 @@ def _host_limit(limit: int) -> int:
 
 def _pids(cg: str) -> dict[str, int]:
     d = _dir(cg, "pids")
-    out = {"current": _int(_read(os.path.join(d, "pids.current")))}
-    limit = _int(_read(os.path.join(d, "pids.max")), 0)
+    out = {"current": _int(cgroups.read_file(os.path.join(d, "pids.current")))}
+    limit = _int(cgroups.read_file(os.path.join(d, "pids.max")), 0)
     if limit:
         out["limit"] = limit
     return out
@@ -131,7 +123,7 @@ def _pids(cg: str) -> dict[str, int]:
 def _blkio(cg: str) -> dict[str, Any]:
     entries: list[dict[str, Any]] = []
     if _V2:
-        for line in _read(os.path.join(_dir(cg, ""), "io.stat")).splitlines():
+        for line in cgroups.read_file(os.path.join(_dir(cg, ""), "io.stat")).splitlines():
             dev, *fields = line.split()
             major, _, minor = dev.partition(":")
             kv = dict(f.split("=", 1) for f in fields if "=" in f)
@@ -139,7 +131,7 @@ def _blkio(cg: str) -> dict[str, Any]:
                 entries.append({"major": int(major), "minor": int(minor), "op": op,
                                 "value": int(kv.get(key, 0))})
     else:
-        text = _read(os.path.join(_dir(cg, "blkio"), "blkio.throttle.io_service_bytes"))
+        text = cgroups.read_file(os.path.join(_dir(cg, "blkio"), "blkio.throttle.io_service_bytes"))
         for line in text.splitlines():
             parts = line.split()
             if len(parts) == 3 and ":" in parts[0]:
@@ -156,7 +148,7 @@ def _networks(pid: int) -> dict[str, Any] | None:
     if not pid:
         return None
     out: dict[str, Any] = {}
-    for line in _read(f"/proc/{pid}/net/dev").splitlines()[2:]:
+    for line in cgroups.read_file(f"/proc/{pid}/net/dev").splitlines()[2:]:
         name, _, rest = line.partition(":")
         name, v = name.strip(), [int(x) for x in rest.split()]
         if name == "lo" or len(v) < 16:
