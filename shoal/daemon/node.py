@@ -1,13 +1,12 @@
 """SwarmNode: this machine's membership in a swarm (swarmkit node/node.go).
 
-It owns the swarm lifecycle the API exposes (init, join, leave), the node's identity on disk and
-its renewal (a random point between 50% and 80% of its life, and at once on a role change or
-when a root CA rotation asks), the roots it trusts (sent over its session), the
-agent (every node), and the manager (manager nodes). State lives under
-``<data-root>/swarm``: ``certificates/`` (the identity), ``state.json`` (addresses, managers),
-``etcd/`` (the manager's etcd member), ``manager/`` (its store DEK), ``worker/`` (the agent's
-tasks). An autolocked manager's key files are wrapped (``autolock.py``): a restart leaves it
-locked, with nothing running, until ``unlock``.
+It owns the swarm lifecycle the API exposes (init, join, leave), the node's identity on disk
+(renewed by ``certs.py``), the roots it trusts (sent over its session), the agent (every node)
+and the manager (manager nodes); the node as an engine on its own is ``localengine.py``. State
+lives under ``<data-root>/swarm``: ``certificates/`` (the identity), ``state.json`` (addresses,
+managers), ``etcd/`` (the manager's etcd member), ``manager/`` (its store DEK), ``worker/`` (the
+agent's tasks). An autolocked manager's key files are wrapped (``autolock.py``): a restart
+leaves it locked, with nothing running, until ``unlock``.
 """
 
 from __future__ import annotations
@@ -16,7 +15,6 @@ import asyncio
 import contextlib
 import logging
 import shutil
-import socket
 import ssl
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -27,19 +25,18 @@ from shoal import aio
 from shoal.agent import Agent, NodeRemoved
 from shoal.api.engine import SwarmState
 from shoal.daemon.autolock import Autolock
-from shoal.daemon.localnets import StandaloneNetworks
+from shoal.daemon.certs import NodeCertificates
+from shoal.daemon.localengine import LocalEngine
 from shoal.daemon.overlays import SwarmSide
-from shoal.daemon.state import LocalState
+from shoal.daemon.refusals import ALREADY, LEAVE_LOCKED, leave_refusal
+from shoal.daemon.state import LocalState, addresses
 from shoal.errors import Conflict, InvalidArgument, NotFound, ShoalError, Unavailable
-from shoal.events import EventLog
 from shoal.exec.executor import Executor
 from shoal.exec.localnet import LocalNetworks
 from shoal.exec.runc import RuncExecutor
 from shoal.exec.runc.engine import ContainerEngine
-from shoal.exec.runc.record import read_record
 from shoal.exec.sim import SimExecutor
 from shoal.fsutil import write_atomic
-from shoal.image.service import ImageService
 from shoal.manager.bootstrap import FIRST_WRITES_WAIT, await_first_writes, new_swarm
 from shoal.manager.ca.etcdtls import EtcdTLS
 from shoal.manager.deks import DEK_DIR, ClusterKeys, StoreDEK
@@ -49,33 +46,23 @@ from shoal.model.dispatch import ManagerAddr, NetworkUpdate, SessionInfo
 from shoal.model.objects import Cluster, Network, Node
 from shoal.model.requests import InitRequest, JoinRequest
 from shoal.model.states import NodeRole
-from shoal.net.bridges import LocalBridges
 from shoal.net.dns import read_resolv_conf
 from shoal.net.netagent import NetworkAgent
 from shoal.net.records import Directory
 from shoal.node.join import join as join_swarm
-from shoal.node.join import raft_certificate, renew
-from shoal.node.renewal import Renewer
+from shoal.node.join import raft_certificate
 from shoal.pki.identity import NodeIdentity
 from shoal.pki.unlockkey import LOCKED, SwarmLocked, UnlockKey
 from shoal.store.store import NO_LEADER, Store, Tx
 from shoal.store.watch import SubscriptionOverflow
-from shoal.volume import VolumeService
 
 __all__ = ["NodeSettings", "SwarmNode"]
 
 log = logging.getLogger(__name__)
 
-ALREADY = 'This node is already part of a swarm. Use "docker swarm leave" to leave this swarm and join another one.'
-LAST_MANAGER = (
-    "You are attempting to leave the swarm on a node that is participating as a manager. Removing the "
-    "last manager erases all current state of the swarm. Use `--force` to ignore this message. "
-)
-LEAVE_LOCKED = "Swarm is encrypted and locked. Please unlock it first or use `--force` to ignore this message."
 JOIN_TIMEOUT = 20.0  # seconds a join waits for the first session, as dockerd's join timeout
 AUTOLOCK_IDLE = 5.0  # seconds between looks at whether the unlock key follower's manager is still ours
 _NO_RECORDS = Directory()  # the overlays' names out of a swarm: none
-ROTATION_RENEWAL_DEADLINE = 300.0  # seconds a renewal a root rotation asked for is retried
 
 
 @dataclass(kw_only=True)
@@ -93,76 +80,21 @@ class NodeSettings:
     default_bridge: bool = True  # --bridge none: tasks on no network get loopback only
 
 
-def _split_addr(addr: str, default_port: int = 2377) -> tuple[str, int]:
-    host, sep, port = addr.rpartition(":")
-    if not sep:
-        return addr, default_port
-    try:
-        return host.strip("[]"), int(port)
-    except ValueError:
-        raise InvalidArgument(f"invalid address {addr!r}") from None
-
-
-def _default_ip() -> str:
-    """The address the kernel would use for outbound traffic (no packet is sent)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        try:
-            s.connect(("10.255.255.255", 1))
-            return str(s.getsockname()[0])
-        except OSError:
-            return "127.0.0.1"
-
-
-def _addresses(listen_addr: str, advertise_addr: str) -> LocalState:
-    listen_ip, port = _split_addr(listen_addr or "0.0.0.0:2377")
-    adv_ip, _ = _split_addr(advertise_addr, port) if advertise_addr else (listen_ip, port)
-    if adv_ip in ("", "0.0.0.0"):
-        adv_ip = _default_ip()
-    if listen_ip in ("", "0.0.0.0"):
-        listen_ip = adv_ip  # several daemons share one machine: bind the advertised address
-    return LocalState(listen_ip=listen_ip, listen_port=port, advertise_ip=adv_ip)
-
-
 class SwarmNode:
     def __init__(self, settings: NodeSettings) -> None:
         self.settings = settings
         self.hostname = settings.hostname
         self.engine_labels = settings.engine_labels
         self.data_root = str(settings.data_root)
-        self.events = EventLog()  # the node's events (/events): its parts publish, the API reads
-        with contextlib.suppress(RuntimeError):  # made on the daemon's loop, which subscribers use
-            self.events.bind(asyncio.get_running_loop())
-        self.images = ImageService(Path(settings.data_root) / "image",
-                                   insecure_registries=settings.insecure_registries,
-                                   registry_mirrors=settings.registry_mirrors, events=self.events)
-        # the node's named volumes (/volumes and the runc executor's), in or out of a swarm
-        self.volumes = VolumeService(Path(settings.data_root) / "volumes", users=self._volume_users,
-                                     events=self.events)
         self._executor: RuncExecutor | None = None  # which containers use which volume
-        # the node's local networks (bridge, user bridges, host, none), in or out of a swarm:
-        # in the kernel with the runc executor, records only with sim, none with --bridge none
-        upstreams, search = read_resolv_conf()
-        self.bridge_networks = LocalBridges(
-            settings.data_root, settings.exec_root, kernel=settings.executor == "runc",
-            enabled=settings.default_bridge, upstreams=upstreams, search=search,
-            events=self.events)
-        self.standalone = StandaloneNetworks(self.bridge_networks,
-                                             swarm_network=self._swarm_network,
-                                             swarm=self._swarm_side)
-        self.local_networks: LocalNetworks = self.standalone
-        # the embedded DNS of standalone containers answers the overlays' names too
-        self.bridge_networks.chain_records(
-            lambda: self._network.directory if self._network is not None else _NO_RECORDS)
-        # /containers and /exec: task and standalone containers, in or out of a swarm
-        self._containers: ContainerEngine | None = None
-        if settings.executor == "runc":
-            self._containers = ContainerEngine(
-                data_root=Path(settings.data_root), exec_root=Path(settings.exec_root),
-                images=self.images, cgroup_parent=settings.cgroup_parent,
-                log_max_size=settings.log_max_size, log_max_files=settings.log_max_files,
-                volumes=self.volumes, hostname=self.hostname, events=self.events,
-                networks=self.local_networks)
-            self.standalone.name_of = self._container_name  # the containers' DNS names
+        # the node as an engine on its own (images, volumes, local networks, containers)
+        self.local = LocalEngine(
+            settings, volume_users=self._volume_users, swarm_network=self._swarm_network,
+            swarm_side=self._swarm_side,
+            overlay_records=lambda: self._network.directory if self._network is not None else _NO_RECORDS)
+        self.events, self.images, self.volumes = self.local.events, self.local.images, self.local.volumes
+        self.bridge_networks, self.standalone = self.local.bridge_networks, self.local.standalone
+        self.local_networks: LocalNetworks = self.local.local_networks
         self._dir = settings.data_root / "swarm"
         self._autolock = Autolock(self._dir)
         self._locked = False  # an autolocked manager restarted: nothing runs until unlock
@@ -176,10 +108,11 @@ class SwarmNode:
         self._lock = asyncio.Lock()
         self._background: set[asyncio.Task[None]] = set()
         self._role_change = False  # a certificate renewal for a new role is under way
-        self._rotating = False  # a certificate renewal a root rotation asked for is under way
         self._wanted_role = ""  # the role the last SessionInfo gave this node
         self._removed = ""  # why the managers refused this node's session for good
-        self._renewing = asyncio.Lock()  # one certificate renewal at a time
+        self._certs = NodeCertificates(
+            identity=lambda: self._identity, install=self._install, spawn=self._spawn,
+            managers=lambda: self._state.manager_addrs if self._state is not None else None)
         self._applying_role = asyncio.Lock()  # one manager start or stop at a time
 
     # -- Engine protocol ------------------------------------------------------------------
@@ -213,15 +146,6 @@ class SwarmNode:
                           control_available=self.store is not None, role=self._identity.role,
                           remote_managers=managers, error=error)
 
-    def _container_name(self, container_id: str) -> str | None:
-        """A standalone container's name ("/web"), for the embedded DNS and inspect."""
-        engine = self._containers
-        if engine is None:
-            return None
-        rec = read_record(engine.config.containers / container_id) or {}
-        name = rec.get("Name")
-        return name if isinstance(name, str) and name else None
-
     def _swarm_side(self) -> SwarmSide | None:
         """The agent's attachments and the NetworkAgent, for standalone containers on
         attachable overlays; None out of a swarm."""
@@ -241,10 +165,7 @@ class SwarmNode:
 
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
-        self.events.bind(asyncio.get_running_loop())
-        await self.bridge_networks.start()
-        if self._containers is not None:
-            self._spawn(self._containers.run(), "containers")
+        await self.local.start(self._spawn)
         state_file = self._dir / "state.json"
         if not state_file.exists():
             return
@@ -289,15 +210,13 @@ class SwarmNode:
             else:
                 self._spawn(self._apply_role(), "become-manager")  # a join cut short
         self._start_agent()
-        self._start_renewal()
+        self._certs.start_schedule()
 
     async def stop(self) -> None:
         """Daemon shutdown: tasks keep their state on disk; nothing is shut down."""
         await aio.cancel_and_wait(*self._background)
         await self._stop_parts(shutdown_tasks=False)
-        await self.bridge_networks.close()
-        if self._containers is not None:
-            self._containers.close()  # the shim server; the containers and shims run on
+        await self.local.close()
 
     def _save_state(self) -> None:
         assert self._state is not None
@@ -447,32 +366,6 @@ class SwarmNode:
                       "again with a join token to come back", exc.message)
             self._removed = exc.message
 
-    def _start_renewal(self) -> None:
-        renewer = Renewer("node certificate", renew=self._renew_identity,
-                          certificate=lambda: self._identity.certificate if self._identity else None)
-        self._spawn(renewer.run(), "cert-renewal")
-
-    async def _renew_identity(self) -> NodeIdentity:
-        """A new certificate from the swarm's CA, through any manager (the leader signs, with
-        the role the swarm gives this node now), saved and put in use at once."""
-        async with self._renewing:
-            identity, state = self._identity, self._state
-            if identity is None or state is None:
-                raise Unavailable("This node is not part of a swarm")
-            errors: list[str] = []
-            for addr in state.manager_addrs:
-                try:
-                    new = await renew(addr, identity)
-                except ShoalError as exc:
-                    errors.append(exc.message)
-                    continue
-                if self._identity is identity:  # not left (or renewed) meanwhile
-                    self._install(new)
-                    log.info("node certificate renewed: role %s, valid until %s", new.role,
-                             new.not_after.isoformat(timespec="seconds"))
-                return new
-            raise Unavailable("no manager renewed the certificate: " + "; ".join(errors or ["none known"]))
-
     def _install(self, new: NodeIdentity) -> None:
         """Save a renewed identity (or new roots), then use it: the agent's next session, the
         swarm listener's next handshakes and the manager's own calls present it (and trust its
@@ -499,39 +392,13 @@ class SwarmNode:
         except InvalidArgument as exc:
             log.warning("the swarm's new root CA does not verify this node's certificate (%s); "
                         "renewing it", exc.message)
-            self._start_rotation_renewal()
+            self._certs.start_rotation()
             return
         self._install(new)
         log.info("trusting the swarm's root CA certificates: %d", new.ca_pem.count("BEGIN CERTIFICATE"))
 
-    def _start_rotation_renewal(self) -> None:
-        if not self._rotating:
-            self._rotating = True
-            self._spawn(self._renew_for_rotation(), "root-rotation-renewal")
-
-    async def _renew_for_rotation(self) -> None:
-        """A root rotation asks for a certificate from the new root: renew now, retrying for a
-        while (the next session's SessionInfo asks again if this gives up)."""
-        backoff = aio.Backoff(initial=0.5, cap=10.0)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + ROTATION_RENEWAL_DEADLINE
-        try:
-            while self._identity is not None:
-                try:
-                    await self._renew_identity()
-                    return
-                except ShoalError as exc:
-                    if loop.time() > deadline:
-                        log.error("root rotation: could not renew this node's certificate: %s",
-                                  exc.message)
-                        return
-                    log.info("root rotation: certificate renewal failed (%s); retrying", exc.message)
-                    await backoff.sleep()
-        finally:
-            self._rotating = False
-
     def container_runtime(self) -> ContainerEngine | None:
-        return self._containers
+        return self.local.containers
 
     def _volume_users(self) -> dict[str, list[str]]:
         return self._executor.volume_users() if self._executor is not None else {}
@@ -562,7 +429,7 @@ class SwarmNode:
         if info.root_ca:
             self._follow_trust(info.root_ca)
         if info.rotate_certificate:
-            self._start_rotation_renewal()
+            self._certs.start_rotation()
         if info.role:
             self._wanted_role = info.role
         if self._wanted_role and self._wanted_role != self._identity.role and not self._role_change:
@@ -576,7 +443,7 @@ class SwarmNode:
         try:
             while self._identity is not None and self._identity.role != self._wanted_role:
                 try:
-                    await self._renew_identity()
+                    await self._certs.renew()
                 except ShoalError as exc:
                     log.info("certificate renewal for role %s: %s", self._wanted_role, exc.message)
                     await backoff.sleep()
@@ -630,7 +497,7 @@ class SwarmNode:
         if self._identity is not None:
             raise Unavailable(ALREADY)
         async with self._lock:
-            state = _addresses(req.listen_addr, req.advertise_addr)
+            state = addresses(req.listen_addr, req.advertise_addr)
             addr = f"{state.advertise_ip}:{state.listen_port}"
             swarm = await new_swarm(req, hostname=self.hostname, advertise_ip=state.advertise_ip, manager_addr=addr)
             state.managers = [ManagerAddr(node_id=swarm.node_id, addr=addr)]
@@ -646,7 +513,7 @@ class SwarmNode:
                 raise
             self._save_state()
             self._start_agent()
-            self._start_renewal()
+            self._certs.start_schedule()
             # Docker's init answers once the node and the cluster are settled: an update made
             # at once with the version just read must not be "out of sequence".
             store = self.store
@@ -661,7 +528,7 @@ class SwarmNode:
         if not req.remote_addrs:
             raise InvalidArgument("at least 1 RemoteAddr is required to join")
         async with self._lock:
-            state = _addresses(req.listen_addr, req.advertise_addr)
+            state = addresses(req.listen_addr, req.advertise_addr)
             remotes = [a if ":" in a else f"{a}:2377" for a in req.remote_addrs]
             identity = await join_swarm(remotes, req.join_token, hostname=self.hostname,
                                         availability=req.availability or "active",
@@ -678,7 +545,7 @@ class SwarmNode:
             except TimeoutError:
                 if identity.role == NodeRole.MANAGER:
                     self._spawn(self._apply_role(), "become-manager")
-                self._start_renewal()
+                self._certs.start_schedule()
                 raise Unavailable("Timeout was reached before node joined. The attempt to join the swarm will "
                                   "continue in the background. Use the \"docker info\" command to see the "
                                   "current swarm status of your node.") from None
@@ -688,7 +555,7 @@ class SwarmNode:
                 except ShoalError as exc:
                     log.warning("joining the managers failed (%s); retrying in the background", exc.message)
                     self._spawn(self._apply_role(), "become-manager")
-            self._start_renewal()
+            self._certs.start_schedule()
         log.info("joined swarm as node %s (%s)", identity.node_id, identity.role)
 
     async def _force_new_cluster(self) -> str:
@@ -706,27 +573,6 @@ class SwarmNode:
         log.warning("forced a new one-manager cluster from this manager's data")
         return identity.node_id
 
-    def _leave_refusal(self) -> str | None:
-        """Docker's refusal of a manager's leave without --force (moby daemon/cluster/swarm.go)."""
-        if self._identity is None or self._identity.role != NodeRole.MANAGER:
-            return None
-        msg = "You are attempting to leave the swarm on a node that is participating as a manager. "
-        store = self.store
-        if store is None:
-            msg += "Doing so may lose the consensus of your cluster. "
-        else:
-            managers = [n for n in store.view().all(Node) if n.actual_role() == NodeRole.MANAGER]
-            reachable = sum(1 for n in managers if n.manager_status is not None
-                            and n.manager_status.reachability == "reachable")
-            unreachable = len(managers) - reachable
-            if reachable - 1 <= unreachable:
-                if reachable <= 1 and unreachable == 0:
-                    return LAST_MANAGER
-                msg += (f"Removing this node leaves {reachable - 1} managers out of {reachable + unreachable}. "
-                        "Without a Raft quorum your swarm will be inaccessible. ")
-        return msg + ("The only way to restore a swarm that has lost consensus is to reinitialize it with "
-                      "`--force-new-cluster`. Use `--force` to suppress this message.")
-
     def logs(self) -> LogBroker | RemoteLogs | None:
         return self._manager.logs() if self._manager is not None else None
 
@@ -735,7 +581,7 @@ class SwarmNode:
             raise Unavailable(LEAVE_LOCKED)
         if self._identity is None and not self._locked:
             raise Unavailable("This node is not part of a swarm")
-        refusal = None if force else self._leave_refusal()
+        refusal = None if force else leave_refusal(self._identity, self.store)
         if refusal is not None:
             raise Unavailable(refusal)
         async with self._lock:

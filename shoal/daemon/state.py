@@ -6,13 +6,15 @@ file). The daemon is its only writer."""
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import msgspec
 
+from shoal.errors import InvalidArgument
 from shoal.model.dispatch import ManagerAddr
 
-__all__ = ["LocalState"]
+__all__ = ["LocalState", "addresses"]
 
 
 class LocalState(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -34,3 +36,34 @@ class LocalState(msgspec.Struct, kw_only=True, omit_defaults=True):
 
     def encode(self) -> bytes:
         return msgspec.json.format(msgspec.json.encode(self), indent=2)
+
+
+def _split_addr(addr: str, default_port: int = 2377) -> tuple[str, int]:
+    host, sep, port = addr.rpartition(":")
+    if not sep:
+        return addr, default_port
+    try:
+        return host.strip("[]"), int(port)
+    except ValueError:
+        raise InvalidArgument(f"invalid address {addr!r}") from None
+
+
+def _default_ip() -> str:
+    """The address the kernel would use for outbound traffic (no packet is sent)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("10.255.255.255", 1))
+            return str(s.getsockname()[0])
+        except OSError:
+            return "127.0.0.1"
+
+
+def addresses(listen_addr: str, advertise_addr: str) -> LocalState:
+    """A new member's addresses from ``swarm init|join``'s ListenAddr and AdvertiseAddr."""
+    listen_ip, port = _split_addr(listen_addr or "0.0.0.0:2377")
+    adv_ip, _ = _split_addr(advertise_addr, port) if advertise_addr else (listen_ip, port)
+    if adv_ip in ("", "0.0.0.0"):
+        adv_ip = _default_ip()
+    if listen_ip in ("", "0.0.0.0"):
+        listen_ip = adv_ip  # several daemons share one machine: bind the advertised address
+    return LocalState(listen_ip=listen_ip, listen_port=port, advertise_ip=adv_ip)
