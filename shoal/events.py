@@ -22,6 +22,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from shoal import metrics
+
 __all__ = ["QUEUE_SIZE", "RING_SIZE", "Event", "EventLog", "Include", "Subscription"]
 
 RING_SIZE = 256  # moby daemon/events: eventsLimit
@@ -125,6 +127,7 @@ class EventLog:
         event = Event(type_, action, actor_id, dict(attributes or {}), scope,
                       time_nano or time.time_ns())
         self._ring.append(event)
+        metrics.EVENTS.inc()
         for sub in list(self._subs):
             sub._offer(event)
         return event
@@ -163,10 +166,13 @@ class EventLog:
         count against its queue."""
         sub = Subscription(self, include)
         self._subs.add(sub)
+        metrics.EVENT_SUBSCRIBERS.inc()
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
-        self._subs.discard(sub)
+        if sub in self._subs:
+            self._subs.discard(sub)
+            metrics.EVENT_SUBSCRIBERS.dec()
 
     @property
     def subscribers(self) -> int:

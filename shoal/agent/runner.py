@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 
 import msgspec
 
-from shoal import aio
+from shoal import aio, metrics
 from shoal.agent.task import step, transition
 from shoal.exec.errors import RETRY_DELAY, Temporary
 from shoal.exec.executor import ContainerStatuser, Controller, ProgressReporting
@@ -120,7 +120,8 @@ class TaskRunner:
             if self._task.state < TaskState.COMPLETE:
                 await self._controller.shutdown()
                 final = transition(self._task.status, TaskState.SHUTDOWN, "shutdown")
-            await self._controller.remove()
+            with metrics.timed(metrics.CONTAINER_ACTIONS.labels("delete")):
+                await self._controller.remove()
         except Exception:
             log.exception("task %s: removing its container failed", self._task.id)
         return final

@@ -23,7 +23,7 @@ from typing import Any, NoReturn
 import aiohttp
 import msgspec
 
-from shoal import aio
+from shoal import aio, metrics
 from shoal.agent.logs import LogPublisher
 from shoal.agent.reporter import Reporter
 from shoal.agent.worker import Worker
@@ -109,6 +109,7 @@ class Session:
             ws = await self._http.ws_connect(url, ssl=self._ssl, server_hostname=SERVER_NAME,
                                              autoping=True, max_msg_size=0)
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            metrics.AGENT_SESSIONS.labels("connect_failed").inc()
             raise SessionDropped(f"cannot connect to {url}: {exc}") from exc
         try:
             await self._send(ws, self._register)
@@ -123,6 +124,7 @@ class Session:
                 raise SessionDropped(f"{self.manager}: expected SessionInfo, got {first!r}")
             await self._handle_info(first)
             self.established = True
+            metrics.AGENT_SESSIONS.labels("established").inc()
             log.info("session %s with %s established", first.session_id, self.manager)
             logs = LogPublisher(self._worker.controller_of, lambda m: self._send(ws, m))
             try:
@@ -227,6 +229,7 @@ class Session:
             except TimeoutError:
                 raise SessionDropped(
                     f"{self.manager}: no heartbeat ack within {period:.1f} s") from None
+            metrics.AGENT_HEARTBEAT.observe(loop.time() - sent)
             # The next beat is due one period after this one, by the period in force: the ack,
             # or a SessionInfo while waiting, may announce a new one (swarm update
             # --dispatcher-heartbeat), which the manager expects from then on.

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import msgspec
 
+from shoal import metrics
 from shoal.exec.errors import ExitError, Temporary
 from shoal.exec.executor import ContainerStatuser, Controller
 from shoal.model.objects import ContainerStatus, Task, TaskStatus, now
@@ -87,7 +88,8 @@ async def step(task: Task, controller: Controller) -> TaskStatus:
         if state == TaskState.ACCEPTED:
             return transition(status, TaskState.PREPARING, "preparing")
         if state == TaskState.PREPARING:
-            await controller.prepare()
+            with metrics.timed(metrics.CONTAINER_ACTIONS.labels("create")):
+                await controller.prepare()
             return transition(status, TaskState.READY, "prepared",
                               container=_container(controller))
         if state == TaskState.READY:
@@ -95,7 +97,8 @@ async def step(task: Task, controller: Controller) -> TaskStatus:
                 return status
             return transition(status, TaskState.STARTING, "starting")
         if state == TaskState.STARTING:
-            await controller.start()
+            with metrics.timed(metrics.CONTAINER_ACTIONS.labels("start")):
+                await controller.start()
             return transition(status, TaskState.RUNNING, "started",
                               container=_container(controller))
         # RUNNING (desired RUNNING or COMPLETE)

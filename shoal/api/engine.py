@@ -26,6 +26,7 @@ __all__ = ["API_WARNINGS", "ENGINE", "Engine", "SwarmState"]
 class SwarmState:
     local_node_state: str = "inactive"  # inactive | pending | active | error | locked
     node_id: str = ""
+    cluster_id: str = ""  # from the node's certificate (O=)
     node_addr: str = ""
     control_available: bool = False
     role: str = ""  # the role this node's certificate carries

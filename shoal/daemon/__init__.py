@@ -14,10 +14,12 @@ import click
 
 from shoal import aio
 from shoal.api import APITLS, build_app, serve
+from shoal.daemon.metricsserver import EngineFacts, MetricsServer, parse_addr
 from shoal.daemon.node import NodeSettings, SwarmNode
 from shoal.daemon.pidfile import PidFile, PidFileBusy
 from shoal.errors import InvalidArgument, ShoalError
 from shoal.image.mirrors import validate_mirror
+from shoal.model.states import NodeRole
 
 __all__ = ["main"]
 
@@ -34,16 +36,26 @@ def _labels(values: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
+def _membership(node: SwarmNode) -> tuple[str, str, bool]:
+    state = node.swarm_state()
+    return state.cluster_id, state.node_id, state.role == NodeRole.MANAGER
+
+
 async def _run(settings: NodeSettings, hosts: list[str], tls: APITLS | None,
-               pidfiles: list[PidFile]) -> None:
+               pidfiles: list[PidFile], *, metrics_addr: str = "") -> None:
     node = SwarmNode(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await node.start()
+    metrics_server = None
     try:
         runner = await serve(build_app(node), hosts, tls=tls)
+        if metrics_addr:
+            metrics_server = MetricsServer(metrics_addr, EngineFacts(
+                node.hostname, containers=node.container_runtime(), swarm=lambda: _membership(node)))
+            await metrics_server.start()
     except BaseException:
         await node.stop()
         raise
@@ -54,6 +66,8 @@ async def _run(settings: NodeSettings, hosts: list[str], tls: APITLS | None,
         log.info("shutting down")
         for pidfile in pidfiles:  # a new shoald on this data root now waits for this one
             pidfile.stopping()
+        if metrics_server is not None:
+            await metrics_server.close()
         await runner.cleanup()
         await node.stop()
         for host in hosts:
@@ -102,6 +116,8 @@ def _log_opts(opts: tuple[str, ...]) -> tuple[int, int]:
               help="Container log limits: max-size=10m, max-file=3 (repeatable)")
 @click.option("-b", "--bridge", default="", metavar="none",
               help="none: containers of tasks on no network get loopback only, not the gateway bridge")
+@click.option("--metrics-addr", default="", metavar="IP:PORT",
+              help="Serve Prometheus metrics on http://IP:PORT/metrics (off by default)")
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
 @click.option("-D", "--debug", is_flag=True, help="Debug logging")
 @click.option("--tls", is_flag=True, help="Serve TCP hosts with TLS (implied by --tlsverify)")
@@ -113,7 +129,7 @@ def main(data_root: str, exec_root: str, pidfile: str | None, hosts: tuple[str, 
          labels: tuple[str, ...],
          insecure_registries: tuple[str, ...], registry_mirrors: tuple[str, ...],
          hostname: str | None, executor: str, cgroup_parent: str, log_opts: tuple[str, ...],
-         bridge: str, log_level: str, debug: bool, tls: bool,
+         bridge: str, metrics_addr: str, log_level: str, debug: bool, tls: bool,
          tlsverify: bool, tlscacert: str | None, tlscert: str | None, tlskey: str | None) -> None:
     """The Shoal daemon: Docker swarm mode, one per machine.
 
@@ -129,6 +145,8 @@ def main(data_root: str, exec_root: str, pidfile: str | None, hosts: tuple[str, 
         raise click.UsageError(f"--bridge {bridge!r}: only \"none\" is supported")
     try:
         mirrors = [validate_mirror(m) for m in registry_mirrors]
+        if metrics_addr:
+            parse_addr(metrics_addr)
     except InvalidArgument as exc:
         raise click.UsageError(exc.message) from None
     settings = NodeSettings(data_root=Path(data_root), exec_root=Path(exec_root),
@@ -148,7 +166,7 @@ def main(data_root: str, exec_root: str, pidfile: str | None, hosts: tuple[str, 
     aio.guard_server_close_race()
     try:
         asyncio.run(_run(settings, list(hosts) or ["unix:///run/shoal/shoal.sock"], api_tls,
-                         pidfiles))
+                         pidfiles, metrics_addr=metrics_addr))
     except ShoalError as exc:
         click.echo(f"shoald: {exc.message}", err=True)
         sys.exit(1)

@@ -141,7 +141,7 @@ class SwarmNode:
         if self._removed:
             error = self._removed
         return SwarmState(local_node_state="error" if self._removed else "active",
-                          node_id=self._identity.node_id,
+                          node_id=self._identity.node_id, cluster_id=self._identity.cluster_id,
                           node_addr=state.advertise_ip,
                           control_available=self.store is not None, role=self._identity.role,
                           remote_managers=managers, error=error)

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, Any
 
+from shoal import metrics
 from shoal.errors import InvalidArgument, NotFound
 from shoal.events import EventLog
 from shoal.image.api_json import inspect_image, list_images, reference_matches
@@ -59,7 +60,8 @@ class ImageService:
         try:
             _, record, _, _ = self.catalog.find(image)
         except NotFound:
-            record = await self._puller.pull_for_task(image, registry_auth, progress)
+            with metrics.timed(metrics.IMAGE_ACTIONS.labels("pull")):
+                record = await self._puller.pull_for_task(image, registry_auth, progress)
             self._events.pulled(parse(image), record.config)
         return await self._unpacker.ready(record)
 
@@ -67,7 +69,8 @@ class ImageService:
                    progress: Callable[[Event], None] | None = None) -> LocalImage:
         """Pull ``name`` (``docker pull``): ``progress`` gets Docker's JSON messages, up to the
         final ``Status: ...`` line."""
-        record = await self._puller.pull(name, registry_auth, progress)
+        with metrics.timed(metrics.IMAGE_ACTIONS.labels("pull")):
+            record = await self._puller.pull(name, registry_auth, progress)
         self._events.pulled(parse(name), record.config)
         return await self._unpacker.ready(record)
 
@@ -131,7 +134,8 @@ class ImageService:
         except (NotFound, InvalidArgument):
             ident = ""
         labels = self._events.labels(ident) if ident else {}
-        answer = delete_image(self.catalog, name, force)
+        with metrics.timed(metrics.IMAGE_ACTIONS.labels("delete")):
+            answer = delete_image(self.catalog, name, force)
         for item in answer:
             if "Untagged" in item and ident:
                 self._events.log(ident, ident, "untag", labels)

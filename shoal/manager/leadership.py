@@ -25,7 +25,7 @@ from collections.abc import Callable
 from contextlib import aclosing, suppress
 from dataclasses import dataclass, field
 
-from shoal import aio
+from shoal import aio, metrics
 from shoal.errors import NotFound, ShoalError, Unavailable
 from shoal.manager.membership import MemberProbe
 from shoal.store.backend import Fence
@@ -255,6 +255,7 @@ class Elector:
         if leader != self.leader:
             if leader is not None:
                 log.info("leader: %s at %s (term %d)", leader.node_id, leader.addr, leader.term)
+                metrics.LEADER_CHANGES.inc()
             self.leader = leader
         self._changed.set()
 

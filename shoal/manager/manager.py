@@ -36,7 +36,7 @@ from cryptography import x509
 from shoal.aio import Backoff, cancel_and_wait
 from shoal.errors import ShoalError, Unavailable
 from shoal.events import EventLog
-from shoal.manager import membership
+from shoal.manager import membership, metrics
 from shoal.manager.allocator import Allocator
 from shoal.manager.ca.auth import MANAGER_ONLY, authorize, request_peer
 from shoal.manager.ca.etcdtls import EtcdTLS
@@ -136,6 +136,14 @@ class Manager:
         self._etcd_clients: weakref.WeakSet[GrpcEtcdClient] = weakref.WeakSet()  # to renew
         self._tasks: list[asyncio.Task[Any]] = []
         self.ready = asyncio.Event()
+        self._metrics = metrics.ManagerSource(store=lambda: self.store if self.ready.is_set() else None,
+                                              is_leader=lambda: self.is_leader, etcd=self._etcd_health)
+
+    def _etcd_health(self) -> tuple[bool, int]:
+        member = self._member
+        if member is None:
+            return False, 0
+        return member.healthy, member.status.db_size if member.status is not None else 0
 
     @property
     def etcd_tls_dir(self) -> Path:
@@ -275,6 +283,7 @@ class Manager:
         self._tasks.append(asyncio.create_task(self._lead(), name="leader"))
         if swarm_events is not None:
             self._tasks.append(asyncio.create_task(swarm_events.run(), name="swarm-events"))
+        metrics.attach(self._metrics)
         self.ready.set()
 
     async def _listen(self, store: Store, elector: Elector) -> None:
@@ -392,6 +401,7 @@ class Manager:
 
     async def _close_serving(self) -> None:
         """Undo ``_serve`` (all of it, or what a failed attempt got to)."""
+        metrics.detach(self._metrics)
         if self._listener is not None:
             self._listener.close()
         if self._runner is not None:

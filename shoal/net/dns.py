@@ -37,7 +37,7 @@ from typing import Any, Protocol, Self, cast
 
 from dnslib import AAAA, EDNS0, OPCODE, PTR, QTYPE, RCODE, RR, A, DNSError, DNSHeader, DNSRecord
 
-from shoal import aio
+from shoal import aio, metrics
 from shoal.net import netns
 from shoal.net.errors import NetError
 
@@ -197,9 +197,12 @@ class Resolver:
     async def resolve(self, data: bytes, container_id: str, *, tcp: bool = False,
                       upstreams: Sequence[Upstream] | None = None) -> bytes | None:
         """`handle` then, if needed, `forward`: the whole answer to one query."""
-        out = self.handle(data, container_id, tcp=tcp, forwards=bool(upstreams))
-        if isinstance(out, Forward):
-            return await self.forward(out, tcp=tcp, upstreams=upstreams)
+        with metrics.timed(metrics.DNS_SECONDS):
+            out = self.handle(data, container_id, tcp=tcp, forwards=bool(upstreams))
+            if isinstance(out, Forward):
+                metrics.DNS_QUERIES.labels("forwarded").inc()
+                return await self.forward(out, tcp=tcp, upstreams=upstreams)
+        metrics.DNS_QUERIES.labels("local" if out is not None else "dropped").inc()
         return out
 
     def _local(self, request: Any, networks: Mapping[str, str]) -> Any:

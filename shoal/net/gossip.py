@@ -37,7 +37,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Self
 
-from shoal import aio
+from shoal import aio, metrics
 from shoal.errors import Unavailable
 from shoal.net.gossip_config import GossipConfig
 from shoal.net.gossip_members import GONE, Member, Membership
@@ -378,6 +378,7 @@ class GossipNode:
             return
         self._transport.sendto(self._keyring.seal(encode(msg)), addr)
         self.stats.sent += 1
+        metrics.GOSSIP_MESSAGES.labels("sent").inc()
 
     def _piggyback(self, msg: Ping | Ack | Gossip) -> Ping | Ack | Gossip:
         budget = self.config.packet_size - OVERHEAD - len(encode(msg))
@@ -393,12 +394,15 @@ class GossipNode:
         plain = self._keyring.open(data)
         if plain is None:
             self.stats.dropped += 1
+            metrics.GOSSIP_MESSAGES.labels("dropped").inc()
             return
         msg = decode(plain)
         if msg is None:
             self.stats.malformed += 1
+            metrics.GOSSIP_MESSAGES.labels("malformed").inc()
             return
         self.stats.received += 1
+        metrics.GOSSIP_MESSAGES.labels("received").inc()
         if isinstance(msg, Ping):
             if msg.target != self.node_id:
                 return  # meant for an earlier owner of this address
@@ -532,16 +536,20 @@ class GossipNode:
         size = read_frame_length(await reader.readexactly(4))
         if size > limit:
             self.stats.malformed += 1
+            metrics.GOSSIP_MESSAGES.labels("malformed").inc()
             raise GossipError(f"gossip frame of {size} bytes (at most {limit})")
         plain = self._keyring.open(await reader.readexactly(size))
         if plain is None:
             self.stats.dropped += 1
+            metrics.GOSSIP_MESSAGES.labels("dropped").inc()
             raise GossipError("gossip frame that no key opens")
         msg = decode(plain)
         if msg is None:
             self.stats.malformed += 1
+            metrics.GOSSIP_MESSAGES.labels("malformed").inc()
             raise GossipError("gossip frame that does not decode")
         self.stats.received += 1
+        metrics.GOSSIP_MESSAGES.labels("received").inc()
         return msg
 
     async def _push_pull(self, addr: Addr) -> None:
@@ -563,11 +571,14 @@ class GossipNode:
                         await writer.wait_closed()
         except asyncio.IncompleteReadError as e:
             self.stats.push_pull_failures += 1
+            metrics.GOSSIP_MESSAGES.labels("push_pull_failures").inc()
             raise GossipError("gossip: the peer closed the connection") from e
         except BaseException:
             self.stats.push_pull_failures += 1
+            metrics.GOSSIP_MESSAGES.labels("push_pull_failures").inc()
             raise
         self.stats.push_pulls += 1
+        metrics.GOSSIP_MESSAGES.labels("push_pulls").inc()
 
     def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self._closed:
@@ -575,6 +586,7 @@ class GossipNode:
             return
         if self._serving >= self.config.max_push_pulls:
             self.stats.refused += 1
+            metrics.GOSSIP_MESSAGES.labels("refused").inc()
             log.debug("gossip %s: %d push-pulls served already, connection closed",
                       self.node_id, self._serving)
             writer.close()
@@ -598,8 +610,10 @@ class GossipNode:
                 if isinstance(last, SyncEntries):
                     self._merge([], last.entries)
                     self.stats.push_pulls += 1
+                    metrics.GOSSIP_MESSAGES.labels("push_pulls").inc()
         except (OSError, TimeoutError, GossipError, asyncio.IncompleteReadError) as e:
             self.stats.push_pull_failures += 1
+            metrics.GOSSIP_MESSAGES.labels("push_pull_failures").inc()
             log.debug("gossip %s: push-pull served badly: %s", self.node_id, e)
         finally:
             self._serving -= 1

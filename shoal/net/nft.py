@@ -19,6 +19,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from shoal import metrics
 from shoal.errors import InvalidArgument
 from shoal.net.errors import NetError
 
@@ -199,6 +200,9 @@ def gateway_table(subnet: str, bridge: str, *, name: str = "shoal_gw") -> str:
     return _replace(name, body)
 
 
+_TABLE = re.compile(r"^table ip (\S+)", re.MULTILINE)  # the rule set's table, the updates' label
+
+
 def _nft(text: str, netns_path: str | None) -> None:
     cmd = ["nft", "-f", "-"]
     if netns_path is not None:
@@ -215,7 +219,10 @@ def _nft(text: str, netns_path: str | None) -> None:
 def apply(text: str, netns_path: str | None = None) -> None:
     """Run ``text`` through `nft -f -` in the netns at ``netns_path`` (through nsenter), or
     else in the calling thread's (a child process starts in its parent thread's netns)."""
-    _nft(text, netns_path)
+    match = _TABLE.search(text)
+    with metrics.timed(metrics.NFT_SECONDS):
+        _nft(text, netns_path)
+    metrics.NFT_UPDATES.labels(match.group(1) if match else "").inc()
 
 
 def delete_table(name: str, netns_path: str | None = None) -> None:

@@ -29,7 +29,7 @@ from typing import TypeVar
 
 import msgspec
 
-from shoal import aio
+from shoal import aio, metrics
 from shoal.errors import SequenceConflict, Unavailable
 from shoal.model.objects import KINDS, StoredObject, now
 from shoal.store.backend import (
@@ -363,13 +363,14 @@ class Store:
         a choice Docker does not make (its reads fail without a leader): see design/store.md."""
         if self._unavailable is not None and time.monotonic() - self._unavailable_since > STALE_READS_AFTER:
             return
-        try:
-            async with aio.timeout(timeout):
-                revision = await self.backend.revision()
-        except (Unavailable, TimeoutError) as exc:
-            log.debug("read barrier skipped: %s", exc)
-            return
-        await self.wait_for_revision(revision, timeout)
+        with metrics.timed(metrics.STORE_READ):
+            try:
+                async with aio.timeout(timeout):
+                    revision = await self.backend.revision()
+            except (Unavailable, TimeoutError) as exc:
+                log.debug("read barrier skipped: %s", exc)
+                return
+            await self.wait_for_revision(revision, timeout)
 
     # -- writes ----------------------------------------------------------------------------
     async def update(
@@ -383,7 +384,11 @@ class Store:
         transactions (each atomic on its own), like swarmkit's ``Batch``. The fence is ``fence``
         or the one of the calling context (``fenced``); a write it refuses raises LostLeadership.
         """
-        fence = fence or _FENCE.get()
+        with metrics.timed(metrics.STORE_WRITE):
+            return await self._update(fn, retries, atomic, fence or _FENCE.get())
+
+    async def _update(self, fn: Callable[[Tx], T], retries: int, atomic: bool,
+                      fence: Fence | None) -> T:
         for attempt in range(retries + 1):
             if self.unavailable is not None:
                 raise Unavailable(self.unavailable)

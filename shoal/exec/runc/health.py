@@ -17,6 +17,7 @@ import signal
 from dataclasses import dataclass
 from pathlib import Path
 
+from shoal import metrics
 from shoal.exec.containerspec import HealthCheck
 from shoal.fsutil import write_atomic
 
@@ -42,6 +43,9 @@ class HealthState:
 
     def record(self, ok: bool, *, in_start_period: bool) -> str:
         """Counts one probe's result; returns the new status."""
+        metrics.HEALTH_CHECKS.inc()
+        if not ok:
+            metrics.HEALTH_CHECKS_FAILED.inc()
         if ok:
             self.status, self.failing_streak = HEALTHY, 0
         elif not in_start_period:

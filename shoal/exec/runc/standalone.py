@@ -22,6 +22,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+from shoal import metrics
 from shoal.errors import Conflict, InvalidArgument, NotFound, ShoalError
 from shoal.exec.errors import ExitError, Unhealthy
 from shoal.exec.localnet import LocalNetworks
@@ -76,6 +77,7 @@ class Standalone:
 
     # --- create -----------------------------------------------------------------------------
 
+    @metrics.timed_async(metrics.CONTAINER_ACTIONS.labels("create"))
     async def create(self, body: dict[str, Any], name: str,
                      networking: dict[str, Any] | None = None) -> str:
         spec = parse_run(body, networking)
@@ -141,6 +143,7 @@ class Standalone:
             with contextlib.suppress(FileNotFoundError):
                 (d / name).unlink()
 
+    @metrics.timed_async(metrics.CONTAINER_ACTIONS.labels("start"))
     async def start(self, cid: str, *, by_hand: bool = True, supervise: bool = True) -> bool:
         """False when it runs already (the API's 304). A container with AutoRemove that fails
         to start is removed (dockerd's; docker run --rm waits for its removal)."""
@@ -298,6 +301,7 @@ class Standalone:
 
     # --- remove -----------------------------------------------------------------------------
 
+    @metrics.timed_async(metrics.CONTAINER_ACTIONS.labels("delete"))
     async def remove(self, cid: str, *, force: bool) -> None:
         info = self.run_info(cid)
         if info is None:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import msgspec
 
+from shoal import metrics
 from shoal.errors import SequenceConflict
 from shoal.manager.allocator.network import NetworkAllocator, Owner
 from shoal.manager.allocator.voters import Voter
@@ -78,7 +79,8 @@ class Allocator:
             self._network.restore(view)
             self._dirty |= self._all_waiting(view)
             while True:
-                await self._reconcile()
+                with metrics.timed(metrics.RECONCILE.labels("allocator")):
+                    await self._reconcile()
                 batch = await changes.next_batch(
                     gap=s.commit_debounce_gap, max_latency=s.max_latency, idle=s.resync_interval
                 )

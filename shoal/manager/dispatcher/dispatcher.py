@@ -29,6 +29,7 @@ from typing import Protocol
 
 from aiohttp import WSMsgType, web
 
+from shoal import metrics
 from shoal.errors import PermissionDenied, ShoalError
 from shoal.manager.ca.auth import authorize, request_peer, was_removed
 from shoal.manager.ca.rotation import trust_bundle
@@ -36,6 +37,7 @@ from shoal.manager.deks import ClusterKeys
 from shoal.manager.dispatcher import attachments
 from shoal.manager.dispatcher.dependencies import SentData
 from shoal.manager.logbroker import LogBroker
+from shoal.manager.metrics import scheduling_delay
 from shoal.model.dispatch import (
     CLOSE_NOT_LEADER,
     CLOSE_REMOVED,
@@ -350,20 +352,30 @@ class Dispatcher:
             if not self._statuses:
                 continue
             batch, self._statuses = self._statuses, {}
+            delays: list[float] = []  # tasks reaching RUNNING: their scheduling delay
 
-            def fn(tx: Tx, batch: dict[str, tuple[str, TaskStatus]] = batch) -> None:
+            def fn(tx: Tx, batch: dict[str, tuple[str, TaskStatus]] = batch,
+                   delays: list[float] = delays) -> None:
+                delays.clear()  # a retry runs fn again
                 for task_id, (node_id, status) in batch.items():
                     task = tx.view.get(Task, task_id)
                     if task is None or task.node_id != node_id or status.state < task.state:
                         continue  # gone, not the reporter's, or stale: state never moves back
                     if task.status == status:
                         continue
+                    if status.state == TaskState.RUNNING and task.state < TaskState.RUNNING:
+                        delay = scheduling_delay(task)
+                        if delay is not None:
+                            delays.append(delay)
                     task = copy(task)
                     task.status = status
                     tx.update(task)
 
             try:
                 await self._store.update(fn, retries=5, atomic=False)
+                metrics.DISPATCHER_BATCH.observe(len(batch))
+                for delay in delays:
+                    metrics.SCHEDULING_DELAY.observe(delay)
             except ShoalError as exc:
                 log.warning("could not write %d task statuses: %s", len(batch), exc.message)
                 for task_id, report in batch.items():

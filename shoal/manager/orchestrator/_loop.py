@@ -17,6 +17,7 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 
+from shoal import metrics
 from shoal.errors import SequenceConflict, Unavailable
 from shoal.manager.orchestrator.common import OrchestratorSettings
 from shoal.model.objects import Cluster, Node, Service, StoredObject, Task
@@ -45,7 +46,7 @@ class DirtyLoop(ABC):
             view = self._store.view()  # no await since subscribing: nothing is missed
             self._dirty |= self._all_services(view)
             self._startup(view)
-            await self._flush()
+            await self._timed_flush()
             while True:
                 try:
                     batch = await sub.next_batch(gap=gap, max_latency=max_latency, idle=s.resync)
@@ -56,10 +57,14 @@ class DirtyLoop(ABC):
                     self._dirty |= self._all_services(view)
                 for change in batch:
                     self._dirty |= self._affected(view, change)
-                await self._flush()
+                await self._timed_flush()
         finally:
             sub.close()
             await self._stop()
+
+    async def _timed_flush(self) -> None:
+        with metrics.timed(metrics.RECONCILE.labels(type(self).__name__)):
+            await self._flush()
 
     def _batching(self) -> tuple[float, float]:
         """The batches' gap and max latency."""

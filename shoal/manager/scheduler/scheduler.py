@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import msgspec
 
+from shoal import metrics
 from shoal.errors import SequenceConflict
 from shoal.manager.scheduler.pipeline import Pipeline
 from shoal.manager.scheduler.spread import assigned_copy, place_group
@@ -68,7 +69,8 @@ class Scheduler:
         with self._store.subscribe([Task, Node]) as changes:  # subscribe, then snapshot
             self._tracker.load(self._store.view())
             while True:
-                await self._tick()
+                with metrics.timed(metrics.RECONCILE.labels("scheduler")):
+                    await self._tick()
                 batch = await changes.next_batch(
                     gap=s.commit_debounce_gap, max_latency=s.max_latency, idle=s.resync_interval
                 )

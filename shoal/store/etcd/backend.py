@@ -20,6 +20,7 @@ import ssl
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 
+from shoal import metrics
 from shoal.errors import InvalidArgument
 from shoal.store.backend import (
     KV,
@@ -125,12 +126,14 @@ class EtcdBackend(Backend):
         writes = [PutOp(o.key.encode(), o.value) if o.value is not None
                   else DeleteOp(o.key.encode()) for o in ops]
         if fence is None:
-            answer = await self.client.txn(checks, writes, timeout=self._txn_timeout)
+            with metrics.timed(metrics.RAFT_TX):
+                answer = await self.client.txn(checks, writes, timeout=self._txn_timeout)
             return TxnResult(answer.succeeded, answer.header.revision)
         key = fence.key.encode()
         checks.append(TxnCompare(key, "CREATE", fence.create_revision))
         # On failure, read the fence key back: it tells a conflict from a lost leadership.
-        answer = await self.client.txn(checks, writes, [RangeOp(key)], timeout=self._txn_timeout)
+        with metrics.timed(metrics.RAFT_TX):
+            answer = await self.client.txn(checks, writes, [RangeOp(key)], timeout=self._txn_timeout)
         fenced = False
         if not answer.succeeded and answer.responses:
             found = answer.responses[0].response_range
