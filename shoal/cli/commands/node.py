@@ -25,6 +25,8 @@ from shoal.cli.node.format import (
 from shoal.cli.node.pretty import NodePretty
 from shoal.cli.node.pretty_page import NODE_PRETTY
 from shoal.cli.options import filter_option, inspect_format_option, list_format_option
+from shoal.cli.watch import watch as run_watch
+from shoal.cli.watch import watch_option
 from shoal.gotemplate import TemplateError
 
 __all__ = ["node", "node_reference"]
@@ -53,10 +55,19 @@ node.alias("remove", "rm")
 @filter_option()
 @list_format_option()
 @click.option("-q", "--quiet", is_flag=True, help="Only display IDs")
+@watch_option
 @click.argument("args", nargs=-1)
 @pass_app
-def ls(app: App, filters: tuple[Any, ...], fmt: str, quiet: bool, args: tuple[str, ...]) -> None:
+def ls(app: App, filters: tuple[Any, ...], fmt: str, quiet: bool, watch: bool,
+       args: tuple[str, ...]) -> None:
     """List nodes in the swarm"""
+    if watch:
+        run_watch(app, "shoal node ls", lambda: _ls(app, filters, fmt, quiet))
+    else:
+        _ls(app, filters, fmt, quiet)
+
+
+def _ls(app: App, filters: tuple[Any, ...], fmt: str, quiet: bool) -> None:
     nodes = app.client.get("/nodes", ft.filter_query(ft.filters_from(filters))) or []
     info = app.client.get("/info") if nodes and not quiet else {}
     source = list_format(

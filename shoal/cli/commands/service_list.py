@@ -19,6 +19,8 @@ from shoal.cli.options import filter_option, inspect_format_option, list_format_
 from shoal.cli.service.format import SERVICE_HEADER, SERVICE_RAW, SERVICE_TABLE, ServiceRow
 from shoal.cli.service.pretty import ServicePretty
 from shoal.cli.service.pretty_page import SERVICE_PRETTY
+from shoal.cli.watch import watch as run_watch
+from shoal.cli.watch import watch_option
 from shoal.gotemplate import TemplateError
 
 __all__ = ["append_status", "find_services", "inspect", "ls", "ps"]
@@ -69,10 +71,19 @@ def append_status(app: App, services: list[dict[str, Any]]) -> None:
 @filter_option()
 @list_format_option()
 @click.option("-q", "--quiet", is_flag=True, help="Only display IDs")
+@watch_option
 @click.argument("args", nargs=-1)
 @pass_app
-def ls(app: App, filters: tuple[Any, ...], fmt: str, quiet: bool, args: tuple[str, ...]) -> None:
+def ls(app: App, filters: tuple[Any, ...], fmt: str, quiet: bool, watch: bool,
+       args: tuple[str, ...]) -> None:
     """List services"""
+    if watch:
+        run_watch(app, "shoal service ls", lambda: _ls(app, filters, fmt, quiet))
+    else:
+        _ls(app, filters, fmt, quiet)
+
+
+def _ls(app: App, filters: tuple[Any, ...], fmt: str, quiet: bool) -> None:
     query = ft.filter_query(ft.filters_from(filters)) or {}
     if not quiet:
         query["status"] = "true"
@@ -121,6 +132,7 @@ def find_services(app: App, refs: tuple[str, ...]) -> tuple[list[str], list[str]
 
 @click.command("ps", cls=ShoalCommand, use="[OPTIONS] SERVICE [SERVICE...]", arity=(1, None))
 @task_list_options
+@watch_option
 @click.argument("args", nargs=-1)
 @pass_app
 def ps(
@@ -130,9 +142,21 @@ def ps(
     no_resolve: bool,
     no_trunc: bool,
     quiet: bool,
+    watch: bool,
     args: tuple[str, ...],
 ) -> None:
     """List the tasks of one or more services"""
+    def listing() -> None:
+        _ps(app, filters, fmt, no_resolve=no_resolve, no_trunc=no_trunc, quiet=quiet, args=args)
+
+    if watch:
+        run_watch(app, "shoal service ps " + " ".join(args), listing)
+    else:
+        listing()
+
+
+def _ps(app: App, filters: tuple[Any, ...], fmt: str, *, no_resolve: bool, no_trunc: bool,
+        quiet: bool, args: tuple[str, ...]) -> None:
     query = ft.filters_from(filters)
     ids, missing = find_services(app, args)
     for ident in ids:
