@@ -105,9 +105,9 @@ def test_prometheus_scrapes_the_swarm(swarm: Swarm, prometheus: subprocess.Popen
         'sum(engine_daemon_container_actions_seconds_count{action="start"})', 3), timeout=30)
     wait_for("heartbeats from both agents", lambda: equals(
         "count(shoal_agent_heartbeat_seconds_count > 0)", 2), timeout=30)
-    delay = value("swarm_dispatcher_scheduling_delay_seconds_count")
+    delay = value("sum(swarm_dispatcher_scheduling_delay_seconds_count)")
     assert delay is not None and delay >= 3
-    assert (value("swarm_store_write_tx_latency_seconds_count") or 0) > 0
+    assert (value("sum(swarm_store_write_tx_latency_seconds_count)") or 0) > 0
 
     # A worker killed: the manager counts it down, its tasks move, Prometheus sees its target go
     worker.kill()
