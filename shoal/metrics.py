@@ -28,7 +28,7 @@ __all__ = [
     "STORE_READ", "STORE_WRITE", "register", "timed", "timed_async", "unregister",
 ]
 
-disable_created_metrics()  # no *_created series: dockerd's (Go) metrics have none
+disable_created_metrics()  # type: ignore[no-untyped-call]  # no *_created series: dockerd's (Go) metrics have none
 
 P = ParamSpec("P")
 T = TypeVar("T")

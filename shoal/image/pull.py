@@ -113,7 +113,7 @@ class Puller:
                 layers["total"] += 1
             if status in ("Pull complete", "Already exists"):
                 layers["done"] += 1
-            if progress is not None and status != "Download complete":
+            if progress is not None and status not in ("Downloading", "Download complete"):
                 progress(f"pulling image {image}: {layers['done']}/{layers['total']} layers")
 
         return (await self._shared(ref, registry_auth, report)).record

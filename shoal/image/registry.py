@@ -13,6 +13,7 @@ its realm (with the given credentials, if any), or basic auth.
 
     {"status": "Pulling from shoaltest/bb", "id": "1"}
     {"status": "Pulling fs layer" | "Already exists", "progressDetail": {}, "id": "<12 hex>"}
+    {"status": "Downloading", "progressDetail": {"current": N, "total": SIZE}, "id": "<12 hex>"}
     {"status": "Download complete", "progressDetail": {}, "id": "<12 hex>"}
     {"status": "Pull complete", "progressDetail": {}, "id": "<12 hex>"}   (after extraction)
 """
@@ -23,6 +24,7 @@ import base64
 import json
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +38,8 @@ from shoal.image.store import ImageRecord, ImageStore, digest_of, json_object
 __all__ = ["MANIFEST_TYPES", "Descriptor", "Event", "PullResult", "Registry"]
 
 log = logging.getLogger(__name__)
+
+PROGRESS_EVERY = 0.1  # seconds between a layer's Downloading messages
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -168,14 +172,25 @@ class Registry:
                 return str(entry["digest"])
         raise NotFound(f"no matching manifest for {os_}/{arch} in the manifest list entries of {ref.familiar}")
 
-    async def _blob(self, store: ImageStore, ref: Reference, digest: str, size: int | None) -> None:
+    async def _blob(self, store: ImageStore, ref: Reference, digest: str, size: int | None,
+                    emit: Callable[[Event], None] | None = None) -> None:
+        """Fetch one blob; ``emit`` gets docker's ``Downloading`` progress for it (at most
+        every PROGRESS_EVERY seconds, as dockerd's progress reader throttles)."""
         if store.has_blob(digest):
             return
         response = await self._get(ref, f"blobs/{digest}")
+        short = digest.split(":", 1)[-1][:12]
+        total = size if isinstance(size, int) and size > 0 else 0
+        done, last = 0, 0.0
         try:
             with store.writer(digest=digest, size=size) as out:
                 async for chunk in response.aiter_bytes(1 << 20):
                     out.write(chunk)
+                    done += len(chunk)
+                    if emit is not None and (time.monotonic() - last >= PROGRESS_EVERY or done == total):
+                        last = time.monotonic()
+                        emit({"status": "Downloading", "id": short,
+                              "progressDetail": {"current": done, "total": total}})
                 out.commit()
         except httpx.HTTPError as exc:
             raise Unavailable(f"{ref.domain}: download of {digest} failed: {exc}") from exc
@@ -234,7 +249,7 @@ class Registry:
             if d in present:
                 await extract(d)
                 continue
-            await self._blob(store, ref, d, layer.get("size"))
+            await self._blob(store, ref, d, layer.get("size"), emit)
             emit({"status": "Download complete", "progressDetail": {}, "id": short})
             await extract(d)
             emit({"status": "Pull complete", "progressDetail": {}, "id": short})

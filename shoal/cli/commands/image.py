@@ -26,6 +26,7 @@ from shoal.cli.format.timefmt import human_duration, since
 from shoal.cli.formatting import list_format, print_inspect, render_list
 from shoal.cli.images import parse_image
 from shoal.cli.options import filter_option, inspect_format_option, list_format_option
+from shoal.cli.progress.render import Progress, ProgressDisplay
 from shoal.gotemplate import Fields
 
 __all__ = ["ALIASES", "image"]
@@ -87,6 +88,23 @@ def _print_message(app: App, message: Mapping[str, Any]) -> None:
     app.println(f"{ident}: {status}" if ident else status)
 
 
+def _show_pull(display: ProgressDisplay, message: Mapping[str, Any]) -> None:
+    """A pull's message as docker shows it: a line per layer redrawn in place on a terminal,
+    with its download bar; elsewhere the lines without a bar."""
+    status = str(message.get("status", ""))
+    if not status:
+        return
+    ident = str(message.get("id") or "")
+    detail = message.get("progressDetail")
+    if isinstance(detail, dict) and ident:
+        current, total = detail.get("current", 0), detail.get("total", 0)
+        display(Progress(id=ident, action=status, units="bytes",
+                         current=current if isinstance(current, int) else 0,
+                         total=total if isinstance(total, int) else 0))
+    else:
+        display(Progress(id=ident, message=status))
+
+
 # -- commands ------------------------------------------------------------------------------
 
 @click.group(cls=ShoalGroup)
@@ -120,9 +138,10 @@ def pull(app: App, all_tags: bool, platform: str, quiet: bool, args: tuple[str, 
     params = {"fromImage": name, "tag": ref.digest or ref.tag}
     if platform:
         params["platform"] = platform
+    display = ProgressDisplay(app.out, tty=app.is_tty, width=app.width)
     for message in _stream(app, "POST", "/images/create", params=params):
         if not quiet:
-            _print_message(app, message)
+            _show_pull(display, message)
     app.println(name + (f"@{ref.digest}" if ref.digest else f":{ref.tag}"))
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["Progress", "ProgressDisplay", "progress_bar"]
+__all__ = ["Progress", "ProgressDisplay", "human_size", "progress_bar"]
 
 _ERASE_LINE = "\x1b[2K"
 
@@ -34,17 +34,33 @@ class Progress:
     units: str = ""  # "nodes": the counts read "1/3 nodes"
 
 
+def human_size(size: float) -> str:
+    """docker's ``units.HumanSizeWithPrecision(size, 4)``: decimal units, 4 significant digits."""
+    unit = 0
+    while size >= 1000 and unit < len(_UNITS) - 1:
+        size /= 1000
+        unit += 1
+    return f"{size:.4g}{_UNITS[unit]}"
+
+
+_UNITS = ("B", "kB", "MB", "GB", "TB", "PB")
+
+
 def progress_bar(current: int, total: int, *, hide_counts: bool, width: int, units: str = "") -> str:
-    """docker's ``JSONProgress.String`` for progress with a total (units other than bytes)."""
+    """docker's ``JSONProgress.String``: units "bytes" as human sizes (image pulls), others
+    as counts."""
     if current <= 0 and total <= 0:
         return ""
     if total <= 0:
-        return str(current)
+        return human_size(current) if units == "bytes" else str(current)
     percentage = min(int(float(current) / float(total) * 100) // 2, 50)
     bar = ""
     if width > 110:
         bar = "[" + "=" * percentage + ">" + " " * max(50 - percentage, 0) + "] "
-    numbers = "" if hide_counts else f"{current}/{total}" + (f" {units}" if units else "")
+    if units == "bytes":
+        numbers = "" if hide_counts else f"{human_size(current):>8}/{human_size(total)}"
+    else:
+        numbers = "" if hide_counts else f"{current}/{total}" + (f" {units}" if units else "")
     return bar + numbers
 
 

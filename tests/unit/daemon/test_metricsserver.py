@@ -28,11 +28,11 @@ async def test_serves_the_engine_figures_and_the_swarm_membership(unused_tcp_por
                            EngineFacts("h1", swarm=lambda: ("c1", "n1", True), containers=None))
     await server.start()
     try:
-        async with aiohttp.ClientSession() as http:
-            async with http.get(f"http://127.0.0.1:{unused_tcp_port}/metrics") as resp:
-                assert resp.status == 200
-                assert resp.headers["Content-Type"].startswith("text/plain; version=")
-                text = await resp.text()
+        async with aiohttp.ClientSession() as http, \
+                http.get(f"http://127.0.0.1:{unused_tcp_port}/metrics") as resp:
+            assert resp.status == 200
+            assert resp.headers["Content-Type"].startswith("text/plain; version=")
+            text = await resp.text()
     finally:
         await server.close()
     samples = {(s.name, tuple(sorted(s.labels.items()))): s.value

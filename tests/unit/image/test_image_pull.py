@@ -42,6 +42,8 @@ async def test_pull_messages_and_distribution(registry: str, service: ImageServi
     statuses = [e["status"] for e in events]
     assert statuses[0] == "Pulling from shoaltest/multi" and events[0]["id"] == "1"
     assert "Pull complete" in statuses
+    downloads = [e["progressDetail"] for e in events if e["status"] == "Downloading"]
+    assert downloads and downloads[-1]["current"] == downloads[-1]["total"] > 0  # the whole layer
     assert statuses[-2:] == [f"Digest: {digest_of(index)}",
                              f"Status: Downloaded newer image for {registry}/shoaltest/multi:1"]
     assert image.record.manifest == digest_of(amd)

@@ -97,6 +97,31 @@ def test_pull_prints_progress_then_the_name(daemon: Daemon) -> None:
     assert daemon.requests[-1][2] == [("fromImage", "docker.io/library/busybox"), ("tag", "latest")]
 
 
+DOWNLOAD = [{"status": "Pulling from shoaltest/bb", "id": "1"},
+            {"status": "Pulling fs layer", "progressDetail": {}, "id": "0123456789ab"},
+            {"status": "Downloading", "progressDetail": {"current": 1_200_000, "total": 2_400_000},
+             "id": "0123456789ab"},
+            {"status": "Downloading", "progressDetail": {"current": 2_400_000, "total": 2_400_000},
+             "id": "0123456789ab"},
+            {"status": "Pull complete", "progressDetail": {}, "id": "0123456789ab"},
+            {"status": "Status: Downloaded newer image for 127.0.0.1:5000/shoaltest/bb:1"}]
+
+
+def test_pull_download_bars_only_on_a_terminal(daemon: Daemon) -> None:
+    daemon.pull_lines = DOWNLOAD
+    status, out, _ = run(daemon, "image", "pull", "127.0.0.1:5000/shoaltest/bb:1")
+    assert status == 0 and "Downloading" not in out  # docker hides bars off a terminal
+    app = App(transport=httpx.MockTransport(daemon.handler), tty=True, width=200)
+    result = CliRunner().invoke(cli, ["image", "pull", "127.0.0.1:5000/shoaltest/bb:1"], obj=app)
+    assert result.exit_code == 0, result.stderr
+    out = result.stdout
+    # the layer's line redrawn in place: erased, rewritten with its bar and human sizes
+    assert "\x1b[2K\r0123456789ab: Downloading [" + "=" * 25 + ">" in out
+    assert "   1.2MB/2.4MB" in out and "   2.4MB/2.4MB" in out
+    assert "\x1b[1A" in out and "\x1b[1B" in out
+    assert out.rstrip().endswith("127.0.0.1:5000/shoaltest/bb:1")
+
+
 def test_pull_error_in_the_stream(daemon: Daemon) -> None:
     daemon.pull_lines = [{"status": "Pulling from x", "id": "1"},
                          {"errorDetail": {"message": "blob unknown"}, "error": "blob unknown"}]
