@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import shutil
 import signal
@@ -18,6 +19,7 @@ from shoal.daemon.node import NodeSettings, SwarmNode
 from shoal.daemon.pidfile import PidFile, PidFileBusy
 from shoal.errors import InvalidArgument, ShoalError
 from shoal.image.mirrors import validate_mirror
+from shoal.web import parse_web_addr, serve_web
 
 __all__ = ["main"]
 
@@ -35,15 +37,24 @@ def _labels(values: tuple[str, ...]) -> dict[str, str]:
 
 
 async def _run(settings: NodeSettings, hosts: list[str], tls: APITLS | None,
-               pidfiles: list[PidFile]) -> None:
+               pidfiles: list[PidFile], web_addr: tuple[str, int] | None = None) -> None:
     node = SwarmNode(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await node.start()
+    web = None
     try:
         runner = await serve(build_app(node), hosts, tls=tls)
+        if web_addr is not None:  # the API's certificate, off loopback (parse_web_addr checked)
+            ip, port = web_addr
+            web_tls = tls.context() if tls is not None and not _is_loopback(ip) else None
+            try:
+                web = await serve_web(node, ip, port, ssl_context=web_tls)
+            except BaseException:
+                await runner.cleanup()
+                raise
     except BaseException:
         await node.stop()
         raise
@@ -54,11 +65,17 @@ async def _run(settings: NodeSettings, hosts: list[str], tls: APITLS | None,
         log.info("shutting down")
         for pidfile in pidfiles:  # a new shoald on this data root now waits for this one
             pidfile.stopping()
+        if web is not None:
+            await web.cleanup()
         await runner.cleanup()
         await node.stop()
         for host in hosts:
             if host.startswith("unix://"):
                 Path(host[len("unix://"):]).unlink(missing_ok=True)
+
+
+def _is_loopback(ip: str) -> bool:
+    return ipaddress.ip_address(ip).is_loopback
 
 
 def _log_opts(opts: tuple[str, ...]) -> tuple[int, int]:
@@ -109,12 +126,15 @@ def _log_opts(opts: tuple[str, ...]) -> tuple[int, int]:
 @click.option("--tlscacert", type=click.Path(dir_okay=False), help="CA that client certificates must chain to")
 @click.option("--tlscert", type=click.Path(dir_okay=False), help="The API's TLS certificate")
 @click.option("--tlskey", type=click.Path(dir_okay=False), help="The API's TLS key")
+@click.option("--web-addr", default=None, metavar="IP:PORT",
+              help="Serve the web view here (managers; off loopback only with the API's TLS)")
 def main(data_root: str, exec_root: str, pidfile: str | None, hosts: tuple[str, ...],
          labels: tuple[str, ...],
          insecure_registries: tuple[str, ...], registry_mirrors: tuple[str, ...],
          hostname: str | None, executor: str, cgroup_parent: str, log_opts: tuple[str, ...],
          bridge: str, log_level: str, debug: bool, tls: bool,
-         tlsverify: bool, tlscacert: str | None, tlscert: str | None, tlskey: str | None) -> None:
+         tlsverify: bool, tlscacert: str | None, tlscert: str | None, tlskey: str | None,
+         web_addr: str | None) -> None:
     """The Shoal daemon: Docker swarm mode, one per machine.
 
     Every flag can also come from the environment as SHOAL_<FLAG> (SHOAL_DATA_ROOT=...)."""
@@ -145,10 +165,19 @@ def main(data_root: str, exec_root: str, pidfile: str | None, hosts: tuple[str, 
             raise click.UsageError("--tls and --tlsverify need --tlscert and --tlskey")
         api_tls = APITLS(cert=Path(tlscert), key=Path(tlskey), ca=Path(tlscacert) if tlscacert else None,
                          verify=tlsverify)
+    web = None
+    if web_addr:
+        try:
+            web = parse_web_addr(web_addr, tls=api_tls is not None)
+        except InvalidArgument as exc:
+            for held in pidfiles:
+                held.release()
+            click.echo(f"shoald: {exc.message}", err=True)
+            sys.exit(1)
     aio.guard_server_close_race()
     try:
         asyncio.run(_run(settings, list(hosts) or ["unix:///run/shoal/shoal.sock"], api_tls,
-                         pidfiles))
+                         pidfiles, web))
     except ShoalError as exc:
         click.echo(f"shoald: {exc.message}", err=True)
         sys.exit(1)
