@@ -46,6 +46,7 @@ class Daemon:
     insecure_registries: list[str] = field(default_factory=list)  # plain-HTTP registries
     registry_mirrors: list[str] = field(default_factory=list)  # tried before Docker Hub
     api_hosts: list[str] = field(default_factory=list)  # more API listeners (-H tcp://127.0.x.y:N)
+    web_addr: str = ""  # the web view's IP:PORT (--web-addr), if any
 
     @property
     def hostname(self) -> str:
@@ -83,6 +84,8 @@ class Daemon:
             args += ["--registry-mirror", mirror]
         for host in self.api_hosts:
             args += ["-H", host]
+        if self.web_addr:
+            args += ["--web-addr", self.web_addr]
         if self.netns:
             args = nsenter(self.netns) + args  # nsenter execs: the pid stays shoald's
         self.root.mkdir(parents=True, exist_ok=True)

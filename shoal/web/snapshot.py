@@ -3,8 +3,8 @@ rows, and the store's changes as upserts and removals of those rows.
 
 The rows carry only what the page draws (a 100-node, 1000-task swarm is about 300 KB before
 compression), keyed by ID. A task is shown while it is meant to run (desired state RUNNING or
-before) or is still running; once neither, it leaves the grid as a removal, and its details
-are read on demand (``task_detail``). A task row says whether it matches its service's current
+before); once not, it leaves the grid as a removal, and its details are read on demand
+(``task_detail``). A task row says whether it matches its service's current
 spec (``fresh``), for the update progress: a service change re-sends its live tasks.
 """
 
@@ -54,10 +54,12 @@ def _mode(service: Service) -> tuple[str, int | None]:
 def service_row(service: Service, view: Tables) -> Row:
     mode, replicas = _mode(service)
     spec = service.spec.task_template
+    ids = [a.target for a in spec.networks or service.spec.networks or []]
+    ids += [vip.network_id for vip in service.endpoint.virtual_ips or []]  # ingress, if it publishes
     networks = []
-    for attachment in spec.networks or service.spec.networks or []:
-        net = view.get(Network, attachment.target)
-        networks.append(net.spec.name if net is not None else attachment.target)
+    for net_id in dict.fromkeys(ids):
+        net = view.get(Network, net_id)
+        networks.append(net.spec.name if net is not None else net_id)
     ports = [{"protocol": p.protocol, "target": p.target_port, "published": p.published_port,
               "mode": p.publish_mode} for p in service.endpoint.ports or []]
     status = service.update_status
@@ -72,8 +74,9 @@ def service_row(service: Service, view: Tables) -> Row:
 
 
 def shown(task: Task) -> bool:
-    """Whether the grid shows the task: meant to run, or still running."""
-    return task.desired_state <= TaskState.RUNNING or task.status.state == TaskState.RUNNING
+    """Whether the grid shows the task: while it is meant to run. A task told to stop leaves
+    at once, as its replacement appears: a dead node's tasks still say RUNNING in the store."""
+    return task.desired_state <= TaskState.RUNNING
 
 
 def task_row(task: Task, view: Tables) -> Row:

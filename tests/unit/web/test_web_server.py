@@ -299,3 +299,46 @@ def test_web_addr_refused(text: str, words: str) -> None:
     with pytest.raises(InvalidArgument, match=words) as exc:
         parse_web_addr(text, tls=False)
     assert "\n" not in exc.value.message
+
+
+async def test_served_with_tls(store: Store, tmp_path: Any, unused_tcp_port: int) -> None:
+    """Off loopback the daemon hands ``serve_web`` the API's TLS context: the page is HTTPS
+    (checked here on 127.0.0.1, where the Host rule is on as well)."""
+    import ssl
+
+    import aiohttp
+
+    from shoal.manager.ca import RootCA
+    from shoal.pki import generate_key_and_csr
+    from shoal.web import serve_web
+
+    root = RootCA.create()
+    key, csr = generate_key_and_csr()
+    cert = root.sign(csr, node_id="n1", role="manager", cluster_id="c1", san_ips=["127.0.0.1"])
+    (tmp_path / "cert.pem").write_text(cert)
+    (tmp_path / "key.pem").write_text(key)
+    (tmp_path / "ca.pem").write_text(root.cert_pem)
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(str(tmp_path / "cert.pem"), str(tmp_path / "key.pem"))
+    client_ctx = ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))
+    runner = await serve_web(FakeSource(store), "127.0.0.1", unused_tcp_port, ssl_context=server_ctx)
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"https://127.0.0.1:{unused_tcp_port}/", ssl=client_ctx) as r:
+                assert r.status == 200 and "Shoal" in await r.text()
+            with pytest.raises(aiohttp.ClientError):
+                async with http.get(f"http://127.0.0.1:{unused_tcp_port}/") as r:
+                    await r.read()
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_busy_port_is_one_line(store: Store, unused_tcp_port: int) -> None:
+    from shoal.web import serve_web
+
+    runner = await serve_web(FakeSource(store), "127.0.0.1", unused_tcp_port, ssl_context=None)
+    try:
+        with pytest.raises(InvalidArgument, match=f"--web-addr 127.0.0.1:{unused_tcp_port}: .*in use"):
+            await serve_web(FakeSource(store), "127.0.0.1", unused_tcp_port, ssl_context=None)
+    finally:
+        await runner.cleanup()
