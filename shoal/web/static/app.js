@@ -80,7 +80,9 @@ function grid() {
   const sorted = [...S.nodes.values()].sort((a, b) => (a.role === b.role ? byName(nodeName(a), nodeName(b)) : a.role === "manager" ? -1 : 1));
   const cards = sorted.map((n) => card(n, onNode.get(n.id) || []));
   if (onNode.has("")) cards.push(card(null, onNode.get("")));
-  return `<div class="grid">${cards.join("")}</div>`;
+  const legend = ["running", "starting", "pending", "failed", "complete", "shutdown"].map((st) => `<span class="task t-${st}">${st}</span>`).join(" ") +
+    ` <span class="task t-running h-healthy">healthy</span> <span class="task t-running h-unhealthy">unhealthy</span>`;
+  return `<p class="legend">${legend}</p><div class="grid">${cards.join("")}</div>`;
 }
 
 function card(n, tasks) {
