@@ -18,7 +18,7 @@ from shoal import aio
 
 __all__ = ["HANG_UP_POLL", "STOPPING", "Ended", "Ends", "event", "open_stream"]
 
-T = TypeVar("T")
+_T = TypeVar("_T")
 HANG_UP_POLL = 0.5  # seconds between looks at whether a client is still there
 RETRY_MS = 2000  # the browser's EventSource reconnects after this when a stream ends
 STOPPING: web.AppKey[asyncio.Event] = web.AppKey("web_stopping")
@@ -68,7 +68,7 @@ class Ends:
             except TimeoutError:
                 pass
 
-    async def next(self, aw: Awaitable[T]) -> T:
+    async def next(self, aw: Awaitable[_T]) -> _T:
         getter = asyncio.ensure_future(aw)
         try:
             await asyncio.wait({getter, self.task}, return_when=asyncio.FIRST_COMPLETED)

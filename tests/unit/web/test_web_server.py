@@ -342,3 +342,16 @@ async def test_a_busy_port_is_one_line(store: Store, unused_tcp_port: int) -> No
             await serve_web(FakeSource(store), "127.0.0.1", unused_tcp_port, ssl_context=None)
     finally:
         await runner.cleanup()
+
+
+@pytest.mark.parametrize("name", ["shoal.web", "shoal.web.server", "shoal.web.snapshot", "shoal.web.source",
+                                  "shoal.web.sse", "shoal.web.stream", "shoal.web.logs"])
+def test_all_is_honest(name: str) -> None:
+    import importlib
+
+    module = importlib.import_module(name)
+    exported = set(module.__all__)
+    assert all(hasattr(module, n) for n in exported)
+    defined = {n for n, obj in vars(module).items()
+               if not n.startswith("_") and getattr(obj, "__module__", None) == name}
+    assert defined <= exported, f"public but not in __all__: {defined - exported}"
