@@ -2,10 +2,11 @@
 executor on loopback, and Debian's headless Chromium driven by Selenium (chromedriver at
 /usr/bin/chromedriver, no browser download). The grid shows each node and the tasks on it;
 when a worker's shoald is killed its tasks reappear on the other nodes in the same page,
-without a reload; the services page shows the replicas, the nodes page the roles, the leader
-and the certificates' expiry; a task's page its details and its log stream's answer; a
-worker's web view says it is a worker. Screenshots are kept under $SHOAL_TEST_ARTIFACTS (else
-the test's tmp dir), their paths printed."""
+without a reload; the services page shows the replicas, and an update and its rollback as
+they progress; the nodes page the roles, the leader and the certificates' expiry; a task's
+page its details and its log stream's answer; a worker's web view says it is a worker.
+Screenshots are kept under $SHOAL_TEST_ARTIFACTS (else the test's tmp dir), their paths
+printed."""
 
 from __future__ import annotations
 
@@ -106,6 +107,12 @@ def _page_placement(driver: Any) -> list[tuple[str, int]]:
                   for service, slot, state in tasks if service == SERVICE and state == "running")
 
 
+def _service_row(driver: Any) -> str:
+    found = driver.execute_script(f"const r = document.querySelector(\"tr[data-service='{SERVICE}']\"); "
+                                  "return r ? r.textContent : ''")
+    return str(found)
+
+
 def _until(what: str, check: Callable[[], bool], timeout: float = 30) -> None:
     wait_for(what, check, timeout=timeout, interval=0.2)
 
@@ -148,6 +155,14 @@ def test_the_grid_moves_with_the_swarm(swarm: Swarm, browser: Any, tmp_path: Pat
     row = browser.find_element(By.CSS_SELECTOR, f"tr[data-service='{SERVICE}']")
     assert row.find_element(By.CSS_SELECTOR, "td.replicas").text == f"{REPLICAS}/{REPLICAS}"
     assert "18080→80/tcp" in row.text and "ingress" in row.text
+    # An update and its rollback, followed on the same page: UpdateStatus and the tasks on the
+    # current spec ("fresh"), the image column with them.
+    manager.docker("service", "update", "-d", "--image", "busybox:1.36", SERVICE)
+    _until("the update completed on the page", lambda: f"completed {REPLICAS}/{REPLICAS} updated"
+           in _service_row(browser) and "busybox:1.36" in _service_row(browser), timeout=60)
+    manager.docker("service", "rollback", "-d", SERVICE)
+    _until("the rollback completed on the page", lambda: f"rollback_completed {REPLICAS}/{REPLICAS} updated"
+           in _service_row(browser) and "busybox:latest" in _service_row(browser), timeout=60)
     browser.save_screenshot(str(artifacts / "services.png"))
 
     browser.find_element(By.CSS_SELECTOR, "nav a[data-view=nodes]").click()
