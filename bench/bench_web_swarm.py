@@ -65,8 +65,11 @@ def run_on_daemons(args: argparse.Namespace, *, loads: Callable[[Any, str, int, 
         per = args.tasks // args.services
         started = time.monotonic()
         for s in range(args.services):
+            # One service publishes a port: every task of a publishing service takes an address
+            # on ingress, whose /24 holds 254 (as Docker's does).
+            publish = ["--publish", "30000:80"] if s == 0 else []
             manager.docker("service", "create", "-d", "--name", f"{PREFIX}-app{s}", "--replicas", str(per),
-                           "--publish", f"{30000 + s}:80", "busybox:latest")
+                           *publish, "busybox:latest")
         total = per * args.services
         wait_for(f"{total} tasks running", lambda: _running(manager) >= total, timeout=600, interval=1)
         print(f"services: {args.services} x {per} tasks running {time.monotonic() - started:.0f} s after the first create")
