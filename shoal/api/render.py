@@ -36,6 +36,7 @@ def node_json(node: Node) -> dict[str, Any]:
     out.pop("Role", None)
     out.pop("EtcdMember", None)
     out.pop("RotateCertificate", None)
+    out.pop("CertExpiry", None)
     return out
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import shutil
 import signal
@@ -20,6 +21,7 @@ from shoal.daemon.pidfile import PidFile, PidFileBusy
 from shoal.errors import InvalidArgument, ShoalError
 from shoal.image.mirrors import validate_mirror
 from shoal.model.states import NodeRole
+from shoal.web import parse_web_addr, serve_web
 
 __all__ = ["main"]
 
@@ -42,7 +44,8 @@ def _membership(node: SwarmNode) -> tuple[str, str, bool]:
 
 
 async def _run(settings: NodeSettings, hosts: list[str], tls: APITLS | None,
-               pidfiles: list[PidFile], *, metrics_addr: str = "") -> None:
+               pidfiles: list[PidFile], *, metrics_addr: str = "",
+               web_addr: tuple[str, int] | None = None) -> None:
     node = SwarmNode(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -50,12 +53,23 @@ async def _run(settings: NodeSettings, hosts: list[str], tls: APITLS | None,
         loop.add_signal_handler(sig, stop.set)
     await node.start()
     metrics_server = None
+    web = None
     try:
         runner = await serve(build_app(node), hosts, tls=tls)
         if metrics_addr:
             metrics_server = MetricsServer(metrics_addr, EngineFacts(
                 node.hostname, containers=node.container_runtime(), swarm=lambda: _membership(node)))
             await metrics_server.start()
+        if web_addr is not None:  # the API's certificate, off loopback (parse_web_addr checked)
+            ip, port = web_addr
+            web_tls = tls.context() if tls is not None and not _is_loopback(ip) else None
+            try:
+                web = await serve_web(node, ip, port, ssl_context=web_tls)
+            except BaseException:
+                await runner.cleanup()
+                if metrics_server is not None:
+                    await metrics_server.close()
+                raise
     except BaseException:
         await node.stop()
         raise
@@ -66,6 +80,8 @@ async def _run(settings: NodeSettings, hosts: list[str], tls: APITLS | None,
         log.info("shutting down")
         for pidfile in pidfiles:  # a new shoald on this data root now waits for this one
             pidfile.stopping()
+        if web is not None:
+            await web.cleanup()
         if metrics_server is not None:
             await metrics_server.close()
         await runner.cleanup()
@@ -73,6 +89,10 @@ async def _run(settings: NodeSettings, hosts: list[str], tls: APITLS | None,
         for host in hosts:
             if host.startswith("unix://"):
                 Path(host[len("unix://"):]).unlink(missing_ok=True)
+
+
+def _is_loopback(ip: str) -> bool:
+    return ipaddress.ip_address(ip).is_loopback
 
 
 def _log_opts(opts: tuple[str, ...]) -> tuple[int, int]:
@@ -125,12 +145,15 @@ def _log_opts(opts: tuple[str, ...]) -> tuple[int, int]:
 @click.option("--tlscacert", type=click.Path(dir_okay=False), help="CA that client certificates must chain to")
 @click.option("--tlscert", type=click.Path(dir_okay=False), help="The API's TLS certificate")
 @click.option("--tlskey", type=click.Path(dir_okay=False), help="The API's TLS key")
+@click.option("--web-addr", default=None, metavar="IP:PORT",
+              help="Serve the web view here (managers; off loopback only with the API's TLS)")
 def main(data_root: str, exec_root: str, pidfile: str | None, hosts: tuple[str, ...],
          labels: tuple[str, ...],
          insecure_registries: tuple[str, ...], registry_mirrors: tuple[str, ...],
          hostname: str | None, executor: str, cgroup_parent: str, log_opts: tuple[str, ...],
          bridge: str, metrics_addr: str, log_level: str, debug: bool, tls: bool,
-         tlsverify: bool, tlscacert: str | None, tlscert: str | None, tlskey: str | None) -> None:
+         tlsverify: bool, tlscacert: str | None, tlscert: str | None, tlskey: str | None,
+         web_addr: str | None) -> None:
     """The Shoal daemon: Docker swarm mode, one per machine.
 
     Every flag can also come from the environment as SHOAL_<FLAG> (SHOAL_DATA_ROOT=...)."""
@@ -163,10 +186,19 @@ def main(data_root: str, exec_root: str, pidfile: str | None, hosts: tuple[str, 
             raise click.UsageError("--tls and --tlsverify need --tlscert and --tlskey")
         api_tls = APITLS(cert=Path(tlscert), key=Path(tlskey), ca=Path(tlscacert) if tlscacert else None,
                          verify=tlsverify)
+    web = None
+    if web_addr:
+        try:
+            web = parse_web_addr(web_addr, tls=api_tls is not None)
+        except InvalidArgument as exc:
+            for held in pidfiles:
+                held.release()
+            click.echo(f"shoald: {exc.message}", err=True)
+            sys.exit(1)
     aio.guard_server_close_race()
     try:
         asyncio.run(_run(settings, list(hosts) or ["unix:///run/shoal/shoal.sock"], api_tls,
-                         pidfiles, metrics_addr=metrics_addr))
+                         pidfiles, metrics_addr=metrics_addr, web_addr=web))
     except ShoalError as exc:
         click.echo(f"shoald: {exc.message}", err=True)
         sys.exit(1)

@@ -47,6 +47,7 @@ class Daemon:
     registry_mirrors: list[str] = field(default_factory=list)  # tried before Docker Hub
     api_hosts: list[str] = field(default_factory=list)  # more API listeners (-H tcp://127.0.x.y:N)
     metrics_addr: str = ""  # --metrics-addr IP:PORT
+    web_addr: str = ""  # the web view's IP:PORT (--web-addr), if any
 
     @property
     def hostname(self) -> str:
@@ -86,6 +87,8 @@ class Daemon:
             args += ["-H", host]
         if self.metrics_addr:
             args += ["--metrics-addr", self.metrics_addr]
+        if self.web_addr:
+            args += ["--web-addr", self.web_addr]
         if self.netns:
             args = nsenter(self.netns) + args  # nsenter execs: the pid stays shoald's
         self.root.mkdir(parents=True, exist_ok=True)

@@ -47,6 +47,7 @@ from shoal.model.requests import InitRequest
 from shoal.model.specs import IPAM, CAConfig, NetworkSpec, NodeSpec
 from shoal.model.states import Availability, NodeRole, NodeState
 from shoal.pki.identity import NodeIdentity, generate_key_and_csr
+from shoal.pki.subjects import expiry_of
 from shoal.pki.tokens import generate_token
 from shoal.pki.unlockkey import UnlockKey
 from shoal.store.store import Store, Tx
@@ -142,6 +143,7 @@ async def new_swarm(req: InitRequest, *, hostname: str, advertise_ip: str, manag
         cert_role=NodeRole.MANAGER,
         role=NodeRole.MANAGER,
         etcd_member=True,
+        cert_expiry=expiry_of(cert),
     )
     ingress = Network(id=new_id(), spec=NetworkSpec(
         name="ingress", driver="overlay", scope="swarm", ingress=True, labels={}, options={},

@@ -141,6 +141,9 @@ class Node(StoredObject, kw_only=True):
     # Internal: the root rotation asks this node for a new certificate now (swarmkit's
     # IssuanceStateRotate); the CA clears it when it signs the node's next one.
     rotate_certificate: bool = False
+    # Internal: when the node's latest certificate expires (RFC 3339, UTC), as the CA signed
+    # it; "" before Shoal kept it. Docker's API has no field for it: the web view shows it.
+    cert_expiry: str = ""
     # The node's own addresses on networks (swarmkit Node.Attachments): its address on the
     # ingress network, which the routing mesh sends from.
     attachments: list[NetworkAttachment] | None = None

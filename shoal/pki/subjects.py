@@ -28,6 +28,7 @@ __all__ = [
     "WORKER_OU",
     "PeerIdentity",
     "Role",
+    "expiry_of",
     "identity_from_certificate",
     "issuer_fields",
     "ou_for_role",
@@ -80,6 +81,12 @@ def parse_certificates(pem: str | bytes, *, what: str = "certificate") -> list[x
     if not certs:
         raise InvalidArgument(f"invalid {what}: no certificate in PEM data")
     return certs
+
+
+def expiry_of(pem: str) -> str:
+    """When a PEM chain's leaf (its first certificate) expires, as RFC 3339 in UTC."""
+    leaf = parse_certificates(pem)[0]
+    return leaf.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def issuer_fields(ca: x509.Certificate) -> tuple[str, str]:

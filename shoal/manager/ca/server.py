@@ -45,7 +45,7 @@ from shoal.model.objects import Cluster, ManagerStatus, Node, NodeDescription, N
 from shoal.model.specs import NodeSpec
 from shoal.model.states import Availability, NodeRole
 from shoal.pki.identity import NodeIdentity
-from shoal.pki.subjects import Role
+from shoal.pki.subjects import Role, expiry_of
 from shoal.pki.tokens import match_token
 from shoal.store.etcd import EtcdAPI
 from shoal.store.store import NO_LEADER, Store, Tx, copy
@@ -170,6 +170,7 @@ class CAServer:
                 if role == NodeRole.MANAGER else None,
                 cert_role=role,
                 role=role,
+                cert_expiry=expiry_of(cert),
             )
             await self._store.update(lambda tx: tx.create(node))
             log.info("node %s joined as %s from %s", node_id, role, addr)
@@ -187,12 +188,16 @@ class CAServer:
             role = node.actual_role()
             cert = await self.sign(str(body.get("CSR", "")), node_id=node.id, role=role, addr=node.status.addr)
 
+            expiry = expiry_of(cert)
+
             def fn(tx: Tx) -> None:
                 current = tx.view.get(Node, node.id)
-                if current is not None and (current.cert_role != role or current.rotate_certificate):
+                if current is not None and (current.cert_role != role or current.rotate_certificate
+                                            or current.cert_expiry != expiry):
                     updated = copy(current)
                     updated.cert_role = role
                     updated.rotate_certificate = False  # a root rotation's request is answered
+                    updated.cert_expiry = expiry  # the web view's node list shows it
                     tx.update(updated)
 
             await self._store.update(fn, retries=5)

@@ -63,8 +63,16 @@ async def test_init_join_and_a_signer_down_or_refusing(store: Store) -> None:
             body = {"Token": swarm.cluster.join_tokens.worker, "Hostname": "w1"}
             resp = await client.post("/ca/join", json={**body, "CSR": generate_key_and_csr()[1]})
             assert resp.status == 200
-            cert = x509.load_pem_x509_certificate((await resp.json())["Certificate"].encode())
+            joined = await resp.json()
+            cert = x509.load_pem_x509_certificate(joined["Certificate"].encode())
             assert cert.issuer == root.certificate.subject
+            # the node's certificate expiry, for the web view: as signed, here and at init
+            node = store.view().get(Node, joined["NodeID"])
+            assert node is not None
+            assert node.cert_expiry == cert.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+            first = store.view().get(Node, swarm.node_id)
+            assert first is not None and first.cert_expiry == swarm.identity.certificate \
+                .not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ")
             assert cfssl.clients[-1] == swarm.identity.peer  # mutual TLS with the manager's cert
 
             cfssl.replies.append(refusal("policy says no"))
