@@ -27,8 +27,9 @@ from shoal.errors import InvalidArgument
 from shoal.net import gateway, links, netns
 from shoal.net.errors import NetError
 from shoal.net.gateway import AddressBook, candidates, choose_subnet, wants_gateway
-from shoal.net.netagent import GATEWAY_TABLE, NetworkAgent, _Net
+from shoal.net.netagent import GATEWAY_TABLE, NetworkAgent
 from shoal.net.nft import MeshPort, apply, gateway_table, mesh_table
+from shoal.net.tasknets import Net as _Net
 
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="namespaces need CAP_SYS_ADMIN")
 
