@@ -44,7 +44,7 @@ PREFIX = "shoalsoak"
 BASE_IP = "172.31.24"
 NET = "soak-net"
 MAX_SERVICES = 6
-METRICS = ("rss_mb", "fds", "threads", "tasks", "etcd_rss_mb", "etcd_db_mb")
+METRICS = ("rss_mb", "fds", "threads", "tasks", "etcd_rss_mb", "etcd_db_mb", "revision")
 
 
 @dataclass
@@ -186,6 +186,10 @@ def sample(d: Daemon) -> dict[str, float]:
         out["etcd_rss_mb"] = int(_status(etcd).get("VmRSS", "0 kB").split()[0]) / 1024
         db = d.root / "data" / "swarm" / "etcd" / "member" / "snap" / "db"
         out["etcd_db_mb"] = db.stat().st_size / 2**20 if db.exists() else 0
+        # the store's revision (about: the newest Version.Index): etcd compacts to 10,000 behind
+        with contextlib.suppress(Exception):
+            out["revision"] = max(o["Version"]["Index"] for kind in ("/nodes", "/tasks", "/services")
+                                  for o in d.api(kind))
     return out
 
 
