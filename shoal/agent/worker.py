@@ -6,7 +6,9 @@ background so a slow stop never holds up the session. ``update(tasks, removed)``
 for an increment. Each task, with its latest status, is kept in TaskStorage; ``init()`` reads
 them back so a worker that lost its manager keeps running its tasks (a running sim or runc
 container is re-attached: the runner resumes at RUNNING and waits). ``close()`` leaves
-containers running; ``shutdown_all()`` (swarm leave) shuts down and removes every task.
+containers running; ``shutdown_all()`` (swarm leave) shuts down and removes every task
+(killing what has not stopped in 30 s). At ``init()`` an executor that can (``TaskPruning``)
+removes the containers of tasks no longer on disk, which a removal cut short leaves.
 The data of the secrets and configs the tasks reference is kept in ``dependencies`` (memory
 only) and forgotten once no task the worker holds references it. A standalone container's
 network attachment task (``Task.is_attachment``) gets no runner (no executor runs one): it goes
@@ -26,7 +28,7 @@ from shoal.agent.reporter import Reporter
 from shoal.agent.runner import TaskRunner
 from shoal.agent.storage import TaskStorage
 from shoal.agent.task import transition
-from shoal.exec.executor import Controller, Executor
+from shoal.exec.executor import Controller, Executor, TaskPruning
 from shoal.model.dispatch import SecretData
 from shoal.model.objects import Task, TaskStatus
 from shoal.model.states import TaskState
@@ -34,6 +36,8 @@ from shoal.model.states import TaskState
 __all__ = ["Worker"]
 
 log = logging.getLogger(__name__)
+
+SHUTDOWN_WAIT = 30.0  # seconds ``shutdown_all`` lets tasks stop before it kills them
 
 
 class Worker:
@@ -57,8 +61,12 @@ class Worker:
         return runner.controller if runner is not None else None
 
     async def init(self) -> None:
-        """Restart runners for the tasks on disk, and report their last status."""
-        for task in self._storage.load_all():
+        """Remove the containers of tasks no longer on disk (a removal cut short by a stop),
+        then restart runners for the tasks on disk and report their last status."""
+        tasks = self._storage.load_all()
+        if isinstance(self._executor, TaskPruning):
+            await self._executor.remove_tasks_except({t.id for t in tasks})
+        for task in tasks:
             if task.id not in self._runners:
                 log.info("task %s: restored in state %s", task.id, task.status.state)
                 self._reporter.report(task.id, task.status)
@@ -163,18 +171,32 @@ class Worker:
         await asyncio.gather(*list(self._removing.values()), return_exceptions=True)
         self._storage.flush()
 
-    async def shutdown_all(self) -> None:
+    async def shutdown_all(self, *, wait: float = SHUTDOWN_WAIT) -> None:
         """Shut down and remove every task and forget them (swarm leave); works after
-        ``close()`` too, from the tasks on disk."""
-        for task in self._storage.load_all():
+        ``close()`` too, from the tasks on disk. Tasks still stopping after ``wait`` seconds
+        are killed: nothing of any task stays."""
+        tasks = self._storage.load_all()
+        for task in tasks:
             if task.id not in self._runners:
                 try:
                     controller = self._executor.controller(task, self.dependencies.files(task))
-                except Exception:  # noqa: BLE001 - nothing to stop then
+                except Exception:  # noqa: BLE001 - nothing to stop then (the prune below)
                     self._storage.delete(task.id)
                     continue
                 self._runners[task.id] = TaskRunner(task, controller, self._on_status)
+        ids = set(self._runners) | {t.id for t in tasks}
         for task_id in list(self._runners):
             self._remove(task_id)
-        await asyncio.gather(*list(self._removing.values()), return_exceptions=True)
+        removing = list(self._removing.values())
+        if removing:
+            _, late = await asyncio.wait(removing, timeout=wait)
+            if late:
+                log.warning("%d tasks still stopping after %.0f s: killing them", len(late), wait)
+                for job in late:
+                    job.cancel()
+                await asyncio.gather(*late, return_exceptions=True)
+        if isinstance(self._executor, TaskPruning):
+            await self._executor.remove_tasks_except(())
+        for task_id in ids:  # also those whose removal was cut short
+            self._storage.delete(task_id)
         await self._storage.settle()  # the task files are gone once this returns

@@ -3,6 +3,7 @@ routes_images)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import platform
 
@@ -60,6 +61,13 @@ def _registry_config(insecure: list[str], mirrors: list[str]) -> dict[str, objec
     return {"InsecureRegistryCIDRs": cidrs, "IndexConfigs": indexes, "Mirrors": mirrors}
 
 
+def _open_fds() -> int:
+    try:
+        return len(os.listdir("/proc/self/fd"))
+    except OSError:
+        return -1
+
+
 async def info(request: web.Request) -> web.StreamResponse:
     eng = engine(request)
     state = eng.swarm_state()
@@ -86,6 +94,8 @@ async def info(request: web.Request) -> web.StreamResponse:
         "Plugins": {"Volume": ["local"], "Network": ["overlay"], "Authorization": [], "Log": ["json-file"]},
         "Containers": 0, "ContainersRunning": 0, "ContainersPaused": 0, "ContainersStopped": 0,
         "Images": 0, "SecurityOptions": [], "Warnings": request.app.get(API_WARNINGS) or [],
+        # dockerd's open files and goroutines; here the daemon's asyncio tasks (soak benches)
+        "NFd": _open_fds(), "NGoroutines": len(asyncio.all_tasks()),
         "Swarm": swarm,
         "RegistryConfig": _registry_config(eng.images.insecure_registries,
                                            eng.images.registry_mirrors),

@@ -12,7 +12,7 @@ function (shoal.agent.task) calls the controller's methods, one per state transi
     update(t)               a newer version of the task (spec or desired state)
 
 Optional abilities are separate small protocols (``ContainerStatuser``, ``LogSource``,
-``ProgressReporting``). A controller gets the data of its task's secrets and configs through
+``ProgressReporting``, ``TaskPruning``). A controller gets the data of its task's secrets and configs through
 the ``TaskFiles`` the agent passes when it asks for the controller (memory only, never disk). Images reach an executor through ``ImageProvider`` (the daemon passes
 shoal.image's ImageService, which satisfies it structurally), networks through
 ``NetworkAttacher`` (shoal.net's NetworkAgent), named volumes through ``VolumeProvider``
@@ -23,7 +23,7 @@ processes) and shoal.exec.runc. This package imports only shoal.model and shoal.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -49,6 +49,7 @@ __all__ = [
     "NetworkAttacher",
     "ProgressReporting",
     "TaskFiles",
+    "TaskPruning",
     "VolumeProvider",
     "host_description",
     "memory_bytes",
@@ -190,6 +191,16 @@ class TaskFiles(Protocol):
         references, "" for a plain one: its data is then a template the executor expands
         for the task (shoal.exec.templating)."""
         ...
+
+
+@runtime_checkable
+class TaskPruning(Protocol):
+    """An executor whose containers can outlive the agent's record of their task (a daemon
+    stopped in the middle of a removal) or its patience (a ``swarm leave`` whose tasks do
+    not stop): it kills and removes the containers of every task not in ``keep``, with all
+    they left on the host, and returns those tasks' IDs."""
+
+    async def remove_tasks_except(self, keep: Collection[str]) -> list[str]: ...
 
 
 class Executor(Protocol):

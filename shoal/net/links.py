@@ -46,6 +46,8 @@ __all__ = [
     "host_ifname",
     "ipv4_networks",
     "mac_for",
+    "overlay_unused",
+    "overlay_vnis",
     "remove_link",
     "remove_overlay",
     "set_remote_endpoints",
@@ -211,6 +213,26 @@ def remove_overlay(vni: int) -> None:
             if index is not None:
                 with _netlink(f"delete {name}", gone=(errno.ENODEV,)):
                     ipr.link("del", index=index)
+
+
+def overlay_vnis(local_ip: str) -> set[int]:
+    """The VNIs of the overlays in this namespace whose vxlan has ``local_ip`` as its VTEP
+    (this node's, an earlier run's included)."""
+    with IPRoute() as ipr:
+        found = set()
+        for link in ipr.get_links():
+            name = str(link.get_attr("IFLA_IFNAME"))
+            data = link.get(("linkinfo", "data"))
+            if (name.startswith("shvx") and name[4:].isdigit() and data is not None
+                    and data.get("vxlan_local") == local_ip):
+                found.add(int(name[4:]))
+        return found
+
+
+def overlay_unused(vni: int) -> bool:
+    """No container's veth is on the network's bridge (its vxlan is its only port)."""
+    state = bridge_state(bridge_name(vni))
+    return state is None or state[1] <= 1
 
 
 def set_remote_endpoints(vni: int, endpoints: Mapping[str, str]) -> None:

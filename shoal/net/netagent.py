@@ -18,7 +18,7 @@ The runc controllers call attach / announce / withdraw / detach (shoal.exec's
 NetworkAttacher); everything else follows from the gossip tables in `_reconcile`, which runs
 after each batch of changes and rewrites only what changed. Kernel state outlives the daemon
 (containers keep running); after a restart the controllers attach again, which rebuilds the
-in-memory part.
+in-memory part, and the last run's overlays go once no container is on them.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from typing import Any
 from shoal.aio import Backoff, cancel_and_wait
 from shoal.model.dispatch import NetworkUpdate
 from shoal.model.objects import NetworkAttachment, Task
-from shoal.net import gateway, links, netns, nft
+from shoal.net import gateway, links, netns, nft, tasknets
 from shoal.net.dns import DNSServer, Resolver, sockets_in_netns
 from shoal.net.gossip import GossipConfig, GossipError, GossipNode
 from shoal.net.records import (
@@ -47,12 +47,7 @@ from shoal.net.records import (
     encode_endpoint,
     table_name,
 )
-from shoal.net.tasknets import Net as _Net
-from shoal.net.tasknets import dns_servers as _dns_servers
-from shoal.net.tasknets import gossip_defaults as _gossip_defaults
 from shoal.net.tasknets import gossip_keys
-from shoal.net.tasknets import mesh_ports as _mesh_ports
-from shoal.net.tasknets import networks as _networks
 
 __all__ = ["GOSSIP_PORT", "NetworkAgent", "gossip_keys"]
 
@@ -70,7 +65,7 @@ class _Container:
     id: str
     task: Task
     netns: str
-    nets: list[_Net]
+    nets: list[tasknets.Net]
     dns: DNSServer | None = None
     rules: str = ""  # the nft text applied last
     # a standalone container (`join`): its interface number per overlay, and whether this
@@ -116,6 +111,7 @@ class NetworkAgent:
         # what was last written to the kernel, so a pass rewrites only what changed
         self._overlays: dict[int, links.Overlay] = {}
         self._remote: dict[int, dict[str, str]] = {}
+        self._stale: set[int] | None = None  # an earlier run's overlays, removed once unused
         self._mesh = ""
         self._gw_book: gateway.AddressBook | None = None  # None: no gateway bridge made yet
         self._gw_rules = ""
@@ -186,7 +182,7 @@ class NetworkAgent:
             if self._s.netns_dir.is_dir():
                 for path in self._s.netns_dir.iterdir():
                     netns.remove(path)
-            for vni in list(self._overlays):
+            for vni in set(self._overlays) | links.overlay_vnis(self._s.advertise_ip):
                 links.remove_overlay(vni)
             nft.delete_table(MESH_TABLE)
             self._gateway_gc(force=True)
@@ -205,7 +201,7 @@ class NetworkAgent:
         # others find it dead, rather than stay as entries nobody owns any more
         member = f"{s.node_id}-{secrets.token_hex(4)}"
         cfg = GossipConfig(member, bind_host=s.advertise_ip, bind_port=s.gossip_port,
-                           advertise_host=s.advertise_ip, **_gossip_defaults(s.gossip_overrides))
+                           advertise_host=s.advertise_ip, **tasknets.gossip_defaults(s.gossip_overrides))
         node = GossipNode(cfg, keys)
         await node.start()
         self._gossip = node
@@ -259,7 +255,7 @@ class NetworkAgent:
         return self._s.netns_dir / container_id[:16]
 
     async def attach(self, task: Task, container_id: str) -> str | None:
-        nets = _networks(task)
+        nets = tasknets.networks(task)
         gw = gateway.wants_gateway((n.internal for n in nets),
                                    default_bridge=self._s.default_bridge)
         if not nets and not gw:
@@ -276,7 +272,7 @@ class NetworkAgent:
                 if nets:  # with no network, the node's resolv.conf, as Docker's default bridge
                     udp, tcp = await asyncio.to_thread(sockets_in_netns, str(path))
                     dns = DNSServer(self._resolver, container_id, udp=udp, tcp=tcp,
-                                    upstreams=_dns_servers(task))
+                                    upstreams=tasknets.dns_servers(task))
                     await dns.start()
             except BaseException:
                 if fresh:  # all or nothing; never cut a running container off
@@ -288,7 +284,7 @@ class NetworkAgent:
         self._wake.set()
         return str(path)
 
-    def _plumb(self, nets: list[_Net], gw: bool, container_id: str, path: Path) -> None:
+    def _plumb(self, nets: list[tasknets.Net], gw: bool, container_id: str, path: Path) -> None:
         if not netns.exists(path):
             netns.create(path)
         for i, net in enumerate(nets):
@@ -389,7 +385,7 @@ class NetworkAgent:
                       for p in (task.endpoint.ports if task.endpoint else None) or []
                       if p.published_port)
         changed = False
-        for net in _networks(task):
+        for net in tasknets.networks(task):
             ep = Endpoint(ip=net.ip, vtep=self._s.advertise_ip, node=self._s.node_id,
                           task=task.id, name=task.full_name,
                           service=task.service_name or task.service_id,
@@ -439,7 +435,7 @@ class NetworkAgent:
         free one, or ``ifnum`` again after a restart); without ``way_out`` (no other default
         route) it gets the gateway bridge too. Its endpoint is published, serving, under
         ``name`` and ``aliases``. Returns N. All or nothing."""
-        net = _networks(task)[0]
+        net = tasknets.networks(task)[0]
         async with self._lock:
             c = self._containers.get(container_id)
             if c is not None and net.id in c.ifnums:
@@ -457,7 +453,7 @@ class NetworkAgent:
         log.info("container %s joined %s as %s", container_id[:12], net.name, net.address)
         return n
 
-    def _plumb_join(self, container_id: str, path: str, net: _Net, ifnum: int | None,
+    def _plumb_join(self, container_id: str, path: str, net: tasknets.Net, ifnum: int | None,
                     gw: bool) -> int:
         self._ensure_overlay(net.vni, False)
         n = ifnum if ifnum is not None else links.free_eth(path)
@@ -550,7 +546,7 @@ class NetworkAgent:
         for c in containers:
             for n in c.nets:
                 in_use[n.vni] = (n.id, n.ingress)
-        mesh_ports, ingress = _mesh_ports(d, self._ingress, self._s.node_id)
+        mesh_ports, ingress = tasknets.mesh_ports(d, self._ingress, self._s.node_id)
         if ingress is not None and mesh_ports:
             in_use[ingress[1]] = (ingress[0], True)
         for vni, (net_id, is_ingress) in in_use.items():
@@ -563,6 +559,12 @@ class NetworkAgent:
             links.remove_overlay(vni)
             self._overlays.pop(vni, None)
             self._remote.pop(vni, None)
+        if self._stale is None:
+            self._stale = links.overlay_vnis(self._s.advertise_ip) - set(self._overlays)
+        for vni in [v for v in self._stale if v in in_use or links.overlay_unused(v)]:
+            if vni not in in_use:  # no container of this run, nor of the last, is on it
+                links.remove_overlay(vni)
+            self._stale.discard(vni)
         for c in containers:
             if not c.nets:
                 continue  # the gateway bridge alone: no VIPs

@@ -174,7 +174,9 @@ class RuncController:
         if self._cid is None:
             self._cid = secrets.token_hex(32)
             self._record_path.parent.mkdir(parents=True, exist_ok=True)
-            write_json(self._record_path, {"id": self._cid, "task_id": self._task.id})
+            # a standalone container's record says so: only swarm tasks' are ever pruned
+            write_json(self._record_path, {"id": self._cid, "task_id": self._task.id,
+                                           **({"standalone": True} if self._standalone else {})})
         d = self.directory
         if (d / "shim.json").exists() or (d / "exit.json").exists():
             return  # started already

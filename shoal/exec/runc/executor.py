@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Collection
 from pathlib import Path
 
 from shoal import __version__
@@ -24,7 +25,7 @@ from shoal.exec.executor import (
     VolumeProvider,
     host_description,
 )
-from shoal.exec.runc import cgroups, mounts
+from shoal.exec.runc import cgroups, mounts, prune
 from shoal.exec.runc.controller import RuncController
 from shoal.exec.runc.shims import ShimServer
 from shoal.exec.runc.state import (
@@ -42,7 +43,7 @@ ENGINE_VERSION = __version__
 
 
 class RuncExecutor:
-    """Implements shoal.exec.Executor."""
+    """Implements shoal.exec.Executor and TaskPruning."""
 
     def __init__(self, hostname: str, engine_labels: dict[str, str] | None, data_root: Path,
                  exec_root: Path, images: ImageProvider, cgroup_parent: str = "/shoal",
@@ -62,6 +63,10 @@ class RuncExecutor:
 
     def controller(self, task: Task, files: TaskFiles | None = None) -> RuncController:
         return RuncController(task, self.config, files)
+
+    async def remove_tasks_except(self, keep: Collection[str]) -> list[str]:
+        """Kill and remove the containers of every task not in ``keep`` (prune.py)."""
+        return await prune.remove_task_containers(self.config, keep)
 
     def containers(self) -> list[str]:
         """IDs of the containers on disk (prepared, running or exited)."""

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Collection
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,8 @@ from shoal.agent.reporter import Reporter
 from shoal.agent.storage import TaskStorage
 from shoal.agent.worker import Worker
 from shoal.dev.wait import wait_for_async
-from shoal.exec.sim import SimExecutor
+from shoal.exec.executor import TaskFiles, TaskPruning
+from shoal.exec.sim import SimController, SimExecutor
 from shoal.model.objects import Task, TaskStatus
 from shoal.model.specs import TaskSpec
 from shoal.model.states import TaskState
@@ -113,3 +115,56 @@ async def test_shutdown_all(worker: Worker, tmp_path: Path) -> None:
     assert worker.tasks == {}
     assert list((tmp_path / "worker").glob("*.json")) == []
     assert not any((tmp_path / "sim").iterdir())
+
+
+class StuckController(SimController):
+    """A container that never stops on its own."""
+
+    async def shutdown(self) -> None:
+        await asyncio.Event().wait()
+
+
+class PruningExecutor(SimExecutor):
+    """The sim executor with a TaskPruning record: which tasks each prune kept."""
+
+    def __init__(self, state_dir: Path, *, stuck: bool = False) -> None:
+        super().__init__(hostname="n", state_dir=state_dir)
+        self.kept: list[set[str]] = []
+        self._stuck = stuck
+
+    def controller(self, task: Task, files: TaskFiles | None = None) -> SimController:
+        if self._stuck:
+            return StuckController(task, self.control_path(task.id).parent)
+        return super().controller(task, files)
+
+    async def remove_tasks_except(self, keep: Collection[str]) -> list[str]:
+        self.kept.append(set(keep))
+        return []
+
+
+async def test_init_removes_the_containers_of_tasks_no_longer_on_disk(tmp_path: Path) -> None:
+    storage = TaskStorage(tmp_path)
+    storage.save(make_task("a"))
+    storage.flush()
+    executor = PruningExecutor(tmp_path)
+    w = Worker(executor, tmp_path, Reporter())
+    assert isinstance(executor, TaskPruning)
+    try:
+        await w.init()
+        assert executor.kept == [{"a"}] and list(w.tasks) == ["a"]
+    finally:
+        await w.close()
+
+
+async def test_shutdown_all_kills_what_does_not_stop_in_time(tmp_path: Path) -> None:
+    executor = PruningExecutor(tmp_path, stuck=True)
+    w = Worker(executor, tmp_path, Reporter())
+    try:
+        await w.assign([make_task("a"), make_task("b")])
+        await wait_for_async("both running", lambda: all(
+            state(w, t) == TaskState.RUNNING for t in "ab"))
+        await asyncio.wait_for(w.shutdown_all(wait=0.2), 10)  # not the stuck shutdowns' forever
+        assert executor.kept == [set()]  # every task's container removed by the prune
+        assert w.tasks == {} and list((tmp_path / "worker").glob("*.json")) == []
+    finally:
+        await w.close()

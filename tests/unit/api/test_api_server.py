@@ -153,6 +153,9 @@ async def test_not_in_a_swarm_gets_503(tmp_path: Path) -> None:
         assert registries["IndexConfigs"]["docker.io"]["Mirrors"] == registries["Mirrors"]
         assert registries["InsecureRegistryCIDRs"] == ["::1/128", "127.0.0.0/8", "10.9.0.0/16"]
         assert registries["IndexConfigs"]["reg.internal:5000"]["Secure"] is False
+        # dockerd's open files and goroutines: the daemon's fds and asyncio tasks (this one too)
+        assert isinstance(info["NFd"], int) and info["NFd"] > 2
+        assert info["NGoroutines"] >= 1
         networks = await (await client.get("/networks")).json()
         assert {n["Name"] for n in networks} == {"bridge", "host", "none"}
     finally:

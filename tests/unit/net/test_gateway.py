@@ -27,8 +27,10 @@ from shoal.errors import InvalidArgument
 from shoal.net import gateway, links, netns
 from shoal.net.errors import NetError
 from shoal.net.gateway import AddressBook, candidates, choose_subnet, wants_gateway
-from shoal.net.netagent import GATEWAY_TABLE, NetworkAgent, _Net
+from shoal.net.netagent import GATEWAY_TABLE, NetworkAgent
 from shoal.net.nft import MeshPort, apply, gateway_table, mesh_table
+from shoal.net.records import Directory
+from shoal.net.tasknets import Net as _Net
 
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="namespaces need CAP_SYS_ADMIN")
 
@@ -274,3 +276,24 @@ def test_containers_get_out_masqueraded_and_nothing_gets_in(env: Env) -> None:
     assert GATEWAY_TABLE not in tables(env.node)
     assert not list(env.netns_dir.iterdir())
     netns.run_in(env.node, lambda: links.remove_overlay(OVERLAY_VNI))
+
+
+@root_only
+def test_a_restarted_agent_removes_the_last_runs_overlays_once_unused(env: Env) -> None:
+    old = env.agent()  # the last run: two overlays, a container on each
+    on_x = _Net("x", "x", OVERLAY_VNI, A_OVERLAY, (), False)
+    on_y = _Net("y", "y", OVERLAY_VNI + 1, "10.0.43.2/24", (), False)
+    plumb(env, old, CID_A, [on_x])
+    plumb(env, old, CID_B, [on_y])
+    names = {links.bridge_name(OVERLAY_VNI), links.vxlan_name(OVERLAY_VNI),
+             links.bridge_name(OVERLAY_VNI + 1), links.vxlan_name(OVERLAY_VNI + 1)}
+    netns.remove(Path(env.container(CID_A)))  # its container went while shoald was down
+
+    new = env.agent()  # nothing of the last run in memory; B not attached again yet
+    netns.run_in(env.node, lambda: new._apply(Directory(), []))
+    left = netns.run_in(env.node, links.link_names) & names
+    assert left == {links.bridge_name(OVERLAY_VNI + 1), links.vxlan_name(OVERLAY_VNI + 1)}
+
+    unplumb(env, old, CID_B, 1)  # B goes too: its overlay follows at the next pass
+    netns.run_in(env.node, lambda: new._apply(Directory(), []))
+    assert not netns.run_in(env.node, links.link_names) & names
