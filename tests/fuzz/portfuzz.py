@@ -24,7 +24,6 @@ import asyncio
 import io
 import json
 import os
-import random
 import socket
 import ssl
 import struct
@@ -34,7 +33,9 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import aiohttp
+import msgspec
 from dnslib import EDNS0, DNSRecord
+import hypothesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
@@ -88,18 +89,14 @@ def draw(strategy: st.SearchStrategy[T], n: int, *, seed: int = 0) -> list[T]:
     """``n`` examples of ``strategy``, the same ones for the same seed."""
     out: list[T] = []
 
+    @hypothesis.seed(seed)
     @settings(max_examples=n, database=None, phases=[Phase.generate], deadline=None,
               suppress_health_check=list(HealthCheck))
     @given(strategy)
     def collect(value: T) -> None:
         out.append(value)
 
-    random_state = random.getstate()
-    random.seed(seed)
-    try:
-        collect()
-    finally:
-        random.setstate(random_state)
+    collect()
     return out[:n]
 
 
@@ -307,15 +304,16 @@ def gossip_cases(key: bytes, n: int, *, seed: int = 0) -> list[bytes]:
     garbled = st.tuples(st.integers(0, len(valid) - 1), st.integers(1, 255)).map(
         lambda ib: valid[:ib[0]] + bytes([valid[ib[0]] ^ ib[1]]) + valid[ib[0] + 1:])
     sealed_junk = st.binary(max_size=300).map(ring.seal)
-    sealed_arrays = st.lists(JSON, max_size=6).map(lambda v: ring.seal(_msgpack(v)))
+    sealed_arrays = st.tuples(st.integers(0, 8), st.lists(JSON, max_size=6)).map(
+        lambda tv: ring.seal(_msgpack([tv[0], *tv[1]])))
     return hand + draw(st.one_of(st.binary(max_size=1500), garbled, sealed_junk, sealed_arrays), n, seed=seed)
 
 
 def _msgpack(value: list[Any]) -> bytes:
-    import msgspec
+    """A message's shape (an array whose first item is the type tag) with any values."""
     try:
-        return msgspec.msgpack.encode([random.randint(1, 7), *value])
-    except (OverflowError, TypeError):
+        return msgspec.msgpack.encode(value)
+    except (OverflowError, TypeError):  # an int past 64 bits
         return b"\x90"
 
 
