@@ -28,14 +28,13 @@ import socket
 import ssl
 import struct
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import aiohttp
+import hypothesis
 import msgspec
 from dnslib import EDNS0, DNSRecord
-import hypothesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
@@ -413,6 +412,8 @@ async def _udp_ask(addr: tuple[str, int], data: bytes, wait: float) -> bytes | N
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.setblocking(False)
         await loop.sock_sendto(s, data, addr)
+        if not wait:
+            return None
         try:
             async with asyncio.timeout(wait):
                 return await loop.sock_recv(s, 65535)
@@ -427,36 +428,50 @@ def _expects_answer(data: bytes) -> bool:
 
 
 async def fuzz_dns(udp: tuple[str, int], tcp: tuple[str, int], names: list[str], report: Report, *,
-                   n: int, seed: int = 0, check: Callable[[], None] | None = None) -> None:
+                   n: int, seed: int = 0) -> None:
     """Every case over UDP, then over one TCP connection (and a few with bad length prefixes);
     every query answered with its ID."""
     cases = dns_cases(names, n, seed=seed)
     for data in cases:
         report.sent["dns"] += 1
-        answer = await _udp_ask(udp, data, 2.0)
+        answer = await _udp_ask(udp, data, 2.0 if _expects_answer(data) else 0.0)
         _judge(report, "udp", data, answer)
     reader, writer = await asyncio.open_connection(*tcp)
     try:
-        for data in cases:
+        for i, data in enumerate(cases):
             report.sent["dns"] += 1
-            writer.write(len(data).to_bytes(2, "big") + data)
+            # each case followed by a valid query: its answer marks the end of the case's
+            sentinel = DNSRecord.question(names[0])
+            sentinel.header.id = 0xBEEF ^ (i & 0xFF) ^ (0x100 if data[:2] == (0xBEEF ^ (i & 0xFF)).to_bytes(2, "big") else 0)
+            mark = bytes(sentinel.pack())
+            writer.write(len(data).to_bytes(2, "big") + data + len(mark).to_bytes(2, "big") + mark)
             await writer.drain()
-            answer = None
-            if _expects_answer(data):
-                try:
-                    async with asyncio.timeout(2.0):
-                        size = int.from_bytes(await reader.readexactly(2), "big")
-                        answer = await reader.readexactly(size)
-                except (TimeoutError, asyncio.IncompleteReadError):
-                    report.fail("dns", f"tcp {data[:60]!r}: no answer; connection lost")
-                    reader, writer = await _reopen(tcp, writer)
-                    continue
-            _judge(report, "tcp", data, answer)
+            answers = await _tcp_until(reader, mark[:2])
+            if answers is None:
+                report.fail("dns", f"tcp {data[:60]!r}: the next valid query got no answer")
+                reader, writer = await _reopen(tcp, writer)
+                continue
+            _judge(report, "tcp", data, answers[0] if answers else None)
     finally:
         writer.close()
     for prefix in (b"\xff\xff" + os.urandom(100), b"\x00", b"\x00\x00", b"\x00\x05abc"):
         report.sent["dns"] += 1
         report.answered("dns", "tcp-prefix:" + await _tcp_once(tcp, prefix))
+
+
+async def _tcp_until(reader: asyncio.StreamReader, mark: bytes) -> list[bytes] | None:
+    """The answers read before the one with the ID ``mark``; None if that never came."""
+    answers = []
+    try:
+        async with asyncio.timeout(ANSWER_WAIT):
+            while True:
+                size = int.from_bytes(await reader.readexactly(2), "big")
+                answer = await reader.readexactly(size)
+                if answer[:2] == mark:
+                    return answers
+                answers.append(answer)
+    except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
+        return None
 
 
 async def _reopen(tcp: tuple[str, int], old: asyncio.StreamWriter) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -466,7 +481,7 @@ async def _reopen(tcp: tuple[str, int], old: asyncio.StreamWriter) -> tuple[asyn
 
 def _judge(report: Report, transport: str, data: bytes, answer: bytes | None) -> None:
     if answer is None:
-        if _expects_answer(data) and transport == "udp":
+        if _expects_answer(data):
             report.fail("dns", f"{transport} {data[:60]!r}: no answer")
         else:
             report.answered("dns", f"{transport}:dropped")
