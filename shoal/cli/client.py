@@ -94,6 +94,31 @@ class DaemonUnreachable(Exception):
         return f"Cannot connect to the Shoal daemon at {self.host}. Is the shoald daemon running?"
 
 
+# The shape of a GET's answer, where the CLI reads into it: a list of objects or an object. A
+# server at DOCKER_HOST that is not Docker's answers with anything; Go's json says so in one line.
+_LISTS = re.compile(r"/(services|nodes|tasks|secrets|configs|networks|images/json|containers/json)")
+_OBJECTS = re.compile(r"/(info|version|swarm|system/df|volumes|"
+                      r"(services|nodes|tasks|secrets|configs|networks|volumes|images|containers)/[^/]+(/json)?)")
+
+
+def _kind(value: Any) -> str:
+    return {dict: "object", list: "array", str: "string", bool: "bool", type(None): "null"}.get(
+        type(value), "number")
+
+
+def _shaped(path: str, data: Any) -> Any:
+    """``data`` when it has the shape ``path``'s answer has; else DaemonError."""
+    want = "array" if _LISTS.fullmatch(path) else "object" if _OBJECTS.fullmatch(path) else None
+    if want is not None and _kind(data) != want:
+        raise DaemonError(200, f"json: cannot unmarshal {_kind(data)} into Go value of type {want} "
+                               f"(GET {path})", prefixed=False)
+    if want == "array" and any(not isinstance(item, dict) for item in data):
+        bad = next(item for item in data if not isinstance(item, dict))
+        raise DaemonError(200, f"json: cannot unmarshal {_kind(bad)} into Go value of type object "
+                               f"(GET {path})", prefixed=False)
+    return data
+
+
 def resolve_host(host: str | None = None) -> str:
     """The daemon address: the explicit host, else DOCKER_HOST, else the default socket."""
     return host or os.environ.get("DOCKER_HOST") or DEFAULT_HOST
@@ -210,7 +235,7 @@ class Client:
     # -- requests --------------------------------------------------------------------------
 
     def get(self, path: str, params: Mapping[str, str] | None = None) -> Any:
-        return self._json(self.request("GET", path, params=params))
+        return _shaped(path, self._json(self.request("GET", path, params=params)))
 
     def post(
         self,
@@ -280,11 +305,14 @@ class Client:
         except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ConnectTimeout) as exc:
             raise DaemonUnreachable(self.host) from exc
 
-    @staticmethod
-    def _json(response: httpx.Response) -> Any:
+    def _json(self, response: httpx.Response) -> Any:
         if not response.content:
             return None
-        return response.json()
+        try:
+            return response.json()
+        except ValueError as exc:  # not Docker's daemon at this address, or a broken one
+            raise DaemonError(response.status_code, f"cannot read the answer of the daemon at {self.host}: "
+                              f"{exc}", prefixed=False) from None
 
     @staticmethod
     def _error(response: httpx.Response) -> DaemonError:
