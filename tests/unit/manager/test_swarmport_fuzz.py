@@ -30,7 +30,7 @@ from shoal.model.objects import Node, NodeDescription, NodeResources, Task, Task
 from shoal.model.states import TaskState
 from shoal.pki import generate_key_and_csr
 from shoal.store.store import Store
-from tests.fuzz.portfuzz import Report, fuzz_ca, fuzz_sessions
+from tests.fuzz.portfuzz import Report, fuzz_ca, fuzz_sessions, slow_senders
 
 N = 60  # hypothesis inputs per kind: a few seconds
 
@@ -177,3 +177,13 @@ async def test_a_log_line_with_a_time_no_timestamp_can_show_closes_the_session(s
                                                                            data=b"x")]))
         code, reason = await session.closed()
         assert code == 1007 and "time" in reason
+
+
+async def test_a_stranger_that_never_finishes_its_body_is_cut_off(store: Store, parts: Parts) -> None:
+    async with swarm_port(store, parts, body_wait=0.2) as port:
+        report = Report()
+        assert await slow_senders(port.addr, report, count=5, hold=0.5) == 5
+        assert report.outcomes["swarm:slow:400"] == 5, report.outcomes
+        # aiohttp lingers on an unread body, then lets go once the peer has closed
+        await wait_for_async("the handlers done", lambda: not [
+            t for t in asyncio.all_tasks() if "RequestHandler" in repr(t.get_coro()) and not t.done()])
