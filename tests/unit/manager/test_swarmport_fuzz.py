@@ -26,7 +26,14 @@ from shoal.model.dispatch import (
     TaskStatusUpdate,
 )
 from shoal.model.ids import new_id
-from shoal.model.objects import Node, NodeDescription, NodeResources, Task, TaskStatus
+from shoal.model.objects import (
+    ContainerStatus,
+    Node,
+    NodeDescription,
+    NodeResources,
+    Task,
+    TaskStatus,
+)
 from shoal.model.states import TaskState
 from shoal.pki import generate_key_and_csr
 from shoal.store.store import Store
@@ -149,24 +156,27 @@ async def test_a_task_status_docker_cannot_read_is_dropped_and_the_session_goes_
         store: Store, parts: Parts) -> None:
     async with swarm_port(store, parts) as port:
         ident = await port.add_node()
-        task = Task(id=new_id(), service_id="s", node_id=ident.node_id, desired_state=TaskState.RUNNING,
-                    status=TaskStatus(state=TaskState.ASSIGNED))
-        await store.update(lambda tx: tx.create(task))
+        bad, good = (Task(id=new_id(), service_id="s", node_id=ident.node_id, desired_state=TaskState.RUNNING,
+                          status=TaskStatus(state=TaskState.ASSIGNED)) for _ in range(2))
+        await store.update(lambda tx: (tx.create(bad), tx.create(good)))
         session = await port.session(ident)
         for status in (TaskStatus(timestamp="yesterday", state=TaskState.RUNNING),
                        TaskStatus(timestamp="2026-13-45T99:00:00Z", state=TaskState.RUNNING),
                        TaskStatus(state=TaskState.RUNNING, port_status={"Ports": "none"}),
-                       TaskStatus(state=TaskState.RUNNING, err="x", container_status=None,
-                                  port_status={"Ports": [{"TargetPort": 2**40}]})):
-            await session.send(StatusUpdate(updates=[TaskStatusUpdate(task_id=task.id, status=status)]))
-        good = TaskStatus(timestamp="2026-01-01T00:00:00.123456789Z", state=TaskState.RUNNING, message="started")
-        await session.send(StatusUpdate(updates=[TaskStatusUpdate(task_id=task.id, status=good)]))
+                       TaskStatus(state=TaskState.RUNNING, port_status={"Ports": [{"TargetPort": 2**40}]}),
+                       TaskStatus(state=TaskState.RUNNING, container_status=ContainerStatus(exit_code=2**63))):
+            await session.send(StatusUpdate(updates=[TaskStatusUpdate(task_id=bad.id, status=status)]))
+        valid = TaskStatus(timestamp="2026-01-01T00:00:00.123456789Z", state=TaskState.RUNNING, message="started")
+        await session.send(StatusUpdate(updates=[TaskStatusUpdate(task_id=good.id, status=valid)]))
 
-        def stored() -> TaskStatus | None:
-            t = store.view().get(Task, task.id)
-            return t.status if t is not None else None
+        def status_of(task_id: str) -> TaskStatus:
+            t = store.view().get(Task, task_id)
+            assert t is not None
+            return t.status
 
-        await wait_for_async("the valid status stored", lambda: (s := stored()) is not None and s.message == "started")
+        # written in the same batch as the refused ones, or a later one
+        await wait_for_async("the valid status stored", lambda: status_of(good.id).message == "started")
+        assert status_of(bad.id).state == TaskState.ASSIGNED
         await _heartbeat(session)
 
 
