@@ -86,7 +86,9 @@ def test_generated_compose_files_print_one_line(tmp_path: Path) -> None:
 
 
 ANSWERS = [(b"text/html", b"<html>not docker</html>"), (b"application/json", b"{"),
-           (b"application/json", b"[1, null]"), (b"application/json", b"null"), (b"application/json", b'"x"')]
+           (b"application/json", b"[1, null]"), (b"application/json", b"null"), (b"application/json", b'"x"'),
+           (b"application/json", b'[{"ID": "x", "Spec": [], "Version": "v", "Status": "s"}]'),
+           (b"application/json", b'{"ID": "x", "Spec": [], "Version": "v", "Status": "s"}')]
 
 
 @pytest.fixture(params=range(len(ANSWERS)))
@@ -109,7 +111,7 @@ def not_docker(request: pytest.FixtureRequest) -> Iterator[str]:
             pass
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, name="not-docker")
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, name="not-docker")
     thread.start()
     try:
         yield f"tcp://127.0.0.1:{server.server_address[1]}"
@@ -121,6 +123,9 @@ def not_docker(request: pytest.FixtureRequest) -> Iterator[str]:
 
 @pytest.mark.parametrize("argv", [["service", "ls"], ["node", "ls"], ["service", "inspect", "x"], ["node", "ps"],
                                   ["secret", "ls"], ["network", "ls"], ["info"], ["service", "scale", "x=2"],
-                                  ["service", "rm", "x"], ["stack", "ls"]])
+                                  ["service", "rm", "x"], ["stack", "ls"], ["service", "ps", "x"],
+                                  ["service", "create", "--name", "x", "img"], ["service", "update", "--replicas", "2", "x"],
+                                  ["node", "update", "--availability", "drain", "x"], ["swarm", "update", "--autolock"],
+                                  ["swarm", "unlock-key"], ["service", "inspect", "--pretty", "x"]])
 def test_a_server_that_is_not_docker_gets_one_line(not_docker: str, argv: list[str]) -> None:
     assert_one_clear_line(argv, not_docker)
