@@ -94,6 +94,42 @@ class DaemonUnreachable(Exception):
         return f"Cannot connect to the Shoal daemon at {self.host}. Is the shoald daemon running?"
 
 
+# The shape of an answer the CLI reads into (a GET's, a create's): a list of objects or an object,
+# and a swarm object's Spec, Version, Description and Status objects. A server at DOCKER_HOST that
+# is not Docker's answers with anything; Go's json says so in one line.
+_LISTS = re.compile(r"/(services|nodes|tasks|secrets|configs|networks|images/json|containers/json)")
+_OBJECTS = re.compile(r"/(info|version|swarm|swarm/unlockkey|system/df|volumes|[a-z]+/create|distribution/.+/json|"
+                      r"(services|nodes|tasks|secrets|configs|networks|volumes|images|containers)/[^/]+(/json)?)")
+
+
+_SWARM_OBJECTS = re.compile(r"/(swarm$|(services|nodes|tasks|secrets|configs)(/|$))")
+
+
+def _kind(value: Any) -> str:
+    return {dict: "object", list: "array", str: "string", bool: "bool", type(None): "null"}.get(
+        type(value), "number")
+
+
+def _shaped(path: str, data: Any) -> Any:
+    """``data`` when it has the shape ``path``'s answer has (a GET's, or a create's); else
+    DaemonError."""
+    want = "array" if _LISTS.fullmatch(path) else "object" if _OBJECTS.fullmatch(path) else None
+    if want is not None and _kind(data) != want:
+        raise DaemonError(200, f"json: cannot unmarshal {_kind(data)} into Go value of type {want} "
+                               f"({path})", prefixed=False)
+    items = data if want == "array" else [data] if want == "object" else []
+    for item in items:
+        if not isinstance(item, dict):
+            raise DaemonError(200, f"json: cannot unmarshal {_kind(item)} into Go value of type object "
+                                   f"({path})", prefixed=False)
+        if _SWARM_OBJECTS.match(path):  # a swarm object's Spec, Version, Status... are objects
+            for key in ("Spec", "Version", "Description", "Status"):
+                if item.get(key) is not None and not isinstance(item[key], dict):  # null: absent
+                    raise DaemonError(200, f"json: cannot unmarshal {_kind(item[key])} into Go struct field "
+                                           f"{key} of type object ({path})", prefixed=False)
+    return data
+
+
 def resolve_host(host: str | None = None) -> str:
     """The daemon address: the explicit host, else DOCKER_HOST, else the default socket."""
     return host or os.environ.get("DOCKER_HOST") or DEFAULT_HOST
@@ -210,7 +246,7 @@ class Client:
     # -- requests --------------------------------------------------------------------------
 
     def get(self, path: str, params: Mapping[str, str] | None = None) -> Any:
-        return self._json(self.request("GET", path, params=params))
+        return _shaped(path, self._json(self.request("GET", path, params=params)))
 
     def post(
         self,
@@ -219,7 +255,8 @@ class Client:
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> Any:
-        return self._json(self.request("POST", path, params=params, body=body, headers=headers))
+        answer = self._json(self.request("POST", path, params=params, body=body, headers=headers))
+        return _shaped(path, answer) if path.endswith("/create") else answer
 
     def delete(self, path: str, params: Mapping[str, str] | None = None) -> Any:
         return self._json(self.request("DELETE", path, params=params))
@@ -280,11 +317,14 @@ class Client:
         except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ConnectTimeout) as exc:
             raise DaemonUnreachable(self.host) from exc
 
-    @staticmethod
-    def _json(response: httpx.Response) -> Any:
+    def _json(self, response: httpx.Response) -> Any:
         if not response.content:
             return None
-        return response.json()
+        try:
+            return response.json()
+        except ValueError as exc:  # not Docker's daemon at this address, or a broken one
+            raise DaemonError(response.status_code, f"cannot read the answer of the daemon at {self.host}: "
+                              f"{exc}", prefixed=False) from None
 
     @staticmethod
     def _error(response: httpx.Response) -> DaemonError:

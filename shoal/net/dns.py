@@ -49,6 +49,7 @@ Upstream = tuple[str, int]
 TTL = 600               # docker's answer TTL
 UDP_SIZE = 512          # a UDP answer without EDNS0 (RFC 1035); larger ones are truncated, TC set
 EDNS_SIZE = 4096        # the most we send over UDP to an asker that advertises more
+MAX_TCP_CONNECTIONS = 64  # per container; more are closed at once (each may hold ~130 KiB)
 
 
 class Records(Protocol):
@@ -534,17 +535,25 @@ class _UDPProtocol(asyncio.DatagramProtocol):
 
 class _TCPConnection(asyncio.Protocol):
     """One asker's TCP connection: queries framed by a 2-byte length, answered in any order
-    (each carries its ID), closed after ``idle`` seconds without a query."""
+    (each carries its ID), closed after ``idle`` seconds without a query. An asker that sends
+    queries but reads no answers is not read any further once its answers fill the transport's
+    buffer (asyncio's high-water mark), so what it can make the daemon hold stays bounded, and
+    it is cut off ``idle`` seconds later."""
 
     def __init__(self, server: DNSServer) -> None:
         self._server = server
         self._transport: asyncio.Transport | None = None
         self._buffer = bytearray()
         self._timer: asyncio.TimerHandle | None = None
+        self._paused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
+        if len(self._server._connections) >= MAX_TCP_CONNECTIONS:
+            log.warning("dns: more than %d TCP connections, one closed", MAX_TCP_CONNECTIONS)
+            transport.abort()
+            return
         self._server._connections.add(self)
         self._arm()
 
@@ -556,7 +565,21 @@ class _TCPConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self._buffer += data
         self._arm()
-        while len(self._buffer) >= 2:
+        self._answer()
+
+    def pause_writing(self) -> None:
+        self._paused = True
+        if self._transport is not None:
+            self._transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.resume_reading()
+            self._answer()
+
+    def _answer(self) -> None:
+        while len(self._buffer) >= 2 and not self._paused:
             size = int.from_bytes(self._buffer[:2], "big")
             if len(self._buffer) < 2 + size:
                 break
@@ -565,8 +588,8 @@ class _TCPConnection(asyncio.Protocol):
             self._server.query(message, tcp=True, send=self._send)
 
     def close(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
+        if self._transport is not None:  # answers it never read would hold it open: aborted
+            self._transport.abort()
 
     def _send(self, reply: bytes) -> None:
         if self._transport is not None and not self._transport.is_closing():

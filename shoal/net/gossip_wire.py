@@ -1,7 +1,9 @@
 """The gossip protocol's messages and their encryption (see gossip.py for the protocol).
 
 Every UDP datagram and every TCP frame is ``VERSION (1 byte) | nonce (12) | AES-GCM ciphertext``
-of one msgpack-encoded message (msgspec structs, array-like so field names are not sent). The
+of one msgpack-encoded message (msgspec structs, array-like so field names are not sent; one
+holding what no node sends, a name too long, a port past 65535, a clock past ``MAX_CLOCK``, is
+refused like one that does not decode). The
 keyring encrypts with its first key and tries every key to decrypt, so a key rotation works by
 installing the new key everywhere before dropping the old one; anything that fails to decrypt or
 decode is dropped by the caller and counted.
@@ -20,6 +22,7 @@ Message types (tag: name, size):
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import struct
 from enum import IntEnum
@@ -30,6 +33,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 __all__ = [
     "AAD",
+    "MAX_CLOCK",
     "MAX_FRAME",
     "MAX_NAME",
     "MAX_REQUEST_FRAME",
@@ -71,6 +75,10 @@ MAX_REQUEST_FRAME = 4 * 1024 * 1024
 MAX_VALUE = 1000
 MAX_NAME = 100
 KEY_SIZES = (16, 24, 32)
+# Incarnations and entry versions are Lamport clocks that only count up by one: a value past this
+# comes from a broken or hostile peer, and adopting it would soon overflow msgpack's 64 bits (the
+# node could then encode none of its messages).
+MAX_CLOCK = 2**62
 
 
 class State(IntEnum):
@@ -201,12 +209,55 @@ def encode(msg: Message | MemberMsg | EntryMsg) -> bytes:
 
 
 def decode(plain: bytes) -> Message | None:
-    """The message, or None when it does not decode (a newer or broken peer)."""
+    """The message, or None when it does not decode or holds what no node sends (a newer or
+    broken peer): see ``_valid``."""
     try:
         msg: Message = _decoder.decode(plain)
     except (msgspec.DecodeError, msgspec.ValidationError):
         return None
-    return msg
+    return msg if _valid(msg) else None
+
+
+def _name(text: str) -> bool:
+    return 0 < len(text) <= MAX_NAME
+
+
+def _addr(host: str, port: int) -> bool:
+    """An address the node will send to: an IP (never a name to resolve) and a port."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return 0 < port < 65536
+
+
+def _member(m: MemberMsg) -> bool:
+    return _name(m.id) and _addr(m.host, m.port) and 0 <= m.inc < MAX_CLOCK
+
+
+def _entry(e: EntryMsg) -> bool:
+    return (_name(e.table) and _name(e.key) and _name(e.owner) and 0 <= e.version < MAX_CLOCK
+            and (e.value is None or len(e.value) <= MAX_VALUE))
+
+
+def _valid(msg: Message) -> bool:
+    """What a node's own ``set`` and config allow: names of 1 to MAX_NAME characters, values of at
+    most MAX_VALUE bytes, IP addresses and ports, clocks below MAX_CLOCK. A member with a port past
+    65535 would make the UDP transport fail for good at the first probe."""
+    if not _name(msg.src):
+        return False
+    if isinstance(msg, PingReq):
+        return _name(msg.target) and _addr(msg.host, msg.port)
+    members = getattr(msg, "members", [])
+    entries = getattr(msg, "entries", [])
+    if isinstance(msg, SyncRequest):
+        entries = []
+        if not all(_name(d.table) and _name(d.key) and _name(d.owner) and 0 <= d.version < MAX_CLOCK
+                   for d in msg.digest):
+            return False
+    if isinstance(msg, SyncReply) and not all(_name(t) and _name(k) for t, k in msg.want):
+        return False
+    return all(_member(m) for m in members) and all(_entry(e) for e in entries)
 
 
 _LEN = struct.Struct("!I")

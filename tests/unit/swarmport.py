@@ -18,7 +18,7 @@ from parts import Parts
 from shoal.dev.wait import wait_for_async
 from shoal.manager.bootstrap import NewSwarm, new_swarm
 from shoal.manager.ca import RootCA
-from shoal.manager.ca.server import CAServer
+from shoal.manager.ca.server import BODY_WAIT, CAServer
 from shoal.manager.deks import ClusterKeys
 from shoal.manager.dispatcher.dispatcher import Dispatcher
 from shoal.model.dispatch import Message, Register, decode_message, encode_message
@@ -121,7 +121,8 @@ class _Follower:
 
 
 @asynccontextmanager
-async def swarm_port(store: Store, parts: Parts, *, leader: bool = True) -> AsyncIterator[SwarmPort]:
+async def swarm_port(store: Store, parts: Parts, *, leader: bool = True,
+                     body_wait: float = BODY_WAIT) -> AsyncIterator[SwarmPort]:
     """The listener over ``store`` (seeded here); ``leader=False``: a follower's (sessions and
     signing calls are redirected to ``FOLLOWER_LEADS_TO``, after the caller is checked)."""
     swarm = await new_swarm(InitRequest(), hostname="manager-node", advertise_ip="127.0.0.1",
@@ -131,9 +132,10 @@ async def swarm_port(store: Store, parts: Parts, *, leader: bool = True) -> Asyn
     dispatcher = Dispatcher(store, cluster_id=swarm.cluster_id, keys=keys,
                             leadership=None if leader else _Follower())
     app = web.Application()
-    CAServer(store, keys, leadership=None if leader else _Follower()).add_routes(app)
+    CAServer(store, keys, leadership=None if leader else _Follower(), body_wait=body_wait).add_routes(app)
     app.router.add_get("/session", dispatcher.session)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
+    # lingering_time: how long aiohttp drains a body left unread (10 s by default), short here
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5, lingering_time=1.0)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=swarm.identity.server_ssl_context())
     await site.start()

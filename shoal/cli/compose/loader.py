@@ -145,9 +145,11 @@ def parse_yaml(filename: str, text: str) -> dict[str, Any]:
             loader.dispose()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]  # a ReaderError: 2 lines
         where = f"line {mark.line + 1}: " if mark is not None else ""
         raise CliError(f"{filename}: yaml: {where}{problem}") from exc
+    except RecursionError:  # PyYAML's parser recurses once per nesting level
+        raise CliError(f"{filename}: yaml: document nested too deeply") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):

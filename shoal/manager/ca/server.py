@@ -11,6 +11,9 @@
                     certificate gets into etcd: shoal.manager.etcdusers); a manager's join,
                     and the periodic renewal of its etcd certificate
 
+A body is one JSON object whose fields are strings, sent within ``BODY_WAIT``; anything else is a
+400 with its reason, and an AdvertiseAddr must be an IP address.
+
 During a root rotation the certificates come from the new root's key, followed by the new root
 cross-signed by the old one, and ``RootCA`` is both roots (``rotation.py``); ``GET /ca`` stays the
 current root, which join tokens name, until the rotation ends.
@@ -26,13 +29,15 @@ certificate can never be renewed; it may join again with a token, as a new node.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from aiohttp import web
 
+from shoal import aio
 from shoal.errors import InvalidArgument, PermissionDenied, ShoalError
 from shoal.manager.ca.auth import ANY_ROLE, MANAGER_ONLY, authorize, request_peer
 from shoal.manager.ca.rootca import RootCA
@@ -59,6 +64,46 @@ def _error(exc: ShoalError) -> web.Response:
     return web.json_response({"message": exc.message}, status=exc.status)
 
 
+BODY_WAIT = 10.0  # seconds a caller has to send its body: a sender that never finishes is cut off
+
+
+async def _body(request: web.Request, wait: float) -> dict[str, Any]:
+    """The request's JSON object; anything else (not JSON, not an object, not all there within
+    ``wait`` seconds) is a 400. aiohttp caps its size (1 MiB)."""
+    try:
+        async with aio.timeout(wait):
+            body = await request.json()
+    except TimeoutError:
+        raise InvalidArgument(f"invalid request body: not received within {wait:g} s") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise InvalidArgument(f"invalid request body: {exc}") from exc
+    if not isinstance(body, dict):
+        raise InvalidArgument("invalid request body: a JSON object is required")
+    return body
+
+
+def _text(body: dict[str, Any], key: str) -> str:
+    """A string field of the body, "" when absent or null; another type is a 400."""
+    value = body.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise InvalidArgument(f"invalid request body: {key} must be a string")
+    try:
+        value.encode()
+    except UnicodeEncodeError:  # a lone surrogate ("\ud800"): JSON allows it, UTF-8 does not
+        raise InvalidArgument(f"invalid request body: {key} is not valid UTF-8") from None
+    return value
+
+
+def _ip(addr: str) -> str:
+    """An advertised address is an IP address (it is every manager's way to the node)."""
+    try:
+        return str(ipaddress.ip_address(addr))
+    except ValueError as exc:
+        raise InvalidArgument(f"invalid advertise address {addr[:64]!r}: not an IP address") from exc
+
+
 class Leadership(Protocol):
     @property
     def is_leader(self) -> bool: ...
@@ -74,7 +119,7 @@ class CAServer:
     def __init__(self, store: Store, keys: ClusterKeys, *, swarm_port: int = 2377,
                  leadership: Leadership | None = None, etcd: EtcdAPI | None = None,
                  etcd_users: EtcdUsers | None = None, identity: Callable[[], NodeIdentity] | None = None,
-                 sign_wait: float = SIGN_WAIT) -> None:
+                 sign_wait: float = SIGN_WAIT, body_wait: float = BODY_WAIT) -> None:
         self._store = store
         self._keys = keys  # opens the CA keys the cluster object holds sealed
         self._swarm_port = swarm_port
@@ -83,6 +128,7 @@ class CAServer:
         self._etcd_users = etcd_users  # None: etcd without per-manager users (tests)
         self._identity = identity  # this manager's, its client certificate at an external CA
         self._sign_wait = sign_wait
+        self._body_wait = body_wait
 
     def _leader_only(self, handler: Handler, *, callers: tuple[Role, ...] | None = None) -> Handler:
         """``handler`` on the leader, a redirect elsewhere; with ``callers``, only for a node
@@ -148,23 +194,23 @@ class CAServer:
 
     async def join(self, request: web.Request) -> web.StreamResponse:
         try:
-            body = await request.json()
+            body = await _body(request, self._body_wait)
             cluster = self._cluster()
-            role = match_token(str(body.get("Token", "")), cluster.join_tokens.worker, cluster.join_tokens.manager)
+            role = match_token(_text(body, "Token"), cluster.join_tokens.worker, cluster.join_tokens.manager)
             if role is None:
                 raise PermissionDenied(
                     "rpc error: code = InvalidArgument desc = A valid join token is necessary to join this cluster"
                 )
-            availability = body.get("Availability") or Availability.ACTIVE
+            availability = _text(body, "Availability") or Availability.ACTIVE
             if availability not in Availability.ALL:
-                raise InvalidArgument(f"invalid availability {availability!r}")
+                raise InvalidArgument(f"invalid availability {availability[:64]!r}")
             node_id = new_id()
-            addr = str(body.get("AdvertiseAddr") or request.remote or "")
-            cert = await self.sign(str(body.get("CSR", "")), node_id=node_id, role=role, addr=addr)
+            addr = _ip(_text(body, "AdvertiseAddr") or request.remote or "")
+            cert = await self.sign(_text(body, "CSR"), node_id=node_id, role=role, addr=addr)
             node = Node(
                 id=node_id,
                 spec=NodeSpec(role=role, availability=availability, labels={}),
-                description=NodeDescription(hostname=str(body.get("Hostname", ""))),
+                description=NodeDescription(hostname=_text(body, "Hostname")),
                 status=NodeStatus(state="unknown", addr=addr),
                 manager_status=ManagerStatus(reachability="unknown", addr=f"{addr}:{self._swarm_port}")
                 if role == NodeRole.MANAGER else None,
@@ -177,16 +223,14 @@ class CAServer:
             return web.json_response({"NodeID": node_id, "Certificate": cert, "RootCA": self._trust()})
         except ShoalError as exc:
             return _error(exc)
-        except ValueError as exc:
-            return _error(InvalidArgument(f"invalid join request: {exc}"))
 
     async def renew(self, request: web.Request) -> web.StreamResponse:
         try:
             node = authorize(self._store.view(), request_peer(request), cluster_id=self._cluster().id,
                              roles=ANY_ROLE)
-            body = await request.json()
+            body = await _body(request, self._body_wait)
             role = node.actual_role()
-            cert = await self.sign(str(body.get("CSR", "")), node_id=node.id, role=role, addr=node.status.addr)
+            cert = await self.sign(_text(body, "CSR"), node_id=node.id, role=role, addr=node.status.addr)
 
             expiry = expiry_of(cert)
 
@@ -215,9 +259,9 @@ class CAServer:
             if node.spec.role == NodeRole.WORKER:
                 raise PermissionDenied(f"permission denied: node {node.id} is being demoted")
             raft_ca = self._keys.raft_ca(cluster)
-            body = await request.json()
+            body = await _body(request, self._body_wait)
             sans = sorted({"127.0.0.1", node.status.addr} - {""})
-            cert = raft_ca.sign(str(body.get("CSR", "")), node_id=node.id, role="manager",
+            cert = raft_ca.sign(_text(body, "CSR"), node_id=node.id, role="manager",
                                 cluster_id=cluster.id, expiry=self._expiry(), san_ips=sans)
             if self._etcd_users is not None:
                 await self._etcd_users.grant(node.id)

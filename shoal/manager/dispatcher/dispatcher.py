@@ -27,15 +27,17 @@ import logging
 import time
 from typing import Protocol
 
-from aiohttp import WSMsgType, web
+import msgspec
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from shoal import metrics
-from shoal.errors import PermissionDenied, ShoalError
+from shoal.errors import InvalidArgument, PermissionDenied, ShoalError
 from shoal.manager.ca.auth import authorize, request_peer, was_removed
 from shoal.manager.ca.rotation import trust_bundle
 from shoal.manager.deks import ClusterKeys
 from shoal.manager.dispatcher import attachments
 from shoal.manager.dispatcher.dependencies import SentData
+from shoal.manager.dispatcher.reports import check_addr, check_logs, check_register, check_status
 from shoal.manager.logbroker import LogBroker
 from shoal.manager.metrics import scheduling_delay
 from shoal.model.dispatch import (
@@ -415,6 +417,10 @@ class Dispatcher:
         except PermissionDenied as exc:  # removed while its session was open
             log.warning("session of node %s closed: %s", peer.node_id, exc.message)
             await ws.close(code=CLOSE_REMOVED, message=exc.message.encode()[:120])
+        except InvalidArgument as exc:  # a message the protocol or Docker's types refuse
+            log.warning("session of node %s closed: %s", peer.node_id, exc.message)
+            reason = exc.message.encode()[:120].decode(errors="ignore").encode()  # whole characters
+            await ws.close(code=WSCloseCode.INVALID_TEXT, message=reason)
         except ShoalError as exc:  # the store refused a write (no quorum, leadership lost)
             log.warning("session of node %s ends: %s", peer.node_id, exc.message)
             await ws.close(code=1013, message=b"try again later")
@@ -442,14 +448,25 @@ class Dispatcher:
                 log.warning("node %s: status of task %s refused: permission denied: cannot update "
                             "a task not assigned this node", session.node_id, update.task_id)
                 continue
+            try:
+                check_status(update.status)
+            except InvalidArgument as exc:
+                log.warning("node %s: status of task %s refused: %s", session.node_id, update.task_id,
+                            exc.message)
+                continue
             self._statuses[update.task_id] = (session.node_id, update.status)
 
     async def _serve(self, session: _Session, remote: str) -> None:
         ws = session.ws
         async for msg in ws:
+            if msg.type == WSMsgType.BINARY:
+                raise InvalidArgument("invalid message: the session protocol is JSON text frames")
             if msg.type != WSMsgType.TEXT:
                 break
-            message = decode_message(msg.data)
+            try:
+                message = decode_message(msg.data)
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                raise InvalidArgument(f"invalid message: {exc}") from exc
             self._authorize(session.peer)  # removed meanwhile: PermissionDenied ends it
             period = self.period()
             # A heartbeat re-arms the node's clock by the period its ack announces; any other
@@ -467,6 +484,8 @@ class Dispatcher:
             elif isinstance(message, StatusUpdate):
                 self._take_statuses(session, message.updates)
             elif isinstance(message, (LogBatch, LogEnd)):
+                if isinstance(message, LogBatch):
+                    check_logs(message.entries)
                 self._logs.deliver(session.node_id, message)
             elif isinstance(message, TLSReport):
                 await self._update_tls_info(session.node_id, message)
@@ -477,6 +496,8 @@ class Dispatcher:
             elif isinstance(message, DetachNetwork):
                 await attachments.detach(self._store, session.node_id, message, fence=self._fence)
             elif isinstance(message, Register):
+                check_register(message.description)
+                check_addr(message.addr)
                 node = await self._register(session.node_id, message, remote)
                 await self._send_session_info(session, node)
                 session.registered = True

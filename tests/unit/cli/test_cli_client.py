@@ -42,12 +42,12 @@ def test_negotiates_like_docker(
     monkeypatch.delenv("DOCKER_API_VERSION", raising=False)
     recorder = Recorder(api_version=advertised)
     client = recorder.client()
-    assert client.get("/services", {"status": "true"}) == {
-        "path": f"/v{used}/services",
+    assert client.get("/swarm", {"status": "true"}) == {
+        "path": f"/v{used}/swarm",
         "query": {"status": "true"},
     }
     assert recorder.seen[0] == ("HEAD", "/_ping")
-    client.get("/nodes")
+    client.get("/info")
     assert len([s for s in recorder.seen if s[1] == "/_ping"]) == 1  # negotiated once
 
 
