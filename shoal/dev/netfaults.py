@@ -9,7 +9,9 @@ Everything happens inside the hosts' own namespaces, never in the machine's:
   a drop on one side only; over TCP that still stalls both directions of a connection (its ACKs
   are lost), so "A can send but not receive" shows as A's connections hanging, not failing.
 - **Loss and delay** are a ``netem`` qdisc on a host's ``eth0`` (egress), so a packet between two
-  hosts with netem is delayed and dropped once, by its sender.
+  hosts with netem is delayed and dropped once, by its sender. A kernel without sch_netem (some
+  VM kernels) raises `NetemMissing`; ``loss`` then drops a share of eth0's input with nft's
+  random numbers (loss, but no delay).
 
 `NetFaults` remembers what it did and `heal` undoes all of it (also on ``__exit__``), host by
 host, whether or not a step failed half-way. Rules are rewritten whole for a host at each change
@@ -29,7 +31,7 @@ from typing import Literal, Self
 from shoal.dev.hosts import Host, nsenter
 from shoal.errors import InvalidArgument, Unavailable
 
-__all__ = ["TABLE", "Direction", "NetFaults"]
+__all__ = ["TABLE", "Direction", "NetFaults", "NetemMissing", "netem_args", "ruleset"]
 
 TABLE = "shoal_fault"
 Direction = Literal["both", "in", "out"]
@@ -47,14 +49,20 @@ def _run(host: Host, argv: list[str], stdin: str | None = None, *, check: bool =
     return done.stdout
 
 
-def ruleset(blocked: Iterable[str]) -> str:
-    """The nft script that makes ``inet shoal_fault`` anew, dropping input from ``blocked``."""
+def ruleset(blocked: Iterable[str], loss: int = 0) -> str:
+    """The nft script that makes ``inet shoal_fault`` anew: input from ``blocked`` dropped, and
+    ``loss`` percent of the rest that comes in on eth0 (never lo: a host's own traffic)."""
     ips = sorted(set(blocked))
-    body = f"ip saddr {{ {', '.join(ips)} }} drop" if ips else ""
+    body = f"    ip saddr {{ {', '.join(ips)} }} drop\n" if ips else ""
+    if loss:
+        body += f'    iifname "eth0" numgen random mod 100 < {loss} drop\n'
     return (f"table inet {TABLE} {{}}\n"
             f"delete table inet {TABLE}\n"
             f"table inet {TABLE} {{\n"
-            f"  chain input {{ type filter hook input priority {_PRIORITY}; policy accept; {body} }}\n"
+            "  chain input {\n"
+            f"    type filter hook input priority {_PRIORITY}; policy accept;\n"
+            f"{body}"
+            "  }\n"
             "}\n")
 
 
@@ -71,11 +79,20 @@ def netem_args(*, loss: float, delay_ms: float, jitter_ms: float) -> list[str]:
     return args
 
 
+class NetemMissing(Unavailable):
+    """This kernel has no netem qdisc: no delay can be injected (loss can: `NetFaults.loss`)."""
+
+    def __init__(self) -> None:
+        super().__init__("tc netem: this kernel has no netem qdisc (sch_netem); "
+                         "NetFaults.loss drops packets with nftables instead, without delay")
+
+
 class NetFaults:
     """Cuts and netem between hosts of one fabric; `heal` (or leaving the ``with``) undoes them."""
 
     def __init__(self) -> None:
         self._blocked: dict[str, set[str]] = {}  # host netns -> source IPs dropped on its input
+        self._loss: dict[str, int] = {}  # host netns -> percent of eth0 input dropped
         self._hosts: dict[str, Host] = {}
         self._netem: dict[str, Host] = {}
 
@@ -87,7 +104,11 @@ class NetFaults:
         blocked = self._blocked.setdefault(dst.netns, set())
         if src.ip not in blocked:
             blocked.add(src.ip)
-            _run(dst, ["nft", "-f", "-"], ruleset(blocked))
+            self._apply(dst)
+
+    def _apply(self, host: Host) -> None:
+        _run(host, ["nft", "-f", "-"], ruleset(self._blocked.get(host.netns, ()),
+                                               self._loss.get(host.netns, 0)))
 
     def isolate(self, host: Host, others: Iterable[Host], direction: Direction = "both") -> None:
         """Cut ``host`` from ``others``: ``both`` ways, ``in`` (it hears nothing from them but
@@ -114,11 +135,29 @@ class NetFaults:
     def netem(self, hosts: Iterable[Host], *, loss: float = 0.0, delay_ms: float = 0.0,
               jitter_ms: float = 0.0) -> None:
         """Every packet a host sends is delayed ``delay_ms`` +- ``jitter_ms`` and lost with
-        probability ``loss`` percent (tc netem on its eth0)."""
+        probability ``loss`` percent (tc netem on its eth0). `NetemMissing` when the kernel has
+        no netem qdisc (sch_netem), before any host was changed."""
         args = netem_args(loss=loss, delay_ms=delay_ms, jitter_ms=jitter_ms)
         for host in hosts:
             self._netem[host.netns] = host
-            _run(host, args)
+            try:
+                _run(host, args)
+            except Unavailable as exc:
+                del self._netem[host.netns]
+                if "qdisc kind is unknown" in exc.message:
+                    raise NetemMissing() from exc
+                raise
+
+    def loss(self, hosts: Iterable[Host], percent: int) -> None:
+        """``percent`` of the packets each host receives on eth0 are dropped (nft's random
+        numbers; no netem needed). Loss only: nftables cannot delay a packet."""
+        if not 0 < percent < 100:
+            raise InvalidArgument(f"loss {percent}%: expected 1 to 99")
+        for host in hosts:
+            self._hosts[host.netns] = host
+            self._loss[host.netns] = percent
+            self._blocked.setdefault(host.netns, set())
+            self._apply(host)
 
     @property
     def active(self) -> bool:
@@ -137,6 +176,7 @@ class NetFaults:
                 _run(self._hosts[netns], ["nft", "-f", "-"],
                      f"table inet {TABLE} {{}}\ndelete table inet {TABLE}\n")
                 del self._blocked[netns]
+                self._loss.pop(netns, None)
             except (Unavailable, OSError, subprocess.SubprocessError) as exc:
                 errors.append(exc)
         for netns, host in list(self._netem.items()):

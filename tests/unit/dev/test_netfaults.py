@@ -18,6 +18,7 @@ def test_the_ruleset_replaces_the_table_and_drops_input_only() -> None:
     assert "hook input priority -300" in script and "ip saddr { 172.31.21.2, 172.31.21.3 } drop" in script
     assert "output" not in script  # a drop on output fails the sender's send at once (EPERM)
     assert "saddr" not in ruleset([])
+    assert 'iifname "eth0" numgen random mod 100 < 20 drop' in ruleset([], 20)  # never lo
 
 
 def test_netem_arguments() -> None:
@@ -36,5 +37,7 @@ def test_bad_cuts_are_refused_before_anything_runs() -> None:
         faults.block(a, a)
     with pytest.raises(InvalidArgument, match="direction"):
         faults.isolate(a, [], "sideways")  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgument, match="loss"):
+        faults.loss([a], 100)
     assert not faults.active
     faults.heal()  # nothing to undo
