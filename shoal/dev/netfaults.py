@@ -98,13 +98,22 @@ class NetFaults:
 
     def block(self, src: Host, dst: Host) -> None:
         """Packets from ``src`` to ``dst`` are lost (dropped on ``dst``'s input)."""
-        if src.netns == dst.netns:
-            raise InvalidArgument(f"cannot cut {src.name} from itself")
-        self._hosts[dst.netns] = dst
-        blocked = self._blocked.setdefault(dst.netns, set())
-        if src.ip not in blocked:
-            blocked.add(src.ip)
-            self._apply(dst)
+        self._block_all([(src, dst)])
+
+    def _block_all(self, pairs: Iterable[tuple[Host, Host]]) -> None:
+        """Each (src, dst) cut, with one nft transaction per changed host, so that a partition
+        of many hosts takes effect within a few tens of milliseconds, not one rule at a time."""
+        changed: dict[str, Host] = {}
+        for src, dst in pairs:
+            if src.netns == dst.netns:
+                raise InvalidArgument(f"cannot cut {src.name} from itself")
+            self._hosts[dst.netns] = dst
+            blocked = self._blocked.setdefault(dst.netns, set())
+            if src.ip not in blocked:
+                blocked.add(src.ip)
+                changed[dst.netns] = dst
+        for host in changed.values():
+            self._apply(host)
 
     def _apply(self, host: Host) -> None:
         _run(host, ["nft", "-f", "-"], ruleset(self._blocked.get(host.netns, ()),
@@ -115,22 +124,20 @@ class NetFaults:
         they hear it) or ``out`` (they hear nothing from it)."""
         if direction not in ("both", "in", "out"):
             raise InvalidArgument(f"direction {direction!r}: expected both, in or out")
+        pairs = []
         for other in others:
             if other.netns == host.netns:
                 continue
             if direction in ("both", "in"):
-                self.block(other, host)
+                pairs.append((other, host))
             if direction in ("both", "out"):
-                self.block(host, other)
+                pairs.append((host, other))
+        self._block_all(pairs)
 
     def partition(self, *groups: Sequence[Host]) -> None:
         """Hosts talk only within their group: every packet between two groups is lost."""
-        for i, group in enumerate(groups):
-            for j, other in enumerate(groups):
-                if i != j:
-                    for dst in group:
-                        for src in other:
-                            self.block(src, dst)
+        self._block_all((src, dst) for i, group in enumerate(groups) for j, other in enumerate(groups)
+                        if i != j for dst in group for src in other)
 
     def netem(self, hosts: Iterable[Host], *, loss: float = 0.0, delay_ms: float = 0.0,
               jitter_ms: float = 0.0) -> None:

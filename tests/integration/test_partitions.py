@@ -213,20 +213,31 @@ class Fault:
     minority: list[Daemon] = field(default_factory=list)
     hold: float = 8.0  # seconds the fault lasts at least (the minority's second refusal is later)
     during: Callable[[], None] | None = None  # more checks while the fault holds
+    workers_keep: bool = True  # workers keep their tasks (and, unless cut, their node ready)
+    cut: list[Daemon] = field(default_factory=list)  # workers cut off (their tasks are replaced)
+
+
+def assigned(c: Cluster, w: Daemon) -> set[str]:
+    """The tasks the managers say run on ``w`` and are meant to, that also run on its disk."""
+    node = next(n["ID"] for n in c.managers[0].api("/nodes") if n["Description"]["Hostname"] == w.hostname)
+    tasks = c.managers[0].api(f'/tasks?filters={{"node":["{node}"],"desired-state":["running"]}}')
+    return {t["ID"] for t in tasks if t["Status"]["State"] == "running"} & sim_running(w)
 
 
 def run_fault(c: Cluster, fault: Fault, keys: list[str]) -> Figure:
-    worker_tasks = {w.hostname: sim_running(w) for w in c.workers}
-    assert all(worker_tasks.values()), f"no task running on a worker: {worker_tasks}"
+    worker_tasks = {w.hostname: assigned(c, w) for w in c.workers}
+    if fault.workers_keep:
+        assert all(worker_tasks.values()), f"no task running on a worker: {worker_tasks}"
     probes: list[str] = []
     pool = ThreadPoolExecutor(max_workers=len(fault.minority) + 1)
     with Recorder(c.managers, keys) as rec:
         time.sleep(2)
         start = time.monotonic()
         fault.inject()
+        cut = time.monotonic()  # every rule in place (one nft transaction per host)
         first: Future[float] | None = None
         if fault.majority:
-            first = pool.submit(first_write, fault.majority, f"p-{keys[0]}", probes, start)
+            first = pool.submit(first_write, fault.majority, f"p-{keys[0]}", probes, cut)
         refusals = [pool.submit(refuses, m, f"r-{keys[0]}-{i}") for i, m in enumerate(fault.minority)]
         first_write_s = first.result(timeout=90) if first is not None else None
         refusal = max((f.result(timeout=60) for f in refusals), default=None)
@@ -237,8 +248,8 @@ def run_fault(c: Cluster, fault: Fault, keys: list[str]) -> Figure:
         again = [pool.submit(refuses, m, f"r2-{keys[0]}-{i}") for i, m in enumerate(fault.minority)]
         refusal = max([refusal or 0.0, *(f.result(timeout=60) for f in again)]) if again else refusal
         for w in c.workers:  # a worker keeps what it runs while managers come and go
-            if w not in fault.minority:
-                assert worker_tasks[w.hostname] <= sim_running(w), f"{w.hostname} lost tasks"
+            if fault.workers_keep:
+                assert worker_tasks[w.hostname] <= sim_running(w), f"{w.hostname} stopped tasks"
         healed = time.monotonic()
         c.faults.heal()
         if not fault.majority:  # nothing could be written: the first write is after the heal
@@ -251,11 +262,16 @@ def run_fault(c: Cluster, fault: Fault, keys: list[str]) -> Figure:
     acked = [op for op in ops if op.f != "read" and op.status == "ok" and start < op.call and op.ret is not None
              and op.ret < healed]
     if not fault.majority:  # no quorum anywhere: nothing invoked after the cut commits before the heal
-        assert not acked, f"writes acknowledged without a quorum: {acked[:3]}"
+        late = [op for op in acked if op.call > cut]
+        assert not late, f"writes acknowledged without a quorum: {late[:3]}"
     missed = rec.final_reads()
     assert not missed, f"reads after the heal not fresh: {missed}"
     result = check(rec.history)
     assert result.ok, result.explanation
+    if fault.workers_keep:  # and the managers never replaced them (the node stayed ready)
+        for w in c.workers:
+            if w not in fault.cut:
+                assert worker_tasks[w.hostname] <= assigned(c, w), f"{w.hostname}'s tasks were replaced"
     for m in c.managers:  # no acknowledged probe lost, on any manager
         names = {s["Spec"]["Name"] for s in m.api("/services")}
         assert set(probes) <= names, f"{m.hostname} lost {set(probes) - names}"
@@ -315,23 +331,11 @@ class TestThreeManagers:
                       majority=[m for m in three.managers if m is not lead], minority=[lead])
         run_fault(three, fault, [f"o{direction}1", f"o{direction}2", f"o{direction}3"])
 
-    def test_loss_and_delay_on_every_host(self, three: Cluster) -> None:
-        nodes = three.hosts(three.nodes)
-        try:  # netem first (and undone): this kernel may not have it
-            three.faults.netem(nodes[:1], loss=20, delay_ms=100, jitter_ms=50)
-            name, inject = "20% loss, 100±50 ms delay (netem)", lambda: three.faults.netem(
-                nodes, loss=20, delay_ms=100, jitter_ms=50)
-        except NetemMissing:
-            name, inject = "20% loss, no delay (nft; no netem)", lambda: three.faults.loss(nodes, 20)
-        three.faults.heal()
-        fault = Fault(name, inject, majority=three.managers, hold=20)
-        figure = run_fault(three, fault, ["n1", "n2", "n3"])
-        assert figure.acked >= 3, f"the swarm took too few writes under loss: {figure}"
-
     def test_worker_cut_off(self, three: Cluster) -> None:
-        """Last of its class: its worker ends with no task (they were replaced elsewhere)."""
+        """Its worker ends with no task (they were replaced elsewhere): only the loss test,
+        which needs none, comes after it."""
         worker = three.workers[0]
-        kept = sim_running(worker)
+        kept = assigned(three, worker)
         m = three.managers[0]
 
         def down_and_rescheduled() -> None:
@@ -343,10 +347,26 @@ class TestThreeManagers:
             assert kept <= sim_running(worker), "the cut-off worker stopped its tasks"
 
         fault = Fault("worker cut off (both ways)", lambda: three.faults.isolate(
-            three.host(worker), three.hosts(three.managers)), majority=three.managers, during=down_and_rescheduled)
+            three.host(worker), three.hosts(three.managers)), majority=three.managers, during=down_and_rescheduled,
+            cut=[worker])
         run_fault(three, fault, ["w1", "w2", "w3"])
         # Healed: its replaced tasks are stopped, the service has exactly its replicas.
         wait_for("the worker's replaced tasks stopped", lambda: not kept & sim_running(worker), timeout=30)
+
+    def test_loss_and_delay_on_every_host(self, three: Cluster) -> None:
+        nodes = three.hosts(three.nodes)
+        try:  # netem first (and undone): this kernel may not have it
+            three.faults.netem(nodes[:1], loss=20, delay_ms=100, jitter_ms=50)
+            name, inject = "20% loss, 100±50 ms delay (netem)", lambda: three.faults.netem(
+                nodes, loss=20, delay_ms=100, jitter_ms=50)
+        except NetemMissing:
+            name, inject = "20% loss, no delay (nft; no netem)", lambda: three.faults.loss(nodes, 20)
+        three.faults.heal()
+        # With 1 s heartbeats (3 s of grace) a worker's session may not survive 20% loss: its
+        # node may go down and its tasks be replaced, which is Swarm's rule, not checked here.
+        fault = Fault(name, inject, majority=three.managers, hold=20, workers_keep=False)
+        figure = run_fault(three, fault, ["n1", "n2", "n3"])
+        assert figure.acked >= 3, f"the swarm took too few writes under loss: {figure}"
 
 
 class TestFiveManagers:
