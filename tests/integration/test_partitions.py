@@ -228,8 +228,17 @@ def run_fault(c: Cluster, fault: Fault, keys: list[str]) -> Figure:
     worker_tasks = {w.hostname: assigned(c, w) for w in c.workers}
     if fault.workers_keep:
         assert all(worker_tasks.values()), f"no task running on a worker: {worker_tasks}"
-    probes: list[str] = []
     pool = ThreadPoolExecutor(max_workers=len(fault.minority) + 1)
+    try:
+        return _run_fault(c, fault, keys, worker_tasks, pool)
+    finally:
+        c.faults.heal()  # a failed fault leaves the next one a healed swarm
+        pool.shutdown(wait=False)
+
+
+def _run_fault(c: Cluster, fault: Fault, keys: list[str], worker_tasks: dict[str, set[str]],
+               pool: ThreadPoolExecutor) -> Figure:
+    probes: list[str] = []
     with Recorder(c.managers, keys) as rec:
         time.sleep(2)
         start = time.monotonic()
@@ -257,7 +266,6 @@ def run_fault(c: Cluster, fault: Fault, keys: list[str]) -> Figure:
         wait_for(f"convergence after {fault.name}", lambda: c.converged(probes), timeout=90, interval=0.5)
         converged = time.monotonic() - healed
         time.sleep(1)
-    pool.shutdown()
     ops = rec.history.ops()
     acked = [op for op in ops if op.f != "read" and op.status == "ok" and start < op.call and op.ret is not None
              and op.ret < healed]
