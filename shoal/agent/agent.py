@@ -26,7 +26,15 @@ import aiohttp
 
 from shoal.agent.attachments import Attachments
 from shoal.agent.reporter import Reporter
-from shoal.agent.session import NodeRemoved, NotLeader, Session, SessionDropped, TLSReports
+from shoal.agent.session import (
+    CONNECT_TIMEOUT_CAP,
+    DEFAULT_PERIOD,
+    NodeRemoved,
+    NotLeader,
+    Session,
+    SessionDropped,
+    TLSReports,
+)
 from shoal.agent.worker import Worker
 from shoal.aio import Backoff
 from shoal.exec.executor import Executor
@@ -38,13 +46,25 @@ __all__ = ["Agent"]
 log = logging.getLogger(__name__)
 
 
+def connect_timeout(info: SessionInfo | None) -> float:
+    """How long a session's connect (TCP, TLS, websocket upgrade) may take: two heartbeat
+    periods, 1 to 5 s. A manager cut off by the network drops the SYN silently, and TCP gives
+    up only after about two minutes; meanwhile the new leader marks this node down (after
+    LEADER_GRACE periods) and replaces its tasks, though the agent had live managers to try."""
+    period = info.heartbeat_period / 1e9 if info is not None and info.heartbeat_period > 0 \
+        else DEFAULT_PERIOD
+    return min(CONNECT_TIMEOUT_CAP, max(1.0, 2 * period))
+
+
 class Agent:
     def __init__(self, *, executor: Executor, state_dir: Path,
                  ssl_context: Callable[[], ssl.SSLContext], managers: list[str], addr: str,
                  on_session: Callable[[SessionInfo], Awaitable[None]] | None = None,
                  on_network: Callable[[NetworkUpdate], None] | None = None,
-                 tls_info: Callable[[], TLSInfo | None] = lambda: None) -> None:
+                 tls_info: Callable[[], TLSInfo | None] = lambda: None,
+                 connect_timeout: float | None = None) -> None:
         self._executor = executor
+        self._connect_timeout = connect_timeout  # None: from the heartbeat period (connect_timeout)
         self._state_dir = Path(state_dir)
         self._ssl_context = ssl_context
         self._addr = addr
@@ -124,7 +144,8 @@ class Agent:
                         register=Register(description=description, addr=self._addr),
                         worker=self.worker, reporter=self.reporter, on_info=self._handle_info,
                         on_network=self._handle_network,
-                        tls=TLSReports(due=self._tls_due, current=self._tls_info))
+                        tls=TLSReports(due=self._tls_due, current=self._tls_info),
+                        connect_timeout=self._connect_timeout or connect_timeout(self.session_info))
                     try:
                         await session.run()
                     except NodeRemoved:

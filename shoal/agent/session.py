@@ -47,12 +47,15 @@ from shoal.model.dispatch import (
 )
 from shoal.model.objects import TLSInfo
 
-__all__ = ["SERVER_NAME", "NodeRemoved", "NotLeader", "Session", "SessionDropped", "TLSReports"]
+__all__ = ["CLOSE_TIMEOUT", "CONNECT_TIMEOUT_CAP", "DEFAULT_PERIOD", "SERVER_NAME", "NodeRemoved", "NotLeader", "Session", "SessionDropped", "TLSReports"]
 
 log = logging.getLogger(__name__)
 
 SERVER_NAME = "swarm-manager"  # every manager's certificate carries this DNS name
 REGISTER_TIMEOUT = 10.0  # seconds for the manager to answer Register with SessionInfo
+CONNECT_TIMEOUT_CAP = 5.0  # seconds a connect may take at most (see agent.connect_timeout)
+CLOSE_TIMEOUT = 1.0  # seconds to wait for the manager's close frame: a broken session's peer
+# may be unreachable, and aiohttp's default (10 s) kept the agent from the next manager
 DEFAULT_PERIOD = 5.0  # seconds between heartbeats until the manager says otherwise
 
 
@@ -88,8 +91,9 @@ class Session:
     def __init__(self, manager: str, *, http: aiohttp.ClientSession, ssl_context: ssl.SSLContext,
                  register: Register, worker: Worker, reporter: Reporter,
                  on_info: OnInfo, on_network: OnNetwork | None = None,
-                 tls: TLSReports | None = None) -> None:
+                 tls: TLSReports | None = None, connect_timeout: float = CONNECT_TIMEOUT_CAP) -> None:
         self.manager = manager
+        self._connect_timeout = connect_timeout
         self.established = False  # SessionInfo received
         self._http = http
         self._ssl = ssl_context
@@ -106,9 +110,15 @@ class Session:
     async def run(self) -> NoReturn:
         url = f"wss://{self.manager}/session"
         try:
-            ws = await self._http.ws_connect(url, ssl=self._ssl, server_hostname=SERVER_NAME,
-                                             autoping=True, max_msg_size=0)
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            async with aio.timeout(self._connect_timeout):
+                ws = await self._http.ws_connect(
+                    url, ssl=self._ssl, server_hostname=SERVER_NAME, autoping=True,
+                    max_msg_size=0, timeout=aiohttp.ClientWSTimeout(ws_close=CLOSE_TIMEOUT))
+        except TimeoutError:
+            metrics.AGENT_SESSIONS.labels("connect_failed").inc()
+            raise SessionDropped(f"cannot connect to {url}: no answer within "
+                                 f"{self._connect_timeout:g} s") from None
+        except (aiohttp.ClientError, OSError) as exc:
             metrics.AGENT_SESSIONS.labels("connect_failed").inc()
             raise SessionDropped(f"cannot connect to {url}: {exc}") from exc
         try:

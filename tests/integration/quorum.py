@@ -12,6 +12,7 @@ from typing import Any, Self
 
 import httpx
 
+from shoal.api.server import STALE_READ_HEADER
 from shoal.dev.linearizability import History
 from shoal.dev.local import Daemon, Swarm, leader
 from shoal.dev.wait import wait_for
@@ -72,6 +73,7 @@ class Recorder:
         self.history = History()
         self._stop = threading.Event()
         self._counter = 0
+        self.stale_reads = 0  # reads a manager without a quorum answered from its cache
         self._lock = threading.Lock()
         self._threads = [threading.Thread(target=self._run, args=(p, random.Random(seed + p)), daemon=True)
                          for p in range(processes)]
@@ -85,6 +87,20 @@ class Recorder:
         self._stop.set()
         for t in self._threads:
             t.join(timeout=30)
+
+    def final_reads(self) -> list[str]:
+        """After the run: every key read through every manager, into the history, so that an
+        acknowledged write a manager lost shows as a read the checker cannot place. Returns
+        the reads that did not answer fresh."""
+        missed = []
+        for d in self.daemons:
+            with d.client(15.0) as c:
+                for key in self.keys:
+                    op = len(self.history)
+                    self._read(c, f"final-{d.hostname}", key)
+                    if self.history.ops()[op].status != "ok":
+                        missed.append(f"{key} on {d.hostname}")
+        return missed
 
     def _value(self) -> str:
         with self._lock:
@@ -134,15 +150,17 @@ class Recorder:
         except httpx.HTTPError:
             self.history.unknown(op)
             return None
-        if r.status_code == 404:
-            self.history.ok(op, None)
-            return ("absent",)
-        if r.status_code != 200:
+        if r.status_code not in (200, 404):
             self.history.fail(op)  # a read that failed observed nothing
             return None
-        service = r.json()
-        self.history.ok(op, service["Spec"]["Labels"]["v"])
-        return ("present", service)
+        service = r.json() if r.status_code == 200 else None
+        if STALE_READ_HEADER in r.headers:
+            # Served without a quorum, and said so: it promises nothing, so it is not checked.
+            self.history.fail(op)
+            self.stale_reads += 1
+        else:
+            self.history.ok(op, None if service is None else service["Spec"]["Labels"]["v"])
+        return ("absent",) if service is None else ("present", service)
 
     def _finish(self, op: int, call: Any, ok: int) -> None:
         try:

@@ -47,6 +47,11 @@ _BY_GRPC_CODE: dict[int, type[errors.ShoalError]] = {
 # just hangs up), and a stream to a member that is going says "transport is closing".
 _LOST_CONNECTION = ("closed the stream without sending trailers", "transport is closing",
                     "error reading from server")
+# UNKNOWN errors that are etcd giving up on a request it could not commit in time: a member cut
+# off from its peers answers a txn with its own context's "context deadline exceeded" (code 2,
+# not 4). Unavailable, as "etcdserver: request timed out" is (its outcome unknown), so the API
+# answers Docker's no-leader 503 instead of a 500 (seen in tests/integration/test_partitions.py).
+_SERVER_TIMEOUT = ("context deadline exceeded", "context canceled")
 
 
 def grpc_error(code: int, message: str, where: str) -> errors.ShoalError:
@@ -56,7 +61,7 @@ def grpc_error(code: int, message: str, where: str) -> errors.ShoalError:
         return Compacted(text)
     if _STALE_AUTH in message:
         return StaleAuthRevision(text)
-    if code == 2 and any(lost in message for lost in _LOST_CONNECTION):
+    if code == 2 and any(lost in message for lost in (*_LOST_CONNECTION, *_SERVER_TIMEOUT)):
         return errors.Unavailable(text)
     return _BY_GRPC_CODE.get(code, errors.ShoalError)(text)
 

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from shoal.agent import Agent, NodeRemoved
+from shoal.agent.agent import connect_timeout
 from shoal.agent.reporter import Reporter
 from shoal.dev.wait import wait_for_async
 from shoal.errors import PermissionDenied, Unavailable
@@ -428,3 +429,43 @@ async def test_an_attachment_never_assigned_times_out_and_is_given_back(
     assert err.value.message == ("attaching to network failed, make sure your network options "
                                  "are correct and check manager logs: context deadline exceeded")
     await wait_for_async("the made task given back", lambda: dispatcher.detached == ["att-beef"])
+
+
+async def test_a_manager_that_never_answers_does_not_hold_the_agent(
+        tmp_path: Path, dispatcher: FakeDispatcher,
+        tls: tuple[Any, Callable[[], ssl.SSLContext]]) -> None:
+    """A manager cut off by the network: the connection is never answered (here: accepted, and
+    the TLS handshake never answered). The agent gives up on it within its connect timeout and
+    reaches the next manager, instead of TCP's two minutes (the new leader would have marked the
+    node down and replaced its tasks meanwhile)."""
+    silent: list[asyncio.StreamWriter] = []
+
+    async def never_answer(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        silent.append(writer)
+
+    server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    agent = Agent(executor=SimExecutor(hostname="node-1", state_dir=tmp_path),
+                  state_dir=tmp_path, ssl_context=tls[1], connect_timeout=0.5,
+                  managers=[f"127.0.0.1:{port}", dispatcher.addr], addr="10.0.0.5")
+    job = asyncio.create_task(agent.run(), name="test-agent")
+    try:
+        await wait_for_async("a session with the answering manager",
+                             lambda: dispatcher.sessions == 1, timeout=3)
+        assert silent, "the silent manager was never tried"
+    finally:
+        await agent.stop()
+        await asyncio.wait_for(job, 5)
+        for writer in silent:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+
+
+def test_the_connect_timeout_follows_the_heartbeat_period() -> None:
+    assert connect_timeout(None) == 5.0  # no period known yet: the 5 s default's 2x, capped
+    info = SessionInfo(session_id="s", node_id="n", heartbeat_period=1_000_000_000, managers=[],
+                       role="worker")
+    assert connect_timeout(info) == 2.0
+    info.heartbeat_period = 100_000_000
+    assert connect_timeout(info) == 1.0

@@ -23,3 +23,11 @@ def test_other_unknown_errors_stay_failures_and_compaction_is_special() -> None:
     assert type(grpc_error(2, "something else", "range")) is errors.ShoalError
     assert isinstance(grpc_error(11, "mvcc: required revision has been compacted", "watch"), Compacted)
     assert type(grpc_error(14, "etcdserver: no leader", "txn")) is errors.Unavailable
+
+
+@pytest.mark.parametrize("message", ["context deadline exceeded", "context canceled"])
+def test_etcd_giving_up_on_a_request_is_unavailable(message: str) -> None:
+    """A member cut off from its peers answers a txn with code 2 "context deadline exceeded"
+    (seen in the partition tests): no quorum, the outcome unknown, a 503, not a 500."""
+    err = grpc_error(2, message, "kv/txn")
+    assert type(err) is errors.Unavailable and err.status == 503
