@@ -109,12 +109,16 @@ def _log_opts(opts: tuple[str, ...]) -> tuple[int, int]:
 @click.option("--tlscacert", type=click.Path(dir_okay=False), help="CA that client certificates must chain to")
 @click.option("--tlscert", type=click.Path(dir_okay=False), help="The API's TLS certificate")
 @click.option("--tlskey", type=click.Path(dir_okay=False), help="The API's TLS key")
+@click.option("--loop-block-limit", type=click.FloatRange(min=0), default=0, hidden=True,
+              help="Log a WARNING, with its stack, for each callback that holds the event loop "
+                   "longer than this many seconds (0: off; tests set SHOAL_LOOP_BLOCK_LIMIT)")
 def main(data_root: str, exec_root: str, pidfile: str | None, hosts: tuple[str, ...],
          labels: tuple[str, ...],
          insecure_registries: tuple[str, ...], registry_mirrors: tuple[str, ...],
          hostname: str | None, executor: str, cgroup_parent: str, log_opts: tuple[str, ...],
          bridge: str, log_level: str, debug: bool, tls: bool,
-         tlsverify: bool, tlscacert: str | None, tlscert: str | None, tlskey: str | None) -> None:
+         tlsverify: bool, tlscacert: str | None, tlscert: str | None, tlskey: str | None,
+         loop_block_limit: float) -> None:
     """The Shoal daemon: Docker swarm mode, one per machine.
 
     Every flag can also come from the environment as SHOAL_<FLAG> (SHOAL_DATA_ROOT=...)."""
@@ -146,6 +150,9 @@ def main(data_root: str, exec_root: str, pidfile: str | None, hosts: tuple[str, 
         api_tls = APITLS(cert=Path(tlscert), key=Path(tlskey), ca=Path(tlscacert) if tlscacert else None,
                          verify=tlsverify)
     aio.guard_server_close_race()
+    watchdog = aio.LoopWatchdog(loop_block_limit) if loop_block_limit else None
+    if watchdog is not None:
+        watchdog.start()  # this thread runs the loop
     try:
         asyncio.run(_run(settings, list(hosts) or ["unix:///run/shoal/shoal.sock"], api_tls,
                          pidfiles))
@@ -153,6 +160,8 @@ def main(data_root: str, exec_root: str, pidfile: str | None, hosts: tuple[str, 
         click.echo(f"shoald: {exc.message}", err=True)
         sys.exit(1)
     finally:
+        if watchdog is not None:
+            watchdog.stop()
         for held in pidfiles:
             held.release()
 
