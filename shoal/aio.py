@@ -215,12 +215,15 @@ class LoopWatchdog:
 
 def _compact_stack(top: FrameType | None, bottom: FrameType | None) -> str:
     """``file:line function`` from the callee of ``bottom`` (the callback's ``Handle._run``) to
-    ``top``; files of this package by their path in it, others by name."""
+    ``top``, the innermost 40; files of this package by their path in it, others by name, the
+    import machinery's frames left out (an import shows as the importing line, then the module)."""
     frames: list[str] = []
     frame = top
     while frame is not None and frame is not bottom and len(frames) < 40:
         path = frame.f_code.co_filename
-        name = path[len(_PACKAGE_DIR):] if path.startswith(_PACKAGE_DIR) else os.path.basename(path)
-        frames.append(f"{name}:{frame.f_lineno} {frame.f_code.co_name}")
+        if not path.startswith("<frozen importlib"):
+            name = (path[len(_PACKAGE_DIR):] if path.startswith(_PACKAGE_DIR)
+                    else os.path.basename(path))
+            frames.append(f"{name}:{frame.f_lineno} {frame.f_code.co_name}")
         frame = frame.f_back
     return " > ".join(reversed(frames))
