@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import importlib
 import json
 import logging
 import re
@@ -85,12 +86,20 @@ def _platform(value: Any) -> dict[str, Any]:
 _TLS: list[ssl.SSLContext] = []
 
 
+def _first_client() -> ssl.SSLContext:
+    # What httpx imports at its first client (httpcore) and first close (anyio's asyncio
+    # backend): 0.1-0.5 s each on the event loop otherwise.
+    for module in ("httpcore", "anyio._backends._asyncio"):
+        importlib.import_module(module)
+    return httpx.create_ssl_context()
+
+
 async def default_tls() -> ssl.SSLContext:
     """httpx's default verification context (certifi's roots), made once per process, in a
-    thread: loading the roots takes 30-50 ms of CPU, which every new client spent on the event
-    loop."""
+    thread (with httpx's transport imported): loading the roots takes 30-50 ms of CPU, which
+    every new client spent on the event loop."""
     if not _TLS:
-        context = await asyncio.to_thread(httpx.create_ssl_context)
+        context = await asyncio.to_thread(_first_client)
         if not _TLS:
             _TLS.append(context)
     return _TLS[0]
