@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import asyncio.base_events
+import asyncio.events
 import logging
+import os
 import random
 import sys
+import threading
+import time
 from collections.abc import Callable
-from types import TracebackType
+from dataclasses import dataclass
+from types import FrameType, TracebackType
 from typing import Any, Self
 
-__all__ = ["Backoff", "cancel_and_wait", "guard_server_close_race", "timeout"]
+__all__ = ["Backoff", "LoopBlock", "LoopWatchdog", "cancel_and_wait", "guard_server_close_race",
+           "timeout"]
 
 log = logging.getLogger(__name__)
 
@@ -118,3 +124,106 @@ def guard_server_close_race() -> None:
 
     setattr(_wakeup, "_shoal_guarded", True)  # noqa: B010  # a mark on a function
     server_cls._wakeup = _wakeup
+
+
+@dataclass(frozen=True)
+class LoopBlock:
+    """One callback that held the event loop: for about ``seconds`` (wall clock, within one
+    sampling interval), of which ``cpu`` on the loop's thread (near ``seconds``: computing;
+    near 0: a blocking system call, or the process starved of CPU), and where it was once past
+    the limit (``stack``, outermost first)."""
+
+    seconds: float
+    cpu: float
+    stack: str
+
+    def __str__(self) -> str:
+        return (f"event loop blocked for {self.seconds:.2f} s (loop thread CPU {self.cpu:.2f} s)"
+                f" by one callback; stack: {self.stack}")
+
+
+_HANDLE_RUN = asyncio.events.Handle._run.__code__  # every callback of the loop runs under it
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
+class LoopWatchdog:
+    """Finds callbacks that hold the event loop longer than ``limit`` seconds, which delays
+    every heartbeat, gossip and DNS answer on it. Off the loop, so nothing runs in it: a daemon
+    thread looks at the loop thread's stack every ``limit / 5`` (``sys._current_frames``); the
+    same callback (the same frame of ``Handle._run``) seen for longer than ``limit`` is a block.
+    Each block is logged once it ends, as one WARNING with its duration and its stack when it
+    passed the limit, and kept in ``blocks`` (the last 32). Blocking C code that keeps the GIL
+    is seen when it returns. Started from the thread that runs (or will run) the loop."""
+
+    def __init__(self, limit: float, *, logger: logging.Logger = log) -> None:
+        if limit <= 0:
+            raise ValueError("the loop block limit must be more than 0 seconds")
+        self.limit = limit
+        self.blocks: list[LoopBlock] = []
+        self._interval = limit / 5
+        self._log = logger
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._loop_thread = 0
+        self._clock = time.CLOCK_THREAD_CPUTIME_ID
+
+    def start(self) -> None:
+        self._loop_thread = threading.get_ident()
+        self._clock = time.pthread_getcpuclockid(self._loop_thread)
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._watch, name="loop-watchdog", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def _watch(self) -> None:
+        handle: FrameType | None = None  # the callback seen last, held so its id stays its own
+        since = cpu0 = 0.0
+        stack = ""
+        while not self._stop.wait(self._interval):
+            now, cpu = time.monotonic(), time.clock_gettime(self._clock)
+            current = self._running_callback()
+            if current is handle and current is not None:
+                if not stack and now - since > self.limit:
+                    stack = _compact_stack(sys._current_frames().get(self._loop_thread), handle)
+                continue
+            if stack:  # the callback that blocked has returned
+                self._record(LoopBlock(now - since, cpu - cpu0, stack))
+            handle, since, cpu0, stack = current, now, cpu, ""
+            del current
+        if stack:  # stopped by the very callback that blocks (a test's teardown)
+            self._record(LoopBlock(time.monotonic() - since,
+                                   time.clock_gettime(self._clock) - cpu0, stack))
+        handle = None
+
+    def _running_callback(self) -> FrameType | None:
+        frame = sys._current_frames().get(self._loop_thread)
+        for _ in range(500):  # bounded: a deep recursion in a callback is not worth more
+            if frame is None or frame.f_code is _HANDLE_RUN:
+                return frame
+            frame = frame.f_back
+        return None
+
+    def _record(self, block: LoopBlock) -> None:
+        self.blocks = [*self.blocks[-31:], block]
+        self._log.warning("%s", block)
+
+
+def _compact_stack(top: FrameType | None, bottom: FrameType | None) -> str:
+    """``file:line function`` from the callee of ``bottom`` (the callback's ``Handle._run``) to
+    ``top``, the innermost 40; files of this package by their path in it, others by name, the
+    import machinery's frames left out (an import shows as the importing line, then the module)."""
+    frames: list[str] = []
+    frame = top
+    while frame is not None and frame is not bottom and len(frames) < 40:
+        path = frame.f_code.co_filename
+        if not path.startswith("<frozen importlib"):
+            name = (path[len(_PACKAGE_DIR):] if path.startswith(_PACKAGE_DIR)
+                    else os.path.basename(path))
+            frames.append(f"{name}:{frame.f_lineno} {frame.f_code.co_name}")
+        frame = frame.f_back
+    return " > ".join(reversed(frames))

@@ -147,13 +147,16 @@ def _log_opts(opts: tuple[str, ...]) -> tuple[int, int]:
 @click.option("--tlskey", type=click.Path(dir_okay=False), help="The API's TLS key")
 @click.option("--web-addr", default=None, metavar="IP:PORT",
               help="Serve the web view here (managers; off loopback only with the API's TLS)")
+@click.option("--loop-block-limit", type=click.FloatRange(min=0), default=0, hidden=True,
+              help="Log a WARNING, with its stack, for each callback that holds the event loop "
+                   "longer than this many seconds (0: off; tests set SHOAL_LOOP_BLOCK_LIMIT)")
 def main(data_root: str, exec_root: str, pidfile: str | None, hosts: tuple[str, ...],
          labels: tuple[str, ...],
          insecure_registries: tuple[str, ...], registry_mirrors: tuple[str, ...],
          hostname: str | None, executor: str, cgroup_parent: str, log_opts: tuple[str, ...],
          bridge: str, metrics_addr: str, log_level: str, debug: bool, tls: bool,
          tlsverify: bool, tlscacert: str | None, tlscert: str | None, tlskey: str | None,
-         web_addr: str | None) -> None:
+         web_addr: str | None, loop_block_limit: float) -> None:
     """The Shoal daemon: Docker swarm mode, one per machine.
 
     Every flag can also come from the environment as SHOAL_<FLAG> (SHOAL_DATA_ROOT=...)."""
@@ -196,6 +199,9 @@ def main(data_root: str, exec_root: str, pidfile: str | None, hosts: tuple[str, 
             click.echo(f"shoald: {exc.message}", err=True)
             sys.exit(1)
     aio.guard_server_close_race()
+    watchdog = aio.LoopWatchdog(loop_block_limit) if loop_block_limit else None
+    if watchdog is not None:
+        watchdog.start()  # this thread runs the loop
     try:
         asyncio.run(_run(settings, list(hosts) or ["unix:///run/shoal/shoal.sock"], api_tls,
                          pidfiles, metrics_addr=metrics_addr, web_addr=web))
@@ -203,6 +209,8 @@ def main(data_root: str, exec_root: str, pidfile: str | None, hosts: tuple[str, 
         click.echo(f"shoald: {exc.message}", err=True)
         sys.exit(1)
     finally:
+        if watchdog is not None:
+            watchdog.stop()
         for held in pidfiles:
             held.release()
 

@@ -48,6 +48,10 @@ class Daemon:
     api_hosts: list[str] = field(default_factory=list)  # more API listeners (-H tcp://127.0.x.y:N)
     metrics_addr: str = ""  # --metrics-addr IP:PORT
     web_addr: str = ""  # the web view's IP:PORT (--web-addr), if any
+    # A callback holding the event loop this long is logged (a test then fails on the line,
+    # tests/integration/conftest.py). 1 s: GC pauses and a loaded 2-core machine stay below;
+    # SHOAL_LOOP_BLOCK_LIMIT in the environment overrides it (0.1 to find blockers; 0: off).
+    loop_block_limit: float = 1.0
 
     @property
     def hostname(self) -> str:
@@ -93,8 +97,10 @@ class Daemon:
             args = nsenter(self.netns) + args  # nsenter execs: the pid stays shoald's
         self.root.mkdir(parents=True, exist_ok=True)
         self.sock.unlink(missing_ok=True)  # left behind by a SIGKILL
+        env = {"SHOAL_LOOP_BLOCK_LIMIT": str(self.loop_block_limit), **os.environ}
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(args, stdout=log, stderr=log, start_new_session=True)
+            self.proc = subprocess.Popen(args, stdout=log, stderr=log, start_new_session=True,
+                                         env=env)
         try:
             wait_for(f"{self.hostname} API", self.ping, timeout=20)
         except AssertionError as exc:

@@ -22,7 +22,7 @@ from shoal.image.auth import decode_registry_auth
 from shoal.image.catalog import Catalog
 from shoal.image.mirrors import endpoints
 from shoal.image.reference import Reference, parse
-from shoal.image.registry import Descriptor, Event, PullResult, Registry
+from shoal.image.registry import Descriptor, Event, PullResult, Registry, default_tls
 from shoal.image.store import ImageRecord
 from shoal.image.unpack import Unpacker
 
@@ -76,20 +76,20 @@ class Puller:
         self._pulls: dict[str, asyncio.Future[PullResult]] = {}
         self._listeners: dict[str, list[Callable[[Event], None]]] = {}
 
-    def _client(self, ref: Reference, registry_auth: str, timeout: float = 60.0,
-                mirror: str = "") -> Registry:
+    async def _client(self, ref: Reference, registry_auth: str, timeout: float = 60.0,
+                      mirror: str = "") -> Registry:
         auth = decode_registry_auth(registry_auth)
         insecure = is_insecure_registry(ref.domain, self._insecure_registries)
         return Registry(insecure=[ref.domain] if insecure else [],
                         credentials=auth.credentials, platform=self._platform, timeout=timeout,
-                        mirror=mirror)
+                        mirror=mirror, tls=await default_tls())
 
     async def _each_endpoint(self, ref: Reference, registry_auth: str, timeout: float,
                              call: Callable[[Registry], Awaitable[T]]) -> T:
         """``call`` at the first endpoint of ``ref`` that answers it: its mirrors, then its own."""
         *mirrors, _ = bases = endpoints(ref, self._mirrors)
         for base in bases:
-            client = self._client(ref, registry_auth, timeout, mirror=base)
+            client = await self._client(ref, registry_auth, timeout, mirror=base)
             try:
                 return await call(client)
             except ShoalError as exc:

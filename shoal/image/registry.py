@@ -20,10 +20,13 @@ its realm (with the given credentials, if any), or basic auth.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import importlib
 import json
 import logging
 import re
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -84,15 +87,38 @@ def _platform(value: Any) -> dict[str, Any]:
     return {k: value[k] for k in keys if value.get(k)}
 
 
+_TLS: list[ssl.SSLContext] = []
+
+
+def _first_client() -> ssl.SSLContext:
+    # What httpx imports at its first client (httpcore) and first close (anyio's asyncio
+    # backend): 0.1-0.5 s each on the event loop otherwise.
+    for module in ("httpcore", "anyio._backends._asyncio"):
+        importlib.import_module(module)
+    return httpx.create_ssl_context()
+
+
+async def default_tls() -> ssl.SSLContext:
+    """httpx's default verification context (certifi's roots), made once per process, in a
+    thread (with httpx's transport imported): loading the roots takes 30-50 ms of CPU, which
+    every new client spent on the event loop."""
+    if not _TLS:
+        context = await asyncio.to_thread(_first_client)
+        if not _TLS:
+            _TLS.append(context)
+    return _TLS[0]
+
+
 class Registry:
     def __init__(self, *, insecure: Iterable[str] = (), credentials: tuple[str, str] | None = None,
                  platform: tuple[str, str] = ("linux", "amd64"), timeout: float = 60.0,
-                 mirror: str = "") -> None:
+                 mirror: str = "", tls: ssl.SSLContext | None = None) -> None:
         self._insecure = set(insecure)
         self._mirror = mirror.rstrip("/")
         self._credentials = credentials
         self._platform = platform
-        self._http = httpx.AsyncClient(timeout=timeout, follow_redirects=True)
+        self._http = httpx.AsyncClient(timeout=timeout, follow_redirects=True,
+                                       verify=tls if tls is not None else True)
         self._auth: dict[str, str] = {}  # repository -> Authorization header value
 
     async def close(self) -> None:

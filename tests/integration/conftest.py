@@ -61,14 +61,15 @@ def close_and_check(s: Swarm) -> None:
 
 
 def _tracebacks(log: Path) -> list[str]:
-    """Every traceback (its log line, its last frame and its exception) and every warning from
-    Python in a daemon's log."""
+    """Every traceback (its log line, its last frame and its exception), every warning from
+    Python and every callback that held the event loop too long (shoal.aio.LoopWatchdog) in a
+    daemon's log."""
     if not log.exists():
         return []
     lines = log.read_text(errors="replace").splitlines()
     found = []
     for i, line in enumerate(lines):
-        if "Warning:" in line:
+        if "Warning:" in line or " event loop blocked for " in line:
             found.append(line)
         elif line.startswith("Traceback"):
             end = next((j for j in range(i + 1, len(lines)) if not lines[j].startswith(" ")), len(lines) - 1)

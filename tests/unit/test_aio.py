@@ -1,11 +1,14 @@
 """shoal.aio.timeout: a deadline is a TimeoutError on every supported Python, 3.11.2 included;
-shoal.aio.Backoff: the one retry delay policy."""
+shoal.aio.Backoff: the one retry delay policy; shoal.aio.LoopWatchdog: a callback that holds the
+event loop is logged once, with its stack; many short ones are not."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import sys
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -100,3 +103,35 @@ def test_backoff_grows_with_jitter_up_to_the_cap() -> None:
     assert [low.next() for _ in range(5)] == [0.375, 0.75, 1.5, 3.0, 3.0]
     fixed = aio.Backoff(initial=1.0, cap=1.0)  # a fixed retry: no growth, no jitter
     assert [fixed.next() for _ in range(3)] == [1.0, 1.0, 1.0]
+
+
+def _blocking_read() -> None:
+    time.sleep(0.4)  # stands for a synchronous file read or subprocess.run in a coroutine
+
+
+@pytest.mark.blocks_loop
+async def test_the_watchdog_logs_a_callback_that_blocks_the_loop_once_with_its_stack(
+        caplog: pytest.LogCaptureFixture) -> None:
+    watchdog = aio.LoopWatchdog(0.1)
+    watchdog.start()
+    try:
+        for _ in range(20):  # short callbacks, 0.2 s in all: the loop turns, nothing to report
+            time.sleep(0.01)  # noqa: ASYNC251  # a short callback, on purpose
+            await asyncio.sleep(0)
+        with caplog.at_level(logging.WARNING, logger="shoal.aio"):
+            _blocking_read()
+            await asyncio.sleep(0.1)  # the watchdog sees the callback end
+    finally:
+        watchdog.stop()
+    assert len(watchdog.blocks) == 1, watchdog.blocks
+    block = watchdog.blocks[0]
+    assert block.seconds >= 0.3 and block.cpu < block.seconds
+    assert block.stack.endswith("_blocking_read"), block.stack
+    assert "test_the_watchdog_logs" in block.stack
+    assert caplog.messages == [str(block)]
+    assert caplog.messages[0].startswith("event loop blocked for ")
+
+
+def test_a_watchdog_needs_a_positive_limit() -> None:
+    with pytest.raises(ValueError, match="more than 0"):
+        aio.LoopWatchdog(0)

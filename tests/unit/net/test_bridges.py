@@ -93,10 +93,15 @@ def inside(ns: str) -> tuple[dict[str, list[str]], list[str]]:
     return netns.run_in(ns, f)
 
 
-def reach(src: str, dst: str, ip: str, port: int, *, via: str | None = None,
-          timeout: float = 5.0) -> str | None:
+async def reach(src: str, dst: str, ip: str, port: int, *, via: str | None = None,
+                timeout: float = 5.0) -> str | None:
     """A TCP connection from netns ``src`` to a listener in ``dst`` on ``ip:port`` (dialled
-    at ``via``, a published address, if given): the peer the listener saw, or None."""
+    at ``via``, a published address, if given): the peer the listener saw, or None. In a
+    thread: a refused connection waits ``timeout``, which would block the test's loop."""
+    return await asyncio.to_thread(_reach, src, dst, ip, port, via, timeout)
+
+
+def _reach(src: str, dst: str, ip: str, port: int, via: str | None, timeout: float) -> str | None:
     def listener() -> socket.socket:
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -151,14 +156,14 @@ async def test_default_bridge_nat_and_published_ports(env: Env) -> None:
         assert addrs["eth0"] == ["172.17.0.2/16"] and defaults == ["172.17.0.1"]
         assert sb.ports[0].host_port == 8080 and 32768 <= sb.ports[1].host_port < 61000
         # out, masqueraded as the node
-        assert reach(c1, env.outside, OUTSIDE, 9000) == NODE_UL
+        assert await reach(c1, env.outside, OUTSIDE, 9000) == NODE_UL
         # in, through the published port, from outside (the client's own address kept),
         # from the node itself on its address and on 127.0.0.1
-        assert reach(env.outside, c1, "172.17.0.2", 80, via=f"{NODE_UL}:8080") == OUTSIDE
-        assert reach(env.node, c1, "172.17.0.2", 80, via=f"{NODE_UL}:8080") is not None
-        assert reach(env.node, c1, "172.17.0.2", 80, via="127.0.0.1:8080") is not None
+        assert await reach(env.outside, c1, "172.17.0.2", 80, via=f"{NODE_UL}:8080") == OUTSIDE
+        assert await reach(env.node, c1, "172.17.0.2", 80, via=f"{NODE_UL}:8080") is not None
+        assert await reach(env.node, c1, "172.17.0.2", 80, via="127.0.0.1:8080") is not None
         ephemeral = sb.ports[1].host_port
-        assert reach(env.outside, c1, "172.17.0.2", 81, via=f"{NODE_UL}:{ephemeral}") == OUTSIDE
+        assert await reach(env.outside, c1, "172.17.0.2", 81, via=f"{NODE_UL}:{ephemeral}") == OUTSIDE
         # the same host port twice: dockerd's words
         with pytest.raises(Conflict, match="Bind for 0.0.0.0:8080 failed: port is already "
                                            "allocated"):
@@ -167,14 +172,14 @@ async def test_default_bridge_nat_and_published_ports(env: Env) -> None:
         # a second container: ICC on the default bridge, no published port reached any more
         # once the first is released
         await lb.attach(C2, [Want("bridge")], hostname="c2")
-        assert reach(env.ns(C2), c1, "172.17.0.2", 82) == "172.17.0.3"
+        assert await reach(env.ns(C2), c1, "172.17.0.2", 82) == "172.17.0.3"
         # hairpin: a container on the bridge to the node's published port, masqueraded to
         # the gateway so the reply comes back through the node; and to its own port
-        assert reach(env.ns(C2), c1, "172.17.0.2", 80, via=f"{NODE_UL}:8080") == "172.17.0.1"
-        assert reach(c1, c1, "172.17.0.2", 80, via=f"{NODE_UL}:8080") == "172.17.0.1"
+        assert await reach(env.ns(C2), c1, "172.17.0.2", 80, via=f"{NODE_UL}:8080") == "172.17.0.1"
+        assert await reach(c1, c1, "172.17.0.2", 80, via=f"{NODE_UL}:8080") == "172.17.0.1"
         await lb.release(C1)
         assert not Path(c1).exists()
-        assert reach(env.outside, env.ns(C2), "172.17.0.3", 80, via=f"{NODE_UL}:8080",
+        assert await reach(env.outside, env.ns(C2), "172.17.0.3", 80, via=f"{NODE_UL}:8080",
                      timeout=1.0) is None
         await lb.release(C2)
     finally:
@@ -199,8 +204,8 @@ async def test_user_networks_dns_icc_internal_fixed_ip_restart(env: Env) -> None
         assert await resolve(c3, "c1") == ["172.19.0.2"]  # the hostname
         assert await resolve(c3, "API1") == ["172.19.0.2"]  # the name, any case
         assert await resolve(c3, C1[:12] + ".front") == ["172.19.0.2"]  # NAME.NETWORK
-        assert reach(c3, c1, "172.19.0.2", 80) == "172.19.0.3"  # ICC
-        assert reach(c1, env.outside, OUTSIDE, 9001) == NODE_UL
+        assert await reach(c3, c1, "172.19.0.2", 80) == "172.19.0.3"  # ICC
+        assert await reach(c1, env.outside, OUTSIDE, 9001) == NODE_UL
         # a fixed address: only on a network with a user subnet, once
         with pytest.raises(InvalidArgument, match="user configured subnets"):
             await lb.connect(C1, Want("bridge", ipv4_address="172.17.0.50"), hostname="c1")
@@ -210,14 +215,14 @@ async def test_user_networks_dns_icc_internal_fixed_ip_restart(env: Env) -> None
         with pytest.raises(Conflict, match="Address already in use"):
             await lb.connect(C3, Want("fixed", ipv4_address="10.77.0.50"), hostname="c3")
         await lb.connect(C3, Want("fixed"), hostname="c3")
-        assert reach(c3, c1, "10.77.0.50", 81, timeout=1.0) is None  # ICC off there
+        assert await reach(c3, c1, "10.77.0.50", 81, timeout=1.0) is None  # ICC off there
         # the other networks' containers are not reachable from another bridge
         await lb.attach(C2, [Want("bridge")], hostname="c2")
-        assert reach(env.ns(C2), c1, "172.19.0.2", 82, timeout=1.0) is None
+        assert await reach(env.ns(C2), c1, "172.19.0.2", 82, timeout=1.0) is None
         # --internal: its containers reach each other, nothing else, and have no default route
         await lb.attach(C4, [Want("back")], hostname="c4")
         assert inside(env.ns(C4))[1] == []
-        assert reach(env.ns(C4), env.outside, OUTSIDE, 9002, timeout=1.0) is None
+        assert await reach(env.ns(C4), env.outside, OUTSIDE, 9002, timeout=1.0) is None
         # disconnect: the interface goes; a restarted daemon finds the rest
         await lb.disconnect(C1, "fixed")
         assert "eth1" not in inside(c1)[0]
