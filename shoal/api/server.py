@@ -22,14 +22,15 @@ from shoal.api.engine import API_WARNINGS, ENGINE, Engine
 from shoal.api.errors import error_response, json_error
 from shoal.errors import InvalidArgument
 
-__all__ = ["APITLS", "API_VERSION", "API_VERSION_IN_USE", "BIND_WARNINGS", "MIN_API_VERSION", "PATH_PARAMS", "Router",
-           "insecure_listener_notice", "make_app", "parse_version", "serve"]
+__all__ = ["APITLS", "API_VERSION", "API_VERSION_IN_USE", "BIND_WARNINGS", "MIN_API_VERSION", "PATH_PARAMS",
+           "STALE_READ_HEADER", "Router", "insecure_listener_notice", "make_app", "parse_version", "serve"]
 
 log = logging.getLogger(__name__)
 
 API_VERSION = "1.50"
 MIN_API_VERSION = "1.24"
 SERVER = f"Shoal/{__version__} (linux)"
+STALE_READ_HEADER = "X-Shoal-Stale-Read"  # on a read served without the read barrier: why
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Per request (each runs in its own task): the path parameters and the API version asked for.
 PATH_PARAMS: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("path_params")
@@ -96,9 +97,16 @@ def make_app(engine: Engine, router: Router) -> web.Application:
         PATH_PARAMS.set(params)
         try:
             store = engine.store
+            stale = None
             if barrier and store is not None:
-                await store.sync()  # linearizable reads on every manager, not only the leader
-            return await handler(request)
+                stale = await store.sync()  # linearizable reads on every manager, not only the leader
+            response = await handler(request)
+            if stale is not None and not response.prepared:
+                # Served from this manager's cache without a quorum: it may miss acknowledged
+                # writes. Said in a header (as Consul's X-Consul-KnownLeader) since the body is
+                # Docker's.
+                response.headers[STALE_READ_HEADER] = stale
+            return response
         except Exception as exc:  # noqa: BLE001 - the one place errors become responses
             return error_response(exc)
 

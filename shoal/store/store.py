@@ -355,21 +355,23 @@ class Store:
             self._unavailable_since = time.monotonic()
         self._unavailable = reason
 
-    async def sync(self, timeout: float = 2.0) -> None:
+    async def sync(self, timeout: float = 2.0) -> str | None:
         """Wait until the cache holds every write committed before this call (a read barrier,
-        like etcd's ReadIndex), so a read on any manager sees what another acknowledged. Without
-        a quorum the barrier cannot be had: reads are then served from the cache as it is (at
-        once when the quorum has been gone for a while, after ``timeout`` during an election),
-        a choice Docker does not make (its reads fail without a leader): see design/store.md."""
+        like etcd's ReadIndex), so a read on any manager sees what another acknowledged; None
+        then. Without a quorum the barrier cannot be had: reads are then served from the cache
+        as it is (at once when the quorum has been gone for a while, after ``timeout`` during an
+        election), a choice Docker does not make (its reads fail without a leader): see
+        design/store.md. The answer is then why the read may be stale, for the API to say so."""
         if self._unavailable is not None and time.monotonic() - self._unavailable_since > STALE_READS_AFTER:
-            return
+            return f"no quorum for {time.monotonic() - self._unavailable_since:.0f}s"
         try:
             async with aio.timeout(timeout):
                 revision = await self.backend.revision()
         except (Unavailable, TimeoutError) as exc:
             log.debug("read barrier skipped: %s", exc)
-            return
+            return f"no read barrier: {exc or 'timed out'}"
         await self.wait_for_revision(revision, timeout)
+        return None
 
     # -- writes ----------------------------------------------------------------------------
     async def update(

@@ -11,6 +11,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from shoal.api import SwarmState, build_app
+from shoal.api.server import STALE_READ_HEADER
 from shoal.errors import Unavailable
 from shoal.model.objects import Cluster, Node
 from shoal.model.requests import InitRequest, JoinRequest
@@ -231,3 +232,33 @@ async def test_an_update_to_absurd_replicas_is_refused(manager: TestClient) -> N
     assert r.status == 400 and "replicas must be at most 10000" in (await r.json())["message"]
     again = await (await manager.get("/v1.50/services/web")).json()
     assert again["Spec"]["Mode"]["Replicated"]["Replicas"] == 2
+
+
+class NoQuorumBackend(MemoryBackend):
+    """etcd cut off from its peers: no linearizable read, so no read barrier."""
+
+    quorum = True
+
+    async def revision(self) -> int:
+        if not self.quorum:
+            raise Unavailable("etcdserver: request timed out")
+        return await super().revision()
+
+
+async def test_a_read_without_the_barrier_says_it_may_be_stale() -> None:
+    backend = NoQuorumBackend()
+    store = Store(backend)
+    await store.start()
+    client = TestClient(TestServer(build_app(FakeEngine(store))))
+    await client.start_server()
+    try:
+        fresh = await client.get("/v1.50/nodes")
+        assert fresh.status == 200 and STALE_READ_HEADER not in fresh.headers
+        backend.quorum = False
+        stale = await client.get("/v1.50/nodes")
+        assert stale.status == 200  # served from the cache, as the design chose ...
+        assert stale.headers[STALE_READ_HEADER] == "no read barrier: etcdserver: request timed out"
+        assert STALE_READ_HEADER not in (await client.post("/v1.50/services/create", json={})).headers
+    finally:
+        await client.close()
+        await store.close()
