@@ -22,6 +22,7 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -102,7 +103,19 @@ def _one_line(message: str) -> bool:
     return bool(message.strip()) and "\n" not in message.strip() and "Traceback" not in message
 
 
-def test_pauses_and_etcd_kills(swarm: Swarm) -> None:
+@pytest.fixture
+def kept_logs(swarm: Swarm, request: pytest.FixtureRequest) -> Iterator[None]:
+    """On a failure, the daemons' logs copied to /tmp/shoaltest-pft-logs (the swarm's root goes)."""
+    failed = request.session.testsfailed
+    yield
+    if request.session.testsfailed > failed:  # the call's report is logged before teardown
+        out = Path("/tmp/shoaltest-pft-logs")
+        out.mkdir(exist_ok=True)
+        for d in swarm.daemons:
+            copy_out(d.log, out / f"{d.hostname}.log")
+
+
+def test_pauses_and_etcd_kills(swarm: Swarm, kept_logs: None) -> None:
     daemons = init_managers(swarm, 3, workers=1)
     mgrs = daemons[:3]
     keep = _keep(mgrs[0])
