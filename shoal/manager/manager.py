@@ -332,8 +332,9 @@ class Manager:
         assert member is not None
         while True:
             status = member.status
+            reason: str | None
             if not member.healthy:
-                reason: str | None = "this manager's store (etcd) is not running"
+                reason = member.trouble
             elif status is not None and status.leader == 0:
                 reason = NO_LEADER
             else:

@@ -22,8 +22,8 @@ import shutil
 import signal
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
+from io import FileIO
 from pathlib import Path
-from typing import BinaryIO
 
 from shoal import aio
 from shoal.errors import ShoalError, Unavailable
@@ -57,11 +57,21 @@ class EtcdMember:
         self._unhealthy = asyncio.Event()
         self._unhealthy.set()
         self.status: Status | None = None  # the last answer to a health check
+        self._reason = "not started"  # why it is unhealthy, as last seen
 
     @property
     def healthy(self) -> bool:
         """etcd is running and answered its last health check."""
         return self._healthy.is_set()
+
+    @property
+    def trouble(self) -> str | None:
+        """Why etcd cannot serve now, in one line; None while healthy. A paused or stuck etcd
+        is running but does not answer, which is not the same as not running."""
+        if self.healthy:
+            return None
+        state = "does not answer" if self.pid is not None else "is not running"
+        return f"this manager's store (etcd) {state}: {self._reason}"
 
     @property
     def pid(self) -> int | None:
@@ -147,8 +157,9 @@ class EtcdMember:
 
     async def _relaunch(self) -> None:
         """Launch, retrying with backoff until it serves or ``stop()`` is called."""
+        failed = False  # a launch that failed before spawning counts no launch: back off too
         while not self._stopping:
-            if self._launches:
+            if self._launches or failed:
                 delay = self._backoff.next()
                 log.warning("etcd %s: restarting in %.1f s (attempt %d)",
                             self.settings.name, delay, self._backoff.attempt)
@@ -159,18 +170,24 @@ class EtcdMember:
                 await self._launch()
                 return
             except Unavailable as e:
+                failed = True
+                self._set_health(False, e.message)
                 log.error("etcd %s: start failed: %s", self.settings.name, e)
 
     async def _launch(self) -> None:
         settings = self.settings
         binary = find_etcd(settings.etcd_binary)
-        settings.data_dir.parent.mkdir(parents=True, exist_ok=True)
         args = die_with_parent(command_line(binary, settings, first_launch=not self._served))
         env = {k: v for k, v in os.environ.items() if not k.startswith("ETCD_")}
-        with _open_log(settings.log_path, args) as out:
-            process = await asyncio.create_subprocess_exec(
-                *args, stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out, env=env,
-                start_new_session=True)
+        try:  # a full or read-only disk: said in one line, and the supervisor tries again later
+            settings.data_dir.parent.mkdir(parents=True, exist_ok=True)
+            with _open_log(settings.log_path, args) as out:
+                process = await asyncio.create_subprocess_exec(
+                    *args, stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out, env=env,
+                    start_new_session=True)
+        except OSError as exc:
+            raise Unavailable(f"etcd {settings.name} cannot start: {exc.strerror or exc}"
+                              f"{f' ({exc.filename})' if exc.filename else ''}") from exc
         self._launches += 1
         self._process = process
         self._started_at = asyncio.get_running_loop().time()
@@ -229,6 +246,8 @@ class EtcdMember:
         return False
 
     def _set_health(self, healthy: bool, reason: str) -> None:
+        if not healthy:
+            self._reason = reason
         if healthy == self.healthy:
             return
         level = logging.INFO if healthy else logging.WARNING
@@ -257,12 +276,18 @@ def cap_log(path: Path, max_bytes: int = LOG_MAX_BYTES) -> bool:
     return True
 
 
-def _open_log(path: Path, args: list[str]) -> BinaryIO:
+def _open_log(path: Path, args: list[str]) -> FileIO:
     """etcd's log, opened for appending, with a marker line naming this launch."""
     cap_log(path)
-    out = open(path, "ab")  # noqa: SIM115 - the caller closes it once etcd has it
-    out.write(f"--- shoal: {' '.join(args)}\n".encode())
-    out.flush()
+    # Unbuffered: a marker that cannot be written (ENOSPC) fails here, not again on close.
+    out = open(path, "ab", buffering=0)  # noqa: SIM115 - the caller closes it once etcd has it
+    try:
+        out.write(f"--- shoal: {' '.join(args)}\n".encode())
+    except OSError as exc:
+        out.close()
+        if exc.filename is None:
+            exc.filename = str(path)
+        raise
     return out
 
 

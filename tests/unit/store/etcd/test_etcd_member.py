@@ -138,6 +138,55 @@ async def test_a_failed_start_says_why_and_leaves_nothing_running(tmp_path: Path
             shutil.rmtree(settings.data_dir, ignore_errors=True)
 
 
+async def test_a_paused_etcd_does_not_answer_and_is_not_called_stopped(member: EtcdMember) -> None:
+    supervisor = asyncio.create_task(member.run(), name="etcd supervisor")
+    pid = member.pid
+    assert pid is not None and member.trouble is None
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        async with asyncio.timeout(10):
+            await member.wait_unhealthy()
+        assert member.pid == pid  # not restarted: it runs, it does not answer
+        trouble = member.trouble or ""
+        assert trouble.startswith("this manager's store (etcd) does not answer: health check failed"), trouble
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    try:
+        async with asyncio.timeout(10):
+            await member.wait_healthy()
+        assert member.trouble is None
+    finally:
+        supervisor.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await supervisor
+
+
+async def test_a_full_disk_fails_a_launch_in_one_line_and_the_supervisor_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings = member_settings(tmp_path, make_pki(tmp_path / "pki"))
+    settings.data_dir.parent.mkdir(parents=True, exist_ok=True)
+    settings.log_path.symlink_to("/dev/full")  # every write to etcd's log: ENOSPC
+    member = EtcdMember(settings)
+    supervisor = asyncio.create_task(member.run(), name="etcd supervisor")
+    try:
+        await wait_for_async("a failed launch logged", lambda: "start failed" in caplog.text, timeout=10)
+        line = next(r.getMessage() for r in caplog.records if "start failed" in r.getMessage())
+        assert line == (f"etcd {settings.name}: start failed: etcd {settings.name} cannot start: "
+                        f"No space left on device ({settings.log_path})")
+        assert not supervisor.done() and not member.healthy and member.pid is None
+        assert member.trouble == (f"this manager's store (etcd) is not running: etcd {settings.name} "
+                                  f"cannot start: No space left on device ({settings.log_path})")
+        settings.log_path.unlink()  # space again: the next attempt starts etcd
+        async with asyncio.timeout(30):
+            await member.wait_healthy()
+    finally:
+        supervisor.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await supervisor
+        shutil.rmtree(settings.data_dir, ignore_errors=True)
+
+
 def _listening_ports(pid: int) -> set[int]:
     """TCP ports ``pid`` listens on, from /proc (no ss/netstat needed)."""
     inodes = set()
