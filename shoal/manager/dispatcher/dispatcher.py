@@ -76,6 +76,10 @@ log = logging.getLogger(__name__)
 GRACE_MULTIPLIER = 3  # missed heartbeats before a node is DOWN (swarmkit)
 DEFAULT_PERIOD_NS = 5_000_000_000  # swarmkit's DefaultHeartBeatPeriod
 LEADER_GRACE = 6  # heartbeats a new leader waits before judging nodes (swarmkit)
+# ... and at least this many seconds: an agent that found no leader while there was none backs
+# off its reconnects up to 8 s (+20% jitter); with a short period (1 s) six beats came before
+# it tried again, and a new leader marked every node down and replaced its tasks.
+LEADER_GRACE_MIN = 10.0
 STATUS_FLUSH = 0.1  # seconds between status batch writes
 PUSH_GAP = 0.05  # assignment pushes are debounced this long
 
@@ -146,7 +150,7 @@ class Dispatcher:
         self._managers_sent = {(m.node_id, m.addr) for m in self.managers()}
         start = time.monotonic()
         for node in self._store.view().all(Node):
-            self._expires.setdefault(node.id, start + LEADER_GRACE * self.period())
+            self._expires.setdefault(node.id, start + max(LEADER_GRACE * self.period(), LEADER_GRACE_MIN))
         sub = self._store.subscribe([Task, Node, Cluster])
         try:
             async with asyncio.TaskGroup() as tg:
