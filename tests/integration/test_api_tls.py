@@ -32,7 +32,7 @@ def test_tlsverify_api_and_no_plain_tcp_off_loopback(tmp_path: Path) -> None:
     shutil.copy(pki.key_file, certs / "key.pem")
     port = free_port()
     base = SHOALD + ["--data-root", str(tmp_path / "data"), "--exec-root", str(tmp_path / "exec"),
-                     "--hostname", "shoaltest-tls"]
+                     "--hostname", "shoaltest-tls", "--executor", "sim"]  # no bridge in this namespace
     refused = subprocess.run(base + ["-H", f"tcp://0.0.0.0:{port}"], capture_output=True, text=True, timeout=30,
                              check=False)
     assert refused.returncode == 1 and "without TLS" in refused.stderr
