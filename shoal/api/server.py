@@ -95,9 +95,9 @@ def make_app(engine: Engine, router: Router) -> web.Application:
             return json_error(404, "page not found")
         handler, params, barrier = matched
         PATH_PARAMS.set(params)
+        stale = None
         try:
             store = engine.store
-            stale = None
             if barrier and store is not None:
                 stale = await store.sync()  # linearizable reads on every manager, not only the leader
             response = await handler(request)
@@ -108,7 +108,10 @@ def make_app(engine: Engine, router: Router) -> web.Application:
                 response.headers[STALE_READ_HEADER] = stale
             return response
         except Exception as exc:  # noqa: BLE001 - the one place errors become responses
-            return error_response(exc)
+            refused = error_response(exc)
+            if stale is not None:  # a 404 from a stale cache is no proof of absence either
+                refused.headers[STALE_READ_HEADER] = stale
+            return refused
 
     @web.middleware
     async def headers(request: web.Request, handler: Handler) -> web.StreamResponse:
