@@ -50,7 +50,6 @@ TTL = 600               # docker's answer TTL
 UDP_SIZE = 512          # a UDP answer without EDNS0 (RFC 1035); larger ones are truncated, TC set
 EDNS_SIZE = 4096        # the most we send over UDP to an asker that advertises more
 MAX_TCP_CONNECTIONS = 64  # per container; more are closed at once (each may hold ~130 KiB)
-TCP_ANSWERS_PER_PASS = 64  # queries of one TCP connection answered per turn of the loop
 
 
 class Records(Protocol):
@@ -547,7 +546,6 @@ class _TCPConnection(asyncio.Protocol):
         self._buffer = bytearray()
         self._timer: asyncio.TimerHandle | None = None
         self._paused = False
-        self._answering: asyncio.Handle | None = None  # a later pass over the buffer
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -563,14 +561,11 @@ class _TCPConnection(asyncio.Protocol):
         self._server._connections.discard(self)
         if self._timer is not None:
             self._timer.cancel()
-        if self._answering is not None:
-            self._answering.cancel()
 
     def data_received(self, data: bytes) -> None:
         self._buffer += data
         self._arm()
-        if self._answering is None:
-            self._answer()
+        self._answer()
 
     def pause_writing(self) -> None:
         self._paused = True
@@ -581,24 +576,16 @@ class _TCPConnection(asyncio.Protocol):
         self._paused = False
         if self._transport is not None and not self._transport.is_closing():
             self._transport.resume_reading()
-            if self._answering is None:
-                self._answer()
+            self._answer()
 
     def _answer(self) -> None:
-        self._answering = None
-        for _ in range(TCP_ANSWERS_PER_PASS):
-            if len(self._buffer) < 2 or self._paused:
-                return
+        while len(self._buffer) >= 2 and not self._paused:
             size = int.from_bytes(self._buffer[:2], "big")
             if len(self._buffer) < 2 + size:
-                return
+                break
             message = bytes(self._buffer[2:2 + size])
             del self._buffer[:2 + size]
             self._server.query(message, tcp=True, send=self._send)
-        # a buffer of thousands of queries: the rest on a later pass, so the loop (heartbeats,
-        # other containers' queries) is never held for long by one connection
-        if self._transport is not None and not self._transport.is_closing():
-            self._answering = asyncio.get_running_loop().call_soon(self._answer)
 
     def close(self) -> None:
         if self._transport is not None:  # answers it never read would hold it open: aborted

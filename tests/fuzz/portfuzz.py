@@ -178,10 +178,9 @@ async def fuzz_ca(addr: str, token: str, worker: NodeIdentity, report: Report, *
                   seed: int = 0) -> None:
     """``/ca/join`` without a certificate, ``/ca/renew`` and ``/ca/raft`` with a worker's: every
     answer a 4xx with a JSON message (413 for a body over aiohttp's 1 MiB, aiohttp's own)."""
-    # drawn in a thread: hypothesis takes seconds of CPU cold, which the loop must not wait on
-    bodies = await asyncio.to_thread(join_cases, token, n, seed=seed)
-    renewals = [b"", b"[]", b"1", b'{"CSR": 5}', b'{"CSR": "junk"}'] + await asyncio.to_thread(
-        draw, mutations({"CSR": "junk"}), n // 4, seed=seed)
+    bodies = join_cases(token, n, seed=seed)
+    renewals = [b"", b"[]", b"1", b'{"CSR": 5}', b'{"CSR": "junk"}'] + draw(
+        mutations({"CSR": "junk"}), n // 4, seed=seed)
     # one context of each kind, made in threads: loading the CA roots costs a second of CPU
     stranger = await asyncio.to_thread(_no_cert_context)
     known = await asyncio.to_thread(worker.client_ssl_context)
@@ -243,7 +242,7 @@ async def fuzz_sessions(addr: str, worker: NodeIdentity, report: Report, *, n: i
                         oversized: bool = False) -> None:
     """One session per frame, with the worker's certificate; ``oversized``: one frame past the
     dispatcher's 64 MiB too (slow: it is sent whole)."""
-    frames = await asyncio.to_thread(session_cases, n, seed=seed)
+    frames = session_cases(n, seed=seed)
     if oversized:
         frames.append("x" * (64 * 1024 * 1024 + 1))
     known = await asyncio.to_thread(worker.client_ssl_context)
@@ -329,7 +328,7 @@ async def fuzz_gossip(addr: tuple[str, int], key: bytes, report: Report, *, n: i
                       connections: int = 40) -> None:
     """Datagrams at the UDP port, then TCP: length prefixes past the caps, truncated frames, a
     replayed frame, and ``connections`` connections at once (past the 16 served)."""
-    cases = await asyncio.to_thread(gossip_cases, key, n, seed=seed)
+    cases = gossip_cases(key, n, seed=seed)
     loop = asyncio.get_running_loop()
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
         udp.setblocking(False)
@@ -446,7 +445,7 @@ async def fuzz_dns(udp: tuple[str, int], tcp: tuple[str, int], names: list[str],
                    n: int, seed: int = 0) -> None:
     """Every case over UDP, then over one TCP connection (and a few with bad length prefixes);
     every query answered with its ID."""
-    cases = await asyncio.to_thread(dns_cases, names, n, seed=seed)
+    cases = dns_cases(names, n, seed=seed)
     for data in cases:
         report.sent["dns"] += 1
         answer = await _udp_ask(udp, data, 2.0 if _expects_answer(data) else 0.0)

@@ -39,6 +39,10 @@ from shoal.pki import generate_key_and_csr
 from shoal.store.store import Store
 from tests.fuzz.portfuzz import Report, fuzz_ca, fuzz_sessions, slow_senders
 
+# the fuzzer draws its cases (hypothesis, seconds of CPU cold) on the loop the servers share;
+# in a thread it would see the servers' use of `random` and refuse
+pytestmark = pytest.mark.blocks_loop
+
 N = 60  # hypothesis inputs per kind: a few seconds
 
 

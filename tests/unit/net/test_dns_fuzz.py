@@ -17,6 +17,10 @@ from shoal.dev.wait import wait_for_async
 from shoal.net.dns import MAX_TCP_CONNECTIONS, DNSServer, Resolver
 from tests.fuzz.portfuzz import Report, fuzz_dns
 
+# the fuzzer draws its cases (hypothesis, seconds of CPU cold) on the loop the servers share;
+# in a thread it would see the servers' use of `random` and refuse
+pytestmark = pytest.mark.blocks_loop
+
 NET = "net1"
 WEB = [f"10.0.{i // 250}.{i % 250 + 1}" for i in range(300)]  # an answer larger than 4 KiB
 

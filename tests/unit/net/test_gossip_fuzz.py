@@ -18,6 +18,10 @@ from shoal.net.gossip import GossipConfig, GossipNode
 from shoal.net.gossip_wire import Gossip, Keyring, MemberMsg, State, encode
 from tests.fuzz.portfuzz import Report, fuzz_gossip
 
+# the fuzzer draws its cases (hypothesis, seconds of CPU cold) on the loop the servers share;
+# in a thread it would see the servers' use of `random` and refuse
+pytestmark = pytest.mark.blocks_loop
+
 KEY = bytes(range(32))
 LOOPS = {"probe", "gossip", "push-pull", "reap"}
 
