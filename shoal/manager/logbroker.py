@@ -172,10 +172,7 @@ class LogBroker:
         """``GET /logs`` (websocket) on the leader's swarm listener, for other managers: one
         JSON request (tasks by node, selector), then one JSON frame per batch or end."""
         ws = web.WebSocketResponse(heartbeat=None, max_msg_size=16 * 1024 * 1024)
-        try:
-            await ws.prepare(request)
-        except ConnectionError:  # the asking manager went away during the upgrade
-            return ws
+        await ws.prepare(request)
         first = await ws.receive()
         if first.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
             await ws.close()

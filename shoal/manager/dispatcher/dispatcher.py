@@ -394,10 +394,7 @@ class Dispatcher:
             return web.json_response({"message": "permission denied: a node certificate of this "
                                                  "swarm is required"}, status=403)
         ws = web.WebSocketResponse(heartbeat=None, max_msg_size=64 * 1024 * 1024)
-        try:
-            await ws.prepare(request)
-        except ConnectionError:  # the agent went away during the upgrade (a lossy link)
-            return ws
+        await ws.prepare(request)
         try:  # on every manager, the leader or not: a removed node learns it at once
             self._authorize(peer)
         except PermissionDenied as exc:
