@@ -14,40 +14,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 
-from shoal.api.server import STALE_READ_HEADER
 from shoal.dev.linearizability import History
 from shoal.dev.local import Daemon, leader
 from shoal.dev.wait import wait_for
-from tests.integration.quorum import Recorder
-
-
-class FaultRecorder(Recorder):
-    """The Recorder, but a read a manager answered without its read barrier (and said so in
-    X-Shoal-Stale-Read) is recorded as observing nothing: it promises no linearizability."""
-
-    stale_reads = 0
-
-    def _read(self, c: httpx.Client, process: int, key: str) -> tuple[Any, ...] | None:
-        op = self.history.invoke(process, "read", key)
-        try:
-            r = c.get(f"/services/{key}")
-        except httpx.HTTPError:
-            self.history.unknown(op)
-            return None
-        if r.status_code not in (200, 404) or STALE_READ_HEADER in r.headers:
-            self.history.fail(op)
-            self.stale_reads += r.status_code in (200, 404)
-            return None
-        if r.status_code == 404:
-            self.history.ok(op, None)
-            return ("absent",)
-        service = r.json()
-        self.history.ok(op, service["Spec"]["Labels"]["v"])
-        return ("present", service)
 
 
 def etcd_pid(daemon: Daemon) -> int | None:

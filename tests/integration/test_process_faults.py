@@ -31,7 +31,6 @@ from shoal.dev.linearizability import check
 from shoal.dev.local import Daemon, Swarm
 from shoal.dev.wait import wait_for
 from tests.integration.procfaults import (
-    FaultRecorder,
     Figures,
     converged,
     copy_out,
@@ -45,7 +44,7 @@ from tests.integration.procfaults import (
     time_to_converge,
     timed_write,
 )
-from tests.integration.quorum import init_managers, statuses, wait_leader
+from tests.integration.quorum import Recorder, init_managers, statuses, wait_leader
 
 pytestmark = [pytest.mark.integration,
               # httpcore leaks the socket of a unix-socket connect that fails (a paused daemon)
@@ -76,7 +75,7 @@ def _keep(first: Daemon) -> set[str]:
     return wait_for("keep's two tasks running", two, timeout=60)
 
 
-def _final_reads(rec: FaultRecorder, managers: list[Daemon]) -> None:
+def _final_reads(rec: Recorder, managers: list[Daemon]) -> None:
     """Every key read through every manager after the faults, into the checked history."""
     for d in managers:
         with d.client(10.0) as c:
@@ -91,7 +90,7 @@ def _final_reads(rec: FaultRecorder, managers: list[Daemon]) -> None:
                     rec.history.ok(op, r.json()["Spec"]["Labels"]["v"])
 
 
-def _check_history(rec: FaultRecorder, managers: list[Daemon]) -> None:
+def _check_history(rec: Recorder, managers: list[Daemon]) -> None:
     _final_reads(rec, managers)
     result = check(rec.history)
     assert result.ok, result.explanation
@@ -115,7 +114,7 @@ def kept_logs(swarm: Swarm, request: pytest.FixtureRequest) -> Iterator[None]:
             copy_out(d.log, out / f"{d.hostname}.log")
 
 
-def _etcd_paused_alone(mgrs: list[Daemon], rec: FaultRecorder) -> None:
+def _etcd_paused_alone(mgrs: list[Daemon], rec: Recorder) -> None:
     lead = wait_leader(mgrs)
     others = [m for m in mgrs if m is not lead]
     pid = etcd_pid(lead)
@@ -142,7 +141,7 @@ def test_pauses_and_etcd_kills(swarm: Swarm, kept_logs: None) -> None:
     daemons = init_managers(swarm, 3, workers=1)
     mgrs = daemons[:3]
     keep = _keep(mgrs[0])
-    with FaultRecorder(mgrs, KEYS) as rec:
+    with Recorder(mgrs, KEYS) as rec:
         time.sleep(2)
 
         # 1. The leader paused whole: its shoald and its etcd member.
@@ -210,7 +209,7 @@ def test_a_full_disk_on_one_manager(swarm: Swarm) -> None:
             mgrs = [m1, m2, m3]
             wait_for("every node ready", lambda: statuses(m1) == {"Ready": NODES, "managers": 3}, timeout=60)
             keep = _keep(m1)
-            with FaultRecorder(mgrs, KEYS) as rec:
+            with Recorder(mgrs, KEYS) as rec:
                 time.sleep(2)
                 t0 = time.monotonic()
                 fillers = fill(data)

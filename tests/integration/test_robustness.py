@@ -13,13 +13,13 @@ import os
 import signal
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
-from shoal.dev.local import SHOALD, Daemon, Swarm
+from shoal.dev.local import SHOALD, Swarm
 from shoal.dev.wait import wait_for
 from tests.integration.conftest import init_swarm
+from tests.integration.procfaults import etcd_pid
 
 pytestmark = pytest.mark.integration
 
@@ -95,27 +95,13 @@ def test_a_long_heartbeat_period_then_a_short_one(swarm: Swarm) -> None:
         worker.proc.send_signal(signal.SIGCONT)
 
 
-def _etcd_pid(daemon: Daemon) -> int | None:
-    """The daemon's etcd member, found by its command line (the binary, the data root)."""
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            argv = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if argv and argv[0].endswith(b"etcd") and str(daemon.root).encode() in b" ".join(argv):
-            return int(proc.name)
-    return None
-
-
 def test_the_store_follows_etcd_through_a_kill(swarm: Swarm) -> None:
     manager, _ = init_swarm(swarm, 0)
     manager.docker("service", "create", "--detach", "--name", "before", "busybox")
-    first = _etcd_pid(manager)
+    first = etcd_pid(manager)
     assert first is not None
     os.kill(first, signal.SIGKILL)
-    wait_for("etcd restarted", lambda: _etcd_pid(manager) not in (None, first), timeout=60)
+    wait_for("etcd restarted", lambda: etcd_pid(manager) not in (None, first), timeout=60)
 
     def created() -> bool:
         out = manager.docker("service", "create", "--detach", "--name", "after", "busybox",
